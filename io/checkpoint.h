@@ -1,0 +1,29 @@
+// checkpoint.h: HDF5 checkpoints (docs/formats.md):
+//   /config                     string, the experiment INI text as run
+//   /params/<layer>/<name>      float32 in PyTorch's shapes (conv weight [out,in,kd,kh,kw],
+//                               linear [out,in], BN weight/bias; BN running_mean/running_var
+//                               also live here, as in a PyTorch state_dict)
+//   /optimizer/m, /optimizer/v  float32 flat, same order as the parameter buffer; attribute step
+//   /train attributes: epoch, step (global optimiser steps); /train/rng uint64[4]
+// Written to "<dir>/.<name>.tmp.<pid>" then renamed: a crash never leaves a half checkpoint.
+#ifndef DF_CHECKPOINT_H
+#define DF_CHECKPOINT_H
+#include "net.h"
+#include "optim.h"
+#include "rng.h"
+
+typedef struct {
+    int epoch;   // epochs completed
+    long step;   // optimiser steps completed
+    Rng rng;     // trainer RNG state
+} TrainState;
+
+// opt may be NULL (no optimiser state written).
+int checkpoint_save(const char *path, const char *config_text, const Net *net, const Optimizer *opt,
+                    const TrainState *ts, DfError *err);
+// Loads parameters and state into an already built net (shapes must match: a mismatch names
+// the layer and tensor), and optimiser/train state when opt/ts are non-NULL.
+int checkpoint_load(const char *path, Net *net, Optimizer *opt, TrainState *ts, DfError *err);
+// The config text stored in a checkpoint (caller frees), NULL with err on failure.
+char *checkpoint_read_config(const char *path, DfError *err);
+#endif

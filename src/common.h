@@ -1,0 +1,69 @@
+// common.h: error reporting, checked allocation, small helpers shared by every file.
+#ifndef DF_COMMON_H
+#define DF_COMMON_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// Exit statuses. Bad user input (files, CSV, configs, command lines) is 2.
+enum { DF_EXIT_OK = 0, DF_EXIT_FAIL = 1, DF_EXIT_INPUT = 2 };
+
+// An error message carried back to the caller that knows which file it was reading.
+typedef struct { char msg[1024]; } DfError;
+
+// Formats into err (if non-NULL) and returns -1, so parsers can write `return df_err(err, ...)`.
+int df_err(DfError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Prints "deconfound: <message>" to stderr (on rank 0 only when `collective` is set and the
+// abort hook says this is not rank 0), then ends the whole job with `status`.
+// dist/ installs a hook that turns this into MPI_Abort when several ranks run.
+_Noreturn void df_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Same as df_die, but for errors every rank detects identically (a bad config): only rank 0
+// prints, every rank finalises and exits with `status`, so the user sees one message.
+_Noreturn void df_die_collective(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Hooks installed by dist/ (MPI); the defaults are single-process behaviour.
+typedef struct {
+    int (*rank)(void);                       // this process's rank (default 0)
+    _Noreturn void (*abort_all)(int status);  // end every rank now (default exit)
+    _Noreturn void (*exit_all)(int status);   // collective clean exit (default exit)
+} DfProcessHooks;
+void df_set_process_hooks(const DfProcessHooks *hooks);
+int df_rank(void);
+
+// Checked allocation: on failure, reports file and line and ends the job.
+void *df_malloc_impl(size_t n, const char *file, int line);
+void *df_calloc_impl(size_t n, size_t size, const char *file, int line);
+void *df_realloc_impl(void *p, size_t n, const char *file, int line);
+char *df_strdup_impl(const char *s, const char *file, int line);
+#define xmalloc(n) df_malloc_impl((n), __FILE__, __LINE__)
+#define xcalloc(n, s) df_calloc_impl((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, n) df_realloc_impl((p), (n), __FILE__, __LINE__)
+#define xstrdup(s) df_strdup_impl((s), __FILE__, __LINE__)
+// 64-byte aligned float buffer (for BLAS and vector loops), zero-filled.
+float *df_alloc_floats_impl(size_t n, const char *file, int line);
+#define df_alloc_floats(n) df_alloc_floats_impl((n), __FILE__, __LINE__)
+
+// Internal invariant check: a failure is a bug, not bad input.
+#define DF_ASSERT(cond) \
+    do { if (!(cond)) df_die(DF_EXIT_FAIL, "%s:%d: internal error: %s", __FILE__, __LINE__, #cond); } while (0)
+
+// Monotonic wall-clock seconds.
+double df_now(void);
+
+// Writes `len` bytes to `path` atomically: temporary name in the same directory, fsync, rename.
+int df_write_file_atomic(const char *path, const void *data, size_t len, DfError *err);
+// Reads a whole text file (NUL-terminated). Returns NULL and sets err on failure.
+char *df_read_text_file(const char *path, size_t *len, DfError *err);
+// A temporary name beside `path` for an atomic write: "<dir>/.<base>.tmp.<pid>". Caller frees.
+char *df_temp_name(const char *path);
+
+// Strict number parsing (whole string must be consumed, no overflow). 0 on success.
+int df_parse_long(const char *s, long *out);
+int df_parse_double(const char *s, double *out);
+int df_parse_bool(const char *s, int *out);  // true/false/yes/no/1/0/on/off
+
+#define DF_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DF_MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif

@@ -1,0 +1,35 @@
+// conv3d.h: 3D convolution (cross-correlation, as PyTorch's Conv3d), groups = 1, no dilation.
+#ifndef DF_CONV3D_H
+#define DF_CONV3D_H
+#include <stddef.h>
+
+typedef struct {
+    int C, D, H, W;          // input channels and spatial size
+    int OC;                  // output channels
+    int kd, kh, kw;          // kernel
+    int sd, sh, sw;          // stride
+    int pd, ph, pw;          // zero padding
+    int OD, OH, OW;          // output size, set by conv3d_geom_init
+} Conv3dGeom;
+
+// Fills g and computes OD = (D + 2 pd - kd) / sd + 1 etc. Returns -1 if any size or the
+// output is < 1 (an impossible shape).
+int conv3d_geom_init(Conv3dGeom *g, int C, int D, int H, int W, int OC,
+                     const int k[3], const int s[3], const int p[3]);
+// Floats of shared workspace the fast kernels need (independent of the batch size).
+size_t conv3d_workspace_floats(const Conv3dGeom *g);
+
+// out is (B,OC,OD,OH,OW), inp is (B,C,D,H,W), weight is (OC,C,kd,kh,kw), bias is (OC) or NULL.
+// Fast path: vol2col + OpenBLAS sgemm, per sample.
+void conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int B, const Conv3dGeom *g, float *workspace);
+// dinp (or NULL) += dL/dinp, dweight += dL/dweight, dbias (or NULL) += dL/dbias.
+void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace);
+
+// Plain loops, the test oracle for the fast path (same contracts, no workspace).
+void conv3d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,
+                          int B, const Conv3dGeom *g);
+void conv3d_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, int B, const Conv3dGeom *g);
+#endif

@@ -1,0 +1,56 @@
+// ini.h: the plain-text experiment format. Sections keep their order and may repeat
+// (each network layer is one section, Darknet style); every key remembers its line so
+// errors can say "file:line: problem"; keys never read are reported as unknown.
+#ifndef DF_INI_H
+#define DF_INI_H
+#include "common.h"
+
+typedef struct {
+    char *key, *value;
+    int line;   // 1-based line in the file, 0 for values given by --set
+    int used;   // set when a getter reads it
+} IniEntry;
+
+typedef struct {
+    char *name;  // the text between [ and ], lower-case
+    int line;
+    IniEntry *entries;
+    int n, cap;
+} IniSection;
+
+typedef struct {
+    char *origin;  // file name used in messages
+    char *text;    // the original text (saved verbatim in checkpoints)
+    IniSection *sections;
+    int n, cap;
+} Ini;
+
+int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *err);
+int ini_parse_file(Ini *ini, const char *path, DfError *err);
+void ini_free(Ini *ini);
+
+// Applies "section.key=value" (a command-line --set). The section is the first with that
+// header, or the layer section whose `name` key equals it. Missing keys are added.
+int ini_apply_set(Ini *ini, const char *assignment, DfError *err);
+
+IniSection *ini_section(Ini *ini, const char *name);  // first section with that header
+IniEntry *ini_entry(IniSection *s, const char *key);  // does not mark used
+const char *ini_str(IniSection *s, const char *key, const char *def);  // marks used
+
+// Typed getters: 0 if absent (out = def) or valid, -1 with "file:line: ..." in err when the
+// value does not parse or is outside [lo, hi].
+int ini_long(const Ini *ini, IniSection *s, const char *key, long def, long lo, long hi, long *out, DfError *err);
+int ini_int(const Ini *ini, IniSection *s, const char *key, int def, int lo, int hi, int *out, DfError *err);
+int ini_double(const Ini *ini, IniSection *s, const char *key, double def, double lo, double hi, double *out, DfError *err);
+int ini_bool(const Ini *ini, IniSection *s, const char *key, int def, int *out, DfError *err);
+// Comma separated integers, e.g. "3" or "3,3,1": n_out gets the count (at most max).
+int ini_int_list(const Ini *ini, IniSection *s, const char *key, int *out, int max, int *n_out, DfError *err);
+// One of a fixed set of words; *out is the index into choices (NULL-terminated).
+int ini_choice(const Ini *ini, IniSection *s, const char *key, const char *def, const char *const *choices, int *out, DfError *err);
+
+// "file:line: " prefix for a key's messages (line of the section when the key is absent).
+void ini_where(const Ini *ini, const IniSection *s, const char *key, char *buf, size_t n);
+
+// Reports the first key nobody read as "file:line: unknown key 'k' in [section]".
+int ini_check_unused(const Ini *ini, DfError *err);
+#endif
