@@ -5,12 +5,16 @@
 //                               also live here, as in a PyTorch state_dict)
 //   /optimizer/m, /optimizer/v  float32 flat, same order as the parameter buffer; attribute step
 //   /train attributes: epoch, step (global optimiser steps); /train/rng uint64[4]
+//   root attributes: format = "deconfound-checkpoint", version = 1; /optimizer attribute kind
 // Written to "<dir>/.<name>.tmp.<pid>" then renamed: a crash never leaves a half checkpoint.
 #ifndef DF_CHECKPOINT_H
 #define DF_CHECKPOINT_H
 #include "net.h"
 #include "optim.h"
 #include "rng.h"
+
+#define CHECKPOINT_FORMAT "deconfound-checkpoint"
+#define CHECKPOINT_VERSION 1
 
 typedef struct {
     int epoch;   // epochs completed
@@ -26,4 +30,10 @@ int checkpoint_save(const char *path, const char *config_text, const Net *net, c
 int checkpoint_load(const char *path, Net *net, Optimizer *opt, TrainState *ts, DfError *err);
 // The config text stored in a checkpoint (caller frees), NULL with err on failure.
 char *checkpoint_read_config(const char *path, DfError *err);
+// 1 if path is a checkpoint (root attribute format = "deconfound-checkpoint"), 0 if it is
+// some other HDF5 file (e.g. a shard), -1 with err if it cannot be opened or is not HDF5.
+int checkpoint_probe(const char *path, DfError *err);
+// Prints epoch, step, optimiser and every stored tensor with its shape (layers in network
+// order), as text or as one JSON object. 0, or -1 with err.
+int checkpoint_describe(const char *path, FILE *out, int json, DfError *err);
 #endif

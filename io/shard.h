@@ -35,6 +35,10 @@ int cohort_column(const Cohort *c, const char *name);
 int shard_write(const char *path, const Cohort *c, DfError *err);
 // Reads the whole shard into memory; checks the format attribute, version and shapes.
 int shard_read(const char *path, Cohort *c, DfError *err);
-// Reads only the header (n, shape, columns), images left NULL.
+// Reads everything except the images (n, shape, columns, kinds, labels, meta -- all small);
+// images left NULL.
 int shard_read_header(const char *path, Cohort *c, DfError *err);
+// Reads samples [start, start+count) of /images into images (count * C*D*H*W floats; the
+// shape comes from shard_read_header). For loaders that keep only some samples in memory.
+int shard_read_images(const char *path, int start, int count, float *images, DfError *err);
 #endif

@@ -12,7 +12,7 @@
 #include <fcntl.h>
 
 static int default_rank(void) { return 0; }
-static _Noreturn void default_exit(int status) { fflush(stdout); fflush(stderr); exit(status); }
+static void default_exit(int status) { fflush(stdout); fflush(stderr); exit(status); }
 static DfProcessHooks hooks = { default_rank, default_exit, default_exit };
 
 void df_set_process_hooks(const DfProcessHooks *h) { hooks = *h; }
@@ -42,6 +42,7 @@ _Noreturn void df_die(int status, const char *fmt, ...) {
     print_message(fmt, ap);
     va_end(ap);
     hooks.abort_all(status);
+    exit(status);  // hooks should not return; never continue past a fatal error
 }
 
 _Noreturn void df_die_collective(int status, const char *fmt, ...) {
@@ -52,6 +53,7 @@ _Noreturn void df_die_collective(int status, const char *fmt, ...) {
         va_end(ap);
     }
     hooks.exit_all(status);
+    exit(status);
 }
 
 void *df_malloc_impl(size_t n, const char *file, int line) {

@@ -26,8 +26,8 @@ _Noreturn void df_die_collective(int status, const char *fmt, ...) __attribute__
 // Hooks installed by dist/ (MPI); the defaults are single-process behaviour.
 typedef struct {
     int (*rank)(void);                       // this process's rank (default 0)
-    _Noreturn void (*abort_all)(int status);  // end every rank now (default exit)
-    _Noreturn void (*exit_all)(int status);   // collective clean exit (default exit)
+    void (*abort_all)(int status);  // end every rank now (default: exit)
+    void (*exit_all)(int status);   // collective clean exit (default: exit)
 } DfProcessHooks;
 void df_set_process_hooks(const DfProcessHooks *hooks);
 int df_rank(void);

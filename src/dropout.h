@@ -1,6 +1,7 @@
 // dropout.h: inverted dropout. Each sample's mask is drawn from its own stream
 // rng_seed_stream(seed, step, global sample index), so masks do not depend on how the
-// global batch is split over ranks.
+// global batch is split over ranks. The layer passes seed = run seed XOR a hash of its name,
+// so two dropout layers draw different masks for the same sample and step.
 #ifndef DF_DROPOUT_H
 #define DF_DROPOUT_H
 #include <stddef.h>

@@ -264,3 +264,21 @@ int ini_check_unused(const Ini *ini, DfError *err) {
     }
     return 0;
 }
+
+char *ini_serialize(const Ini *ini) {
+    size_t cap = 256, len = 0;
+    for (int i = 0; i < ini->n; i++) {
+        cap += strlen(ini->sections[i].name) + 4;
+        for (int j = 0; j < ini->sections[i].n; j++)
+            cap += strlen(ini->sections[i].entries[j].key) + strlen(ini->sections[i].entries[j].value) + 5;
+    }
+    char *out = xmalloc(cap);
+    len += (size_t)snprintf(out + len, cap - len, "; %s as run\n", ini->origin);
+    for (int i = 0; i < ini->n; i++) {
+        const IniSection *s = &ini->sections[i];
+        len += (size_t)snprintf(out + len, cap - len, "%s[%s]\n", i ? "\n" : "", s->name);
+        for (int j = 0; j < s->n; j++)
+            len += (size_t)snprintf(out + len, cap - len, "%s = %s\n", s->entries[j].key, s->entries[j].value);
+    }
+    return out;
+}

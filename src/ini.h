@@ -51,6 +51,9 @@ int ini_choice(const Ini *ini, IniSection *s, const char *key, const char *def, 
 // "file:line: " prefix for a key's messages (line of the section when the key is absent).
 void ini_where(const Ini *ini, const IniSection *s, const char *key, char *buf, size_t n);
 
+// The configuration as it now stands (after --set), as INI text. Caller frees.
+char *ini_serialize(const Ini *ini);
+
 // Reports the first key nobody read as "file:line: unknown key 'k' in [section]".
 int ini_check_unused(const Ini *ini, DfError *err);
 #endif

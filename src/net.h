@@ -16,7 +16,7 @@ typedef struct {
     float *state;           // n_state
     size_t n_state;
     float **acts;           // acts[0] is the input copy, acts[i+1] the output of layer i: (max_batch, shape)
-    float **dacts;          // gradients of acts (dacts[0] unused: NULL)
+    float **dacts;          // gradients of acts (dacts[0] is NULL unless net_enable_input_grad)
     Shape out_shape;
 } Net;
 
@@ -32,6 +32,9 @@ const float *net_forward(Net *net, const float *inp, int B, int training);
 // gradients, then accumulates parameter gradients into net->grads.
 void net_backward(Net *net, const float *dout, int B);
 void net_zero_grad(Net *net);
+// Also compute the gradient with respect to the input (net->dacts[0]); off by default, since
+// training never needs it. Used by tests and by input-attribution tools.
+void net_enable_input_grad(Net *net);
 Layer *net_layer(Net *net, const char *name);  // by name, NULL if absent
 // Index i such that net->acts[i] holds the named layer's output; -1 if absent.
 int net_layer_output_index(const Net *net, const char *name);

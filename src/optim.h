@@ -41,6 +41,14 @@ typedef struct {
     int warmup_epochs; // linear warm-up from base_lr/ (warmup+1) before the schedule (0 = none)
 } Schedule;
 
-// Learning rate used during epoch `epoch` (0-based).
+// Learning rate used during epoch `epoch` (0-based). With W = warmup_epochs:
+//   epoch < W:  base_lr * (epoch + 1) / (W + 1)   (so base_lr/(W+1), ..., base_lr*W/(W+1))
+//   otherwise the schedule runs on e = epoch - W, i.e. it starts from base_lr after warm-up:
+//     constant: base_lr
+//     step:     base_lr * gamma^floor(e / step_size)
+//     cosine:   min_lr + (base_lr - min_lr) (1 + cos(pi e / T)) / 2 with T = total_epochs - W
+//               (at least 1), so the cosine still reaches min_lr at epoch total_epochs.
+// This is torch's SequentialLR([LinearLR(start_factor=1/(W+1), total_iters=W), <schedule>],
+// milestones=[W]) with CosineAnnealingLR(T_max = total_epochs - W); W = 0 is the bare schedule.
 double schedule_lr(const Schedule *s, int epoch);
 #endif

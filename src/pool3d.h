@@ -19,6 +19,9 @@ int pool3d_geom_init(Pool3dGeom *g, int C, int D, int H, int W, const int k[3], 
 // out is (B,C,OD,OH,OW); argmax (same shape) records the winning input offset within its
 // (D,H,W) plane, for backward.
 void maxpool3d_forward(float *out, int32_t *argmax, const float *inp, int B, const Pool3dGeom *g);
+// The general loop (any kernel/stride/pad): the reference for the kernel-2 stride-2 fast
+// path that maxpool3d_forward picks when it applies. Same contract.
+void maxpool3d_forward_naive(float *out, int32_t *argmax, const float *inp, int B, const Pool3dGeom *g);
 // dinp += dout routed to the argmax positions
 void maxpool3d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, const Pool3dGeom *g);
 void avgpool3d_forward(float *out, const float *inp, int B, const Pool3dGeom *g);

@@ -41,7 +41,7 @@ float rng_uniformf(Rng *r, float lo, float hi) { return lo + (hi - lo) * (float)
 double rng_normal(Rng *r) {
     double u1 = rng_uniform(r), u2 = rng_uniform(r);
     if (u1 < 1e-300) u1 = 1e-300;
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
 uint64_t rng_below(Rng *r, uint64_t n) {

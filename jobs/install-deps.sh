@@ -1,0 +1,13 @@
+#!/bin/sh
+# install-deps.sh: the Debian 12 packages deconfound builds and runs with (run as root, or
+# it uses sudo). The one list of packages: README, CI and the job scripts all use this.
+set -e
+PKGS="build-essential autoconf automake libtool pkg-config
+      libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
+      libnifti2-dev libniftiio-dev libznz-dev zlib1g-dev
+      libopenblas-dev libscalapack-openmpi-dev libcunit1-dev"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends $PKGS

@@ -1,0 +1,11 @@
+// commands.h: the subcommands of the `deconfound` program. Each takes the arguments after
+// the subcommand name (argv[0] is the subcommand) and returns the exit status; usage and
+// input errors end the job with status 2 and one message.
+#ifndef DF_COMMANDS_H
+#define DF_COMMANDS_H
+int cmd_train(int argc, char **argv);    // src/train.c
+int cmd_predict(int argc, char **argv);  // src/predict.c
+int cmd_bench(int argc, char **argv);    // src/bench.c
+int cmd_synth(int argc, char **argv);    // src/synth_cmd.c
+int cmd_info(int argc, char **argv);     // src/info.c
+#endif

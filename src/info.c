@@ -1,0 +1,88 @@
+// info.c: `deconfound info PATH [--json]`: what a shard or a checkpoint holds.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint.h"
+#include "cli.h"
+#include "commands.h"
+#include "comm.h"
+#include "shard.h"
+
+static const char *info_help =
+    "usage: deconfound info PATH [--json]\n"
+    "\n"
+    "For a shard: sample count and shape, label balance, and a summary of each metadata\n"
+    "column (mean/sd/min/max for continuous ones, level counts for categorical ones).\n"
+    "For a checkpoint: epoch, step, and each layer's parameters with their shapes.\n";
+
+static void describe_shard(const char *path, int json) {
+    Cohort c;
+    DfError err;
+    if (shard_read(path, &c, &err)) df_die(DF_EXIT_INPUT, "info: %s", err.msg);
+    int maxlab = 0;
+    for (int i = 0; i < c.n; i++) maxlab = DF_MAX(maxlab, c.labels[i]);
+    long *counts = xcalloc((size_t)maxlab + 1, sizeof(long));
+    for (int i = 0; i < c.n; i++) counts[c.labels[i]]++;
+    if (json) {
+        printf("{\"path\": \"%s\", \"kind\": \"shard\", \"n\": %d, \"shape\": [%d, %d, %d, %d], \"labels\": {", path, c.n,
+               c.shape.c, c.shape.d, c.shape.h, c.shape.w);
+        for (int y = 0; y <= maxlab; y++) printf("%s\"%d\": %ld", y ? ", " : "", y, counts[y]);
+        printf("}, \"columns\": [");
+    } else {
+        printf("%s: shard, %d samples of shape (C,D,H,W) = (%d,%d,%d,%d)\nlabels:", path, c.n, c.shape.c, c.shape.d,
+               c.shape.h, c.shape.w);
+        for (int y = 0; y <= maxlab; y++) printf(" %d: %ld", y, counts[y]);
+        printf("\n");
+    }
+    for (int j = 0; j < c.k; j++) {
+        double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < c.n; i++) {
+            double v = c.meta[(size_t)i * c.k + j];
+            sum += v; sq += v * v; lo = fmin(lo, v); hi = fmax(hi, v);
+        }
+        double mean = sum / c.n, sd = sqrt(fmax(0.0, sq / c.n - mean * mean));
+        const char *kind = c.kinds[j] == META_CATEGORICAL ? "categorical" : "continuous";
+        if (json) {
+            printf("%s{\"name\": \"%s\", \"kind\": \"%s\", \"mean\": %.6g, \"sd\": %.6g, \"min\": %.6g, \"max\": %.6g}",
+                   j ? ", " : "", c.columns[j], kind, mean, sd, lo, hi);
+        } else if (c.kinds[j] == META_CATEGORICAL) {
+            printf("  %-12s categorical:", c.columns[j]);
+            for (int level = (int)lo; level <= (int)hi && level - (int)lo < 64; level++) {
+                long n = 0;
+                for (int i = 0; i < c.n; i++) n += c.meta[(size_t)i * c.k + j] == level;
+                if (n) printf(" %d: %ld", level, n);
+            }
+            printf("\n");
+        } else {
+            printf("  %-12s continuous: mean %.4g sd %.4g min %.4g max %.4g\n", c.columns[j], mean, sd, lo, hi);
+        }
+    }
+    if (json) printf("]}\n");
+    free(counts);
+    cohort_free(&c);
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *cmd = "info", *path = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(info_help, stdout); return 0; }
+        else if (cli_flag(argv, i, "--json")) json = 1;
+        else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        else if (!path) path = argv[i];
+        else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!path) cli_usage_error(cmd, "missing PATH");
+    if (dist_rank() == 0) {
+        DfError err;
+        int kind = checkpoint_probe(path, &err);
+        if (kind < 0) df_die(DF_EXIT_INPUT, "info: %s", err.msg);
+        if (kind == 1) {
+            if (checkpoint_describe(path, stdout, json, &err)) df_die(DF_EXIT_INPUT, "info: %s", err.msg);
+        } else {
+            describe_shard(path, json);
+        }
+    }
+    dist_barrier();
+    return 0;
+}

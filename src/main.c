@@ -1,0 +1,50 @@
+// main.c: the `deconfound` program: MPI set-up, then one subcommand from the library.
+#include <stdio.h>
+#include <string.h>
+#include "commands.h"
+#include "comm.h"
+#include "common.h"
+#include "config.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *what;
+} commands[] = {
+    { "train", cmd_train, "train a network from an INI experiment file (data-parallel over MPI ranks)" },
+    { "predict", cmd_predict, "write each sample's logits for a shard, from a checkpoint" },
+    { "synth", cmd_synth, "write a built-in synthetic data set as an HDF5 shard" },
+    { "info", cmd_info, "describe a shard or a checkpoint" },
+    { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: deconfound COMMAND [ARGS...]   (run under mpirun / srun for several ranks)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
+    fprintf(f, "\n'deconfound COMMAND --help' describes each. deconfound %s\n", PACKAGE_VERSION);
+}
+
+int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
+    int status;
+    if (argc < 2) {
+        if (dist_rank() == 0) usage(stderr);
+        df_die_collective(DF_EXIT_INPUT, "missing COMMAND");
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        if (dist_rank() == 0) usage(stdout);
+        status = 0;
+    } else if (strcmp(argv[1], "--version") == 0) {
+        if (dist_rank() == 0) printf("deconfound %s\n", PACKAGE_VERSION);
+        status = 0;
+    } else {
+        int i = 0;
+        while (i < N_COMMANDS && strcmp(commands[i].name, argv[1]) != 0) i++;
+        if (i == N_COMMANDS) df_die_collective(DF_EXIT_INPUT, "unknown command '%s' (see 'deconfound --help')", argv[1]);
+        status = commands[i].run(argc - 1, argv + 1);
+    }
+    fflush(stdout);
+    dist_finalize();
+    return status;
+}

@@ -1,0 +1,75 @@
+// predict.c: `deconfound predict`: logits of every sample of a shard, in eval mode, in
+// input order. Ranks take contiguous blocks of samples; rank 0 gathers and writes.
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint.h"
+#include "cli.h"
+#include "commands.h"
+#include "comm.h"
+#include "predictions.h"
+#include "shard.h"
+#include "train.h"
+
+static const char *predict_help =
+    "usage: deconfound predict CONFIG.ini --checkpoint FILE.h5 --data SHARD.h5 --out OUT.h5\n"
+    "                          [--batch N] [--set section.key=value ...]\n"
+    "\n"
+    "Builds the network of CONFIG.ini, loads the parameters and BatchNorm statistics of the\n"
+    "checkpoint, and writes OUT.h5 with dataset `logits` [N, outputs] (eval mode, input order)\n"
+    "and `labels` [N]. Samples are split over the MPI ranks. OUT.h5 is written atomically.\n";
+
+int cmd_predict(int argc, char **argv) {
+    const char *cmd = "predict", *config = NULL, *ckpt = NULL, *data = NULL, *out = NULL, *v;
+    const char **sets = xcalloc((size_t)argc, sizeof(char *));
+    int n_sets = 0, batch = 32;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(predict_help, stdout); free(sets); return 0; }
+        else if (cli_opt(argc, argv, &i, "--checkpoint", &v, cmd)) ckpt = v;
+        else if (cli_opt(argc, argv, &i, "--data", &v, cmd)) data = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) out = v;
+        else if (cli_opt(argc, argv, &i, "--batch", &v, cmd)) batch = (int)cli_long(cmd, "--batch", v, 1, 1 << 16);
+        else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) sets[n_sets++] = v;
+        else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        else if (!config) config = argv[i];
+        else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!config) cli_usage_error(cmd, "missing CONFIG.ini");
+    if (!ckpt) cli_usage_error(cmd, "missing --checkpoint FILE");
+    if (!data) cli_usage_error(cmd, "missing --data SHARD");
+    if (!out) cli_usage_error(cmd, "missing --out OUT.h5");
+
+    DfError err;
+    Ini ini;
+    if (ini_parse_file(&ini, config, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    for (int i = 0; i < n_sets; i++)
+        if (ini_apply_set(&ini, sets[i], &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    free(sets);
+    Cohort c;
+    if (shard_read(data, &c, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    dist_set_blas_threads(0);
+    Net net;
+    if (net_build(&net, &ini, c.shape, batch, dist_reducer(), &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (checkpoint_load(ckpt, &net, NULL, NULL, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+
+    int P = dist_size(), r = dist_rank(), K = (int)shape_numel(net.out_shape);
+    int lo = (int)((long)c.n * r / P), hi = (int)((long)c.n * (r + 1) / P);
+    size_t per = shape_numel(c.shape);
+    float *mine = df_alloc_floats((size_t)(hi - lo) * K);
+    for (int s = lo; s < hi; s += batch) {
+        int B = DF_MIN(batch, hi - s);
+        const float *logits = net_forward(&net, c.images + (size_t)s * per, B, 0);
+        memcpy(mine + (size_t)(s - lo) * K, logits, (size_t)B * K * sizeof(float));
+    }
+    float *all = r == 0 ? df_alloc_floats((size_t)c.n * K) : NULL;
+    dist_gather_f32(all, mine, (size_t)(hi - lo) * K);
+    if (r == 0) {
+        if (predictions_write(out, all, c.n, K, c.labels, ckpt, &err)) df_die(DF_EXIT_INPUT, "predict: %s", err.msg);
+        printf("wrote %s: logits [%d, %d]\n", out, c.n, K);
+    }
+    free(all);
+    free(mine);
+    net_free(&net);
+    cohort_free(&c);
+    ini_free(&ini);
+    return 0;
+}

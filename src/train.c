@@ -1,0 +1,377 @@
+// train.c: `deconfound train`: the data-parallel training loop (see train.h).
+#include "train.h"
+#include "cli.h"
+#include "comm.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// ---- configuration ------------------------------------------------------------------------
+
+int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, DfError *err) {
+    Ini *ini = (Ini *)cini;
+    memset(tc, 0, sizeof *tc);
+    IniSection *t = ini_section(ini, "train");
+    if (!t) return df_err(err, "%s: missing [train] section (epochs, batch, optimizer, lr, ...)", ini->origin);
+    long seed;
+    double lr;
+    int opt, sched;
+    if (ini_int(ini, t, "epochs", 1, 0, 1000000, &tc->epochs, err)) return -1;
+    if (ini_int(ini, t, "batch", 16, 1, 1 << 20, &tc->batch, err)) return -1;
+    if (ini_long(ini, t, "seed", 1, 0, INT64_MAX >> 1, &seed, err)) return -1;
+    tc->seed = (uint64_t)seed;
+    if (ini_choice(ini, t, "optimizer", "adam", opt_kind_names, &opt, err)) return -1;
+    tc->opt.kind = (OptKind)opt;
+    if (ini_double(ini, t, "lr", 1e-3, 0.0, 100.0, &lr, err)) return -1;
+    if (ini_double(ini, t, "momentum", 0.0, 0.0, 1.0, &tc->opt.momentum, err)) return -1;
+    if (ini_bool(ini, t, "nesterov", 0, &tc->opt.nesterov, err)) return -1;
+    if (ini_double(ini, t, "weight_decay", tc->opt.kind == OPT_ADAMW ? 1e-2 : 0.0, 0.0, 10.0, &tc->opt.weight_decay, err)) return -1;
+    if (ini_double(ini, t, "beta1", 0.9, 0.0, 0.999999, &tc->opt.beta1, err)) return -1;
+    if (ini_double(ini, t, "beta2", 0.999, 0.0, 0.999999999, &tc->opt.beta2, err)) return -1;
+    if (ini_double(ini, t, "eps", 1e-8, 1e-30, 1.0, &tc->opt.eps, err)) return -1;
+    if (tc->opt.nesterov && tc->opt.momentum <= 0.0) {
+        char where[512];
+        ini_where(ini, t, "nesterov", where, sizeof where);
+        return df_err(err, "%s: [train] nesterov = true needs momentum > 0", where);
+    }
+    if (ini_choice(ini, t, "schedule", "constant", sched_kind_names, &sched, err)) return -1;
+    tc->sched.kind = (SchedKind)sched;
+    tc->sched.base_lr = lr;
+    tc->sched.total_epochs = tc->epochs;
+    if (ini_int(ini, t, "step_size", 10, 1, 1000000, &tc->sched.step_size, err)) return -1;
+    if (ini_double(ini, t, "gamma", 0.1, 0.0, 1.0, &tc->sched.gamma, err)) return -1;
+    if (ini_double(ini, t, "min_lr", 0.0, 0.0, 100.0, &tc->sched.min_lr, err)) return -1;
+    if (ini_int(ini, t, "warmup_epochs", 0, 0, 1000000, &tc->sched.warmup_epochs, err)) return -1;
+    const char *out = ini_str(t, "out_dir", "runs/train");
+    if (strlen(out) >= sizeof tc->out_dir) return df_err(err, "%s: [train] out_dir is too long", ini->origin);
+    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
+    if (ini_int(ini, t, "checkpoint_every", 1, 0, 1000000, &tc->checkpoint_every, err)) return -1;
+    if (ini_int(ini, t, "log_every", 10, 1, 1000000, &tc->log_every, err)) return -1;
+    if (ini_int(ini, t, "threads", 0, 0, 1024, &tc->threads, err)) return -1;
+
+    IniSection *l = ini_section(ini, "loss");
+    int kind = 0;
+    if (l && ini_choice(ini, l, "type", "cross_entropy", loss_kind_names, &kind, err)) return -1;
+    tc->loss.kind = (LossKind)kind;
+    tc->loss.target_column = -1;
+    const char *target = l ? ini_str(l, "target", "label") : "label";
+    if (strcmp(target, "label") != 0) {
+        char where[512];
+        ini_where(ini, l, "target", where, sizeof where);
+        if (tc->loss.kind != LOSS_MSE)
+            return df_err(err, "%s: [loss] target = %s: only the mse loss regresses a metadata column", where, target);
+        int col = cohort ? cohort_column(cohort, target) : -1;
+        if (col < 0) return df_err(err, "%s: [loss] target = %s: the data have no such column", where, target);
+        tc->loss.target_column = col;
+    }
+    return 0;
+}
+
+// ---- loss ---------------------------------------------------------------------------------
+
+double loss_forward_backward(const LossConfig *lc, const float *logits, float *dlogits, float *probs,
+                             const int *labels, const float *targets, int B, int K, float scale, long *correct) {
+    double sum = 0.0;
+    switch (lc->kind) {
+    case LOSS_CROSS_ENTROPY:
+        sum = softmax_xent_forward(probs, logits, labels, B, K);
+        if (dlogits) softmax_xent_backward(dlogits, probs, labels, B, K, scale);
+        for (int i = 0; i < B; i++) {
+            int best = 0;
+            for (int k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
+            *correct += best == labels[i];
+        }
+        break;
+    case LOSS_BCE_LOGITS:
+        sum = bce_logits_forward(logits, targets, B * K);
+        if (dlogits) bce_logits_backward(dlogits, logits, targets, B * K, scale / (float)K);
+        sum /= K;
+        for (int i = 0; i < B; i++) *correct += (logits[i * K] > 0.0f) == (targets[i * K] > 0.5f);
+        break;
+    case LOSS_MSE:
+        sum = mse_forward(logits, targets, B * K);
+        if (dlogits) mse_backward(dlogits, logits, targets, B * K, scale / (float)K);
+        sum /= K;
+        break;
+    }
+    return sum;
+}
+
+// Targets for BCE / MSE as floats (B, K): the label, or the MSE target column.
+static void fill_targets(const LossConfig *lc, const Cohort *c, const int *idx, const int *labels, int B, int K, float *targets) {
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < K; k++)
+            targets[i * K + k] = lc->target_column >= 0 ? (float)c->meta[(size_t)idx[i] * c->k + lc->target_column]
+                                                        : (float)labels[i];
+}
+
+// The local share of a global batch of Bg samples: [lo, hi).
+static void local_share(int Bg, int *lo, int *hi) {
+    int P = dist_size(), r = dist_rank();
+    *lo = (int)((long)Bg * r / P);
+    *hi = (int)((long)Bg * (r + 1) / P);
+}
+
+EvalStats evaluate(Net *net, const LossConfig *lc, const Cohort *c, const int *idx, int n, int batch) {
+    int K = (int)shape_numel(net->out_shape);
+    size_t per = shape_numel(c->shape);
+    int maxb = net->ctx.max_batch;
+    float *x = df_alloc_floats((size_t)maxb * per), *probs = df_alloc_floats((size_t)maxb * K),
+          *targets = df_alloc_floats((size_t)maxb * K);
+    int *labels = xmalloc((size_t)maxb * sizeof(int));
+    double sums[3] = { 0, 0, 0 };  // loss, correct, count
+    for (int start = 0; start < n; start += batch) {
+        int Bg = DF_MIN(batch, n - start), lo, hi;
+        local_share(Bg, &lo, &hi);
+        int B = hi - lo;
+        dataset_gather(c, idx + start + lo, B, x, labels);
+        fill_targets(lc, c, idx + start + lo, labels, B, K, targets);
+        const float *logits = net_forward(net, x, B, 0);
+        long correct = 0;
+        sums[0] += loss_forward_backward(lc, logits, NULL, probs, labels, targets, B, K, 0.0f, &correct);
+        sums[1] += (double)correct;
+        sums[2] += B;
+    }
+    dist_allreduce_sum_f64(sums, 3);
+    free(x); free(probs); free(targets); free(labels);
+    EvalStats st = { sums[0], (long)sums[1], (long)sums[2] };
+    return st;
+}
+
+// ---- the loop -----------------------------------------------------------------------------
+
+static int mkdir_p(const char *path) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static void format_eta(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+}
+
+typedef struct {
+    double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr;
+} EpochLog;
+
+// metrics.json: one object per epoch run by this process (from `first`, so a resumed run
+// lists the epochs it ran).
+static void write_metrics(const char *dir, const EpochLog *log, int first, int n_epochs, int classification) {
+    size_t cap = 256 + (size_t)n_epochs * 256;
+    char *buf = xmalloc(cap), path[600];
+    size_t len = (size_t)snprintf(buf, cap, "{\"epochs\": [");
+    for (int e = first; e < n_epochs; e++) {
+        const EpochLog *l = &log[e];
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "%s\n  {\"epoch\": %d, \"lr\": %.9g, \"train_loss\": %.9g, \"val_loss\": %.9g, "
+                                "\"seconds\": %.3f, \"samples_per_s\": %.2f",
+                                e > first ? "," : "", e + 1, l->lr, l->train_loss, l->val_loss, l->seconds, l->samples_per_s);
+        if (classification)
+            len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %.9g", l->train_acc, l->val_acc);
+        len += (size_t)snprintf(buf + len, cap - len, "}");
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "\n]}\n");
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    DfError err;
+    if (df_write_file_atomic(path, buf, len, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    free(buf);
+}
+
+static const char *train_help =
+    "usage: deconfound train CONFIG.ini [--set section.key=value ...] [--resume CHECKPOINT.h5]\n"
+    "                        [--threads N]\n"
+    "\n"
+    "Trains the network described by CONFIG.ini (layers in order, [data], [train], [loss];\n"
+    "see docs/config.md) data-parallel over the MPI ranks it is started on. The global batch\n"
+    "([train] batch) is split over the ranks; results do not depend on the rank count.\n"
+    "Rank 0 prints progress and writes <out_dir>/checkpoint.h5 and <out_dir>/metrics.json.\n"
+    "\n"
+    "  --set s.k=v    override a config value (s is a section or a layer's name); repeatable\n"
+    "  --resume FILE  continue from a checkpoint written by an earlier run of the same config\n"
+    "  --threads N    OpenBLAS threads per rank (default: cores on the node / ranks on the node)\n";
+
+int cmd_train(int argc, char **argv) {
+    const char *cmd = "train", *config = NULL, *resume = NULL, *v;
+    const char **sets = xcalloc((size_t)argc, sizeof(char *));
+    int n_sets = 0, threads_cli = -1;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(train_help, stdout); free(sets); return 0; }
+        else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) sets[n_sets++] = v;
+        else if (cli_opt(argc, argv, &i, "--resume", &v, cmd)) resume = v;
+        else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads_cli = (int)cli_long(cmd, "--threads", v, 1, 1024);
+        else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        else if (!config) config = argv[i];
+        else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!config) cli_usage_error(cmd, "missing CONFIG.ini");
+
+    DfError err;
+    Ini ini;
+    if (ini_parse_file(&ini, config, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    for (int i = 0; i < n_sets; i++)
+        if (ini_apply_set(&ini, sets[i], &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    free(sets);
+
+    Dataset ds;
+    if (dataset_from_config(&ds, &ini, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    TrainConfig tc;
+    if (train_config_parse(&tc, &ini, &ds.cohort, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (threads_cli > 0) tc.threads = threads_cli;
+    int P = dist_size(), rank = dist_rank();
+    int max_local = (tc.batch + P - 1) / P;
+    Net net;
+    if (net_build(&net, &ini, ds.cohort.shape, max_local, dist_reducer(), &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (ini_check_unused(&ini, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    int K = (int)shape_numel(net.out_shape);
+    int classification = tc.loss.kind != LOSS_MSE;
+    if (tc.loss.kind == LOSS_CROSS_ENTROPY) {
+        int maxlab = 0;
+        for (int i = 0; i < ds.cohort.n; i++) maxlab = DF_MAX(maxlab, ds.cohort.labels[i]);
+        if (maxlab >= K)
+            df_die_collective(DF_EXIT_INPUT, "%s: the network has %d outputs but the data have label %d: the last layer needs out >= %d",
+                              config, K, maxlab, maxlab + 1);
+    }
+    if (ds.n_train < 1) df_die_collective(DF_EXIT_INPUT, "%s: the training split is empty", config);
+    int blas = dist_set_blas_threads(tc.threads);
+    (void)blas;
+
+    net_init(&net, tc.seed);
+    Optimizer opt;
+    optim_init(&opt, &tc.opt, net.n_params);
+    TrainState ts = { 0 };
+    rng_seed_stream(&ts.rng, tc.seed, 0x5eed, 1);
+    char *config_text = ini_serialize(&ini);
+    if (resume) {
+        if (checkpoint_load(resume, &net, &opt, &ts, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+        if (ts.epoch > tc.epochs)
+            df_die_collective(DF_EXIT_INPUT, "%s: checkpoint is at epoch %d, past the configured %d epochs", resume, ts.epoch, tc.epochs);
+    }
+    // Every rank starts from rank 0's parameters (identical by construction; this guards
+    // against any difference in how ranks were started).
+    dist_bcast(net.params, net.n_params * sizeof(float), 0);
+    dist_bcast(net.state, net.n_state * sizeof(float), 0);
+
+    if (rank == 0) {
+        if (mkdir_p(tc.out_dir) != 0) df_die(DF_EXIT_INPUT, "%s: cannot create out_dir '%s': %s", config, tc.out_dir, strerror(errno));
+        char desc[256];
+        dist_describe(desc, sizeof desc);
+        printf("deconfound train: %s\n", config);
+        printf("data: %s, %d samples of shape (%d,%d,%d,%d): %d train, %d validation\n", ds.source, ds.cohort.n,
+               ds.cohort.shape.c, ds.cohort.shape.d, ds.cohort.shape.h, ds.cohort.shape.w, ds.n_train, ds.n_val);
+        printf("run: %s; global batch %d, %d epochs, optimizer %s, lr %g (%s)\n", desc, tc.batch, tc.epochs,
+               opt_kind_names[tc.opt.kind], tc.sched.base_lr, sched_kind_names[tc.sched.kind]);
+        net_print_summary(&net, stdout);
+        if (resume) printf("resumed from %s at epoch %d, step %ld\n", resume, ts.epoch, ts.step);
+        fflush(stdout);
+    }
+
+    size_t per = shape_numel(ds.cohort.shape);
+    float *x = df_alloc_floats((size_t)max_local * per), *probs = df_alloc_floats((size_t)max_local * K),
+          *dlogits = df_alloc_floats((size_t)max_local * K), *targets = df_alloc_floats((size_t)max_local * K);
+    int *labels = xmalloc((size_t)max_local * sizeof(int)), *order = xmalloc((size_t)ds.n_train * sizeof(int));
+    int steps_per_epoch = (ds.n_train + tc.batch - 1) / tc.batch;
+    EpochLog *log = xcalloc((size_t)tc.epochs + 1, sizeof *log);
+    double t_run = df_now();
+    long steps_run = 0;
+    const int first_epoch = ts.epoch;
+
+    for (int epoch = ts.epoch; epoch < tc.epochs; epoch++) {
+        double lr = schedule_lr(&tc.sched, epoch), t_epoch = df_now();
+        // The epoch's order: a permutation of the training split drawn from the trainer RNG
+        // (saved in checkpoints, so a resumed run sees the same order).
+        int *perm = xmalloc((size_t)ds.n_train * sizeof(int));
+        rng_permutation(&ts.rng, perm, ds.n_train);
+        for (int i = 0; i < ds.n_train; i++) order[i] = ds.train_idx[perm[i]];
+        free(perm);
+        double sums[3] = { 0, 0, 0 };  // loss, correct, count over the epoch (global)
+        for (int s = 0; s < steps_per_epoch; s++) {
+            int start = s * tc.batch, Bg = DF_MIN(tc.batch, ds.n_train - start), lo, hi;
+            local_share(Bg, &lo, &hi);
+            int B = hi - lo;
+            dataset_gather(&ds.cohort, order + start + lo, B, x, labels);
+            fill_targets(&tc.loss, &ds.cohort, order + start + lo, labels, B, K, targets);
+            net.ctx.step = (uint64_t)ts.step;
+            net.ctx.first_sample = (long)start + lo;
+            const float *logits = net_forward(&net, x, B, 1);
+            memset(dlogits, 0, (size_t)B * K * sizeof(float));
+            long correct = 0;
+            double lsum = loss_forward_backward(&tc.loss, logits, dlogits, probs, labels, targets, B, K,
+                                                1.0f / (float)Bg, &correct);
+            net_zero_grad(&net);
+            net_backward(&net, dlogits, B);
+            dist_allreduce_sum_f32(net.grads, net.n_params);
+            optim_step(&opt, net.params, net.grads, lr);
+            ts.step++;
+            steps_run++;
+            double step_stats[3] = { lsum, (double)correct, (double)B };
+            dist_allreduce_sum_f64(step_stats, 3);
+            for (int j = 0; j < 3; j++) sums[j] += step_stats[j];
+            if (!isfinite(step_stats[0]))
+                df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, s + 1);
+            if (rank == 0 && ((s + 1) % tc.log_every == 0 || s + 1 == steps_per_epoch)) {
+                double el = df_now() - t_run;
+                double sps = (double)(steps_run) / el;
+                long left = (long)(tc.epochs - epoch - 1) * steps_per_epoch + (steps_per_epoch - s - 1);
+                char eta[32];
+                format_eta(left / (sps > 0 ? sps : 1), eta, sizeof eta);
+                printf("epoch %d/%d step %d/%d loss %.4f lr %.3g %.1f samples/s ETA %s\n", epoch + 1, tc.epochs, s + 1,
+                       steps_per_epoch, step_stats[0] / step_stats[2], lr, sums[2] / (df_now() - t_epoch), eta);
+                fflush(stdout);
+            }
+        }
+        double t_train = df_now() - t_epoch;
+        EvalStats val = { 0, 0, 0 };
+        if (ds.n_val > 0) val = evaluate(&net, &tc.loss, &ds.cohort, ds.val_idx, ds.n_val, tc.batch);
+        EpochLog *l = &log[epoch];
+        l->lr = lr;
+        l->train_loss = sums[0] / sums[2];
+        l->train_acc = sums[1] / sums[2];
+        l->val_loss = val.count ? val.loss_sum / val.count : NAN;
+        l->val_acc = val.count ? (double)val.correct / val.count : NAN;
+        l->seconds = df_now() - t_epoch;
+        l->samples_per_s = sums[2] / t_train;
+        ts.epoch = epoch + 1;
+        if (rank == 0) {
+            if (classification)
+                printf("epoch %d/%d done: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f samples/s, %.1f s\n",
+                       epoch + 1, tc.epochs, l->train_loss, l->train_acc, l->val_loss, l->val_acc, l->samples_per_s, l->seconds);
+            else
+                printf("epoch %d/%d done: train loss %.4f | val loss %.4f | %.1f samples/s, %.1f s\n", epoch + 1,
+                       tc.epochs, l->train_loss, l->val_loss, l->samples_per_s, l->seconds);
+            int last = epoch + 1 == tc.epochs;
+            if (last || (tc.checkpoint_every > 0 && (epoch + 1) % tc.checkpoint_every == 0)) {
+                char path[600];
+                snprintf(path, sizeof path, "%s/checkpoint.h5", tc.out_dir);
+                if (checkpoint_save(path, config_text, &net, &opt, &ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+                printf("checkpoint: %s (epoch %d)\n", path, ts.epoch);
+            }
+            write_metrics(tc.out_dir, log, first_epoch, epoch + 1, classification);
+            fflush(stdout);
+        }
+    }
+    if (rank == 0 && tc.epochs > 0) {
+        const EpochLog *l = &log[tc.epochs - 1];
+        if (classification)
+            printf("final: train accuracy %.3f, validation accuracy %.3f (%d validation samples)\n", l->train_acc,
+                   l->val_acc, ds.n_val);
+        else
+            printf("final: train loss %.4f, validation loss %.4f\n", l->train_loss, l->val_loss);
+    }
+    free(x); free(probs); free(dlogits); free(targets); free(labels); free(order); free(log); free(config_text);
+    optim_free(&opt);
+    net_free(&net);
+    dataset_free(&ds);
+    ini_free(&ini);
+    return 0;
+}

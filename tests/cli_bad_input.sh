@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Bad input gets one clear message naming the file (and line), exit status 2, and nothing
+# written. Also: every command answers --help.
+. "${top_srcdir:-.}/tests/lib.sh"
+
+# expect_fail NAME PATTERN CMD...: exit status 2, stderr matches PATTERN, out dir not created.
+expect_fail() {
+    local name=$1 pattern=$2; shift 2
+    local err="$WORK/err.txt" status
+    "$@" >"$WORK/out.txt" 2>"$err"; status=$?
+    if [ "$status" != 2 ]; then fail "$name: exit status $status, expected 2"; cat "$err"; return; fi
+    if ! grep -Eq -- "$pattern" "$err"; then fail "$name: message does not match /$pattern/:"; cat "$err"; return; fi
+    if [ "$(grep -c . "$err")" != 1 ]; then fail "$name: expected exactly one message line"; cat "$err"; return; fi
+    if [ -e "$WORK/runs" ]; then fail "$name: wrote output despite the error"; rm -rf "$WORK/runs"; return; fi
+    pass "$name"
+}
+
+good="$WORK/good.ini"
+cat >"$good" <<INI
+[data]
+source = synth:mri3d
+n = 16
+shape = 8,8,8
+[train]
+epochs = 1
+batch = 4
+out_dir = $WORK/runs
+[conv3d]
+out = 2
+kernel = 3
+[relu]
+[global_avgpool]
+[linear]
+out = 2
+INI
+
+sed 's/^kernel = 3$/kernal = 3/' "$good" >"$WORK/unknown_key.ini"
+expect_fail "unknown key" "unknown_key.ini:11: unknown key 'kernal' in \[conv3d\]" "$DF" train "$WORK/unknown_key.ini"
+
+sed 's/^kernel = 3$/kernel = 9/' "$good" >"$WORK/shape.ini"
+expect_fail "impossible shape" "shape.ini:1[01]: .*(output|kernel|shape)" "$DF" train "$WORK/shape.ini"
+
+sed '/^\[train\]$/,/^out_dir/d' "$good" >"$WORK/no_train.ini"
+expect_fail "missing section" "no_train.ini: missing \[train\] section" "$DF" train "$WORK/no_train.ini"
+
+sed 's/^\[relu\]$/[relu/' "$good" >"$WORK/header.ini"
+expect_fail "malformed header" "header.ini:12: malformed section header" "$DF" train "$WORK/header.ini"
+
+sed 's/^\[relu\]$/[relux]/' "$good" >"$WORK/layer.ini"
+expect_fail "unknown layer" "layer.ini:12: unknown section \[relux\]" "$DF" train "$WORK/layer.ini"
+
+sed 's/^batch = 4$/batch = four/' "$good" >"$WORK/number.ini"
+expect_fail "not a number" "number.ini:7: \[train\] batch = 'four' is not an integer" "$DF" train "$WORK/number.ini"
+
+sed 's/^out = 2$/out = 0/' "$good" >"$WORK/range.ini"
+expect_fail "out of range" "range.ini:(10|15): .*out" "$DF" train "$WORK/range.ini"
+
+printf '[data]\nsource = %s/missing.h5\n[train]\nout_dir = %s/runs\n[linear]\nout = 2\n' "$WORK" "$WORK" >"$WORK/nodata.ini"
+expect_fail "missing shard" "missing.h5" "$DF" train "$WORK/nodata.ini"
+
+expect_fail "missing config" "nope.ini: cannot open" "$DF" train "$WORK/nope.ini"
+expect_fail "bad --set" "--set.*expected section.key=value" "$DF" train "$good" --set nodot
+expect_fail "--set unknown section" "no section or layer named 'bogus'" "$DF" train "$good" --set bogus.x=1
+expect_fail "--set unknown key" "unknown key 'epochz'" "$DF" train "$good" --set train.epochz=3
+expect_fail "unknown option" "unknown option '--frobnicate'" "$DF" train "$good" --frobnicate
+expect_fail "unknown command" "unknown command 'trian'" "$DF" trian
+expect_fail "predict without checkpoint" "missing --checkpoint" "$DF" predict "$good" --data x.h5 --out "$WORK/p.h5"
+expect_fail "synth bad n" "--n abc" "$DF" synth mri3d --out "$WORK/s" --n abc
+echo "not hdf5" >"$WORK/fake.h5"
+expect_fail "info on a non-HDF5 file" "fake.h5" "$DF" info "$WORK/fake.h5"
+expect_fail "errors are collective under mpirun" "unknown_key.ini:11: unknown key" mpi 2 "$DF" train "$WORK/unknown_key.ini"
+
+for c in train predict synth info bench; do
+    check "$c --help" bash -c "'$DF' $c --help | grep -q '^usage: deconfound $c'"
+done
+check "deconfound --help" bash -c "'$DF' --help | grep -q 'commands:'"
+finish

@@ -1,0 +1,18 @@
+# lib.sh: sourced by the script tests. Finds the program and builds the MPI launch line.
+set -u
+top_srcdir=${top_srcdir:-.}
+top_builddir=${top_builddir:-.}
+DF="$top_builddir/deconfound"
+MPIEXEC=${MPIEXEC:-mpirun}
+# Open MPI refuses to run as root without these; --oversubscribe lets 3 ranks share 2 cores.
+MPI_FLAGS="--oversubscribe"
+[ "$(id -u)" = 0 ] && MPI_FLAGS="$MPI_FLAGS --allow-run-as-root"
+export OPENBLAS_NUM_THREADS=1
+mpi() { local np=$1; shift; "$MPIEXEC" $MPI_FLAGS -np "$np" "$@"; }
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/deconfound-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+n_pass=0; n_fail=0
+pass() { n_pass=$((n_pass + 1)); echo "PASS: $*"; }
+fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+finish() { echo "$n_pass passed, $n_fail failed"; [ "$n_fail" = 0 ]; exit $?; }

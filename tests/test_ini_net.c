@@ -1,0 +1,167 @@
+// test_ini_net.c: the INI parser (line numbers, comments, repeated sections, --set, unknown
+// keys), building networks with inferred shapes, and the checkpoint round trip (save, load
+// into a fresh network, identical predictions).
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "checkpoint.h"
+#include "net.h"
+#include "optim.h"
+#include "testutil.h"
+
+static void test_ini_parse(void) {
+    Ini ini;
+    DfError err;
+    const char *text = "; comment\n[data]\nsource = synth:mri3d ; trailing comment\n\n[conv3d]\nout = 4\n"
+                       "# another comment\n[relu]\n[conv3d]\nname = second\nout = 8\n";
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, text, "x.ini", &err), 0);
+    CU_ASSERT_EQUAL(ini.n, 4);
+    CU_ASSERT_STRING_EQUAL(ini.sections[1].name, "conv3d");
+    CU_ASSERT_STRING_EQUAL(ini_str(ini_section(&ini, "data"), "source", NULL), "synth:mri3d");
+    CU_ASSERT_EQUAL(ini.sections[3].entries[1].line, 11);
+    // --set by section header and by layer name
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.out=16", &err), 0);
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[3], "out")->value, "16");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.n=5", &err), 0);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "nosuch.n=5", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nosuch"));
+    // unknown keys: everything unread is reported with its line
+    CU_ASSERT_EQUAL(ini_check_unused(&ini, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--set data.n: unknown key 'n' in [data]"));
+    int v;
+    CU_ASSERT_EQUAL(ini_int(&ini, &ini.sections[1], "out", 0, 1, 100, &v, &err), 0);
+    CU_ASSERT_EQUAL(v, 4);
+    CU_ASSERT_EQUAL(ini_int(&ini, &ini.sections[1], "out", 0, 5, 100, &v, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "x.ini:6:"));
+    ini_free(&ini);
+}
+
+static void test_ini_errors(void) {
+    Ini ini;
+    DfError err;
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[a]\nx = 1\nnot a pair\n", "e.ini", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "e.ini:3:"));
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "x = 1\n", "e.ini", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "outside any [section]"));
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[a\n", "e.ini", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "e.ini:1: malformed section header"));
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[a]\nx = 1\nx = 2\n", "e.ini", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "given twice"));
+    CU_ASSERT_EQUAL(ini_parse_file(&ini, "/nonexistent/dir/z.ini", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/dir/z.ini"));
+}
+
+static const char *small_net =
+    "[train]\nbatch = 4\n"
+    "[conv3d]\nname = conv1\nout = 3\nkernel = 3\npad = 1\nstride = 2\n[batchnorm3d]\n[relu]\n"
+    "[maxpool3d]\nkernel = 2\n[conv3d]\nout = 4\nkernel = 1,2,2\n[tanh]\n[global_avgpool]\n[flatten]\n"
+    "[linear]\nname = fc\nout = 3\n";
+
+static void test_net_shapes(void) {
+    Ini ini;
+    DfError err;
+    Net net;
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, small_net, "n.ini", &err), 0);
+    Shape in = { 2, 9, 10, 12 };
+    CU_ASSERT_EQUAL_FATAL(net_build(&net, &ini, in, 4, NULL, &err), 0);
+    CU_ASSERT_EQUAL(net.n_layers, 9);
+    // conv stride 2 pad 1: (9,10,12) -> (5,5,6); pool 2 -> (2,2,3); conv (1,2,2) -> (2,1,2)
+    Layer *c1 = net_layer(&net, "conv1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    CU_ASSERT(c1->out_shape.c == 3 && c1->out_shape.d == 5 && c1->out_shape.h == 5 && c1->out_shape.w == 6);
+    Layer *c2 = net_layer(&net, "conv3d2");  // default name: type + count
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    CU_ASSERT(c2->out_shape.c == 4 && c2->out_shape.d == 2 && c2->out_shape.h == 1 && c2->out_shape.w == 2);
+    CU_ASSERT_EQUAL(net.out_shape.c, 3);
+    size_t expect = (3 * 2 * 27 + 3) + (3 + 3) + (4 * 3 * 4 + 4) + (3 * 4 + 3);
+    CU_ASSERT_EQUAL(net.n_params, expect);
+    CU_ASSERT_EQUAL(net.n_state, 6);  // BN running mean and var
+    CU_ASSERT_EQUAL(net_layer_output_index(&net, "fc"), 9);
+    net_free(&net);
+    ini_free(&ini);
+
+    // An impossible shape names the file and the layer's line.
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "[conv3d]\nout = 2\nkernel = 5\n", "bad.ini", &err), 0);
+    Shape tiny = { 1, 3, 3, 3 };
+    CU_ASSERT_EQUAL(net_build(&net, &ini, tiny, 2, NULL, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad.ini:"));
+    ini_free(&ini);
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "[data]\nx = 1\n", "empty.ini", &err), 0);
+    CU_ASSERT_EQUAL(net_build(&net, &ini, tiny, 2, NULL, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no layers"));
+    ini_free(&ini);
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "[relu]\nname = a\n[tanh]\nname = a\n", "dup.ini", &err), 0);
+    CU_ASSERT_EQUAL(net_build(&net, &ini, tiny, 2, NULL, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "used twice"));
+    ini_free(&ini);
+}
+
+static void test_checkpoint_round_trip(void) {
+    Ini ini;
+    DfError err;
+    Net a, b;
+    Shape in = { 2, 9, 10, 12 };
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, small_net, "n.ini", &err), 0);
+    CU_ASSERT_EQUAL_FATAL(net_build(&a, &ini, in, 4, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(net_build(&b, &ini, in, 4, NULL, &err), 0);
+    net_init(&a, 11);
+    net_init(&b, 99);
+    size_t n = 4 * shape_numel(in);
+    float *x = df_alloc_floats(n);
+    Rng rng;
+    rng_seed(&rng, 5);
+    tu_fill_uniform(x, n, -1, 1, &rng);
+    // one training step so BN running stats and optimiser state are not at their defaults
+    OptConfig oc = { .kind = OPT_ADAM, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8 };
+    Optimizer oa, ob;
+    optim_init(&oa, &oc, a.n_params);
+    optim_init(&ob, &oc, b.n_params);
+    const float *y = net_forward(&a, x, 4, 1);
+    float *dy = df_alloc_floats(4 * 3);
+    for (int i = 0; i < 12; i++) dy[i] = y[i];
+    net_zero_grad(&a);
+    net_backward(&a, dy, 4);
+    optim_step(&oa, a.params, a.grads, 1e-2);
+    float *ya = df_alloc_floats(12);
+    memcpy(ya, net_forward(&a, x, 4, 0), 12 * sizeof(float));
+
+    char dir[] = "/tmp/df-ckpt-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/c.h5", dir);
+    TrainState ts = { .epoch = 3, .step = 42 };
+    rng_seed(&ts.rng, 77);
+    CU_ASSERT_EQUAL_FATAL(checkpoint_save(path, ini.text, &a, &oa, &ts, &err), 0);
+    TrainState tb = { 0 };
+    CU_ASSERT_EQUAL_FATAL(checkpoint_load(path, &b, &ob, &tb, &err), 0);
+    CU_ASSERT_EQUAL(tb.epoch, 3);
+    CU_ASSERT_EQUAL(tb.step, 42);
+    CU_ASSERT_EQUAL(memcmp(&tb.rng, &ts.rng, sizeof ts.rng), 0);
+    CU_ASSERT_EQUAL(memcmp(a.params, b.params, a.n_params * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(a.state, b.state, a.n_state * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(oa.m, ob.m, a.n_params * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(ob.step, oa.step);
+    const float *yb = net_forward(&b, x, 4, 0);
+    CU_ASSERT_EQUAL(memcmp(ya, yb, 12 * sizeof(float)), 0);  // identical predictions
+    char *text = checkpoint_read_config(path, &err);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text) CU_ASSERT_STRING_EQUAL(text, ini.text);
+    free(text);
+    unlink(path);
+    rmdir(dir);
+    free(x); free(dy); free(ya);
+    optim_free(&oa); optim_free(&ob);
+    net_free(&a); net_free(&b);
+    ini_free(&ini);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("ini_net", NULL, NULL);
+    CU_add_test(s, "INI parsing, --set, unknown keys", test_ini_parse);
+    CU_add_test(s, "INI syntax errors name file and line", test_ini_errors);
+    CU_add_test(s, "network shapes inferred layer by layer", test_net_shapes);
+    CU_add_test(s, "checkpoint round trip gives identical predictions", test_checkpoint_round_trip);
+    return tu_run_all();
+}
