@@ -18,20 +18,27 @@ static const char *info_help =
 static void describe_shard(const char *path, int json) {
     Cohort c;
     DfError err;
-    if (shard_read(path, &c, &err)) df_die(DF_EXIT_INPUT, "info: %s", err.msg);
+    if (shard_read_header(path, &c, &err)) df_die(DF_EXIT_INPUT, "info: %s", err.msg);
+    // Label balance over the labels present (class indices; anything else counted apart).
     int maxlab = 0;
-    for (int i = 0; i < c.n; i++) maxlab = DF_MAX(maxlab, c.labels[i]);
+    long other = 0;
+    for (int i = 0; i < c.n; i++) maxlab = DF_MAX(maxlab, DF_MIN(c.labels[i], 4095));
     long *counts = xcalloc((size_t)maxlab + 1, sizeof(long));
-    for (int i = 0; i < c.n; i++) counts[c.labels[i]]++;
+    for (int i = 0; i < c.n; i++) {
+        if (c.labels[i] >= 0 && c.labels[i] <= maxlab) counts[c.labels[i]]++;
+        else other++;
+    }
     if (json) {
         printf("{\"path\": \"%s\", \"kind\": \"shard\", \"n\": %d, \"shape\": [%d, %d, %d, %d], \"labels\": {", path, c.n,
                c.shape.c, c.shape.d, c.shape.h, c.shape.w);
         for (int y = 0; y <= maxlab; y++) printf("%s\"%d\": %ld", y ? ", " : "", y, counts[y]);
+        if (other) printf(", \"other\": %ld", other);
         printf("}, \"columns\": [");
     } else {
         printf("%s: shard, %d samples of shape (C,D,H,W) = (%d,%d,%d,%d)\nlabels:", path, c.n, c.shape.c, c.shape.d,
                c.shape.h, c.shape.w);
         for (int y = 0; y <= maxlab; y++) printf(" %d: %ld", y, counts[y]);
+        if (other) printf(" (not a class index: %ld)", other);
         printf("\n");
     }
     for (int j = 0; j < c.k; j++) {

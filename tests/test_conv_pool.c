@@ -352,6 +352,11 @@ static void test_maxpool_values(void) {
     CU_ASSERT_EQUAL(amn[0], 13);
     CU_ASSERT_DOUBLE_EQUAL(yn[7], -100.0 + 26, 0);  // window [1,2]^3 -> element 26
     CU_ASSERT_EQUAL(amn[7], 26);
+    // a window of -inf still points inside itself (backward must not touch another element)
+    for (int i = 0; i < 27; i++) xn[i] = -INFINITY;
+    maxpool3d_forward(yn, amn, xn, 1, &g);
+    CU_ASSERT(isinf(yn[7]) && yn[7] < 0);
+    CU_ASSERT_EQUAL(amn[7], 13);  // window [1,2]^3 starts at (1,1,1)
     // ties: the first element in scan order wins (PyTorch's rule)
     CU_ASSERT_FATAL(pool3d_geom_init(&g, 1, 2, 2, 2, k2, k2, p0) == 0);
     float xt[8] = { 0, 3, 1, 3, 3, 0, 0, 0 };
@@ -494,6 +499,7 @@ static void test_conv_layer_build(void) {
                 in, 2);
     CU_ASSERT_FATAL(b.rc == 0);
     CU_ASSERT(b.L.n_params == (size_t)3 * 2 * 6 && b.L.n_params_info == 1);
+    CU_ASSERT(b.L.params_info[0].dims[2] == 3 && b.L.params_info[0].dims[3] == 1 && b.L.params_info[0].dims[4] == 2);
     CU_ASSERT(b.L.out_shape.c == 3 && b.L.out_shape.d == 2 && b.L.out_shape.h == 5 && b.L.out_shape.w == 3);
     CU_ASSERT(ini_check_unused(&b.ini, &b.err) == 0);
     destroy_layer(&b);
