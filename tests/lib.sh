@@ -5,7 +5,7 @@ top_builddir=${top_builddir:-.}
 DF="$top_builddir/deconfound"
 MPIEXEC=${MPIEXEC:-mpirun}
 # Open MPI refuses to run as root without these; --oversubscribe lets 3 ranks share 2 cores.
-MPI_FLAGS="--oversubscribe"
+MPI_FLAGS="--oversubscribe -q"  # -q: no mpirun banner over our one-line error
 [ "$(id -u)" = 0 ] && MPI_FLAGS="$MPI_FLAGS --allow-run-as-root"
 export OPENBLAS_NUM_THREADS=1
 mpi() { local np=$1; shift; "$MPIEXEC" $MPI_FLAGS -np "$np" "$@"; }
