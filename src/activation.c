@@ -4,27 +4,42 @@
 #include <math.h>
 #include <stdlib.h>
 
-void relu_forward(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+// Written so the compiler vectorises them (restrict pointers, unconditional loads, a select):
+// a branch per element mispredicts half the time on real activations, which made ReLU's
+// backward 8x slower than its forward on the BR-Net input layer.
+void relu_forward(float *restrict out, const float *restrict inp, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x > 0.0f ? x : 0.0f;
+    }
 }
 
-void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+void relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict inp, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = dout[i];  // loaded unconditionally, so the select vectorises
+        dinp[i] += inp[i] > 0.0f ? g : 0.0f;
+    }
 }
 
-void leaky_relu_forward(float *out, const float *inp, size_t n, float slope) {
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : slope * inp[i];
+void leaky_relu_forward(float *restrict out, const float *restrict inp, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x > 0.0f ? x : slope * x;
+    }
 }
 
-void leaky_relu_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope) {
-    for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : slope * dout[i];
+void leaky_relu_backward(float *restrict dinp, const float *restrict dout, const float *restrict inp, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) {
+        float g = dout[i];
+        dinp[i] += inp[i] > 0.0f ? g : slope * g;
+    }
 }
 
-void tanh_forward(float *out, const float *inp, size_t n) {
+void tanh_forward(float *restrict out, const float *restrict inp, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
 }
 
-void tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+void tanh_backward(float *restrict dinp, const float *restrict dout, const float *restrict out, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
 }
 

@@ -1,17 +1,16 @@
 // conv3d.c: 3D convolution (PyTorch Conv3d, groups = 1, no dilation), naive and fast.
 //
-// The fast path is the classic vol2col + GEMM. For one sample, with K = C*kd*kh*kw and
-// N = OD*OH*OW:
-//   forward   out (OC,N)    = W (OC,K) x col (K,N)          (+ bias)
-//   backward  dW (OC,K)    += dout (OC,N) x col^T (N,K)
+// The fast path is the classic vol2col + GEMM (OpenBLAS sgemm). For one sample, with
+// K = C*kd*kh*kw and N = OD*OH*OW:
+//   forward   out (OC,N)    = W (OC,K) x col (K,N)  (+ bias)
+//   backward  dW^T (K,OC)  += col (K,N) x dout^T (N,OC)   (added into dweight at the end)
 //             dcol (K,N)    = W^T (K,OC) x dout (OC,N), then col2vol adds dcol into dinp
 // The column matrix is never built for a whole sample: the output rows (od,oh) are cut into
-// chunks whose column block (K x rows*OW) fits in about half of L2, so vol2col writes it,
-// sgemm packs it while it is still cached, and the workspace does not depend on B or on the
-// volume size. sgemm writes straight into out / reads straight from dout with ld = N.
-// Measured (OpenBLAS 0.3.21, 1 thread, Zen 4): sgemm is as fast at N = 256..4096 columns as
-// on a whole sample, so batching several samples into one GEMM did not pay and is not done;
-// chunks have at least CONV_MIN_COLS columns so small K does not give skinny GEMMs.
+// chunks of at most CONV_COL_CAP column floats, so the workspace is a few MB whatever B and
+// the volume, and sgemm writes straight into out / reads straight from dout with ld = N.
+// Measured on the BR-Net shapes (OpenBLAS 0.3.21, 1 thread, Zen 4): sgemm runs as fast on
+// 256..4096-column chunks as on a whole sample (often faster: the chunk stays in cache), so
+// batching several samples into one GEMM did not pay and is not done.
 #include "conv3d.h"
 #include "common.h"
 #include "layer.h"
@@ -19,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Column-block budget in floats (512 KB: half of a Zen 4 / Skylake-SP L2) and the smallest
-// GEMM width worth calling sgemm with (below ~256 columns OpenBLAS loses efficiency).
+// Column-block budget in floats (4 MB). Single-threaded, 128K..1M made no measurable
+// difference; the larger chunks give OpenBLAS more work per call when it runs threaded.
+// CONV_MIN_COLS: the narrowest chunk worth an sgemm call (below ~256 columns OpenBLAS
+// loses efficiency), which matters when K*OW is large.
 #ifndef CONV_COL_CAP
 #define CONV_COL_CAP (1u << 20)
 #endif
