@@ -80,7 +80,11 @@ static int write_ds(hid_t loc, const char *path, const char *name, hid_t memtype
         goto done;
     }
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (dcpl < 0) { df_err(err, "%s: %s: cannot create a property list", path, name); goto done; }
+    // No modification times in object headers: the same data must give the same bytes.
+    if (dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) {
+        df_err(err, "%s: %s: cannot create a property list", path, name);
+        goto done;
+    }
     if (chunk && H5Pset_chunk(dcpl, ndim, chunk) < 0) {
         df_err(err, "%s: %s: cannot set chunking", path, name);
         goto done;

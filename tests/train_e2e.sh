@@ -7,6 +7,7 @@ cfg="$top_srcdir/pipelines/quickstart.ini"
 
 # synth: determinism
 "$DF" synth mri3d --out "$WORK/d1" --n 64 --seed 3 --shape 16,16,16 >/dev/null &&
+sleep 1 &&  # a file that recorded times would now differ
 "$DF" synth mri3d --out "$WORK/d2" --n 64 --seed 3 --shape 16,16,16 >/dev/null &&
 "$DF" synth mri3d --out "$WORK/d3" --n 64 --seed 4 --shape 16,16,16 >/dev/null
 check "synth: same seed, same bytes" cmp -s "$WORK/d1/shard-00000.h5" "$WORK/d2/shard-00000.h5"
