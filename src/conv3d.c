@@ -373,22 +373,6 @@ typedef struct {
     InitKind init;
 } Conv3dImpl;
 
-// Reads a 1- or 3-value list key (a single value applies to d, h and w).
-static int read_triple(const Ini *ini, IniSection *sec, const char *key, int def, int lo, int out[3], DfError *err) {
-    int v[3], n;
-    if (ini_int_list(ini, sec, key, v, 3, &n, err)) return -1;
-    char where[512];
-    ini_where(ini, sec, key, where, sizeof where);
-    if (n == 0) { out[0] = out[1] = out[2] = def; return 0; }
-    if (n == 2) return df_err(err, "%s: [%s] %s needs 1 or 3 values (d,h,w), got 2", where, sec->name, key);
-    if (n == 1) v[1] = v[2] = v[0];
-    for (int i = 0; i < 3; i++) {
-        if (v[i] < lo) return df_err(err, "%s: [%s] %s values must be >= %d", where, sec->name, key, lo);
-        out[i] = v[i];
-    }
-    return 0;
-}
-
 static int conv_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     char where[512];
     int oc, k[3], s[3], p[3], bias, init;
@@ -397,8 +381,9 @@ static int conv_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
         return df_err(err, "%s: [%s] missing required key 'out' (output channels)", where, sec->name);
     }
     if (ini_int(ini, sec, "out", 0, 1, 1 << 20, &oc, err)) return -1;
-    if (read_triple(ini, sec, "kernel", 3, 1, k, err) || read_triple(ini, sec, "stride", 1, 1, s, err) ||
-        read_triple(ini, sec, "pad", 0, 0, p, err))
+    static const int three[3] = { 3, 3, 3 }, one[3] = { 1, 1, 1 }, zero[3] = { 0, 0, 0 };
+    if (layer_read_dhw(ini, sec, "kernel", three, 1, k, err) || layer_read_dhw(ini, sec, "stride", one, 1, s, err) ||
+        layer_read_dhw(ini, sec, "pad", zero, 0, p, err))
         return -1;
     if (ini_bool(ini, sec, "bias", 1, &bias, err)) return -1;
     if (ini_choice(ini, sec, "init", "default", init_kind_names, &init, err)) return -1;

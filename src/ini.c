@@ -95,6 +95,13 @@ int ini_parse_file(Ini *ini, const char *path, DfError *err) {
     return rc;
 }
 
+int ini_load(Ini *ini, const char *path, const char *const *sets, int n_sets, DfError *err) {
+    if (ini_parse_file(ini, path, err)) return -1;
+    for (int i = 0; i < n_sets; i++)
+        if (ini_apply_set(ini, sets[i], err)) { ini_free(ini); return -1; }
+    return 0;
+}
+
 void ini_free(Ini *ini) {
     for (int i = 0; i < ini->n; i++) {
         IniSection *s = &ini->sections[i];

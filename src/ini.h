@@ -28,6 +28,8 @@ typedef struct {
 int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *err);
 int ini_parse_file(Ini *ini, const char *path, DfError *err);
 void ini_free(Ini *ini);
+// ini_parse_file, then each "section.key=value" of sets[0..n_sets) (command-line --set).
+int ini_load(Ini *ini, const char *path, const char *const *sets, int n_sets, DfError *err);
 
 // Applies "section.key=value" (a command-line --set). The section is the first with that
 // header, or the layer section whose `name` key equals it. Missing keys are added.

@@ -23,6 +23,25 @@ void layer_add_state(Layer *L, const char *name, int ndim, const int *dims) {
     add_tensor(L->state_info, &L->n_state_info, &L->n_state, name, ndim, dims);
 }
 
+int layer_read_dhw(const Ini *ini, IniSection *sec, const char *key, const int *def, int lo, int out[3], DfError *err) {
+    int v[3], n;
+    char where[512];
+    if (ini_int_list(ini, sec, key, v, 3, &n, err)) return -1;
+    ini_where(ini, sec, key, where, sizeof where);
+    if (n == 0) {
+        if (!def) return df_err(err, "%s: [%s] missing required key '%s'", where, sec->name, key);
+        for (int i = 0; i < 3; i++) out[i] = def[i];
+        return 0;
+    }
+    if (n == 2) return df_err(err, "%s: [%s] %s needs 1 or 3 values (d,h,w), got 2", where, sec->name, key);
+    if (n == 1) v[1] = v[2] = v[0];
+    for (int i = 0; i < 3; i++) {
+        if (v[i] < lo) return df_err(err, "%s: [%s] %s values must be >= %d", where, sec->name, key, lo);
+        out[i] = v[i];
+    }
+    return 0;
+}
+
 const char *const init_kind_names[] = { "default", "kaiming_uniform", "kaiming_normal", "xavier_uniform",
                                         "xavier_normal", NULL };
 

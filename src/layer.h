@@ -98,6 +98,9 @@ const LayerOps *layer_ops_find(const char *type);
 const char *layer_types_list(void);
 
 // Helpers for LayerOps.build implementations.
+// A 1- or 3-value key such as kernel = 3 or kernel = 3,1,2 (one value applies to d, h and w).
+// def (3 values) when absent; def NULL makes the key required. Values must be >= lo.
+int layer_read_dhw(const Ini *ini, IniSection *sec, const char *key, const int *def, int lo, int out[3], DfError *err);
 void layer_add_param(Layer *L, const char *name, int ndim, const int *dims);  // appends to params
 void layer_add_state(Layer *L, const char *name, int ndim, const int *dims);  // appends to state
 // PyTorch's default init for conv/linear: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).

@@ -43,21 +43,24 @@ int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *
         int k = 0;
         for (int j = 0; j < net->n_layers; j++)
             if (net->layers[j].ops == L->ops) k++;
-        if (name) {
-            if (!*name || strlen(name) >= sizeof L->name || strchr(name, '/'))
-                return net_free(net), df_err(err, "%s:%d: [%s] name = '%s' must be 1-63 characters without '/'",
-                                             ini->origin, ini_entry(s, "name")->line, s->name, name);
-            snprintf(L->name, sizeof L->name, "%s", name);
-        } else {
-            snprintf(L->name, sizeof L->name, "%s%d", L->ops->type, k + 1);
+        if (name && (!*name || strlen(name) >= sizeof L->name || strchr(name, '/'))) {
+            df_err(err, "%s:%d: [%s] name = '%s' must be 1-63 characters without '/'", ini->origin,
+                   ini_entry(s, "name")->line, s->name, name);
+            goto fail;
         }
+        if (name) snprintf(L->name, sizeof L->name, "%s", name);
+        else snprintf(L->name, sizeof L->name, "%s%d", L->ops->type, k + 1);
         for (int j = 0; j < net->n_layers; j++)
-            if (strcmp(net->layers[j].name, L->name) == 0)
-                return net_free(net), df_err(err, "%s:%d: layer name '%s' is used twice", ini->origin, s->line, L->name);
-        if (L->ops->build(L, ini, s, err) != 0) { net->n_layers++; net_free(net); return -1; }
-        net->n_layers++;
-        if (L->out_shape.c < 1 || L->out_shape.d < 1 || L->out_shape.h < 1 || L->out_shape.w < 1)
-            return net_free(net), df_err(err, "%s:%d: [%s] layer '%s' has an empty output", ini->origin, s->line, s->name, L->name);
+            if (strcmp(net->layers[j].name, L->name) == 0) {
+                df_err(err, "%s:%d: layer name '%s' is used twice", ini->origin, s->line, L->name);
+                goto fail;
+            }
+        net->n_layers++;  // from here on net_free destroys this layer too
+        if (L->ops->build(L, ini, s, err) != 0) goto fail;
+        if (L->out_shape.c < 1 || L->out_shape.d < 1 || L->out_shape.h < 1 || L->out_shape.w < 1) {
+            df_err(err, "%s:%d: [%s] layer '%s' has an empty output", ini->origin, s->line, s->name, L->name);
+            goto fail;
+        }
         if (L->workspace_floats > workspace) workspace = L->workspace_floats;
         shape = L->out_shape;
     }
@@ -85,6 +88,9 @@ int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *
         L->dout = net->dacts[i + 1];
     }
     return 0;
+fail:  // err is already formatted (it may quote a layer's name, so free only now)
+    net_free(net);
+    return -1;
 }
 
 void net_init(Net *net, uint64_t seed) {

@@ -200,31 +200,12 @@ typedef struct {
     int32_t *argmax;  // (max_batch, C, OD, OH, OW), maxpool only
 } PoolImpl;
 
-// kernel (required), stride (default = kernel), pad (default 0); 1 or 3 values each.
-static int read_triple(const Ini *ini, IniSection *sec, const char *key, const int *def, int lo, int out[3], DfError *err) {
-    int v[3], n;
-    char where[512];
-    if (ini_int_list(ini, sec, key, v, 3, &n, err)) return -1;
-    ini_where(ini, sec, key, where, sizeof where);
-    if (n == 0) {
-        if (!def) return df_err(err, "%s: [%s] missing required key '%s'", where, sec->name, key);
-        for (int i = 0; i < 3; i++) out[i] = def[i];
-        return 0;
-    }
-    if (n == 2) return df_err(err, "%s: [%s] %s needs 1 or 3 values (d,h,w), got 2", where, sec->name, key);
-    if (n == 1) v[1] = v[2] = v[0];
-    for (int i = 0; i < 3; i++) {
-        if (v[i] < lo) return df_err(err, "%s: [%s] %s values must be >= %d", where, sec->name, key, lo);
-        out[i] = v[i];
-    }
-    return 0;
-}
 
 static int pool_build_common(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     int k[3], s[3], p[3];
     const int zero[3] = { 0, 0, 0 };
-    if (read_triple(ini, sec, "kernel", NULL, 1, k, err) || read_triple(ini, sec, "stride", k, 1, s, err) ||
-        read_triple(ini, sec, "pad", zero, 0, p, err))
+    if (layer_read_dhw(ini, sec, "kernel", NULL, 1, k, err) || layer_read_dhw(ini, sec, "stride", k, 1, s, err) ||
+        layer_read_dhw(ini, sec, "pad", zero, 0, p, err))
         return -1;
     Shape in = L->in_shape;
     Pool3dGeom g;

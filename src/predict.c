@@ -20,7 +20,7 @@ static const char *predict_help =
 
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict", *config = NULL, *ckpt = NULL, *data = NULL, *out = NULL, *v;
-    const char **sets = xcalloc((size_t)argc, sizeof(char *));
+    const char **sets = xcalloc((size_t)argc, sizeof(char *));  // --set values, in order
     int n_sets = 0, batch = 32;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(predict_help, stdout); free(sets); return 0; }
@@ -40,9 +40,7 @@ int cmd_predict(int argc, char **argv) {
 
     DfError err;
     Ini ini;
-    if (ini_parse_file(&ini, config, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
-    for (int i = 0; i < n_sets; i++)
-        if (ini_apply_set(&ini, sets[i], &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (ini_load(&ini, config, sets, n_sets, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     free(sets);
     Cohort c;
     if (shard_read(data, &c, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);

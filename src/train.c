@@ -203,7 +203,7 @@ static const char *train_help =
 
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train", *config = NULL, *resume = NULL, *v;
-    const char **sets = xcalloc((size_t)argc, sizeof(char *));
+    const char **sets = xcalloc((size_t)argc, sizeof(char *));  // --set values, in order
     int n_sets = 0, threads_cli = -1;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(train_help, stdout); free(sets); return 0; }
@@ -218,9 +218,7 @@ int cmd_train(int argc, char **argv) {
 
     DfError err;
     Ini ini;
-    if (ini_parse_file(&ini, config, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
-    for (int i = 0; i < n_sets; i++)
-        if (ini_apply_set(&ini, sets[i], &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (ini_load(&ini, config, sets, n_sets, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     free(sets);
 
     Dataset ds;

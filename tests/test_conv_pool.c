@@ -11,17 +11,7 @@
 
 static float *fbuf(size_t n) { return df_alloc_floats(n); }
 
-static float *frand(size_t n, Rng *rng) {
-    float *x = fbuf(n);
-    tu_fill_uniform(x, n, -1.0f, 1.0f, rng);
-    return x;
-}
-
-static float *fcopy(const float *x, size_t n) {
-    float *y = fbuf(n);
-    memcpy(y, x, n * sizeof(float));
-    return y;
-}
+static float *frand(size_t n, Rng *rng) { return tu_rand(n, -1.0f, 1.0f, rng); }
 
 // ---- conv: fast vs naive ---------------------------------------------------------------------
 
@@ -70,9 +60,9 @@ static void conv_compare_case(const ConvCase *c, int idx) {
     snprintf(what, sizeof what, "conv case %d forward", idx);
     TU_ASSERT_CLOSE(y2, y1, yn, 1e-4, 1e-4, what);
     // gradients start non-zero: backward must add (+=)
-    float *dx1 = c->dinp_null ? NULL : frand(xn, &rng), *dx2 = dx1 ? fcopy(dx1, xn) : NULL;
-    float *dw1 = frand(wn, &rng), *dw2 = fcopy(dw1, wn);
-    float *db1 = c->bias ? frand(c->OC, &rng) : NULL, *db2 = db1 ? fcopy(db1, c->OC) : NULL;
+    float *dx1 = c->dinp_null ? NULL : frand(xn, &rng), *dx2 = dx1 ? tu_copy(dx1, xn) : NULL;
+    float *dw1 = frand(wn, &rng), *dw2 = tu_copy(dw1, wn);
+    float *db1 = c->bias ? frand(c->OC, &rng) : NULL, *db2 = db1 ? tu_copy(db1, c->OC) : NULL;
     conv3d_backward_naive(dx1, dw1, db1, dy, x, w, c->B, &g);
     for (size_t i = 0; i < wsn; i++) ws[i] = -1e30f;
     conv3d_backward(dx2, dw2, db2, dy, x, w, c->B, &g, ws);
@@ -387,7 +377,7 @@ static void test_maxpool_fast_vs_general(void) {
         CU_ASSERT(memcmp(y1, y2, yn * sizeof(float)) == 0);
         CU_ASSERT(memcmp(a1, a2, yn * sizeof(int32_t)) == 0);
         // backward adds into what is there
-        float *dy = frand(yn, &rng), *dx = frand(xn, &rng), *dx0 = fcopy(dx, xn);
+        float *dy = frand(yn, &rng), *dx = frand(xn, &rng), *dx0 = tu_copy(dx, xn);
         maxpool3d_backward(dx, dy, a2, B, &g);
         size_t plane = (size_t)dims[t][0] * dims[t][1] * dims[t][2], oplane = (size_t)g.OD * g.OH * g.OW;
         for (size_t i = 0; i < yn; i++) dx0[(i / oplane) * plane + a1[i]] += dy[i];

@@ -15,16 +15,6 @@
 #include <string.h>
 
 static float *falloc(size_t n) { return df_alloc_floats(n); }
-static float *frand(size_t n, float lo, float hi, Rng *rng) {
-    float *x = falloc(n);
-    tu_fill_uniform(x, n, lo, hi, rng);
-    return x;
-}
-static float *fcopy(const float *x, size_t n) {
-    float *y = falloc(n);
-    memcpy(y, x, n * sizeof(float));
-    return y;
-}
 
 // ---- linear ---------------------------------------------------------------------------------
 
@@ -48,11 +38,11 @@ static void check_linear_grads(int naive, int with_bias) {
     rng_seed(&rng, 100 + naive * 2 + with_bias);
     LinCtx c = { 4, 7, 5, naive, NULL, NULL, NULL, NULL, NULL };
     size_t ni = (size_t)c.B * c.IN, nw = (size_t)c.OUT * c.IN, no = (size_t)c.B * c.OUT;
-    c.inp = frand(ni, -1, 1, &rng);
-    c.w = frand(nw, -1, 1, &rng);
-    c.b = with_bias ? frand((size_t)c.OUT, -1, 1, &rng) : NULL;
+    c.inp = tu_rand(ni, -1, 1, &rng);
+    c.w = tu_rand(nw, -1, 1, &rng);
+    c.b = with_bias ? tu_rand((size_t)c.OUT, -1, 1, &rng) : NULL;
     c.out = falloc(no);
-    c.R = frand(no, -1, 1, &rng);
+    c.R = tu_rand(no, -1, 1, &rng);
     float *dinp = falloc(ni), *dw = falloc(nw), *db = falloc((size_t)c.OUT);
     lin_fwd(&c);
     if (naive) linear_backward_naive(dinp, dw, with_bias ? db : NULL, c.R, c.inp, c.w, c.B, c.IN, c.OUT);
@@ -81,23 +71,23 @@ static void test_linear_fast_vs_naive(void) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], IN = shapes[s][1], OUT = shapes[s][2];
         size_t ni = (size_t)B * IN, nw = (size_t)OUT * IN, no = (size_t)B * OUT;
-        float *inp = frand(ni, -1, 1, &rng), *w = frand(nw, -1, 1, &rng), *b = frand((size_t)OUT, -1, 1, &rng);
-        float *dout = frand(no, -1, 1, &rng);
+        float *inp = tu_rand(ni, -1, 1, &rng), *w = tu_rand(nw, -1, 1, &rng), *b = tu_rand((size_t)OUT, -1, 1, &rng);
+        float *dout = tu_rand(no, -1, 1, &rng);
         float *o1 = falloc(no), *o2 = falloc(no);
         for (int wb = 0; wb < 2; wb++) {
             linear_forward(o1, inp, w, wb ? b : NULL, B, IN, OUT);
             linear_forward_naive(o2, inp, w, wb ? b : NULL, B, IN, OUT);
             TU_ASSERT_CLOSE(o1, o2, no, 1e-5, 1e-5, "linear forward fast vs naive");
         }
-        float *di1 = frand(ni, -1, 1, &rng), *dw1 = frand(nw, -1, 1, &rng), *db1 = frand((size_t)OUT, -1, 1, &rng);
-        float *di2 = fcopy(di1, ni), *dw2 = fcopy(dw1, nw), *db2 = fcopy(db1, (size_t)OUT);
+        float *di1 = tu_rand(ni, -1, 1, &rng), *dw1 = tu_rand(nw, -1, 1, &rng), *db1 = tu_rand((size_t)OUT, -1, 1, &rng);
+        float *di2 = tu_copy(di1, ni), *dw2 = tu_copy(dw1, nw), *db2 = tu_copy(db1, (size_t)OUT);
         linear_backward(di1, dw1, db1, dout, inp, w, B, IN, OUT);
         linear_backward_naive(di2, dw2, db2, dout, inp, w, B, IN, OUT);
         TU_ASSERT_CLOSE(di1, di2, ni, 1e-5, 1e-5, "linear dinp fast vs naive");
         TU_ASSERT_CLOSE(dw1, dw2, nw, 1e-5, 1e-5, "linear dweight fast vs naive");
         TU_ASSERT_CLOSE(db1, db2, (size_t)OUT, 1e-5, 1e-5, "linear dbias fast vs naive");
         // dinp = NULL, dbias = NULL must only touch dweight
-        float *dw3 = fcopy(dw1, nw);
+        float *dw3 = tu_copy(dw1, nw);
         linear_backward(NULL, dw3, NULL, dout, inp, w, B, IN, OUT);
         linear_backward_naive(NULL, dw1, NULL, dout, inp, w, B, IN, OUT);
         TU_ASSERT_CLOSE(dw3, dw1, nw, 1e-5, 1e-5, "linear dweight without dinp/dbias");
@@ -127,11 +117,11 @@ static double bn_loss(void *p) {
 static void bn_ctx_init(BnCtx *c, int B, int C, size_t S, Rng *rng) {
     c->B = B; c->C = C; c->S = S; c->eps = 1e-5f;
     size_t n = (size_t)B * C * S;
-    c->inp = frand(n, -2, 2, rng);
-    c->w = frand((size_t)C, 0.5f, 1.5f, rng);
-    c->b = frand((size_t)C, -0.5f, 0.5f, rng);
+    c->inp = tu_rand(n, -2, 2, rng);
+    c->w = tu_rand((size_t)C, 0.5f, 1.5f, rng);
+    c->b = tu_rand((size_t)C, -0.5f, 0.5f, rng);
     c->out = falloc(n);
-    c->R = frand(n, -1, 1, rng);
+    c->R = tu_rand(n, -1, 1, rng);
     c->mean = falloc((size_t)C); c->rstd = falloc((size_t)C);
     c->rm = falloc((size_t)C); c->rv = falloc((size_t)C);
     c->rm0 = 0.25f; c->rv0 = 1.5f;
@@ -147,9 +137,9 @@ static void check_bn_grads(int B, int C, size_t S, unsigned seed) {
     BnCtx c;
     bn_ctx_init(&c, B, C, S, &rng);
     size_t n = (size_t)B * C * S;
-    float *dinp = frand(n, -1, 1, &rng), *dw = frand((size_t)C, -1, 1, &rng), *db = frand((size_t)C, -1, 1, &rng);
+    float *dinp = tu_rand(n, -1, 1, &rng), *dw = tu_rand((size_t)C, -1, 1, &rng), *db = tu_rand((size_t)C, -1, 1, &rng);
     // backward accumulates: start from random values and subtract them afterwards
-    float *dinp0 = fcopy(dinp, n), *dw0 = fcopy(dw, (size_t)C), *db0 = fcopy(db, (size_t)C);
+    float *dinp0 = tu_copy(dinp, n), *dw0 = tu_copy(dw, (size_t)C), *db0 = tu_copy(db, (size_t)C);
     bn_loss(&c);
     batchnorm3d_backward(dinp, dw, db, c.R, c.inp, c.mean, c.rstd, c.w, B, C, S, &reducer_local);
     for (size_t i = 0; i < n; i++) dinp[i] -= dinp0[i];
@@ -269,13 +259,13 @@ static void check_bn_two_ranks(int B0, int B1) {
     int B = B0 + B1, C = 3;
     size_t S = 4, per = (size_t)C * S, n = (size_t)B * per;
     float eps = 1e-5f, mom = 0.1f;
-    float *inp = frand(n, -2, 2, &rng), *dout = frand(n, -1, 1, &rng);
-    float *w = frand((size_t)C, 0.5f, 1.5f, &rng), *bias = frand((size_t)C, -0.5f, 0.5f, &rng);
+    float *inp = tu_rand(n, -2, 2, &rng), *dout = tu_rand(n, -1, 1, &rng);
+    float *w = tu_rand((size_t)C, 0.5f, 1.5f, &rng), *bias = tu_rand((size_t)C, -0.5f, 0.5f, &rng);
     float rm_init[3] = { 0.2f, -0.1f, 0.0f }, rv_init[3] = { 1.0f, 2.0f, 0.5f };
 
     // one rank, whole batch
     float *out = falloc(n), *mean = falloc((size_t)C), *rstd = falloc((size_t)C);
-    float *rm = fcopy(rm_init, (size_t)C), *rv = fcopy(rv_init, (size_t)C);
+    float *rm = tu_copy(rm_init, (size_t)C), *rv = tu_copy(rv_init, (size_t)C);
     float *dinp = falloc(n), *dw = falloc((size_t)C), *db = falloc((size_t)C);
     batchnorm3d_forward_train(out, mean, rstd, rm, rv, inp, w, bias, B, C, S, eps, mom, &reducer_local);
     batchnorm3d_backward(dinp, dw, db, dout, inp, mean, rstd, w, B, C, S, &reducer_local);
@@ -350,7 +340,7 @@ static void test_dropout_grad(void) {
     rng_seed(&rng, 41);
     DropCtx c = { 3, 10, 0.4f, NULL, NULL, NULL, NULL };
     size_t n = (size_t)c.B * c.N;
-    c.inp = frand(n, -1, 1, &rng); c.out = falloc(n); c.mask = falloc(n); c.R = frand(n, -1, 1, &rng);
+    c.inp = tu_rand(n, -1, 1, &rng); c.out = falloc(n); c.mask = falloc(n); c.R = tu_rand(n, -1, 1, &rng);
     float *dinp = falloc(n);
     drop_loss(&c);
     dropout_backward(dinp, c.R, c.mask, c.B, c.N);
@@ -364,7 +354,7 @@ static void test_dropout_mask(void) {
     int B = 4;
     size_t N = 3000, n = (size_t)B * N;
     float p = 0.3f;
-    float *inp = frand(n, 0.5f, 1.0f, &rng), *out = falloc(n), *mask = falloc(n);
+    float *inp = tu_rand(n, 0.5f, 1.0f, &rng), *out = falloc(n), *mask = falloc(n);
     dropout_forward(out, mask, inp, B, N, p, 7, 3, 10);
     size_t zeros = 0;
     int ok = 1;
@@ -428,10 +418,10 @@ static void check_ew(int kind, float lo, float hi, float eps, double h, double a
     rng_seed(&rng, 50 + (unsigned)kind);
     EwCtx c = { kind, 3, 6, eps, 0.2f, NULL, NULL, NULL, NULL };
     size_t n = (size_t)c.B * c.N;
-    c.inp = frand(n, lo, hi, &rng);
+    c.inp = tu_rand(n, lo, hi, &rng);
     for (size_t i = 0; i < n; i++) if (rng_uniform(&rng) < 0.5) c.inp[i] = -c.inp[i];
-    c.out = falloc(n); c.R = frand(n, -1, 1, &rng); c.aux = falloc((size_t)c.B);
-    float *dinp = frand(n, -1, 1, &rng), *dinp0 = fcopy(dinp, n);
+    c.out = falloc(n); c.R = tu_rand(n, -1, 1, &rng); c.aux = falloc((size_t)c.B);
+    float *dinp = tu_rand(n, -1, 1, &rng), *dinp0 = tu_copy(dinp, n);
     ew_fwd(&c);
     ew_bwd(&c, dinp);
     for (size_t i = 0; i < n; i++) dinp[i] -= dinp0[i];  // backward accumulates
@@ -452,7 +442,7 @@ static void test_l2norm(void) {
     Rng rng;
     rng_seed(&rng, 60);
     int B = 3, N = 7;
-    float *x = frand((size_t)B * N, -2, 2, &rng), *y = falloc((size_t)B * N), nrm[3];
+    float *x = tu_rand((size_t)B * N, -2, 2, &rng), *y = falloc((size_t)B * N), nrm[3];
     l2norm_forward(y, nrm, x, B, N, 1e-12f);
     for (int b = 0; b < B; b++) {
         double s = 0.0, sx = 0.0;
@@ -670,7 +660,7 @@ static void test_ops_dropout_flatten_l2norm(void) {
     CU_ASSERT(ok);
     CU_ASSERT(dropped > 0 && dropped < (int)n);
     // another dropout layer (another name) draws another mask for the same samples and step
-    float *out1 = fcopy(fx.out, n);
+    float *out1 = tu_copy(fx.out, n);
     snprintf(fx.L.name, sizeof fx.L.name, "dropout2");
     fx.L.ops->destroy(&fx.L);
     fx.L.impl = NULL;

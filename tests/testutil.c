@@ -3,9 +3,23 @@
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include "common.h"
 
 void tu_fill_uniform(float *x, size_t n, float lo, float hi, Rng *rng) {
     for (size_t i = 0; i < n; i++) x[i] = rng_uniformf(rng, lo, hi);
+}
+
+float *tu_rand(size_t n, float lo, float hi, Rng *rng) {
+    float *x = df_alloc_floats(n);
+    tu_fill_uniform(x, n, lo, hi, rng);
+    return x;
+}
+
+float *tu_copy(const float *x, size_t n) {
+    float *y = df_alloc_floats(n);
+    memcpy(y, x, n * sizeof(float));
+    return y;
 }
 
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol, const char *what) {

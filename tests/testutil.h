@@ -8,6 +8,9 @@
 
 // x[i] ~ U(lo, hi)
 void tu_fill_uniform(float *x, size_t n, float lo, float hi, Rng *rng);
+// New aligned buffers (free with free()): n values ~ U(lo, hi), or a copy of x.
+float *tu_rand(size_t n, float lo, float hi, Rng *rng);
+float *tu_copy(const float *x, size_t n);
 // max_i |a_i - b_i| / (atol + rtol |b_i|) -- <= 1 means "close"; also prints the worst index
 // when it exceeds 1 and `what` is non-NULL.
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol, const char *what);
