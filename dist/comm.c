@@ -21,6 +21,7 @@ static int g_rank = 0, g_size = 1, g_local_size = 1, g_blas_threads = 1, g_initi
     } while (0)
 
 static int hook_rank(void) { return g_rank; }
+static int hook_size(void) { return g_size; }
 
 static void hook_abort(int status) {
     fflush(stdout);
@@ -44,6 +45,22 @@ static void reducer_sum_f64(Reducer *r, double *buf, size_t n) { dist_allreduce_
 static void reducer_sum_f32(Reducer *r, float *buf, size_t n) { dist_allreduce_sum_f32(buf, n); }
 static Reducer g_reducer = { reducer_sum_f64, reducer_sum_f32, 1, NULL };
 
+// Started directly by srun (not by mpirun, whose ranks carry OMPI_COMM_WORLD_SIZE), the MPI
+// world must hold every task of the step. Without PMIx (srun --mpi=none on a system whose MPI
+// falls back to singletons) each task would be its own one-rank job: N copies of the same
+// training writing the same files. Stop with an explanation instead.
+static void check_slurm_tasks(void) {
+    const char *ntasks = getenv("SLURM_STEP_NUM_TASKS");
+    if (!ntasks) ntasks = getenv("SLURM_NTASKS");
+    if (!ntasks || getenv("OMPI_COMM_WORLD_SIZE") || !getenv("SLURM_STEP_ID")) return;
+    long n;
+    if (df_parse_long(ntasks, &n) != 0 || n == g_size) return;
+    df_die_collective(DF_EXIT_INPUT,
+                      "Slurm started %ld tasks but MPI sees %d rank%s: the tasks are not one MPI job. "
+                      "Launch with 'srun --mpi=pmix' (see 'srun --mpi=list') or with mpirun inside the allocation.",
+                      n, g_size, g_size == 1 ? "" : "s");
+}
+
 void dist_init(int *argc, char ***argv) {
     MPI_CHECK(MPI_Init(argc, argv));
     g_initialised = 1;
@@ -54,8 +71,9 @@ void dist_init(int *argc, char ***argv) {
     MPI_CHECK(MPI_Comm_size(local, &g_local_size));
     MPI_CHECK(MPI_Comm_free(&local));
     g_reducer.nranks = g_size;
-    DfProcessHooks hooks = { hook_rank, hook_abort, hook_exit };
+    DfProcessHooks hooks = { hook_rank, hook_size, hook_abort, hook_exit };
     df_set_process_hooks(&hooks);
+    check_slurm_tasks();
 }
 
 void dist_finalize(void) {

@@ -121,11 +121,14 @@ static int write_contents(hid_t f, const char *path, const char *config_text, co
     }
     if (ts) {
         hsize_t four = 4;
+        hsize_t three = 3;
         if (h5_write_u64(f, path, "train/rng", ts->rng.s, 1, &four, err) != 0) return -1;
+        if (h5_write_f64(f, path, "train/epoch_sums", ts->epoch_sums, 1, &three, err) != 0) return -1;
         hid_t t = H5Gopen2(f, "train", H5P_DEFAULT);
         if (t < 0) return df_err(err, "%s: train: cannot open the group", path);
         int rc = h5_attr_write_i64(t, path, "epoch", ts->epoch, err);
         if (rc == 0) rc = h5_attr_write_i64(t, path, "step", ts->step, err);
+        if (rc == 0) rc = h5_attr_write_i64(t, path, "epoch_step", ts->epoch_step, err);
         if (H5Gclose(t) < 0 && rc == 0) rc = df_err(err, "%s: train: cannot close the group", path);
         if (rc != 0) return -1;
     }
@@ -222,7 +225,7 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
     if (h5_check_format(f, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, err) != 0) return -1;
     if (check_params(f, path, net, err) != 0) return -1;
     // Optimiser and train state are checked before any buffer is written too.
-    int64_t opt_step = 0, epoch = 0, step = 0;
+    int64_t opt_step = 0, epoch = 0, step = 0, epoch_step = 0;
     if (opt) {
         if (!h5_exists(f, "optimizer")) return df_err(err, "%s: has no optimizer state (saved without one)", path);
         hid_t o = H5Gopen2(f, "optimizer", H5P_DEFAULT);
@@ -255,9 +258,10 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
         if (t < 0) return df_err(err, "%s: train: cannot open the group", path);
         int rc = h5_attr_read_i64(t, path, "epoch", &epoch, err);
         if (rc == 0) rc = h5_attr_read_i64(t, path, "step", &step, err);
+        if (rc == 0) rc = h5_attr_read_i64(t, path, "epoch_step", &epoch_step, err);
         if (H5Gclose(t) < 0 && rc == 0) rc = df_err(err, "%s: train: cannot close the group", path);
         if (rc != 0) return -1;
-        if (epoch < 0 || epoch > 1000000000 || step < 0)
+        if (epoch < 0 || epoch > 1000000000 || step < 0 || epoch_step < 0 || epoch_step > step)
             return df_err(err, "%s: train: bad epoch %lld / step %lld", path, (long long)epoch, (long long)step);
     }
 
@@ -282,9 +286,11 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
     if (ts) {
         Rng r;
         if (h5_read_u64(f, path, "train/rng", r.s, 4, err) != 0) return -1;
+        if (h5_read_f64(f, path, "train/epoch_sums", ts->epoch_sums, 3, err) != 0) return -1;
         ts->rng = r;
         ts->epoch = (int)epoch;
         ts->step = (long)step;
+        ts->epoch_step = (int)epoch_step;
     }
     return 0;
 }

@@ -4,7 +4,8 @@
 //                               linear [out,in], BN weight/bias; BN running_mean/running_var
 //                               also live here, as in a PyTorch state_dict)
 //   /optimizer/m, /optimizer/v  float32 flat, same order as the parameter buffer; attribute step
-//   /train attributes: epoch, step (global optimiser steps); /train/rng uint64[4]
+//   /train attributes: epoch, step (global optimiser steps), epoch_step (steps into an unfinished
+//                               epoch); /train/rng uint64[4]; /train/epoch_sums float64[3]
 //   root attributes: format = "deconfound-checkpoint", version = 1; /optimizer attribute kind
 // Written to "<dir>/.<name>.tmp.<pid>" then renamed: a crash never leaves a half checkpoint.
 #ifndef DF_CHECKPOINT_H
@@ -17,9 +18,11 @@
 #define CHECKPOINT_VERSION 1
 
 typedef struct {
-    int epoch;   // epochs completed
-    long step;   // optimiser steps completed
-    Rng rng;     // trainer RNG state
+    int epoch;          // epochs completed
+    long step;          // optimiser steps completed
+    Rng rng;            // trainer RNG state at the start of the current epoch
+    int epoch_step;     // steps done in the current (unfinished) epoch: > 0 after a mid-epoch stop
+    double epoch_sums[3];  // that partial epoch's loss sum, correct count, sample count
 } TrainState;
 
 // opt may be NULL (no optimiser state written).

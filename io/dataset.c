@@ -1,36 +1,320 @@
-// dataset.c: builds the training cohort from the [data] section and splits it.
+// dataset.c: builds the cohort from the [data] section and splits it (see dataset.h).
 #include "dataset.h"
+#include "comm.h"
+#include "csv.h"
+#include "pack.h"
 #include "synth.h"
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static const char *const synth_names[] = { "synth:mri3d", NULL };
+static const char *const synth_names[] = { "synth:mri3d", "synth:mdn2d", "synth:video", "synth:biased-fmnist", NULL };
+enum { GEN_MRI3D, GEN_MDN2D, GEN_VIDEO, GEN_FMNIST };
 
-static void split_stratified(Dataset *ds, double val_fraction, uint64_t seed) {
-    const Cohort *c = &ds->cohort;
-    int n = c->n;
-    int *perm = xmalloc((size_t)n * sizeof(int));
-    Rng rng;
-    rng_seed_stream(&rng, seed, 0x5b1175, 0);
-    rng_permutation(&rng, perm, n);
-    ds->train_idx = xmalloc((size_t)n * sizeof(int));
-    ds->val_idx = xmalloc((size_t)n * sizeof(int));
-    ds->n_train = ds->n_val = 0;
-    // Per class: the first round(val_fraction * count) samples of the permutation go to val.
-    int maxlab = 0;
-    for (int i = 0; i < n; i++) if (c->labels[i] > maxlab) maxlab = c->labels[i];
-    int *count = xcalloc((size_t)maxlab + 1, sizeof(int)), *taken = xcalloc((size_t)maxlab + 1, sizeof(int));
-    for (int i = 0; i < n; i++) count[c->labels[i]]++;
-    for (int t = 0; t < n; t++) {
-        int i = perm[t], y = c->labels[i];
-        int quota = (int)(val_fraction * count[y] + 0.5);
-        if (taken[y] < quota) { ds->val_idx[ds->n_val++] = i; taken[y]++; }
-        else ds->train_idx[ds->n_train++] = i;
-    }
-    free(count); free(taken); free(perm);
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static char **g_subjects;  // for cmp_by_subject (qsort has no context argument)
+static int cmp_by_subject(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b, c = strcmp(g_subjects[i], g_subjects[j]);
+    return c ? c : (i > j) - (i < j);
 }
 
-static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+// ---- splits ------------------------------------------------------------------------------
+
+void dataset_split(Dataset *ds, const SplitConfig *sc) {
+    const Cohort *c = &ds->cohort;
+    int n = c->n;
+    free(ds->train_idx); free(ds->val_idx); free(ds->test_idx);
+    // Units: subjects (all samples of one subject move together), or samples.
+    int *unit_of = xmalloc(sizeof(int) * (size_t)n), n_units = 0;
+    int *unit_first = xmalloc(sizeof(int) * (size_t)n);
+    if (c->subjects) {
+        // Indices sorted by (subject, index): each run of one subject starts at its first
+        // appearance; units are numbered in order of first appearance.
+        int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *first = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+        for (int i = 0; i < n; i++) order[i] = i;
+        g_subjects = c->subjects;
+        qsort(order, (size_t)n, sizeof(int), cmp_by_subject);
+        for (int a = 0; a < n;) {
+            int b = a;
+            while (b < n && strcmp(c->subjects[order[b]], c->subjects[order[a]]) == 0) first[order[b++]] = order[a];
+            a = b;
+        }
+        for (int i = 0; i < n; i++)
+            if (first[i] == i) { unit_first[n_units] = i; unit_of[i] = n_units++; }
+        for (int i = 0; i < n; i++) unit_of[i] = unit_of[first[i]];
+        free(order);
+        free(first);
+    } else {
+        for (int i = 0; i < n; i++) { unit_of[i] = i; unit_first[i] = i; }
+        n_units = n;
+    }
+    // Strata: (label, stratify level) of each unit's first sample.
+    int *stratum = xmalloc(sizeof(int) * (size_t)n_units), n_strata = 0;
+    long *skey = xmalloc(sizeof(long) * (size_t)n_units);
+    for (int u = 0; u < n_units; u++) {
+        int i = unit_first[u];
+        long lev = sc->stratify_column >= 0 ? (long)c->meta[(size_t)i * c->k + sc->stratify_column] : 0;
+        long key = (long)c->labels[i] * 100003L + lev;
+        int s = 0;
+        while (s < n_strata && skey[s] != key) s++;
+        if (s == n_strata) skey[n_strata++] = key;
+        stratum[u] = s;
+    }
+    int *count = xcalloc((size_t)n_strata, sizeof(int)), *taken_test = xcalloc((size_t)n_strata, sizeof(int)),
+        *taken_val = xcalloc((size_t)n_strata, sizeof(int)), *pos = xcalloc((size_t)n_strata, sizeof(int));
+    for (int u = 0; u < n_units; u++) count[stratum[u]]++;
+    int *perm = xmalloc(sizeof(int) * (size_t)n_units);
+    Rng rng;
+    rng_seed_stream(&rng, sc->seed, 0x5b1175, 0);
+    rng_permutation(&rng, perm, n_units);
+    int *where = xmalloc(sizeof(int) * (size_t)n_units);  // 0 train, 1 val, 2 test
+    for (int t = 0; t < n_units; t++) {
+        int u = perm[t], s = stratum[u];
+        int qtest = (int)(sc->test_fraction * count[s] + 0.5);
+        if (taken_test[s] < qtest) { where[u] = 2; taken_test[s]++; continue; }
+        if (sc->kfold >= 2) {
+            where[u] = pos[s]++ % sc->kfold == sc->fold ? 1 : 0;
+        } else {
+            int qval = (int)(sc->val_fraction * count[s] + 0.5);
+            if (taken_val[s] < qval) { where[u] = 1; taken_val[s]++; }
+            else where[u] = 0;
+        }
+    }
+    ds->train_idx = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    ds->val_idx = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    ds->test_idx = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    ds->n_train = ds->n_val = ds->n_test = 0;
+    for (int i = 0; i < n; i++) {  // cohort order within each split
+        int w = where[unit_of[i]];
+        if (w == 0) ds->train_idx[ds->n_train++] = i;
+        else if (w == 1) ds->val_idx[ds->n_val++] = i;
+        else ds->test_idx[ds->n_test++] = i;
+    }
+    free(unit_of); free(unit_first); free(stratum); free(skey); free(count); free(taken_test); free(taken_val);
+    free(pos); free(perm); free(where);
+}
+
+// ---- sources -----------------------------------------------------------------------------
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+// Shard paths of one source item: the file itself, or a directory's *.h5 files (sorted).
+static int list_item(const char *item, char ***paths, int *n, int *cap, DfError *err) {
+    struct stat st;
+    if (stat(item, &st) != 0) return df_err(err, "%s: cannot open: %s", item, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
+        (*paths)[(*n)++] = xstrdup(item);
+        return 0;
+    }
+    DIR *d = opendir(item);
+    if (!d) return df_err(err, "%s: cannot list: %s", item, strerror(errno));
+    int before = *n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !ends_with(e->d_name, ".h5")) continue;  // skips .tmp files
+        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
+        size_t len = strlen(item) + strlen(e->d_name) + 2;
+        char *p = xmalloc(len);
+        snprintf(p, len, "%s/%s", item, e->d_name);
+        (*paths)[(*n)++] = p;
+    }
+    closedir(d);
+    if (*n == before) return df_err(err, "%s: directory holds no .h5 shards", item);
+    qsort(*paths + before, (size_t)(*n - before), sizeof(char *), cmp_str);
+    return 0;
+}
+
+// Appends shard header h (n samples) to the combined cohort c (which has `have` samples).
+static int append_header(Cohort *c, const Cohort *h, const char *path, int first, DfError *err) {
+    if (first == 0) {
+        c->shape = h->shape;
+        c->k = h->k;
+        for (int j = 0; j < h->k; j++) {
+            c->columns[j] = xstrdup(h->columns[j]);
+            c->kinds[j] = h->kinds[j];
+            c->n_levels[j] = h->n_levels[j];
+            if (h->n_levels[j]) {
+                c->levels[j] = xmalloc(sizeof(char *) * (size_t)h->n_levels[j]);
+                for (int l = 0; l < h->n_levels[j]; l++) c->levels[j][l] = xstrdup(h->levels[j][l]);
+            }
+        }
+        c->has_masks = h->has_masks;
+        if (h->n_label_names) {
+            c->n_label_names = h->n_label_names;
+            c->label_names = xmalloc(sizeof(char *) * (size_t)h->n_label_names);
+            for (int l = 0; l < h->n_label_names; l++) c->label_names[l] = xstrdup(h->label_names[l]);
+        }
+    } else {
+        Shape a = c->shape, b = h->shape;
+        if (a.c != b.c || a.d != b.d || a.h != b.h || a.w != b.w)
+            return df_err(err, "%s: samples of shape (%d,%d,%d,%d), but the first shard's are (%d,%d,%d,%d)", path, b.c, b.d, b.h,
+                          b.w, a.c, a.d, a.h, a.w);
+        if (h->k != c->k) return df_err(err, "%s: %d metadata columns, but the first shard has %d", path, h->k, c->k);
+        for (int j = 0; j < c->k; j++)
+            if (strcmp(h->columns[j], c->columns[j]) || h->kinds[j] != c->kinds[j])
+                return df_err(err, "%s: metadata column %d is '%s', but the first shard's is '%s' (same names and kinds needed)", path,
+                              j, h->columns[j], c->columns[j]);
+        if (h->has_masks != c->has_masks)
+            return df_err(err, "%s: %s masks, unlike the first shard", path, h->has_masks ? "has" : "has no");
+    }
+    int n = first + h->n;
+    c->labels = xrealloc(c->labels, sizeof(int32_t) * (size_t)n);
+    memcpy(c->labels + first, h->labels, sizeof(int32_t) * (size_t)h->n);
+    c->meta = xrealloc(c->meta, sizeof(double) * (size_t)n * (size_t)(c->k ? c->k : 1));
+    memcpy(c->meta + (size_t)first * c->k, h->meta, sizeof(double) * (size_t)h->n * (size_t)c->k);
+    // Subject ids: kept when every shard has them; otherwise "shard:index" makes each unique.
+    c->subjects = xrealloc(c->subjects, sizeof(char *) * (size_t)n);
+    for (int i = 0; i < h->n; i++) {
+        if (h->subjects) c->subjects[first + i] = xstrdup(h->subjects[i]);
+        else {
+            char buf[64];
+            snprintf(buf, sizeof buf, "#%d", first + i);
+            c->subjects[first + i] = xstrdup(buf);
+        }
+    }
+    c->n = n;
+    return 0;
+}
+
+static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int cache_mode, DfError *err) {
+    char **paths = NULL, *copy = xstrdup(source);
+    int np = 0, cap = 0, rc = -1;
+    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+        while (*tok == ' ') tok++;
+        if (list_item(tok, &paths, &np, &cap, err)) goto done;
+    }
+    Cohort *c = &ds->cohort;
+    memset(c, 0, sizeof *c);
+    ds->files = xcalloc((size_t)np, sizeof(DatasetFile));
+    for (int f = 0; f < np; f++) {
+        Cohort h;
+        if (shard_read_header(paths[f], &h, err)) goto done;
+        int first = c->n;
+        int r = append_header(c, &h, paths[f], first, err);
+        cohort_free(&h);
+        if (r) goto done;
+        ds->files[f].path = xstrdup(paths[f]);
+        ds->files[f].first = first;
+        ds->files[f].n = c->n - first;
+        ds->n_files = f + 1;
+    }
+    size_t bytes = (size_t)c->n * shape_numel(c->shape) * sizeof(float);
+    ds->in_memory = cache_mode == 1 || (cache_mode == 0 && bytes <= cache_bytes);
+    if (ds->in_memory) {
+        size_t per = shape_numel(c->shape), V = shape_spatial(c->shape);
+        c->images = df_alloc_floats((size_t)c->n * per);
+        if (c->has_masks) c->masks = xmalloc((size_t)c->n * V);
+        for (int f = 0; f < ds->n_files; f++) {
+            const DatasetFile *df = &ds->files[f];
+            if (shard_read_images(df->path, 0, df->n, c->images + (size_t)df->first * per, err)) goto done;
+            if (c->has_masks && shard_read_masks(df->path, 0, df->n, c->masks + (size_t)df->first * V, err)) goto done;
+        }
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < np; i++) free(paths[i]);
+    free(paths);
+    free(copy);
+    return rc;
+}
+
+// A manifest of NIfTI files, preprocessed as `pack` does and held in memory. Rank r loads
+// rows r, r+P, ...; the volumes are then broadcast from their loader, so each file is
+// decoded once across the job.
+static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, const char *cat, const char *cont, DfError *err) {
+    Manifest m;
+    int rc = manifest_read(&m, path, cat, cont, err);
+    if (rc) return -1;
+    Shape shape = { 0, 0, 0, 0 };
+    for (int i = 0; i < m.n && rc == 0; i++) {
+        Shape s;
+        char msg[1024];
+        if (prep_shape(prep, m.paths[i], &s, err)) {
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            rc = df_err(err, "%s:%d: %s", path, m.line[i], msg);
+        } else if (i == 0) shape = s;
+        else if (s.c != shape.c || s.d != shape.d || s.h != shape.h || s.w != shape.w)
+            rc = df_err(err, "%s:%d: %s comes out with shape (%d,%d,%d,%d) but %s with (%d,%d,%d,%d); set [data] shape = D,H,W", path,
+                        m.line[i], m.paths[i], s.c, s.d, s.h, s.w, m.paths[0], shape.c, shape.d, shape.h, shape.w);
+    }
+    if (rc) { manifest_free(&m); return -1; }
+    Cohort *c = &ds->cohort;
+    cohort_alloc(c, m.n, shape, m.k);
+    if (m.masks) cohort_alloc_masks(c);
+    c->subjects = xcalloc((size_t)m.n, sizeof(char *));
+    for (int i = 0; i < m.n; i++) {
+        c->labels[i] = m.labels[i];
+        c->subjects[i] = xstrdup(m.subjects[i]);
+    }
+    memcpy(c->meta, m.meta, sizeof(double) * (size_t)m.n * (size_t)m.k);
+    for (int j = 0; j < m.k; j++) {
+        c->columns[j] = xstrdup(m.columns[j]);
+        c->kinds[j] = m.kinds[j];
+        c->n_levels[j] = m.n_levels[j];
+        c->levels[j] = m.levels[j];
+        m.levels[j] = NULL;
+        m.n_levels[j] = 0;
+    }
+    int P = dist_size(), rank = dist_rank();
+    size_t per = shape_numel(shape), V = shape_spatial(shape);
+    // Every rank loads its rows first; then one collective check; then the broadcasts.
+    rc = 0;
+    for (int i = rank; i < m.n && rc == 0; i += P) {
+        float *x;
+        uint8_t *mk;
+        Shape got;
+        if (prep_load(prep, m.paths[i], m.masks ? m.masks[i] : NULL, &x, &mk, &got, err)) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            rc = df_err(err, "%s:%d: %s", path, m.line[i], msg);
+            break;
+        }
+        memcpy(c->images + (size_t)i * per, x, per * sizeof(float));
+        if (mk) memcpy(c->masks + (size_t)i * V, mk, V);
+        free(x);
+        free(mk);
+    }
+    double flag = rc ? (double)(P - rank) : 0.0;
+    dist_allreduce_max_f64(&flag, 1);
+    if (flag != 0) {
+        dist_bcast(err->msg, sizeof err->msg, P - (int)flag);
+        manifest_free(&m);
+        return -1;
+    }
+    for (int i = 0; i < m.n && P > 1; i++) {
+        dist_bcast(c->images + (size_t)i * per, per * sizeof(float), i % P);
+        if (c->masks) dist_bcast(c->masks + (size_t)i * V, V, i % P);
+    }
+    ds->in_memory = 1;
+    manifest_free(&m);
+    return 0;
+}
+
+// ---- [data] ------------------------------------------------------------------------------
+
+static int shape_key(const Ini *ini, IniSection *s, int shape[3], int lo, int hi, int def, DfError *err) {
+    int n = 0;
+    char where[512];
+    if (ini_int_list(ini, s, "shape", shape, 3, &n, err)) return -1;
+    if (n == 0) { shape[0] = shape[1] = shape[2] = def; return 0; }
+    if (n == 1) shape[1] = shape[2] = shape[0];
+    else if (n != 3) {
+        ini_where(ini, s, "shape", where, sizeof where);
+        return df_err(err, "%s: [data] shape needs 1 or 3 values (D,H,W)", where);
+    }
+    for (int i = 0; i < 3; i++)
+        if (shape[i] < lo || shape[i] > hi) {
+            ini_where(ini, s, "shape", where, sizeof where);
+            return df_err(err, "%s: [data] shape values must be in [%d, %d]", where, lo, hi);
+        }
+    return 0;
+}
 
 int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     Ini *ini = (Ini *)cini;
@@ -39,54 +323,165 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     if (!s) return df_err(err, "%s: missing [data] section (e.g. source = synth:mri3d)", ini->origin);
     const char *source = ini_str(s, "source", NULL);
     char where[512];
-    if (!source) { ini_where(ini, s, NULL, where, sizeof where); return df_err(err, "%s: [data] needs source = synth:mri3d or a shard path", where); }
+    if (!source) {
+        ini_where(ini, s, NULL, where, sizeof where);
+        return df_err(err, "%s: [data] needs source = synth:mri3d (or mdn2d, video, biased-fmnist), shard paths, a directory or a manifest .csv", where);
+    }
     snprintf(ds->source, sizeof ds->source, "%s", source);
-    double val_fraction;
+    SplitConfig sc = { 0 };
     long split_seed;
-    if (ini_double(ini, s, "val_fraction", 0.2, 0.0, 0.9, &val_fraction, err)) return -1;
+    if (ini_double(ini, s, "val_fraction", 0.2, 0.0, 0.9, &sc.val_fraction, err)) return -1;
+    if (ini_double(ini, s, "test_fraction", 0.0, 0.0, 0.9, &sc.test_fraction, err)) return -1;
     if (ini_long(ini, s, "split_seed", 1, 0, INT64_MAX >> 1, &split_seed, err)) return -1;
+    if (ini_int(ini, s, "kfold", 0, 0, 100, &sc.kfold, err)) return -1;
+    if (ini_int(ini, s, "fold", 0, 0, 99, &sc.fold, err)) return -1;
+    if (sc.kfold == 1 || (sc.kfold >= 2 && sc.fold >= sc.kfold)) {
+        ini_where(ini, s, sc.kfold == 1 ? "kfold" : "fold", where, sizeof where);
+        return df_err(err, "%s: [data] kfold must be 0 (off) or >= 2, and fold in [0, kfold)", where);
+    }
+    if (sc.test_fraction + sc.val_fraction > 0.95 && sc.kfold < 2) {
+        ini_where(ini, s, "test_fraction", where, sizeof where);
+        return df_err(err, "%s: [data] val_fraction + test_fraction leaves no training data", where);
+    }
+    sc.seed = (uint64_t)split_seed;
+    const char *stratify = ini_str(s, "stratify", "label");
+    // Augmentation and loader keys.
+    Augment *aug = &ds->aug;
+    const char *flip = ini_str(s, "flip", "none");
+    if (strcmp(flip, "none") != 0) {
+        char *copy = xstrdup(flip);
+        for (char *t = strtok(copy, ", "); t; t = strtok(NULL, ", ")) {
+            int a = !strcmp(t, "d") ? 0 : !strcmp(t, "h") ? 1 : !strcmp(t, "w") ? 2 : -1;
+            if (a < 0) {
+                free(copy);
+                ini_where(ini, s, "flip", where, sizeof where);
+                return df_err(err, "%s: [data] flip = '%s': expected none or a list of axes d, h, w", where, flip);
+            }
+            aug->flip[a] = 1;
+        }
+        free(copy);
+    }
+    double scale, offset;
+    if (ini_int(ini, s, "shift", 0, 0, 64, &aug->shift, err)) return -1;
+    if (ini_double(ini, s, "intensity_scale", 0.0, 0.0, 0.9, &scale, err)) return -1;
+    if (ini_double(ini, s, "intensity_shift", 0.0, 0.0, 100.0, &offset, err)) return -1;
+    aug->scale = (float)scale;
+    aug->offset = (float)offset;
+    aug->enabled = aug->flip[0] || aug->flip[1] || aug->flip[2] || aug->shift > 0 || scale > 0 || offset > 0;
+    if (ini_int(ini, s, "prefetch", 2, 0, 64, &ds->prefetch, err)) return -1;
+    static const char *const cache_names[] = { "auto", "memory", "disk", NULL };
+    int cache_mode;
+    long cache_mb;
+    if (ini_choice(ini, s, "cache", "auto", cache_names, &cache_mode, err)) return -1;
+    if (ini_long(ini, s, "cache_mb", 4096, 0, 1L << 30, &cache_mb, err)) return -1;
+
+    int predefined = 0;  // biased-fmnist brings its own validation split
     if (strncmp(source, "synth:", 6) == 0) {
         int which = -1;
         for (int i = 0; synth_names[i]; i++) if (strcmp(source, synth_names[i]) == 0) which = i;
         if (which < 0) {
             ini_where(ini, s, "source", where, sizeof where);
-            return df_err(err, "%s: [data] source = '%s': unknown generator (available: synth:mri3d)", where, source);
+            return df_err(err, "%s: [data] source = '%s': unknown generator (available: synth:mri3d, synth:mdn2d, synth:video, synth:biased-fmnist)",
+                          where, source);
         }
-        SynthMri3dConfig cfg = { 0 };
-        int shape[3], nshape = 0;
         long seed;
-        if (ini_int(ini, s, "n", 256, 4, 1 << 24, &cfg.n, err)) return -1;
         if (ini_long(ini, s, "seed", 1, 0, INT64_MAX >> 1, &seed, err)) return -1;
-        if (ini_int_list(ini, s, "shape", shape, 3, &nshape, err)) return -1;
-        if (nshape == 0) { shape[0] = shape[1] = shape[2] = 32; nshape = 3; }
-        if (nshape == 1) shape[1] = shape[2] = shape[0];
-        else if (nshape != 3) {
+        if (which == GEN_MRI3D) {
+            SynthMri3dConfig cfg = { 0 };
+            int shape[3];
+            if (ini_int(ini, s, "n", 256, 4, 1 << 24, &cfg.n, err)) return -1;
+            if (shape_key(ini, s, shape, 8, 512, 32, err)) return -1;
+            cfg.D = shape[0]; cfg.H = shape[1]; cfg.W = shape[2];
+            cfg.seed = (uint64_t)seed;
+            synth_mri3d(&ds->cohort, &cfg);
+        } else if (which == GEN_MDN2D) {
+            SynthMdn2dConfig cfg = { 0 };
+            if (ini_int(ini, s, "n", 2000, 4, 1 << 24, &cfg.n, err)) return -1;
+            cfg.seed = (uint64_t)seed;
+            synth_mdn2d(&ds->cohort, &cfg);
+        } else if (which == GEN_VIDEO) {
+            SynthVideoConfig cfg = { 0 };
+            int shape[3];
+            if (ini_int(ini, s, "n", 256, 4, 1 << 24, &cfg.n, err)) return -1;
+            if (shape_key(ini, s, shape, 4, 256, 16, err)) return -1;
+            if (shape[0] == 16 && shape[1] == 16 && shape[2] == 16 && !ini_entry(s, "shape")) { shape[0] = 8; shape[1] = shape[2] = 32; }
+            double rho;
+            if (ini_double(ini, s, "rho", 0.9, 0.0, 1.0, &rho, err)) return -1;
+            if (ini_int(ini, s, "classes", 4, 2, 8, &cfg.classes, err)) return -1;
+            cfg.T = shape[0]; cfg.H = shape[1]; cfg.W = shape[2];
+            cfg.rho = rho;
+            cfg.seed = (uint64_t)seed;
+            synth_video(&ds->cohort, &cfg);
+        } else {
+            SynthFmnistConfig cfg = { 0 };
+            double rho, rho_test;
+            if (ini_int(ini, s, "n", 60000, 10, 60000, &cfg.n_train, err)) return -1;
+            if (ini_int(ini, s, "n_test", 10000, 10, 10000, &cfg.n_test, err)) return -1;
+            if (ini_double(ini, s, "rho", 0.99, 0.0, 1.0, &rho, err)) return -1;
+            if (ini_double(ini, s, "rho_test", 0.1, 0.0, 1.0, &rho_test, err)) return -1;
+            cfg.rho = rho;
+            cfg.rho_test = rho_test;
+            cfg.seed = (uint64_t)seed;
+            cfg.dir = ini_str(s, "fmnist_dir", SYNTH_FMNIST_DIR);
+            if (synth_biased_fmnist(&ds->cohort, &cfg, err)) return -1;
+            predefined = cfg.n_train;
+        }
+        ds->in_memory = 1;
+    } else if (ends_with(source, ".csv")) {
+        PrepConfig prep = { 0 };
+        int shape[3] = { 0, 0, 0 }, n = 0, fit = 0, norm = 0, four = 0;
+        if (ini_int_list(ini, s, "shape", shape, 3, &n, err)) return -1;
+        if (n == 1) shape[1] = shape[2] = shape[0];
+        else if (n != 0 && n != 3) {
             ini_where(ini, s, "shape", where, sizeof where);
             return df_err(err, "%s: [data] shape needs 1 or 3 values (D,H,W)", where);
         }
-        for (int i = 0; i < 3; i++)
-            if (shape[i] < 8 || shape[i] > 512) {
-                ini_where(ini, s, "shape", where, sizeof where);
-                return df_err(err, "%s: [data] shape values must be in [8, 512]", where);
-            }
-        cfg.D = shape[0]; cfg.H = shape[1]; cfg.W = shape[2];
-        cfg.seed = (uint64_t)seed;
-        synth_mri3d(&ds->cohort, &cfg);
+        memcpy(prep.shape, shape, sizeof shape);
+        if (ini_double(ini, s, "spacing", 0.0, 0.0, 100.0, &prep.spacing, err)) return -1;
+        if (ini_choice(ini, s, "fit", "crop", pack_fit_names, &fit, err)) return -1;
+        if (ini_choice(ini, s, "normalize", "none", pack_norm_names, &norm, err)) return -1;
+        if (ini_choice(ini, s, "4d", "channels", pack_4d_names, &four, err)) return -1;
+        if (ini_bool(ini, s, "reorient", 1, &prep.reorient, err)) return -1;
+        prep.fit = (PackFit)fit;
+        prep.norm = (PackNorm)norm;
+        prep.four_d = (Pack4D)four;
+        if (load_manifest(ds, source, &prep, ini_str(s, "categorical", NULL), ini_str(s, "continuous", NULL), err)) return -1;
     } else {
-        if (shard_read(source, &ds->cohort, err)) return -1;
-        if (ds->cohort.n < 2) return df_err(err, "%s: needs at least 2 samples", source);
-        for (int i = 0; i < ds->cohort.n; i++)
-            if (ds->cohort.labels[i] < 0 || ds->cohort.labels[i] > 1000000)
-                return df_err(err, "%s: labels[%d] = %d is not a class index", source, i, ds->cohort.labels[i]);
+        if (load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err)) return -1;
     }
-    split_stratified(ds, val_fraction, (uint64_t)split_seed);
-    // Keep each split in cohort order: the trainer shuffles per epoch itself.
-    qsort(ds->train_idx, (size_t)ds->n_train, sizeof(int), cmp_int);
-    qsort(ds->val_idx, (size_t)ds->n_val, sizeof(int), cmp_int);
+    Cohort *c = &ds->cohort;
+    if (c->n < 2) return df_err(err, "%s: needs at least 2 samples", source);
+    for (int i = 0; i < c->n; i++)
+        if (c->labels[i] < 0 || c->labels[i] > 1000000)
+            return df_err(err, "%s: labels[%d] = %d is not a class index", source, i, c->labels[i]);
+    sc.stratify_column = -1;
+    if (strcmp(stratify, "label") != 0) {
+        const char *col = strncmp(stratify, "label,", 6) == 0 ? stratify + 6 : stratify;
+        while (*col == ' ') col++;
+        sc.stratify_column = cohort_column(c, col);
+        if (sc.stratify_column < 0 || c->kinds[sc.stratify_column] != META_CATEGORICAL) {
+            ini_where(ini, s, "stratify", where, sizeof where);
+            return df_err(err, "%s: [data] stratify = '%s': expected label or label,COLUMN with a categorical metadata column", where, stratify);
+        }
+    }
+    if (predefined) {
+        // biased-fmnist: the biased training images, validated on the unbiased test set.
+        int n = c->n;
+        ds->train_idx = xmalloc(sizeof(int) * (size_t)n);
+        ds->val_idx = xmalloc(sizeof(int) * (size_t)n);
+        ds->test_idx = xmalloc(sizeof(int));
+        for (int i = 0; i < n; i++) {
+            if (i < predefined) ds->train_idx[ds->n_train++] = i;
+            else ds->val_idx[ds->n_val++] = i;
+        }
+    } else {
+        dataset_split(ds, &sc);
+    }
     return 0;
 }
 
 void dataset_gather(const Cohort *c, const int *idx, int n, float *images, int *labels) {
+    if (!c->images) df_die(DF_EXIT_FAIL, "dataset_gather: the images are not in memory ([data] cache = disk): use the loader");
     size_t per = shape_numel(c->shape);
     for (int i = 0; i < n; i++) {
         memcpy(images + (size_t)i * per, c->images + (size_t)idx[i] * per, per * sizeof(float));
@@ -98,5 +493,8 @@ void dataset_free(Dataset *ds) {
     cohort_free(&ds->cohort);
     free(ds->train_idx);
     free(ds->val_idx);
+    free(ds->test_idx);
+    for (int f = 0; f < ds->n_files; f++) free(ds->files[f].path);
+    free(ds->files);
     memset(ds, 0, sizeof *ds);
 }

@@ -4,6 +4,12 @@
 //   /meta    float64 [N, k], attributes `columns` (comma-separated names) and `kinds`
 //            (comma-separated "continuous" / "categorical")
 //   root attributes: format = "deconfound-shard", version = 1
+// Optional (version 1 readers that predate them ignore them; docs/formats.md):
+//   /masks   uint8   [N, 1, D, H, W], chunked one sample per chunk (foreground = 1)
+//   /subject string  [N] (variable-length UTF-8) subject ids
+//   /labels attribute `names` ("AD|CN": class index -> name), /meta attribute `levels`
+//   (per column, comma-separated: "|"-separated level names of a categorical column, empty
+//   for a continuous one)
 // Written to a temporary name and renamed, so a crash never leaves a half shard.
 #ifndef DF_SHARD_H
 #define DF_SHARD_H
@@ -25,10 +31,20 @@ typedef struct {
     double *meta;        // (n, k), row-major
     char *columns[SHARD_MAX_META];
     MetaKind kinds[SHARD_MAX_META];
+    // Optional parts (NULL / 0 when absent; cohort_free frees them):
+    int has_masks;       // the shard has /masks (masks itself is NULL after shard_read_header)
+    uint8_t *masks;      // (n, 1, D, H, W), 1 = foreground
+    char **subjects;     // (n) subject ids
+    int n_label_names;   // class index -> name
+    char **label_names;
+    int n_levels[SHARD_MAX_META];  // categorical column j: level index -> name
+    char **levels[SHARD_MAX_META];
 } Cohort;
 
 void cohort_alloc(Cohort *c, int n, Shape shape, int k);
 void cohort_free(Cohort *c);
+// Allocates zeroed masks (n, 1, D, H, W) and sets has_masks.
+void cohort_alloc_masks(Cohort *c);
 // Column index by name, -1 if absent.
 int cohort_column(const Cohort *c, const char *name);
 
@@ -41,4 +57,21 @@ int shard_read_header(const char *path, Cohort *c, DfError *err);
 // Reads samples [start, start+count) of /images into images (count * C*D*H*W floats; the
 // shape comes from shard_read_header). For loaders that keep only some samples in memory.
 int shard_read_images(const char *path, int start, int count, float *images, DfError *err);
+// Same for /masks (count * D*H*W bytes); an error when the shard has none.
+int shard_read_masks(const char *path, int start, int count, uint8_t *masks, DfError *err);
+
+// Where each sample's bytes lie in the file, for a reader that bypasses HDF5 (the loader's
+// prefetch thread: Debian's parallel HDF5 is not thread-safe, so that thread reads with
+// pread). Available when /images is stored the way shard_write stores it -- little-endian
+// float32, no filters, one sample per chunk (or contiguous) -- and likewise /masks (uint8).
+// Returns 0 and fills the layout, 1 when the layout is not raw-readable (another writer's
+// chunking, compression, big-endian...: read through HDF5 instead), -1 on error.
+typedef struct {
+    int n;
+    size_t image_bytes, mask_bytes;  // per sample
+    int64_t *image_off;              // n file offsets
+    int64_t *mask_off;               // n offsets, or NULL when the shard has no masks
+} ShardLayout;
+int shard_layout(const char *path, ShardLayout *l, DfError *err);
+void shard_layout_free(ShardLayout *l);
 #endif

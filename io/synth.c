@@ -20,6 +20,7 @@
 // the stream of its pair, see below), so the bytes do not depend on generation order or
 // on n: a cohort of n samples is a prefix of one of 2n samples with the same seed.
 #include "synth.h"
+#include "idx.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,4 +137,195 @@ void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg) {
         }
     }
     free(mask); free(t_label); free(t_age); free(t_sex); free(tmp);
+}
+
+// ---- mdn2d -------------------------------------------------------------------------------
+
+// gkern(kernlen, nsig) of the MDN reference: differences of the standard normal CDF at
+// kernlen+1 points evenly spaced on [-nsig, nsig], outer product, normalised to sum 1.
+static void gkern(double *k, int len, double nsig) {
+    double *k1 = xmalloc(sizeof(double) * (size_t)len), sum = 0;
+    for (int i = 0; i < len; i++) {
+        double a = -nsig + 2.0 * nsig * i / len, b = -nsig + 2.0 * nsig * (i + 1) / len;
+        k1[i] = 0.5 * (erf(b / sqrt(2.0)) - erf(a / sqrt(2.0)));
+    }
+    for (int i = 0; i < len; i++)
+        for (int j = 0; j < len; j++) sum += k[i * len + j] = k1[i] * k1[j];
+    for (int i = 0; i < len * len; i++) k[i] /= sum;
+    free(k1);
+}
+
+void synth_mdn2d(Cohort *out, const SynthMdn2dConfig *cfg) {
+    int n = cfg->n;
+    DF_ASSERT(n >= 0);
+    Shape shape = { 1, 1, 32, 32 };
+    cohort_alloc(out, n, shape, 1);
+    out->columns[0] = xstrdup("cf");
+    out->kinds[0] = META_CONTINUOUS;
+    double k[256];
+    gkern(k, 16, 5.0);
+    for (int i = 0; i < n; i++) {
+        Rng r;
+        rng_seed_stream(&r, cfg->seed, (uint64_t)i, 2);
+        int y = i >= n / 2;
+        double lo = y ? 3.0 : 1.0;
+        double mf = lo + 3.0 * rng_uniform(&r);  // label effect
+        double cf = lo + 3.0 * rng_uniform(&r);  // confounder
+        out->labels[i] = y;
+        out->meta[i] = cf;
+        float *img = out->images + (size_t)i * 1024;
+        for (int row = 0; row < 32; row++)
+            for (int col = 0; col < 32; col++) {
+                double v = 0, g = k[(row % 16) * 16 + (col % 16)];
+                if (row < 16 && col < 16) v = g * mf;         // top-left: label
+                else if (row >= 16 && col < 16) v = g * cf;   // bottom-left: confounder
+                else if (row >= 16 && col >= 16) v = g * mf;  // bottom-right: label
+                img[row * 32 + col] = (float)(v + 0.01 * rng_normal(&r));
+            }
+    }
+}
+
+// ---- video -------------------------------------------------------------------------------
+
+static const float video_palette[8][3] = {
+    { 0.9f, 0.2f, 0.2f }, { 0.2f, 0.8f, 0.3f }, { 0.2f, 0.3f, 0.9f }, { 0.9f, 0.8f, 0.2f },
+    { 0.8f, 0.3f, 0.8f }, { 0.2f, 0.8f, 0.8f }, { 0.9f, 0.5f, 0.1f }, { 0.5f, 0.5f, 0.5f },
+};
+
+// Background scene b at pixel (y, x): the scene's colour modulated by its pattern.
+static float scene_value(int b, int ch, int y, int x) {
+    float base = video_palette[b][ch], m;
+    int period = 3 + b % 3;
+    switch (b % 4) {
+    case 0: m = 0.8f; break;                                     // flat
+    case 1: m = (y / period) % 2 ? 1.0f : 0.5f; break;           // horizontal stripes
+    case 2: m = (x / period) % 2 ? 1.0f : 0.5f; break;           // vertical stripes
+    default: m = ((x / period) + (y / period)) % 2 ? 1.0f : 0.45f; break;  // checkerboard
+    }
+    return 0.6f * base * m;
+}
+
+// Is (dy, dx) from the object's centre inside shape k of radius r?
+static int in_shape(int k, float dy, float dx, float r) {
+    float ay = fabsf(dy), ax = fabsf(dx), d2 = dy * dy + dx * dx;
+    switch (k) {
+    case 0: return ay <= r && ax <= r;                                   // square
+    case 1: return d2 <= r * r;                                          // disc
+    case 2: return (ay <= r && ax <= r / 3) || (ax <= r && ay <= r / 3); // plus
+    case 3: return ay + ax <= r;                                         // diamond
+    case 4: return ay <= r / 2.5f && ax <= r;                            // horizontal bar
+    case 5: return ax <= r / 2.5f && ay <= r;                            // vertical bar
+    case 6: return d2 <= r * r && d2 >= 0.35f * r * r;                   // ring
+    default: return ay <= r && ax <= r && fabsf(ay - ax) <= r / 3;       // X
+    }
+}
+
+void synth_video(Cohort *out, const SynthVideoConfig *cfg) {
+    int n = cfg->n, T = cfg->T, H = cfg->H, W = cfg->W, K = cfg->classes;
+    DF_ASSERT(n >= 0 && T > 0 && H > 0 && W > 0 && K >= 2 && K <= 8);
+    Shape shape = { 3, T, H, W };
+    cohort_alloc(out, n, shape, 1);
+    cohort_alloc_masks(out);
+    out->columns[0] = xstrdup("background");
+    out->kinds[0] = META_CATEGORICAL;
+    size_t plane = (size_t)H * W, V = (size_t)T * plane;
+    float radius = DF_MAX(2.0f, (float)DF_MIN(H, W) / 6.0f);
+    for (int i = 0; i < n; i++) {
+        Rng r;
+        rng_seed_stream(&r, cfg->seed, (uint64_t)i, 3);
+        int y = (int)rng_below(&r, (uint64_t)K);
+        int b = y;
+        if (rng_uniform(&r) >= cfg->rho) b = (y + 1 + (int)rng_below(&r, (uint64_t)(K - 1))) % K;
+        out->labels[i] = y;
+        out->meta[i] = b;
+        float cy = rng_uniformf(&r, radius, H - 1 - radius), cx = rng_uniformf(&r, radius, W - 1 - radius);
+        float vy = rng_uniformf(&r, -1.5f, 1.5f), vx = rng_uniformf(&r, -1.5f, 1.5f);
+        float col[3];
+        for (int ch = 0; ch < 3; ch++) col[ch] = rng_uniformf(&r, 0.7f, 1.0f);
+        float *img = out->images + (size_t)i * 3 * V;
+        uint8_t *mask = out->masks + (size_t)i * V;
+        for (int t = 0; t < T; t++) {
+            for (int py = 0; py < H; py++)
+                for (int px = 0; px < W; px++) {
+                    size_t o = (size_t)t * plane + (size_t)py * W + px;
+                    int fg = in_shape(y, py - cy, px - cx, radius);
+                    mask[o] = (uint8_t)fg;
+                    for (int ch = 0; ch < 3; ch++) {
+                        float v = fg ? col[ch] : scene_value(b, ch, py, px);
+                        img[(size_t)ch * V + o] = v + 0.02f * fast_normal(&r);
+                    }
+                }
+            // Move, bouncing off the borders.
+            cy += vy; cx += vx;
+            if (cy < radius || cy > H - 1 - radius) { vy = -vy; cy += 2 * vy; }
+            if (cx < radius || cx > W - 1 - radius) { vx = -vx; cx += 2 * vx; }
+        }
+    }
+}
+
+// ---- biased Fashion-MNIST ----------------------------------------------------------------
+
+const uint8_t synth_fmnist_colours[10][3] = {
+    { 255, 0, 0 }, { 0, 255, 0 }, { 0, 0, 255 }, { 225, 225, 0 }, { 225, 0, 225 },
+    { 0, 255, 255 }, { 255, 128, 0 }, { 255, 0, 128 }, { 128, 0, 255 }, { 128, 128, 128 },
+};
+
+// One of the IDX files: "<dir>/<name>" or "<dir>/<name>.gz".
+static int read_fmnist_file(IdxArray *a, const char *dir, const char *name, DfError *err) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    else snprintf(path, sizeof path, "%s/%s.gz", dir, name);
+    return idx_read(a, path, err);
+}
+
+static int colour_part(Cohort *c, int at, const char *dir, const char *images, const char *labels, int n, double rho,
+                       uint64_t seed, uint64_t stream, DfError *err) {
+    IdxArray im, lb;
+    if (read_fmnist_file(&im, dir, images, err)) return -1;
+    if (read_fmnist_file(&lb, dir, labels, err)) { idx_free(&im); return -1; }
+    int rc = -1;
+    if (im.ndim != 3 || im.dims[1] != 28 || im.dims[2] != 28) { df_err(err, "%s/%s: expected [N, 28, 28] images", dir, images); goto done; }
+    if (lb.ndim != 1 || lb.dims[0] != im.dims[0]) { df_err(err, "%s/%s: expected one label per image", dir, labels); goto done; }
+    if (im.dims[0] < n) { df_err(err, "%s/%s: holds %lld images, %d asked for", dir, images, (long long)im.dims[0], n); goto done; }
+    for (int i = 0; i < n; i++) {
+        int y = lb.data[i];
+        if (y > 9) { df_err(err, "%s/%s: label %d of image %d is not 0-9", dir, labels, y, i); goto done; }
+        Rng r;
+        rng_seed_stream(&r, seed, (uint64_t)i, stream);
+        int b = y;
+        if (rng_uniform(&r) >= rho) b = (y + 1 + (int)rng_below(&r, 9)) % 10;
+        int s = at + i;
+        c->labels[s] = y;
+        c->meta[s] = b;
+        const uint8_t *px = im.data + (size_t)i * 784;
+        float *img = c->images + (size_t)s * 3 * 784;
+        uint8_t *mask = c->masks + (size_t)s * 784;
+        for (int p = 0; p < 784; p++) {
+            int fg = px[p] != 0;
+            mask[p] = (uint8_t)fg;
+            for (int ch = 0; ch < 3; ch++) img[(size_t)ch * 784 + p] = fg ? 1.0f : synth_fmnist_colours[b][ch] / 255.0f;
+        }
+    }
+    rc = 0;
+done:
+    idx_free(&im);
+    idx_free(&lb);
+    return rc;
+}
+
+int synth_biased_fmnist(Cohort *out, const SynthFmnistConfig *cfg, DfError *err) {
+    Shape shape = { 3, 1, 28, 28 };
+    cohort_alloc(out, cfg->n_train + cfg->n_test, shape, 1);
+    cohort_alloc_masks(out);
+    out->columns[0] = xstrdup("colour");
+    out->kinds[0] = META_CATEGORICAL;
+    if (colour_part(out, 0, cfg->dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", cfg->n_train, cfg->rho, cfg->seed, 4, err) ||
+        colour_part(out, cfg->n_train, cfg->dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", cfg->n_test, cfg->rho_test,
+                    cfg->seed, 5, err)) {
+        cohort_free(out);
+        return -1;
+    }
+    return 0;
 }

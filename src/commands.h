@@ -8,4 +8,7 @@ int cmd_predict(int argc, char **argv);  // src/predict.c
 int cmd_bench(int argc, char **argv);    // src/bench.c
 int cmd_synth(int argc, char **argv);    // src/synth_cmd.c
 int cmd_info(int argc, char **argv);     // src/info.c
+int cmd_pack(int argc, char **argv);     // src/pack_cmd.c
+int cmd_dcor(int argc, char **argv);     // src/dcor_cmd.c
+int cmd_eval(int argc, char **argv);     // src/eval_cmd.c
 #endif

@@ -12,8 +12,9 @@
 #include <fcntl.h>
 
 static int default_rank(void) { return 0; }
+static int default_size(void) { return 1; }
 static void default_exit(int status) { fflush(stdout); fflush(stderr); exit(status); }
-static DfProcessHooks hooks = { default_rank, default_exit, default_exit };
+static DfProcessHooks hooks = { default_rank, default_size, default_exit, default_exit };
 
 void df_set_process_hooks(const DfProcessHooks *h) { hooks = *h; }
 int df_rank(void) { return hooks.rank(); }
@@ -28,9 +29,11 @@ int df_err(DfError *err, const char *fmt, ...) {
     return -1;
 }
 
+// One line on stderr; with several ranks it names the rank, so the failing one is known.
 static void print_message(const char *fmt, va_list ap) {
     fflush(stdout);
-    fputs("deconfound: ", stderr);
+    if (hooks.size() > 1) fprintf(stderr, "deconfound (rank %d of %d): ", hooks.rank(), hooks.size());
+    else fputs("deconfound: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     fflush(stderr);

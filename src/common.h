@@ -6,7 +6,8 @@
 #include <stdio.h>
 
 // Exit statuses. Bad user input (files, CSV, configs, command lines) is 2.
-enum { DF_EXIT_OK = 0, DF_EXIT_FAIL = 1, DF_EXIT_INPUT = 2 };
+// 3: training stopped on SIGTERM/SIGUSR1 after writing a checkpoint (resume with --resume).
+enum { DF_EXIT_OK = 0, DF_EXIT_FAIL = 1, DF_EXIT_INPUT = 2, DF_EXIT_INTERRUPTED = 3 };
 
 // An error message carried back to the caller that knows which file it was reading.
 typedef struct { char msg[1024]; } DfError;
@@ -26,6 +27,7 @@ _Noreturn void df_die_collective(int status, const char *fmt, ...) __attribute__
 // Hooks installed by dist/ (MPI); the defaults are single-process behaviour.
 typedef struct {
     int (*rank)(void);                       // this process's rank (default 0)
+    int (*size)(void);                       // number of ranks (default 1)
     void (*abort_all)(int status);  // end every rank now (default: exit)
     void (*exit_all)(int status);   // collective clean exit (default: exit)
 } DfProcessHooks;

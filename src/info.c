@@ -6,11 +6,15 @@
 #include "cli.h"
 #include "commands.h"
 #include "comm.h"
+#include "nifti.h"
 #include "shard.h"
 
 static const char *info_help =
     "usage: deconfound info PATH [--json]\n"
     "\n"
+    "For a NIfTI file (.nii, .nii.gz, .hdr): NIfTI version, dimensions, voxel size, datatype,\n"
+    "byte order, scaling, orientation (axis codes, e.g. RAS) and min/max/mean of the scaled data\n"
+    "(JSON keys dims, pixdim, datatype, min, max, mean, ...).\n"
     "For a shard: sample count and shape, label balance, and a summary of each metadata\n"
     "column (mean/sd/min/max for continuous ones, level counts for categorical ones).\n"
     "For a checkpoint: epoch, step, and each layer's parameters with their shapes.\n";
@@ -69,6 +73,64 @@ static void describe_shard(const char *path, int json) {
     cohort_free(&c);
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int is_nifti_path(const char *p) {
+    return ends_with(p, ".nii") || ends_with(p, ".nii.gz") || ends_with(p, ".hdr") || ends_with(p, ".img") ||
+           ends_with(p, ".hdr.gz") || ends_with(p, ".img.gz");
+}
+
+static void json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static void describe_nifti(const char *path, int json) {
+    NiiVolume v;
+    DfError err;
+    if (nii_read(path, &v, 1, &err)) df_die(DF_EXIT_INPUT, "info: %s", err.msg);
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    long nonfinite = 0;
+    for (int64_t i = 0; i < v.nvox; i++) {
+        double x = v.data[i];
+        if (!isfinite(x)) { nonfinite++; continue; }
+        lo = fmin(lo, x); hi = fmax(hi, x); sum += x;
+    }
+    double mean = v.nvox > nonfinite ? sum / (double)(v.nvox - nonfinite) : NAN;
+    if (json) {
+        printf("{\"path\": ");
+        json_string(path);
+        printf(", \"kind\": \"nifti\", \"version\": %d, \"dims\": [", v.version);
+        for (int i = 1; i <= v.ndim; i++) printf("%s%lld", i > 1 ? ", " : "", (long long)v.dim[i]);
+        printf("], \"pixdim\": [");
+        for (int i = 1; i <= v.ndim; i++) printf("%s%.9g", i > 1 ? ", " : "", v.pixdim[i]);
+        printf("], \"datatype\": \"%s\", \"byte_order\": \"%s\", \"scl_slope\": %.9g, \"scl_inter\": %.9g, "
+               "\"orientation\": \"%s\", \"min\": %.9g, \"max\": %.9g, \"mean\": %.9g, \"nonfinite\": %ld}\n",
+               nii_datatype_name(v.datatype), v.big_endian ? "big" : "little", v.slope, v.inter, v.orient, lo, hi, mean,
+               nonfinite);
+    } else {
+        printf("%s: NIfTI-%d, %s-endian %s, dims", path, v.version, v.big_endian ? "big" : "little",
+               nii_datatype_name(v.datatype));
+        for (int i = 1; i <= v.ndim; i++) printf("%s%lld", i > 1 ? " x " : " ", (long long)v.dim[i]);
+        printf(", voxel size");
+        for (int i = 1; i <= DF_MIN(v.ndim, 3); i++) printf("%s%.4g", i > 1 ? " x " : " ", v.pixdim[i]);
+        printf(" mm, orientation %s\n", v.orient);
+        if (v.slope != 1.0 || v.inter != 0.0) printf("scaling: value = raw * %.9g + %.9g\n", v.slope, v.inter);
+        printf("scaled data: min %.6g max %.6g mean %.6g", lo, hi, mean);
+        if (nonfinite) printf(" (%ld non-finite voxels left out)", nonfinite);
+        printf("\n");
+    }
+    nii_free(&v);
+}
+
 int cmd_info(int argc, char **argv) {
     const char *cmd = "info", *path = NULL;
     int json = 0;
@@ -80,7 +142,9 @@ int cmd_info(int argc, char **argv) {
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
     if (!path) cli_usage_error(cmd, "missing PATH");
-    if (dist_rank() == 0) {
+    if (dist_rank() == 0 && is_nifti_path(path)) {
+        describe_nifti(path, json);
+    } else if (dist_rank() == 0) {
         DfError err;
         int kind = checkpoint_probe(path, &err);
         if (kind < 0) df_die(DF_EXIT_INPUT, "info: %s", err.msg);

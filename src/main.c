@@ -14,7 +14,10 @@ static const struct {
     { "train", cmd_train, "train a network from an INI experiment file (data-parallel over MPI ranks)" },
     { "predict", cmd_predict, "write each sample's logits for a shard, from a checkpoint" },
     { "synth", cmd_synth, "write a built-in synthetic data set as an HDF5 shard" },
-    { "info", cmd_info, "describe a shard or a checkpoint" },
+    { "pack", cmd_pack, "turn a manifest of NIfTI volumes into HDF5 shards (parallel over MPI ranks)" },
+    { "info", cmd_info, "describe a NIfTI file, a shard or a checkpoint" },
+    { "eval", cmd_eval, "write the features of named layers for every sample, from a checkpoint" },
+    { "dcor", cmd_dcor, "distance correlation (biased, bias-corrected, partial, per group, p-value)" },
     { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

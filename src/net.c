@@ -115,7 +115,10 @@ void net_backward(Net *net, const float *dout, int B) {
     for (int i = 1; i < net->n_layers; i++)
         memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
-    for (int i = net->n_layers - 1; i >= 0; i--) net->layers[i].ops->backward(&net->layers[i], B);
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        net->layers[i].ops->backward(&net->layers[i], B);
+        if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
+    }
 }
 
 void net_enable_input_grad(Net *net) {

@@ -18,6 +18,11 @@ typedef struct {
     float **acts;           // acts[0] is the input copy, acts[i+1] the output of layer i: (max_batch, shape)
     float **dacts;          // gradients of acts (dacts[0] is NULL unless net_enable_input_grad)
     Shape out_shape;
+    // Called during net_backward after each layer's backward with the offset into grads from
+    // which every gradient is final (layers own contiguous blocks in layer order), so the
+    // trainer can start reducing those gradients while earlier layers still run. Optional.
+    void (*grads_ready)(void *arg, size_t final_from);
+    void *grads_ready_arg;
 } Net;
 
 // Builds the layers listed in `ini` for inputs of in_shape and at most max_batch samples per

@@ -2,6 +2,9 @@
 #include "train.h"
 #include "cli.h"
 #include "comm.h"
+#include "gradsync.h"
+#include <signal.h>
+#include <unistd.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,6 +53,7 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, D
     if (ini_int(ini, t, "checkpoint_every", 1, 0, 1000000, &tc->checkpoint_every, err)) return -1;
     if (ini_int(ini, t, "log_every", 10, 1, 1000000, &tc->log_every, err)) return -1;
     if (ini_int(ini, t, "threads", 0, 0, 1024, &tc->threads, err)) return -1;
+    if (ini_double(ini, t, "bucket_mb", 4.0, 0.004, 1024.0, &tc->bucket_mb, err)) return -1;
 
     IniSection *l = ini_section(ini, "loss");
     int kind = 0;
@@ -162,7 +166,7 @@ static void format_eta(double s, char *buf, size_t n) {
 }
 
 typedef struct {
-    double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr;
+    double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms;
 } EpochLog;
 
 // metrics.json: one object per epoch run by this process (from `first`, so a resumed run
@@ -175,8 +179,9 @@ static void write_metrics(const char *dir, const EpochLog *log, int first, int n
         const EpochLog *l = &log[e];
         len += (size_t)snprintf(buf + len, cap - len,
                                 "%s\n  {\"epoch\": %d, \"lr\": %.9g, \"train_loss\": %.9g, \"val_loss\": %.9g, "
-                                "\"seconds\": %.3f, \"samples_per_s\": %.2f",
-                                e > first ? "," : "", e + 1, l->lr, l->train_loss, l->val_loss, l->seconds, l->samples_per_s);
+                                "\"seconds\": %.3f, \"samples_per_s\": %.2f, \"comm_wait_ms_per_step\": %.3f",
+                                e > first ? "," : "", e + 1, l->lr, l->train_loss, l->val_loss, l->seconds, l->samples_per_s,
+                                l->comm_wait_ms);
         if (classification)
             len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %.9g", l->train_acc, l->val_acc);
         len += (size_t)snprintf(buf + len, cap - len, "}");
@@ -186,6 +191,45 @@ static void write_metrics(const char *dir, const EpochLog *log, int first, int n
     DfError err;
     if (df_write_file_atomic(path, buf, len, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
     free(buf);
+}
+
+
+// ---- stopping on a signal, and injected faults ---------------------------------------------
+
+// Set by SIGTERM (Slurm's preemption / time limit) or SIGUSR1 (`sbatch --signal=USR1@T`); the
+// loop stops after the step in progress, once every rank knows (see step_stats).
+static volatile sig_atomic_t g_stop = 0;
+static void on_stop_signal(int sig) { g_stop = 1; (void)sig; }
+
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void grads_ready(void *arg, size_t final_from) { gradsync_ready(arg, final_from); }
+
+// DECONFOUND_FAULT=RANK:STEP[:KIND] makes that rank fail before that global step, to test that a
+// failing rank ends the whole job (KIND: "error" (default) reports and aborts like a read
+// error would, "segv" crashes), or receive SIGTERM at that step ("term": only that rank gets
+// it, as when a signal reaches ranks at different moments). For tests only.
+typedef struct { int rank; long step; char kind[16]; int armed; } FaultPlan;
+
+static FaultPlan fault_plan_from_env(void) {
+    FaultPlan f = { -1, -1, "error", 0 };
+    const char *v = getenv("DECONFOUND_FAULT");
+    if (v && sscanf(v, "%d:%ld:%15s", &f.rank, &f.step, f.kind) >= 2) f.armed = 1;
+    return f;
+}
+
+static void fault_check(const FaultPlan *f, long step) {
+    if (!f->armed || f->rank != dist_rank() || f->step != step) return;
+    if (strcmp(f->kind, "segv") == 0) raise(SIGSEGV);
+    if (strcmp(f->kind, "term") == 0) { raise(SIGTERM); return; }
+    df_die(DF_EXIT_FAIL, "injected fault (DECONFOUND_FAULT) at step %ld", step);
 }
 
 static const char *train_help =
@@ -254,6 +298,9 @@ int cmd_train(int argc, char **argv) {
         if (checkpoint_load(resume, &net, &opt, &ts, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
         if (ts.epoch > tc.epochs)
             df_die_collective(DF_EXIT_INPUT, "%s: checkpoint is at epoch %d, past the configured %d epochs", resume, ts.epoch, tc.epochs);
+        if (ts.epoch_step >= (ds.n_train + tc.batch - 1) / tc.batch)
+            df_die_collective(DF_EXIT_INPUT, "%s: stopped %d steps into an epoch, but an epoch of this data and batch has fewer steps",
+                              resume, ts.epoch_step);
     }
     // Every rank starts from rank 0's parameters (identical by construction; this guards
     // against any difference in how ranks were started).
@@ -270,7 +317,7 @@ int cmd_train(int argc, char **argv) {
         printf("run: %s; global batch %d, %d epochs, optimizer %s, lr %g (%s)\n", desc, tc.batch, tc.epochs,
                opt_kind_names[tc.opt.kind], tc.sched.base_lr, sched_kind_names[tc.sched.kind]);
         net_print_summary(&net, stdout);
-        if (resume) printf("resumed from %s at epoch %d, step %ld\n", resume, ts.epoch, ts.step);
+        if (resume) printf("resumed from %s at epoch %d (+%d steps), step %ld\n", resume, ts.epoch, ts.epoch_step, ts.step);
         fflush(stdout);
     }
 
@@ -283,20 +330,35 @@ int cmd_train(int argc, char **argv) {
     double t_run = df_now();
     long steps_run = 0;
     const int first_epoch = ts.epoch;
+    // Gradients are summed over ranks in buckets started during backward (dist/gradsync.c).
+    GradSync *gs = gradsync_create(net.grads, net.n_params, (size_t)(tc.bucket_mb * 1048576.0));
+    net.grads_ready = grads_ready;
+    net.grads_ready_arg = gs;
+    install_stop_handlers();
+    FaultPlan fault = fault_plan_from_env();
+    char ckpt_path[600];
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.h5", tc.out_dir);
+    int stopped = 0;
 
-    for (int epoch = ts.epoch; epoch < tc.epochs; epoch++) {
+    for (int epoch = ts.epoch; epoch < tc.epochs && !stopped; epoch++) {
         double lr = schedule_lr(&tc.sched, epoch), t_epoch = df_now();
-        // The epoch's order: a permutation of the training split drawn from the trainer RNG
-        // (saved in checkpoints, so a resumed run sees the same order).
+        // The epoch's order: a permutation of the training split drawn from the trainer RNG as it
+        // stood at the start of the epoch (saved in checkpoints, so a resumed run -- even one
+        // stopped mid-epoch -- sees the same order).
+        Rng epoch_rng = ts.rng;
         int *perm = xmalloc((size_t)ds.n_train * sizeof(int));
-        rng_permutation(&ts.rng, perm, ds.n_train);
+        rng_permutation(&epoch_rng, perm, ds.n_train);
         for (int i = 0; i < ds.n_train; i++) order[i] = ds.train_idx[perm[i]];
         free(perm);
-        double sums[3] = { 0, 0, 0 };  // loss, correct, count over the epoch (global)
-        for (int s = 0; s < steps_per_epoch; s++) {
+        double sums[3];  // loss, correct, count over the epoch (global)
+        memcpy(sums, ts.epoch_sums, sizeof sums);
+        int first_step = ts.epoch_step;
+        gradsync_reset_stats(gs);
+        for (int s = first_step; s < steps_per_epoch; s++) {
             int start = s * tc.batch, Bg = DF_MIN(tc.batch, ds.n_train - start), lo, hi;
             local_share(Bg, &lo, &hi);
             int B = hi - lo;
+            fault_check(&fault, ts.step);
             dataset_gather(&ds.cohort, order + start + lo, B, x, labels);
             fill_targets(&tc.loss, &ds.cohort, order + start + lo, labels, B, K, targets);
             net.ctx.step = (uint64_t)ts.step;
@@ -308,27 +370,46 @@ int cmd_train(int argc, char **argv) {
                                                 1.0f / (float)Bg, &correct);
             net_zero_grad(&net);
             net_backward(&net, dlogits, B);
-            dist_allreduce_sum_f32(net.grads, net.n_params);
+            gradsync_finish(gs);
             optim_step(&opt, net.params, net.grads, lr);
             ts.step++;
+            ts.epoch_step = s + 1;
             steps_run++;
-            double step_stats[3] = { lsum, (double)correct, (double)B };
-            dist_allreduce_sum_f64(step_stats, 3);
+            // One small all-reduce for the step's figures and the stop request: a signal may
+            // reach the ranks at different moments, so they agree here, after the same step.
+            double step_stats[4] = { lsum, (double)correct, (double)B, (double)g_stop };
+            dist_allreduce_sum_f64(step_stats, 4);
             for (int j = 0; j < 3; j++) sums[j] += step_stats[j];
             if (!isfinite(step_stats[0]))
                 df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, s + 1);
             if (rank == 0 && ((s + 1) % tc.log_every == 0 || s + 1 == steps_per_epoch)) {
                 double el = df_now() - t_run;
-                double sps = (double)(steps_run) / el;
+                double steps_per_s = (double)steps_run / el;
                 long left = (long)(tc.epochs - epoch - 1) * steps_per_epoch + (steps_per_epoch - s - 1);
                 char eta[32];
-                format_eta(left / (sps > 0 ? sps : 1), eta, sizeof eta);
+                format_eta(left / (steps_per_s > 0 ? steps_per_s : 1), eta, sizeof eta);
                 printf("epoch %d/%d step %d/%d loss %.4f lr %.3g %.1f samples/s ETA %s\n", epoch + 1, tc.epochs, s + 1,
-                       steps_per_epoch, step_stats[0] / step_stats[2], lr, sums[2] / (df_now() - t_epoch), eta);
+                       steps_per_epoch, step_stats[0] / step_stats[2], lr, (sums[2] - ts.epoch_sums[2]) / (df_now() - t_epoch), eta);
                 fflush(stdout);
             }
+            if (step_stats[3] > 0 && s + 1 < steps_per_epoch) {  // stop mid-epoch
+                memcpy(ts.epoch_sums, sums, sizeof sums);
+                stopped = 1;
+                break;
+            }
+            if (step_stats[3] > 0) stopped = 1;  // at the epoch's end: finish it normally
+        }
+        if (stopped && ts.epoch_step < steps_per_epoch) {
+            if (rank == 0) {
+                if (checkpoint_save(ckpt_path, config_text, &net, &opt, &ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+                printf("stopped by signal at epoch %d step %d/%d: checkpoint %s; continue with --resume %s\n", epoch + 1,
+                       ts.epoch_step, steps_per_epoch, ckpt_path, ckpt_path);
+                fflush(stdout);
+            }
+            break;
         }
         double t_train = df_now() - t_epoch;
+        double comm_wait = gradsync_wait_seconds(gs);
         EvalStats val = { 0, 0, 0 };
         if (ds.n_val > 0) val = evaluate(&net, &tc.loss, &ds.cohort, ds.val_idx, ds.n_val, tc.batch);
         EpochLog *l = &log[epoch];
@@ -338,25 +419,40 @@ int cmd_train(int argc, char **argv) {
         l->val_loss = val.count ? val.loss_sum / val.count : NAN;
         l->val_acc = val.count ? (double)val.correct / val.count : NAN;
         l->seconds = df_now() - t_epoch;
-        l->samples_per_s = sums[2] / t_train;
+        l->samples_per_s = (sums[2] - ts.epoch_sums[2]) / t_train;
+        l->comm_wait_ms = 1e3 * comm_wait / DF_MAX(1, steps_per_epoch - first_step);
         ts.epoch = epoch + 1;
+        ts.epoch_step = 0;
+        memset(ts.epoch_sums, 0, sizeof ts.epoch_sums);
+        ts.rng = epoch_rng;
         if (rank == 0) {
+            char comm[64] = "";
+            if (dist_size() > 1) snprintf(comm, sizeof comm, ", comm wait %.1f ms/step", l->comm_wait_ms);
             if (classification)
-                printf("epoch %d/%d done: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f samples/s, %.1f s\n",
-                       epoch + 1, tc.epochs, l->train_loss, l->train_acc, l->val_loss, l->val_acc, l->samples_per_s, l->seconds);
+                printf("epoch %d/%d done: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f samples/s, %.1f s%s\n",
+                       epoch + 1, tc.epochs, l->train_loss, l->train_acc, l->val_loss, l->val_acc, l->samples_per_s,
+                       l->seconds, comm);
             else
-                printf("epoch %d/%d done: train loss %.4f | val loss %.4f | %.1f samples/s, %.1f s\n", epoch + 1,
-                       tc.epochs, l->train_loss, l->val_loss, l->samples_per_s, l->seconds);
+                printf("epoch %d/%d done: train loss %.4f | val loss %.4f | %.1f samples/s, %.1f s%s\n", epoch + 1,
+                       tc.epochs, l->train_loss, l->val_loss, l->samples_per_s, l->seconds, comm);
             int last = epoch + 1 == tc.epochs;
-            if (last || (tc.checkpoint_every > 0 && (epoch + 1) % tc.checkpoint_every == 0)) {
-                char path[600];
-                snprintf(path, sizeof path, "%s/checkpoint.h5", tc.out_dir);
-                if (checkpoint_save(path, config_text, &net, &opt, &ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
-                printf("checkpoint: %s (epoch %d)\n", path, ts.epoch);
+            if (last || stopped || (tc.checkpoint_every > 0 && (epoch + 1) % tc.checkpoint_every == 0)) {
+                if (checkpoint_save(ckpt_path, config_text, &net, &opt, &ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+                printf("checkpoint: %s (epoch %d)\n", ckpt_path, ts.epoch);
             }
             write_metrics(tc.out_dir, log, first_epoch, epoch + 1, classification);
+            if (stopped && !last) printf("stopped by signal after epoch %d; continue with --resume %s\n", ts.epoch, ckpt_path);
             fflush(stdout);
         }
+    }
+    gradsync_free(gs);
+    if (stopped && ts.epoch < tc.epochs) {
+        free(x); free(probs); free(dlogits); free(targets); free(labels); free(order); free(log); free(config_text);
+        optim_free(&opt);
+        net_free(&net);
+        dataset_free(&ds);
+        ini_free(&ini);
+        return DF_EXIT_INTERRUPTED;
     }
     if (rank == 0 && tc.epochs > 0) {
         const EpochLog *l = &log[tc.epochs - 1];

@@ -27,6 +27,7 @@ typedef struct {
     int checkpoint_every; // epochs (0 = only at the end)
     int log_every;        // steps between progress lines
     int threads;          // BLAS threads per rank (0 = cores / ranks on the node)
+    double bucket_mb;     // gradient all-reduce bucket size (MiB)
 } TrainConfig;
 
 // Parses [train] and [loss]. The cohort (for the MSE target column) may be NULL.

@@ -10,7 +10,9 @@ MPI_FLAGS="--oversubscribe -q"  # -q: no mpirun banner over our one-line error
 export OPENBLAS_NUM_THREADS=1
 mpi() { local np=$1; shift; "$MPIEXEC" $MPI_FLAGS -np "$np" "$@"; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deconfound-test.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# KEEP_WORK=1 keeps the files for a look after a failure.
+cleanup_work() { [ "${KEEP_WORK:-0}" = 1 ] && echo "files kept in $WORK" || rm -rf "$WORK"; }
+trap cleanup_work EXIT
 n_pass=0; n_fail=0
 pass() { n_pass=$((n_pass + 1)); echo "PASS: $*"; }
 fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*"; }

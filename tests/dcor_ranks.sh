@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# deconfound dcor / eval under mpirun: 1, 2 and 3 ranks give the same statistics (1e-10
+# relative) and the same p-value; the tile size does not change them; eval writes the same
+# features at any rank count, in input order across two shards; dcor reads eval's file with
+# --y FILE:meta:age, --given, --by labels; bad input ends with one message and status 2.
+. "${top_srcdir:-.}/tests/lib.sh"
+
+# Compares every numeric key of two one-line JSON objects (except seconds) to 1e-10 relative.
+same_json() {
+    awk -v A="$(cat "$1")" -v B="$(cat "$2")" '
+        function parse(s, arr,   n, i, kv) {
+            gsub(/[{}"]/, "", s); n = split(s, kv, ", ")
+            for (i = 1; i <= n; i++) { split(kv[i], p, ": "); if (p[1] != "seconds") arr[p[1]] = p[2] }
+        }
+        BEGIN {
+            parse(A, a); parse(B, b); bad = 0; cnt = 0
+            for (k in a) {
+                cnt++
+                if (!(k in b)) { print "missing " k; bad = 1; continue }
+                if (a[k] == b[k]) continue
+                d = a[k] - b[k]; if (d < 0) d = -d; m = a[k] < 0 ? -a[k] : a[k]
+                if (a[k] == "null" || b[k] == "null" || d > 1e-10 * m) { print k ": " a[k] " vs " b[k]; bad = 1 }
+            }
+            exit bad || cnt < 5
+        }'
+}
+
+# ---- ranks and tiles on generated data (no files) ------------------------------------
+for np in 1 2 3; do
+    for t in 64 700; do
+        mpi $np "$DF" dcor --random 700,9 --tile $t --permutations 19 --json >"$WORK/r$np-$t.json" 2>"$WORK/err"
+        check "dcor --random at $np rank(s), tile $t exits 0" [ $? = 0 ] || cat "$WORK/err"
+    done
+    mpi $np "$DF" dcor --random 900,1 --permutations 19 --unbiased --json >"$WORK/o$np.json"
+done
+cat "$WORK/r1-700.json"
+check "2 ranks match 1 rank" same_json "$WORK/r1-700.json" "$WORK/r2-700.json"
+check "3 ranks match 1 rank" same_json "$WORK/r1-700.json" "$WORK/r3-700.json"
+check "tile 64 matches one tile (1 rank)" same_json "$WORK/r1-700.json" "$WORK/r1-64.json"
+check "tile 64 at 3 ranks matches" same_json "$WORK/r1-700.json" "$WORK/r3-64.json"
+check "1-D path: 3 ranks match 1 rank" same_json "$WORK/o1.json" "$WORK/o3.json"
+check "dependent data: smallest p-value" grep -q '"p_value": 0.050000000000000003' "$WORK/r3-64.json"
+
+# ---- eval -> dcor --------------------------------------------------------------------
+cfg="$top_srcdir/pipelines/quickstart.ini"
+small=(--set data.n=64 --set data.shape=16,16,16)
+"$DF" train "$cfg" "${small[@]}" --set train.epochs=1 --set "train.out_dir=$WORK/run" >"$WORK/train.log" 2>&1
+check "train a small checkpoint" [ -s "$WORK/run/checkpoint.h5" ] || cat "$WORK/train.log"
+"$DF" synth mri3d --out "$WORK/a" --n 30 --seed 5 --shape 16,16,16 >/dev/null
+"$DF" synth mri3d --out "$WORK/b" --n 17 --seed 6 --shape 16,16,16 >/dev/null
+shards="$WORK/a/shard-00000.h5,$WORK/b/shard-00000.h5"
+for np in 1 3; do
+    mpi $np "$DF" eval "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --data "$shards" \
+        --features conv3,fc --batch 4 --out "$WORK/f$np.h5" >"$WORK/eval$np.log" 2>&1
+    check "eval at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/eval$np.log"
+done
+cat "$WORK/eval1.log"
+check "eval: 3 ranks write the same file contents as 1" h5diff "$WORK/f1.h5" "$WORK/f3.h5"
+labels_of() { h5dump -d labels -y -w 0 "$1" | sed -n '/DATA {/{n;p}' | tr -d ' '; }
+check "eval: labels of both shards in input order" \
+    [ "$(labels_of "$WORK/f1.h5")" = "$(labels_of "$WORK/a/shard-00000.h5"),$(labels_of "$WORK/b/shard-00000.h5")" ]
+check "eval: features/fc is [47, 2]" bash -c "h5dump -H -d features/fc '$WORK/f1.h5' | grep -q '( 47, 2 )'"
+check "eval: no temporary files left" bash -c "! ls -a '$WORK' | grep -q tmp"
+
+f="$WORK/f1.h5"
+for np in 1 2 3; do
+    mpi $np "$DF" dcor --x "$f:features/conv3" --y "$f:meta:age" --given "$f:meta:site" --by "$f:labels" \
+        --tile 16 --json >"$WORK/d$np.json" 2>"$WORK/err"
+    check "dcor on eval features at $np rank(s)" [ $? = 0 ] || cat "$WORK/err"
+done
+cat "$WORK/d1.json"
+check "dcor: keys n, dcov2, dcor2, dcor2_u, pdcor2_u, groups" \
+    bash -c "grep -q '\"n\": 47, \"dcov2\": .*\"dcor2\": .*\"dcor2_u\": .*\"pdcor2_u\": .*\"groups\": {\"0\": {\"n\": ' '$WORK/d1.json'"
+check "dcor on eval features: 2 ranks match 1" same_json "$WORK/d1.json" "$WORK/d2.json"
+check "dcor on eval features: 3 ranks match 1" same_json "$WORK/d1.json" "$WORK/d3.json"
+"$DF" dcor --x "$f:features/fc" --y "$f:meta:1" >"$WORK/table.txt"
+check "dcor prints a table" grep -q 'dCor^2_u (bias-corrected)' "$WORK/table.txt"
+
+# ---- bad input: one message, status 2 ------------------------------------------------
+bad() {  # bad WHAT EXPECTED-TEXT ARGS...
+    local what=$1 text=$2; shift 2
+    mpi 2 "$DF" "$@" >"$WORK/out" 2>"$WORK/err"
+    local st=$?
+    check "$what: status 2" [ $st = 2 ] || cat "$WORK/err"
+    check "$what: one message naming '$text'" bash -c "[ \$(grep -c . '$WORK/err') = 1 ] && grep -q \"$text\" '$WORK/err'" || cat "$WORK/err"
+}
+bad "missing dataset" "no dataset 'feat'" dcor --x "$f:feat" --y "$f:labels"
+bad "missing file" "nothere.h5" dcor --x "$WORK/nothere.h5:x" --y "$f:labels"
+bad "unknown column" "no column named 'weight'" dcor --x "$f:features/fc" --y "$f:meta:weight"
+bad "sample counts differ" "has 30 samples but --x" dcor --x "$f:features/fc" --y "$WORK/a/shard-00000.h5:labels"
+bad "n < 4 with --unbiased" "at least 4" dcor --random 3,2 --unbiased
+bad "eval: unknown layer" "no layer named 'fc9'" eval "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" \
+    --data "$shards" --features fc9 --out "$WORK/x.h5"
+check "eval: nothing written on error" [ ! -e "$WORK/x.h5" ]
+check "dcor --help" bash -c "'$DF' dcor --help | grep -q -- '--permutations'"
+check "eval --help" bash -c "'$DF' eval --help | grep -q -- '--features'"
+finish

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The Slurm job scripts on a real one-node Slurm cluster (../shared/tools/slurm-localhost.sh:
+# munge, slurmctld, slurmd, srun --mpi=pmix): jobs/train.sbatch trains with srun; a SIGUSR1
+# (as from --signal before the time limit) makes it checkpoint, requeue itself and resume to
+# the end; jobs/sweep.sbatch runs one setting per array task. Needs root (it starts daemons);
+# skipped (77) otherwise or when the tool is absent.
+. "${top_srcdir:-.}/tests/lib.sh"
+tool="$top_srcdir/../shared/tools/slurm-localhost.sh"
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root to start Slurm daemons"; exit 77; }
+[ -f "$tool" ] || { echo "SKIP: $tool not found"; exit 77; }
+was_up=0
+bash "$tool" status 2>/dev/null | grep -q 'slurmctld: running' && was_up=1
+bash "$tool" start >"$WORK/slurm-start.log" 2>&1 || { cat "$WORK/slurm-start.log"; fail "local Slurm cluster starts"; finish; }
+[ $was_up = 1 ] || trap 'bash "$tool" stop >/dev/null 2>&1; cleanup_work' EXIT
+pass "local Slurm cluster starts"
+
+cfg=$(cd "$top_srcdir" && pwd)/pipelines/quickstart.ini
+jobs=$(cd "$top_srcdir" && pwd)/jobs
+export DECONFOUND=$(cd "$top_builddir" && pwd)/deconfound
+cd "$WORK"
+small=(--set data.n=64 --set data.shape=16,16,16 --set train.epochs=2)
+
+# 1. a training job, srun --mpi=pmix, 2 tasks
+sbatch --wait --output=train-%j.out "$jobs/train.sbatch" "$cfg" "${small[@]}" >/dev/null
+check "train.sbatch: job succeeds" [ $? = 0 ]
+check "train.sbatch: trained with 2 ranks" grep -q '^run: 2 ranks' train-*.out
+check "train.sbatch: final line" grep -q '^final:' train-*.out
+
+# 2. SIGUSR1 mid-run: checkpoint, exit 3, scontrol requeue, resume, finish
+long=(--set data.n=256 --set data.shape=32,32,32 --set train.epochs=8 --set train.log_every=2)
+jid=$(sbatch --parsable --output=requeue-%j.out "$jobs/train.sbatch" "$cfg" "${long[@]}")
+out="requeue-$jid.out"
+for _ in $(seq 1 300); do grep -q '^epoch 1/8 step' "$out" 2>/dev/null && break; sleep 0.2; done
+scancel --signal=USR1 "$jid"
+# Slurm holds a requeued job for a while (BeginTime); release it at once for the test.
+for _ in $(seq 1 300); do
+    grep -q '^final:' "$out" 2>/dev/null && break
+    squeue -h -j "$jid" -o %r 2>/dev/null | grep -q BeginTime && scontrol update JobId="$jid" StartTime=now 2>/dev/null
+    sleep 0.5
+done
+check "requeue: stopped with a checkpoint" grep -q '^stopped by signal' "$out"
+check "requeue: the script requeued the job" grep -q 'requeueing job' "$out"
+check "requeue: the second run resumed" grep -q '^resumed from runs/deconfound-'"$jid"'/checkpoint.h5' "$out"
+check "requeue: ran to the end" grep -q '^final:' "$out"
+
+# 3. a job array: one setting per task
+printf '# settings\ndata.split_seed=1\n\ndata.split_seed=2 train.lr=0.001\n' >settings.txt
+JOBS_DIR="$jobs" sbatch --wait --array=0-1 --output=sweep-%A_%a.out "$jobs/sweep.sbatch" "$cfg" settings.txt "${small[@]}" >/dev/null
+check "sweep.sbatch: array succeeds" [ $? = 0 ]
+check "sweep.sbatch: task 1 used its setting" grep -q 'array task 1: data.split_seed=2 train.lr=0.001' sweep-*_1.out
+check "sweep.sbatch: both tasks wrote metrics" bash -c "ls runs/deconfound-sweep-*/task-0/metrics.json runs/deconfound-sweep-*/task-1/metrics.json"
+squeue -h -o %A | xargs -r scancel 2>/dev/null
+finish

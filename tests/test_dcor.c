@@ -1,0 +1,380 @@
+// test_dcor.c: distance correlation (src/dcor.c) against R energy (tests/ref/dcor_*.txt,
+// made by tests/gen_energy_ref.R), against the naive O(n^2)-memory reference, tile-size
+// invariance, the O(n log n) path against the tiled one, groups, the training hook, the
+// permutation test, edge cases, and reading FILE:DATASET[:COLUMN] arrays.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "dcor.h"
+#include "feature_file.h"
+#include "h5util.h"
+#include "testutil.h"
+
+// |a - b| <= atol + rtol |b|, both NaN counts as equal; prints the mismatch.
+static int near(double a, double b, double rtol, double atol, const char *what) {
+    if (isnan(a) && isnan(b)) return 1;
+    int ok = fabs(a - b) <= atol + rtol * fabs(b);
+    if (!ok) printf("\n  %s: got %.17g, expected %.17g (diff %.3g)\n", what, a, b, a - b);
+    return ok;
+}
+
+typedef struct {
+    int n, dx, dy, dz;
+    double *x, *y, *z;
+    double dcor2, dcov2, dcor2_u, dcov2_u, pdcor2_u;
+} Ref;
+
+static double read_num(FILE *f) {
+    char tok[64];
+    if (fscanf(f, "%63s", tok) != 1) return NAN;
+    return strcmp(tok, "NA") == 0 ? NAN : strtod(tok, NULL);
+}
+
+static int load_ref(Ref *r, const char *name) {
+    char path[512];
+    const char *top = getenv("top_srcdir");
+    snprintf(path, sizeof path, "%s/tests/ref/dcor_%s.txt", top ? top : ".", name);
+    FILE *f = fopen(path, "r");
+    if (!f) { printf("\n  cannot open %s\n", path); return -1; }
+    char line[256];
+    if (!fgets(line, sizeof line, f) || fscanf(f, " n %d dx %d dy %d dz %d", &r->n, &r->dx, &r->dy, &r->dz) != 4) { fclose(f); return -1; }
+    double **dst[3] = { &r->x, &r->y, &r->z };
+    int dims[3] = { r->dx, r->dy, r->dz };
+    for (int v = 0; v < 3; v++) {
+        *dst[v] = dims[v] ? malloc((size_t)r->n * dims[v] * sizeof(double)) : NULL;
+        for (int i = 0; i < r->n * dims[v]; i++) (*dst[v])[i] = read_num(f);
+    }
+    const char *keys[5] = { "dcor2", "dcov2", "dcor2_u", "dcov2_u", "pdcor2_u" };
+    double *vals[5] = { &r->dcor2, &r->dcov2, &r->dcor2_u, &r->dcov2_u, &r->pdcor2_u };
+    for (int k = 0; k < 5; k++) {
+        char key[32];
+        if (fscanf(f, "%31s", key) != 1 || strcmp(key, keys[k]) != 0) { fclose(f); return -1; }
+        *vals[k] = read_num(f);
+    }
+    fclose(f);
+    return 0;
+}
+static void free_ref(Ref *r) { free(r->x); free(r->y); free(r->z); }
+
+static const char *cases[] = { "mixed", "multi", "n4", "n3", "n2", "ties1d", "cont1d", "constcol", "consty", "offset" };
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+// Every case, both paths (1-D fast / tiled), several tiles, double and single precision.
+static void test_against_energy(void) {
+    for (int c = 0; c < N_CASES; c++) {
+        Ref r;
+        CU_ASSERT_FATAL(load_ref(&r, cases[c]) == 0);
+        DcorVar x = { r.x, r.n, r.dx }, y = { r.y, r.n, r.dy }, z = { r.z, r.n, r.dz };
+        for (int variant = 0; variant < 6; variant++) {
+            DcorOptions o = dcor_options_default();
+            o.no_fast = variant >= 1;
+            o.tile = variant == 2 ? 7 : variant == 3 ? 1 : variant == 4 ? 64 : 512;
+            o.single = variant == 5;
+            double rt = o.single ? 2e-5 : 1e-9, at = o.single ? 1e-6 : 1e-12;
+            DcorResult res;
+            DfError err;
+            int rc = dcor_compute(&res, &x, &y, r.dz ? &z : NULL, &o, &err);
+            char what[128];
+            if (r.n < 4 && r.dz) {  // the partial form needs n >= 4
+                CU_ASSERT(rc == -1);
+                CU_ASSERT(strstr(err.msg, "at least 4") != NULL);
+                continue;
+            }
+            CU_ASSERT_FATAL(rc == 0);
+            snprintf(what, sizeof what, "%s variant %d dcor2", cases[c], variant);
+            CU_ASSERT(near(res.dcor2, r.dcor2, rt, at, what));
+            snprintf(what, sizeof what, "%s variant %d dcov2", cases[c], variant);
+            CU_ASSERT(near(res.dcov2, r.dcov2, rt, at, what));
+            snprintf(what, sizeof what, "%s variant %d dcor2_u", cases[c], variant);
+            CU_ASSERT(near(res.dcor2_u, r.dcor2_u, rt, at, what));
+            snprintf(what, sizeof what, "%s variant %d dcov2_u", cases[c], variant);
+            CU_ASSERT(near(res.dcov2_u, r.dcov2_u, rt, at, what));
+            if (r.dz) {
+                snprintf(what, sizeof what, "%s variant %d pdcor2_u", cases[c], variant);
+                CU_ASSERT(near(res.pdcor2_u, r.pdcor2_u, rt, at, what));
+            } else CU_ASSERT(isnan(res.pdcor2_u));
+            CU_ASSERT(isnan(res.p_value));
+        }
+        free_ref(&r);
+    }
+}
+
+// n < 4 with the bias-corrected form required is an error; n < 2 always.
+static void test_small_n_errors(void) {
+    double x[3] = { 1, 2, 4 }, y[3] = { 0, 1, 1 };
+    DcorVar vx = { x, 3, 1 }, vy = { y, 3, 1 };
+    DcorOptions o = dcor_options_default();
+    DcorResult res;
+    DfError err;
+    o.unbiased = 1;
+    CU_ASSERT(dcor_compute(&res, &vx, &vy, NULL, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "3 samples") && strstr(err.msg, "at least 4"));
+    o.unbiased = 0;
+    CU_ASSERT(dcor_compute(&res, &vx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT(isnan(res.dcor2_u) && isfinite(res.dcor2));
+    vx.n = vy.n = 1;
+    CU_ASSERT(dcor_compute(&res, &vx, &vy, NULL, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "at least 2") != NULL);
+    DcorVar short_y = { y, 2, 1 };
+    vx.n = 3;
+    CU_ASSERT(dcor_compute(&res, &vx, &short_y, NULL, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "2 samples but x has 3") != NULL);
+    double bad[3] = { 1, NAN, 2 };
+    DcorVar vb = { bad, 3, 1 };
+    CU_ASSERT(dcor_compute(&res, &vx, &vb, NULL, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "non-finite") != NULL);
+}
+
+static double *randn(int n, int d, Rng *g, double scale) {
+    double *x = malloc((size_t)n * d * sizeof(double));
+    for (int i = 0; i < n * d; i++) x[i] = scale * rng_normal(g);
+    return x;
+}
+
+// Tiled results equal the naive O(n^2) reference, and do not depend on the tile (1e-10).
+static void test_tiles_vs_naive(void) {
+    Rng g;
+    rng_seed(&g, 5);
+    int n = 203;
+    double *x = randn(n, 6, &g, 1), *y = randn(n, 2, &g, 1), *z = randn(n, 3, &g, 1);
+    for (int i = 0; i < n; i++) { y[i * 2] += x[i * 6] * x[i * 6]; z[i * 3] += y[i * 2 + 1]; }
+    DcorVar vx = { x, n, 6 }, vy = { y, n, 2 }, vz = { z, n, 3 };
+    DcorResult ref, res;
+    dcor_naive(&ref, &vx, &vy, &vz);
+    int tiles[] = { 1, 5, 64, 100, 203, 512 };
+    for (int t = 0; t < 6; t++) {
+        DcorOptions o = dcor_options_default();
+        o.tile = tiles[t];
+        DfError err;
+        CU_ASSERT_FATAL(dcor_compute(&res, &vx, &vy, &vz, &o, &err) == 0);
+        char what[64];
+        snprintf(what, sizeof what, "tile %d", tiles[t]);
+        CU_ASSERT(near(res.dcov2, ref.dcov2, 1e-10, 0, what));
+        CU_ASSERT(near(res.dcor2, ref.dcor2, 1e-10, 0, what));
+        CU_ASSERT(near(res.dcov2_u, ref.dcov2_u, 1e-10, 0, what));
+        CU_ASSERT(near(res.dcor2_u, ref.dcor2_u, 1e-10, 0, what));
+        CU_ASSERT(near(res.pdcor2_u, ref.pdcor2_u, 1e-10, 0, what));
+    }
+    free(x); free(y); free(z);
+}
+
+// The O(n log n) path equals the tiled path on 1-D data with and without ties.
+static void test_fast_vs_tiles(void) {
+    Rng g;
+    rng_seed(&g, 9);
+    int n = 1001;
+    double *x = randn(n, 1, &g, 1), *y = randn(n, 1, &g, 1), *z = randn(n, 1, &g, 1);
+    for (int i = 0; i < n; i++) { y[i] += fabs(x[i]); z[i] = floor(z[i] * 2); }  // z has ties
+    DcorVar vx = { x, n, 1 }, vy = { y, n, 1 }, vz = { z, n, 1 };
+    DcorResult a, b;
+    DcorOptions o = dcor_options_default();
+    DfError err;
+    o.permutations = 29;
+    CU_ASSERT_FATAL(dcor_compute(&a, &vx, &vy, &vz, &o, &err) == 0);
+    o.no_fast = 1;
+    o.tile = 77;
+    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, &vz, &o, &err) == 0);
+    CU_ASSERT(near(a.dcov2, b.dcov2, 1e-10, 0, "fast dcov2"));
+    CU_ASSERT(near(a.dcor2_u, b.dcor2_u, 1e-10, 0, "fast dcor2_u"));
+    CU_ASSERT(near(a.pdcor2_u, b.pdcor2_u, 1e-10, 0, "fast pdcor2_u"));
+    CU_ASSERT(a.p_value == b.p_value);
+    CU_ASSERT(near(a.p_value, 1.0 / 30, 1e-12, 0, "dependent p-value"));
+    free(x); free(y); free(z);
+}
+
+// Independent data give a non-small p-value; dependent the smallest possible; the tile and
+// the statistic (biased / bias-corrected) do not change which replicates exceed.
+static void test_permutations(void) {
+    Rng g;
+    rng_seed(&g, 3);
+    int n = 150;
+    double *x = randn(n, 4, &g, 1), *y = randn(n, 1, &g, 1);
+    DcorVar vx = { x, n, 4 }, vy = { y, n, 1 };
+    DcorOptions o = dcor_options_default();
+    o.permutations = 99;
+    o.seed = 42;
+    DcorResult a, b;
+    DfError err;
+    CU_ASSERT_FATAL(dcor_compute(&a, &vx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT(a.p_value > 0.05 && a.p_value <= 1);
+    o.tile = 13;
+    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT(a.p_value == b.p_value);
+    o.unbiased = 1;
+    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT(b.p_value > 0.05);
+    for (int i = 0; i < n; i++) y[i] = x[i * 4] * x[i * 4 + 1];
+    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT(near(b.p_value, 0.01, 1e-12, 0, "dependent p-value"));
+    free(x); free(y);
+}
+
+// The p-value is exactly (1 + #{k : T(x, y o perm_k) >= T(x, y)}) / (1 + P) with perm_k the
+// documented permutations, recomputed here with the naive reference, for the tiled and
+// the one-dimensional paths and both statistics.
+static void test_permutations_exact(void) {
+    Rng g;
+    rng_seed(&g, 12);
+    int n = 60, P = 49;
+    for (int dx = 1; dx <= 3; dx += 2) {
+        double *x = randn(n, dx, &g, 1), *y = randn(n, 1, &g, 1), yp[60];
+        for (int i = 0; i < n; i++) y[i] += 0.12 * x[i * dx];  // weak dependence: p in between
+        DcorVar vx = { x, n, dx }, vy = { y, n, 1 }, vp = { yp, n, 1 };
+        for (int unbiased = 0; unbiased < 2; unbiased++) {
+            DcorResult obs, rep, res;
+            dcor_naive(&obs, &vx, &vy, NULL);
+            int ge = 0, perm[60];
+            for (int k = 1; k <= P; k++) {
+                Rng r;
+                rng_seed_stream(&r, 77, (uint64_t)k, 7);
+                rng_permutation(&r, perm, n);
+                for (int i = 0; i < n; i++) yp[i] = y[perm[i]];
+                dcor_naive(&rep, &vx, &vp, NULL);
+                ge += unbiased ? rep.dcov2_u >= obs.dcov2_u : rep.dcov2 >= obs.dcov2;
+            }
+            DcorOptions o = dcor_options_default();
+            o.permutations = P;
+            o.seed = 77;
+            o.unbiased = unbiased;
+            o.tile = 16;
+            DfError err;
+            CU_ASSERT_FATAL(dcor_compute(&res, &vx, &vy, NULL, &o, &err) == 0);
+            char what[64];
+            snprintf(what, sizeof what, "p-value, d_x %d, unbiased %d", dx, unbiased);
+            CU_ASSERT(near(res.p_value, (1.0 + ge) / (1.0 + P), 1e-12, 0, what));
+            CU_ASSERT(ge > 0 && ge < P);  // the case is not degenerate
+            if (!(ge > 0 && ge < P)) printf("\n  %s: %d of %d replicates exceed\n", what, ge, P);
+        }
+        free(x); free(y);
+    }
+}
+
+// Per-group values equal the statistics of each subset; small groups are NaN or an error.
+static void test_groups(void) {
+    Rng g;
+    rng_seed(&g, 4);
+    int n = 90;
+    double *x = randn(n, 3, &g, 1), *y = randn(n, 1, &g, 1), by[90];
+    for (int i = 0; i < n; i++) { by[i] = i < 3 ? 7 : i % 2; y[i] += by[i] * x[i * 3]; }
+    DcorVar vx = { x, n, 3 }, vy = { y, n, 1 };
+    DcorOptions o = dcor_options_default();
+    DcorGroups gr;
+    DfError err;
+    CU_ASSERT_FATAL(dcor_by_group(&gr, &vx, &vy, NULL, by, &o, &err) == 0);
+    CU_ASSERT_FATAL(gr.n_groups == 3);
+    CU_ASSERT(gr.value[0] == 0 && gr.value[1] == 1 && gr.value[2] == 7);
+    CU_ASSERT(gr.r[2].n == 3 && isnan(gr.r[2].dcor2_u) && isfinite(gr.r[2].dcor2));
+    // group 1 by hand
+    double sx[90 * 3], sy[90];
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (by[i] == 1) { memcpy(sx + m * 3, x + i * 3, 3 * sizeof(double)); sy[m++] = y[i]; }
+    DcorVar gx = { sx, m, 3 }, gy = { sy, m, 1 };
+    DcorResult ref;
+    dcor_naive(&ref, &gx, &gy, NULL);
+    CU_ASSERT(gr.r[1].n == m);
+    CU_ASSERT(near(gr.r[1].dcor2_u, ref.dcor2_u, 1e-10, 0, "group 1 dcor2_u"));
+    CU_ASSERT(near(gr.r[1].dcor2, ref.dcor2, 1e-10, 0, "group 1 dcor2"));
+    o.unbiased = 1;
+    CU_ASSERT(dcor_by_group(&gr, &vx, &vy, NULL, by, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "group 7 has 3 samples") != NULL);
+    free(x); free(y);
+}
+
+// The training hook (one rank: the reducer is the identity) equals dcor_compute on the
+// same rows converted to double.
+static void test_features_vs_meta(void) {
+    Rng g;
+    rng_seed(&g, 8);
+    int n = 130, d = 12;
+    float *f = malloc((size_t)n * d * sizeof(float));
+    double *fd = malloc((size_t)n * d * sizeof(double)), meta[130];
+    int labels[130];
+    for (int i = 0; i < n * d; i++) fd[i] = f[i] = (float)rng_normal(&g);
+    for (int i = 0; i < n; i++) { meta[i] = fd[i * d] + rng_normal(&g); labels[i] = i % 3; }
+    DcorOptions o = dcor_options_default();
+    o.red = &reducer_local;
+    DcorResult a, b;
+    DcorGroups ga;
+    DfError err;
+    CU_ASSERT_FATAL(dcor_features_vs_meta(&a, &ga, f, n, d, meta, labels, &o, &err) == 0);
+    DcorVar vx = { fd, n, d }, vy = { meta, n, 1 };
+    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT(a.dcor2_u == b.dcor2_u && a.dcor2 == b.dcor2);
+    CU_ASSERT(ga.n_groups == 3 && ga.r[0].n == 44 && ga.r[2].n == 43);
+    free(f); free(fd);
+}
+
+// FILE:DATASET[:COLUMN] specs: types, ranks, column by index and by name, clear errors.
+static void test_read_spec(void) {
+    char path[] = "/tmp/test_dcor_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    DfError err;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    int32_t lab[4] = { 0, 1, 1, 2 };
+    float feat[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    double meta[8] = { 20, 0, 30, 1, 40, 0, 50, 1 }, cube[8] = { 0 };
+    hsize_t d1[1] = { 4 }, d2[2] = { 4, 2 }, d3[3] = { 2, 2, 2 };
+    CU_ASSERT_FATAL(h5_write_i32(f, path, "labels", lab, 1, d1, &err) == 0);
+    CU_ASSERT_FATAL(h5_write_f32(f, path, "features/fc1", feat, 2, d2, &err) == 0);
+    CU_ASSERT_FATAL(h5_write_f64(f, path, "meta", meta, 2, d2, &err) == 0);
+    CU_ASSERT_FATAL(h5_write_f64(f, path, "cube", cube, 3, d3, &err) == 0);
+    CU_ASSERT_FATAL(h5_write_string(f, path, "config", "text", &err) == 0);
+    hid_t m = H5Dopen2(f, "meta", H5P_DEFAULT);
+    CU_ASSERT_FATAL(h5_attr_write_string(m, path, "columns", "age,sex", &err) == 0);
+    H5Dclose(m);
+    H5Fclose(f);
+    char spec[600];
+    double *x;
+    int n, d;
+    snprintf(spec, sizeof spec, "%s:labels", path);
+    CU_ASSERT_FATAL(features_read_spec(spec, &x, &n, &d, &err) == 0);
+    CU_ASSERT(n == 4 && d == 1 && x[3] == 2);
+    free(x);
+    snprintf(spec, sizeof spec, "%s:features/fc1", path);
+    CU_ASSERT_FATAL(features_read_spec(spec, &x, &n, &d, &err) == 0);
+    CU_ASSERT(n == 4 && d == 2 && x[5] == 6);
+    free(x);
+    snprintf(spec, sizeof spec, "%s:meta:sex", path);
+    CU_ASSERT_FATAL(features_read_spec(spec, &x, &n, &d, &err) == 0);
+    CU_ASSERT(n == 4 && d == 1 && x[1] == 1 && x[2] == 0);
+    free(x);
+    snprintf(spec, sizeof spec, "%s:meta:0", path);
+    CU_ASSERT_FATAL(features_read_spec(spec, &x, &n, &d, &err) == 0);
+    CU_ASSERT(d == 1 && x[3] == 50);
+    free(x);
+    const char *bad[][2] = { { "meta:weight", "no column named 'weight'" }, { "meta:2", "out of range" },
+                             { "nothere", "no dataset 'nothere'" }, { "cube", "3 dimensions" },
+                             { "config", "not numeric" }, { "labels:0", "1-D" } };
+    for (int k = 0; k < 6; k++) {
+        snprintf(spec, sizeof spec, "%s:%s", path, bad[k][0]);
+        CU_ASSERT(features_read_spec(spec, &x, &n, &d, &err) == -1);
+        CU_ASSERT(strstr(err.msg, bad[k][1]) != NULL && strstr(err.msg, path) != NULL);
+        if (!strstr(err.msg, bad[k][1])) printf("\n  %s -> %s\n", spec, err.msg);
+    }
+    CU_ASSERT(features_read_spec("nocolon", &x, &n, &d, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "FILE:DATASET") != NULL);
+    CU_ASSERT(features_read_spec("/nonexistent/f.h5:x", &x, &n, &d, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "/nonexistent/f.h5") != NULL);
+    unlink(path);
+}
+
+int main(void) {
+    CU_initialize_registry();
+    CU_pSuite s = CU_add_suite("dcor", NULL, NULL);
+    CU_add_test(s, "against R energy (dcor, dcov, bcdcor, dcovU, pdcor)", test_against_energy);
+    CU_add_test(s, "n < 4 and bad input errors", test_small_n_errors);
+    CU_add_test(s, "tiled == naive, tile invariance", test_tiles_vs_naive);
+    CU_add_test(s, "O(n log n) path == tiled path", test_fast_vs_tiles);
+    CU_add_test(s, "permutation test", test_permutations);
+    CU_add_test(s, "permutation p-values, recomputed", test_permutations_exact);
+    CU_add_test(s, "per-group values", test_groups);
+    CU_add_test(s, "training hook", test_features_vs_meta);
+    CU_add_test(s, "FILE:DATASET[:COLUMN]", test_read_spec);
+    return tu_run_all();
+}

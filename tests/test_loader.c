@@ -1,0 +1,525 @@
+// test_loader.c: the batch loader (io/loader.c) driven exactly as the trainer drives it, the
+// [data] splits (io/dataset.c) and the new generators (io/synth.c).
+//   - sampler invariance: 1, 2 and 4 simulated ranks (one loader per rank) see the same
+//     global batches -- indices, images (augmented too), labels, metadata -- and their
+//     shares are disjoint and cover each epoch's permutation; deterministic by seed+epoch;
+//   - on-disk shards read with pread (prefetch thread) and through HDF5 (compressed shard,
+//     synchronous) give the same bytes as the in-memory cohort;
+//   - subject-level splits, stratified k-fold, a test split;
+//   - mdn2d / video / biased-fmnist generators (the latter skipped without the IDX files).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "h5util.h"
+#include "loader.h"
+#include "synth.h"
+
+static char tmpdir[256];
+static char *tp(const char *name) {
+    static char bufs[16][512];
+    static int k;
+    char *b = bufs[k++ % 16];
+    snprintf(b, 512, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static Dataset *load(const char *text) {
+    Ini ini;
+    DfError err = { "" };
+    Dataset *ds = xcalloc(1, sizeof *ds);
+    if (ini_parse_string(&ini, text, "test.ini", &err) || dataset_from_config(ds, &ini, &err)) {
+        fprintf(stderr, "  %s\n", err.msg);
+        CU_FAIL("dataset_from_config");
+        ini_free(&ini);
+        free(ds);
+        return NULL;
+    }
+    ini_free(&ini);
+    return ds;
+}
+
+static void drop(Dataset *ds) {
+    if (ds) dataset_free(ds);
+    free(ds);
+}
+
+// Everything one epoch delivers, concatenated over ranks in rank order per step.
+typedef struct {
+    int steps, n;
+    int *index, *bg;  // per sample: its index; per step: its global batch size
+    float *images;
+    int32_t *labels;
+    double *meta;
+} Epoch;
+
+static void epoch_free(Epoch *e) { free(e->index); free(e->bg); free(e->images); free(e->labels); free(e->meta); memset(e, 0, sizeof *e); }
+
+// Runs epoch `epoch` with P loaders (ranks 0..P-1) round-robin step by step, as P trainer
+// processes would, and checks each step's shares are [Bg*r/P, Bg*(r+1)/P).
+static Epoch run_epoch(const Dataset *ds, int split, int B, int P, int epoch, int shuffle, int augment, int prefetch, int drop_last) {
+    Epoch out = { 0 };
+    Loader **L = xcalloc((size_t)P, sizeof(Loader *));
+    DfError err = { "" };
+    int steps = -1;
+    for (int r = 0; r < P; r++) {
+        LoaderConfig cfg = { .split = split, .global_batch = B, .rank = r, .nranks = P, .seed = 42, .shuffle = shuffle,
+                             .drop_last = drop_last, .augment = augment, .prefetch = prefetch };
+        L[r] = loader_create(ds, &cfg, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(L[r]);
+        int s = loader_begin_epoch(L[r], epoch);
+        if (steps >= 0) CU_ASSERT_EQUAL(s, steps);
+        steps = s;
+    }
+    size_t per = shape_numel(ds->cohort.shape);
+    int k = ds->cohort.k, cap = ds->cohort.n + 1;
+    out.index = xmalloc(sizeof(int) * (size_t)cap);
+    out.bg = xmalloc(sizeof(int) * (size_t)(steps + 1));
+    out.images = xmalloc(sizeof(float) * per * (size_t)cap);
+    out.labels = xmalloc(sizeof(int32_t) * (size_t)cap);
+    out.meta = xmalloc(sizeof(double) * (size_t)cap * (size_t)(k ? k : 1));
+    out.steps = steps;
+    for (int s = 0; s < steps; s++) {
+        int start = out.n;
+        for (int r = 0; r < P; r++) {
+            const Batch *b = loader_next(L[r], &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+            int lo, hi;
+            loader_share(b->global_n, r, P, &lo, &hi);
+            CU_ASSERT_EQUAL(b->n, hi - lo);
+            CU_ASSERT_EQUAL(b->step, s);
+            CU_ASSERT_EQUAL(b->first_sample, (long)s * B + lo);
+            CU_ASSERT_EQUAL(out.n - start, lo);
+            if (r == 0) out.bg[s] = b->global_n;
+            else CU_ASSERT_EQUAL(b->global_n, out.bg[s]);
+            for (int j = 0; j < b->n; j++, out.n++) {
+                out.index[out.n] = b->index[j];
+                out.labels[out.n] = b->labels[j];
+                memcpy(out.images + (size_t)out.n * per, b->images + (size_t)j * per, per * sizeof(float));
+                memcpy(out.meta + (size_t)out.n * k, b->meta + (size_t)j * k, sizeof(double) * (size_t)k);
+            }
+        }
+    }
+    for (int r = 0; r < P; r++) {
+        CU_ASSERT_PTR_NULL(loader_next(L[r], &err));  // the epoch is over
+        CU_ASSERT(loader_wait_seconds(L[r]) >= 0);
+        CU_ASSERT_EQUAL(loader_batches(L[r]), steps);
+        loader_free(L[r]);
+    }
+    free(L);
+    return out;
+}
+
+static int epochs_equal(const Epoch *a, const Epoch *b, size_t per, int k) {
+    if (a->steps != b->steps || a->n != b->n) return 0;
+    if (memcmp(a->bg, b->bg, sizeof(int) * (size_t)a->steps)) return 0;
+    if (memcmp(a->index, b->index, sizeof(int) * (size_t)a->n)) return 0;
+    if (memcmp(a->labels, b->labels, sizeof(int32_t) * (size_t)a->n)) return 0;
+    if (memcmp(a->meta, b->meta, sizeof(double) * (size_t)a->n * (size_t)k)) return 0;
+    return memcmp(a->images, b->images, sizeof(float) * per * (size_t)a->n) == 0;
+}
+
+static const char *small_mri =
+    "[data]\nsource = synth:mri3d\nn = 45\nshape = 8\nseed = 3\nval_fraction = 0.2\n";
+
+static void test_sampler_invariance(void) {
+    Dataset *ds = load(small_mri);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    size_t per = shape_numel(ds->cohort.shape);
+    int k = ds->cohort.k;
+    for (int epoch = 0; epoch < 3; epoch++) {
+        Epoch ref = run_epoch(ds, SPLIT_TRAIN, 8, 1, epoch, 1, 0, 2, 0);
+        // The epoch is a permutation of the training split.
+        CU_ASSERT_EQUAL(ref.n, ds->n_train);
+        CU_ASSERT_EQUAL(ref.steps, (ds->n_train + 7) / 8);
+        int *seen = xcalloc((size_t)ds->cohort.n, sizeof(int));
+        for (int i = 0; i < ref.n; i++) seen[ref.index[i]]++;
+        for (int i = 0; i < ds->n_train; i++) CU_ASSERT_EQUAL(seen[ds->train_idx[i]], 1);
+        free(seen);
+        // Data match the cohort.
+        for (int i = 0; i < ref.n; i++) {
+            CU_ASSERT_EQUAL(memcmp(ref.images + (size_t)i * per, ds->cohort.images + (size_t)ref.index[i] * per, per * sizeof(float)), 0);
+            CU_ASSERT_EQUAL(ref.labels[i], ds->cohort.labels[ref.index[i]]);
+        }
+        for (int P = 2; P <= 4; P *= 2) {
+            Epoch e = run_epoch(ds, SPLIT_TRAIN, 8, P, epoch, 1, 0, P == 2 ? 2 : 0, 0);
+            CU_ASSERT(epochs_equal(&ref, &e, per, k));
+            epoch_free(&e);
+        }
+        // Deterministic by (seed, epoch): again, same order; next epoch, another order.
+        Epoch again = run_epoch(ds, SPLIT_TRAIN, 8, 1, epoch, 1, 0, 3, 0);
+        CU_ASSERT(epochs_equal(&ref, &again, per, k));
+        epoch_free(&again);
+        Epoch next = run_epoch(ds, SPLIT_TRAIN, 8, 1, epoch + 1, 1, 0, 2, 0);
+        CU_ASSERT(memcmp(next.index, ref.index, sizeof(int) * (size_t)ref.n) != 0);
+        epoch_free(&next);
+        epoch_free(&ref);
+    }
+    // Validation: split order, no shuffle; drop_last drops the partial batch.
+    Epoch v = run_epoch(ds, SPLIT_VAL, 4, 2, 0, 0, 0, 1, 0);
+    CU_ASSERT_EQUAL(memcmp(v.index, ds->val_idx, sizeof(int) * (size_t)ds->n_val), 0);
+    epoch_free(&v);
+    Epoch d = run_epoch(ds, SPLIT_TRAIN, 8, 2, 0, 1, 0, 1, 1);
+    CU_ASSERT_EQUAL(d.steps, ds->n_train / 8);
+    CU_ASSERT_EQUAL(d.n, d.steps * 8);
+    epoch_free(&d);
+    // A batch smaller than the rank count: some ranks get 0 samples, nothing breaks.
+    Epoch tiny = run_epoch(ds, SPLIT_TRAIN, 3, 4, 0, 1, 0, 2, 0);
+    Epoch tiny1 = run_epoch(ds, SPLIT_TRAIN, 3, 1, 0, 1, 0, 2, 0);
+    CU_ASSERT(epochs_equal(&tiny, &tiny1, per, k));
+    epoch_free(&tiny);
+    epoch_free(&tiny1);
+    drop(ds);
+}
+
+static void test_augmentation_invariance(void) {
+    char text[512];
+    snprintf(text, sizeof text, "%sflip = d,h,w\nshift = 2\nintensity_scale = 0.1\nintensity_shift = 0.05\n", small_mri);
+    Dataset *ds = load(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    CU_ASSERT(ds->aug.enabled);
+    size_t per = shape_numel(ds->cohort.shape);
+    Epoch a1 = run_epoch(ds, SPLIT_TRAIN, 8, 1, 2, 1, 1, 2, 0);
+    Epoch a4 = run_epoch(ds, SPLIT_TRAIN, 8, 4, 2, 1, 1, 0, 0);
+    Epoch plain = run_epoch(ds, SPLIT_TRAIN, 8, 1, 2, 1, 0, 2, 0);
+    CU_ASSERT(epochs_equal(&a1, &a4, per, ds->cohort.k));
+    CU_ASSERT(memcmp(a1.images, plain.images, per * sizeof(float) * (size_t)a1.n) != 0);  // it did something
+    CU_ASSERT_EQUAL(memcmp(a1.index, plain.index, sizeof(int) * (size_t)a1.n), 0);       // same order
+    epoch_free(&a1); epoch_free(&a4); epoch_free(&plain);
+
+    // A flip alone is an exact permutation of the voxels: twice = identity.
+    Shape s = { 2, 3, 4, 5 };
+    float x[120], y[120];
+    for (int i = 0; i < 120; i++) x[i] = y[i] = (float)i;
+    uint8_t m[60], m0[60];
+    for (int i = 0; i < 60; i++) m[i] = m0[i] = (uint8_t)(i % 7 == 0);
+    Augment aug = { .enabled = 1, .flip = { 1, 1, 1 } };
+    loader_augment(x, m, s, &aug, 5, 0, 9);
+    loader_augment(x, m, s, &aug, 5, 0, 9);
+    CU_ASSERT_EQUAL(memcmp(x, y, sizeof x), 0);
+    CU_ASSERT_EQUAL(memcmp(m, m0, sizeof m), 0);
+    // A shift moves the mask with the image.
+    Augment sh = { .enabled = 1, .shift = 1 };
+    for (int i = 0; i < 120; i++) x[i] = i < 60 ? (float)m0[i] : 0.0f;
+    memcpy(m, m0, sizeof m);
+    for (long pos = 0; pos < 5; pos++) {
+        float xx[120];
+        uint8_t mm[60];
+        memcpy(xx, x, sizeof xx);
+        memcpy(mm, m, sizeof mm);
+        loader_augment(xx, mm, s, &sh, 5, 0, pos);
+        for (int i = 0; i < 60; i++) CU_ASSERT_EQUAL(xx[i], (float)mm[i]);
+    }
+}
+
+// Shards on disk, read with pread by the prefetch thread; a gzip-compressed shard read
+// through HDF5 synchronously; both equal the in-memory path.
+static void test_disk_reads(void) {
+    Dataset *mem = load(small_mri);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mem);
+    Cohort *c = &mem->cohort;
+    size_t per = shape_numel(c->shape);
+    // Two shards: samples [0, 20) and [20, 45), with masks and subject ids.
+    DfError err;
+    for (int part = 0; part < 2; part++) {
+        int a = part ? 20 : 0, b = part ? c->n : 20;
+        Cohort p;
+        cohort_alloc(&p, b - a, c->shape, c->k);
+        cohort_alloc_masks(&p);
+        p.subjects = xcalloc((size_t)(b - a), sizeof(char *));
+        memcpy(p.images, c->images + (size_t)a * per, sizeof(float) * per * (size_t)(b - a));
+        memcpy(p.labels, c->labels + a, sizeof(int32_t) * (size_t)(b - a));
+        memcpy(p.meta, c->meta + (size_t)a * c->k, sizeof(double) * (size_t)(b - a) * (size_t)c->k);
+        for (int i = 0; i < b - a; i++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "s%03d", a + i);
+            p.subjects[i] = xstrdup(buf);
+            for (size_t v = 0; v < shape_spatial(c->shape); v++) p.masks[(size_t)i * shape_spatial(c->shape) + v] = (uint8_t)((a + i + v) % 3 == 0);
+        }
+        for (int j = 0; j < c->k; j++) { p.columns[j] = xstrdup(c->columns[j]); p.kinds[j] = c->kinds[j]; }
+        char name[32];
+        snprintf(name, sizeof name, "shards/shard-%05d.h5", part);
+        if (part == 0) mkdir(tp("shards"), 0755);
+        CU_ASSERT_EQUAL_FATAL(shard_write(tp(name), &p, &err), 0);
+        cohort_free(&p);
+    }
+    char text[1024];
+    snprintf(text, sizeof text, "[data]\nsource = %s\ncache = disk\nval_fraction = 0.2\n", tp("shards"));
+    Dataset *disk = load(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(disk);
+    CU_ASSERT_EQUAL(disk->in_memory, 0);
+    CU_ASSERT_EQUAL(disk->n_files, 2);
+    CU_ASSERT_EQUAL(disk->cohort.n, c->n);
+    CU_ASSERT(disk->cohort.has_masks);
+    CU_ASSERT_PTR_NOT_NULL(disk->cohort.subjects);
+    snprintf(text, sizeof text, "[data]\nsource = %s/shard-00000.h5, %s/shard-00001.h5\ncache = memory\n", tp("shards"), tp("shards"));
+    Dataset *mem2 = load(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mem2);
+    CU_ASSERT_EQUAL(mem2->in_memory, 1);
+    // Same split (unique subjects: the sample-level split), same epochs.
+    CU_ASSERT_EQUAL(disk->n_train, mem->n_train);
+    CU_ASSERT_EQUAL(memcmp(disk->train_idx, mem->train_idx, sizeof(int) * (size_t)mem->n_train), 0);
+    Epoch em = run_epoch(mem, SPLIT_TRAIN, 8, 1, 1, 1, 0, 2, 0);
+    Epoch ed = run_epoch(disk, SPLIT_TRAIN, 8, 2, 1, 1, 0, 2, 0);
+    Epoch e2 = run_epoch(mem2, SPLIT_TRAIN, 8, 4, 1, 1, 0, 2, 0);
+    CU_ASSERT(epochs_equal(&em, &ed, per, c->k));
+    CU_ASSERT(epochs_equal(&em, &e2, per, c->k));
+    epoch_free(&em); epoch_free(&ed); epoch_free(&e2);
+
+    // Masks through the loader equal the shard's.
+    LoaderConfig lc = { .split = SPLIT_TRAIN, .global_batch = 5, .rank = 0, .nranks = 1, .seed = 1, .prefetch = 2 };
+    Loader *L = loader_create(disk, &lc, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(L);
+    loader_begin_epoch(L, 0);
+    const Batch *b = loader_next(L, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b->masks);
+    size_t V = shape_spatial(c->shape);
+    for (int j = 0; j < b->n; j++)
+        for (size_t v = 0; v < V; v++) CU_ASSERT_EQUAL(b->masks[(size_t)j * V + v], (uint8_t)((b->index[j] + v) % 3 == 0));
+    // Restarting an epoch mid-way is allowed (e.g. a resumed run): it starts over.
+    CU_ASSERT_EQUAL(loader_begin_epoch(L, 0), (disk->n_train + 4) / 5);
+    const Batch *b0 = loader_next(L, &err);
+    CU_ASSERT_EQUAL(b0->step, 0);
+    loader_free(L);
+
+    // A compressed shard (another writer's choice) is read through HDF5, synchronously.
+    hid_t f = H5Fcreate(tp("gz.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[5] = { (hsize_t)c->n, 1, (hsize_t)c->shape.d, (hsize_t)c->shape.h, (hsize_t)c->shape.w };
+    hsize_t chunk[5] = { 1, 1, dims[2], dims[3], dims[4] };
+    hid_t space = H5Screate_simple(5, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 5, chunk);
+    H5Pset_deflate(dcpl, 4);
+    hid_t ds = H5Dcreate2(f, "images", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CU_ASSERT(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->images) >= 0);
+    H5Dclose(ds); H5Pclose(dcpl); H5Sclose(space);
+    hsize_t ld[1] = { (hsize_t)c->n }, md[2] = { (hsize_t)c->n, (hsize_t)c->k };
+    CU_ASSERT_EQUAL(h5_write_i32(f, "gz.h5", "labels", c->labels, 1, ld, &err), 0);
+    CU_ASSERT_EQUAL(h5_write_f64(f, "gz.h5", "meta", c->meta, 2, md, &err), 0);
+    CU_ASSERT_EQUAL(h5_write_format(f, "gz.h5", SHARD_FORMAT, SHARD_VERSION, &err), 0);
+    hid_t meta = H5Dopen2(f, "meta", H5P_DEFAULT);
+    h5_attr_write_string(meta, "gz.h5", "columns", "age,sex,site", &err);
+    h5_attr_write_string(meta, "gz.h5", "kinds", "continuous,categorical,categorical", &err);
+    H5Dclose(meta);
+    H5Fclose(f);
+    ShardLayout lay;
+    CU_ASSERT_EQUAL(shard_layout(tp("gz.h5"), &lay, &err), 1);
+    snprintf(text, sizeof text, "[data]\nsource = %s\ncache = disk\n", tp("gz.h5"));
+    Dataset *gz = load(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gz);
+    Epoch eg = run_epoch(gz, SPLIT_TRAIN, 8, 2, 1, 1, 0, 2, 0);
+    Epoch em2 = run_epoch(mem, SPLIT_TRAIN, 8, 1, 1, 1, 0, 2, 0);
+    CU_ASSERT(epochs_equal(&eg, &em2, per, c->k));
+    epoch_free(&eg); epoch_free(&em2);
+    drop(gz); drop(disk); drop(mem2); drop(mem);
+}
+
+// ---- splits ------------------------------------------------------------------------------
+
+static Dataset *fake(int n, int subjects_per) {
+    Dataset *ds = xcalloc(1, sizeof *ds);
+    cohort_alloc(&ds->cohort, n, (Shape){ 1, 1, 1, 1 }, 1);
+    ds->cohort.columns[0] = xstrdup("site");
+    ds->cohort.kinds[0] = META_CATEGORICAL;
+    ds->cohort.subjects = xcalloc((size_t)n, sizeof(char *));
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < n; i++) {
+        int subj = i / subjects_per;
+        char buf[32];
+        snprintf(buf, sizeof buf, "sub-%d", (subj * 7919) % 1000);  // not in index order
+        ds->cohort.subjects[i] = xstrdup(buf);
+        Rng rs;
+        rng_seed_stream(&rs, 3, (uint64_t)subj, 0);
+        ds->cohort.labels[i] = (int)rng_below(&rs, 3);
+        ds->cohort.meta[i] = (double)rng_below(&rs, 2);
+    }
+    (void)r;
+    return ds;
+}
+
+static void check_partition(const Dataset *ds) {
+    int n = ds->cohort.n;
+    int *where = xmalloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) where[i] = -1;
+    for (int i = 0; i < ds->n_train; i++) where[ds->train_idx[i]] = 0;
+    for (int i = 0; i < ds->n_val; i++) { CU_ASSERT_EQUAL(where[ds->val_idx[i]], -1); where[ds->val_idx[i]] = 1; }
+    for (int i = 0; i < ds->n_test; i++) { CU_ASSERT_EQUAL(where[ds->test_idx[i]], -1); where[ds->test_idx[i]] = 2; }
+    for (int i = 0; i < n; i++) CU_ASSERT(where[i] >= 0);
+    // A subject's samples share a split.
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (!strcmp(ds->cohort.subjects[i], ds->cohort.subjects[j])) CU_ASSERT_EQUAL(where[i], where[j]);
+    free(where);
+}
+
+static void test_splits(void) {
+    Dataset *ds = fake(300, 3);  // 100 subjects of 3 samples
+    SplitConfig sc = { .val_fraction = 0.2, .test_fraction = 0.1, .seed = 5, .stratify_column = 0 };
+    dataset_split(ds, &sc);
+    check_partition(ds);
+    CU_ASSERT(abs(ds->n_test - 30) <= 9);  // ~10 subjects, rounding per stratum
+    CU_ASSERT(abs(ds->n_val - 54) <= 12);
+    // k-fold: folds of the non-test subjects partition them, each ~1/5, same test split.
+    int *test0 = xmalloc(sizeof(int) * (size_t)ds->n_test), nt = ds->n_test;
+    memcpy(test0, ds->test_idx, sizeof(int) * (size_t)nt);
+    int *in_val = xcalloc(300, sizeof(int));
+    for (int fold = 0; fold < 5; fold++) {
+        SplitConfig kf = { .test_fraction = 0.1, .seed = 5, .stratify_column = 0, .kfold = 5, .fold = fold };
+        dataset_split(ds, &kf);
+        check_partition(ds);
+        CU_ASSERT_EQUAL(ds->n_test, nt);
+        CU_ASSERT_EQUAL(memcmp(ds->test_idx, test0, sizeof(int) * (size_t)nt), 0);
+        for (int i = 0; i < ds->n_val; i++) in_val[ds->val_idx[i]]++;
+        CU_ASSERT(abs(ds->n_val - (300 - nt) / 5) <= 18);
+        // Stratified: each label's share in val is close to its share overall.
+        int cnt[3] = { 0 }, all[3] = { 0 };
+        for (int i = 0; i < ds->n_val; i++) cnt[ds->cohort.labels[ds->val_idx[i]]]++;
+        for (int i = 0; i < ds->n_train; i++) all[ds->cohort.labels[ds->train_idx[i]]]++;
+        for (int y = 0; y < 3; y++) CU_ASSERT(abs(4 * cnt[y] - all[y]) <= 3 * 6 * 2);
+    }
+    int in_test = 0;
+    for (int i = 0; i < 300; i++) {
+        int t = 0;
+        for (int j = 0; j < nt; j++) t |= test0[j] == i;
+        in_test += t;
+        CU_ASSERT_EQUAL(in_val[i], t ? 0 : 1);  // every non-test sample validates exactly once
+    }
+    free(in_val);
+    free(test0);
+    dataset_free(ds);
+    free(ds);
+    // Without subject ids and with val only, the split is the original sample-level one.
+    Dataset *a = load("[data]\nsource = synth:mri3d\nn = 40\nshape = 8\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(a->n_val, 8);
+    CU_ASSERT_EQUAL(a->n_test, 0);
+    drop(a);
+    // Bad split keys are rejected with file:line.
+    Ini ini;
+    DfError err = { "" };
+    Dataset d;
+    ini_parse_string(&ini, "[data]\nsource = synth:mri3d\nkfold = 5\nfold = 5\n", "bad.ini", &err);
+    CU_ASSERT_EQUAL(dataset_from_config(&d, &ini, &err), -1);
+    CU_ASSERT(strstr(err.msg, "bad.ini:") && strstr(err.msg, "fold"));
+    ini_free(&ini);
+    ini_parse_string(&ini, "[data]\nsource = synth:mri3d\nflip = x\n", "bad.ini", &err);
+    CU_ASSERT_EQUAL(dataset_from_config(&d, &ini, &err), -1);
+    CU_ASSERT(strstr(err.msg, "flip") != NULL);
+    ini_free(&ini);
+}
+
+// ---- generators --------------------------------------------------------------------------
+
+static void test_mdn2d(void) {
+    Cohort c;
+    SynthMdn2dConfig cfg = { 2000, 1 };
+    synth_mdn2d(&c, &cfg);
+    CU_ASSERT(c.n == 2000 && c.shape.c == 1 && c.shape.d == 1 && c.shape.h == 32 && c.shape.w == 32);
+    CU_ASSERT(c.k == 1 && !strcmp(c.columns[0], "cf"));
+    // Groups: the first half label 0; cf in [1,4) / [3,6).
+    double mean_cf[2] = { 0, 0 };
+    for (int i = 0; i < 2000; i++) {
+        int y = c.labels[i];
+        CU_ASSERT_EQUAL(y, i >= 1000);
+        CU_ASSERT(c.meta[i] >= (y ? 3 : 1) && c.meta[i] < (y ? 6 : 4));
+        mean_cf[y] += c.meta[i] / 1000;
+    }
+    CU_ASSERT(fabs(mean_cf[0] - 2.5) < 0.1 && fabs(mean_cf[1] - 4.5) < 0.1);
+    // The bottom-left kernel is cf * gkern: its pixel sum is cf (kernel sums to 1) up to
+    // noise (256 pixels of sd 0.01: sd 0.16); the top-right quadrant is noise only.
+    double worst = 0, tr = 0;
+    for (int i = 0; i < 2000; i++) {
+        const float *img = c.images + (size_t)i * 1024;
+        double s = 0, q = 0;
+        for (int r = 16; r < 32; r++) for (int col = 0; col < 16; col++) s += img[r * 32 + col];
+        for (int r = 0; r < 16; r++) for (int col = 16; col < 32; col++) q += img[r * 32 + col] * img[r * 32 + col];
+        worst = fmax(worst, fabs(s - c.meta[i]));
+        tr += q / 256;
+    }
+    CU_ASSERT(worst < 0.8);
+    CU_ASSERT(fabs(sqrt(tr / 2000) - 0.01) < 0.001);
+    Cohort d;
+    synth_mdn2d(&d, &cfg);
+    CU_ASSERT_EQUAL(memcmp(c.images, d.images, sizeof(float) * 2000 * 1024), 0);
+    cohort_free(&c);
+    cohort_free(&d);
+}
+
+static void test_video(void) {
+    Cohort c;
+    SynthVideoConfig cfg = { .n = 200, .T = 6, .H = 24, .W = 24, .classes = 4, .rho = 0.9, .seed = 2 };
+    synth_video(&c, &cfg);
+    CU_ASSERT(c.shape.c == 3 && c.shape.d == 6 && c.has_masks && c.masks);
+    int agree = 0;
+    size_t V = shape_spatial(c.shape);
+    for (int i = 0; i < c.n; i++) {
+        agree += (int)c.meta[i] == c.labels[i];
+        // The object is visible in every frame and moves.
+        size_t plane = 24 * 24;
+        long first = 0, moved = 0;
+        for (size_t p = 0; p < plane; p++) first += c.masks[(size_t)i * V + p];
+        CU_ASSERT(first > 4);
+        for (size_t p = 0; p < plane; p++) moved += c.masks[(size_t)i * V + p] != c.masks[(size_t)i * V + 5 * plane + p];
+        (void)moved;
+    }
+    CU_ASSERT(agree > 160 && agree < 195);  // rho = 0.9
+    cohort_free(&c);
+}
+
+static void test_biased_fmnist(void) {
+    struct stat st;
+    if (stat(SYNTH_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", &st) != 0) {
+        printf("\n  SKIP: %s absent (Debian package dataset-fashion-mnist not installed)\n", SYNTH_FMNIST_DIR);
+        return;
+    }
+    Cohort c;
+    DfError err;
+    SynthFmnistConfig cfg = { .dir = SYNTH_FMNIST_DIR, .n_train = 2000, .n_test = 1000, .rho = 0.99, .rho_test = 0.1, .seed = 1 };
+    CU_ASSERT_EQUAL_FATAL(synth_biased_fmnist(&c, &cfg, &err), 0);
+    CU_ASSERT(c.n == 3000 && c.shape.c == 3 && c.shape.h == 28 && c.has_masks);
+    int agree_train = 0, agree_test = 0;
+    for (int i = 0; i < c.n; i++) {
+        int b = (int)c.meta[i];
+        if (i < 2000) agree_train += b == c.labels[i];
+        else agree_test += b == c.labels[i];
+        // Background pixels carry the colour, stroke pixels are white.
+        const float *img = c.images + (size_t)i * 3 * 784;
+        for (int p = 0; p < 784; p += 37) {
+            for (int ch = 0; ch < 3; ch++) {
+                float want = c.masks[(size_t)i * 784 + p] ? 1.0f : synth_fmnist_colours[b][ch] / 255.0f;
+                CU_ASSERT_EQUAL(img[ch * 784 + p], want);
+            }
+        }
+    }
+    CU_ASSERT(agree_train >= 1960);                        // rho = 0.99
+    CU_ASSERT(agree_test > 60 && agree_test < 140);        // rho = 0.1: about 100 of 1000
+    cohort_free(&c);
+    cfg.dir = "/nonexistent";
+    CU_ASSERT_EQUAL(synth_biased_fmnist(&c, &cfg, &err), -1);
+    CU_ASSERT(strstr(err.msg, "/nonexistent") != NULL);
+}
+
+int main(void) {
+    h5_quiet();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/df-loader-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("loader", NULL, NULL);
+    CU_add_test(s, "1, 2 and 4 ranks see the same global batches", test_sampler_invariance);
+    CU_add_test(s, "augmentation: seeded per sample, rank-count invariant", test_augmentation_invariance);
+    CU_add_test(s, "shards on disk (pread, HDF5 fallback) equal memory", test_disk_reads);
+    s = CU_add_suite("splits", NULL, NULL);
+    CU_add_test(s, "subject-level, stratified, k-fold, test split", test_splits);
+    s = CU_add_suite("generators", NULL, NULL);
+    CU_add_test(s, "mdn2d", test_mdn2d);
+    CU_add_test(s, "video", test_video);
+    CU_add_test(s, "biased-fmnist", test_biased_fmnist);
+    int rc = tu_run_all();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return rc;
+}

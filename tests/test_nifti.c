@@ -1,0 +1,304 @@
+// test_nifti.c: NIfTI reading through the NIfTI C library (io/nifti.c).
+//   - round trips: every supported datatype x both byte orders x .nii/.nii.gz x NIfTI-1/2,
+//     3D and 4D, with and without scl_slope/scl_inter, files written in the test itself;
+//   - every bad header the issue lists gives one message naming the file and the reason;
+//   - the real files Debian's python3-nibabel ships agree with nibabel's own statistics
+//     (tests/ref/nibabel_stats.txt, made by tests/gen_nibabel_ref.py); skipped when the
+//     package is absent.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <nifti2_io.h>
+#include "testutil.h"
+#include "nifti.h"
+
+static char tmpdir[256];
+static char *tp(const char *name) {
+    static char bufs[16][512];
+    static int k;
+    char *b = bufs[k++ % 16];
+    snprintf(b, 512, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static int contains(const char *hay, const char *needle) {
+    int ok = strstr(hay, needle) != NULL;
+    if (!ok) fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", hay, needle);
+    return ok;
+}
+
+// Values representable exactly in datatype dt after (x - inter) / slope.
+static void fill_for_type(float *x, int64_t n, int dt, double slope, double inter, Rng *r) {
+    double lo = 0, hi = 1;
+    switch (dt) {
+    case DT_UINT8: lo = 0; hi = 255; break;
+    case DT_INT8: lo = -128; hi = 127; break;
+    case DT_INT16: lo = -32768; hi = 32767; break;
+    case DT_UINT16: lo = 0; hi = 65535; break;
+    case DT_INT32: lo = -1e6; hi = 1e6; break;   // stays exact in float32
+    case DT_UINT32: lo = 0; hi = 1e6; break;
+    default: lo = -1000; hi = 1000; break;
+    }
+    int integer = dt != DT_FLOAT32 && dt != DT_FLOAT64;
+    for (int64_t i = 0; i < n; i++) {
+        double raw = lo + (hi - lo) * rng_uniform(r);
+        if (integer) raw = floor(raw);
+        if (i == 0) raw = lo;
+        if (i == 1) raw = hi;
+        x[i] = (float)(raw * (slope == 0 ? 1 : slope) + inter);
+    }
+}
+
+static void roundtrip_case(int version, int dt, int big, int gz, int ndim, double slope, double inter) {
+    int64_t dims[8] = { ndim, 5, 4, 3, ndim == 4 ? 2 : 1, 1, 1, 1 };
+    int64_t n = 5 * 4 * 3 * (ndim == 4 ? 2 : 1);
+    float *x = xmalloc(sizeof(float) * (size_t)n);
+    Rng r;
+    rng_seed_stream(&r, 7, (uint64_t)dt, (uint64_t)(version * 8 + big * 4 + gz * 2 + (ndim == 4)));
+    fill_for_type(x, n, dt, slope, inter, &r);
+    NiiWriteSpec sp = { .version = version, .datatype = dt, .big_endian = big, .slope = slope, .inter = inter };
+    memcpy(sp.dims, dims, sizeof dims);
+    sp.pixdim[1] = 1.5; sp.pixdim[2] = 2; sp.pixdim[3] = 2.5; sp.pixdim[4] = 1;
+    char name[64];
+    snprintf(name, sizeof name, "rt_v%d_%s_%s_%dd.nii%s", version, nii_datatype_name(dt), big ? "be" : "le", ndim, gz ? ".gz" : "");
+    DfError err = { "" };
+    int rc = nii_write(tp(name), &sp, x, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc) { fprintf(stderr, "  %s\n", err.msg); free(x); return; }
+    NiiVolume v;
+    rc = nii_read(tp(name), &v, 1, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(v.version, version);
+    CU_ASSERT_EQUAL(v.big_endian, big);
+    CU_ASSERT_EQUAL(v.datatype, dt);
+    CU_ASSERT_EQUAL(v.ndim, ndim);
+    CU_ASSERT_EQUAL(v.nvox, n);
+    CU_ASSERT_EQUAL(v.dim[1], 5);
+    CU_ASSERT_EQUAL(v.dim[2], 4);
+    CU_ASSERT_EQUAL(v.dim[3], 3);
+    CU_ASSERT_DOUBLE_EQUAL(v.pixdim[3], 2.5, 1e-6);
+    CU_ASSERT_STRING_EQUAL(v.orient, "RAS");
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double q = fabs((double)v.data[i] - x[i]) / (1e-6 + 1e-6 * fabs(x[i]));
+        if (q > worst) { worst = q; at = i; }
+    }
+    CU_ASSERT(worst <= 1.0);
+    if (worst > 1.0) fprintf(stderr, "  %s: values differ at %lld: %.9g read, %.9g written\n", name, (long long)at, v.data[at], x[at]);
+    nii_free(&v);
+    free(x);
+}
+
+static void test_roundtrip_all(void) {
+    const int dts[] = { DT_UINT8, DT_INT8, DT_INT16, DT_UINT16, DT_INT32, DT_UINT32, DT_FLOAT32, DT_FLOAT64 };
+    for (int version = 1; version <= 2; version++)
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+            for (int big = 0; big <= 1; big++)
+                for (int gz = 0; gz <= 1; gz++) roundtrip_case(version, dts[d], big, gz, (gz + big) % 2 ? 4 : 3, 0, 0);
+}
+
+static void test_roundtrip_scaling(void) {
+    // scl_slope / scl_inter applied on read, for integer and float storage, both orders.
+    roundtrip_case(1, DT_INT16, 0, 0, 3, 0.25, 100.0);
+    roundtrip_case(1, DT_INT16, 1, 1, 4, 0.25, -3.0);
+    roundtrip_case(2, DT_UINT8, 1, 0, 3, 2.0, 0.5);
+    roundtrip_case(2, DT_FLOAT32, 0, 1, 3, 3.0, 1.0);
+}
+
+static void test_header_only(void) {
+    int64_t dims[8] = { 3, 6, 7, 8, 1, 1, 1, 1 };
+    float *x = calloc(6 * 7 * 8, sizeof(float));
+    NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT32 };
+    memcpy(sp.dims, dims, sizeof dims);
+    DfError err;
+    CU_ASSERT_EQUAL_FATAL(nii_write(tp("h.nii"), &sp, x, &err), 0);
+    NiiVolume v;
+    CU_ASSERT_EQUAL_FATAL(nii_read(tp("h.nii"), &v, 0, &err), 0);
+    CU_ASSERT_PTR_NULL(v.data);
+    CU_ASSERT_EQUAL(v.nvox, 6 * 7 * 8);
+    nii_free(&v);
+    free(x);
+}
+
+// An affine that flips i and swaps j/k gives the matching axis codes.
+static void test_orientation(void) {
+    int64_t dims[8] = { 3, 4, 4, 4, 1, 1, 1, 1 };
+    float x[64] = { 0 };
+    double aff[16] = { -2, 0, 0, 10, 0, 0, 3, -5, 0, -1, 0, 7, 0, 0, 0, 1 };
+    NiiWriteSpec sp = { .version = 2, .datatype = DT_UINT8, .affine = aff };
+    memcpy(sp.dims, dims, sizeof dims);
+    DfError err;
+    CU_ASSERT_EQUAL_FATAL(nii_write(tp("o.nii"), &sp, x, &err), 0);
+    NiiVolume v;
+    CU_ASSERT_EQUAL_FATAL(nii_read(tp("o.nii"), &v, 0, &err), 0);
+    CU_ASSERT_STRING_EQUAL(v.orient, "LIA");
+    CU_ASSERT_DOUBLE_EQUAL(v.affine[1][2], 3.0, 1e-9);
+    nii_free(&v);
+}
+
+// ---- bad input ---------------------------------------------------------------------------
+
+// A valid little-endian NIfTI-1 file of 4x4x4 int16, then `patch` bytes at `off`.
+static const char *patched(const char *name, long off, const void *patch, size_t n) {
+    int64_t dims[8] = { 3, 4, 4, 4, 1, 1, 1, 1 };
+    float x[64] = { 0 };
+    NiiWriteSpec sp = { .version = 1, .datatype = DT_INT16 };
+    memcpy(sp.dims, dims, sizeof dims);
+    DfError err;
+    const char *p = tp(name);
+    CU_ASSERT_EQUAL(nii_write(p, &sp, x, &err), 0);
+    if (patch) {
+        FILE *f = fopen(p, "r+b");
+        fseek(f, off, SEEK_SET);
+        fwrite(patch, 1, n, f);
+        fclose(f);
+    }
+    return p;
+}
+
+static void expect_error(const char *path, const char *needle) {
+    NiiVolume v;
+    DfError err = { "" };
+    CU_ASSERT_EQUAL(nii_read(path, &v, 1, &err), -1);
+    CU_ASSERT(contains(err.msg, path));
+    CU_ASSERT(contains(err.msg, needle));
+    CU_ASSERT_PTR_NULL(v.data);
+}
+
+static void test_bad_files(void) {
+    expect_error(tp("missing.nii"), "No such file");
+    FILE *f = fopen(tp("text.nii"), "w");
+    fputs("this is not a NIfTI file, just some text that is long enough......................................"
+          "..............................................................................................."
+          "...............................................................................................", f);
+    fclose(f);
+    expect_error(tp("text.nii"), "not a NIfTI file");
+    f = fopen(tp("short.nii"), "w");
+    fputs("tiny", f);
+    fclose(f);
+    expect_error(tp("short.nii"), "only 4 bytes");
+
+    int16_t v;
+    v = -3; expect_error(patched("negdim.nii", 40 + 2 * 2, &v, 2), "dim[2] = -3");
+    v = 9; expect_error(patched("ndim.nii", 40, &v, 2), "dim[0] = 9");
+    // 3 x 32767^2... with dim[0] = 4: 4*4*4*32767*... > 2^31 voxels.
+    int16_t big[4] = { 7, 30000, 30000, 30000 };
+    expect_error(patched("absurd.nii", 40, big, sizeof big), "more than");
+    v = DT_RGB24; expect_error(patched("rgb.nii", 70, &v, 2), "not supported");
+    v = 1234; expect_error(patched("unknowndt.nii", 70, &v, 2), "datatype 1234");
+    char magic[4] = { 'x', 'y', 'z', 0 };
+    expect_error(patched("magic.nii", 344, magic, 4), "magic");
+
+    // Truncated data: the header says 128 bytes of voxels after offset 352.
+    const char *t = patched("trunc.nii", 0, NULL, 0);
+    CU_ASSERT_EQUAL(truncate(t, 352 + 100), 0);
+    expect_error(t, "truncated");
+
+    // Truncated compressed data: cut a .nii.gz of random floats in half.
+    int64_t dims[8] = { 3, 16, 16, 16, 1, 1, 1, 1 };
+    float *x = xmalloc(sizeof(float) * 4096);
+    Rng r;
+    rng_seed(&r, 3);
+    for (int i = 0; i < 4096; i++) x[i] = (float)rng_normal(&r);
+    NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT32 };
+    memcpy(sp.dims, dims, sizeof dims);
+    DfError err;
+    const char *gz = tp("trunc.nii.gz");
+    CU_ASSERT_EQUAL(nii_write(gz, &sp, x, &err), 0);
+    struct stat st;
+    stat(gz, &st);
+    CU_ASSERT_EQUAL(truncate(gz, st.st_size / 2), 0);
+    expect_error(gz, "truncated or corrupt");
+    free(x);
+}
+
+// ---- nibabel's real files -----------------------------------------------------------------
+
+static void test_nibabel_files(void) {
+    const char *data = "/usr/lib/python3/dist-packages/nibabel/tests/data";
+    char refpath[1024];
+    snprintf(refpath, sizeof refpath, "%s/tests/ref/nibabel_stats.txt", getenv("top_srcdir") ? getenv("top_srcdir") : ".");
+    struct stat st;
+    if (stat(data, &st) != 0) {
+        printf("\n  SKIP: %s absent (Debian package python3-nibabel not installed)\n", data);
+        return;
+    }
+    FILE *f = fopen(refpath, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[2048];
+    int checked = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char name[256], dt[32], orient[8];
+        int version, big, ndim, off = 0;
+        long long dims[8];
+        if (sscanf(line, "%255s %d %31s %d %d%n", name, &version, dt, &big, &ndim, &off) != 5) continue;
+        char *p = line + off;
+        for (int i = 0; i < ndim; i++) dims[i] = strtoll(p, &p, 10);
+        double mn, mx, mean, sumsq, vals[3];
+        int k = 0;
+        if (sscanf(p, "%7s %lf %lf %lf %lf %lf %lf %lf%n", orient, &mn, &mx, &mean, &sumsq, &vals[0], &vals[1], &vals[2], &k) != 8) {
+            CU_FAIL("bad reference line");
+            continue;
+        }
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", data, name);
+        NiiVolume v;
+        DfError err = { "" };
+        int rc = nii_read(path, &v, 1, &err);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc) { fprintf(stderr, "  %s\n", err.msg); continue; }
+        CU_ASSERT_EQUAL(v.version, version);
+        CU_ASSERT_STRING_EQUAL(nii_datatype_name(v.datatype), dt);
+        CU_ASSERT_EQUAL(v.big_endian, big);
+        CU_ASSERT_EQUAL(v.ndim, ndim);
+        for (int i = 0; i < ndim; i++) CU_ASSERT_EQUAL(v.dim[i + 1], dims[i]);
+        CU_ASSERT_STRING_EQUAL(v.orient, orient);
+        double lo = INFINITY, hi = -INFINITY, s = 0, s2 = 0;
+        for (int64_t i = 0; i < v.nvox; i++) {
+            double x = v.data[i];
+            lo = fmin(lo, x); hi = fmax(hi, x); s += x; s2 += x * x;
+        }
+        // float32 storage of scaled values: relative 1e-6.
+        CU_ASSERT_DOUBLE_EQUAL(lo, mn, 1e-6 * fabs(mn) + 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(hi, mx, 1e-6 * fabs(mx) + 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(s / (double)v.nvox, mean, 1e-6 * fabs(mean));
+        CU_ASSERT_DOUBLE_EQUAL(s2, sumsq, 1e-6 * sumsq);
+        // Fixed voxels of the first volume, nibabel [i,j,k] = our data[k][j][i].
+        int64_t nx = v.dim[1], ny = v.dim[2], nz = v.dim[3];
+        int64_t idx[3][3] = { { 0, 0, 0 }, { nx / 2, ny / 2, nz / 2 }, { nx - 1, ny - 1, nz - 1 } };
+        for (int q = 0; q < 3; q++) {
+            double got = v.data[(idx[q][2] * ny + idx[q][1]) * nx + idx[q][0]];
+            CU_ASSERT_DOUBLE_EQUAL(got, vals[q], 1e-6 * fabs(vals[q]) + 1e-9);
+        }
+        nii_free(&v);
+        checked++;
+    }
+    fclose(f);
+    CU_ASSERT(checked >= 3);
+}
+
+static void remove_dir(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/df-nifti-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("nifti", NULL, NULL);
+    CU_add_test(s, "round trip: datatypes x byte orders x gz x NIfTI-1/2, 3D and 4D", test_roundtrip_all);
+    CU_add_test(s, "round trip with scl_slope/scl_inter", test_roundtrip_scaling);
+    CU_add_test(s, "header only", test_header_only);
+    CU_add_test(s, "orientation codes from the sform", test_orientation);
+    CU_add_test(s, "bad files: missing, not NIfTI, absurd dims, datatype, magic, truncated", test_bad_files);
+    CU_add_test(s, "nibabel's real files against nibabel's statistics", test_nibabel_files);
+    int rc = tu_run_all();
+    remove_dir(tmpdir);
+    return rc;
+}
