@@ -68,7 +68,16 @@ static void describe_shard(const char *path, int json) {
             printf("  %-12s continuous: mean %.4g sd %.4g min %.4g max %.4g\n", c.columns[j], mean, sd, lo, hi);
         }
     }
-    if (json) printf("]}\n");
+    int distinct = 0;
+    if (c.subjects)
+        for (int i = 0; i < c.n; i++) {
+            int seen = 0;
+            for (int j = 0; j < i && !seen; j++) seen = strcmp(c.subjects[i], c.subjects[j]) == 0;
+            distinct += !seen;
+        }
+    if (json) printf("], \"masks\": %s, \"subjects\": %d}\n", c.has_masks ? "true" : "false", distinct);
+    else printf("masks: %s; subject ids: %s", c.has_masks ? "yes" : "no", c.subjects ? "" : "none\n");
+    if (!json && c.subjects) printf("%d distinct\n", distinct);
     free(counts);
     cohort_free(&c);
 }
