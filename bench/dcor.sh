@@ -20,11 +20,14 @@ printf '%-8s %-5s %-5s %-6s %-9s %9s %10s %12s %12s\n' N D ranks prec coretype s
 run() {  # run N D RANKS PREC CORETYPE
     local n=$1 d=$2 np=$3 prec=$4 ct=$5 extra=""
     [ "$prec" = single ] && extra=--single
+    rm -f /tmp/dcor-peak.$$
+    # every rank appends its own peak resident set (small appends do not interleave)
     OPENBLAS_CORETYPE=$ct $MPI -np "$np" -x OPENBLAS_CORETYPE -x OPENBLAS_NUM_THREADS \
-        /usr/bin/time -f 'PEAK %M' "$DF" dcor --random "$n,$d" $extra --json >/tmp/dcor-bench.$$ 2>&1
+        /usr/bin/time -a -o /tmp/dcor-peak.$$ -f 'PEAK %M' "$DF" dcor --random "$n,$d" $extra --json >/tmp/dcor-bench.$$
     local s=$(sed -n 's/.*"seconds": \([0-9.e-]*\).*/\1/p' /tmp/dcor-bench.$$)
     local u=$(sed -n 's/.*"dcor2_u": \([0-9.e-]*\).*/\1/p' /tmp/dcor-bench.$$)
-    local kb=$(awk '/^PEAK/ { if ($2 > m) m = $2 } END { print m }' /tmp/dcor-bench.$$)
+    local kb=$(awk '/^PEAK/ { if ($2 > m) m = $2 } END { print m }' /tmp/dcor-peak.$$)
+    rm -f /tmp/dcor-peak.$$
     local rate; eval "rate=\$rate_$ct"
     awk -v n="$n" -v d="$d" -v np="$np" -v s="$s" -v r="$rate" -v kb="$kb" -v u="$u" -v p="$prec" -v ct="$ct" 'BEGIN {
         lim = 4 * n * n * d / (r * 1e9 * np)

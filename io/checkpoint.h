@@ -20,7 +20,7 @@
 typedef struct {
     int epoch;          // epochs completed
     long step;          // optimiser steps completed
-    Rng rng;            // trainer RNG state at the start of the current epoch
+    Rng rng;            // trainer root RNG state (epoch order and dropout use seed-derived streams)
     int epoch_step;     // steps done in the current (unfinished) epoch: > 0 after a mid-epoch stop
     double epoch_sums[3];  // that partial epoch's loss sum, correct count, sample count
 } TrainState;

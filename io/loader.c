@@ -304,7 +304,9 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) 
     return l;
 }
 
-int loader_begin_epoch(Loader *l, int epoch) {
+int loader_begin_epoch(Loader *l, int epoch) { return loader_begin_epoch_at(l, epoch, 0); }
+
+int loader_begin_epoch_at(Loader *l, int epoch, int first_step) {
     int B = l->cfg.global_batch, N = l->n_split;
     pthread_mutex_lock(&l->mu);
     l->gen++;
@@ -312,7 +314,9 @@ int loader_begin_epoch(Loader *l, int epoch) {
     l->epoch = epoch;
     loader_epoch_order(l->order, l->split_idx, N, l->cfg.seed, epoch, l->cfg.shuffle);
     l->steps = l->cfg.drop_last ? N / B : (N + B - 1) / B;
-    l->produce_next = l->released = 0;
+    if (first_step < 0) first_step = 0;
+    if (first_step > l->steps) first_step = l->steps;
+    l->produce_next = l->released = first_step;
     l->handed = 0;
     l->failed = 0;
     for (int i = 0; i < l->depth; i++) l->ready[i] = -1;

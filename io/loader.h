@@ -63,6 +63,9 @@ typedef struct Loader Loader;
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err);
 // Starts epoch `epoch` (any order, e.g. resuming); returns its number of global batches.
 int loader_begin_epoch(Loader *l, int epoch);
+// Same, resuming inside the epoch: the first batch served is step first_step (a run
+// resumed from a mid-epoch checkpoint). Returns the epoch's total number of batches.
+int loader_begin_epoch_at(Loader *l, int epoch, int first_step);
 // The next batch of the epoch, or NULL after the last (or on a read error: then err is set
 // and loader_failed() is true -- a disk error mid-run, not bad input).
 const Batch *loader_next(Loader *l, DfError *err);

@@ -61,6 +61,9 @@ int cmd_eval(int argc, char **argv) {
     int n_shards = split_list(data_s, paths, EVAL_MAX_SHARDS), n_layers = split_list(layers_s, lnames, EVAL_MAX_LAYERS);
     if (n_shards < 1) cli_usage_error(cmd, "--data: expected SHARD[,SHARD...] (at most %d)", EVAL_MAX_SHARDS);
     if (n_layers < 1) cli_usage_error(cmd, "--features: expected LAYER[,LAYER...] (at most %d)", EVAL_MAX_LAYERS);
+    for (int l = 0; l < n_layers; l++)
+        for (int m = 0; m < l; m++)
+            if (strcmp(lnames[l], lnames[m]) == 0) cli_usage_error(cmd, "--features: layer '%s' is named twice", lnames[l]);
 
     DfError err;
     Ini ini;

@@ -49,6 +49,12 @@ typedef struct {
     uint64_t step;        // global optimiser step, set by the trainer before forward
     long first_sample;    // global index of the first local sample in this batch, so
                           // per-sample randomness does not depend on the number of ranks
+    // Per-sample metadata, for layers that use it (MDN): the schema of the data's columns
+    // (NULL when there is none), and the raw rows and labels of the current local batch,
+    // set by the caller before each forward.
+    const struct MetaSchema *meta_schema;
+    const double *batch_meta;   // (B, schema columns)
+    const int *batch_labels;    // (B)
 } NetCtx;
 
 typedef struct Layer Layer;
@@ -69,6 +75,11 @@ typedef struct LayerOps {
     void (*backward)(Layer *L, int B);
     // Frees L->impl and anything build allocated.
     void (*destroy)(Layer *L);
+    // Optional (NULL for most layers): called once before training on every rank with this
+    // rank's share of the training split's raw metadata rows (n_local, schema columns) and
+    // labels, so a layer can fit statistics of the whole training set through ctx->reducer
+    // (MDN's kernel). Collective. Returns 0, or -1 with a message in err.
+    int (*prepare)(Layer *L, const double *meta, const int *labels, int n_local, DfError *err);
 } LayerOps;
 
 struct Layer {
@@ -113,5 +124,5 @@ void init_bias(float *b, size_t n, int fan_in, Rng *rng);
 // Every layer's ops table.
 extern const LayerOps conv3d_ops, maxpool3d_ops, avgpool3d_ops, global_avgpool_ops,
     batchnorm3d_ops, relu_ops, leaky_relu_ops, tanh_ops, linear_ops, dropout_ops,
-    flatten_ops, l2norm_ops;
+    flatten_ops, l2norm_ops, mdn_ops;
 #endif

@@ -4,7 +4,7 @@
 
 static const LayerOps *const registry[] = {
     &conv3d_ops, &maxpool3d_ops, &avgpool3d_ops, &global_avgpool_ops, &batchnorm3d_ops,
-    &relu_ops, &leaky_relu_ops, &tanh_ops, &linear_ops, &dropout_ops, &flatten_ops, &l2norm_ops,
+    &relu_ops, &leaky_relu_ops, &tanh_ops, &linear_ops, &dropout_ops, &flatten_ops, &l2norm_ops, &mdn_ops,
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 

@@ -1,6 +1,7 @@
 // net.c: builds the layer stack from the INI file, owns the flat parameter, gradient, state
 // and activation buffers, and runs forward and backward through the LayerOps tables.
 #include "net.h"
+#include "metadata.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,22 @@ static int is_non_layer(const char *name) {
 }
 
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err) {
+    return net_build_meta(net, ini, in_shape, max_batch, red, NULL, err);
+}
+
+int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err) {
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *L = &net->layers[i];
+        if (L->ops->prepare && L->ops->prepare(L, meta, labels, n_local, err)) return -1;
+    }
+    return 0;
+}
+
+int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
+                   const struct MetaSchema *schema, DfError *err) {
     memset(net, 0, sizeof *net);
     net->in_shape = in_shape;
+    net->ctx.meta_schema = schema;
     net->ctx.reducer = red ? red : &reducer_local;
     net->ctx.max_batch = max_batch;
     int n = 0;

@@ -29,6 +29,15 @@ typedef struct {
 // call. Returns 0, or -1 with "file:line: problem" in err (unknown layer key, impossible
 // shape, no layers, ...). Keys are marked used; the caller runs ini_check_unused at the end.
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err);
+// The same, for data with per-sample metadata: layers that use it (MDN) see `schema` at
+// build time; the caller then sets ctx.batch_meta / ctx.batch_labels before each forward,
+// and calls net_prepare once before training.
+struct MetaSchema;
+int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
+                   const struct MetaSchema *schema, DfError *err);
+// Runs every layer's LayerOps.prepare (collective) with this rank's share of the training
+// split's raw metadata rows (n_local, schema columns) and labels.
+int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err);
 // Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).
 void net_init(Net *net, uint64_t seed);
 // inp is (B, in_shape). Returns the output (B, out_shape), owned by the net.

@@ -40,7 +40,7 @@ static void write_nifti_cohort(const char *out, const Cohort *c) {
 }
 
 static const char *synth_help =
-    "usage: deconfound synth mri3d --out DIR [--n N] [--seed S] [--shape D,H,W]\n"
+    "usage: deconfound synth mri3d|mdn2d|video|biased-fmnist --out DIR [--n N] [--seed S] [--shape D,H,W]\n"
     "\n"
     "Writes DIR/shard-00000.h5: N synthetic 3D volumes (1 channel, default 32x32x32, N default\n"
     "512) with a binary label and the confounders age, sex and site, whose effects on the image\n"
@@ -49,7 +49,12 @@ static const char *synth_help =
     "\n"
     "  --nifti   write DIR/sub-00000.nii.gz, ... (float32 NIfTI-1, 1.5 mm voxels, RAS) and\n"
     "            DIR/subjects.csv (path,label,subject,age,sex,site) instead of a shard: a cohort\n"
-    "            to try `deconfound pack` or [data] manifest on\n";
+    "            to try `deconfound pack` or [data] manifest on\n"
+    "\n"
+    "mdn2d (the MDN paper's 32x32 set, N default 2000), video (clips 3x8x32x32 with masks,\n"
+    "rho 0.9) and biased-fmnist (Fashion-MNIST coloured as Biased MNIST: N training images at\n"
+    "rho 0.99 then the 10000 test images at rho 0.1) write one shard with [data]'s defaults\n"
+    "(docs/formats.md); --shape applies to mri3d only.\n";
 
 int cmd_synth(int argc, char **argv) {
     const char *cmd = "synth", *out = NULL, *v, *kind = NULL;
@@ -69,8 +74,10 @@ int cmd_synth(int argc, char **argv) {
         else if (!kind) kind = argv[i];
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    if (!kind) cli_usage_error(cmd, "missing the data set name (mri3d)");
-    if (strcmp(kind, "mri3d") != 0) cli_usage_error(cmd, "unknown data set '%s' (available: mri3d)", kind);
+    if (!kind) cli_usage_error(cmd, "missing the data set name (mri3d, mdn2d, video, biased-fmnist)");
+    int which = !strcmp(kind, "mri3d") ? 0 : !strcmp(kind, "mdn2d") ? 1 : !strcmp(kind, "video") ? 2 : !strcmp(kind, "biased-fmnist") ? 3 : -1;
+    if (which < 0) cli_usage_error(cmd, "unknown data set '%s' (available: mri3d, mdn2d, video, biased-fmnist)", kind);
+    if (which != 0 && nifti) cli_usage_error(cmd, "--nifti is for mri3d");
     if (!out) cli_usage_error(cmd, "missing --out DIR");
     int status = 0;
     if (dist_rank() == 0) {  // generation is cheap: one rank writes
@@ -81,6 +88,26 @@ int cmd_synth(int argc, char **argv) {
             df_die(DF_EXIT_INPUT, "synth: cannot create --out %s: %s", out, strerror(errno));
         if (!nifti && stat(path, &st) == 0) df_die(DF_EXIT_INPUT, "synth: %s already exists; choose another --out", path);
         Cohort c;
+        if (which != 0) {  // the other generators with their [data] defaults (docs/formats.md)
+            DfError err;
+            if (which == 1) {
+                SynthMdn2dConfig mc = { cfg.n == 512 ? 2000 : cfg.n, cfg.seed };
+                synth_mdn2d(&c, &mc);
+            } else if (which == 2) {
+                SynthVideoConfig vc = { .n = cfg.n, .T = 8, .H = 32, .W = 32, .classes = 4, .rho = 0.9, .seed = cfg.seed };
+                synth_video(&c, &vc);
+            } else {
+                SynthFmnistConfig fc = { .dir = SYNTH_FMNIST_DIR, .n_train = DF_MIN(cfg.n, 60000), .n_test = 10000, .rho = 0.99,
+                                         .rho_test = 0.1, .seed = cfg.seed };
+                if (synth_biased_fmnist(&c, &fc, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+            }
+            if (shard_write(path, &c, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+            printf("wrote %s: %d samples of (C,D,H,W) = (%d,%d,%d,%d)%s\n", path, c.n, c.shape.c, c.shape.d, c.shape.h, c.shape.w,
+                   c.has_masks ? " with masks" : "");
+            cohort_free(&c);
+            dist_barrier();
+            return 0;
+        }
         synth_mri3d(&c, &cfg);
         if (nifti) {
             write_nifti_cohort(out, &c);

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "gradsync.h"
+#include "metadata.h"
 #include <signal.h>
 #include <unistd.h>
 #include <errno.h>
@@ -103,43 +104,45 @@ double loss_forward_backward(const LossConfig *lc, const float *logits, float *d
     return sum;
 }
 
-// Targets for BCE / MSE as floats (B, K): the label, or the MSE target column.
-static void fill_targets(const LossConfig *lc, const Cohort *c, const int *idx, const int *labels, int B, int K, float *targets) {
+// Targets for BCE / MSE as floats (B, K): the label, or the MSE target column of meta (B, ncols).
+static void fill_targets(const LossConfig *lc, const double *meta, int ncols, const int *labels, int B, int K,
+                         float *targets) {
     for (int i = 0; i < B; i++)
         for (int k = 0; k < K; k++)
-            targets[i * K + k] = lc->target_column >= 0 ? (float)c->meta[(size_t)idx[i] * c->k + lc->target_column]
+            targets[i * K + k] = lc->target_column >= 0 ? (float)meta[(size_t)i * ncols + lc->target_column]
                                                         : (float)labels[i];
 }
 
-// The local share of a global batch of Bg samples: [lo, hi).
-static void local_share(int Bg, int *lo, int *hi) {
-    int P = dist_size(), r = dist_rank();
-    *lo = (int)((long)Bg * r / P);
-    *hi = (int)((long)Bg * (r + 1) / P);
+// The loader's labels are int32_t; the losses take int.
+_Static_assert(sizeof(int) == sizeof(int32_t), "int must be 32 bits");
+
+// Points the network's metadata at a batch (for layers that use it, such as MDN).
+static void set_batch_meta(Net *net, const Batch *b) {
+    net->ctx.batch_meta = b->meta;
+    net->ctx.batch_labels = (const int *)b->labels;
+    net->ctx.first_sample = b->first_sample;
 }
 
-EvalStats evaluate(Net *net, const LossConfig *lc, const Cohort *c, const int *idx, int n, int batch) {
+EvalStats evaluate(Net *net, const LossConfig *lc, Loader *l, int ncols, DfError *err) {
     int K = (int)shape_numel(net->out_shape);
-    size_t per = shape_numel(c->shape);
     int maxb = net->ctx.max_batch;
-    float *x = df_alloc_floats((size_t)maxb * per), *probs = df_alloc_floats((size_t)maxb * K),
-          *targets = df_alloc_floats((size_t)maxb * K);
-    int *labels = xmalloc((size_t)maxb * sizeof(int));
+    float *probs = df_alloc_floats((size_t)maxb * K), *targets = df_alloc_floats((size_t)maxb * K);
     double sums[3] = { 0, 0, 0 };  // loss, correct, count
-    for (int start = 0; start < n; start += batch) {
-        int Bg = DF_MIN(batch, n - start), lo, hi;
-        local_share(Bg, &lo, &hi);
-        int B = hi - lo;
-        dataset_gather(c, idx + start + lo, B, x, labels);
-        fill_targets(lc, c, idx + start + lo, labels, B, K, targets);
-        const float *logits = net_forward(net, x, B, 0);
+    loader_begin_epoch(l, 0);
+    const Batch *b;
+    while ((b = loader_next(l, err))) {
+        const int *labels = (const int *)b->labels;
+        fill_targets(lc, b->meta, ncols, labels, b->n, K, targets);
+        set_batch_meta(net, b);
+        const float *logits = net_forward(net, b->images, b->n, 0);
         long correct = 0;
-        sums[0] += loss_forward_backward(lc, logits, NULL, probs, labels, targets, B, K, 0.0f, &correct);
+        sums[0] += loss_forward_backward(lc, logits, NULL, probs, labels, targets, b->n, K, 0.0f, &correct);
         sums[1] += (double)correct;
-        sums[2] += B;
+        sums[2] += b->n;
     }
+    if (loader_failed(l)) df_die(DF_EXIT_FAIL, "%s", err->msg);
     dist_allreduce_sum_f64(sums, 3);
-    free(x); free(probs); free(targets); free(labels);
+    free(probs); free(targets);
     EvalStats st = { sums[0], (long)sums[1], (long)sums[2] };
     return st;
 }
@@ -166,7 +169,7 @@ static void format_eta(double s, char *buf, size_t n) {
 }
 
 typedef struct {
-    double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms;
+    double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms, data_wait_ms;
 } EpochLog;
 
 // metrics.json: one object per epoch run by this process (from `first`, so a resumed run
@@ -179,9 +182,10 @@ static void write_metrics(const char *dir, const EpochLog *log, int first, int n
         const EpochLog *l = &log[e];
         len += (size_t)snprintf(buf + len, cap - len,
                                 "%s\n  {\"epoch\": %d, \"lr\": %.9g, \"train_loss\": %.9g, \"val_loss\": %.9g, "
-                                "\"seconds\": %.3f, \"samples_per_s\": %.2f, \"comm_wait_ms_per_step\": %.3f",
+                                "\"seconds\": %.3f, \"samples_per_s\": %.2f, \"comm_wait_ms_per_step\": %.3f, "
+                                "\"data_wait_ms_per_step\": %.3f",
                                 e > first ? "," : "", e + 1, l->lr, l->train_loss, l->val_loss, l->seconds, l->samples_per_s,
-                                l->comm_wait_ms);
+                                l->comm_wait_ms, l->data_wait_ms);
         if (classification)
             len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %.9g", l->train_acc, l->val_acc);
         len += (size_t)snprintf(buf + len, cap - len, "}");
@@ -272,8 +276,11 @@ int cmd_train(int argc, char **argv) {
     if (threads_cli > 0) tc.threads = threads_cli;
     int P = dist_size(), rank = dist_rank();
     int max_local = (tc.batch + P - 1) / P;
+    MetaSchema schema;
+    if (meta_schema_build(&schema, &ds.cohort, &err)) df_die_collective(DF_EXIT_INPUT, "%s: %s", ds.source, err.msg);
     Net net;
-    if (net_build(&net, &ini, ds.cohort.shape, max_local, dist_reducer(), &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (net_build_meta(&net, &ini, ds.cohort.shape, max_local, dist_reducer(), &schema, &err))
+        df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (ini_check_unused(&ini, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     int K = (int)shape_numel(net.out_shape);
     int classification = tc.loss.kind != LOSS_MSE;
@@ -306,6 +313,31 @@ int cmd_train(int argc, char **argv) {
     // against any difference in how ranks were started).
     dist_bcast(net.params, net.n_params * sizeof(float), 0);
     dist_bcast(net.state, net.n_state * sizeof(float), 0);
+    // Layers that fit training-set statistics (MDN's kernel) see this rank's share of the
+    // training split's metadata; they sum over ranks themselves.
+    {
+        int lo = (int)((long)ds.n_train * rank / P), hi = (int)((long)ds.n_train * (rank + 1) / P), k = ds.cohort.k;
+        double *meta = xcalloc((size_t)(hi - lo) * (k ? k : 1), sizeof(double));
+        int *labels = xcalloc((size_t)(hi - lo) + 1, sizeof(int));
+        for (int i = lo; i < hi; i++) {
+            int j = ds.train_idx[i];
+            memcpy(meta + (size_t)(i - lo) * k, ds.cohort.meta + (size_t)j * k, (size_t)k * sizeof(double));
+            labels[i - lo] = ds.cohort.labels[j];
+        }
+        if (net_prepare(&net, meta, labels, hi - lo, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+        free(meta);
+        free(labels);
+    }
+    LoaderConfig lcfg = { SPLIT_TRAIN, tc.batch, rank, P, tc.seed, 1, 0, 1, ds.prefetch };
+    Loader *train_loader = loader_create(&ds, &lcfg, &err), *val_loader = NULL;
+    if (!train_loader) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (ds.n_val > 0) {
+        LoaderConfig vcfg = lcfg;
+        vcfg.split = SPLIT_VAL;
+        vcfg.shuffle = 0;
+        vcfg.augment = 0;
+        if (!(val_loader = loader_create(&ds, &vcfg, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    }
 
     if (rank == 0) {
         if (mkdir_p(tc.out_dir) != 0) df_die(DF_EXIT_INPUT, "%s: cannot create out_dir '%s': %s", config, tc.out_dir, strerror(errno));
@@ -321,10 +353,8 @@ int cmd_train(int argc, char **argv) {
         fflush(stdout);
     }
 
-    size_t per = shape_numel(ds.cohort.shape);
-    float *x = df_alloc_floats((size_t)max_local * per), *probs = df_alloc_floats((size_t)max_local * K),
-          *dlogits = df_alloc_floats((size_t)max_local * K), *targets = df_alloc_floats((size_t)max_local * K);
-    int *labels = xmalloc((size_t)max_local * sizeof(int)), *order = xmalloc((size_t)ds.n_train * sizeof(int));
+    float *probs = df_alloc_floats((size_t)max_local * K), *dlogits = df_alloc_floats((size_t)max_local * K),
+          *targets = df_alloc_floats((size_t)max_local * K);
     int steps_per_epoch = (ds.n_train + tc.batch - 1) / tc.batch;
     EpochLog *log = xcalloc((size_t)tc.epochs + 1, sizeof *log);
     double t_run = df_now();
@@ -342,28 +372,23 @@ int cmd_train(int argc, char **argv) {
 
     for (int epoch = ts.epoch; epoch < tc.epochs && !stopped; epoch++) {
         double lr = schedule_lr(&tc.sched, epoch), t_epoch = df_now();
-        // The epoch's order: a permutation of the training split drawn from the trainer RNG as it
-        // stood at the start of the epoch (saved in checkpoints, so a resumed run -- even one
-        // stopped mid-epoch -- sees the same order).
-        Rng epoch_rng = ts.rng;
-        int *perm = xmalloc((size_t)ds.n_train * sizeof(int));
-        rng_permutation(&epoch_rng, perm, ds.n_train);
-        for (int i = 0; i < ds.n_train; i++) order[i] = ds.train_idx[perm[i]];
-        free(perm);
+        // The loader's epoch order depends on (seed, epoch) only, so a resumed run -- even one
+        // stopped mid-epoch -- sees the same batches.
+        int first_step = ts.epoch_step;
+        loader_begin_epoch_at(train_loader, epoch, first_step);
         double sums[3];  // loss, correct, count over the epoch (global)
         memcpy(sums, ts.epoch_sums, sizeof sums);
-        int first_step = ts.epoch_step;
+        double wait0 = loader_wait_seconds(train_loader);
         gradsync_reset_stats(gs);
-        for (int s = first_step; s < steps_per_epoch; s++) {
-            int start = s * tc.batch, Bg = DF_MIN(tc.batch, ds.n_train - start), lo, hi;
-            local_share(Bg, &lo, &hi);
-            int B = hi - lo;
+        const Batch *b;
+        while ((b = loader_next(train_loader, &err))) {
+            int s = b->step, B = b->n, Bg = b->global_n;
+            const int *labels = (const int *)b->labels;
             fault_check(&fault, ts.step);
-            dataset_gather(&ds.cohort, order + start + lo, B, x, labels);
-            fill_targets(&tc.loss, &ds.cohort, order + start + lo, labels, B, K, targets);
+            fill_targets(&tc.loss, b->meta, ds.cohort.k, labels, B, K, targets);
             net.ctx.step = (uint64_t)ts.step;
-            net.ctx.first_sample = (long)start + lo;
-            const float *logits = net_forward(&net, x, B, 1);
+            set_batch_meta(&net, b);
+            const float *logits = net_forward(&net, b->images, B, 1);
             memset(dlogits, 0, (size_t)B * K * sizeof(float));
             long correct = 0;
             double lsum = loss_forward_backward(&tc.loss, logits, dlogits, probs, labels, targets, B, K,
@@ -399,6 +424,7 @@ int cmd_train(int argc, char **argv) {
             }
             if (step_stats[3] > 0) stopped = 1;  // at the epoch's end: finish it normally
         }
+        if (loader_failed(train_loader)) df_die(DF_EXIT_FAIL, "%s", err.msg);
         if (stopped && ts.epoch_step < steps_per_epoch) {
             if (rank == 0) {
                 if (checkpoint_save(ckpt_path, config_text, &net, &opt, &ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
@@ -411,7 +437,8 @@ int cmd_train(int argc, char **argv) {
         double t_train = df_now() - t_epoch;
         double comm_wait = gradsync_wait_seconds(gs);
         EvalStats val = { 0, 0, 0 };
-        if (ds.n_val > 0) val = evaluate(&net, &tc.loss, &ds.cohort, ds.val_idx, ds.n_val, tc.batch);
+        double data_wait = loader_wait_seconds(train_loader) - wait0;
+        if (val_loader) val = evaluate(&net, &tc.loss, val_loader, ds.cohort.k, &err);
         EpochLog *l = &log[epoch];
         l->lr = lr;
         l->train_loss = sums[0] / sums[2];
@@ -421,13 +448,15 @@ int cmd_train(int argc, char **argv) {
         l->seconds = df_now() - t_epoch;
         l->samples_per_s = (sums[2] - ts.epoch_sums[2]) / t_train;
         l->comm_wait_ms = 1e3 * comm_wait / DF_MAX(1, steps_per_epoch - first_step);
+        l->data_wait_ms = 1e3 * data_wait / DF_MAX(1, steps_per_epoch - first_step);
         ts.epoch = epoch + 1;
         ts.epoch_step = 0;
         memset(ts.epoch_sums, 0, sizeof ts.epoch_sums);
-        ts.rng = epoch_rng;
         if (rank == 0) {
-            char comm[64] = "";
+            char comm[96] = "";
             if (dist_size() > 1) snprintf(comm, sizeof comm, ", comm wait %.1f ms/step", l->comm_wait_ms);
+            if (l->data_wait_ms >= 0.05)
+                snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", data wait %.1f ms/step", l->data_wait_ms);
             if (classification)
                 printf("epoch %d/%d done: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f samples/s, %.1f s%s\n",
                        epoch + 1, tc.epochs, l->train_loss, l->train_acc, l->val_loss, l->val_acc, l->samples_per_s,
@@ -447,7 +476,8 @@ int cmd_train(int argc, char **argv) {
     }
     gradsync_free(gs);
     if (stopped && ts.epoch < tc.epochs) {
-        free(x); free(probs); free(dlogits); free(targets); free(labels); free(order); free(log); free(config_text);
+        loader_free(train_loader); loader_free(val_loader);
+        free(probs); free(dlogits); free(targets); free(log); free(config_text);
         optim_free(&opt);
         net_free(&net);
         dataset_free(&ds);
@@ -462,7 +492,9 @@ int cmd_train(int argc, char **argv) {
         else
             printf("final: train loss %.4f, validation loss %.4f\n", l->train_loss, l->val_loss);
     }
-    free(x); free(probs); free(dlogits); free(targets); free(labels); free(order); free(log); free(config_text);
+    loader_free(train_loader);
+    loader_free(val_loader);
+    free(probs); free(dlogits); free(targets); free(log); free(config_text);
     optim_free(&opt);
     net_free(&net);
     dataset_free(&ds);

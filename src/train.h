@@ -7,6 +7,7 @@
 #define DF_TRAIN_H
 #include "checkpoint.h"
 #include "dataset.h"
+#include "loader.h"
 #include "loss.h"
 #include "net.h"
 #include "optim.h"
@@ -44,9 +45,9 @@ typedef struct {
 double loss_forward_backward(const LossConfig *lc, const float *logits, float *dlogits, float *probs,
                              const int *labels, const float *targets, int B, int K, float scale, long *correct);
 
-// Evaluation over idx[0..n) of the cohort, split over ranks, with the network in eval mode.
-// Collective: every rank calls it. Stats are global.
-EvalStats evaluate(Net *net, const LossConfig *lc, const Cohort *c, const int *idx, int n, int batch);
+// Evaluation over a loader's split (each rank its share), with the network in eval mode.
+// ncols: metadata columns of the data. Collective: every rank calls it. Stats are global.
+EvalStats evaluate(Net *net, const LossConfig *lc, Loader *l, int ncols, DfError *err);
 
 // `deconfound train CONFIG [--set s.k=v ...] [--resume CKPT] [--threads N]`
 int cmd_train(int argc, char **argv);

@@ -32,11 +32,13 @@ jid=$(sbatch --parsable --output=requeue-%j.out "$jobs/train.sbatch" "$cfg" "${l
 out="requeue-$jid.out"
 for _ in $(seq 1 300); do grep -q '^epoch 1/8 step' "$out" 2>/dev/null && break; sleep 0.2; done
 scancel --signal=USR1 "$jid"
-# Slurm holds a requeued job for a while (BeginTime); release it at once for the test.
-for _ in $(seq 1 300); do
+# Slurm holds a requeued job until the old run's credential has expired (cred_expire,
+# 120 s by default; releasing it earlier gets it killed as "credential revoked"), so this
+# part takes about two and a half minutes.
+for _ in $(seq 1 400); do
     grep -q '^final:' "$out" 2>/dev/null && break
-    squeue -h -j "$jid" -o %r 2>/dev/null | grep -q BeginTime && scontrol update JobId="$jid" StartTime=now 2>/dev/null
-    sleep 0.5
+    squeue -h -j "$jid" 2>/dev/null | grep -q . || break  # the job is gone (failed)
+    sleep 1
 done
 check "requeue: stopped with a checkpoint" grep -q '^stopped by signal' "$out"
 check "requeue: the script requeued the job" grep -q 'requeueing job' "$out"

@@ -283,6 +283,14 @@ static void test_disk_reads(void) {
     CU_ASSERT_EQUAL(loader_begin_epoch(L, 0), (disk->n_train + 4) / 5);
     const Batch *b0 = loader_next(L, &err);
     CU_ASSERT_EQUAL(b0->step, 0);
+    int idx1[8];
+    const Batch *b1 = loader_next(L, &err);
+    memcpy(idx1, b1->index, sizeof(int) * (size_t)b1->n);
+    // Resuming mid-epoch serves exactly the batches from that step on.
+    loader_begin_epoch_at(L, 0, 1);
+    const Batch *r1 = loader_next(L, &err);
+    CU_ASSERT_EQUAL(r1->step, 1);
+    CU_ASSERT_EQUAL(memcmp(r1->index, idx1, sizeof(int) * (size_t)r1->n), 0);
     loader_free(L);
 
     // A compressed shard (another writer's choice) is read through HDF5, synchronously.
