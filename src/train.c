@@ -4,6 +4,7 @@
 #include "comm.h"
 #include "gradsync.h"
 #include "metadata.h"
+#include "dcor_report.h"
 #include <signal.h>
 #include <unistd.h>
 #include <errno.h>
@@ -55,6 +56,31 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, D
     if (ini_int(ini, t, "log_every", 10, 1, 1000000, &tc->log_every, err)) return -1;
     if (ini_int(ini, t, "threads", 0, 0, 1024, &tc->threads, err)) return -1;
     if (ini_double(ini, t, "bucket_mb", 4.0, 0.004, 1024.0, &tc->bucket_mb, err)) return -1;
+    const char *dl = ini_str(t, "dcor_layer", "");
+    if (strlen(dl) >= sizeof tc->dcor_layer) return df_err(err, "%s: [train] dcor_layer is too long", ini->origin);
+    snprintf(tc->dcor_layer, sizeof tc->dcor_layer, "%s", dl);
+    if (ini_int(ini, t, "dcor_every", 0, 0, 1000000, &tc->dcor_every, err)) return -1;
+    const char *dc = ini_str(t, "dcor_columns", NULL);
+    if (cohort && (dc || *dl)) {  // default: every metadata column
+        char where[512];
+        ini_where(ini, t, dc ? "dcor_columns" : "dcor_layer", where, sizeof where);
+        if (!dc) {
+            for (int j = 0; j < cohort->k && tc->n_dcor_cols < 16; j++) tc->dcor_cols[tc->n_dcor_cols++] = j;
+        } else {
+            char *copy = xstrdup(dc), *save = NULL;
+            for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+                int col = cohort_column(cohort, tok);
+                if (col < 0 || tc->n_dcor_cols == 16) {
+                    free(copy);
+                    return df_err(err, "%s: [train] dcor_columns: %s", where,
+                                  col < 0 ? "the data have no such column" : "at most 16 columns");
+                }
+                tc->dcor_cols[tc->n_dcor_cols++] = col;
+            }
+            free(copy);
+        }
+        if (tc->n_dcor_cols == 0) return df_err(err, "%s: [train] dcor_layer: the data have no metadata columns", where);
+    }
 
     IniSection *l = ini_section(ini, "loss");
     int kind = 0;
@@ -282,6 +308,16 @@ int cmd_train(int argc, char **argv) {
     if (net_build_meta(&net, &ini, ds.cohort.shape, max_local, dist_reducer(), &schema, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (ini_check_unused(&ini, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    int dcor_out = -1;
+    if (tc.dcor_layer[0]) {
+        char where[512];
+        ini_where(&ini, ini_section(&ini, "train"), "dcor_layer", where, sizeof where);
+        if ((dcor_out = net_layer_output_index(&net, tc.dcor_layer)) < 0)
+            df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer = %s: the network has no layer of that name", where,
+                              tc.dcor_layer);
+        if (ds.n_val < 4)
+            df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer needs a validation split of at least 4 samples", where);
+    }
     int K = (int)shape_numel(net.out_shape);
     int classification = tc.loss.kind != LOSS_MSE;
     if (tc.loss.kind == LOSS_CROSS_ENTROPY) {
@@ -360,6 +396,8 @@ int cmd_train(int argc, char **argv) {
     double t_run = df_now();
     long steps_run = 0;
     const int first_epoch = ts.epoch;
+    char *dcor_json = NULL;  // dcor.json lines (rank 0)
+    size_t dcor_json_len = 0;
     // Gradients are summed over ranks in buckets started during backward (dist/gradsync.c).
     GradSync *gs = gradsync_create(net.grads, net.n_params, (size_t)(tc.bucket_mb * 1048576.0));
     net.grads_ready = grads_ready;
@@ -452,6 +490,12 @@ int cmd_train(int argc, char **argv) {
         ts.epoch = epoch + 1;
         ts.epoch_step = 0;
         memset(ts.epoch_sums, 0, sizeof ts.epoch_sums);
+        int report = dcor_out >= 0 && (epoch + 1 == tc.epochs || stopped ||
+                                       (tc.dcor_every > 0 && (epoch + 1) % tc.dcor_every == 0));
+        DcorReport rep;
+        if (report && dcor_report_run(&rep, &net, val_loader, &ds, ds.val_idx, ds.n_val, dcor_out, tc.dcor_cols,
+                                      tc.n_dcor_cols, &err))
+            df_die(DF_EXIT_FAIL, "dCor report: %s", err.msg);
         if (rank == 0) {
             char comm[96] = "";
             if (dist_size() > 1) snprintf(comm, sizeof comm, ", comm wait %.1f ms/step", l->comm_wait_ms);
@@ -470,6 +514,22 @@ int cmd_train(int argc, char **argv) {
                 printf("checkpoint: %s (epoch %d)\n", ckpt_path, ts.epoch);
             }
             write_metrics(tc.out_dir, log, first_epoch, epoch + 1, classification);
+            if (report) {
+                dcor_report_print(&rep, tc.dcor_layer, epoch + 1, stdout, NULL);
+                // dcor.json: one line per report of this run, rewritten whole (atomically)
+                char *line = NULL;
+                size_t len = 0;
+                FILE *mem = open_memstream(&line, &len);
+                dcor_report_print(&rep, tc.dcor_layer, epoch + 1, NULL, mem);
+                fclose(mem);
+                dcor_json = xrealloc(dcor_json, dcor_json_len + len + 1);
+                memcpy(dcor_json + dcor_json_len, line, len + 1);
+                dcor_json_len += len;
+                free(line);
+                char path[600];
+                snprintf(path, sizeof path, "%s/dcor.json", tc.out_dir);
+                if (df_write_file_atomic(path, dcor_json, dcor_json_len, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+            }
             if (stopped && !last) printf("stopped by signal after epoch %d; continue with --resume %s\n", ts.epoch, ckpt_path);
             fflush(stdout);
         }
@@ -494,6 +554,7 @@ int cmd_train(int argc, char **argv) {
     }
     loader_free(train_loader);
     loader_free(val_loader);
+    free(dcor_json);
     free(probs); free(dlogits); free(targets); free(log); free(config_text);
     optim_free(&opt);
     net_free(&net);

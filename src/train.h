@@ -29,6 +29,9 @@ typedef struct {
     int log_every;        // steps between progress lines
     int threads;          // BLAS threads per rank (0 = cores / ranks on the node)
     double bucket_mb;     // gradient all-reduce bucket size (MiB)
+    char dcor_layer[64];  // report dCor of this layer's features vs metadata ("" = none)
+    int dcor_every;       // epochs between reports (0: at the end only)
+    int dcor_cols[16], n_dcor_cols;  // metadata columns reported
 } TrainConfig;
 
 // Parses [train] and [loss]. The cohort (for the MSE target column) may be NULL.
