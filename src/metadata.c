@@ -109,6 +109,8 @@ int meta_design_build(MetaDesign *d, const MetaSchema *s, const char *keep, cons
 
 int meta_design_row(const MetaDesign *d, const MetaSchema *s, const double *row, int label, double *x) {
     for (int c = 0; c < d->k; c++) {
+        // a label outside 0..n_classes-1 would silently code as the reference class
+        if (d->source[c] == META_LABEL && (label < 0 || label >= s->n_classes)) return -1;
         int col = d->source[c];
         double v = col == -2 ? 1.0 : col == META_LABEL ? (double)label : row[col];
         if (d->is_dummy[c]) {
