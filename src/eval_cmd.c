@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "commands.h"
+#include "metadata.h"
 #include "comm.h"
 #include "feature_file.h"
 #include "net.h"
@@ -87,7 +88,22 @@ int cmd_eval(int argc, char **argv) {
     }
     dist_set_blas_threads(0);
     Net net;
-    if (net_build(&net, &ini, h[0].shape, batch, dist_reducer(), &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    // Labels and metadata of every sample, in input order (small; every rank holds them), for
+    // layers that use metadata (MDN), which code it from the columns and levels of all shards.
+    int32_t *all_labels = xmalloc((size_t)n * sizeof(int32_t) + 1);
+    double *all_meta = xmalloc((size_t)n * h[0].k * sizeof(double) + 1);
+    for (int k = 0, o = 0; k < n_shards; o += h[k].n, k++) {
+        memcpy(all_labels + o, h[k].labels, (size_t)h[k].n * sizeof(int32_t));
+        memcpy(all_meta + (size_t)o * h[0].k, h[k].meta, (size_t)h[k].n * h[0].k * sizeof(double));
+    }
+    Cohort view = h[0];  // the first shard's columns over every sample
+    view.n = (int)n;
+    view.labels = all_labels;
+    view.meta = all_meta;
+    MetaSchema schema;
+    if (meta_schema_build(&schema, &view, &err)) df_die_collective(DF_EXIT_INPUT, "eval: %s", err.msg);
+    if (net_build_meta(&net, &ini, h[0].shape, batch, dist_reducer(), &schema, &err))
+        df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (checkpoint_load(ckpt, &net, NULL, NULL, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     int idx[EVAL_MAX_LAYERS], dims[EVAL_MAX_LAYERS];
     for (int l = 0; l < n_layers; l++) {
@@ -120,6 +136,8 @@ int cmd_eval(int argc, char **argv) {
             base += h[k].n;
         }
         DF_ASSERT(got == B);
+        net.ctx.batch_meta = all_meta + (size_t)s * h[0].k;
+        net.ctx.batch_labels = (const int *)all_labels + s;
         net_forward(&net, img, B, 0);
         for (int l = 0; l < n_layers; l++)
             memcpy(mine[l] + (size_t)(s - lo) * dims[l], net.acts[idx[l]], (size_t)B * dims[l] * sizeof(float));
@@ -160,6 +178,8 @@ int cmd_eval(int argc, char **argv) {
     for (int l = 0; l < n_layers; l++) { free(all[l]); free(mine[l]); }
     free(img);
     net_free(&net);
+    free(all_labels);
+    free(all_meta);
     for (int s = 0; s < n_shards; s++) cohort_free(&h[s]);
     free(h);
     free(paths);

@@ -9,6 +9,7 @@
 #include "predictions.h"
 #include "shard.h"
 #include "train.h"
+#include "metadata.h"
 
 static const char *predict_help =
     "usage: deconfound predict CONFIG.ini --checkpoint FILE.h5 --data SHARD.h5 --out OUT.h5\n"
@@ -45,8 +46,12 @@ int cmd_predict(int argc, char **argv) {
     Cohort c;
     if (shard_read(data, &c, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     dist_set_blas_threads(0);
+    // Layers that use metadata (MDN) code it from the shard's columns and levels.
+    MetaSchema schema;
+    if (meta_schema_build(&schema, &c, &err)) df_die_collective(DF_EXIT_INPUT, "%s: %s", data, err.msg);
     Net net;
-    if (net_build(&net, &ini, c.shape, batch, dist_reducer(), &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (net_build_meta(&net, &ini, c.shape, batch, dist_reducer(), &schema, &err))
+        df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (checkpoint_load(ckpt, &net, NULL, NULL, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
 
     int P = dist_size(), r = dist_rank(), K = (int)shape_numel(net.out_shape);
@@ -55,6 +60,8 @@ int cmd_predict(int argc, char **argv) {
     float *mine = df_alloc_floats((size_t)(hi - lo) * K);
     for (int s = lo; s < hi; s += batch) {
         int B = DF_MIN(batch, hi - s);
+        net.ctx.batch_meta = c.meta + (size_t)s * c.k;
+        net.ctx.batch_labels = (const int *)c.labels + s;
         const float *logits = net_forward(&net, c.images + (size_t)s * per, B, 0);
         memcpy(mine + (size_t)(s - lo) * K, logits, (size_t)B * K * sizeof(float));
     }

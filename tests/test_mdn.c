@@ -322,6 +322,48 @@ static void test_ols_residuals(void) {
     free(F);
 }
 
+// Features wider than the column tiles of src/mdn.c (1024): residuals against OLS, and the
+// input gradient against g_j - x_j M^T H computed here in double.
+static void test_wide_features(void) {
+    enum { B = 7, D = 2500 };
+    Rng rng;
+    rng_seed(&rng, 17);
+    MetaSchema s;
+    age_site_schema(&s);
+    MetaDesign des = fx_design(&s, "label", "age, site");
+    int k = des.k;
+    double meta[B * 2], X[B * 5], XtX[25] = { 0 }, K[25];
+    int32_t labels[B];
+    random_rows(meta, labels, B, &rng);
+    design_rows(X, &des, &s, meta, labels, B);
+    mdn_accumulate_xtx(XtX, X, B, k);
+    int bad;
+    CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+    float *F = tu_rand((size_t)B * D, -1, 1, &rng), *R = tu_rand((size_t)B * D, -1, 1, &rng);
+    float *out = df_alloc_floats((size_t)B * D), *din = df_alloc_floats((size_t)B * D);
+    double *beta = malloc(sizeof(double) * k * D), *bref = malloc(sizeof(double) * k * D);
+    double *want = malloc(sizeof(double) * B * D), *H = calloc((size_t)k * D, sizeof(double));
+    ols_ref(bref, X, F, B, k, D, 0.0);
+    residual_ref(want, F, X, bref, des.removed, B, k, D);
+    double sc = mdn_forward_train(out, beta, F, X, K, des.removed, B, k, D, 0, &reducer_local);
+    CU_ASSERT(ratio_d("wide residuals", out, want, (size_t)B * D, 1e-5, 1e-5) <= 1);
+    mdn_backward(din, R, X, K, des.removed, B, k, D, sc, &reducer_local);
+    for (int i = 0; i < B; i++)
+        for (int a = 0; a < k; a++)
+            if (des.removed[a])
+                for (int j = 0; j < D; j++) H[a * D + j] += X[i * k + a] * R[(size_t)i * D + j];
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < D; j++) {
+            double v = R[(size_t)i * D + j];
+            for (int c = 0; c < k; c++)
+                for (int a = 0; a < k; a++)
+                    if (des.removed[a]) v -= X[i * k + c] * sc * K[a * k + c] * H[a * D + j];
+            want[(size_t)i * D + j] = v;
+        }
+    CU_ASSERT(ratio_d("wide input gradient", din, want, (size_t)B * D, 1e-5, 1e-5) <= 1);
+    free(F); free(R); free(out); free(din); free(beta); free(bref); free(want); free(H);
+}
+
 // ---- 2. finite differences ------------------------------------------------------------------
 
 typedef struct {
@@ -1162,6 +1204,7 @@ int main(void) {
     CU_pSuite s = CU_add_suite("mdn", NULL, NULL);
     CU_add_test(s, "residuals equal an OLS fit", test_ols_residuals);
     CU_add_test(s, "backward vs finite differences", test_backward_fd);
+    CU_add_test(s, "features wider than a column tile", test_wide_features);
     CU_add_test(s, "categorical coding and column errors", test_categorical);
     CU_add_test(s, "singular designs", test_singular);
     CU_add_test(s, "eval uses the running beta", test_running_beta);
