@@ -18,3 +18,14 @@ pass() { n_pass=$((n_pass + 1)); echo "PASS: $*"; }
 fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*"; }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 finish() { echo "$n_pass passed, $n_fail failed"; [ "$n_fail" = 0 ]; exit $?; }
+# Training losses of a run, one per line: every epoch's train and val loss from metrics.json
+# (9 significant digits).
+run_losses() { grep -o '"\(train\|val\)_loss": [-0-9.e]*' "$1/metrics.json" | awk '{print $2}'; }
+# losses_match DIR_A DIR_B [COUNT]: two runs' losses agree to 1e-5 relative (and there are
+# COUNT of them, when given); prints the ones that differ.
+losses_match() {
+    paste <(run_losses "$1") <(run_losses "$2") | awk -v want="${3:-0}" '
+        { d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1
+          if ($2 == "" || d > 1e-5 * a) { print "differs: " $1 " vs " $2; bad = 1 } }
+        END { exit bad || NR == 0 || (want > 0 && NR != want) }'
+}

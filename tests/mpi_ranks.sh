@@ -9,15 +9,8 @@ args=(--set data.n=64 --set data.shape=16,16,16 --set train.epochs=3 --set train
 for np in 1 2 3; do
     mpi $np "$DF" train "$cfg" "${args[@]}" --set "train.out_dir=$WORK/np$np" >"$WORK/np$np.log" 2>&1
     check "train at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/np$np.log"
-    grep -o '"\(train\|val\)_loss": [-0-9.e]*' "$WORK/np$np/metrics.json" | awk '{print $2}' >"$WORK/np$np.txt"
 done
-echo "losses at 1 rank:"; paste -sd' ' "$WORK/np1.txt"
-same() {
-    paste "$WORK/np1.txt" "$WORK/np$1.txt" | awk '
-        { d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1
-          if (d > 1e-5 * a) { print "differs: " $1 " vs " $2; bad = 1 } }
-        END { exit bad || NR != 6 }'
-}
-check "2 ranks match 1 rank" same 2
-check "3 ranks (uneven split) match 1 rank" same 3
+echo "losses at 1 rank: $(run_losses "$WORK/np1" | paste -sd' ')"
+check "2 ranks match 1 rank" losses_match "$WORK/np1" "$WORK/np2" 6
+check "3 ranks (uneven split) match 1 rank" losses_match "$WORK/np1" "$WORK/np3" 6
 finish
