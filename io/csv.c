@@ -241,10 +241,19 @@ static char *resolve(const char *manifest, const char *p) {
     return s;
 }
 
-// File name without directory and without .nii/.nii.gz/.h5/.hdf5.
-static char *default_subject(const char *p) {
+// File name without directory and without .nii/.nii.gz/.h5/.hdf5. For an HDF5 clip
+// `FILE.h5:DATASET` the dataset part is dropped first: every clip of one file is one
+// subject (clips cut from one recording must not straddle a split).
+static char *default_subject(const char *p0) {
+    char *p = xstrdup(p0);
+    static const char *const h5ext[] = { ".h5:", ".hdf5:", NULL };
+    for (int i = 0; h5ext[i]; i++) {
+        char *at = strstr(p, h5ext[i]);
+        if (at) { at[strlen(h5ext[i]) - 1] = '\0'; break; }
+    }
     const char *slash = strrchr(p, '/');
     char *s = xstrdup(slash ? slash + 1 : p);
+    free(p);
     static const char *ext[] = { ".nii.gz", ".nii", ".hdr", ".h5", ".hdf5", NULL };
     size_t n = strlen(s);
     for (int i = 0; ext[i]; i++) {
@@ -423,5 +432,63 @@ int manifest_read(Manifest *m, const char *path, const char *categorical, const 
 done:
     csv_free(&t);
     if (rc != 0) manifest_free(m);
+    return rc;
+}
+
+// ---- subject lists --------------------------------------------------------------------------
+
+static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err) {
+    size_t len;
+    char *text = df_read_text_file(list_path, &len, err);
+    if (!text) return -1;
+    // Sorted subject ids of the manifest, for lookups.
+    char **sorted = xmalloc(sizeof(char *) * (size_t)m->n);
+    memcpy(sorted, m->subjects, sizeof(char *) * (size_t)m->n);
+    qsort(sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr);
+    char **wanted = NULL;
+    int nw = 0, cap = 0, rc = -1, lineno = 0;
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        lineno++;
+        // Trim spaces, tabs and a CR; skip blank and '#' lines.
+        while (*line == ' ' || *line == '\t') line++;
+        if (lineno == 1 && (unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB && (unsigned char)line[2] == 0xBF) line += 3;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r')) line[--n] = '\0';
+        if (!n || line[0] == '#') continue;
+        if (!bsearch(&line, sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr)) {
+            df_err(err, "%s:%d: subject '%s' is not in %s", list_path, lineno, line, m->origin);
+            goto done;
+        }
+        if (nw == cap) { cap = cap ? 2 * cap : 64; wanted = xrealloc(wanted, sizeof(char *) * (size_t)cap); }
+        wanted[nw++] = line;
+    }
+    if (nw == 0) { df_err(err, "%s: lists no subjects (one subject id per line)", list_path); goto done; }
+    qsort(wanted, (size_t)nw, sizeof(char *), cmp_str_ptr);
+    // Keep the selected rows in manifest order, compacting every per-row array.
+    int kept = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (!bsearch(&m->subjects[i], wanted, (size_t)nw, sizeof(char *), cmp_str_ptr)) {
+            free(m->paths[i]); free(m->subjects[i]);
+            if (m->masks) free(m->masks[i]);
+            continue;
+        }
+        m->paths[kept] = m->paths[i];
+        m->subjects[kept] = m->subjects[i];
+        if (m->masks) m->masks[kept] = m->masks[i];
+        m->labels[kept] = m->labels[i];
+        m->line[kept] = m->line[i];
+        if (m->k) memmove(m->meta + (size_t)kept * m->k, m->meta + (size_t)i * m->k, sizeof(double) * (size_t)m->k);
+        kept++;
+    }
+    m->n = kept;
+    rc = 0;
+done:
+    free(wanted);
+    free(sorted);
+    free(text);
     return rc;
 }

@@ -65,4 +65,10 @@ typedef struct {
 // number".
 int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err);
 void manifest_free(Manifest *m);
+// Keeps only the rows whose subject is listed in `list_path` (a text file, one subject id per
+// line; blank lines and '#' comments skipped; surrounding spaces trimmed), in manifest
+// order. An id the manifest lacks is an error naming the list file, the line and the id:
+// "keep.txt:3: subject 'sub-99' is not in subjects.csv". Label names and categorical levels
+// stay those of the whole manifest, so codes do not depend on the selection.
+int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err);
 #endif

@@ -96,6 +96,87 @@ void dataset_split(Dataset *ds, const SplitConfig *sc) {
     free(pos); free(perm); free(where);
 }
 
+// A fixed split from a file (split_file): CSV with columns subject and split.
+typedef struct {
+    const char *id;
+    int where;  // 0 train, 1 val, 2 test
+    int line;
+    int used;
+} SplitRow;
+static int cmp_split_row(const void *a, const void *b) { return strcmp(((const SplitRow *)a)->id, ((const SplitRow *)b)->id); }
+
+int dataset_split_file(Dataset *ds, const char *path, DfError *err) {
+    const Cohort *c = &ds->cohort;
+    if (!c->subjects)
+        return df_err(err, "%s: a split file assigns subjects, but %s has no subject ids (shards without /subject, or a generator)", path,
+                      ds->source);
+    CsvTable t;
+    if (csv_read(&t, path, err)) return -1;
+    int rc = -1, csub = csv_column(&t, "subject"), csplit = csv_column(&t, "split");
+    SplitRow *rows = NULL;
+    int *where = NULL;
+    if (csub < 0 || csplit < 0) {
+        df_err(err, "%s: the header needs columns subject and split (split = train, val or test)", path);
+        goto done;
+    }
+    if (t.nrows == 0) { df_err(err, "%s: no subjects (only a header)", path); goto done; }
+    rows = xmalloc(sizeof(SplitRow) * (size_t)t.nrows);
+    for (int i = 0; i < t.nrows; i++) {
+        const char *id = csv_cell(&t, i, csub), *sp = csv_cell(&t, i, csplit);
+        if (!id[0]) { df_err(err, "%s:%d: subject is empty", path, t.line[i]); goto done; }
+        int w = !strcmp(sp, "train") ? 0 : (!strcmp(sp, "val") || !strcmp(sp, "validation")) ? 1 : !strcmp(sp, "test") ? 2 : -1;
+        if (w < 0) {
+            df_err(err, "%s:%d: split '%s' for subject '%s': expected train, val or test", path, t.line[i], sp, id);
+            goto done;
+        }
+        rows[i] = (SplitRow){ id, w, t.line[i], 0 };
+    }
+    qsort(rows, (size_t)t.nrows, sizeof(SplitRow), cmp_split_row);
+    for (int i = 1; i < t.nrows; i++)
+        if (!strcmp(rows[i].id, rows[i - 1].id)) {
+            int a = DF_MIN(rows[i].line, rows[i - 1].line), b = DF_MAX(rows[i].line, rows[i - 1].line);
+            df_err(err, "%s:%d: subject '%s' is listed again (first on line %d)", path, b, rows[i].id, a);
+            goto done;
+        }
+    // Every sample's subject must be in the file.
+    where = xmalloc(sizeof(int) * (size_t)(c->n ? c->n : 1));
+    for (int i = 0; i < c->n; i++) {
+        SplitRow key = { c->subjects[i], 0, 0, 0 };
+        SplitRow *r = bsearch(&key, rows, (size_t)t.nrows, sizeof(SplitRow), cmp_split_row);
+        if (!r) {
+            df_err(err, "%s: subject '%s' of the data (sample %d of %s) is not in the split file", path, c->subjects[i], i, ds->source);
+            goto done;
+        }
+        r->used = 1;
+        where[i] = r->where;
+    }
+    // ... and every subject of the file in the data: a typo or a stale file must not pass.
+    int first_unused = -1;
+    for (int i = 0; i < t.nrows; i++)
+        if (!rows[i].used && (first_unused < 0 || rows[i].line < rows[first_unused].line)) first_unused = i;
+    if (first_unused >= 0) {
+        df_err(err, "%s:%d: subject '%s' is not in the data (%s)", path, rows[first_unused].line, rows[first_unused].id, ds->source);
+        goto done;
+    }
+    free(ds->train_idx); free(ds->val_idx); free(ds->test_idx);
+    ds->train_idx = xmalloc(sizeof(int) * (size_t)c->n);
+    ds->val_idx = xmalloc(sizeof(int) * (size_t)c->n);
+    ds->test_idx = xmalloc(sizeof(int) * (size_t)c->n);
+    ds->n_train = ds->n_val = ds->n_test = 0;
+    for (int i = 0; i < c->n; i++) {  // cohort order within each split
+        if (where[i] == 0) ds->train_idx[ds->n_train++] = i;
+        else if (where[i] == 1) ds->val_idx[ds->n_val++] = i;
+        else ds->test_idx[ds->n_test++] = i;
+    }
+    if (ds->n_train == 0) { df_err(err, "%s: assigns no subject of the data to train", path); goto done; }
+    rc = 0;
+done:
+    free(rows);
+    free(where);
+    csv_free(&t);
+    return rc;
+}
+
 // ---- sources -----------------------------------------------------------------------------
 
 static int ends_with(const char *s, const char *suffix) {
@@ -227,10 +308,12 @@ done:
 // A manifest of NIfTI files, preprocessed as `pack` does and held in memory. Rank r loads
 // rows r, r+P, ...; the volumes are then broadcast from their loader, so each file is
 // decoded once across the job.
-static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, const char *cat, const char *cont, DfError *err) {
+static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, const char *cat, const char *cont,
+                         const char *subjects, DfError *err) {
     Manifest m;
     int rc = manifest_read(&m, path, cat, cont, err);
     if (rc) return -1;
+    if (subjects && manifest_select_subjects(&m, subjects, err)) { manifest_free(&m); return -1; }
     Shape shape = { 0, 0, 0, 0 };
     for (int i = 0; i < m.n && rc == 0; i++) {
         Shape s;
@@ -345,6 +428,18 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     }
     sc.seed = (uint64_t)split_seed;
     const char *stratify = ini_str(s, "stratify", "label");
+    // A fixed split from a file replaces the seeded one; the keys that shape the seeded
+    // split would be silently ignored, so setting them too is an error.
+    const char *split_file = ini_str(s, "split_file", NULL);
+    if (split_file) {
+        static const char *const seeded[] = { "val_fraction", "test_fraction", "kfold", "fold", "split_seed", "stratify", NULL };
+        for (int i = 0; seeded[i]; i++)
+            if (ini_entry(s, seeded[i])) {
+                ini_where(ini, s, seeded[i], where, sizeof where);
+                return df_err(err, "%s: [data] %s has no effect with split_file (the file fixes the split): remove one of them", where,
+                              seeded[i]);
+            }
+    }
     // Augmentation and loader keys.
     Augment *aug = &ds->aug;
     const char *flip = ini_str(s, "flip", "none");
@@ -429,7 +524,8 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
         ds->in_memory = 1;
     } else if (ends_with(source, ".csv")) {
         PrepConfig prep = { 0 };
-        int shape[3] = { 0, 0, 0 }, n = 0, fit = 0, norm = 0, four = 0;
+        int shape[3] = { 0, 0, 0 }, n = 0, fit = 0, norm = 0, four = 0, layout = 0, raw = 0;
+        static const char *const u8_names[] = { "scale", "raw", NULL };
         if (ini_int_list(ini, s, "shape", shape, 3, &n, err)) return -1;
         if (n == 1) shape[1] = shape[2] = shape[0];
         else if (n != 0 && n != 3) {
@@ -442,10 +538,16 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
         if (ini_choice(ini, s, "normalize", "none", pack_norm_names, &norm, err)) return -1;
         if (ini_choice(ini, s, "4d", "channels", pack_4d_names, &four, err)) return -1;
         if (ini_bool(ini, s, "reorient", 1, &prep.reorient, err)) return -1;
+        if (ini_choice(ini, s, "clip_layout", "THWC", clip_layout_names, &layout, err)) return -1;
+        if (ini_choice(ini, s, "clip_uint8", "scale", u8_names, &raw, err)) return -1;
+        prep.clip_layout = (ClipLayout)layout;
+        prep.clip_raw = raw;
         prep.fit = (PackFit)fit;
         prep.norm = (PackNorm)norm;
         prep.four_d = (Pack4D)four;
-        if (load_manifest(ds, source, &prep, ini_str(s, "categorical", NULL), ini_str(s, "continuous", NULL), err)) return -1;
+        if (load_manifest(ds, source, &prep, ini_str(s, "categorical", NULL), ini_str(s, "continuous", NULL), ini_str(s, "subjects", NULL),
+                          err))
+            return -1;
     } else {
         if (load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err)) return -1;
     }
@@ -464,7 +566,13 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
             return df_err(err, "%s: [data] stratify = '%s': expected label or label,COLUMN with a categorical metadata column", where, stratify);
         }
     }
-    if (predefined) {
+    if (split_file) {
+        if (predefined) {
+            ini_where(ini, s, "split_file", where, sizeof where);
+            return df_err(err, "%s: [data] split_file: synth:biased-fmnist brings its own split", where);
+        }
+        if (dataset_split_file(ds, split_file, err)) return -1;
+    } else if (predefined) {
         // biased-fmnist: the biased training images, validated on the unbiased test set.
         int n = c->n;
         ds->train_idx = xmalloc(sizeof(int) * (size_t)n);

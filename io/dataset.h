@@ -60,4 +60,11 @@ typedef struct {
     int kfold, fold;      // kfold >= 2: validation = fold `fold` (0-based) of kfold
 } SplitConfig;
 void dataset_split(Dataset *ds, const SplitConfig *sc);
+// A fixed, published split ([data] split_file): a CSV (io/csv.h dialect) with columns
+// `subject` and `split` (train, val -- or validation -- or test; other columns ignored)
+// assigns each subject of ds->cohort, all its samples together. Errors name the file and
+// row: a subject of the file not in the data, a subject listed twice, an unknown split
+// value; a subject of the data missing from the file names the subject and its first
+// sample; data without subject ids, or a split with no training subject, are errors too.
+int dataset_split_file(Dataset *ds, const char *path, DfError *err);
 #endif

@@ -182,10 +182,10 @@ static void crop_pad(Grid *g, int D2, int H2, int W2) {
     g->D = D2; g->H = H2; g->W = W2;
 }
 
-// Steps 2-4 on a grid.
+// Steps 2-4 on a grid; orient NULL for an HDF5 clip (no orientation, no millimetres).
 static void geometry(const PrepConfig *cfg, Grid *g, const char *orient) {
-    if (cfg->reorient && cfg->four_d != PACK_4D_FRAMES) reorient(g, orient);
-    if (cfg->spacing > 0) {
+    if (orient && cfg->reorient && cfg->four_d != PACK_4D_FRAMES) reorient(g, orient);
+    if (orient && cfg->spacing > 0) {
         int D2 = DF_MAX(1, (int)lround(g->D * g->sd / cfg->spacing));
         int H2 = DF_MAX(1, (int)lround(g->H * g->sh / cfg->spacing));
         int W2 = DF_MAX(1, (int)lround(g->W * g->sw / cfg->spacing));
@@ -198,7 +198,25 @@ static void geometry(const PrepConfig *cfg, Grid *g, const char *orient) {
     }
 }
 
+// Step 1 for an HDF5 clip: the grid (C, D = T, H, W), pixels of unit size.
+static int clip_grid(const PrepConfig *cfg, const char *path, int with_data, Grid *g, DfError *err) {
+    H5Clip clip;
+    if (h5clip_read(path, cfg->clip_layout, cfg->clip_raw, with_data, &clip, err)) return -1;
+    memset(g, 0, sizeof *g);
+    g->C = clip.C; g->D = clip.T; g->H = clip.H; g->W = clip.W;
+    g->sd = g->sh = g->sw = 1.0;
+    g->x = clip.data;  // ownership moves to the grid
+    return 0;
+}
+
 int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err) {
+    if (h5clip_is_ref(path)) {
+        Grid g;
+        if (clip_grid(cfg, path, 0, &g, err)) return -1;
+        geometry(cfg, &g, NULL);
+        *out = (Shape){ g.C, g.D, g.H, g.W };
+        return 0;
+    }
     NiiVolume v;
     if (nii_read(path, &v, 0, err)) return -1;
     Grid g;
@@ -241,6 +259,16 @@ int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, fl
               DfError *err) {
     *xout = NULL;
     *mout = NULL;
+    if (h5clip_is_ref(path)) {
+        if (mask_path) return df_err(err, "%s: masks are supported for NIfTI images only, not HDF5 clips", mask_path);
+        Grid g;
+        if (clip_grid(cfg, path, 1, &g, err)) return -1;
+        geometry(cfg, &g, NULL);
+        normalise(cfg, &g, NULL);
+        *xout = g.x;
+        *shape = (Shape){ g.C, g.D, g.H, g.W };
+        return 0;
+    }
     NiiVolume v;
     if (nii_read(path, &v, 1, err)) return -1;
     for (int64_t i = 0; i < v.nvox; i++)
@@ -324,6 +352,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     Manifest m;
     memset(&m, 0, sizeof m);
     int rc = manifest_read(&m, cfg->manifest, cfg->categorical, cfg->continuous, err);
+    if (rc == 0 && cfg->subjects && (rc = manifest_select_subjects(&m, cfg->subjects, err)) != 0) manifest_free(&m);
     if (agree(rc, err)) return -1;
     char tmp[4096] = "";
     Shape shape = { 0, 0, 0, 0 };
@@ -337,6 +366,10 @@ int pack_run(const PackConfig *cfg, DfError *err) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", err->msg);
             rc = df_err(err, "%s:%d: %s", cfg->manifest, m.line[i], msg);
+            break;
+        }
+        if (m.masks && h5clip_is_ref(m.paths[i])) {
+            rc = df_err(err, "%s:%d: %s: masks are supported for NIfTI images only, not HDF5 clips", cfg->manifest, m.line[i], m.masks[i]);
             break;
         }
         if (m.masks) {

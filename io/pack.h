@@ -14,10 +14,18 @@
 //   5. intensity normalisation per channel: none, zscore (mean 0, sd 1) or minmax ([0,1]),
 //      statistics over the foreground mask's voxels when a mask is given, else all voxels.
 // A mask (manifest column `mask`) goes through steps 2-4 (trilinear, then >= 0.5).
+//
+// HDF5 clips (io/h5clip.h): a path `FILE.h5:DATASET` (or a bare FILE.h5 holding one
+// dataset) is a video clip, (T, H, W, C) or (C, T, H, W) by `clip_layout`, giving
+// (C, D = T, H, W). Step 1 is the layout conversion, plus uint8 -> [0, 1] (x / 255) unless
+// clip_raw; steps 2 (reorientation) and 3 (spacing: a clip has no millimetres) do not
+// apply; steps 4 (crop/pad, or trilinear resize of frames and pixels) and 5 do. Masks are
+// not supported for HDF5 clips (an error).
 #ifndef DF_PACK_H
 #define DF_PACK_H
 #include "common.h"
 #include "layer.h"
+#include "h5clip.h"
 #include "nifti.h"
 
 typedef enum { PACK_NORM_NONE, PACK_NORM_ZSCORE, PACK_NORM_MINMAX } PackNorm;
@@ -31,6 +39,8 @@ typedef struct {
     PackFit fit;
     PackNorm norm;
     Pack4D four_d;
+    ClipLayout clip_layout;  // HDF5 clips: (T,H,W,C) (default) or (C,T,H,W)
+    int clip_raw;            // HDF5 clips: 1 keeps uint8 values 0..255 (default: / 255)
 } PrepConfig;
 
 extern const char *const pack_norm_names[];  // "none", "zscore", "minmax", NULL
@@ -53,6 +63,7 @@ typedef struct {
     PrepConfig prep;
     int shard_size;                     // samples per shard
     const char *categorical, *continuous;  // declared column kinds (comma lists) or NULL
+    const char *subjects;               // a subject list file (one id per line): pack only those, or NULL
     int verbose;
 } PackConfig;
 

@@ -3,7 +3,8 @@
 // accumulated in double, in two passes (row sums, then centred inner products); tiles are
 // spread over ranks by (rank, nranks) and partial sums combined through a Reducer, so
 // memory per rank is O(n*d + tile^2). When every variable is one-dimensional an
-// O(n log n) path (sorting + Fenwick trees) is taken instead. docs/dcor.md has the details.
+// O(n log n) path (sorting + Fenwick trees) is taken instead; when one of x, y is 1-D (and
+// there is no z), a single fused sweep over the other's tiles. docs/dcor.md has the details.
 #ifndef DF_DCOR_H
 #define DF_DCOR_H
 #include <stdint.h>

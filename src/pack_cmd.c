@@ -10,10 +10,12 @@ static const char *pack_help =
     "usage: deconfound pack --manifest SUBJECTS.csv --out DIR [--shape D,H,W] [--spacing MM]\n"
     "                       [--shard-size N] [--fit crop|resize] [--normalize none|zscore|minmax]\n"
     "                       [--reorient|--no-reorient] [--4d channels|frames]\n"
+    "                       [--clip-layout THWC|CTHW] [--clip-uint8 scale|raw] [--subjects LIST]\n"
     "                       [--categorical COLS] [--continuous COLS] [--quiet]\n"
     "\n"
     "Reads the manifest (CSV header path,label[,subject][,mask][,confounders...]; docs/formats.md),\n"
-    "loads every .nii/.nii.gz (NIfTI-1 or -2, any byte order, scl_slope/scl_inter applied),\n"
+    "loads every .nii/.nii.gz (NIfTI-1 or -2, any byte order, scl_slope/scl_inter applied) and\n"
+    "every HDF5 video clip (a path FILE.h5:DATASET, or FILE.h5 holding a single dataset),\n"
     "reorients it to RAS+, resamples it to --spacing mm (trilinear), fits it to --shape by\n"
     "centred crop/zero pad (or trilinear resize with --fit resize), normalises intensities per\n"
     "channel, and writes DIR/shard-00000.h5, ... with N samples each (default 64), labels,\n"
@@ -30,6 +32,12 @@ static const char *pack_help =
     "  --no-reorient     keep the voxel axes as stored (default: reorient to RAS+)\n"
     "  --4d MODE         channels (default: the 4th dimension is channels) or frames (a clip:\n"
     "                    dim 4 = frames, dim 3 = colour planes)\n"
+    "  --clip-layout L   HDF5 clips: THWC (default: frames, rows, columns, colour, as numpy/\n"
+    "                    OpenCV/PyAV write them) or CTHW (PyTorch's video layout); 1-4 colour\n"
+    "                    planes; uint8, float32 or float64; stored as (C, D = frames, H, W)\n"
+    "  --clip-uint8 M    HDF5 clips of uint8: scale (default: divide by 255 into [0,1]) or raw\n"
+    "  --subjects LIST   pack only the subjects listed in LIST (one id per line, # comments);\n"
+    "                    an id the manifest lacks is an error naming LIST and the line\n"
     "  --categorical C   comma-separated confounder columns to treat as categorical\n"
     "  --continuous C    comma-separated confounder columns to treat as continuous\n";
 
@@ -62,6 +70,11 @@ int cmd_pack(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--fit", &v, cmd)) cfg.prep.fit = (PackFit)choice(cmd, "--fit", v, pack_fit_names);
         else if (cli_opt(argc, argv, &i, "--normalize", &v, cmd)) cfg.prep.norm = (PackNorm)choice(cmd, "--normalize", v, pack_norm_names);
         else if (cli_opt(argc, argv, &i, "--4d", &v, cmd)) cfg.prep.four_d = (Pack4D)choice(cmd, "--4d", v, pack_4d_names);
+        else if (cli_opt(argc, argv, &i, "--clip-layout", &v, cmd)) cfg.prep.clip_layout = (ClipLayout)choice(cmd, "--clip-layout", v, clip_layout_names);
+        else if (cli_opt(argc, argv, &i, "--clip-uint8", &v, cmd)) {
+            static const char *const u8[] = { "scale", "raw", NULL };
+            cfg.prep.clip_raw = choice(cmd, "--clip-uint8", v, u8);
+        } else if (cli_opt(argc, argv, &i, "--subjects", &v, cmd)) cfg.subjects = v;
         else if (cli_opt(argc, argv, &i, "--categorical", &v, cmd)) cfg.categorical = v;
         else if (cli_opt(argc, argv, &i, "--continuous", &v, cmd)) cfg.continuous = v;
         else if (cli_flag(argv, i, "--reorient")) cfg.prep.reorient = 1;

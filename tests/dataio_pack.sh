@@ -88,4 +88,60 @@ sed "s|^source = .*|source = $WORK/p1|; /^shape/d; /^spacing/d; /^normalize/d; s
 "$DF" train "$WORK/p.ini" >"$WORK/p.log" 2>&1 && grep -q "14 samples" "$WORK/p.log" && pass "train from a directory of shards" || { fail "train from shards"; cat "$WORK/p.log"; }
 sed "s|^source = .*|source = synth:mdn2d\nn = 40|; /^shape/d; /^spacing/d; /^normalize/d; s|run_m|run_d|; s|^\[conv3d\]|[conv3d]\nkernel = 1,3,3|" "$WORK/m.ini" >"$WORK/d.ini"
 "$DF" train "$WORK/d.ini" >"$WORK/d.log" 2>&1 && grep -q "(1,1,32,32)" "$WORK/d.log" && pass "train on synth:mdn2d" || { fail "train on mdn2d"; cat "$WORK/d.log"; }
+# HDF5 video clips (written with h5import from hdf5-tools, as (T,H,W,C) uint8): parallel
+# pack equals serial pack; bad clips name the manifest row and the file.
+if command -v h5import >/dev/null; then
+    mkdir -p "$WORK/clips"
+    printf 'PATH video\nINPUT-CLASS TEXTIN\nINPUT-SIZE 32\nRANK 4\nDIMENSION-SIZES 6 6 5 3\nOUTPUT-CLASS UIN\nOUTPUT-SIZE 8\n' >"$WORK/clips/c.cfg"
+    printf 'PATH video\nINPUT-CLASS TEXTIN\nINPUT-SIZE 32\nRANK 3\nDIMENSION-SIZES 6 6 5\nOUTPUT-CLASS UIN\nOUTPUT-SIZE 8\n' >"$WORK/clips/r3.cfg"
+    echo "path,label,group" >"$WORK/clips/clips.csv"
+    for i in 0 1 2 3 4; do
+        awk -v s=$i 'BEGIN { for (k = 0; k < 540; k++) print (k * 7 + s * 31) % 256 }' >"$WORK/clips/c$i.txt"
+        h5import "$WORK/clips/c$i.txt" -c "$WORK/clips/c.cfg" -o "$WORK/clips/c$i.h5" || fail "h5import"
+        echo "c$i.h5:video,$((i % 2)),g$((i % 3))" >>"$WORK/clips/clips.csv"
+    done
+    head -n 180 "$WORK/clips/c0.txt" >"$WORK/clips/r3.txt"
+    h5import "$WORK/clips/r3.txt" -c "$WORK/clips/r3.cfg" -o "$WORK/clips/r3.h5" || fail "h5import rank 3"
+    COPTS="--shard-size 2 --shape 4,4,4 --quiet"
+    "$DF" pack --manifest "$WORK/clips/clips.csv" --out "$WORK/cl1" $COPTS || fail "pack clips, 1 rank"
+    "$DF" info "$WORK/cl1/shard-00000.h5" --json | grep -q '"shape": \[3, 4, 4, 4\]' && pass "clips packed as (C=3, D=T, H, W)" || { fail "clip shard shape"; "$DF" info "$WORK/cl1/shard-00000.h5" --json; }
+    for np in 2 3; do
+        mpi $np "$DF" pack --manifest "$WORK/clips/clips.csv" --out "$WORK/cl$np" $COPTS || fail "pack clips, $np ranks"
+        same=1
+        for f in "$WORK"/cl1/shard-*.h5; do cmp -s "$f" "$WORK/cl$np/$(basename "$f")" || same=0; done
+        check "clip pack with $np ranks writes the same bytes as 1 rank" [ $same = 1 ]
+    done
+    sed '4s|^c2.h5:video|r3.h5:video|' "$WORK/clips/clips.csv" >"$WORK/clips/bad.csv"
+    expect_fail "clip of rank 3 (2 ranks)" "bad.csv:4: .*r3.h5: video: a 3-D array \(6x6x5\); a clip must be 4-D" "$WORK/o" mpi 2 "$DF" pack --manifest "$WORK/clips/bad.csv" --out "$WORK/o" $COPTS
+    sed '5s|^c3.h5:video|c3.h5:frames|' "$WORK/clips/clips.csv" >"$WORK/clips/bad2.csv"
+    expect_fail "clip with a missing dataset (3 ranks)" "bad2.csv:5: .*c3.h5: no dataset 'frames'" "$WORK/o" mpi 3 "$DF" pack --manifest "$WORK/clips/bad2.csv" --out "$WORK/o" $COPTS
+    expect_fail "clip read in the wrong layout" "clips.csv:2: .*c0.h5: video: 6x6x5x3 read as CTHW gives 6 colour planes" "$WORK/o" "$DF" pack --manifest "$WORK/clips/clips.csv" --out "$WORK/o" --clip-layout CTHW --shape 4,4,4
+    # [data] clip_layout reaches the reader when training straight from a clip manifest.
+    sed "s|^source = .*|source = $WORK/clips/clips.csv\nclip_layout = CTHW|; s|^shape = .*|shape = 4,4,4|; /^spacing/d; s|run_m|run_c|" "$WORK/m.ini" >"$WORK/c.ini"
+    expect_fail "[data] clip_layout" "clips.csv:2: .*c0.h5: video: 6x6x5x3 read as CTHW" "$WORK/run_c" mpi 2 "$DF" train "$WORK/c.ini"
+else
+    echo "SKIP: h5import (hdf5-tools) not installed: HDF5 clip pack tests"
+fi
+
+# Subject selection: pack --subjects LIST; an id the manifest lacks names the list and line.
+printf '# two subjects\nsub-00003\nsub-00007\n' >"$WORK/keep.txt"
+"$DF" pack --manifest "$M" --out "$WORK/sel" --subjects "$WORK/keep.txt" --quiet || fail "pack --subjects"
+"$DF" info "$WORK/sel/shard-00000.h5" --json | grep -q '"n": 2' && pass "pack --subjects keeps the listed subjects" || fail "pack --subjects count"
+printf 'sub-00003\nsub-00099\n' >"$WORK/keep2.txt"
+sed "s|^source = .*|source = $M\nsubjects = $WORK/keep2.txt|; s|run_m|run_k|" "$WORK/m.ini" >"$WORK/k.ini"
+expect_fail "unknown subject in [data] subjects" "keep2.txt:2: subject 'sub-00099' is not in" "$WORK/run_k" "$DF" train "$WORK/k.ini"
+expect_fail "unknown subject in --subjects (2 ranks)" "keep2.txt:2: subject 'sub-00099' is not in .*subjects.csv" "$WORK/o" mpi 2 "$DF" pack --manifest "$M" --out "$WORK/o" --subjects "$WORK/keep2.txt"
+
+# A fixed split from a file ([data] split_file): 14 subjects of p1, 4 in validation.
+{ echo "subject,split"; for i in $(seq 0 13); do s=$(printf 'sub-%05d' $i); if [ $i -lt 4 ]; then echo "$s,val"; else echo "$s,train"; fi; done; } >"$WORK/split.csv"
+sed "s|^val_fraction = .*|split_file = $WORK/split.csv|; s|run_p|run_s|" "$WORK/p.ini" >"$WORK/s.ini"
+mpi 2 "$DF" train "$WORK/s.ini" >"$WORK/s.log" 2>&1 && grep -q "10 train, 4 validation" "$WORK/s.log" && pass "train with split_file (2 ranks)" || { fail "train with split_file"; cat "$WORK/s.log"; }
+grep -v '^sub-00005,' "$WORK/split.csv" >"$WORK/split2.csv"
+sed "s|split.csv|split2.csv|; s|run_s|run_s2|" "$WORK/s.ini" >"$WORK/s2.ini"
+expect_fail "data subject missing from the split file" "split2.csv: subject 'sub-00005' of the data \(sample 5 of .*\) is not in the split file" "$WORK/run_s2" mpi 2 "$DF" train "$WORK/s2.ini"
+{ cat "$WORK/split.csv"; echo "sub-00042,test"; } >"$WORK/split3.csv"
+sed "s|split.csv|split3.csv|; s|run_s|run_s3|" "$WORK/s.ini" >"$WORK/s3.ini"
+expect_fail "split-file subject not in the data" "split3.csv:16: subject 'sub-00042' is not in the data" "$WORK/run_s3" "$DF" train "$WORK/s3.ini"
+sed "s|run_s|run_s4|; s|^split_file|val_fraction = 0.3\nsplit_file|" "$WORK/s.ini" >"$WORK/s4.ini"
+expect_fail "split_file with val_fraction" "s4.ini:[0-9]+: \[data\] val_fraction has no effect with split_file" "$WORK/run_s4" "$DF" train "$WORK/s4.ini"
 finish

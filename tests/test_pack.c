@@ -6,7 +6,10 @@
 //     as channels and as clips, with masks and subject ids;
 //   - preprocessing: reorientation to RAS, trilinear resampling against a naive reference,
 //     crop/pad, normalisation;
-//   - bad inputs leave no output directory behind.
+//   - bad inputs leave no output directory behind;
+//   - HDF5 video clips (written here with the HDF5 C API) in both layouts and dtypes,
+//     bare FILE.h5 and FILE.h5:DATASET, and every bad clip naming the file and row;
+//   - subject lists (pack --subjects) and split files ([data] split_file).
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +19,8 @@
 #include <nifti2_io.h>
 #include "testutil.h"
 #include "csv.h"
+#include "dataset.h"
+#include "h5clip.h"
 #include "h5util.h"
 #include "pack.h"
 #include "shard.h"
@@ -375,6 +380,221 @@ static void test_pack_errors(void) {
     CU_ASSERT_EQUAL(pack_run(&cfg, &err), 0);
 }
 
+// ---- HDF5 clips ------------------------------------------------------------------------------
+
+// Writes one dataset `name` (groups created) of `rank` dims and HDF5 file type `type` into
+// `path` (created, or opened for appending when append); data are native values of `type`
+// (a big-endian float file type takes native floats).
+static void write_h5(const char *path, int append, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
+    hid_t mem = H5Tget_class(type) == H5T_FLOAT ? H5T_NATIVE_FLOAT : type;
+    hid_t f = append ? H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT) : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT_FATAL(d >= 0);
+    CU_ASSERT(H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(d); H5Sclose(sp); H5Pclose(lcpl);
+    CU_ASSERT(H5Fclose(f) >= 0);
+}
+
+// Clips of T=3 frames of H=4 x W=5 pixels, C=3: (T,H,W,C) uint8 and (C,T,H,W) float32, as
+// FILE.h5:DATASET and as a bare FILE.h5, packed: the shard holds (C, D = T, H, W) with
+// uint8 / 255; with --shape the frames are cropped/padded; --clip-uint8 raw keeps 0..255.
+static void test_h5clip(void) {
+    enum { T = 3, H = 4, W = 5, C = 3, N = T * H * W * C };
+    uint8_t u8[N];   // (T, H, W, C)
+    float f32[N];    // (C, T, H, W)
+    float want_u8[N], want_f[N];  // both in (C, T, H, W)
+    for (int t = 0; t < T; t++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < C; c++) {
+                    int thwc = ((t * H + y) * W + x) * C + c, cthw = ((c * T + t) * H + y) * W + x;
+                    u8[thwc] = (uint8_t)((thwc * 37 + 11) % 256);
+                    want_u8[cthw] = (float)u8[thwc] / 255.0f;
+                    f32[cthw] = want_f[cthw] = (float)(cthw % 17) - 3.25f;
+                }
+    hsize_t thwc[4] = { T, H, W, C }, cthw[4] = { C, T, H, W };
+    write_h5(tp("u8.h5"), 0, "video", H5T_NATIVE_UINT8, 4, thwc, u8);
+    write_h5(tp("u8.h5"), 1, "audio/other", H5T_NATIVE_FLOAT, 4, cthw, f32);  // a second dataset
+    write_h5(tp("one.h5"), 0, "clips/rgb", H5T_NATIVE_UINT8, 4, thwc, u8);    // the only dataset
+    write_h5(tp("f.hdf5"), 0, "x", H5T_IEEE_F32BE, 4, cthw, f32);             // big-endian floats
+
+    DfError err = { "" };
+    H5Clip clip;
+    CU_ASSERT(h5clip_is_ref("a/b.h5") && h5clip_is_ref("b.h5:video") && h5clip_is_ref("b.hdf5:/g/x.h5"));
+    CU_ASSERT(!h5clip_is_ref("b.nii.gz") && !h5clip_is_ref("b.h5x") && !h5clip_is_ref(".h5"));
+    char ref[600];
+    snprintf(ref, sizeof ref, "%s:video", tp("u8.h5"));
+    CU_ASSERT_EQUAL_FATAL(h5clip_read(ref, CLIP_THWC, 0, 1, &clip, &err), 0);
+    CU_ASSERT(clip.C == C && clip.T == T && clip.H == H && clip.W == W && clip.is_uint8);
+    CU_ASSERT_EQUAL(memcmp(clip.data, want_u8, sizeof want_u8), 0);
+    h5clip_free(&clip);
+
+    // Through pack: uint8 THWC (named dataset), the bare file with one nested dataset,
+    // CTHW float32 (big-endian) under --clip-layout CTHW in a second manifest.
+    write_text(tp("clips.csv"), "path,label,subject\nu8.h5:video,0,\none.h5,1,\nu8.h5:/video,1,s3\n");
+    PackConfig cfg = plain_cfg(tp("clips.csv"), tp("clips_out"));
+    int rc = pack_run(&cfg, &err);
+    if (rc) fprintf(stderr, "  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    Cohort c;
+    CU_ASSERT_EQUAL_FATAL(shard_read(tp("clips_out/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT(c.n == 3 && c.shape.c == C && c.shape.d == T && c.shape.h == H && c.shape.w == W);
+    for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(memcmp(c.images + (size_t)i * N, want_u8, sizeof want_u8), 0);
+    CU_ASSERT_STRING_EQUAL(c.subjects[0], "u8");  // default subject: the file's name, dataset dropped
+    CU_ASSERT_STRING_EQUAL(c.subjects[1], "one");
+    cohort_free(&c);
+
+    write_text(tp("clipsf.csv"), "path,label\nf.hdf5,0\nf.hdf5:x,1\n");
+    cfg = plain_cfg(tp("clipsf.csv"), tp("clipsf_out"));
+    cfg.prep.clip_layout = CLIP_CTHW;
+    cfg.prep.shape[0] = 5; cfg.prep.shape[1] = 2; cfg.prep.shape[2] = 5;  // pad frames 3 -> 5, crop rows 4 -> 2
+    CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tp("clipsf_out/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT(c.shape.c == C && c.shape.d == 5 && c.shape.h == 2 && c.shape.w == W);
+    for (int ch = 0; ch < C; ch++)
+        for (int t = 0; t < 5; t++)
+            for (int y = 0; y < 2; y++)
+                for (int x = 0; x < W; x++) {
+                    float got = c.images[(((size_t)ch * 5 + t) * 2 + y) * W + x];
+                    int st = t - 1, sy = y + 1;  // centred: one padded frame before, one row cropped above
+                    float want = st >= 0 && st < T ? want_f[((ch * T + st) * H + sy) * W + x] : 0.0f;
+                    CU_ASSERT_EQUAL(got, want);
+                }
+    cohort_free(&c);
+
+    // Raw uint8 values, and resize (trilinear in time and space) with minmax normalisation.
+    cfg = plain_cfg(tp("clips.csv"), tp("clips_raw"));
+    cfg.prep.clip_raw = 1;
+    CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tp("clips_raw/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(c.images[0], want_u8[0] * 255.0, 1e-4);
+    CU_ASSERT_DOUBLE_EQUAL(c.images[7], want_u8[7] * 255.0, 1e-4);
+    cohort_free(&c);
+    PrepConfig pc = { .fit = PACK_FIT_RESIZE, .norm = PACK_NORM_MINMAX, .shape = { 6, 8, 10 } };
+    float *x = NULL;
+    uint8_t *mk = NULL;
+    Shape sh;
+    CU_ASSERT_EQUAL_FATAL(prep_load(&pc, ref, NULL, &x, &mk, &sh, &err), 0);
+    CU_ASSERT(sh.c == C && sh.d == 6 && sh.h == 8 && sh.w == 10 && mk == NULL);
+    float lo = 1e9f, hi = -1e9f;
+    for (size_t i = 0; i < shape_numel(sh); i++) { lo = fminf(lo, x[i]); hi = fmaxf(hi, x[i]); }
+    CU_ASSERT(lo == 0.0f && hi == 1.0f);
+    free(x);
+
+    // Bad clips: each names the manifest row and the file (and the dataset).
+    hsize_t r3[3] = { T, H, W }, c7[4] = { T, H, W, 7 };
+    write_h5(tp("rank3.h5"), 0, "video", H5T_NATIVE_UINT8, 3, r3, u8);
+    write_h5(tp("c7.h5"), 0, "video", H5T_NATIVE_UINT8, 4, c7, u8 /* only the header is read */);
+    int16_t i16[N] = { 0 };
+    write_h5(tp("i16.h5"), 0, "video", H5T_NATIVE_INT16, 4, thwc, i16);
+    float nanclip[N];
+    memcpy(nanclip, want_f, sizeof nanclip);
+    nanclip[17] = NAN;
+    write_h5(tp("nan.h5"), 0, "video", H5T_NATIVE_FLOAT, 4, thwc, nanclip);
+    write_text(tp("noth5.h5"), "just text");
+    expect_pack_error("path,label\nu8.h5:video,0\nrank3.h5:video,1\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nrank3.h5:video,1\n", "rank3.h5: video: a 3-D array (3x4x5); a clip must be 4-D (T,H,W,C)", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nu8.h5:vidoe,1\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nu8.h5:vidoe,1\n", "u8.h5: no dataset 'vidoe'", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nu8.h5:audio/nothing/x,1\n", "u8.h5: no dataset 'audio/nothing/x'", NULL);
+    expect_pack_error("path,label\nu8.h5,0\n", "bad.csv:2: ", NULL);
+    expect_pack_error("path,label\nu8.h5,0\n", "u8.h5: holds 2 datasets (audio/other, video): name the clip as", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nc7.h5:video,1\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nc7.h5:video,1\n", "gives 7 colour planes", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\ni16.h5:video,1\n", "i16.h5: video: element type (signed integer, 2 bytes) is not supported", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nnan.h5:video,1\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nnan.h5:video,1\n", "nan.h5: video: element 17 is NaN", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nnone.h5:video,1\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nnone.h5:video,1\n", "none.h5: cannot open", NULL);
+    expect_pack_error("path,label\nu8.h5:video,0\nnoth5.h5:video,1\n", "noth5.h5: not an HDF5 file", NULL);
+    expect_pack_error("path,label,mask\nu8.h5:video,0,ok.nii\n", "bad.csv:2: ", NULL);
+    expect_pack_error("path,label,mask\nu8.h5:video,0,ok.nii\n", "masks are supported for NIfTI images only", NULL);
+    // A NIfTI volume and a clip of different shapes: the usual mixed-shape message.
+    expect_pack_error("path,label\nu8.h5:video,0\nok.nii,1\n", "bad.csv:3: ", NULL);
+    static uint8_t zeros[8 * H * W * C];
+    hsize_t t8[4] = { 8, H, W, C };
+    write_h5(tp("t8.h5"), 0, "video", H5T_NATIVE_UINT8, 4, t8, zeros);
+    PackConfig lay = plain_cfg(NULL, NULL);
+    lay.prep.clip_layout = CLIP_CTHW;  // 8 THWC frames read as CTHW: 8 colour planes
+    expect_pack_error("path,label\nt8.h5:video,0\n", "t8.h5: video: 8x4x5x3 read as CTHW gives 8 colour planes (1 to 4 expected; is the layout THWC?)", &lay);
+}
+
+// ---- subject lists and split files ------------------------------------------------------------
+
+static void test_subject_list(void) {
+    DfError err = { "" };
+    Manifest m;
+    write_text(tp("sl.csv"), "path,label,subject,age\na.nii,0,s1,30\nb.nii,1,s2,31\nc.nii,0,s1,32\nd.nii,1,s3,33\n");
+    write_text(tp("keep.txt"), "# subjects to pack\ns3\n\n  s1  \r\n");
+    CU_ASSERT_EQUAL_FATAL(manifest_read(&m, tp("sl.csv"), NULL, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(manifest_select_subjects(&m, tp("keep.txt"), &err), 0);
+    CU_ASSERT_EQUAL(m.n, 3);  // s1 twice and s3, in manifest order
+    CU_ASSERT(!strcmp(m.subjects[0], "s1") && !strcmp(m.subjects[1], "s1") && !strcmp(m.subjects[2], "s3"));
+    CU_ASSERT(m.line[1] == 4 && m.labels[2] == 1);
+    CU_ASSERT_DOUBLE_EQUAL(m.meta[1], 32, 0);
+    CU_ASSERT_DOUBLE_EQUAL(m.meta[2], 33, 0);
+    manifest_free(&m);
+    write_text(tp("keep.txt"), "s1\n# s2\ns9\n");
+    CU_ASSERT_EQUAL_FATAL(manifest_read(&m, tp("sl.csv"), NULL, NULL, &err), 0);
+    CU_ASSERT_EQUAL(manifest_select_subjects(&m, tp("keep.txt"), &err), -1);
+    CU_ASSERT(contains(err.msg, "keep.txt:3: subject 's9' is not in ") && contains(err.msg, "sl.csv"));
+    manifest_free(&m);
+    // Through pack: the unknown subject stops pack with nothing written.
+    PackConfig base = plain_cfg(NULL, NULL);
+    base.subjects = tp("keep.txt");
+    expect_pack_error("path,label,subject\nok.nii,0,s1\nok.nii,1,s2\n", "keep.txt:3: subject 's9' is not in", &base);
+}
+
+// A data set of n samples with the given subject ids, labels i % 2.
+static void fake_dataset(Dataset *ds, int n, const char *const *subjects) {
+    memset(ds, 0, sizeof *ds);
+    cohort_alloc(&ds->cohort, n, (Shape){ 1, 1, 1, 2 }, 0);
+    snprintf(ds->source, sizeof ds->source, "cohort.h5");
+    if (subjects) {
+        ds->cohort.subjects = xcalloc((size_t)n, sizeof(char *));
+        for (int i = 0; i < n; i++) ds->cohort.subjects[i] = xstrdup(subjects[i]);
+    }
+    for (int i = 0; i < n; i++) ds->cohort.labels[i] = i % 2;
+}
+
+static void test_split_file(void) {
+    const char *subj[] = { "a", "b", "a", "c", "d", "e" };
+    Dataset ds;
+    DfError err = { "" };
+    fake_dataset(&ds, 6, subj);
+    write_text(tp("split.csv"), "# a published split\nsubject,site,split\nc,1,val\na,2,train\nd,1,test\ne,3,train\nb,2,validation\n");
+    CU_ASSERT_EQUAL_FATAL(dataset_split_file(&ds, tp("split.csv"), &err), 0);
+    CU_ASSERT(ds.n_train == 3 && ds.train_idx[0] == 0 && ds.train_idx[1] == 2 && ds.train_idx[2] == 5);
+    CU_ASSERT(ds.n_val == 2 && ds.val_idx[0] == 1 && ds.val_idx[1] == 3);
+    CU_ASSERT(ds.n_test == 1 && ds.test_idx[0] == 4);
+    struct { const char *text, *needle; } bad[] = {
+        { "subject,split\na,train\nb,val\nc,val\nd,test\ne,train\nzz,train\n", "split.csv:7: subject 'zz' is not in the data (cohort.h5)" },
+        { "subject,split\na,train\nb,val\nc,val\ne,train\n", "split.csv: subject 'd' of the data (sample 4 of cohort.h5) is not in the split file" },
+        { "subject,split\na,train\nb,val\nc,val\nd,test\ne,train\nb,train\n", "split.csv:7: subject 'b' is listed again (first on line 3)" },
+        { "subject,split\na,train\nb,valid\nc,val\nd,test\ne,train\n", "split.csv:3: split 'valid' for subject 'b': expected train, val or test" },
+        { "subject,set\na,train\n", "split.csv: the header needs columns subject and split" },
+        { "subject,split\na,train\n,val\n", "split.csv:3: subject is empty" },
+        { "subject,split\na,val\nb,val\nc,val\nd,test\ne,test\n", "split.csv: assigns no subject of the data to train" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(tp("split.csv"), bad[i].text);
+        CU_ASSERT_EQUAL(dataset_split_file(&ds, tp("split.csv"), &err), -1);
+        CU_ASSERT(contains(err.msg, bad[i].needle));
+    }
+    CU_ASSERT_EQUAL(dataset_split_file(&ds, tp("nosplit.csv"), &err), -1);
+    CU_ASSERT(contains(err.msg, "nosplit.csv: cannot open"));
+    dataset_free(&ds);
+    fake_dataset(&ds, 4, NULL);
+    write_text(tp("split.csv"), "subject,split\na,train\n");
+    CU_ASSERT_EQUAL(dataset_split_file(&ds, tp("split.csv"), &err), -1);
+    CU_ASSERT(contains(err.msg, "has no subject ids"));
+    dataset_free(&ds);
+}
+
 int main(void) {
     h5_quiet();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/df-pack-XXXXXX");
@@ -388,6 +608,10 @@ int main(void) {
     CU_add_test(s, "4D as channels and as clips", test_pack_4d);
     CU_add_test(s, "resampling, reorientation, crop/pad, zscore", test_preprocessing);
     CU_add_test(s, "bad inputs: message, nothing left behind", test_pack_errors);
+    CU_add_test(s, "HDF5 clips: layouts, dtypes, bare files, bad clips", test_h5clip);
+    s = CU_add_suite("subjects", NULL, NULL);
+    CU_add_test(s, "subject lists (pack --subjects)", test_subject_list);
+    CU_add_test(s, "split files ([data] split_file)", test_split_file);
     int rc = tu_run_all();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
