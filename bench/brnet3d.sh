@@ -4,7 +4,7 @@
 # network (../shared/bench/torch_brnet3d.py, Debian python3-torch; skipped if absent), at 1 and
 # 2 threads. Results are recorded in docs/performance.md.
 #   bench/brnet3d.sh [BUILD_DIR]        (default: the source directory)
-# OpenBLAS 0.3.21 does not recognise AMD Zen 4 and falls back to AVX2 (Haswell) kernels;
+# OpenBLAS 0.3.21 does not recognise this AMD CPU (Zen 5) and usually falls back to AVX2 (Haswell) kernels;
 # each figure is also given with OPENBLAS_CORETYPE=SkylakeX, which selects its AVX-512
 # kernels on a CPU that has them (oneDNN, under PyTorch, picks AVX-512 by itself).
 set -u

@@ -40,7 +40,7 @@ run() {  # run N D RANKS PREC CORETYPE
     local rate; eval "rate=\$rate_$ct"
     awk -v n="$n" -v d="$d" -v np="$np" -v s="$s" -v r="$rate" -v kb="$kb" -v u="$u" -v p="$prec" -v ct="$ct" 'BEGIN {
         lim = 4 * n * n * d / (r * 1e9 * np)
-        printf "%-8d %-5d %-5d %-6s %-9s %9.2f %10.0f %12.2f %12.6f\n", n, d, np, p, ct, s, kb / 1024, s / lim, u }'
+        printf "%-8d %-5d %-5d %-6s %-9s %9.3f %10.0f %12.2f %12.6f\n", n, d, np, p, ct, s, kb / 1024, s / lim, u }'
     rm -f /tmp/dcor-bench.$$
 }
 for n in 10000 50000; do
