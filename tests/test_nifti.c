@@ -14,20 +14,6 @@
 #include "testutil.h"
 #include "nifti.h"
 
-static char tmpdir[256];
-static char *tp(const char *name) {
-    static char bufs[16][512];
-    static int k;
-    char *b = bufs[k++ % 16];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static int contains(const char *hay, const char *needle) {
-    int ok = strstr(hay, needle) != NULL;
-    if (!ok) fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", hay, needle);
-    return ok;
-}
 
 // Values representable exactly in datatype dt after (x - inter) / slope.
 static void fill_for_type(float *x, int64_t n, int dt, double slope, double inter, Rng *r) {
@@ -64,11 +50,11 @@ static void roundtrip_case(int version, int dt, int big, int gz, int ndim, doubl
     char name[64];
     snprintf(name, sizeof name, "rt_v%d_%s_%s_%dd.nii%s", version, nii_datatype_name(dt), big ? "be" : "le", ndim, gz ? ".gz" : "");
     DfError err = { "" };
-    int rc = nii_write(tp(name), &sp, x, &err);
+    int rc = nii_write(tu_path(name), &sp, x, &err);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc) { fprintf(stderr, "  %s\n", err.msg); free(x); return; }
     NiiVolume v;
-    rc = nii_read(tp(name), &v, 1, &err);
+    rc = nii_read(tu_path(name), &v, 1, &err);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_EQUAL(v.version, version);
     CU_ASSERT_EQUAL(v.big_endian, big);
@@ -114,9 +100,9 @@ static void test_header_only(void) {
     NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT32 };
     memcpy(sp.dims, dims, sizeof dims);
     DfError err;
-    CU_ASSERT_EQUAL_FATAL(nii_write(tp("h.nii"), &sp, x, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(nii_write(tu_path("h.nii"), &sp, x, &err), 0);
     NiiVolume v;
-    CU_ASSERT_EQUAL_FATAL(nii_read(tp("h.nii"), &v, 0, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(nii_read(tu_path("h.nii"), &v, 0, &err), 0);
     CU_ASSERT_PTR_NULL(v.data);
     CU_ASSERT_EQUAL(v.nvox, 6 * 7 * 8);
     nii_free(&v);
@@ -131,9 +117,9 @@ static void test_orientation(void) {
     NiiWriteSpec sp = { .version = 2, .datatype = DT_UINT8, .affine = aff };
     memcpy(sp.dims, dims, sizeof dims);
     DfError err;
-    CU_ASSERT_EQUAL_FATAL(nii_write(tp("o.nii"), &sp, x, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(nii_write(tu_path("o.nii"), &sp, x, &err), 0);
     NiiVolume v;
-    CU_ASSERT_EQUAL_FATAL(nii_read(tp("o.nii"), &v, 0, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(nii_read(tu_path("o.nii"), &v, 0, &err), 0);
     CU_ASSERT_STRING_EQUAL(v.orient, "LIA");
     CU_ASSERT_DOUBLE_EQUAL(v.affine[1][2], 3.0, 1e-9);
     nii_free(&v);
@@ -148,7 +134,7 @@ static const char *patched(const char *name, long off, const void *patch, size_t
     NiiWriteSpec sp = { .version = 1, .datatype = DT_INT16 };
     memcpy(sp.dims, dims, sizeof dims);
     DfError err;
-    const char *p = tp(name);
+    const char *p = tu_path(name);
     CU_ASSERT_EQUAL(nii_write(p, &sp, x, &err), 0);
     if (patch) {
         FILE *f = fopen(p, "r+b");
@@ -163,23 +149,23 @@ static void expect_error(const char *path, const char *needle) {
     NiiVolume v;
     DfError err = { "" };
     CU_ASSERT_EQUAL(nii_read(path, &v, 1, &err), -1);
-    CU_ASSERT(contains(err.msg, path));
-    CU_ASSERT(contains(err.msg, needle));
+    CU_ASSERT(tu_contains(err.msg, path));
+    CU_ASSERT(tu_contains(err.msg, needle));
     CU_ASSERT_PTR_NULL(v.data);
 }
 
 static void test_bad_files(void) {
-    expect_error(tp("missing.nii"), "No such file");
-    FILE *f = fopen(tp("text.nii"), "w");
+    expect_error(tu_path("missing.nii"), "No such file");
+    FILE *f = fopen(tu_path("text.nii"), "w");
     fputs("this is not a NIfTI file, just some text that is long enough......................................"
           "..............................................................................................."
           "...............................................................................................", f);
     fclose(f);
-    expect_error(tp("text.nii"), "not a NIfTI file");
-    f = fopen(tp("short.nii"), "w");
+    expect_error(tu_path("text.nii"), "not a NIfTI file");
+    f = fopen(tu_path("short.nii"), "w");
     fputs("tiny", f);
     fclose(f);
-    expect_error(tp("short.nii"), "only 4 bytes");
+    expect_error(tu_path("short.nii"), "only 4 bytes");
 
     int16_t v;
     v = -3; expect_error(patched("negdim.nii", 40 + 2 * 2, &v, 2), "dim[2] = -3");
@@ -206,7 +192,7 @@ static void test_bad_files(void) {
     NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT32 };
     memcpy(sp.dims, dims, sizeof dims);
     DfError err;
-    const char *gz = tp("trunc.nii.gz");
+    const char *gz = tu_path("trunc.nii.gz");
     CU_ASSERT_EQUAL(nii_write(gz, &sp, x, &err), 0);
     struct stat st;
     stat(gz, &st);
@@ -288,8 +274,7 @@ static void remove_dir(const char *dir) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/df-nifti-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (tu_tmpdir_create("df-nifti")) return 1;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("nifti", NULL, NULL);
     CU_add_test(s, "round trip: datatypes x byte orders x gz x NIfTI-1/2, 3D and 4D", test_roundtrip_all);
@@ -299,6 +284,6 @@ int main(void) {
     CU_add_test(s, "bad files: missing, not NIfTI, absurd dims, datatype, magic, truncated", test_bad_files);
     CU_add_test(s, "nibabel's real files against nibabel's statistics", test_nibabel_files);
     int rc = tu_run_all();
-    remove_dir(tmpdir);
+    remove_dir(tu_tmpdir());
     return rc;
 }

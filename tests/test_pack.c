@@ -25,20 +25,6 @@
 #include "pack.h"
 #include "shard.h"
 
-static char tmpdir[256];
-static char *tp(const char *name) {
-    static char bufs[32][512];
-    static int k;
-    char *b = bufs[k++ % 32];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static int contains(const char *hay, const char *needle) {
-    int ok = strstr(hay, needle) != NULL;
-    if (!ok) fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", hay, needle);
-    return ok;
-}
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -87,14 +73,14 @@ static void test_csv_dialect(void) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CU_ASSERT_EQUAL(csv_parse(&t, bad[i].text, "t.csv", &err), -1);
-        CU_ASSERT(contains(err.msg, bad[i].needle));
+        CU_ASSERT(tu_contains(err.msg, bad[i].needle));
     }
 }
 
 static void test_manifest(void) {
     Manifest m;
     DfError err = { "" };
-    const char *p = tp("m.csv");
+    const char *p = tu_path("m.csv");
     write_text(p,
                "path,label,subject,age,sex,site:categorical,score,group:cat\n"
                "x/a.nii.gz,AD,s1,71.5,M,2,0.5,1\n"
@@ -102,7 +88,7 @@ static void test_manifest(void) {
                "c.nii,AD,s1,80,F,2,2,1\n");
     CU_ASSERT_EQUAL_FATAL(manifest_read(&m, p, NULL, "score", &err), 0);
     CU_ASSERT_EQUAL(m.n, 3);
-    CU_ASSERT_STRING_EQUAL(m.paths[0], tp("x/a.nii.gz"));  // relative to the manifest
+    CU_ASSERT_STRING_EQUAL(m.paths[0], tu_path("x/a.nii.gz"));  // relative to the manifest
     CU_ASSERT_STRING_EQUAL(m.paths[1], "/abs/b.nii");
     CU_ASSERT_STRING_EQUAL(m.subjects[1], "b");             // default: the file name
     CU_ASSERT_STRING_EQUAL(m.subjects[2], "s1");
@@ -144,11 +130,11 @@ static void test_manifest(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_text(p, bad[i].text);
         CU_ASSERT_EQUAL(manifest_read(&m, p, bad[i].cat, NULL, &err), -1);
-        CU_ASSERT(contains(err.msg, bad[i].needle));
-        CU_ASSERT(contains(err.msg, "m.csv"));
+        CU_ASSERT(tu_contains(err.msg, bad[i].needle));
+        CU_ASSERT(tu_contains(err.msg, "m.csv"));
     }
-    CU_ASSERT_EQUAL(manifest_read(&m, tp("none.csv"), NULL, NULL, &err), -1);
-    CU_ASSERT(contains(err.msg, "none.csv: cannot open"));
+    CU_ASSERT_EQUAL(manifest_read(&m, tu_path("none.csv"), NULL, NULL, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "none.csv: cannot open"));
 }
 
 // ---- pack --------------------------------------------------------------------------------
@@ -156,7 +142,7 @@ static void test_manifest(void) {
 static int dir_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
 
 static int leftovers(void) {  // temporary directories beside the outputs
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_tmpdir());
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) n += strstr(e->d_name, ".tmp.") != NULL;
@@ -190,18 +176,18 @@ static void test_pack_roundtrip(void) {
             snprintf(name, sizeof name, "v%02d.nii%s", n, gz ? ".gz" : "");
             snprintf(mname, sizeof mname, "m%02d.nii", n);
             DfError err;
-            CU_ASSERT_EQUAL_FATAL(nii_write(tp(name), &sp, x, &err), 0);
+            CU_ASSERT_EQUAL_FATAL(nii_write(tu_path(name), &sp, x, &err), 0);
             float mk[120];
             for (int i = 0; i < 120; i++) mk[i] = (float)((i + n) % 4 == 0);
             NiiWriteSpec ms = { .version = 1, .datatype = DT_UINT8 };
             memcpy(ms.dims, dims, sizeof dims);
-            CU_ASSERT_EQUAL_FATAL(nii_write(tp(mname), &ms, mk, &err), 0);
+            CU_ASSERT_EQUAL_FATAL(nii_write(tu_path(mname), &ms, mk, &err), 0);
             size_t len = strlen(csv);
             snprintf(csv + len, sizeof csv - len, "%s,%d,%d.5,%s\n", name, n % 3, 20 + n, mname);
             n++;
         }
-    write_text(tp("rt.csv"), csv);
-    PackConfig cfg = plain_cfg(tp("rt.csv"), tp("rt_out"));
+    write_text(tu_path("rt.csv"), csv);
+    PackConfig cfg = plain_cfg(tu_path("rt.csv"), tu_path("rt_out"));
     DfError err = { "" };
     int rc = pack_run(&cfg, &err);
     if (rc) fprintf(stderr, "  %s\n", err.msg);
@@ -212,7 +198,7 @@ static void test_pack_roundtrip(void) {
         char name[64];
         snprintf(name, sizeof name, "rt_out/shard-%05d.h5", s);
         Cohort c;
-        CU_ASSERT_EQUAL_FATAL(shard_read(tp(name), &c, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(shard_read(tu_path(name), &c, &err), 0);
         CU_ASSERT(c.shape.c == 1 && c.shape.d == 4 && c.shape.h == 5 && c.shape.w == 6);
         CU_ASSERT(c.has_masks && c.masks && c.subjects);
         for (int i = 0; i < c.n; i++) {
@@ -238,20 +224,20 @@ static void test_pack_4d(void) {
     int64_t dims[8] = { 4, 6, 5, 3, 2, 1, 1, 1 };  // nx ny nz nt
     memcpy(sp.dims, dims, sizeof dims);
     DfError err = { "" };
-    CU_ASSERT_EQUAL_FATAL(nii_write(tp("f4.nii.gz"), &sp, x, &err), 0);
-    write_text(tp("f4.csv"), "path,label\nf4.nii.gz,1\nf4.nii.gz,0\n");
-    PackConfig cfg = plain_cfg(tp("f4.csv"), tp("f4_ch"));
+    CU_ASSERT_EQUAL_FATAL(nii_write(tu_path("f4.nii.gz"), &sp, x, &err), 0);
+    write_text(tu_path("f4.csv"), "path,label\nf4.nii.gz,1\nf4.nii.gz,0\n");
+    PackConfig cfg = plain_cfg(tu_path("f4.csv"), tu_path("f4_ch"));
     CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
     Cohort c;
-    CU_ASSERT_EQUAL_FATAL(shard_read(tp("f4_ch/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tu_path("f4_ch/shard-00000.h5"), &c, &err), 0);
     CU_ASSERT(c.shape.c == 2 && c.shape.d == 3 && c.shape.h == 5 && c.shape.w == 6);
     CU_ASSERT_EQUAL(memcmp(c.images, x, sizeof x), 0);  // NIfTI order is [t][k][j][i] = [C][D][H][W]
     cohort_free(&c);
     // As a clip: dim 3 = 3 colour planes, dim 4 = 2 frames -> (C=3, D=2, H=5, W=6).
-    cfg = plain_cfg(tp("f4.csv"), tp("f4_clip"));
+    cfg = plain_cfg(tu_path("f4.csv"), tu_path("f4_clip"));
     cfg.prep.four_d = PACK_4D_FRAMES;
     CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(shard_read(tp("f4_clip/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tu_path("f4_clip/shard-00000.h5"), &c, &err), 0);
     CU_ASSERT(c.shape.c == 3 && c.shape.d == 2 && c.shape.h == 5 && c.shape.w == 6);
     for (int ch = 0; ch < 3; ch++)
         for (int t = 0; t < 2; t++)
@@ -303,19 +289,19 @@ static void test_preprocessing(void) {
     int64_t dims[8] = { 3, 4, 3, 2, 1, 1, 1, 1 };
     memcpy(sp.dims, dims, sizeof dims);
     DfError err;
-    CU_ASSERT_EQUAL_FATAL(nii_write(tp("lps.nii"), &sp, v, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(nii_write(tu_path("lps.nii"), &sp, v, &err), 0);
     PrepConfig pc = { .reorient = 1 };
     float *x;
     uint8_t *m;
     Shape s;
-    CU_ASSERT_EQUAL_FATAL(prep_load(&pc, tp("lps.nii"), NULL, &x, &m, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(prep_load(&pc, tu_path("lps.nii"), NULL, &x, &m, &s, &err), 0);
     CU_ASSERT(s.c == 1 && s.d == 2 && s.h == 3 && s.w == 4);
     for (int k = 0; k < 2; k++)
         for (int j = 0; j < 3; j++)
             for (int i = 0; i < 4; i++) CU_ASSERT_EQUAL(x[(k * 3 + j) * 4 + i], v[(k * 3 + (2 - j)) * 4 + (3 - i)]);
     free(x);
     PrepConfig pc2 = { .reorient = 0, .shape = { 4, 3, 2 }, .norm = PACK_NORM_ZSCORE };
-    CU_ASSERT_EQUAL_FATAL(prep_load(&pc2, tp("lps.nii"), NULL, &x, &m, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(prep_load(&pc2, tu_path("lps.nii"), NULL, &x, &m, &s, &err), 0);
     CU_ASSERT(s.d == 4 && s.h == 3 && s.w == 2);
     // Crop W 4 -> 2 from offset 1, pad D 2 -> 4 with one plane each side; then zscore.
     double mean = 0, sq = 0;
@@ -327,19 +313,19 @@ static void test_preprocessing(void) {
     free(x);
     // Spacing: 1 mm -> 2 mm halves every axis (rounded).
     PrepConfig pc3 = { .spacing = 2.0 };
-    CU_ASSERT_EQUAL(prep_shape(&pc3, tp("lps.nii"), &s, &err), 0);
+    CU_ASSERT_EQUAL(prep_shape(&pc3, tu_path("lps.nii"), &s, &err), 0);
     CU_ASSERT(s.d == 1 && s.h == 2 && s.w == 2);
 }
 
 static void expect_pack_error(const char *csv_text, const char *needle, PackConfig *base) {
-    write_text(tp("bad.csv"), csv_text);
-    PackConfig cfg = base ? *base : plain_cfg(tp("bad.csv"), tp("bad_out"));
-    cfg.manifest = tp("bad.csv");
-    cfg.out = tp("bad_out");
+    write_text(tu_path("bad.csv"), csv_text);
+    PackConfig cfg = base ? *base : plain_cfg(tu_path("bad.csv"), tu_path("bad_out"));
+    cfg.manifest = tu_path("bad.csv");
+    cfg.out = tu_path("bad_out");
     DfError err = { "" };
     CU_ASSERT_EQUAL(pack_run(&cfg, &err), -1);
-    CU_ASSERT(contains(err.msg, needle));
-    CU_ASSERT(!dir_exists(tp("bad_out")));
+    CU_ASSERT(tu_contains(err.msg, needle));
+    CU_ASSERT(!dir_exists(tu_path("bad_out")));
     CU_ASSERT_EQUAL(leftovers(), 0);
 }
 
@@ -350,14 +336,14 @@ static void test_pack_errors(void) {
     NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT32 };
     int64_t d4[8] = { 3, 4, 4, 4, 1, 1, 1, 1 }, d3[8] = { 3, 4, 4, 3, 1, 1, 1, 1 };
     memcpy(sp.dims, d4, sizeof d4);
-    CU_ASSERT_EQUAL(nii_write(tp("ok.nii"), &sp, x, &err), 0);
+    CU_ASSERT_EQUAL(nii_write(tu_path("ok.nii"), &sp, x, &err), 0);
     memcpy(sp.dims, d3, sizeof d3);
-    CU_ASSERT_EQUAL(nii_write(tp("other.nii"), &sp, x, &err), 0);
+    CU_ASSERT_EQUAL(nii_write(tu_path("other.nii"), &sp, x, &err), 0);
     memcpy(sp.dims, d4, sizeof d4);
     sp.datatype = DT_INT16;
-    CU_ASSERT_EQUAL(nii_write(tp("trunc.nii"), &sp, x, &err), 0);
-    CU_ASSERT_EQUAL(truncate(tp("trunc.nii"), 360), 0);
-    write_text(tp("text.nii"), "not a nifti file at all, just text ..........................................................................................................................................................................................................................................................................................................................................................");
+    CU_ASSERT_EQUAL(nii_write(tu_path("trunc.nii"), &sp, x, &err), 0);
+    CU_ASSERT_EQUAL(truncate(tu_path("trunc.nii"), 360), 0);
+    write_text(tu_path("text.nii"), "not a nifti file at all, just text ..........................................................................................................................................................................................................................................................................................................................................................");
 
     expect_pack_error("path,label\nok.nii,0\nmissing.nii,1\n", "bad.csv:3: ", NULL);
     expect_pack_error("path,label\nok.nii,0\nmissing.nii,1\n", "missing.nii: cannot open", NULL);
@@ -367,15 +353,15 @@ static void test_pack_errors(void) {
     expect_pack_error("path,label,age\nok.nii,0,30\nok.nii,1,x\n", "bad.csv:3: age: 'x' is not a number", NULL);
     expect_pack_error("path,label,mask\nok.nii,0,other.nii\n", "mask", NULL);
     // An existing output directory.
-    mkdir(tp("bad_out"), 0755);
-    write_text(tp("bad.csv"), "path,label\nok.nii,0\n");
-    PackConfig cfg = plain_cfg(tp("bad.csv"), tp("bad_out"));
+    mkdir(tu_path("bad_out"), 0755);
+    write_text(tu_path("bad.csv"), "path,label\nok.nii,0\n");
+    PackConfig cfg = plain_cfg(tu_path("bad.csv"), tu_path("bad_out"));
     CU_ASSERT_EQUAL(pack_run(&cfg, &err), -1);
-    CU_ASSERT(contains(err.msg, "already exists"));
-    rmdir(tp("bad_out"));
+    CU_ASSERT(tu_contains(err.msg, "already exists"));
+    rmdir(tu_path("bad_out"));
     // Mixed shapes are fine with --shape.
-    write_text(tp("mix.csv"), "path,label\nok.nii,0\nother.nii,1\n");
-    cfg = plain_cfg(tp("mix.csv"), tp("mix_out"));
+    write_text(tu_path("mix.csv"), "path,label\nok.nii,0\nother.nii,1\n");
+    cfg = plain_cfg(tu_path("mix.csv"), tu_path("mix_out"));
     cfg.prep.shape[0] = 4; cfg.prep.shape[1] = 4; cfg.prep.shape[2] = 4;
     CU_ASSERT_EQUAL(pack_run(&cfg, &err), 0);
 }
@@ -417,17 +403,17 @@ static void test_h5clip(void) {
                     f32[cthw] = want_f[cthw] = (float)(cthw % 17) - 3.25f;
                 }
     hsize_t thwc[4] = { T, H, W, C }, cthw[4] = { C, T, H, W };
-    write_h5(tp("u8.h5"), 0, "video", H5T_NATIVE_UINT8, 4, thwc, u8);
-    write_h5(tp("u8.h5"), 1, "audio/other", H5T_NATIVE_FLOAT, 4, cthw, f32);  // a second dataset
-    write_h5(tp("one.h5"), 0, "clips/rgb", H5T_NATIVE_UINT8, 4, thwc, u8);    // the only dataset
-    write_h5(tp("f.hdf5"), 0, "x", H5T_IEEE_F32BE, 4, cthw, f32);             // big-endian floats
+    write_h5(tu_path("u8.h5"), 0, "video", H5T_NATIVE_UINT8, 4, thwc, u8);
+    write_h5(tu_path("u8.h5"), 1, "audio/other", H5T_NATIVE_FLOAT, 4, cthw, f32);  // a second dataset
+    write_h5(tu_path("one.h5"), 0, "clips/rgb", H5T_NATIVE_UINT8, 4, thwc, u8);    // the only dataset
+    write_h5(tu_path("f.hdf5"), 0, "x", H5T_IEEE_F32BE, 4, cthw, f32);             // big-endian floats
 
     DfError err = { "" };
     H5Clip clip;
     CU_ASSERT(h5clip_is_ref("a/b.h5") && h5clip_is_ref("b.h5:video") && h5clip_is_ref("b.hdf5:/g/x.h5"));
     CU_ASSERT(!h5clip_is_ref("b.nii.gz") && !h5clip_is_ref("b.h5x") && !h5clip_is_ref(".h5"));
     char ref[600];
-    snprintf(ref, sizeof ref, "%s:video", tp("u8.h5"));
+    snprintf(ref, sizeof ref, "%s:video", tu_path("u8.h5"));
     CU_ASSERT_EQUAL_FATAL(h5clip_read(ref, CLIP_THWC, 0, 1, &clip, &err), 0);
     CU_ASSERT(clip.C == C && clip.T == T && clip.H == H && clip.W == W && clip.is_uint8);
     CU_ASSERT_EQUAL(memcmp(clip.data, want_u8, sizeof want_u8), 0);
@@ -435,25 +421,25 @@ static void test_h5clip(void) {
 
     // Through pack: uint8 THWC (named dataset), the bare file with one nested dataset,
     // CTHW float32 (big-endian) under --clip-layout CTHW in a second manifest.
-    write_text(tp("clips.csv"), "path,label,subject\nu8.h5:video,0,\none.h5,1,\nu8.h5:/video,1,s3\n");
-    PackConfig cfg = plain_cfg(tp("clips.csv"), tp("clips_out"));
+    write_text(tu_path("clips.csv"), "path,label,subject\nu8.h5:video,0,\none.h5,1,\nu8.h5:/video,1,s3\n");
+    PackConfig cfg = plain_cfg(tu_path("clips.csv"), tu_path("clips_out"));
     int rc = pack_run(&cfg, &err);
     if (rc) fprintf(stderr, "  %s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     Cohort c;
-    CU_ASSERT_EQUAL_FATAL(shard_read(tp("clips_out/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tu_path("clips_out/shard-00000.h5"), &c, &err), 0);
     CU_ASSERT(c.n == 3 && c.shape.c == C && c.shape.d == T && c.shape.h == H && c.shape.w == W);
     for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(memcmp(c.images + (size_t)i * N, want_u8, sizeof want_u8), 0);
     CU_ASSERT_STRING_EQUAL(c.subjects[0], "u8");  // default subject: the file's name, dataset dropped
     CU_ASSERT_STRING_EQUAL(c.subjects[1], "one");
     cohort_free(&c);
 
-    write_text(tp("clipsf.csv"), "path,label\nf.hdf5,0\nf.hdf5:x,1\n");
-    cfg = plain_cfg(tp("clipsf.csv"), tp("clipsf_out"));
+    write_text(tu_path("clipsf.csv"), "path,label\nf.hdf5,0\nf.hdf5:x,1\n");
+    cfg = plain_cfg(tu_path("clipsf.csv"), tu_path("clipsf_out"));
     cfg.prep.clip_layout = CLIP_CTHW;
     cfg.prep.shape[0] = 5; cfg.prep.shape[1] = 2; cfg.prep.shape[2] = 5;  // pad frames 3 -> 5, crop rows 4 -> 2
     CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(shard_read(tp("clipsf_out/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tu_path("clipsf_out/shard-00000.h5"), &c, &err), 0);
     CU_ASSERT(c.shape.c == C && c.shape.d == 5 && c.shape.h == 2 && c.shape.w == W);
     for (int ch = 0; ch < C; ch++)
         for (int t = 0; t < 5; t++)
@@ -467,10 +453,10 @@ static void test_h5clip(void) {
     cohort_free(&c);
 
     // Raw uint8 values, and resize (trilinear in time and space) with minmax normalisation.
-    cfg = plain_cfg(tp("clips.csv"), tp("clips_raw"));
+    cfg = plain_cfg(tu_path("clips.csv"), tu_path("clips_raw"));
     cfg.prep.clip_raw = 1;
     CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(shard_read(tp("clips_raw/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tu_path("clips_raw/shard-00000.h5"), &c, &err), 0);
     CU_ASSERT_DOUBLE_EQUAL(c.images[0], want_u8[0] * 255.0, 1e-4);
     CU_ASSERT_DOUBLE_EQUAL(c.images[7], want_u8[7] * 255.0, 1e-4);
     cohort_free(&c);
@@ -487,15 +473,15 @@ static void test_h5clip(void) {
 
     // Bad clips: each names the manifest row and the file (and the dataset).
     hsize_t r3[3] = { T, H, W }, c7[4] = { T, H, W, 7 };
-    write_h5(tp("rank3.h5"), 0, "video", H5T_NATIVE_UINT8, 3, r3, u8);
-    write_h5(tp("c7.h5"), 0, "video", H5T_NATIVE_UINT8, 4, c7, u8 /* only the header is read */);
+    write_h5(tu_path("rank3.h5"), 0, "video", H5T_NATIVE_UINT8, 3, r3, u8);
+    write_h5(tu_path("c7.h5"), 0, "video", H5T_NATIVE_UINT8, 4, c7, u8 /* only the header is read */);
     int16_t i16[N] = { 0 };
-    write_h5(tp("i16.h5"), 0, "video", H5T_NATIVE_INT16, 4, thwc, i16);
+    write_h5(tu_path("i16.h5"), 0, "video", H5T_NATIVE_INT16, 4, thwc, i16);
     float nanclip[N];
     memcpy(nanclip, want_f, sizeof nanclip);
     nanclip[17] = NAN;
-    write_h5(tp("nan.h5"), 0, "video", H5T_NATIVE_FLOAT, 4, thwc, nanclip);
-    write_text(tp("noth5.h5"), "just text");
+    write_h5(tu_path("nan.h5"), 0, "video", H5T_NATIVE_FLOAT, 4, thwc, nanclip);
+    write_text(tu_path("noth5.h5"), "just text");
     expect_pack_error("path,label\nu8.h5:video,0\nrank3.h5:video,1\n", "bad.csv:3: ", NULL);
     expect_pack_error("path,label\nu8.h5:video,0\nrank3.h5:video,1\n", "rank3.h5: video: a 3-D array (3x4x5); a clip must be 4-D (T,H,W,C)", NULL);
     expect_pack_error("path,label\nu8.h5:video,0\nu8.h5:vidoe,1\n", "bad.csv:3: ", NULL);
@@ -517,7 +503,7 @@ static void test_h5clip(void) {
     expect_pack_error("path,label\nu8.h5:video,0\nok.nii,1\n", "bad.csv:3: ", NULL);
     static uint8_t zeros[8 * H * W * C];
     hsize_t t8[4] = { 8, H, W, C };
-    write_h5(tp("t8.h5"), 0, "video", H5T_NATIVE_UINT8, 4, t8, zeros);
+    write_h5(tu_path("t8.h5"), 0, "video", H5T_NATIVE_UINT8, 4, t8, zeros);
     PackConfig lay = plain_cfg(NULL, NULL);
     lay.prep.clip_layout = CLIP_CTHW;  // 8 THWC frames read as CTHW: 8 colour planes
     expect_pack_error("path,label\nt8.h5:video,0\n", "t8.h5: video: 8x4x5x3 read as CTHW gives 8 colour planes (1 to 4 expected; is the layout THWC?)", &lay);
@@ -528,24 +514,24 @@ static void test_h5clip(void) {
 static void test_subject_list(void) {
     DfError err = { "" };
     Manifest m;
-    write_text(tp("sl.csv"), "path,label,subject,age\na.nii,0,s1,30\nb.nii,1,s2,31\nc.nii,0,s1,32\nd.nii,1,s3,33\n");
-    write_text(tp("keep.txt"), "# subjects to pack\ns3\n\n  s1  \r\n");
-    CU_ASSERT_EQUAL_FATAL(manifest_read(&m, tp("sl.csv"), NULL, NULL, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(manifest_select_subjects(&m, tp("keep.txt"), &err), 0);
+    write_text(tu_path("sl.csv"), "path,label,subject,age\na.nii,0,s1,30\nb.nii,1,s2,31\nc.nii,0,s1,32\nd.nii,1,s3,33\n");
+    write_text(tu_path("keep.txt"), "# subjects to pack\ns3\n\n  s1  \r\n");
+    CU_ASSERT_EQUAL_FATAL(manifest_read(&m, tu_path("sl.csv"), NULL, NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(manifest_select_subjects(&m, tu_path("keep.txt"), &err), 0);
     CU_ASSERT_EQUAL(m.n, 3);  // s1 twice and s3, in manifest order
     CU_ASSERT(!strcmp(m.subjects[0], "s1") && !strcmp(m.subjects[1], "s1") && !strcmp(m.subjects[2], "s3"));
     CU_ASSERT(m.line[1] == 4 && m.labels[2] == 1);
     CU_ASSERT_DOUBLE_EQUAL(m.meta[1], 32, 0);
     CU_ASSERT_DOUBLE_EQUAL(m.meta[2], 33, 0);
     manifest_free(&m);
-    write_text(tp("keep.txt"), "s1\n# s2\ns9\n");
-    CU_ASSERT_EQUAL_FATAL(manifest_read(&m, tp("sl.csv"), NULL, NULL, &err), 0);
-    CU_ASSERT_EQUAL(manifest_select_subjects(&m, tp("keep.txt"), &err), -1);
-    CU_ASSERT(contains(err.msg, "keep.txt:3: subject 's9' is not in ") && contains(err.msg, "sl.csv"));
+    write_text(tu_path("keep.txt"), "s1\n# s2\ns9\n");
+    CU_ASSERT_EQUAL_FATAL(manifest_read(&m, tu_path("sl.csv"), NULL, NULL, &err), 0);
+    CU_ASSERT_EQUAL(manifest_select_subjects(&m, tu_path("keep.txt"), &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "keep.txt:3: subject 's9' is not in ") && tu_contains(err.msg, "sl.csv"));
     manifest_free(&m);
     // Through pack: the unknown subject stops pack with nothing written.
     PackConfig base = plain_cfg(NULL, NULL);
-    base.subjects = tp("keep.txt");
+    base.subjects = tu_path("keep.txt");
     expect_pack_error("path,label,subject\nok.nii,0,s1\nok.nii,1,s2\n", "keep.txt:3: subject 's9' is not in", &base);
 }
 
@@ -566,8 +552,8 @@ static void test_split_file(void) {
     Dataset ds;
     DfError err = { "" };
     fake_dataset(&ds, 6, subj);
-    write_text(tp("split.csv"), "# a published split\nsubject,site,split\nc,1,val\na,2,train\nd,1,test\ne,3,train\nb,2,validation\n");
-    CU_ASSERT_EQUAL_FATAL(dataset_split_file(&ds, tp("split.csv"), &err), 0);
+    write_text(tu_path("split.csv"), "# a published split\nsubject,site,split\nc,1,val\na,2,train\nd,1,test\ne,3,train\nb,2,validation\n");
+    CU_ASSERT_EQUAL_FATAL(dataset_split_file(&ds, tu_path("split.csv"), &err), 0);
     CU_ASSERT(ds.n_train == 3 && ds.train_idx[0] == 0 && ds.train_idx[1] == 2 && ds.train_idx[2] == 5);
     CU_ASSERT(ds.n_val == 2 && ds.val_idx[0] == 1 && ds.val_idx[1] == 3);
     CU_ASSERT(ds.n_test == 1 && ds.test_idx[0] == 4);
@@ -581,24 +567,23 @@ static void test_split_file(void) {
         { "subject,split\na,val\nb,val\nc,val\nd,test\ne,test\n", "split.csv: assigns no subject of the data to train" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_text(tp("split.csv"), bad[i].text);
-        CU_ASSERT_EQUAL(dataset_split_file(&ds, tp("split.csv"), &err), -1);
-        CU_ASSERT(contains(err.msg, bad[i].needle));
+        write_text(tu_path("split.csv"), bad[i].text);
+        CU_ASSERT_EQUAL(dataset_split_file(&ds, tu_path("split.csv"), &err), -1);
+        CU_ASSERT(tu_contains(err.msg, bad[i].needle));
     }
-    CU_ASSERT_EQUAL(dataset_split_file(&ds, tp("nosplit.csv"), &err), -1);
-    CU_ASSERT(contains(err.msg, "nosplit.csv: cannot open"));
+    CU_ASSERT_EQUAL(dataset_split_file(&ds, tu_path("nosplit.csv"), &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "nosplit.csv: cannot open"));
     dataset_free(&ds);
     fake_dataset(&ds, 4, NULL);
-    write_text(tp("split.csv"), "subject,split\na,train\n");
-    CU_ASSERT_EQUAL(dataset_split_file(&ds, tp("split.csv"), &err), -1);
-    CU_ASSERT(contains(err.msg, "has no subject ids"));
+    write_text(tu_path("split.csv"), "subject,split\na,train\n");
+    CU_ASSERT_EQUAL(dataset_split_file(&ds, tu_path("split.csv"), &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "has no subject ids"));
     dataset_free(&ds);
 }
 
 int main(void) {
     h5_quiet();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/df-pack-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (tu_tmpdir_create("df-pack")) return 1;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("csv", NULL, NULL);
     CU_add_test(s, "dialect and errors", test_csv_dialect);
@@ -614,7 +599,7 @@ int main(void) {
     CU_add_test(s, "split files ([data] split_file)", test_split_file);
     int rc = tu_run_all();
     char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tu_tmpdir());
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tu_tmpdir());
     return rc;
 }

@@ -3,6 +3,7 @@
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "common.h"
 
@@ -62,6 +63,29 @@ double tu_fd_check(tu_loss_fn f, void *ctx, float *x, const float *grad, size_t 
         fprintf(stderr, "  %s: gradient mismatch at %zu: finite difference %.9g, analytic %.9g (ratio %.3g)\n",
                 what, wi, wfd, wg, worst);
     return worst;
+}
+
+static char tmpdir_path[256];
+
+int tu_tmpdir_create(const char *prefix) {
+    snprintf(tmpdir_path, sizeof tmpdir_path, "/tmp/%s-XXXXXX", prefix);
+    return mkdtemp(tmpdir_path) ? 0 : -1;
+}
+
+const char *tu_tmpdir(void) { return tmpdir_path; }
+
+char *tu_path(const char *name) {
+    static char bufs[32][512];
+    static int k;
+    char *b = bufs[k++ % 32];
+    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir_path, name);
+    return b;
+}
+
+int tu_contains(const char *hay, const char *needle) {
+    int ok = strstr(hay, needle) != NULL;
+    if (!ok) fprintf(stderr, "  message \"%s\" lacks \"%s\"\n", hay, needle);
+    return ok;
 }
 
 double tu_dot(const float *out, const float *r, size_t n) {

@@ -24,6 +24,14 @@ typedef double (*tu_loss_fn)(void *ctx);
 double tu_fd_check(tu_loss_fn f, void *ctx, float *x, const float *grad, size_t n, size_t checks,
                    double h, double atol, double rtol, const char *what);
 
+// A scratch directory for one test program (mkdtemp of /tmp/<prefix>-XXXXXX; 0 on success),
+// its path, and paths inside it (32 rotating buffers, so several can be in use at once).
+int tu_tmpdir_create(const char *prefix);
+const char *tu_tmpdir(void);
+char *tu_path(const char *name);
+// True when hay contains needle; otherwise prints both (for checks of error messages).
+int tu_contains(const char *hay, const char *needle);
+
 // sum_i out[i] * r[i] in double: the scalar "loss" whose gradient wrt out is r.
 double tu_dot(const float *out, const float *r, size_t n);
 
