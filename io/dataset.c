@@ -464,6 +464,10 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     aug->offset = (float)offset;
     aug->enabled = aug->flip[0] || aug->flip[1] || aug->flip[2] || aug->shift > 0 || scale > 0 || offset > 0;
     if (ini_int(ini, s, "prefetch", 2, 0, 64, &ds->prefetch, err)) return -1;
+    static const char *const read_names[] = { "pread", "mpiio", NULL };
+    if (ini_choice(ini, s, "read", "pread", read_names, &ds->read, err)) return -1;
+    // MPI-IO reads go through HDF5 on the main thread only (not thread-safe): no prefetch.
+    if (ds->read == DATA_READ_MPIIO) ds->prefetch = 0;
     static const char *const cache_names[] = { "auto", "memory", "disk", NULL };
     int cache_mode;
     long cache_mb;

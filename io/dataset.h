@@ -36,12 +36,18 @@ typedef struct {
     DatasetFile *files;
     Augment aug;
     int prefetch;             // [data] prefetch: batches the loader reads ahead
+    int read;                 // [data] read: DATA_READ_PREAD or DATA_READ_MPIIO (samples on disk)
 } Dataset;
+
+// [data] read: how the loader reads samples that stay on disk. pread: raw reads at HDF5's
+// chunk offsets, from a prefetch thread. mpiio: HDF5 with the MPI-IO driver (dist/h5mpi.h),
+// independent transfers on the main thread, no prefetch (docs/formats.md, "Loader").
+enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 
 // [data] keys (docs/config.md): source; synth: n, shape, seed, rho, ...; manifest
 // preprocessing: shape, spacing, fit, normalize, reorient, 4d; splits: val_fraction,
 // test_fraction, split_seed, stratify, kfold, fold; cache, cache_mb; augmentation: flip,
-// shift, intensity_scale, intensity_shift; prefetch. A seeded permutation of the subjects,
+// shift, intensity_scale, intensity_shift; prefetch; read (pread | mpiio). A seeded permutation of the subjects,
 // stratified by label (and optionally a categorical column), puts test_fraction of each
 // stratum in the test split, then val_fraction (or, with kfold = K, fold `fold` of K) in
 // validation; all samples of a subject land in the same split.

@@ -1,6 +1,10 @@
-// loader.c: distributed sampler, raw shard reads, prefetch thread, augmentation (loader.h).
+// loader.c: distributed sampler, raw shard reads, prefetch thread, MPI-IO reads, augmentation
+// (loader.h).
 #include "loader.h"
+#include "h5mpi.h"
+#include "h5util.h"
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,6 +29,12 @@ struct Loader {
     int on_disk, raw;
     int *fds;
     ShardLayout *layouts;
+    // [data] read = mpiio: every shard open on every rank through the MPI-IO driver, its
+    // /images (and /masks) datasets, their file spaces (hyperslab selected per read), the
+    // one-sample memory spaces and the independent-transfer property list. -1: not open.
+    int mpiio;
+    hid_t *h5f, *h5img, *h5mask, *img_space, *mask_space;
+    hid_t img_mem, mask_mem, dxpl;
     // The epoch.
     int epoch, steps, *order;
     // The ring of prefetched batches and the thread filling it.
@@ -168,6 +178,24 @@ static int pread_all(int fd, void *buf, size_t n, int64_t off) {
     return 0;
 }
 
+// Sample `local` of shard f through the MPI-IO driver: a one-sample hyperslab of /images
+// (and /masks), an independent transfer (this rank alone; others may read more, fewer or
+// no samples of this batch). Main thread only.
+static int read_sample_mpiio(Loader *l, int f, int local, float *x, uint8_t *mask, DfError *err) {
+    const char *path = l->ds->files[f].path;
+    hsize_t off[5] = { (hsize_t)local, 0, 0, 0, 0 };
+    hsize_t icnt[5] = { 1, (hsize_t)l->shape.c, (hsize_t)l->shape.d, (hsize_t)l->shape.h, (hsize_t)l->shape.w };
+    if (H5Sselect_hyperslab(l->img_space[f], H5S_SELECT_SET, off, NULL, icnt, NULL) < 0 ||
+        H5Dread(l->h5img[f], H5T_NATIVE_FLOAT, l->img_mem, l->img_space[f], l->dxpl, x) < 0)
+        return df_err(err, "%s: images: cannot read sample %d through MPI-IO", path, local);
+    if (!mask) return 0;
+    hsize_t mcnt[5] = { 1, 1, (hsize_t)l->shape.d, (hsize_t)l->shape.h, (hsize_t)l->shape.w };
+    if (H5Sselect_hyperslab(l->mask_space[f], H5S_SELECT_SET, off, NULL, mcnt, NULL) < 0 ||
+        H5Dread(l->h5mask[f], H5T_NATIVE_UINT8, l->mask_mem, l->mask_space[f], l->dxpl, mask) < 0)
+        return df_err(err, "%s: masks: cannot read sample %d through MPI-IO", path, local);
+    return 0;
+}
+
 // One sample into x (per floats) and mask (V bytes, or NULL).
 static int read_sample(Loader *l, int idx, float *x, uint8_t *mask, DfError *err) {
     const Cohort *c = &l->ds->cohort;
@@ -178,6 +206,7 @@ static int read_sample(Loader *l, int idx, float *x, uint8_t *mask, DfError *err
     }
     int f = file_of(l, idx), local = idx - l->ds->files[f].first;
     const char *path = l->ds->files[f].path;
+    if (l->mpiio) return read_sample_mpiio(l, f, local, x, mask, err);
     if (l->raw) {
         const ShardLayout *lay = &l->layouts[f];
         if (pread_all(l->fds[f], x, lay->image_bytes, lay->image_off[local]) != 0)
@@ -240,6 +269,82 @@ static void *producer(void *arg) {
     return NULL;
 }
 
+// ---- MPI-IO ------------------------------------------------------------------------------
+
+// Checks that dataset d of shard f has shape [n, c, D, H, W] (c = C for images, 1 for masks).
+static int check_space(const Loader *l, int f, hid_t space, const char *name, int c, DfError *err) {
+    hsize_t dims[5];
+    const DatasetFile *df = &l->ds->files[f];
+    if (H5Sget_simple_extent_ndims(space) != 5 || H5Sget_simple_extent_dims(space, dims, NULL) != 5 ||
+        dims[0] != (hsize_t)df->n || dims[1] != (hsize_t)c || dims[2] != (hsize_t)l->shape.d ||
+        dims[3] != (hsize_t)l->shape.h || dims[4] != (hsize_t)l->shape.w)
+        return df_err(err, "%s: %s: shape changed since the data set was loaded (expected [%d,%d,%d,%d,%d])", df->path, name, df->n, c,
+                      l->shape.d, l->shape.h, l->shape.w);
+    return 0;
+}
+
+// Opens every shard on every rank with the MPI-IO driver, in file order. Collective:
+// H5Fopen with an MPI-IO access list is, so all ranks call this in the same order (loader
+// creation is). On failure what was opened stays recorded for close_mpiio.
+static int open_mpiio(Loader *l, DfError *err) {
+    int nf = l->ds->n_files;
+    h5_quiet();
+    l->h5f = xmalloc(sizeof(hid_t) * (size_t)nf);
+    l->h5img = xmalloc(sizeof(hid_t) * (size_t)nf);
+    l->h5mask = xmalloc(sizeof(hid_t) * (size_t)nf);
+    l->img_space = xmalloc(sizeof(hid_t) * (size_t)nf);
+    l->mask_space = xmalloc(sizeof(hid_t) * (size_t)nf);
+    for (int f = 0; f < nf; f++) l->h5f[f] = l->h5img[f] = l->h5mask[f] = l->img_space[f] = l->mask_space[f] = -1;
+    l->img_mem = l->mask_mem = l->dxpl = -1;
+    hsize_t im[5] = { 1, (hsize_t)l->shape.c, (hsize_t)l->shape.d, (hsize_t)l->shape.h, (hsize_t)l->shape.w };
+    hsize_t mm[5] = { 1, 1, (hsize_t)l->shape.d, (hsize_t)l->shape.h, (hsize_t)l->shape.w };
+    if ((l->img_mem = H5Screate_simple(5, im, NULL)) < 0 || (l->mask_mem = H5Screate_simple(5, mm, NULL)) < 0)
+        return df_err(err, "loader: cannot create HDF5 memory spaces");
+    if ((l->dxpl = dist_h5_dxpl_independent(err)) < 0) return -1;
+    hid_t fapl = dist_h5_fapl_mpio(err);
+    if (fapl < 0) return -1;
+    int rc = 0;
+    for (int f = 0; f < nf && rc == 0; f++) {
+        const char *path = l->ds->files[f].path;
+        if ((l->h5f[f] = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) { rc = df_err(err, "%s: cannot open through HDF5's MPI-IO driver", path); break; }
+        if ((l->h5img[f] = H5Dopen2(l->h5f[f], "images", H5P_DEFAULT)) < 0 || (l->img_space[f] = H5Dget_space(l->h5img[f])) < 0) {
+            rc = df_err(err, "%s: images: cannot open", path);
+            break;
+        }
+        if ((rc = check_space(l, f, l->img_space[f], "images", l->shape.c, err))) break;
+        if (!l->has_masks) continue;
+        if ((l->h5mask[f] = H5Dopen2(l->h5f[f], "masks", H5P_DEFAULT)) < 0 || (l->mask_space[f] = H5Dget_space(l->h5mask[f])) < 0) {
+            rc = df_err(err, "%s: masks: cannot open", path);
+            break;
+        }
+        rc = check_space(l, f, l->mask_space[f], "masks", 1, err);
+    }
+    if (H5Pclose(fapl) < 0 && rc == 0) rc = df_err(err, "loader: cannot close the MPI-IO file-access list");
+    return rc;
+}
+
+// Closes what open_mpiio opened, shard by shard in file order: H5Fclose is collective, and
+// every rank opened the same shards. A failed close cannot be returned from loader_free:
+// it is reported on stderr.
+static void close_mpiio(Loader *l) {
+    int bad = 0;
+    for (int f = 0; f < l->ds->n_files; f++) {
+        if (l->mask_space[f] >= 0) bad |= H5Sclose(l->mask_space[f]) < 0;
+        if (l->h5mask[f] >= 0) bad |= H5Dclose(l->h5mask[f]) < 0;
+        if (l->img_space[f] >= 0) bad |= H5Sclose(l->img_space[f]) < 0;
+        if (l->h5img[f] >= 0) bad |= H5Dclose(l->h5img[f]) < 0;
+        if (l->h5f[f] >= 0 && H5Fclose(l->h5f[f]) < 0) {
+            fprintf(stderr, "warning: %s: closing (MPI-IO) failed\n", l->ds->files[f].path);
+        }
+    }
+    if (l->img_mem >= 0) bad |= H5Sclose(l->img_mem) < 0;
+    if (l->mask_mem >= 0) bad |= H5Sclose(l->mask_mem) < 0;
+    if (l->dxpl >= 0) bad |= H5Pclose(l->dxpl) < 0;
+    if (bad) fprintf(stderr, "warning: loader: releasing HDF5 MPI-IO objects failed\n");
+    free(l->h5f); free(l->h5img); free(l->h5mask); free(l->img_space); free(l->mask_space);
+    l->h5f = NULL;
+}
+
 // ---- API ---------------------------------------------------------------------------------
 
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) {
@@ -264,7 +369,10 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) 
     l->on_disk = !ds->in_memory;
     l->order = xmalloc(sizeof(int) * (size_t)n);
     l->epoch = -1;
-    if (l->on_disk) {
+    l->mpiio = l->on_disk && ds->read == DATA_READ_MPIIO;
+    if (l->mpiio) {
+        if (open_mpiio(l, err)) { loader_free(l); return NULL; }
+    } else if (l->on_disk) {
         const uint16_t one = 1;
         int little = *(const uint8_t *)&one == 1;
         l->raw = little;
@@ -282,8 +390,9 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) 
             }
         }
     }
-    // Prefetch needs reads that avoid HDF5 (memory or raw); else synchronous.
-    l->threaded = cfg->prefetch > 0 && (!l->on_disk || l->raw);
+    // Prefetch needs reads that avoid HDF5 (memory or raw); else synchronous. MPI-IO reads
+    // are HDF5 and MPI calls: main thread only, so never a prefetch thread.
+    l->threaded = cfg->prefetch > 0 && (!l->on_disk || (l->raw && !l->mpiio));
     l->depth = l->threaded ? cfg->prefetch + 1 : 1;  // + the batch the consumer holds
     l->slots = xcalloc((size_t)l->depth, sizeof(Slot));
     l->ready = xmalloc(sizeof(int) * (size_t)l->depth);
@@ -371,6 +480,7 @@ void loader_free(Loader *l) {
             free(b->images); free(b->labels); free(b->meta); free(b->index); free(b->masks);
         }
     }
+    if (l->h5f) close_mpiio(l);
     if (l->fds) for (int f = 0; f < l->ds->n_files; f++) if (l->fds[f] >= 0) close(l->fds[f]);
     if (l->layouts) for (int f = 0; f < l->ds->n_files; f++) shard_layout_free(&l->layouts[f]);
     free(l->fds); free(l->layouts); free(l->slots); free(l->ready); free(l->order);

@@ -20,6 +20,11 @@
 // main thread may go on calling HDF5 and MPI while the thread reads. A shard whose layout
 // is not raw-readable (compressed, other chunking, big-endian) is read through HDF5 on the
 // main thread instead, without prefetch (docs/formats.md, "Loader").
+// With [data] read = mpiio (Dataset.read) every shard is instead opened on every rank through
+// HDF5's MPI-IO driver (dist/h5mpi.h) at loader_create and closed at loader_free -- both
+// collective: create and free loaders in the same order on every rank -- and each local
+// sample is read as a hyperslab with an independent transfer (shares differ between ranks,
+// may be empty), on the main thread in loader_next, never prefetched.
 //
 // Prefetch. A pthread fills a ring of `prefetch` batches ahead of the consumer for the
 // current epoch and then waits; loader_next() hands out batches in order and accumulates
@@ -39,7 +44,7 @@ typedef struct {
     int shuffle;        // 1: per-epoch permutation (training); 0: split order
     int drop_last;      // 1: skip a final partial global batch
     int augment;        // 1: apply Dataset.aug (training)
-    int prefetch;       // batches to read ahead (0: read synchronously in loader_next)
+    int prefetch;       // batches to read ahead (0: read synchronously in loader_next; always 0 with read = mpiio)
 } LoaderConfig;
 
 // The local share of one global batch. Arrays belong to the loader and stay valid until

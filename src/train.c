@@ -198,22 +198,31 @@ typedef struct {
     double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms, data_wait_ms;
 } EpochLog;
 
+// A number for JSON, which has no NaN: a value that does not exist (no validation split) is null.
+static const char *json_num(double v, char buf[32]) {
+    if (!isfinite(v)) return "null";
+    snprintf(buf, 32, "%.9g", v);
+    return buf;
+}
+
 // metrics.json: one object per epoch run by this process (from `first`, so a resumed run
 // lists the epochs it ran).
 static void write_metrics(const char *dir, const EpochLog *log, int first, int n_epochs, int classification) {
-    size_t cap = 256 + (size_t)n_epochs * 256;
+    size_t cap = 256 + (size_t)n_epochs * 512;
     char *buf = xmalloc(cap), path[600];
     size_t len = (size_t)snprintf(buf, cap, "{\"epochs\": [");
     for (int e = first; e < n_epochs; e++) {
         const EpochLog *l = &log[e];
+        char vl[32], va[32];
         len += (size_t)snprintf(buf + len, cap - len,
-                                "%s\n  {\"epoch\": %d, \"lr\": %.9g, \"train_loss\": %.9g, \"val_loss\": %.9g, "
+                                "%s\n  {\"epoch\": %d, \"lr\": %.9g, \"train_loss\": %.9g, \"val_loss\": %s, "
                                 "\"seconds\": %.3f, \"samples_per_s\": %.2f, \"comm_wait_ms_per_step\": %.3f, "
                                 "\"data_wait_ms_per_step\": %.3f",
-                                e > first ? "," : "", e + 1, l->lr, l->train_loss, l->val_loss, l->seconds, l->samples_per_s,
-                                l->comm_wait_ms, l->data_wait_ms);
+                                e > first ? "," : "", e + 1, l->lr, l->train_loss, json_num(l->val_loss, vl), l->seconds,
+                                l->samples_per_s, l->comm_wait_ms, l->data_wait_ms);
         if (classification)
-            len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %.9g", l->train_acc, l->val_acc);
+            len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %s", l->train_acc,
+                                    json_num(l->val_acc, va));
         len += (size_t)snprintf(buf + len, cap - len, "}");
     }
     len += (size_t)snprintf(buf + len, cap - len, "\n]}\n");
@@ -501,13 +510,15 @@ int cmd_train(int argc, char **argv) {
             if (dist_size() > 1) snprintf(comm, sizeof comm, ", comm wait %.1f ms/step", l->comm_wait_ms);
             if (l->data_wait_ms >= 0.05)
                 snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", data wait %.1f ms/step", l->data_wait_ms);
+            char val[96] = "no validation split";
+            if (val_loader && classification) snprintf(val, sizeof val, "val loss %.4f acc %.3f", l->val_loss, l->val_acc);
+            else if (val_loader) snprintf(val, sizeof val, "val loss %.4f", l->val_loss);
             if (classification)
-                printf("epoch %d/%d done: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f samples/s, %.1f s%s\n",
-                       epoch + 1, tc.epochs, l->train_loss, l->train_acc, l->val_loss, l->val_acc, l->samples_per_s,
-                       l->seconds, comm);
+                printf("epoch %d/%d done: train loss %.4f acc %.3f | %s | %.1f samples/s, %.1f s%s\n", epoch + 1,
+                       tc.epochs, l->train_loss, l->train_acc, val, l->samples_per_s, l->seconds, comm);
             else
-                printf("epoch %d/%d done: train loss %.4f | val loss %.4f | %.1f samples/s, %.1f s%s\n", epoch + 1,
-                       tc.epochs, l->train_loss, l->val_loss, l->samples_per_s, l->seconds, comm);
+                printf("epoch %d/%d done: train loss %.4f | %s | %.1f samples/s, %.1f s%s\n", epoch + 1, tc.epochs,
+                       l->train_loss, val, l->samples_per_s, l->seconds, comm);
             int last = epoch + 1 == tc.epochs;
             if (last || stopped || (tc.checkpoint_every > 0 && (epoch + 1) % tc.checkpoint_every == 0)) {
                 if (checkpoint_save(ckpt_path, config_text, &net, &opt, &ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
@@ -546,7 +557,9 @@ int cmd_train(int argc, char **argv) {
     }
     if (rank == 0 && tc.epochs > 0) {
         const EpochLog *l = &log[tc.epochs - 1];
-        if (classification)
+        if (classification && ds.n_val == 0)
+            printf("final: train accuracy %.3f (no validation split)\n", l->train_acc);
+        else if (classification)
             printf("final: train accuracy %.3f, validation accuracy %.3f (%d validation samples)\n", l->train_acc,
                    l->val_acc, ds.n_val);
         else
