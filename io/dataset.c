@@ -592,15 +592,6 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     return 0;
 }
 
-void dataset_gather(const Cohort *c, const int *idx, int n, float *images, int *labels) {
-    if (!c->images) df_die(DF_EXIT_FAIL, "dataset_gather: the images are not in memory ([data] cache = disk): use the loader");
-    size_t per = shape_numel(c->shape);
-    for (int i = 0; i < n; i++) {
-        memcpy(images + (size_t)i * per, c->images + (size_t)idx[i] * per, per * sizeof(float));
-        if (labels) labels[i] = c->labels[idx[i]];
-    }
-}
-
 void dataset_free(Dataset *ds) {
     cohort_free(&ds->cohort);
     free(ds->train_idx);

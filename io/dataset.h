@@ -4,8 +4,7 @@
 //
 // Labels, metadata and subject ids of every sample are always in memory (small). Images
 // are in memory (cohort.images) when the data set fits in [data] cache_mb (or cache =
-// memory); otherwise they stay in the shards (`files`) and only io/loader.c reads them
-// (dataset_gather then needs in_memory).
+// memory); otherwise they stay in the shards (`files`); io/loader.c reads batches either way.
 #ifndef DF_DATASET_H
 #define DF_DATASET_H
 #include "ini.h"
@@ -52,9 +51,6 @@ enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 // stratum in the test split, then val_fraction (or, with kfold = K, fold `fold` of K) in
 // validation; all samples of a subject land in the same split.
 int dataset_from_config(Dataset *ds, const Ini *ini, DfError *err);
-// Copies samples idx[0..n) into images (n, C,D,H,W) and labels (n) (labels may be NULL).
-// Needs the images in memory.
-void dataset_gather(const Cohort *c, const int *idx, int n, float *images, int *labels);
 void dataset_free(Dataset *ds);
 
 // The split on its own (also used by tests): fills ds->train_idx/val_idx/test_idx from

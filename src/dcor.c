@@ -788,42 +788,6 @@ int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const Dco
     return rc;
 }
 
-// ---- training hook ------------------------------------------------------------------------
-
-int dcor_features_vs_meta(DcorResult *out, DcorGroups *by_group, const float *features, int n_local, int d,
-                          const double *meta_column, const int *groups, const DcorOptions *opt, DfError *err) {
-    DcorOptions o = opt ? *opt : dcor_options_default();
-    int P = o.nranks < 1 ? 1 : o.nranks, r = o.rank;
-    // Sample counts of every rank, then every rank's rows at their offset in a zero-filled
-    // buffer: the sum over ranks is the concatenation (adding zeros is exact).
-    double *cnt = xcalloc((size_t)P, sizeof(double));
-    cnt[r] = n_local;
-    reduce_sum_f64(o.red, cnt, (size_t)P);
-    long n = 0, off = 0;
-    for (int q = 0; q < P; q++) { if (q < r) off += (long)cnt[q]; n += (long)cnt[q]; }
-    free(cnt);
-    float *f = xcalloc((size_t)n * d + 1, sizeof(float));
-    memcpy(f + (size_t)off * d, features, (size_t)n_local * d * sizeof(float));
-    reduce_sum_f32(o.red, f, (size_t)n * d);
-    double *m2 = xcalloc((size_t)n * 2 + 1, sizeof(double));  // (n, 2): meta value, group
-    for (int i = 0; i < n_local; i++) {
-        m2[(off + i) * 2] = meta_column[i];
-        m2[(off + i) * 2 + 1] = groups ? groups[i] : 0;
-    }
-    reduce_sum_f64(o.red, m2, (size_t)n * 2);
-    double *fx = xmalloc((size_t)n * d * sizeof(double) + 1), *my = xmalloc((size_t)n * sizeof(double) + 1),
-           *by = xmalloc((size_t)n * sizeof(double) + 1);
-    for (size_t i = 0; i < (size_t)n * d; i++) fx[i] = f[i];
-    for (long i = 0; i < n; i++) { my[i] = m2[i * 2]; by[i] = m2[i * 2 + 1]; }
-    free(f);
-    free(m2);
-    DcorVar vx = { fx, (int)n, d }, vy = { my, (int)n, 1 };
-    int rc = dcor_compute(out, &vx, &vy, NULL, &o, err);
-    if (!rc && groups && by_group) rc = dcor_by_group(by_group, &vx, &vy, NULL, by, &o, err);
-    free(fx); free(my); free(by);
-    return rc;
-}
-
 // ---- naive reference ------------------------------------------------------------------------
 
 static double *naive_dist(const DcorVar *v) {

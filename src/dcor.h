@@ -59,16 +59,6 @@ typedef struct {
 int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const double *by,
                   const DcorOptions *opt, DfError *err);
 
-// For the training loop: dCor of a layer's features against one metadata column, on a set
-// (the validation set) whose rows are distributed over the ranks: this rank holds
-// features (n_local, d), meta_column (n_local) and optionally groups (n_local; NULL on every
-// rank, or on none). Every rank's rows are gathered onto every rank through opt->red (a
-// zero-padded all-reduce, exact; O(n*d) memory per rank), in rank order, then the tiles are
-// shared as in dcor_compute. by_group (may be NULL) receives per-group values when groups
-// is given. Collective.
-int dcor_features_vs_meta(DcorResult *out, DcorGroups *by_group, const float *features, int n_local, int d,
-                          const double *meta_column, const int *groups, const DcorOptions *opt, DfError *err);
-
 // Naive reference (O(n^2) memory: full distance matrices, explicit double and U-centring),
 // for tests only.
 void dcor_naive(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z);

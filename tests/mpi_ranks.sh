@@ -5,7 +5,7 @@
 # the last batch of each epoch is partial (8).
 . "${top_srcdir:-.}/tests/lib.sh"
 cfg="$top_srcdir/pipelines/quickstart.ini"
-args=(--set data.n=64 --set data.shape=16,16,16 --set train.epochs=3 --set train.batch=10)
+args=(--set data.n=64 --set data.shape=16,16,16 --set train.epochs=3 --set train.batch=10 --set train.dcor_layer=flatten1)
 for np in 1 2 3; do
     mpi $np "$DF" train "$cfg" "${args[@]}" --set "train.out_dir=$WORK/np$np" >"$WORK/np$np.log" 2>&1
     check "train at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/np$np.log"
@@ -13,4 +13,15 @@ done
 echo "losses at 1 rank: $(run_losses "$WORK/np1" | paste -sd' ')"
 check "2 ranks match 1 rank" losses_match "$WORK/np1" "$WORK/np2" 6
 check "3 ranks (uneven split) match 1 rank" losses_match "$WORK/np1" "$WORK/np3" 6
+# The dCor report assembles the validation features from every rank by position: the same
+# figures at any rank count (a sample at the wrong row would change them).
+dcor_numbers() { grep -o '[-0-9.e]\+' "$1/dcor.json" | tail -n +4; }  # after epoch, layer n
+dcor_match() {
+    paste <(dcor_numbers "$1") <(dcor_numbers "$2") | awk '
+        { d = $1 - $2; if (d < 0) d = -d; if ($2 == "" || d > 1e-4 * ($1 < 0 ? -$1 : $1) + 1e-6) bad = 1 }
+        END { exit bad || NR < 9 }'
+}
+check "dCor report written (age, sex, site; overall and per class)" grep -q '"site": {"dcor2_u": ' "$WORK/np1/dcor.json"
+check "dCor report: 2 ranks match 1 rank" dcor_match "$WORK/np1" "$WORK/np2"
+check "dCor report: 3 ranks match 1 rank" dcor_match "$WORK/np1" "$WORK/np3"
 finish

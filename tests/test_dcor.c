@@ -285,28 +285,6 @@ static void test_groups(void) {
 
 // The training hook (one rank: the reducer is the identity) equals dcor_compute on the
 // same rows converted to double.
-static void test_features_vs_meta(void) {
-    Rng g;
-    rng_seed(&g, 8);
-    int n = 130, d = 12;
-    float *f = malloc((size_t)n * d * sizeof(float));
-    double *fd = malloc((size_t)n * d * sizeof(double)), meta[130];
-    int labels[130];
-    for (int i = 0; i < n * d; i++) fd[i] = f[i] = (float)rng_normal(&g);
-    for (int i = 0; i < n; i++) { meta[i] = fd[i * d] + rng_normal(&g); labels[i] = i % 3; }
-    DcorOptions o = dcor_options_default();
-    o.red = &reducer_local;
-    DcorResult a, b;
-    DcorGroups ga;
-    DfError err;
-    CU_ASSERT_FATAL(dcor_features_vs_meta(&a, &ga, f, n, d, meta, labels, &o, &err) == 0);
-    DcorVar vx = { fd, n, d }, vy = { meta, n, 1 };
-    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
-    CU_ASSERT(a.dcor2_u == b.dcor2_u && a.dcor2 == b.dcor2);
-    CU_ASSERT(ga.n_groups == 3 && ga.r[0].n == 44 && ga.r[2].n == 43);
-    free(f); free(fd);
-}
-
 // FILE:DATASET[:COLUMN] specs: types, ranks, column by index and by name, clear errors.
 static void test_read_spec(void) {
     char path[] = "/tmp/test_dcor_XXXXXX";
@@ -374,7 +352,6 @@ int main(void) {
     CU_add_test(s, "permutation test", test_permutations);
     CU_add_test(s, "permutation p-values, recomputed", test_permutations_exact);
     CU_add_test(s, "per-group values", test_groups);
-    CU_add_test(s, "training hook", test_features_vs_meta);
     CU_add_test(s, "FILE:DATASET[:COLUMN]", test_read_spec);
     return tu_run_all();
 }
