@@ -3,6 +3,7 @@
 // BR-Net 3D CNN exactly as ../shared/bench/torch_brnet3d.py does for PyTorch (same shapes,
 // batch, SGD with momentum), so the two samples/s figures compare directly.
 #include "bench.h"
+#include "blas_core.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,12 @@ static int bench_sgemm(int n, int json) {
     } while (t < 2.0 || reps < 3);
     double gflops = 2.0 * n * (double)n * n * reps / t / 1e9;
     int threads = openblas_get_num_threads();
-    if (json) printf("{\"bench\": \"sgemm\", \"size\": %d, \"threads\": %d, \"gflops\": %.2f}\n", n, threads, gflops);
-    else printf("sgemm %dx%dx%d, %d thread%s: %.1f GFLOP/s\n", n, n, n, threads, threads == 1 ? "" : "s", gflops);
+    if (json)
+        printf("{\"bench\": \"sgemm\", \"size\": %d, \"threads\": %d, \"blas_core\": \"%s\", \"gflops\": %.2f}\n", n, threads,
+               blas_core_name(), gflops);
+    else
+        printf("sgemm %dx%dx%d, %d thread%s, core %s: %.1f GFLOP/s\n", n, n, n, threads, threads == 1 ? "" : "s",
+               blas_core_name(), gflops);
     free(a); free(b); free(c);
     return 0;
 }
@@ -120,11 +125,12 @@ static int bench_brnet3d(int batch, int steps, int profile, int json) {
     double gflop = (6.0 * macs - 2.0 * first) / 1e9;
     int threads = openblas_get_num_threads();
     if (json) {
-        printf("{\"bench\": \"brnet3d\", \"batch\": %d, \"steps\": %d, \"threads\": %d, \"samples_per_s\": %.3f, "
-               "\"gflop_per_sample\": %.4f, \"gflops\": %.2f}\n", batch, steps, threads, sps, gflop, gflop * sps);
+        printf("{\"bench\": \"brnet3d\", \"batch\": %d, \"steps\": %d, \"threads\": %d, \"blas_core\": \"%s\", "
+               "\"samples_per_s\": %.3f, \"gflop_per_sample\": %.4f, \"gflops\": %.2f}\n",
+               batch, steps, threads, blas_core_name(), sps, gflop, gflop * sps);
     } else {
-        printf("deconfound brnet3d threads=%d batch=%d samples/s=%.1f (%.2f GFLOP per sample, %.1f GFLOP/s)\n", threads,
-               batch, sps, gflop, gflop * sps);
+        printf("deconfound brnet3d threads=%d core=%s batch=%d samples/s=%.1f (%.2f GFLOP per sample, %.1f GFLOP/s)\n",
+               threads, blas_core_name(), batch, sps, gflop, gflop * sps);
         if (profile) {
             printf("%-12s %-12s %10s %10s\n", "layer", "type", "fwd ms", "bwd ms");
             for (int i = 0; i < net.n_layers; i++)

@@ -1,6 +1,7 @@
 // main.c: the `deconfound` program: MPI set-up, then one subcommand from the library.
 #include <stdio.h>
 #include <string.h>
+#include "blas_core.h"
 #include "commands.h"
 #include "comm.h"
 #include "common.h"
@@ -29,6 +30,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    blas_core_select(argv);  // may execute the program again, before MPI and any BLAS call
     dist_init(&argc, &argv);
     int status;
     if (argc < 2) {
@@ -39,7 +41,9 @@ int main(int argc, char **argv) {
         if (dist_rank() == 0) usage(stdout);
         status = 0;
     } else if (strcmp(argv[1], "--version") == 0) {
-        if (dist_rank() == 0) printf("deconfound %s\n", PACKAGE_VERSION);
+        char blas[256];
+        blas_core_describe(blas, sizeof blas);
+        if (dist_rank() == 0) printf("deconfound %s\n%s\n", PACKAGE_VERSION, blas);
         status = 0;
     } else {
         int i = 0;
