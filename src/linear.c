@@ -18,6 +18,11 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, inp, IN, weight, IN, beta, out, OUT);
 }
 
+void linear_forward_rows(float *out, const float *inp, const float *weight, const float *bias, int B, int IN, int OUT) {
+    for (int b = 0; b < B; b++)
+        linear_forward(out + (size_t)b * OUT, inp + (size_t)b * IN, weight, bias, 1, IN, OUT);
+}
+
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int B, int IN, int OUT) {
     if (B <= 0 || OUT <= 0 || IN <= 0) return;
@@ -108,7 +113,10 @@ static void linear_init(Layer *L, Rng *rng) {
 static void linear_fwd(Layer *L, int B, int training) {
     LinearImpl *impl = L->impl;
     const float *bias = impl->has_bias ? L->params + (size_t)impl->out * impl->in : NULL;
-    linear_forward(L->out, L->in, L->params, bias, B, impl->in, impl->out);
+    // Evaluation is per sample, so predictions and features do not depend on the batch size
+    // or the rank count (docs/distributed.md, "Reproducibility").
+    if (training) linear_forward(L->out, L->in, L->params, bias, B, impl->in, impl->out);
+    else linear_forward_rows(L->out, L->in, L->params, bias, B, impl->in, impl->out);
 }
 
 static void linear_bwd(Layer *L, int B) {

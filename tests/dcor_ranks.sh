@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deconfound dcor / eval under mpirun: 1, 2 and 3 ranks give the same statistics (1e-10
-# relative) and the same p-value; the tile size does not change them; eval writes the same
-# features at any rank count, in input order across two shards; dcor reads eval's file with
+# relative) and the same p-value; the tile size does not change them; eval and predict write
+# the same bytes at any rank count and batch size, in input order across two shards; dcor
+# reads eval's file with
 # --y FILE:meta:age, --given, --by labels; bad input ends with one message and status 2.
 . "${top_srcdir:-.}/tests/lib.sh"
 
@@ -49,13 +50,30 @@ check "train a small checkpoint" [ -s "$WORK/run/checkpoint.h5" ] || cat "$WORK/
 "$DF" synth mri3d --out "$WORK/a" --n 30 --seed 5 --shape 16,16,16 >/dev/null
 "$DF" synth mri3d --out "$WORK/b" --n 17 --seed 6 --shape 16,16,16 >/dev/null
 shards="$WORK/a/shard-00000.h5,$WORK/b/shard-00000.h5"
-for np in 1 3; do
-    mpi $np "$DF" eval "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --data "$shards" \
-        --features conv3,fc --batch 4 --out "$WORK/f$np.h5" >"$WORK/eval$np.log" 2>&1
-    check "eval at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/eval$np.log"
+# A sample's features are the same bits whatever the batch size and the rank count
+# (per-sample GEMMs in eval mode; docs/distributed.md): compared exactly, no tolerance.
+for run in "1 4" "1 1" "1 47" "2 4" "3 4" "3 1"; do
+    set -- $run
+    mpi $1 "$DF" eval "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --data "$shards" \
+        --features conv3,fc --batch $2 --out "$WORK/f$1-$2.h5" >"$WORK/eval$1-$2.log" 2>&1
+    check "eval at $1 rank(s), batch $2 exits 0" [ $? = 0 ] || cat "$WORK/eval$1-$2.log"
 done
-cat "$WORK/eval1.log"
-check "eval: 3 ranks write the same file contents as 1" h5diff "$WORK/f1.h5" "$WORK/f3.h5"
+cat "$WORK/eval1-4.log"
+for run in 1-1 1-47 2-4 3-4 3-1; do
+    check "eval: $run (ranks-batch) writes the same bytes as 1 rank, batch 4" h5diff "$WORK/f1-4.h5" "$WORK/f$run.h5"
+done
+cp "$WORK/f1-4.h5" "$WORK/f1.h5"
+for run in "1 1" "1 47" "3 4"; do
+    set -- $run
+    mpi $1 "$DF" predict "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --data "$WORK/b/shard-00000.h5" \
+        --batch $2 --out "$WORK/p$1-$2.h5" >"$WORK/pred$1-$2.log" 2>&1
+    check "predict at $1 rank(s), batch $2 exits 0" [ $? = 0 ] || cat "$WORK/pred$1-$2.log"
+done
+check "predict: 1 rank batch 47 = batch 1 (exactly)" h5diff "$WORK/p1-1.h5" "$WORK/p1-47.h5"
+check "predict: 3 ranks batch 4 = 1 rank batch 1 (exactly)" h5diff "$WORK/p1-1.h5" "$WORK/p3-4.h5"
+fc_rows() { h5dump -d "$2" -w 0 -y "$1" | sed -n '/DATA {/,/}/p' | grep -o '[-0-9.e]\+' ; }
+check "predict's logits are eval's fc features, rows of shard b" \
+    bash -c "diff <(fc_rows '$WORK/f1.h5' features/fc | tail -n 34) <(fc_rows '$WORK/p1-1.h5' logits) >/dev/null"
 labels_of() { h5dump -d labels -y -w 0 "$1" | sed -n '/DATA {/{n;p}' | tr -d ' '; }
 check "eval: labels of both shards in input order" \
     [ "$(labels_of "$WORK/f1.h5")" = "$(labels_of "$WORK/a/shard-00000.h5"),$(labels_of "$WORK/b/shard-00000.h5")" ]

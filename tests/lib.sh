@@ -19,13 +19,24 @@ fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*"; }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 finish() { echo "$n_pass passed, $n_fail failed"; [ "$n_fail" = 0 ]; exit $?; }
 # Training losses of a run, one per line: every epoch's train and val loss from metrics.json
-# (9 significant digits).
-run_losses() { grep -o '"\(train\|val\)_loss": [-0-9.e]*' "$1/metrics.json" | awk '{print $2}'; }
-# losses_match DIR_A DIR_B [COUNT]: two runs' losses agree to 1e-5 relative (and there are
-# COUNT of them, when given); prints the ones that differ.
+# (9 significant digits), as "train VALUE" / "val VALUE".
+run_losses() { grep -o '"\(train\|val\)_loss": [-0-9.e]*' "$1/metrics.json" | sed 's/_loss"*:/ /; s/"//g'; }
+# losses_match DIR_A DIR_B [COUNT]: two runs of the same training at different rank counts
+# agree "to rounding" (and there are COUNT losses, when given); prints the ones that differ.
+# Rank counts sum the gradients in different orders, so results can only agree to rounding:
+# - train losses to 1e-5 relative. Measured between 1, 2 and 3 ranks on OpenBLAS's
+#   Prescott, Haswell and SkylakeX kernels: at most 1.4e-7 after 4 epochs. A real fault --
+#   BatchNorm statistics of one rank's share instead of the global batch -- moves them by
+#   1.2e-3 or more (measured by breaking it).
+# - validation losses to 1e-3 relative. Adam turns the rounding noise in gradients that are
+#   zero in exact arithmetic -- the bias of a convolution that feeds BatchNorm -- into steps
+#   of full size, so those biases, and the BatchNorm running means that follow them, drift
+#   apart between rank counts. Training normalises with batch statistics, where a bias
+#   cancels exactly; evaluation uses the running means, where it does not. Measured: up to
+#   2.9e-5 after 4 epochs (SkylakeX kernels).
 losses_match() {
     paste <(run_losses "$1") <(run_losses "$2") | awk -v want="${3:-0}" '
-        { d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1
-          if ($2 == "" || d > 1e-5 * a) { print "differs: " $1 " vs " $2; bad = 1 } }
+        { tol = $1 == "train" ? 1e-5 : 1e-3; d = $2 - $4; if (d < 0) d = -d; a = $2 < 0 ? -$2 : $2
+          if ($4 == "" || $1 != $3 || d > tol * a) { print "differs: " $1 " " $2 " vs " $4; bad = 1 } }
         END { exit bad || NR == 0 || (want > 0 && NR != want) }'
 }
