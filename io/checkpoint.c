@@ -3,6 +3,7 @@
 // checkpoint can be compared with, or converted to, a torch model tensor by tensor.
 #include "checkpoint.h"
 #include "h5util.h"
+#include "metadata.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,29 @@ static void free_names(char **names, int n) {
     free(names);
 }
 
+#define SIGNATURE_LEN 4096
+
+// The signature attribute of group params/<L> (see LayerOps.signature): write it, or compare
+// it with the layer's (a checkpoint without one, from before signatures, is not compared).
+static int layer_signature(hid_t f, const char *path, const Layer *L, int write, DfError *err) {
+    if (!L->ops || !L->ops->signature) return 0;  // (tests build layers without a table)
+    char group[128], *mine = xmalloc(SIGNATURE_LEN), *theirs = NULL;
+    snprintf(group, sizeof group, "params/%s", L->name);
+    L->ops->signature(L, mine, SIGNATURE_LEN);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    int rc = g < 0 ? df_err(err, "%s: %s: cannot open the group", path, group) : 0;
+    if (rc == 0 && write) rc = h5_attr_write_string(g, path, "signature", mine, err);
+    else if (rc == 0 && h5_attr_exists(g, "signature")) {
+        if (!(theirs = h5_attr_read_string(g, path, "signature", err))) rc = -1;
+        else if (strcmp(theirs, mine) != 0)
+            rc = df_err(err, "%s: layer '%s' was trained with %s, but this config builds it with %s", path, L->name, theirs, mine);
+    }
+    if (g >= 0 && H5Gclose(g) < 0 && rc == 0) rc = df_err(err, "%s: %s: cannot close the group", path, group);
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
 static int write_contents(hid_t f, const char *path, const char *config_text, const Net *net, const Optimizer *opt,
                           const TrainState *ts, DfError *err) {
     if (h5_write_format(f, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, err) != 0) return -1;
@@ -107,6 +131,13 @@ static int write_contents(hid_t f, const char *path, const char *config_text, co
             snprintf(name, sizeof name, "params/%s/%s", L->name, ti->name);
             if (h5_write_f32(f, path, name, data, ti->ndim, dims, err) != 0) return -1;
         }
+        if (layer_signature(f, path, L, 1, err) != 0) return -1;
+    }
+    if (net->ctx.meta_schema) {
+        char *text = meta_schema_to_text(net->ctx.meta_schema);
+        int rc = h5_write_string(f, path, "schema", text, err);
+        free(text);
+        if (rc != 0) return -1;
     }
     if (opt) {
         hid_t o = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -217,6 +248,7 @@ static int check_params(hid_t f, const char *path, const Net *net, DfError *err)
                 return df_err(err, "%s: %s has shape %s but the network expects %s", path, name, a, b);
             }
         }
+        if (layer_signature(f, path, L, 0, err) != 0) return -1;
     }
     return 0;
 }
@@ -300,6 +332,20 @@ int checkpoint_load(const char *path, Net *net, Optimizer *opt, TrainState *ts, 
     if (f < 0) return -1;
     int rc = load_contents(f, path, net, opt, ts, err);
     if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed", path);
+    return rc;
+}
+
+int checkpoint_read_schema(const char *path, MetaSchema *s, DfError *err) {
+    hid_t f = h5_open_read(path, err);
+    if (f < 0) return -1;
+    int rc = h5_check_format(f, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, err);
+    if (rc == 0 && h5_exists(f, "schema")) {
+        char *text = h5_read_string(f, path, "schema", err), origin[600];
+        snprintf(origin, sizeof origin, "%s: schema", path);
+        rc = !text ? -1 : meta_schema_from_text(s, text, origin, err) == 0 ? 1 : -1;
+        free(text);
+    }
+    if (H5Fclose(f) < 0 && rc >= 0) rc = df_err(err, "%s: closing failed", path);
     return rc;
 }
 

@@ -201,9 +201,15 @@ static int cmp_num_str(const void *a, const void *b) {
 }
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+void csv_sort_levels(char **lv, int n) {
+    int numeric = 1;
+    for (int i = 0; i < n; i++) numeric &= is_number(lv[i]);
+    qsort(lv, (size_t)n, sizeof(char *), numeric ? cmp_num_str : cmp_str);
+}
+
 static int level_set(const CsvTable *t, int col, char ***out, int *nout, const char *what, DfError *err) {
     char **lv = xmalloc(sizeof(char *) * MANIFEST_MAX_LEVELS);
-    int n = 0, numeric = 1;
+    int n = 0;
     for (int i = 0; i < t->nrows; i++) {
         const char *v = csv_cell(t, i, col);
         int seen = 0;
@@ -216,9 +222,8 @@ static int level_set(const CsvTable *t, int col, char ***out, int *nout, const c
                           MANIFEST_MAX_LEVELS);
         }
         lv[n++] = xstrdup(v);
-        numeric &= is_number(v);
     }
-    qsort(lv, (size_t)n, sizeof(char *), numeric ? cmp_num_str : cmp_str);
+    csv_sort_levels(lv, n);
     *out = lv;
     *nout = n;
     return 0;

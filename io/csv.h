@@ -41,6 +41,10 @@ int csv_column(const CsvTable *t, const char *name);  // index, or -1
 
 #define MANIFEST_MAX_LEVELS 256
 
+// Sorts level (or class) names as a manifest's are numbered: in numeric order when every
+// name is a number ("2" before "10"), else by strcmp.
+void csv_sort_levels(char **lv, int n);
+
 typedef struct {
     char *origin;
     int n;

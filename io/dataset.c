@@ -1,5 +1,6 @@
 // dataset.c: builds the cohort from the [data] section and splits it (see dataset.h).
 #include "dataset.h"
+#include "cohort.h"
 #include "comm.h"
 #include "csv.h"
 #include "pack.h"
@@ -211,58 +212,6 @@ static int list_item(const char *item, char ***paths, int *n, int *cap, DfError 
     return 0;
 }
 
-// Appends shard header h (n samples) to the combined cohort c (which has `have` samples).
-static int append_header(Cohort *c, const Cohort *h, const char *path, int first, DfError *err) {
-    if (first == 0) {
-        c->shape = h->shape;
-        c->k = h->k;
-        for (int j = 0; j < h->k; j++) {
-            c->columns[j] = xstrdup(h->columns[j]);
-            c->kinds[j] = h->kinds[j];
-            c->n_levels[j] = h->n_levels[j];
-            if (h->n_levels[j]) {
-                c->levels[j] = xmalloc(sizeof(char *) * (size_t)h->n_levels[j]);
-                for (int l = 0; l < h->n_levels[j]; l++) c->levels[j][l] = xstrdup(h->levels[j][l]);
-            }
-        }
-        c->has_masks = h->has_masks;
-        if (h->n_label_names) {
-            c->n_label_names = h->n_label_names;
-            c->label_names = xmalloc(sizeof(char *) * (size_t)h->n_label_names);
-            for (int l = 0; l < h->n_label_names; l++) c->label_names[l] = xstrdup(h->label_names[l]);
-        }
-    } else {
-        Shape a = c->shape, b = h->shape;
-        if (a.c != b.c || a.d != b.d || a.h != b.h || a.w != b.w)
-            return df_err(err, "%s: samples of shape (%d,%d,%d,%d), but the first shard's are (%d,%d,%d,%d)", path, b.c, b.d, b.h,
-                          b.w, a.c, a.d, a.h, a.w);
-        if (h->k != c->k) return df_err(err, "%s: %d metadata columns, but the first shard has %d", path, h->k, c->k);
-        for (int j = 0; j < c->k; j++)
-            if (strcmp(h->columns[j], c->columns[j]) || h->kinds[j] != c->kinds[j])
-                return df_err(err, "%s: metadata column %d is '%s', but the first shard's is '%s' (same names and kinds needed)", path,
-                              j, h->columns[j], c->columns[j]);
-        if (h->has_masks != c->has_masks)
-            return df_err(err, "%s: %s masks, unlike the first shard", path, h->has_masks ? "has" : "has no");
-    }
-    int n = first + h->n;
-    c->labels = xrealloc(c->labels, sizeof(int32_t) * (size_t)n);
-    memcpy(c->labels + first, h->labels, sizeof(int32_t) * (size_t)h->n);
-    c->meta = xrealloc(c->meta, sizeof(double) * (size_t)n * (size_t)(c->k ? c->k : 1));
-    memcpy(c->meta + (size_t)first * c->k, h->meta, sizeof(double) * (size_t)h->n * (size_t)c->k);
-    // Subject ids: kept when every shard has them; otherwise "shard:index" makes each unique.
-    c->subjects = xrealloc(c->subjects, sizeof(char *) * (size_t)n);
-    for (int i = 0; i < h->n; i++) {
-        if (h->subjects) c->subjects[first + i] = xstrdup(h->subjects[i]);
-        else {
-            char buf[64];
-            snprintf(buf, sizeof buf, "#%d", first + i);
-            c->subjects[first + i] = xstrdup(buf);
-        }
-    }
-    c->n = n;
-    return 0;
-}
-
 static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int cache_mode, DfError *err) {
     char **paths = NULL, *copy = xstrdup(source);
     int np = 0, cap = 0, rc = -1;
@@ -277,7 +226,7 @@ static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int 
         Cohort h;
         if (shard_read_header(paths[f], &h, err)) goto done;
         int first = c->n;
-        int r = append_header(c, &h, paths[f], first, err);
+        int r = cohort_append(c, paths[0], &h, paths[f], err);
         cohort_free(&h);
         if (r) goto done;
         ds->files[f].path = xstrdup(paths[f]);
@@ -557,9 +506,7 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     }
     Cohort *c = &ds->cohort;
     if (c->n < 2) return df_err(err, "%s: needs at least 2 samples", source);
-    for (int i = 0; i < c->n; i++)
-        if (c->labels[i] < 0 || c->labels[i] > 1000000)
-            return df_err(err, "%s: labels[%d] = %d is not a class index", source, i, c->labels[i]);
+    if (cohort_check_values(c, source, err)) return -1;
     sc.stratify_column = -1;
     if (strcmp(stratify, "label") != 0) {
         const char *col = strncmp(stratify, "label,", 6) == 0 ? stratify + 6 : stratify;

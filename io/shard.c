@@ -1,5 +1,6 @@
 // shard.c: the HDF5 shard, format version 1 (see shard.h and docs/formats.md).
 #include "shard.h"
+#include "cohort.h"
 #include "h5util.h"
 #include <limits.h>
 #include <stdlib.h>
@@ -111,7 +112,7 @@ static int check_cohort(const char *path, const Cohort *c, DfError *err) {
     if (c->subjects)
         for (int i = 0; i < c->n; i++)
             if (!c->subjects[i]) return df_err(err, "%s: sample %d has no subject id", path, i);
-    return 0;
+    return cohort_check_values(c, path, err);
 }
 
 // ---- optional datasets: masks (uint8) and subject ids (strings) ---------------------------
@@ -421,6 +422,7 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
             if (shard_read_masks(path, 0, n, c->masks, err) != 0) goto done;
         }
     }
+    if (cohort_check_values(c, path, err) != 0) goto done;
     if (with_images) {
         c->images = df_alloc_floats((size_t)n * shape_numel(s));
         if (h5_read_f32(f, path, "images", c->images, (size_t)n * shape_numel(s), err) != 0) goto done;

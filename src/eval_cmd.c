@@ -7,6 +7,8 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "commands.h"
+#include "cohort.h"
+#include "infer.h"
 #include "metadata.h"
 #include "comm.h"
 #include "feature_file.h"
@@ -18,13 +20,19 @@
 
 static const char *eval_help =
     "usage: deconfound eval CONFIG.ini --checkpoint FILE.h5 --data SHARD.h5[,SHARD.h5...]\n"
-    "                       --features LAYER[,LAYER...] --out FEATS.h5 [--batch N] [--set section.key=value ...]\n"
+    "                       --features LAYER[,LAYER...] --out FEATS.h5 [--batch N] [--threads N]\n"
+    "                       [--set section.key=value ...]\n"
     "\n"
     "Builds the network of CONFIG.ini, loads the checkpoint and runs every sample of the shards\n"
     "(concatenated in the order given) through it in eval mode. FEATS.h5 holds, in input order,\n"
     "/features/<LAYER> float32 [N, C*D*H*W] (each named layer's output, flattened), /labels and\n"
-    "/meta (copied from the shards, with their column names and kinds); docs/formats.md.\n"
-    "Samples are split over the MPI ranks; the file is written atomically. Then, e.g.:\n"
+    "/meta (the shards', coded as the model was trained: levels and classes matched by name,\n"
+    "the model's columns first; docs/formats.md). A level or class the model never saw is\n"
+    "an error. Samples are split over the MPI ranks; a sample's features are the same bits at\n"
+    "any --batch and any rank count; the file is written atomically.\n"
+    "  --threads N   OpenBLAS threads per rank (default 1: use ranks for more cores; other\n"
+    "                thread counts may change the last bits)\n"
+    "Then, e.g.:\n"
     "  deconfound dcor --x FEATS.h5:features/fc1 --y FEATS.h5:meta:age --by FEATS.h5:labels\n";
 
 static int split_list(char *s, char **out, int max) {
@@ -39,7 +47,7 @@ static int split_list(char *s, char **out, int max) {
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval", *config = NULL, *ckpt = NULL, *data = NULL, *layers = NULL, *out = NULL, *v;
     const char **sets = xcalloc((size_t)argc, sizeof(char *));
-    int n_sets = 0, batch = 32;
+    int n_sets = 0, batch = 32, threads = 1;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(eval_help, stdout); free(sets); return 0; }
         else if (cli_opt(argc, argv, &i, "--checkpoint", &v, cmd)) ckpt = v;
@@ -47,6 +55,7 @@ int cmd_eval(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--features", &v, cmd)) layers = v;
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) out = v;
         else if (cli_opt(argc, argv, &i, "--batch", &v, cmd)) batch = (int)cli_long(cmd, "--batch", v, 1, 1 << 16);
+        else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) sets[n_sets++] = v;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else if (!config) config = argv[i];
@@ -70,39 +79,23 @@ int cmd_eval(int argc, char **argv) {
     Ini ini;
     if (ini_load(&ini, config, sets, n_sets, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     free(sets);
-    // Headers of every shard (labels and metadata are small): every rank reads them all.
-    Cohort *h = xcalloc((size_t)n_shards, sizeof(Cohort));
-    long n = 0;
+    // Headers of every shard (labels and metadata are small): every rank reads them all and
+    // combines them, levels matched by name; then recodes them to the model's schema.
+    Cohort *h = xcalloc((size_t)n_shards, sizeof(Cohort)), cohort;
+    memset(&cohort, 0, sizeof cohort);
     for (int s = 0; s < n_shards; s++) {
-        if (shard_read_header(paths[s], &h[s], &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
-        Shape a = h[0].shape, b = h[s].shape;
-        if (a.c != b.c || a.d != b.d || a.h != b.h || a.w != b.w)
-            df_die_collective(DF_EXIT_INPUT, "%s: samples of shape (%d,%d,%d,%d) but %s has (%d,%d,%d,%d)", paths[s], b.c, b.d,
-                              b.h, b.w, paths[0], a.c, a.d, a.h, a.w);
-        int same = h[s].k == h[0].k;
-        for (int j = 0; same && j < h[0].k; j++)
-            same = strcmp(h[s].columns[j], h[0].columns[j]) == 0 && h[s].kinds[j] == h[0].kinds[j];
-        if (!same) df_die_collective(DF_EXIT_INPUT, "%s: metadata columns differ from those of %s", paths[s], paths[0]);
-        n += h[s].n;
-        if (n > (1L << 30)) df_die_collective(DF_EXIT_INPUT, "%s: too many samples", paths[s]);
+        if (shard_read_header(paths[s], &h[s], &err) || cohort_append(&cohort, paths[0], &h[s], paths[s], &err))
+            df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+        if (cohort.n > (1 << 30)) df_die_collective(DF_EXIT_INPUT, "%s: too many samples", paths[s]);
     }
-    dist_set_blas_threads(0);
+    long n = cohort.n;
+    dist_set_blas_threads(threads);
+    MetaSchema *schema = xmalloc(sizeof *schema);
+    if (infer_schema(schema, &cohort, ckpt, n_shards == 1 ? paths[0] : data, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    const int32_t *all_labels = cohort.labels;
+    const double *all_meta = cohort.meta;
     Net net;
-    // Labels and metadata of every sample, in input order (small; every rank holds them), for
-    // layers that use metadata (MDN), which code it from the columns and levels of all shards.
-    int32_t *all_labels = xmalloc((size_t)n * sizeof(int32_t) + 1);
-    double *all_meta = xmalloc((size_t)n * h[0].k * sizeof(double) + 1);
-    for (int k = 0, o = 0; k < n_shards; o += h[k].n, k++) {
-        memcpy(all_labels + o, h[k].labels, (size_t)h[k].n * sizeof(int32_t));
-        memcpy(all_meta + (size_t)o * h[0].k, h[k].meta, (size_t)h[k].n * h[0].k * sizeof(double));
-    }
-    Cohort view = h[0];  // the first shard's columns over every sample
-    view.n = (int)n;
-    view.labels = all_labels;
-    view.meta = all_meta;
-    MetaSchema schema;
-    if (meta_schema_build(&schema, &view, &err)) df_die_collective(DF_EXIT_INPUT, "eval: %s", err.msg);
-    if (net_build_meta(&net, &ini, h[0].shape, batch, dist_reducer(), &schema, &err))
+    if (net_build_meta(&net, &ini, cohort.shape, batch, dist_reducer(), schema, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (checkpoint_load(ckpt, &net, NULL, NULL, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     int idx[EVAL_MAX_LAYERS], dims[EVAL_MAX_LAYERS];
@@ -119,7 +112,7 @@ int cmd_eval(int argc, char **argv) {
     // This rank's contiguous block [lo, hi) of the concatenated shards.
     int P = dist_size(), r = dist_rank();
     long lo = n * r / P, hi = n * (r + 1) / P;
-    size_t per = shape_numel(h[0].shape);
+    size_t per = shape_numel(cohort.shape);
     float *mine[EVAL_MAX_LAYERS], *img = df_alloc_floats((size_t)batch * per);
     for (int l = 0; l < n_layers; l++) mine[l] = df_alloc_floats((size_t)(hi - lo) * dims[l] + 1);
     for (long s = lo; s < hi;) {
@@ -136,8 +129,9 @@ int cmd_eval(int argc, char **argv) {
             base += h[k].n;
         }
         DF_ASSERT(got == B);
-        net.ctx.batch_meta = all_meta + (size_t)s * h[0].k;
+        net.ctx.batch_meta = all_meta + (size_t)s * cohort.k;
         net.ctx.batch_labels = (const int *)all_labels + s;
+        net.ctx.first_sample = s;
         net_forward(&net, img, B, 0);
         for (int l = 0; l < n_layers; l++)
             memcpy(mine[l] + (size_t)(s - lo) * dims[l], net.acts[idx[l]], (size_t)B * dims[l] * sizeof(float));
@@ -149,37 +143,35 @@ int cmd_eval(int argc, char **argv) {
         dist_gather_f32(all[l], mine[l], (size_t)(hi - lo) * dims[l]);
     }
     if (r == 0) {
-        int k = h[0].k;
-        int32_t *labels = xmalloc((size_t)n * sizeof(int32_t) + 1);
-        double *meta = xmalloc((size_t)n * k * sizeof(double) + 1);
+        // The metadata as the model codes it, without the model's columns these data lack.
+        int k = 0, keep[SHARD_MAX_META];
+        for (int j = 0; j < cohort.k; j++)
+            if (j >= schema->n_cols || !schema->absent[j]) keep[k++] = j;
+        double *meta = xmalloc(sizeof(double) * (size_t)n * (size_t)(k ? k : 1));
+        for (long i = 0; i < n; i++)
+            for (int j = 0; j < k; j++) meta[i * k + j] = cohort.meta[i * cohort.k + keep[j]];
         size_t cl = 2, kl = 2;
-        for (int j = 0; j < k; j++) { cl += strlen(h[0].columns[j]) + 1; kl += 16; }
+        for (int j = 0; j < k; j++) { cl += strlen(cohort.columns[keep[j]]) + 1; kl += 16; }
         char *cols = xcalloc(cl, 1), *kinds = xcalloc(kl, 1);
         for (int j = 0; j < k; j++) {
             if (j) { strcat(cols, ","); strcat(kinds, ","); }
-            strcat(cols, h[0].columns[j]);
-            strcat(kinds, h[0].kinds[j] == META_CATEGORICAL ? "categorical" : "continuous");
-        }
-        long o = 0;
-        for (int s = 0; s < n_shards; s++) {
-            memcpy(labels + o, h[s].labels, (size_t)h[s].n * sizeof(int32_t));
-            memcpy(meta + o * k, h[s].meta, (size_t)h[s].n * k * sizeof(double));
-            o += h[s].n;
+            strcat(cols, cohort.columns[keep[j]]);
+            strcat(kinds, cohort.kinds[keep[j]] == META_CATEGORICAL ? "categorical" : "continuous");
         }
         FeaturesFile ff = { .n = (int)n, .n_layers = n_layers, .names = (const char *const *)lnames,
-                            .feats = (const float *const *)all, .dims = dims, .labels = labels, .meta = meta, .k = k,
+                            .feats = (const float *const *)all, .dims = dims, .labels = all_labels, .meta = meta, .k = k,
                             .columns = cols, .kinds = kinds, .checkpoint = ckpt };
         if (features_write(out, &ff, &err)) df_die(DF_EXIT_INPUT, "eval: %s", err.msg);
         printf("wrote %s: %ld samples;", out, n);
         for (int l = 0; l < n_layers; l++) printf(" features/%s [%ld, %d]", lnames[l], n, dims[l]);
         printf("; labels; meta (%s)\n", k ? cols : "no columns");
-        free(labels); free(meta); free(cols); free(kinds);
+        free(meta); free(cols); free(kinds);
     }
     for (int l = 0; l < n_layers; l++) { free(all[l]); free(mine[l]); }
     free(img);
     net_free(&net);
-    free(all_labels);
-    free(all_meta);
+    free(schema);
+    cohort_free(&cohort);
     for (int s = 0; s < n_shards; s++) cohort_free(&h[s]);
     free(h);
     free(paths);

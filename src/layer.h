@@ -80,6 +80,10 @@ typedef struct LayerOps {
     // labels, so a layer can fit statistics of the whole training set through ctx->reducer
     // (MDN's kernel). Collective. Returns 0, or -1 with a message in err.
     int (*prepare)(Layer *L, const double *meta, const int *labels, int n_local, DfError *err);
+    // Optional: what the layer was built from that its tensor shapes do not show (MDN: its
+    // design columns by name), as text of at most n bytes. A checkpoint records it beside
+    // the layer's tensors and refuses to load into a layer whose signature differs.
+    void (*signature)(const Layer *L, char *buf, size_t n);
 } LayerOps;
 
 struct Layer {

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lapack.h"
 #include "layer.h"
 #include "metadata.h"
 
@@ -49,6 +50,31 @@ int mdn_inverse_spd(double *Kinv, const double *A, int k, int *bad) {
     free(y);
     free(L);
     return 0;
+}
+
+int mdn_pinv_sym(double *Kinv, const double *A, int k) {
+    double *V = xmalloc(sizeof(double) * (size_t)k * k), *w = xmalloc(sizeof(double) * (size_t)k), query;
+    memcpy(V, A, sizeof(double) * (size_t)k * k);  // symmetric: row- and column-major alike
+    int info = 0, lwork = -1;
+    dsyev_("V", "U", &k, V, &k, w, &query, &lwork, &info, 1, 1);  // workspace query
+    lwork = (int)query;
+    double *work = xmalloc(sizeof(double) * (size_t)(lwork > 0 ? lwork : 1));
+    dsyev_("V", "U", &k, V, &k, w, work, &lwork, &info, 1, 1);
+    DF_ASSERT(info == 0);  // dsyev fails only on bad arguments or NaN input
+    double tol = MDN_PINV_RCOND * fmax(w[k - 1], 0.0);
+    int rank = 0;
+    memset(Kinv, 0, sizeof(double) * (size_t)k * k);
+    for (int e = 0; e < k; e++) {  // Kinv = sum over kept eigenpairs of v v^T / lambda
+        if (!(w[e] > tol)) continue;
+        rank++;
+        const double *v = V + (size_t)e * k;  // eigenvector e: column e
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++) Kinv[a * k + b] += v[a] * v[b] / w[e];
+    }
+    free(V);
+    free(w);
+    free(work);
+    return rank;
 }
 
 void mdn_accumulate_xtx(double *XtX, const double *X, int n, int k) {
@@ -255,7 +281,7 @@ static int fail_singular(Layer *L, int bad, const char *where, DfError *err) {
     return df_err(err,
                   "layer %s (mdn): X^T X over the %s is singular: design column '%s' is constant zero or a linear "
                   "combination of earlier columns (a category with no subjects there, or collinear columns). "
-                  "Remove that column, or regularise with kernel = batch and ridge > 0.%s",
+                  "Remove that column, or use kernel = batch (a pseudo-inverse per global batch).%s",
                   L->name, where, m->design.names[bad],
                   m->design.source[bad] == -2 ? " (For the intercept: a removed column is constant, or the dummies of a "
                                                 "categorical column cover every subject because its first level has none.)"
@@ -302,17 +328,12 @@ static void mdn_fwd(Layer *L, int B, int training) {
     }
     if (!m->prepared && !m->batch_kernel)
         df_die(DF_EXIT_FAIL, "layer %s (mdn): the dataset kernel was not fitted before training", L->name);
-    if (m->batch_kernel) {  // K = (X_B^T X_B + ridge I)^-1 over the global batch
+    if (m->batch_kernel) {  // K = pinv(X_B^T X_B + ridge I) over the global batch
         double *XtX = xcalloc((size_t)k * k, sizeof(double));
         mdn_accumulate_xtx(XtX, m->X, B, k);
         reduce_sum_f64(L->ctx->reducer, XtX, (size_t)k * k);
         for (int a = 0; a < k; a++) XtX[a * k + a] += m->ridge;
-        int bad = 0;
-        if (mdn_inverse_spd(m->K, XtX, k, &bad)) {
-            DfError err;
-            fail_singular(L, bad, "global batch", &err);
-            df_die(DF_EXIT_INPUT, "%s", err.msg);
-        }
+        mdn_pinv_sym(m->K, XtX, k);
         free(XtX);
     }
     // Dataset kernel: m->K is prepare's double inverse. The "kernel" state tensor is only its
@@ -349,4 +370,9 @@ static void mdn_destroy(Layer *L) {
     L->impl = NULL;
 }
 
-const LayerOps mdn_ops = { "mdn", mdn_build, mdn_init, mdn_fwd, mdn_bwd, mdn_destroy, mdn_prepare };
+static void mdn_signature(const Layer *L, char *buf, size_t n) {
+    const MdnImpl *m = L->impl;
+    meta_design_describe(&m->design, buf, n);
+}
+
+const LayerOps mdn_ops = { "mdn", mdn_build, mdn_init, mdn_fwd, mdn_bwd, mdn_destroy, mdn_prepare, mdn_signature };

@@ -5,7 +5,9 @@
 // the whole per-sample feature map, flattened). Training:
 //   G = sum over the global batch of x_i^T f_i            (k x d, one all-reduce)
 //   beta = s K G, with K = (X^T X)^-1 of the training set and s = N / B (dataset kernel), or
-//          K = (X_B^T X_B + ridge I)^-1 of the global batch and s = 1 (batch kernel)
+//          K = pinv(X_B^T X_B + ridge I) of the global batch and s = 1 (batch kernel: the
+//          pseudo-inverse, so a batch without some site or class is fitted on the levels it
+//          has instead of stopping the run)
 //   r_i = f_i - x_{i,S} beta_S
 // Backward, with M = s K_{S,:} and H = sum over the global batch of x_{i,S}^T g_i (one
 // all-reduce): dL/df_j = g_j - x_j M^T H. Evaluation subtracts x_{i,S} beta_run,S, where
@@ -19,6 +21,15 @@
 // pivot vanished relative to its diagonal (it is a linear combination of earlier columns, or
 // all zero).
 int mdn_inverse_spd(double *Kinv, const double *A, int k, int *bad);
+
+// Kinv (k,k) = the Moore-Penrose pseudo-inverse of a symmetric positive semi-definite A (k,k),
+// from its eigen-decomposition (LAPACK dsyev): eigenvalues below MDN_PINV_RCOND times the
+// largest count as zero. Returns the rank. For X^T X of a global batch that lacks a level
+// (a dummy column of zeros) or has collinear columns, beta = Kinv X^T F is the minimum-norm
+// least-squares fit: the missing level's coefficient is 0, the others those of the columns
+// present.
+#define MDN_PINV_RCOND 1e-10
+int mdn_pinv_sym(double *Kinv, const double *A, int k);
 
 // XtX (k,k) += X^T X for n design rows X (n,k).
 void mdn_accumulate_xtx(double *XtX, const double *X, int n, int k);

@@ -1,8 +1,11 @@
 // train.c: `deconfound train`: the data-parallel training loop (see train.h).
 #include "train.h"
+#include "blas_core.h"
 #include "cli.h"
 #include "comm.h"
 #include "gradsync.h"
+#include "cohort.h"
+#include "infer.h"
 #include "metadata.h"
 #include "dcor_report.h"
 #include <signal.h>
@@ -311,10 +314,13 @@ int cmd_train(int argc, char **argv) {
     if (threads_cli > 0) tc.threads = threads_cli;
     int P = dist_size(), rank = dist_rank();
     int max_local = (tc.batch + P - 1) / P;
-    MetaSchema schema;
-    if (meta_schema_build(&schema, &ds.cohort, &err)) df_die_collective(DF_EXIT_INPUT, "%s: %s", ds.source, err.msg);
+    // The metadata schema: the training data's own, or, when resuming, the one the
+    // checkpoint was trained with (the data recoded to it by level name).
+    MetaSchema *schema = xmalloc(sizeof *schema);
+    if (resume ? infer_schema(schema, &ds.cohort, resume, ds.source, &err) : meta_schema_build(schema, &ds.cohort, &err))
+        df_die_collective(DF_EXIT_INPUT, "%s%s%s", resume ? "" : ds.source, resume ? "" : ": ", err.msg);
     Net net;
-    if (net_build_meta(&net, &ini, ds.cohort.shape, max_local, dist_reducer(), &schema, &err))
+    if (net_build_meta(&net, &ini, ds.cohort.shape, max_local, dist_reducer(), schema, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (ini_check_unused(&ini, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     int dcor_out = -1;
@@ -393,6 +399,8 @@ int cmd_train(int argc, char **argv) {
                ds.cohort.shape.c, ds.cohort.shape.d, ds.cohort.shape.h, ds.cohort.shape.w, ds.n_train, ds.n_val);
         printf("run: %s; global batch %d, %d epochs, optimizer %s, lr %g (%s)\n", desc, tc.batch, tc.epochs,
                opt_kind_names[tc.opt.kind], tc.sched.base_lr, sched_kind_names[tc.sched.kind]);
+        blas_core_describe(desc, sizeof desc);
+        printf("blas: %s\n", desc);
         net_print_summary(&net, stdout);
         if (resume) printf("resumed from %s at epoch %d (+%d steps), step %ld\n", resume, ts.epoch, ts.epoch_step, ts.step);
         fflush(stdout);
@@ -551,6 +559,7 @@ int cmd_train(int argc, char **argv) {
         free(probs); free(dlogits); free(targets); free(log); free(config_text);
         optim_free(&opt);
         net_free(&net);
+        free(schema);
         dataset_free(&ds);
         ini_free(&ini);
         return DF_EXIT_INTERRUPTED;
@@ -571,6 +580,7 @@ int cmd_train(int argc, char **argv) {
     free(probs); free(dlogits); free(targets); free(log); free(config_text);
     optim_free(&opt);
     net_free(&net);
+    free(schema);
     dataset_free(&ds);
     ini_free(&ini);
     return 0;

@@ -204,7 +204,7 @@ static void make_cohort(Cohort *c, int n, Shape s, uint64_t seed) {
     rng_seed(&r, seed);
     tu_fill_uniform(c->images, (size_t)n * shape_numel(s), -3.0f, 3.0f, &r);
     for (int i = 0; i < n; i++) {
-        c->labels[i] = (int32_t)rng_below(&r, 5) - 1;
+        c->labels[i] = (int32_t)rng_below(&r, 5);
         c->meta[i * 2] = rng_normal(&r) * 10.0;
         c->meta[i * 2 + 1] = (double)rng_below(&r, 3);
     }
@@ -314,6 +314,34 @@ static void bad_kinds(hid_t f) {
     H5Dclose(m);
 }
 
+static void nan_meta(hid_t f) {
+    double m[6] = { 1, 0, NAN, 1, 3, 2 };
+    hid_t ds = H5Dopen2(f, "meta", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m);
+    H5Dclose(ds);
+}
+static void inf_meta(hid_t f) {
+    double m[6] = { 1, 0, 2, 1, -INFINITY, 2 };
+    hid_t ds = H5Dopen2(f, "meta", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m);
+    H5Dclose(ds);
+}
+static void negative_label(hid_t f) {
+    int32_t l[3] = { 0, -1, 1 };
+    hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, l);
+    H5Dclose(ds);
+}
+// Names the levels of column scanner (values 0..2 in make_cohort) with two names only.
+static void two_level_names(hid_t f) {
+    DfError e;
+    double m[6] = { 1, 0, 2, 1, 3, 2 };
+    hid_t ds = H5Dopen2(f, "meta", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m);
+    h5_attr_write_string(ds, "x", "levels", ",A|B", &e);
+    H5Dclose(ds);
+}
+
 static void test_shard_errors(void) {
     DfError err = { "" };
     Cohort c;
@@ -354,6 +382,25 @@ static void test_shard_errors(void) {
     CU_ASSERT_EQUAL(shard_read(p, &c, &err), -1);
     CU_ASSERT(contains(err.msg, p) && contains(err.msg, "ordinal"));
     CU_ASSERT_PTR_NULL(c.images);  // a failed read leaves the cohort empty
+    // Values: NaN or infinite metadata, a negative label, a level number with no name --
+    // each named by file, row and column, on every read path.
+    p = tpath("nan.h5");
+    write_and_edit(p, nan_meta);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "row 1") && contains(err.msg, "'age_years'") && contains(err.msg, "NaN"));
+    CU_ASSERT_EQUAL(shard_read(p, &c, &err), -1);
+    p = tpath("inf.h5");
+    write_and_edit(p, inf_meta);
+    CU_ASSERT_EQUAL(shard_read(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "row 2") && contains(err.msg, "infinite"));
+    p = tpath("neglabel.h5");
+    write_and_edit(p, negative_label);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "labels[1] = -1"));
+    p = tpath("levels.h5");
+    write_and_edit(p, two_level_names);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "row 2") && contains(err.msg, "'scanner'") && contains(err.msg, "is 2"));
     assert_no_open_ids();
 }
 

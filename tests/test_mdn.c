@@ -5,7 +5,9 @@
 //     plain functions and the layer table;
 //   - categorical coding, unknown columns, unknown levels;
 //   - singular designs (a level with no training subjects, collinear columns) name the
-//     column and suggest ridge; kernel = batch with ridge > 0 works;
+//     column and suggest kernel = batch; kernel = batch (a pseudo-inverse) fits collinear
+//     columns and a global batch without a level as OLS on the columns present, backward
+//     included; ridge > 0 gives the ridge fit;
 //   - evaluation uses the running beta (exponential average of the per-step betas);
 //   - 2 and 3 simulated ranks (a fake Reducer, see `simulate`) give the one-rank residuals,
 //     input gradients, parameter gradients and running beta, for the layer and a whole net;
@@ -15,6 +17,7 @@
 #include "checkpoint.h"
 #include "layer.h"
 #include "mdn.h"
+#include "cohort.h"
 #include "metadata.h"
 #include "net.h"
 #include <CUnit/CUnit.h>
@@ -574,7 +577,7 @@ static void test_singular(void) {
     CU_ASSERT_FATAL(fx_build(&fx, "[mdn]\nremove = age, site\n", &s, D, N, NULL) == 0);
     CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == -1);
     CU_ASSERT(strstr(fx.err.msg, "'site=5'") != NULL);
-    CU_ASSERT(strstr(fx.err.msg, "ridge") != NULL);
+    CU_ASSERT(strstr(fx.err.msg, "kernel = batch") != NULL);
     CU_ASSERT(strstr(fx.err.msg, "mdn1") != NULL);
     fx_free(&fx);
 
@@ -598,20 +601,26 @@ static void test_singular(void) {
     CU_ASSERT_FATAL(fx_build(&fx, "[mdn]\nremove = a, b\n", &s2, D, N, NULL) == 0);
     CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, &fx.err) == -1);
     CU_ASSERT(strstr(fx.err.msg, "'b'") != NULL);
-    CU_ASSERT(strstr(fx.err.msg, "ridge") != NULL);
+    CU_ASSERT(strstr(fx.err.msg, "kernel = batch") != NULL);
     fx_free(&fx);
 
-    // kernel = batch, ridge 0: the training forward stops with the same message (exit 2)
+    // kernel = batch, ridge 0: the pseudo-inverse fits the same span as a alone -- the
+    // residual is that of the design without b (the kept label column is identifiable)
     CU_ASSERT_FATAL(fx_build(&fx, "[mdn]\nremove = a, b\nkernel = batch\n", &s2, D, N, NULL) == 0);
     CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, &fx.err) == 0);
     fx.ctx.batch_meta = ab;
     fx.ctx.batch_labels = labels;
     tu_fill_uniform(fx.in, (size_t)N * D, -1, 1, &rng);
-    char msg[2048];
-    int st = run_child(forward_train, &fx, msg, sizeof msg);
-    CU_ASSERT_EQUAL(st, 2);
-    CU_ASSERT(strstr(msg, "'b'") != NULL && strstr(msg, "ridge") != NULL);
-    if (st != 2) fprintf(stderr, "  child: status %d, %s\n", st, msg);
+    for (int i = 0; i < N; i++) fx.in[i * D + 1] -= 2.0f * (float)ab[i * 2];
+    mdn_ops.forward(&fx.L, N, 1);
+    {
+        MetaDesign reduced = fx_design(&s2, "label", "a");
+        double Xr[N * 3], br[3 * D], rr[N * D];
+        design_rows(Xr, &reduced, &s2, ab, labels, N);
+        ols_ref(br, Xr, fx.in, N, reduced.k, D, 0.0);
+        residual_ref(rr, fx.in, Xr, br, reduced.removed, N, reduced.k, D);
+        CU_ASSERT(ratio_d("collinear batch: pseudo-inverse residual", fx.out, rr, (size_t)N * D, 1e-5, 1e-5) <= 1);
+    }
     fx_free(&fx);
 
     // kernel = batch with ridge > 0: works, and is the ridge fit
@@ -636,6 +645,53 @@ static void test_singular(void) {
     int bad = -1;
     CU_ASSERT(mdn_inverse_spd(K, XtX, 4, &bad) == -1);
     CU_ASSERT_EQUAL(bad, 2);  // label, a, b, intercept
+}
+
+// A global batch that lacks a level (kernel = batch, no ridge) does not stop the run: the
+// pseudo-inverse leaves that dummy's coefficient at 0 and fits the others -- the residual
+// and its gradient are those of the design without the missing level's column.
+static void test_batch_missing_level(void) {
+    enum { B = 10, D = 4 };
+    Rng rng;
+    rng_seed(&rng, 41);
+    MetaSchema s;
+    age_site_schema(&s);  // site levels 0, 2, 5
+    double meta[B * 2];
+    int32_t labels[B];
+    random_rows(meta, labels, B, &rng);
+    for (int i = 0; i < B; i++) meta[i * 2 + 1] = i % 2 ? 2 : 0;  // no site 5 in this batch
+    Fx fx;
+    CU_ASSERT_FATAL(fx_build(&fx, "[mdn]\nremove = age, site\nkernel = batch\n", &s, D, B, NULL) == 0);
+    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, B, &fx.err) == 0);
+    fx.ctx.batch_meta = meta;
+    fx.ctx.batch_labels = labels;
+    tu_fill_uniform(fx.in, (size_t)B * D, -1, 1, &rng);
+    float *R = tu_rand((size_t)B * D, -1, 1, &rng);
+    memcpy(fx.dout, R, sizeof(float) * B * D);
+    mdn_ops.forward(&fx.L, B, 1);
+    mdn_ops.backward(&fx.L, B);
+    for (int i = 0; i < B * D; i++) CU_ASSERT_FATAL(isfinite(fx.out[i]) && isfinite(fx.din[i]));
+    // the reference: OLS on [label, age, site=2, intercept] (site=5 dropped)
+    static const char *const names[] = { "age", "site" };
+    static const MetaKind kinds[] = { META_CONTINUOUS, META_CATEGORICAL };
+    Cohort c;
+    MetaSchema s2;
+    DfError err;
+    cohort_of(&c, B, 2, names, kinds, meta, labels);
+    CU_ASSERT_FATAL(meta_schema_build(&s2, &c, &err) == 0);  // levels 0 and 2 only
+    MetaDesign reduced = fx_design(&s2, "label", "age, site");
+    CU_ASSERT_EQUAL_FATAL(reduced.k, 4);
+    double X[B * 4], beta[4 * D], r[B * D];
+    design_rows(X, &reduced, &s2, meta, labels, B);
+    ols_ref(beta, X, fx.in, B, 4, D, 0.0);
+    residual_ref(r, fx.in, X, beta, reduced.removed, B, 4, D);
+    CU_ASSERT(ratio_d("missing level: residual", fx.out, r, (size_t)B * D, 1e-5, 1e-5) <= 1);
+    // the input gradient of the layer against central differences of sum(out * R)
+    FdCtx fc = { NULL, NULL, R, NULL, NULL, NULL, B, 0, D, 0, &fx };
+    CU_ASSERT(tu_fd_check(fd_loss, &fc, fx.in, fx.din, (size_t)B * D, (size_t)B * D, 0.25, 1e-4, 1e-4,
+                          "missing level: layer din") <= 1.0);
+    free(R);
+    fx_free(&fx);
 }
 
 // ---- 5. evaluation uses the running beta -------------------------------------------------
@@ -1207,6 +1263,7 @@ int main(void) {
     CU_add_test(s, "features wider than a column tile", test_wide_features);
     CU_add_test(s, "categorical coding and column errors", test_categorical);
     CU_add_test(s, "singular designs", test_singular);
+    CU_add_test(s, "batch kernel: a batch without a level", test_batch_missing_level);
     CU_add_test(s, "eval uses the running beta", test_running_beta);
     CU_add_test(s, "plain functions: 2 and 3 ranks equal 1", test_ranks_plain);
     CU_add_test(s, "layer: 2 and 3 ranks equal 1", test_ranks_layer);
