@@ -35,7 +35,24 @@ static IniEntry *add_entry(IniSection *s, const char *key, const char *value, in
     e->value = xstrdup(value);
     e->line = line;
     e->used = 0;
+    e->is_default = 0;
     return e;
+}
+
+// The entry for key, including a recorded default.
+static IniEntry *find_any(IniSection *s, const char *key) {
+    if (!s) return NULL;
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->entries[i].key, key) == 0) return &s->entries[i];
+    return NULL;
+}
+
+// Records the default a getter applied for an absent key (once).
+static void note_default(IniSection *s, const char *key, const char *value) {
+    if (!s || find_any(s, key)) return;
+    IniEntry *e = add_entry(s, key, value, -1);
+    e->used = 1;
+    e->is_default = 1;
 }
 
 int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *err) {
@@ -122,10 +139,8 @@ IniSection *ini_section(Ini *ini, const char *name) {
 }
 
 IniEntry *ini_entry(IniSection *s, const char *key) {
-    if (!s) return NULL;
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->entries[i].key, key) == 0) return &s->entries[i];
-    return NULL;
+    IniEntry *e = find_any(s, key);
+    return e && !e->is_default ? e : NULL;
 }
 
 int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
@@ -147,11 +162,12 @@ int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
         }
     }
     if (!s) return df_err(err, "--set '%s': %s has no section or layer named '%s'", assignment, ini->origin, sec);
-    IniEntry *e = ini_entry(s, key);
+    IniEntry *e = find_any(s, key);
     if (e) {
         free(e->value);
         e->value = xstrdup(eq + 1);
         e->line = 0;
+        e->is_default = 0;
     } else {
         add_entry(s, key, eq + 1, 0);
     }
@@ -170,14 +186,23 @@ void ini_where(const Ini *ini, const IniSection *s, const char *key, char *buf, 
 
 const char *ini_str(IniSection *s, const char *key, const char *def) {
     IniEntry *e = ini_entry(s, key);
-    if (!e) return def;
+    if (!e) {
+        if (def && *def) note_default(s, key, def);
+        return def;
+    }
     e->used = 1;
     return e->value;
 }
 
 int ini_long(const Ini *ini, IniSection *s, const char *key, long def, long lo, long hi, long *out, DfError *err) {
     const char *v = ini_str(s, key, NULL);
-    if (!v) { *out = def; return 0; }
+    if (!v) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%ld", def);
+        note_default(s, key, buf);
+        *out = def;
+        return 0;
+    }
     char where[512];
     ini_where(ini, s, key, where, sizeof where);
     long x;
@@ -198,7 +223,14 @@ int ini_int(const Ini *ini, IniSection *s, const char *key, int def, int lo, int
 
 int ini_double(const Ini *ini, IniSection *s, const char *key, double def, double lo, double hi, double *out, DfError *err) {
     const char *v = ini_str(s, key, NULL);
-    if (!v) { *out = def; return 0; }
+    if (!v) {
+        char buf[40];  // the shortest form that reads back as def
+        snprintf(buf, sizeof buf, "%.15g", def);
+        if (strtod(buf, NULL) != def) snprintf(buf, sizeof buf, "%.17g", def);
+        note_default(s, key, buf);
+        *out = def;
+        return 0;
+    }
     char where[512];
     ini_where(ini, s, key, where, sizeof where);
     double x;
@@ -212,7 +244,11 @@ int ini_double(const Ini *ini, IniSection *s, const char *key, double def, doubl
 
 int ini_bool(const Ini *ini, IniSection *s, const char *key, int def, int *out, DfError *err) {
     const char *v = ini_str(s, key, NULL);
-    if (!v) { *out = def; return 0; }
+    if (!v) {
+        note_default(s, key, def ? "true" : "false");
+        *out = def;
+        return 0;
+    }
     if (df_parse_bool(v, out) != 0) {
         char where[512];
         ini_where(ini, s, key, where, sizeof where);
@@ -273,19 +309,20 @@ int ini_check_unused(const Ini *ini, DfError *err) {
 }
 
 char *ini_serialize(const Ini *ini) {
-    size_t cap = 256, len = 0;
+    size_t cap = 256 + strlen(ini->origin), len = 0;
     for (int i = 0; i < ini->n; i++) {
         cap += strlen(ini->sections[i].name) + 4;
         for (int j = 0; j < ini->sections[i].n; j++)
-            cap += strlen(ini->sections[i].entries[j].key) + strlen(ini->sections[i].entries[j].value) + 5;
+            cap += strlen(ini->sections[i].entries[j].key) + strlen(ini->sections[i].entries[j].value) + 16;
     }
     char *out = xmalloc(cap);
-    len += (size_t)snprintf(out + len, cap - len, "; %s as run\n", ini->origin);
+    len += (size_t)snprintf(out + len, cap - len, "; %s as run (%s)\n", ini->origin, INI_RESOLVED_MARK);
     for (int i = 0; i < ini->n; i++) {
         const IniSection *s = &ini->sections[i];
         len += (size_t)snprintf(out + len, cap - len, "%s[%s]\n", i ? "\n" : "", s->name);
         for (int j = 0; j < s->n; j++)
-            len += (size_t)snprintf(out + len, cap - len, "%s = %s\n", s->entries[j].key, s->entries[j].value);
+            len += (size_t)snprintf(out + len, cap - len, "%s = %s%s\n", s->entries[j].key, s->entries[j].value,
+                                    s->entries[j].is_default ? "  ; default" : "");
     }
     return out;
 }

@@ -7,8 +7,12 @@
 
 typedef struct {
     char *key, *value;
-    int line;   // 1-based line in the file, 0 for values given by --set
+    int line;   // 1-based line in the file, 0 for values given by --set, -1 for a default
     int used;   // set when a getter reads it
+    // 1 for a key the file did not set: a getter recorded the default it applied, so the
+    // configuration as run (ini_serialize) lists every value that was used. ini_entry does
+    // not see these: the key is still "absent" for every other purpose.
+    int is_default;
 } IniEntry;
 
 typedef struct {
@@ -36,11 +40,12 @@ int ini_load(Ini *ini, const char *path, const char *const *sets, int n_sets, Df
 int ini_apply_set(Ini *ini, const char *assignment, DfError *err);
 
 IniSection *ini_section(Ini *ini, const char *name);  // first section with that header
-IniEntry *ini_entry(IniSection *s, const char *key);  // does not mark used
+IniEntry *ini_entry(IniSection *s, const char *key);  // does not mark used; NULL for a default
 const char *ini_str(IniSection *s, const char *key, const char *def);  // marks used
 
 // Typed getters: 0 if absent (out = def) or valid, -1 with "file:line: ..." in err when the
-// value does not parse or is outside [lo, hi].
+// value does not parse or is outside [lo, hi]. A default they apply is recorded (see
+// IniEntry.is_default); ini_str records a non-empty default only.
 int ini_long(const Ini *ini, IniSection *s, const char *key, long def, long lo, long hi, long *out, DfError *err);
 int ini_int(const Ini *ini, IniSection *s, const char *key, int def, int lo, int hi, int *out, DfError *err);
 int ini_double(const Ini *ini, IniSection *s, const char *key, double def, double lo, double hi, double *out, DfError *err);
@@ -53,7 +58,10 @@ int ini_choice(const Ini *ini, IniSection *s, const char *key, const char *def, 
 // "file:line: " prefix for a key's messages (line of the section when the key is absent).
 void ini_where(const Ini *ini, const IniSection *s, const char *key, char *buf, size_t n);
 
-// The configuration as it now stands (after --set), as INI text. Caller frees.
+// The configuration as it now stands (after --set), as INI text, with the defaults the
+// getters applied marked "; default" (so after parsing and building everything, it is the
+// configuration as run, every value filled in). Caller frees.
+#define INI_RESOLVED_MARK "defaults marked"
 char *ini_serialize(const Ini *ini);
 
 // Reports the first key nobody read as "file:line: unknown key 'k' in [section]".

@@ -6,6 +6,7 @@
 #include "gradsync.h"
 #include "cohort.h"
 #include "infer.h"
+#include "resume.h"
 #include "metadata.h"
 #include "dcor_report.h"
 #include <signal.h>
@@ -353,6 +354,10 @@ int cmd_train(int argc, char **argv) {
     rng_seed_stream(&ts.rng, tc.seed, 0x5eed, 1);
     char *config_text = ini_serialize(&ini);
     if (resume) {
+        // The same training, or not a resume: the configuration as run is compared first.
+        char *saved = checkpoint_read_config(resume, &err);
+        if (!saved || resume_check_config(&ini, saved, resume, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+        free(saved);
         if (checkpoint_load(resume, &net, &opt, &ts, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
         if (ts.epoch > tc.epochs)
             df_die_collective(DF_EXIT_INPUT, "%s: checkpoint is at epoch %d, past the configured %d epochs", resume, ts.epoch, tc.epochs);

@@ -37,6 +37,39 @@ static void test_ini_parse(void) {
     ini_free(&ini);
 }
 
+// Defaults the getters apply are recorded: the configuration as run lists them, marked, while
+// every presence check still sees the key as absent.
+static void test_ini_defaults(void) {
+    Ini ini, back;
+    DfError err;
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "[train]\nepochs = 3\n", "d.ini", &err), 0);
+    IniSection *t = ini_section(&ini, "train");
+    int epochs, batch, flag;
+    double lr;
+    CU_ASSERT_EQUAL(ini_int(&ini, t, "epochs", 1, 0, 100, &epochs, &err), 0);
+    CU_ASSERT_EQUAL(ini_int(&ini, t, "batch", 16, 1, 100, &batch, &err), 0);
+    CU_ASSERT_EQUAL(ini_double(&ini, t, "lr", 1e-3, 0, 1, &lr, &err), 0);
+    CU_ASSERT_EQUAL(ini_bool(&ini, t, "nesterov", 0, &flag, &err), 0);
+    CU_ASSERT(epochs == 3 && batch == 16 && lr == 1e-3 && flag == 0);
+    CU_ASSERT_PTR_NULL(ini_entry(t, "batch"));          // still absent for presence checks
+    CU_ASSERT_PTR_NULL(ini_str(t, "name", NULL));       // no default: nothing recorded
+    CU_ASSERT_EQUAL(ini_check_unused(&ini, &err), 0);
+    char where[512];
+    ini_where(&ini, t, "batch", where, sizeof where);
+    CU_ASSERT_STRING_EQUAL(where, "d.ini:1");            // an absent key points at its section
+    char *text = ini_serialize(&ini);
+    CU_ASSERT(strstr(text, "epochs = 3\n") && strstr(text, "batch = 16  ; default\n") && strstr(text, "lr = 0.001  ; default\n") &&
+              strstr(text, "nesterov = false  ; default\n") && strstr(text, INI_RESOLVED_MARK));
+    CU_ASSERT_FATAL(ini_parse_string(&back, text, "back", &err) == 0);  // reads back as a config
+    CU_ASSERT_STRING_EQUAL(ini_entry(ini_section(&back, "train"), "lr")->value, "0.001");
+    // a --set after a default replaces it
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "train.batch=8", &err), 0);
+    CU_ASSERT_STRING_EQUAL(ini_entry(t, "batch")->value, "8");
+    free(text);
+    ini_free(&back);
+    ini_free(&ini);
+}
+
 static void test_ini_errors(void) {
     Ini ini;
     DfError err;
@@ -161,6 +194,7 @@ int main(void) {
     CU_pSuite s = CU_add_suite("ini_net", NULL, NULL);
     CU_add_test(s, "INI parsing, --set, unknown keys", test_ini_parse);
     CU_add_test(s, "INI syntax errors name file and line", test_ini_errors);
+    CU_add_test(s, "INI defaults are recorded as run", test_ini_defaults);
     CU_add_test(s, "network shapes inferred layer by layer", test_net_shapes);
     CU_add_test(s, "checkpoint round trip gives identical predictions", test_checkpoint_round_trip);
     return tu_run_all();

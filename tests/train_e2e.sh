@@ -40,6 +40,26 @@ check "info describes the checkpoint" bash -c "'$DF' info '$run/checkpoint.h5' |
 grep '^epoch [678]/8 done' "$WORK/train.log" | sed 's/ | [0-9.]* samples\/s.*//' >"$WORK/straight.txt"
 grep '^epoch [678]/8 done' "$WORK/r2.log" | sed 's/ | [0-9.]* samples\/s.*//' >"$WORK/resumed.txt"
 check "resume equals straight-through" bash -c "[ -s '$WORK/straight.txt' ] && diff '$WORK/straight.txt' '$WORK/resumed.txt'"
+# a resumed run must train what the checkpoint trained: a changed global batch, layer, layer
+# setting left at its default there, or data is refused naming the key; epochs, lr and
+# out_dir may change (docs/config.md)
+resume_refused() {  # WHAT EXPECTED-TEXT SETTINGS...
+    local what=$1 text=$2; shift 2
+    "$DF" train "$cfg" "${small[@]}" --set train.epochs=9 --set "train.out_dir=$WORK/r3" "$@" \
+        --resume "$WORK/r1/checkpoint.h5" >"$WORK/r3.log" 2>&1
+    local st=$?
+    check "resume with $what: exit 2" [ $st = 2 ]
+    check "resume with $what: one message naming $text" bash -c "[ \$(grep -c . '$WORK/r3.log') = 1 ] && grep -q -- \"$text\" '$WORK/r3.log'" \
+        || cat "$WORK/r3.log"
+}
+resume_refused "another global batch" "\[train\] batch = 4, but .* was trained with batch = 16" --set train.batch=4
+resume_refused "another layer width" "conv2 out = 4" --set conv2.out=4
+resume_refused "a default changed" "momentum = 0.5" --set bn1.momentum=0.5
+resume_refused "other data" "\[data\] n = 40" --set data.n=40
+check "resume refused: no checkpoint written" [ ! -e "$WORK/r3/checkpoint.h5" ]
+"$DF" train "$cfg" "${small[@]}" --set train.epochs=10 --set train.lr=0.0005 --set "train.out_dir=$WORK/r4" \
+    --resume "$WORK/r1/checkpoint.h5" >"$WORK/r4.log" 2>&1
+check "resume with more epochs, another lr and out_dir: runs" grep -q "^epoch 10/10 done" "$WORK/r4.log" || cat "$WORK/r4.log"
 
 # predict at 1 and 2 ranks: same logits, in input order
 "$DF" predict "$cfg" --set data.shape=16,16,16 --checkpoint "$run/checkpoint.h5" --data "$WORK/d1/shard-00000.h5" \
