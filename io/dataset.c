@@ -5,14 +5,13 @@
 #include "csv.h"
 #include "pack.h"
 #include "synth.h"
+#include "synth_config.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const synth_names[] = { "synth:mri3d", "synth:mdn2d", "synth:video", "synth:biased-fmnist", NULL };
-enum { GEN_MRI3D, GEN_MDN2D, GEN_VIDEO, GEN_FMNIST };
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 static char **g_subjects;  // for cmp_by_subject (qsort has no context argument)
@@ -330,24 +329,6 @@ static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, 
 
 // ---- [data] ------------------------------------------------------------------------------
 
-static int shape_key(const Ini *ini, IniSection *s, int shape[3], int lo, int hi, int def, DfError *err) {
-    int n = 0;
-    char where[512];
-    if (ini_int_list(ini, s, "shape", shape, 3, &n, err)) return -1;
-    if (n == 0) { shape[0] = shape[1] = shape[2] = def; return 0; }
-    if (n == 1) shape[1] = shape[2] = shape[0];
-    else if (n != 3) {
-        ini_where(ini, s, "shape", where, sizeof where);
-        return df_err(err, "%s: [data] shape needs 1 or 3 values (D,H,W)", where);
-    }
-    for (int i = 0; i < 3; i++)
-        if (shape[i] < lo || shape[i] > hi) {
-            ini_where(ini, s, "shape", where, sizeof where);
-            return df_err(err, "%s: [data] shape values must be in [%d, %d]", where, lo, hi);
-        }
-    return 0;
-}
-
 int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     Ini *ini = (Ini *)cini;
     memset(ds, 0, sizeof *ds);
@@ -425,81 +406,12 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
 
     int predefined = 0;  // biased-fmnist brings its own validation split
     if (strncmp(source, "synth:", 6) == 0) {
-        int which = -1;
-        for (int i = 0; synth_names[i]; i++) if (strcmp(source, synth_names[i]) == 0) which = i;
-        if (which < 0) {
-            ini_where(ini, s, "source", where, sizeof where);
-            return df_err(err, "%s: [data] source = '%s': unknown generator (available: synth:mri3d, synth:mdn2d, synth:video, synth:biased-fmnist)",
-                          where, source);
-        }
-        long seed;
-        if (ini_long(ini, s, "seed", 1, 0, INT64_MAX >> 1, &seed, err)) return -1;
-        if (which == GEN_MRI3D) {
-            SynthMri3dConfig cfg = { 0 };
-            int shape[3];
-            if (ini_int(ini, s, "n", 256, 4, 1 << 24, &cfg.n, err)) return -1;
-            if (shape_key(ini, s, shape, 8, 512, 32, err)) return -1;
-            cfg.D = shape[0]; cfg.H = shape[1]; cfg.W = shape[2];
-            cfg.seed = (uint64_t)seed;
-            synth_mri3d(&ds->cohort, &cfg);
-        } else if (which == GEN_MDN2D) {
-            SynthMdn2dConfig cfg = { 0 };
-            if (ini_int(ini, s, "n", 2000, 4, 1 << 24, &cfg.n, err)) return -1;
-            cfg.seed = (uint64_t)seed;
-            synth_mdn2d(&ds->cohort, &cfg);
-        } else if (which == GEN_VIDEO) {
-            SynthVideoConfig cfg = { 0 };
-            int shape[3];
-            if (ini_int(ini, s, "n", 256, 4, 1 << 24, &cfg.n, err)) return -1;
-            if (shape_key(ini, s, shape, 4, 256, 16, err)) return -1;
-            if (shape[0] == 16 && shape[1] == 16 && shape[2] == 16 && !ini_entry(s, "shape")) { shape[0] = 8; shape[1] = shape[2] = 32; }
-            double rho;
-            if (ini_double(ini, s, "rho", 0.9, 0.0, 1.0, &rho, err)) return -1;
-            if (ini_int(ini, s, "classes", 4, 2, 8, &cfg.classes, err)) return -1;
-            cfg.T = shape[0]; cfg.H = shape[1]; cfg.W = shape[2];
-            cfg.rho = rho;
-            cfg.seed = (uint64_t)seed;
-            synth_video(&ds->cohort, &cfg);
-        } else {
-            SynthFmnistConfig cfg = { 0 };
-            double rho, rho_test;
-            if (ini_int(ini, s, "n", 60000, 10, 60000, &cfg.n_train, err)) return -1;
-            if (ini_int(ini, s, "n_test", 10000, 10, 10000, &cfg.n_test, err)) return -1;
-            if (ini_double(ini, s, "rho", 0.99, 0.0, 1.0, &rho, err)) return -1;
-            if (ini_double(ini, s, "rho_test", 0.1, 0.0, 1.0, &rho_test, err)) return -1;
-            cfg.rho = rho;
-            cfg.rho_test = rho_test;
-            cfg.seed = (uint64_t)seed;
-            cfg.dir = ini_str(s, "fmnist_dir", SYNTH_FMNIST_DIR);
-            if (synth_biased_fmnist(&ds->cohort, &cfg, err)) return -1;
-            predefined = cfg.n_train;
-        }
+        if (synth_from_config(&ds->cohort, source + 6, ini, s, &predefined, err)) return -1;
         ds->in_memory = 1;
     } else if (ends_with(source, ".csv")) {
-        PrepConfig prep = { 0 };
-        int shape[3] = { 0, 0, 0 }, n = 0, fit = 0, norm = 0, four = 0, layout = 0, raw = 0;
-        static const char *const u8_names[] = { "scale", "raw", NULL };
-        if (ini_int_list(ini, s, "shape", shape, 3, &n, err)) return -1;
-        if (n == 1) shape[1] = shape[2] = shape[0];
-        else if (n != 0 && n != 3) {
-            ini_where(ini, s, "shape", where, sizeof where);
-            return df_err(err, "%s: [data] shape needs 1 or 3 values (D,H,W)", where);
-        }
-        memcpy(prep.shape, shape, sizeof shape);
-        if (ini_double(ini, s, "spacing", 0.0, 0.0, 100.0, &prep.spacing, err)) return -1;
-        if (ini_choice(ini, s, "fit", "crop", pack_fit_names, &fit, err)) return -1;
-        if (ini_choice(ini, s, "normalize", "none", pack_norm_names, &norm, err)) return -1;
-        if (ini_choice(ini, s, "4d", "channels", pack_4d_names, &four, err)) return -1;
-        if (ini_bool(ini, s, "reorient", 1, &prep.reorient, err)) return -1;
-        if (ini_choice(ini, s, "clip_layout", "THWC", clip_layout_names, &layout, err)) return -1;
-        if (ini_choice(ini, s, "clip_uint8", "scale", u8_names, &raw, err)) return -1;
-        prep.clip_layout = (ClipLayout)layout;
-        prep.clip_raw = raw;
-        prep.fit = (PackFit)fit;
-        prep.norm = (PackNorm)norm;
-        prep.four_d = (Pack4D)four;
-        if (load_manifest(ds, source, &prep, ini_str(s, "categorical", NULL), ini_str(s, "continuous", NULL), ini_str(s, "subjects", NULL),
-                          err))
+        ManifestSettings ms;
+        if (manifest_settings_from_ini(&ms, ini, s, err) ||
+            load_manifest(ds, source, &ms.prep, ms.categorical, ms.continuous, ms.subjects, err))
             return -1;
     } else {
         if (load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err)) return -1;

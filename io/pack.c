@@ -15,6 +15,40 @@ const char *const pack_norm_names[] = { "none", "zscore", "minmax", NULL };
 const char *const pack_fit_names[] = { "crop", "resize", NULL };
 const char *const pack_4d_names[] = { "channels", "frames", NULL };
 
+int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *s, DfError *err) {
+    static const char *const u8_names[] = { "scale", "raw", NULL };
+    PrepConfig *p = &m->prep;
+    memset(m, 0, sizeof *m);
+    int n = 0, fit, norm, four, layout, raw;
+    char where[640];
+    if (ini_int_list(ini, s, "shape", p->shape, 3, &n, err)) return -1;
+    ini_where_key(ini, s, "shape", where, sizeof where);
+    if (n == 1) p->shape[1] = p->shape[2] = p->shape[0];
+    else if (n != 0 && n != 3) return df_err(err, "%s needs 1 or 3 values (D,H,W)", where);
+    for (int i = 0; n && i < 3; i++)
+        if (p->shape[i] < 1 || p->shape[i] > 2048) return df_err(err, "%s values must be in [1, 2048]", where);
+    if (ini_double(ini, s, "spacing", 0.0, 0.0, 100.0, &p->spacing, err) ||
+        ini_choice(ini, s, "fit", "crop", pack_fit_names, &fit, err) ||
+        ini_choice(ini, s, "normalize", "none", pack_norm_names, &norm, err) ||
+        ini_choice(ini, s, "4d", "channels", pack_4d_names, &four, err) || ini_bool(ini, s, "reorient", 1, &p->reorient, err) ||
+        ini_choice(ini, s, "clip_layout", "THWC", clip_layout_names, &layout, err) ||
+        ini_choice(ini, s, "clip_uint8", "scale", u8_names, &raw, err))
+        return -1;
+    p->fit = (PackFit)fit;
+    p->norm = (PackNorm)norm;
+    p->four_d = (Pack4D)four;
+    p->clip_layout = (ClipLayout)layout;
+    p->clip_raw = raw;
+    if (p->fit == PACK_FIT_RESIZE && n == 0) {
+        ini_where_key(ini, s, "fit", where, sizeof where);
+        return df_err(err, "%s = resize needs a shape D,H,W", where);
+    }
+    m->categorical = ini_str(s, "categorical", NULL);
+    m->continuous = ini_str(s, "continuous", NULL);
+    m->subjects = ini_str(s, "subjects", NULL);
+    return 0;
+}
+
 // A grid of C channels of (D, H, W) voxels with its voxel size (mm) along D, H, W.
 typedef struct {
     int C, D, H, W;

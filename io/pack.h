@@ -24,6 +24,7 @@
 #ifndef DF_PACK_H
 #define DF_PACK_H
 #include "common.h"
+#include "ini.h"
 #include "layer.h"
 #include "h5clip.h"
 #include "nifti.h"
@@ -46,6 +47,17 @@ typedef struct {
 extern const char *const pack_norm_names[];  // "none", "zscore", "minmax", NULL
 extern const char *const pack_fit_names[];   // "crop", "resize", NULL
 extern const char *const pack_4d_names[];    // "channels", "frames", NULL
+
+// A manifest's settings: its preprocessing, the confounder columns whose kind is declared
+// (comma lists, or NULL), and a subject list file (or NULL). `[data]` (training from a
+// manifest) and `deconfound pack` (its options --shape ... become these keys, '-' read as
+// '_') both read them here: one parser, one set of defaults (docs/config.md).
+typedef struct {
+    PrepConfig prep;
+    const char *categorical, *continuous;
+    const char *subjects;
+} ManifestSettings;
+int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *s, DfError *err);
 
 // The per-sample shape `path` will have after preprocessing, from its header alone.
 int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err);

@@ -48,7 +48,7 @@ static IniEntry *find_any(IniSection *s, const char *key) {
 }
 
 // Records the default a getter applied for an absent key (once).
-static void note_default(IniSection *s, const char *key, const char *value) {
+void ini_note_default(IniSection *s, const char *key, const char *value) {
     if (!s || find_any(s, key)) return;
     IniEntry *e = add_entry(s, key, value, -1);
     e->used = 1;
@@ -179,15 +179,29 @@ void ini_where(const Ini *ini, const IniSection *s, const char *key, char *buf, 
     if (s && key) {
         IniEntry *e = ini_entry((IniSection *)s, key);
         if (e) line = e->line;
+        if (e && e->line == 0 && ini->cli_options) { snprintf(buf, n, "%s", ini->origin); return; }
         if (e && e->line == 0) { snprintf(buf, n, "%s: --set %s.%s", ini->origin, s->name, key); return; }
     }
     snprintf(buf, n, "%s:%d", ini->origin, line);
 }
 
+void ini_where_key(const Ini *ini, const IniSection *s, const char *key, char *buf, size_t n) {
+    IniEntry *e = s ? ini_entry((IniSection *)s, key) : NULL;
+    if (e && e->line == 0 && ini->cli_options) {  // a command's own option: "synth: --n-test"
+        snprintf(buf, n, "%s: --%s", ini->origin, key);
+        for (char *c = buf + strlen(ini->origin) + 4; *c; c++)
+            if (*c == '_') *c = '-';
+        return;
+    }
+    char where[512];
+    ini_where(ini, s, key, where, sizeof where);
+    snprintf(buf, n, "%s: [%s] %s", where, s ? s->name : "", key);
+}
+
 const char *ini_str(IniSection *s, const char *key, const char *def) {
     IniEntry *e = ini_entry(s, key);
     if (!e) {
-        if (def && *def) note_default(s, key, def);
+        if (def && *def) ini_note_default(s, key, def);
         return def;
     }
     e->used = 1;
@@ -199,17 +213,17 @@ int ini_long(const Ini *ini, IniSection *s, const char *key, long def, long lo, 
     if (!v) {
         char buf[32];
         snprintf(buf, sizeof buf, "%ld", def);
-        note_default(s, key, buf);
+        ini_note_default(s, key, buf);
         *out = def;
         return 0;
     }
-    char where[512];
-    ini_where(ini, s, key, where, sizeof where);
+    char where[640];
+    ini_where_key(ini, s, key, where, sizeof where);
     long x;
     if (df_parse_long(v, &x) != 0)
-        return df_err(err, "%s: [%s] %s = '%s' is not an integer", where, s->name, key, v);
+        return df_err(err, "%s = '%s' is not an integer", where, v);
     if (x < lo || x > hi)
-        return df_err(err, "%s: [%s] %s = %ld is out of range [%ld, %ld]", where, s->name, key, x, lo, hi);
+        return df_err(err, "%s = %ld is out of range [%ld, %ld]", where, x, lo, hi);
     *out = x;
     return 0;
 }
@@ -227,17 +241,17 @@ int ini_double(const Ini *ini, IniSection *s, const char *key, double def, doubl
         char buf[40];  // the shortest form that reads back as def
         snprintf(buf, sizeof buf, "%.15g", def);
         if (strtod(buf, NULL) != def) snprintf(buf, sizeof buf, "%.17g", def);
-        note_default(s, key, buf);
+        ini_note_default(s, key, buf);
         *out = def;
         return 0;
     }
-    char where[512];
-    ini_where(ini, s, key, where, sizeof where);
+    char where[640];
+    ini_where_key(ini, s, key, where, sizeof where);
     double x;
     if (df_parse_double(v, &x) != 0)
-        return df_err(err, "%s: [%s] %s = '%s' is not a number", where, s->name, key, v);
+        return df_err(err, "%s = '%s' is not a number", where, v);
     if (x < lo || x > hi)
-        return df_err(err, "%s: [%s] %s = %g is out of range [%g, %g]", where, s->name, key, x, lo, hi);
+        return df_err(err, "%s = %g is out of range [%g, %g]", where, x, lo, hi);
     *out = x;
     return 0;
 }
@@ -245,14 +259,14 @@ int ini_double(const Ini *ini, IniSection *s, const char *key, double def, doubl
 int ini_bool(const Ini *ini, IniSection *s, const char *key, int def, int *out, DfError *err) {
     const char *v = ini_str(s, key, NULL);
     if (!v) {
-        note_default(s, key, def ? "true" : "false");
+        ini_note_default(s, key, def ? "true" : "false");
         *out = def;
         return 0;
     }
     if (df_parse_bool(v, out) != 0) {
-        char where[512];
-        ini_where(ini, s, key, where, sizeof where);
-        return df_err(err, "%s: [%s] %s = '%s' is not true/false", where, s->name, key, v);
+        char where[640];
+        ini_where_key(ini, s, key, where, sizeof where);
+        return df_err(err, "%s = '%s' is not true/false", where, v);
     }
     return 0;
 }
@@ -261,21 +275,21 @@ int ini_int_list(const Ini *ini, IniSection *s, const char *key, int *out, int m
     const char *v = ini_str(s, key, NULL);
     *n_out = 0;
     if (!v) return 0;
-    char where[512];
-    ini_where(ini, s, key, where, sizeof where);
+    char where[640];
+    ini_where_key(ini, s, key, where, sizeof where);
     char *copy = xstrdup(v), *save = NULL;
     int n = 0, rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         long x;
-        if (n == max) { rc = df_err(err, "%s: [%s] %s = '%s' has more than %d values", where, s->name, key, v, max); break; }
+        if (n == max) { rc = df_err(err, "%s = '%s' has more than %d values", where, v, max); break; }
         if (df_parse_long(trim(tok), &x) != 0 || x < -(1L << 30) || x > (1L << 30)) {
-            rc = df_err(err, "%s: [%s] %s = '%s' is not a list of integers", where, s->name, key, v);
+            rc = df_err(err, "%s = '%s' is not a list of integers", where, v);
             break;
         }
         out[n++] = (int)x;
     }
     free(copy);
-    if (!rc && n == 0) rc = df_err(err, "%s: [%s] %s is empty", where, s->name, key);
+    if (!rc && n == 0) rc = df_err(err, "%s is empty", where);
     if (!rc) *n_out = n;
     return rc;
 }
@@ -284,13 +298,13 @@ int ini_choice(const Ini *ini, IniSection *s, const char *key, const char *def, 
     const char *v = ini_str(s, key, def);
     for (int i = 0; choices[i]; i++)
         if (v && strcmp(v, choices[i]) == 0) { *out = i; return 0; }
-    char where[512], list[512] = "";
-    ini_where(ini, s, key, where, sizeof where);
+    char where[640], list[512] = "";
+    ini_where_key(ini, s, key, where, sizeof where);
     for (int i = 0; choices[i]; i++) {
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
         strncat(list, choices[i], sizeof list - strlen(list) - 1);
     }
-    return df_err(err, "%s: [%s] %s = '%s' is not one of: %s", where, s->name, key, v ? v : "", list);
+    return df_err(err, "%s = '%s' is not one of: %s", where, v ? v : "", list);
 }
 
 int ini_check_unused(const Ini *ini, DfError *err) {
@@ -298,6 +312,8 @@ int ini_check_unused(const Ini *ini, DfError *err) {
         IniSection *s = &ini->sections[i];
         for (int j = 0; j < s->n; j++) {
             if (s->entries[j].used) continue;
+            if (s->entries[j].line == 0 && ini->cli_options)
+                return df_err(err, "%s: unknown option --%s", ini->origin, s->entries[j].key);
             if (s->entries[j].line == 0)
                 return df_err(err, "%s: --set %s.%s: unknown key '%s' in [%s]", ini->origin, s->name,
                               s->entries[j].key, s->entries[j].key, s->name);

@@ -24,6 +24,9 @@ typedef struct {
 
 typedef struct {
     char *origin;  // file name used in messages
+    // 1 when values given by ini_apply_set are a command's own options (`deconfound synth
+    // --n 5`), so messages name them "--n" rather than "--set data.n".
+    int cli_options;
     char *text;    // the original text (saved verbatim in checkpoints)
     IniSection *sections;
     int n, cap;
@@ -55,6 +58,13 @@ int ini_int_list(const Ini *ini, IniSection *s, const char *key, int *out, int m
 // One of a fixed set of words; *out is the index into choices (NULL-terminated).
 int ini_choice(const Ini *ini, IniSection *s, const char *key, const char *def, const char *const *choices, int *out, DfError *err);
 
+// Records that a key absent from s takes `value` (for getters outside this file, such as a
+// list with a default; see IniEntry.is_default).
+void ini_note_default(IniSection *s, const char *key, const char *value);
+
+// "file:line: [section] key" for a key's messages (the section's line when the key is
+// absent), or "cmd: --key" for a command's own option (Ini.cli_options).
+void ini_where_key(const Ini *ini, const IniSection *s, const char *key, char *buf, size_t n);
 // "file:line: " prefix for a key's messages (line of the section when the key is absent).
 void ini_where(const Ini *ini, const IniSection *s, const char *key, char *buf, size_t n);
 

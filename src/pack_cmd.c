@@ -41,52 +41,56 @@ static const char *pack_help =
     "  --categorical C   comma-separated confounder columns to treat as categorical\n"
     "  --continuous C    comma-separated confounder columns to treat as continuous\n";
 
-static int choice(const char *cmd, const char *opt, const char *v, const char *const *names) {
-    for (int i = 0; names[i]; i++)
-        if (strcmp(v, names[i]) == 0) return i;
-    cli_usage_error(cmd, "%s %s: unknown value", opt, v);
+// The options that are manifest settings (io/pack.h, ManifestSettings) become [data] keys,
+// read by the parser training from a manifest uses: one set of names, defaults and checks.
+static const char *const setting_options[] = { "--shape", "--spacing", "--fit", "--normalize", "--4d", "--clip-layout",
+                                                "--clip-uint8", "--subjects", "--categorical", "--continuous", NULL };
+
+static void add_setting(Ini *ini, const char *cmd, const char *opt, const char *value) {
+    char set[4096];
+    int n = snprintf(set, sizeof set, "data.%s=%s", opt + 2, value);
+    if (n < 0 || (size_t)n >= sizeof set) cli_usage_error(cmd, "%s: value too long", opt);
+    for (char *c = set + 5; *c != '='; c++)
+        if (*c == '-') *c = '_';
+    DfError err;
+    if (ini_apply_set(ini, set, &err)) cli_usage_error(cmd, "%s", err.msg);
 }
 
 int cmd_pack(int argc, char **argv) {
     const char *cmd = "pack", *v;
     PackConfig cfg = { 0 };
     cfg.shard_size = 64;
-    cfg.prep.reorient = 1;
     cfg.verbose = 1;
+    Ini ini;
+    DfError err;
+    if (ini_parse_string(&ini, "[data]\n", "pack", &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    ini.cli_options = 1;
     for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(pack_help, stdout); return 0; }
+        int setting = 0;
+        for (int k = 0; setting_options[k] && !setting; k++)
+            if (cli_opt(argc, argv, &i, setting_options[k], &v, cmd)) { add_setting(&ini, cmd, setting_options[k], v); setting = 1; }
+        if (setting) continue;
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(pack_help, stdout); ini_free(&ini); return 0; }
         else if (cli_opt(argc, argv, &i, "--manifest", &v, cmd)) cfg.manifest = v;
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) cfg.out = v;
-        else if (cli_opt(argc, argv, &i, "--shape", &v, cmd)) {
-            int *s = cfg.prep.shape;
-            char tail;
-            if (sscanf(v, "%d,%d,%d%c", &s[0], &s[1], &s[2], &tail) != 3 || s[0] < 1 || s[1] < 1 || s[2] < 1 || s[0] > 2048 ||
-                s[1] > 2048 || s[2] > 2048)
-                cli_usage_error(cmd, "--shape %s: expected D,H,W with each in [1, 2048]", v);
-        } else if (cli_opt(argc, argv, &i, "--spacing", &v, cmd)) {
-            if (df_parse_double(v, &cfg.prep.spacing) != 0 || cfg.prep.spacing <= 0 || cfg.prep.spacing > 100)
-                cli_usage_error(cmd, "--spacing %s: expected millimetres in (0, 100]", v);
-        } else if (cli_opt(argc, argv, &i, "--shard-size", &v, cmd)) cfg.shard_size = (int)cli_long(cmd, "--shard-size", v, 1, 1 << 20);
-        else if (cli_opt(argc, argv, &i, "--fit", &v, cmd)) cfg.prep.fit = (PackFit)choice(cmd, "--fit", v, pack_fit_names);
-        else if (cli_opt(argc, argv, &i, "--normalize", &v, cmd)) cfg.prep.norm = (PackNorm)choice(cmd, "--normalize", v, pack_norm_names);
-        else if (cli_opt(argc, argv, &i, "--4d", &v, cmd)) cfg.prep.four_d = (Pack4D)choice(cmd, "--4d", v, pack_4d_names);
-        else if (cli_opt(argc, argv, &i, "--clip-layout", &v, cmd)) cfg.prep.clip_layout = (ClipLayout)choice(cmd, "--clip-layout", v, clip_layout_names);
-        else if (cli_opt(argc, argv, &i, "--clip-uint8", &v, cmd)) {
-            static const char *const u8[] = { "scale", "raw", NULL };
-            cfg.prep.clip_raw = choice(cmd, "--clip-uint8", v, u8);
-        } else if (cli_opt(argc, argv, &i, "--subjects", &v, cmd)) cfg.subjects = v;
-        else if (cli_opt(argc, argv, &i, "--categorical", &v, cmd)) cfg.categorical = v;
-        else if (cli_opt(argc, argv, &i, "--continuous", &v, cmd)) cfg.continuous = v;
-        else if (cli_flag(argv, i, "--reorient")) cfg.prep.reorient = 1;
-        else if (cli_flag(argv, i, "--no-reorient")) cfg.prep.reorient = 0;
+        else if (cli_opt(argc, argv, &i, "--shard-size", &v, cmd)) cfg.shard_size = (int)cli_long(cmd, "--shard-size", v, 1, 1 << 20);
+        else if (cli_flag(argv, i, "--reorient")) add_setting(&ini, cmd, "--reorient", "true");
+        else if (cli_flag(argv, i, "--no-reorient")) add_setting(&ini, cmd, "--reorient", "false");
         else if (cli_flag(argv, i, "--quiet")) cfg.verbose = 0;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
     if (!cfg.manifest) cli_usage_error(cmd, "missing --manifest SUBJECTS.csv");
     if (!cfg.out) cli_usage_error(cmd, "missing --out DIR");
-    if (cfg.prep.fit == PACK_FIT_RESIZE && cfg.prep.shape[0] == 0) cli_usage_error(cmd, "--fit resize needs --shape D,H,W");
-    DfError err;
-    if (pack_run(&cfg, &err) != 0) df_die_collective(DF_EXIT_INPUT, "pack: %s", err.msg);
+    ManifestSettings ms;
+    if (manifest_settings_from_ini(&ms, &ini, ini_section(&ini, "data"), &err) || ini_check_unused(&ini, &err))
+        df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    cfg.prep = ms.prep;
+    cfg.categorical = ms.categorical;
+    cfg.continuous = ms.continuous;
+    cfg.subjects = ms.subjects;
+    int rc = pack_run(&cfg, &err);
+    ini_free(&ini);  // after pack_run: cfg's strings point into it
+    if (rc != 0) df_die_collective(DF_EXIT_INPUT, "pack: %s", err.msg);
     return 0;
 }

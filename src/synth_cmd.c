@@ -8,6 +8,7 @@
 #include "comm.h"
 #include "nifti.h"
 #include "synth.h"
+#include "synth_config.h"
 
 // The cohort as NIfTI files plus a manifest (for pack / manifest training demos and tests).
 static void write_nifti_cohort(const char *out, const Cohort *c) {
@@ -40,46 +41,65 @@ static void write_nifti_cohort(const char *out, const Cohort *c) {
 }
 
 static const char *synth_help =
-    "usage: deconfound synth mri3d|mdn2d|video|biased-fmnist --out DIR [--n N] [--seed S] [--shape D,H,W]\n"
+    "usage: deconfound synth mri3d|mdn2d|video|biased-fmnist --out DIR [--n N] [--seed S] [--KEY VALUE ...]\n"
+    "       deconfound synth mri3d --nifti --out DIR [--n N] [--seed S] [--shape D,H,W]\n"
     "\n"
-    "Writes DIR/shard-00000.h5: N synthetic 3D volumes (1 channel, default 32x32x32, N default\n"
-    "512) with a binary label and the confounders age, sex and site, whose effects on the image\n"
-    "overlap the label's (the MDN paper's synthetic design in 3D; docs/formats.md). The same\n"
-    "seed gives the same bytes. DIR is created and must not already hold a shard.\n"
+    "Writes DIR/shard-00000.h5 with a built-in synthetic data set; the same seed gives the same\n"
+    "bytes. DIR is created and must not already hold a shard. The settings are those of an\n"
+    "experiment's [data] source = synth:NAME, with the same defaults (docs/config.md); each is\n"
+    "also an option here (--n-test for n_test):\n"
     "\n"
-    "  --nifti   write DIR/sub-00000.nii.gz, ... (float32 NIfTI-1, 1.5 mm voxels, RAS) and\n"
+    "%s"
+    "\n"
+    "  --nifti   mri3d: write DIR/sub-00000.nii.gz, ... (float32 NIfTI-1, 1.5 mm voxels, RAS) and\n"
     "            DIR/subjects.csv (path,label,subject,age,sex,site) instead of a shard: a cohort\n"
-    "            to try `deconfound pack` or [data] manifest on\n"
-    "\n"
-    "mdn2d (the MDN paper's 32x32 set, N default 2000), video (clips 3x8x32x32 with masks,\n"
-    "rho 0.9) and biased-fmnist (Fashion-MNIST coloured as Biased MNIST: N training images at\n"
-    "rho 0.99 then the 10000 test images at rho 0.1) write one shard with [data]'s defaults\n"
-    "(docs/formats.md); --shape applies to mri3d only.\n";
+    "            to try `deconfound pack` or [data] manifest on\n";
+
+static void print_help(void) {
+    char *params = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&params, &len);
+    for (const SynthGenerator *g = synth_generators; g->name; g++) synth_print_params(g, f);
+    fclose(f);
+    printf(synth_help, params);
+    free(params);
+}
+
+// `--key value` options become [data] keys ('-' read as '_'): the generator parses them as it
+// parses an experiment file, so both share one table of keys, defaults and ranges.
+static void add_option(Ini *ini, const char *cmd, const char *opt, const char *value) {
+    char set[1024];
+    int n = snprintf(set, sizeof set, "data.%s=%s", opt + 2, value);
+    if (n < 0 || (size_t)n >= sizeof set) cli_usage_error(cmd, "%s: value too long", opt);
+    for (char *c = set + 5; *c && *c != '='; c++)
+        if (*c == '-') *c = '_';
+    DfError err;
+    if (ini_apply_set(ini, set, &err)) cli_usage_error(cmd, "%s", err.msg);
+}
 
 int cmd_synth(int argc, char **argv) {
-    const char *cmd = "synth", *out = NULL, *v, *kind = NULL;
+    const char *cmd = "synth", *out = NULL, *kind = NULL;
     int nifti = 0;
-    SynthMri3dConfig cfg = { 512, 32, 32, 32, 1 };
+    Ini ini;
+    DfError err;
+    if (ini_parse_string(&ini, "[data]\n", "synth", &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    ini.cli_options = 1;
     for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(synth_help, stdout); return 0; }
-        else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) out = v;
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) print_help(); ini_free(&ini); return 0; }
+        else if (cli_opt(argc, argv, &i, "--out", (const char **)&out, cmd)) continue;
         else if (cli_flag(argv, i, "--nifti")) nifti = 1;
-        else if (cli_opt(argc, argv, &i, "--n", &v, cmd)) cfg.n = (int)cli_long(cmd, "--n", v, 2, 1 << 24);
-        else if (cli_opt(argc, argv, &i, "--seed", &v, cmd)) cfg.seed = (uint64_t)cli_long(cmd, "--seed", v, 0, INT64_MAX >> 1);
-        else if (cli_opt(argc, argv, &i, "--shape", &v, cmd)) {
-            if (sscanf(v, "%d,%d,%d", &cfg.D, &cfg.H, &cfg.W) != 3 || cfg.D < 8 || cfg.H < 8 || cfg.W < 8 ||
-                cfg.D > 512 || cfg.H > 512 || cfg.W > 512)
-                cli_usage_error(cmd, "--shape %s: expected D,H,W with each in [8, 512]", v);
+        else if (!strncmp(argv[i], "--", 2) && argv[i][2]) {
+            if (i + 1 >= argc) cli_usage_error(cmd, "%s needs a value", argv[i]);
+            add_option(&ini, cmd, argv[i], argv[i + 1]);
+            i++;
         } else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else if (!kind) kind = argv[i];
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    if (!kind) cli_usage_error(cmd, "missing the data set name (mri3d, mdn2d, video, biased-fmnist)");
-    int which = !strcmp(kind, "mri3d") ? 0 : !strcmp(kind, "mdn2d") ? 1 : !strcmp(kind, "video") ? 2 : !strcmp(kind, "biased-fmnist") ? 3 : -1;
-    if (which < 0) cli_usage_error(cmd, "unknown data set '%s' (available: mri3d, mdn2d, video, biased-fmnist)", kind);
-    if (which != 0 && nifti) cli_usage_error(cmd, "--nifti is for mri3d");
+    if (!kind) cli_usage_error(cmd, "missing the data set name (%s)", synth_generator_list());
+    if (!synth_generator_find(kind)) cli_usage_error(cmd, "unknown data set '%s' (available: %s)", kind, synth_generator_list());
+    if (strcmp(kind, "mri3d") != 0 && nifti) cli_usage_error(cmd, "--nifti is for mri3d");
     if (!out) cli_usage_error(cmd, "missing --out DIR");
-    int status = 0;
     if (dist_rank() == 0) {  // generation is cheap: one rank writes
         char path[4096];
         snprintf(path, sizeof path, "%s/shard-00000.h5", out);
@@ -88,41 +108,23 @@ int cmd_synth(int argc, char **argv) {
             df_die(DF_EXIT_INPUT, "synth: cannot create --out %s: %s", out, strerror(errno));
         if (!nifti && stat(path, &st) == 0) df_die(DF_EXIT_INPUT, "synth: %s already exists; choose another --out", path);
         Cohort c;
-        if (which != 0) {  // the other generators with their [data] defaults (docs/formats.md)
-            DfError err;
-            if (which == 1) {
-                SynthMdn2dConfig mc = { cfg.n == 512 ? 2000 : cfg.n, cfg.seed };
-                synth_mdn2d(&c, &mc);
-            } else if (which == 2) {
-                SynthVideoConfig vc = { .n = cfg.n, .T = 8, .H = 32, .W = 32, .classes = 4, .rho = 0.9, .seed = cfg.seed };
-                synth_video(&c, &vc);
-            } else {
-                SynthFmnistConfig fc = { .dir = SYNTH_FMNIST_DIR, .n_train = DF_MIN(cfg.n, 60000), .n_test = 10000, .rho = 0.99,
-                                         .rho_test = 0.1, .seed = cfg.seed };
-                if (synth_biased_fmnist(&c, &fc, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
-            }
-            if (shard_write(path, &c, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
-            printf("wrote %s: %d samples of (C,D,H,W) = (%d,%d,%d,%d)%s\n", path, c.n, c.shape.c, c.shape.d, c.shape.h, c.shape.w,
-                   c.has_masks ? " with masks" : "");
-            cohort_free(&c);
-            dist_barrier();
-            return 0;
+        int predefined;
+        IniSection *sec = ini_section(&ini, "data");
+        if (synth_from_config(&c, kind, &ini, sec, &predefined, &err) || ini_check_unused(&ini, &err))
+            df_die(DF_EXIT_INPUT, "%s", err.msg);
+        if (nifti) write_nifti_cohort(out, &c);
+        else if (shard_write(path, &c, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+        else {
+            int classes = 0;
+            for (int i = 0; i < c.n; i++) classes = DF_MAX(classes, c.labels[i] + 1);
+            printf("wrote %s: %d samples of (C,D,H,W) = (%d,%d,%d,%d), %d classes; metadata", path, c.n, c.shape.c,
+                   c.shape.d, c.shape.h, c.shape.w, classes);
+            for (int j = 0; j < c.k; j++) printf("%s%s", j ? ", " : " ", c.columns[j]);
+            printf("%s\n", c.has_masks ? "; masks" : "");
         }
-        synth_mri3d(&c, &cfg);
-        if (nifti) {
-            write_nifti_cohort(out, &c);
-            cohort_free(&c);
-            dist_barrier();
-            return 0;
-        }
-        DfError err;
-        if (shard_write(path, &c, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
-        int n1 = 0;
-        for (int i = 0; i < c.n; i++) n1 += c.labels[i] == 1;
-        printf("wrote %s: %d volumes of %dx%dx%d, %d with label 0 and %d with label 1, columns age, sex, site\n", path,
-               c.n, cfg.D, cfg.H, cfg.W, c.n - n1, n1);
         cohort_free(&c);
     }
+    ini_free(&ini);
     dist_barrier();
-    return status;
+    return 0;
 }

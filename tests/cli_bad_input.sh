@@ -65,7 +65,7 @@ expect_fail "--set unknown key" "unknown key 'epochz'" "$DF" train "$good" --set
 expect_fail "unknown option" "unknown option '--frobnicate'" "$DF" train "$good" --frobnicate
 expect_fail "unknown command" "unknown command 'trian'" "$DF" trian
 expect_fail "predict without checkpoint" "missing --checkpoint" "$DF" predict "$good" --data x.h5 --out "$WORK/p.h5"
-expect_fail "synth bad n" "--n abc" "$DF" synth mri3d --out "$WORK/s" --n abc
+expect_fail "synth bad n" "synth: --n = 'abc' is not an integer" "$DF" synth mri3d --out "$WORK/s" --n abc
 echo "not hdf5" >"$WORK/fake.h5"
 expect_fail "info on a non-HDF5 file" "fake.h5" "$DF" info "$WORK/fake.h5"
 expect_fail "errors are collective under mpirun" "unknown_key.ini:11: unknown key" mpi 2 "$DF" train "$WORK/unknown_key.ini"

@@ -19,6 +19,13 @@ expect_fail() {
 }
 
 "$DF" synth mri3d --nifti --out "$WORK/nii" --n 14 --shape 12,12,12 --seed 4 >/dev/null || fail "synth --nifti"
+# synth reads its options with [data]'s parser and defaults (io/synth_config.c)
+"$DF" synth mdn2d --n 512 --out "$WORK/mdn" >"$WORK/mdn.txt" 2>&1
+check "synth mdn2d --n 512 writes 512 samples" grep -q ': 512 samples of (C,D,H,W) = (1,1,32,32)' "$WORK/mdn.txt"
+"$DF" synth video --n 8 --out "$WORK/vid" >"$WORK/vid.txt" 2>&1
+check "synth video takes [data]'s default shape 8,32,32" grep -q '(C,D,H,W) = (3,8,32,32)' "$WORK/vid.txt"
+"$DF" synth biased-fmnist --n 30 --n-test 12 --out "$WORK/bf" >"$WORK/bf.txt" 2>&1
+check "synth biased-fmnist --n 30 --n-test 12 writes 42 images" grep -q ': 42 samples' "$WORK/bf.txt" || cat "$WORK/bf.txt"
 M="$WORK/nii/subjects.csv"
 OPTS="--shard-size 4 --spacing 2 --shape 10,10,10 --normalize zscore --quiet"
 
@@ -52,11 +59,11 @@ cp "$WORK/nii/sub-00002.nii.gz" "$WORK/nii/trunc.nii.gz"
 truncate -s 600 "$WORK/nii/trunc.nii.gz"
 sed 's|^sub-00002.nii.gz,|trunc.nii.gz,|' "$M" >"$WORK/nii/trunc.csv"
 expect_fail "truncated NIfTI (3 ranks)" "trunc.csv:5: .*trunc.nii.gz: .*(truncated|corrupt)" "$WORK/o" mpi 3 "$DF" pack --manifest "$WORK/nii/trunc.csv" --out "$WORK/o"
-"$DF" synth mri3d --nifti --out "$WORK/nii8" --n 2 --shape 8,8,8 >/dev/null
+"$DF" synth mri3d --nifti --out "$WORK/nii8" --n 4 --shape 8,8,8 >/dev/null
 sed 's|^sub-00001.nii.gz,|../nii8/sub-00001.nii.gz,|' "$M" >"$WORK/nii/mixed.csv"
 expect_fail "mixed shapes without --shape" "mixed.csv:4: .*give --shape" "$WORK/o" "$DF" pack --manifest "$WORK/nii/mixed.csv" --out "$WORK/o"
 expect_fail "existing output directory" "p1: already exists" "$WORK/nonexistent" "$DF" pack --manifest "$M" --out "$WORK/p1"
-expect_fail "bad option" "pack: --shape 1,2: expected D,H,W" "$WORK/o" "$DF" pack --manifest "$M" --out "$WORK/o" --shape 1,2
+expect_fail "bad option" "pack: --shape needs 1 or 3 values" "$WORK/o" "$DF" pack --manifest "$M" --out "$WORK/o" --shape 1,2
 "$DF" pack --help | grep -q "usage: deconfound pack" && pass "pack --help" || fail "pack --help"
 
 # info on NIfTI files.
