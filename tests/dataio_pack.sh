@@ -47,6 +47,8 @@ if command -v h5dump >/dev/null; then
     h5dump -d images "$WORK/ref/shard-00000.h5" | tail -n +2 >"$WORK/a.txt"
     h5dump -d images "$WORK/raw/shard-00000.h5" | tail -n +2 >"$WORK/b.txt"
     check "NIfTI -> shard keeps the voxel values" cmp -s "$WORK/a.txt" "$WORK/b.txt"
+else
+    skip "h5dump (hdf5-tools) not installed: NIfTI -> shard value check"
 fi
 
 # Bad inputs.
@@ -127,7 +129,7 @@ if command -v h5import >/dev/null; then
     sed "s|^source = .*|source = $WORK/clips/clips.csv\nclip_layout = CTHW|; s|^shape = .*|shape = 4,4,4|; /^spacing/d; s|run_m|run_c|" "$WORK/m.ini" >"$WORK/c.ini"
     expect_fail "[data] clip_layout" "clips.csv:2: .*c0.h5: video: 6x6x5x3 read as CTHW" "$WORK/run_c" mpi 2 "$DF" train "$WORK/c.ini"
 else
-    echo "SKIP: h5import (hdf5-tools) not installed: HDF5 clip pack tests"
+    skip "h5import (hdf5-tools) not installed: HDF5 clip pack tests"
 fi
 
 # Subject selection: pack --subjects LIST; an id the manifest lacks names the list and line.

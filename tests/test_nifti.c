@@ -209,7 +209,7 @@ static void test_nibabel_files(void) {
     snprintf(refpath, sizeof refpath, "%s/tests/ref/nibabel_stats.txt", getenv("top_srcdir") ? getenv("top_srcdir") : ".");
     struct stat st;
     if (stat(data, &st) != 0) {
-        printf("\n  SKIP: %s absent (Debian package python3-nibabel not installed)\n", data);
+        tu_skip("nibabel's test data absent (Debian package python3-nibabel not installed)");
         return;
     }
     FILE *f = fopen(refpath, "r");

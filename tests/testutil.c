@@ -94,6 +94,13 @@ double tu_dot(const float *out, const float *r, size_t n) {
     return s;
 }
 
+static int n_skipped;
+
+void tu_skip(const char *why) {
+    n_skipped++;
+    printf("\n  SKIP: %s\n", why);
+}
+
 int tu_run_all(void) {
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
@@ -101,5 +108,7 @@ int tu_run_all(void) {
     unsigned run = CU_get_number_of_tests_run();
     CU_cleanup_registry();
     if (run == 0) { fprintf(stderr, "no tests ran\n"); return 1; }
-    return failed ? 1 : 0;
+    if (failed) return 1;
+    if (n_skipped) printf("%d test(s) skipped: exit 77 (skipped)\n", n_skipped);
+    return n_skipped ? 77 : 0;
 }

@@ -35,7 +35,13 @@ int tu_contains(const char *hay, const char *needle);
 // sum_i out[i] * r[i] in double: the scalar "loss" whose gradient wrt out is r.
 double tu_dot(const float *out, const float *r, size_t n);
 
+// Marks the running test as skipped (a Debian data package it reads is absent): the test
+// returns right after. A program in which something was skipped and nothing failed exits 77,
+// automake's "skipped", so a missing input is never reported as a pass.
+void tu_skip(const char *why);
+
 // Registers a suite with tests {name, fn, ...} and runs everything; returns the process exit
-// code (0 when every test passed). Call from main() after adding suites.
+// code (0 when every test passed, 77 when some were skipped and none failed, else 1). Call
+// from main() after adding suites.
 int tu_run_all(void);
 #endif
