@@ -37,12 +37,11 @@ run_losses() { grep -o '"\(train\|val\)_loss": [-0-9.e]*' "$1/metrics.json" | se
 #   Prescott, Haswell and SkylakeX kernels: at most 1.4e-7 after 4 epochs. A real fault --
 #   BatchNorm statistics of one rank's share instead of the global batch -- moves them by
 #   1.2e-3 or more (measured by breaking it).
-# - validation losses to 1e-3 relative. Adam turns the rounding noise in gradients that are
-#   zero in exact arithmetic -- the bias of a convolution that feeds BatchNorm -- into steps
-#   of full size, so those biases, and the BatchNorm running means that follow them, drift
-#   apart between rank counts. Training normalises with batch statistics, where a bias
-#   cancels exactly; evaluation uses the running means, where it does not. Measured: up to
-#   2.9e-5 after 4 epochs (SkylakeX kernels).
+# - validation losses to 1e-3 relative. Evaluation normalises with BatchNorm's running
+#   statistics, which carry the run's history; and Adam turns the rounding noise of a
+#   gradient that is zero in exact arithmetic -- the bias of a convolution that feeds
+#   BatchNorm -- into steps of full size, which the running means follow. Measured: up to
+#   2.9e-5 after 4 epochs (SkylakeX kernels); docs/distributed.md has the details.
 losses_match() {
     paste <(run_losses "$1") <(run_losses "$2") | awk -v want="${3:-0}" '
         { tol = $1 == "train" ? 1e-5 : 1e-3; d = $2 - $4; if (d < 0) d = -d; a = $2 < 0 ? -$2 : $2
