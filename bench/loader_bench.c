@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include "loader.h"
+#include "data/loader.h"
 
 // Evicts every shard file of the data set from the page cache; returns the number of files
 // the kernel accepted the advice for.

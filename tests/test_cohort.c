@@ -5,8 +5,8 @@
 //     data lack (refused by a layer that uses it), columns the model lacks;
 //   - shards combined: level and class lists merged by name, or refused naming both files.
 #include "testutil.h"
-#include "cohort.h"
-#include "metadata.h"
+#include "data/cohort.h"
+#include "nn/metadata.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 // test_conv_pool.c: conv3d (fast vs naive, finite differences, hand-computed values, layer
 // build) and max / average / global average pooling.
-#include "conv3d.h"
-#include "layer.h"
-#include "pool3d.h"
+#include "nn/conv3d.h"
+#include "nn/layer.h"
+#include "nn/pool3d.h"
 #include "testutil.h"
 #include <CUnit/CUnit.h>
 #include <math.h>

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "dcor.h"
-#include "feature_file.h"
-#include "h5util.h"
+#include "nn/dcor.h"
+#include "data/feature_file.h"
+#include "data/h5util.h"
 #include "testutil.h"
 
 // |a - b| <= atol + rtol |b|, both NaN counts as equal; prints the mismatch.

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "checkpoint.h"
-#include "net.h"
-#include "optim.h"
+#include "data/checkpoint.h"
+#include "nn/net.h"
+#include "nn/optim.h"
 #include "testutil.h"
 
 static void test_ini_parse(void) {

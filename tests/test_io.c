@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
-#include "h5util.h"
-#include "shard.h"
-#include "synth.h"
-#include "checkpoint.h"
+#include "data/h5util.h"
+#include "data/shard.h"
+#include "data/synth.h"
+#include "data/checkpoint.h"
 
 static char tmpdir[256];
 

@@ -2,13 +2,13 @@
 // flatten, l2norm and the activations, plus their LayerOps tables (build, shapes, errors).
 // Every gradient check uses the scalar loss L = sum(out * R) with a random R, so dL/dout = R.
 #include "testutil.h"
-#include "activation.h"
-#include "batchnorm3d.h"
-#include "dropout.h"
-#include "l2norm.h"
-#include "layer.h"
-#include "linear.h"
-#include "reshape.h"
+#include "nn/activation.h"
+#include "nn/batchnorm3d.h"
+#include "nn/dropout.h"
+#include "nn/l2norm.h"
+#include "nn/layer.h"
+#include "nn/linear.h"
+#include "nn/reshape.h"
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdlib.h>

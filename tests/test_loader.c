@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
-#include "h5util.h"
-#include "loader.h"
-#include "synth.h"
+#include "data/h5util.h"
+#include "data/loader.h"
+#include "data/synth.h"
 
 static char tmpdir[256];
 static char *tp(const char *name) {

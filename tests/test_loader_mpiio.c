@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
-#include "comm.h"
-#include "h5util.h"
-#include "loader.h"
+#include "mpi/comm.h"
+#include "data/h5util.h"
+#include "data/loader.h"
 
 static char dir[512];
 static Cohort src;  // what the shards hold, in data-set order (every rank builds it)

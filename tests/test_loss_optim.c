@@ -1,9 +1,9 @@
 // test_loss_optim.c: the three losses (gradients, known values, huge logits) and the
 // optimisers and schedules against trajectories computed here in double from PyTorch's rules.
 #include "testutil.h"
-#include "common.h"
-#include "loss.h"
-#include "optim.h"
+#include "base/common.h"
+#include "nn/loss.h"
+#include "nn/optim.h"
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdlib.h>

@@ -14,12 +14,12 @@
 //   - PyTorch reference numbers (tests/gen_mdn_ref.py -> tests/ref/mdn_*.txt);
 //   - the checkpoint holds the MDN state; missing metadata is a clear error.
 #include "testutil.h"
-#include "checkpoint.h"
-#include "layer.h"
-#include "mdn.h"
-#include "cohort.h"
-#include "metadata.h"
-#include "net.h"
+#include "data/checkpoint.h"
+#include "nn/layer.h"
+#include "nn/mdn.h"
+#include "data/cohort.h"
+#include "nn/metadata.h"
+#include "nn/net.h"
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <nifti2_io.h>
 #include "testutil.h"
-#include "nifti.h"
+#include "data/nifti.h"
 
 
 // Values representable exactly in datatype dt after (x - inter) / slope.

@@ -18,12 +18,12 @@
 #include <unistd.h>
 #include <nifti2_io.h>
 #include "testutil.h"
-#include "csv.h"
-#include "dataset.h"
-#include "h5clip.h"
-#include "h5util.h"
-#include "pack.h"
-#include "shard.h"
+#include "data/csv.h"
+#include "data/dataset.h"
+#include "data/h5clip.h"
+#include "data/h5util.h"
+#include "data/pack.h"
+#include "data/shard.h"
 
 
 static void write_text(const char *path, const char *text) {

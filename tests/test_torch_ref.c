@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "ini.h"
-#include "loss.h"
-#include "net.h"
-#include "optim.h"
+#include "base/ini.h"
+#include "nn/loss.h"
+#include "nn/net.h"
+#include "nn/optim.h"
 #include "testutil.h"
 
 #define RTOL 1e-4

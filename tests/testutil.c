@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
+#include "base/common.h"
 
 void tu_fill_uniform(float *x, size_t n, float lo, float hi, Rng *rng) {
     for (size_t i = 0; i < n; i++) x[i] = rng_uniformf(rng, lo, hi);

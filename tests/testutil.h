@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <CUnit/CUnit.h>
-#include "rng.h"
+#include "base/rng.h"
 
 // x[i] ~ U(lo, hi)
 void tu_fill_uniform(float *x, size_t n, float lo, float hi, Rng *rng);

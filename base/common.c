@@ -1,0 +1,189 @@
+// common.c: error reporting, checked allocation, atomic file writes, strict number parsing.
+#include "base/common.h"
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+static int default_rank(void) { return 0; }
+static int default_size(void) { return 1; }
+static void default_exit(int status) { fflush(stdout); fflush(stderr); exit(status); }
+static DfProcessHooks hooks = { default_rank, default_size, default_exit, default_exit };
+
+void df_set_process_hooks(const DfProcessHooks *h) { hooks = *h; }
+int df_rank(void) { return hooks.rank(); }
+
+int df_err(DfError *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+// One line on stderr; with several ranks it names the rank, so the failing one is known.
+static void print_message(const char *fmt, va_list ap) {
+    fflush(stdout);
+    if (hooks.size() > 1) fprintf(stderr, "deconfound (rank %d of %d): ", hooks.rank(), hooks.size());
+    else fputs("deconfound: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+_Noreturn void df_die(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    print_message(fmt, ap);
+    va_end(ap);
+    hooks.abort_all(status);
+    exit(status);  // hooks should not return; never continue past a fatal error
+}
+
+_Noreturn void df_die_collective(int status, const char *fmt, ...) {
+    if (hooks.rank() == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        print_message(fmt, ap);
+        va_end(ap);
+    }
+    hooks.exit_all(status);
+    exit(status);
+}
+
+void *df_malloc_impl(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) df_die(DF_EXIT_FAIL, "%s:%d: out of memory allocating %zu bytes", file, line, n);
+    return p;
+}
+
+void *df_calloc_impl(size_t n, size_t size, const char *file, int line) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) df_die(DF_EXIT_FAIL, "%s:%d: out of memory allocating %zu x %zu bytes", file, line, n, size);
+    return p;
+}
+
+void *df_realloc_impl(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) df_die(DF_EXIT_FAIL, "%s:%d: out of memory reallocating %zu bytes", file, line, n);
+    return q;
+}
+
+char *df_strdup_impl(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *p = df_malloc_impl(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
+float *df_alloc_floats_impl(size_t n, const char *file, int line) {
+    void *p = NULL;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, bytes) != 0)
+        df_die(DF_EXIT_FAIL, "%s:%d: out of memory allocating %zu floats", file, line, n);
+    memset(p, 0, bytes);
+    return p;
+}
+
+double df_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *df_temp_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(path) + 64;
+    char *tmp = xmalloc(n);
+    snprintf(tmp, n, "%.*s.%s.tmp.%ld", (int)dirlen, path, base, (long)getpid());
+    return tmp;
+}
+
+int df_write_file_atomic(const char *path, const void *data, size_t len, DfError *err) {
+    char *tmp = df_temp_name(path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        df_err(err, "%s: cannot create: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            df_err(err, "%s: write failed: %s", path, strerror(errno));
+            close(fd); unlink(tmp); free(tmp);
+            return -1;
+        }
+        p += w; left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        df_err(err, "%s: cannot finish write: %s", path, strerror(errno));
+        unlink(tmp); free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+char *df_read_text_file(const char *path, size_t *len, DfError *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { df_err(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) { cap *= 2; buf = xrealloc(buf, cap); }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { df_err(err, "%s: read error", path); free(buf); return NULL; }
+    if (memchr(buf, '\0', n)) { df_err(err, "%s: not a text file (contains NUL bytes)", path); free(buf); return NULL; }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+int df_parse_long(const char *s, long *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end != '\0') return -1;
+    *out = v;
+    return 0;
+}
+
+int df_parse_double(const char *s, double *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end != '\0' || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int df_parse_bool(const char *s, int *out) {
+    static const char *yes[] = { "1", "true", "yes", "on" }, *no[] = { "0", "false", "no", "off" };
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
+        if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
+    }
+    return -1;
+}

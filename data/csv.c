@@ -1,0 +1,488 @@
+// csv.c: the CSV dialect and subject manifests of csv.h.
+#include "data/csv.h"
+#include "data/cohort.h"
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- CSV ---------------------------------------------------------------------------------
+
+typedef struct { char **items; int n, cap; } StrVec;
+
+static void sv_push(StrVec *v, char *s) {
+    if (v->n == v->cap) { v->cap = v->cap ? 2 * v->cap : 16; v->items = xrealloc(v->items, sizeof(char *) * (size_t)v->cap); }
+    v->items[v->n++] = s;
+}
+
+typedef struct { char *buf; size_t n, cap; } Buf;
+static void buf_put(Buf *b, char c) {
+    if (b->n + 1 >= b->cap) { b->cap = b->cap ? 2 * b->cap : 64; b->buf = xrealloc(b->buf, b->cap); }
+    b->buf[b->n++] = c;
+}
+static char *buf_take(Buf *b) {
+    buf_put(b, '\0');
+    char *s = xstrdup(b->buf);
+    b->n = 0;
+    return s;
+}
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+void csv_free(CsvTable *t) {
+    if (t->header) for (int j = 0; j < t->ncols; j++) free(t->header[j]);
+    if (t->cells) for (size_t i = 0; i < (size_t)t->nrows * (size_t)t->ncols; i++) free(t->cells[i]);
+    free(t->header);
+    free(t->cells);
+    free(t->line);
+    free(t->origin);
+    memset(t, 0, sizeof *t);
+}
+
+int csv_parse(CsvTable *t, const char *text, const char *origin, DfError *err) {
+    memset(t, 0, sizeof *t);
+    t->origin = xstrdup(origin);
+    const char *p = text;
+    if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) p += 3;
+    int line = 1, rc = -1, have_header = 0, rows_cap = 0;
+    StrVec cells = { 0 }, row = { 0 };
+    Buf b = { 0 };
+    while (*p) {
+        // Start of a line: skip comments and blank lines.
+        const char *q = p;
+        while (is_blank(*q)) q++;
+        if (*q == '#' || *q == '\n' || (*q == '\r' && q[1] == '\n') || *q == '\0') {
+            while (*q && *q != '\n') q++;
+            if (*q == '\n') { q++; line++; }
+            p = q;
+            continue;
+        }
+        int row_line = line;
+        row.n = 0;
+        for (;;) {  // one field per iteration
+            while (is_blank(*p)) p++;
+            if (*p == '"') {
+                int open_line = line;
+                p++;
+                for (;;) {
+                    if (*p == '\0') {
+                        df_err(err, "%s:%d: unterminated quoted field (the quote opens on line %d)", origin, line, open_line);
+                        goto done;
+                    }
+                    if (*p == '"') {
+                        if (p[1] == '"') { buf_put(&b, '"'); p += 2; continue; }
+                        p++;
+                        break;
+                    }
+                    if (*p == '\n') line++;
+                    buf_put(&b, *p++);
+                }
+                while (is_blank(*p)) p++;
+                if (*p == '\r' && p[1] == '\n') p++;
+                if (*p != ',' && *p != '\n' && *p != '\0') {
+                    df_err(err, "%s:%d: unexpected text after a closing quote (a quote inside a field must be doubled: \"\")", origin, line);
+                    goto done;
+                }
+            } else {
+                while (*p && *p != ',' && *p != '\n') {
+                    if (*p == '"') {
+                        df_err(err, "%s:%d: a quote inside an unquoted field (quote the whole field and double the quote)", origin, line);
+                        goto done;
+                    }
+                    buf_put(&b, *p++);
+                }
+                while (b.n > 0 && (is_blank(b.buf[b.n - 1]) || b.buf[b.n - 1] == '\r')) b.n--;
+            }
+            sv_push(&row, buf_take(&b));
+            if (*p == ',') { p++; continue; }
+            if (*p == '\n') { p++; line++; }
+            break;
+        }
+        if (!have_header) {
+            t->ncols = row.n;
+            t->header = xmalloc(sizeof(char *) * (size_t)row.n);
+            for (int j = 0; j < row.n; j++) {
+                t->header[j] = row.items[j];
+                if (!t->header[j][0]) {
+                    df_err(err, "%s:%d: header column %d has no name", origin, row_line, j + 1);
+                    row.n = 0;
+                    goto done;
+                }
+                for (int i = 0; i < j; i++)
+                    if (strcmp(t->header[i], t->header[j]) == 0) {
+                        df_err(err, "%s:%d: header names column '%s' twice", origin, row_line, t->header[j]);
+                        row.n = 0;
+                        goto done;
+                    }
+            }
+            row.n = 0;
+            have_header = 1;
+            continue;
+        }
+        if (row.n != t->ncols) {
+            df_err(err, "%s:%d: %d field%s, but the header has %d columns", origin, row_line, row.n, row.n == 1 ? "" : "s", t->ncols);
+            goto done;
+        }
+        for (int j = 0; j < row.n; j++) sv_push(&cells, row.items[j]);
+        row.n = 0;
+        if (t->nrows == rows_cap) { rows_cap = rows_cap ? 2 * rows_cap : 64; t->line = xrealloc(t->line, sizeof(int) * (size_t)rows_cap); }
+        t->line[t->nrows++] = row_line;
+    }
+    if (!have_header) { df_err(err, "%s: empty (no header line)", origin); goto done; }
+    rc = 0;
+done:
+    for (int j = 0; j < row.n; j++) free(row.items[j]);
+    free(row.items);
+    free(b.buf);
+    t->cells = cells.items;
+    if (rc != 0) {
+        // cells holds nrows * ncols complete rows; free them through csv_free.
+        if (!have_header) { t->ncols = 0; }
+        csv_free(t);
+    }
+    return rc;
+}
+
+int csv_read(CsvTable *t, const char *path, DfError *err) {
+    memset(t, 0, sizeof *t);
+    char *text = df_read_text_file(path, NULL, err);
+    if (!text) return -1;
+    int rc = csv_parse(t, text, path, err);
+    free(text);
+    return rc;
+}
+
+int csv_column(const CsvTable *t, const char *name) {
+    for (int j = 0; j < t->ncols; j++)
+        if (strcmp(t->header[j], name) == 0) return j;
+    return -1;
+}
+
+// ---- manifest ----------------------------------------------------------------------------
+
+void manifest_free(Manifest *m) {
+    for (int i = 0; i < m->n; i++) {
+        if (m->paths) free(m->paths[i]);
+        if (m->subjects) free(m->subjects[i]);
+        if (m->masks) free(m->masks[i]);
+    }
+    free(m->paths); free(m->subjects); free(m->masks); free(m->labels); free(m->meta); free(m->line);
+    for (int i = 0; i < m->n_label_names; i++) free(m->label_names[i]);
+    free(m->label_names);
+    for (int j = 0; j < META_MAX_COLS; j++) {
+        free(m->columns[j]);
+        for (int l = 0; l < m->n_levels[j]; l++) free(m->levels[j][l]);
+        free(m->levels[j]);
+    }
+    free(m->origin);
+    memset(m, 0, sizeof *m);
+}
+
+// Is `name` in the comma-separated list?
+static int in_list(const char *list, const char *name) {
+    if (!list) return 0;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ') t--;
+        if ((size_t)(t - p) == n && strncmp(p, name, n) == 0) return 1;
+        p = e;
+    }
+    return 0;
+}
+
+static int is_number(const char *s) { double v; return df_parse_double(s, &v) == 0; }
+
+// Sorted distinct values of column `col` (numeric order when all are numbers).
+static int level_set(const CsvTable *t, int col, char ***out, int *nout, const char *what, DfError *err) {
+    char **lv = xmalloc(sizeof(char *) * MANIFEST_MAX_LEVELS);
+    int n = 0;
+    for (int i = 0; i < t->nrows; i++) {
+        const char *v = csv_cell(t, i, col);
+        int seen = 0;
+        for (int l = 0; l < n && !seen; l++) seen = strcmp(lv[l], v) == 0;
+        if (seen) continue;
+        if (n == MANIFEST_MAX_LEVELS) {
+            for (int l = 0; l < n; l++) free(lv[l]);
+            free(lv);
+            return df_err(err, "%s:%d: %s: more than %d distinct values for a categorical column", t->origin, t->line[i], what,
+                          MANIFEST_MAX_LEVELS);
+        }
+        lv[n++] = xstrdup(v);
+    }
+    cohort_sort_names(lv, n);
+    *out = lv;
+    *nout = n;
+    return 0;
+}
+
+static int level_index(char **lv, int n, const char *v) {
+    for (int l = 0; l < n; l++) if (strcmp(lv[l], v) == 0) return l;
+    return -1;
+}
+
+// The directory part of path ("" when none), to resolve relative paths against.
+static char *resolve(const char *manifest, const char *p) {
+    if (p[0] == '/') return xstrdup(p);
+    const char *slash = strrchr(manifest, '/');
+    if (!slash) return xstrdup(p);
+    size_t d = (size_t)(slash - manifest + 1), n = d + strlen(p) + 1;
+    char *s = xmalloc(n);
+    memcpy(s, manifest, d);
+    strcpy(s + d, p);
+    return s;
+}
+
+// File name without directory and without .nii/.nii.gz/.h5/.hdf5. For an HDF5 clip
+// `FILE.h5:DATASET` the dataset part is dropped first: every clip of one file is one
+// subject (clips cut from one recording must not straddle a split).
+static char *default_subject(const char *p0) {
+    char *p = xstrdup(p0);
+    static const char *const h5ext[] = { ".h5:", ".hdf5:", NULL };
+    for (int i = 0; h5ext[i]; i++) {
+        char *at = strstr(p, h5ext[i]);
+        if (at) { at[strlen(h5ext[i]) - 1] = '\0'; break; }
+    }
+    const char *slash = strrchr(p, '/');
+    char *s = xstrdup(slash ? slash + 1 : p);
+    free(p);
+    static const char *ext[] = { ".nii.gz", ".nii", ".hdr", ".h5", ".hdf5", NULL };
+    size_t n = strlen(s);
+    for (int i = 0; ext[i]; i++) {
+        size_t m = strlen(ext[i]);
+        if (n > m && strcmp(s + n - m, ext[i]) == 0) { s[n - m] = '\0'; break; }
+    }
+    return s;
+}
+
+int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err) {
+    memset(m, 0, sizeof *m);
+    CsvTable t;
+    if (csv_read(&t, path, err)) return -1;
+    int rc = -1;
+    m->origin = xstrdup(path);
+    int cpath = csv_column(&t, "path"), clabel = csv_column(&t, "label");
+    int csubj = csv_column(&t, "subject"), cmask = csv_column(&t, "mask");
+    int conf_col[META_MAX_COLS];
+    if (cpath != 0 || clabel != 1) {
+        df_err(err, "%s: the header must start with path,label (then optional subject, mask and confounder columns)", path);
+        goto done;
+    }
+    if (t.nrows == 0) { df_err(err, "%s: no subjects (only a header)", path); goto done; }
+    // Confounder columns, with declared kinds from "name:kind" headers.
+    int declared[META_MAX_COLS];
+    for (int j = 2; j < t.ncols; j++) {
+        if (j == csubj || j == cmask) continue;
+        if (m->k == META_MAX_COLS) { df_err(err, "%s: more than %d confounder columns", path, META_MAX_COLS); goto done; }
+        char *name = xstrdup(t.header[j]);
+        char *colon = strchr(name, ':');
+        declared[m->k] = -1;
+        if (colon) {
+            *colon = '\0';
+            const char *kind = colon + 1;
+            if (!strcmp(kind, "categorical") || !strcmp(kind, "cat")) declared[m->k] = META_CATEGORICAL;
+            else if (!strcmp(kind, "continuous") || !strcmp(kind, "cont")) declared[m->k] = META_CONTINUOUS;
+            else {
+                df_err(err, "%s: column '%s': unknown kind '%s' (categorical or continuous)", path, t.header[j], kind);
+                free(name);
+                goto done;
+            }
+        }
+        if (!name[0] || strchr(name, ',') || strchr(name, '|')) {
+            df_err(err, "%s: column name '%s' is empty or contains ',' or '|'", path, name);
+            free(name);
+            goto done;
+        }
+        for (int i = 0; i < m->k; i++)
+            if (!strcmp(m->columns[i], name)) {
+                df_err(err, "%s: column '%s' appears twice", path, name);
+                free(name);
+                goto done;
+            }
+        if (in_list(categorical, name)) declared[m->k] = META_CATEGORICAL;
+        if (in_list(continuous, name)) declared[m->k] = META_CONTINUOUS;
+        conf_col[m->k] = j;
+        m->columns[m->k++] = name;
+    }
+    // Declared names must exist.
+    const char *lists[2] = { categorical, continuous };
+    for (int L = 0; L < 2; L++) {
+        if (!lists[L]) continue;
+        char *copy = xstrdup(lists[L]);
+        for (char *tok = strtok(copy, ", "); tok; tok = strtok(NULL, ", ")) {
+            int found = 0;
+            for (int i = 0; i < m->k; i++) found |= !strcmp(m->columns[i], tok);
+            if (!found) {
+                df_err(err, "%s: --%s names column '%s', which the manifest does not have", path,
+                       L == 0 ? "categorical" : "continuous", tok);
+                free(copy);
+                goto done;
+            }
+        }
+        free(copy);
+    }
+
+    int n = m->n = t.nrows;
+    m->paths = xcalloc((size_t)n, sizeof(char *));
+    m->subjects = xcalloc((size_t)n, sizeof(char *));
+    if (cmask >= 0) m->masks = xcalloc((size_t)n, sizeof(char *));
+    m->labels = xcalloc((size_t)n, sizeof(int32_t));
+    m->meta = xcalloc((size_t)n * (size_t)(m->k ? m->k : 1), sizeof(double));
+    m->line = xmalloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        m->line[i] = t.line[i];
+        const char *p = csv_cell(&t, i, cpath);
+        if (!p[0]) { df_err(err, "%s:%d: path is empty", path, t.line[i]); goto done; }
+        m->paths[i] = resolve(path, p);
+        const char *s = csubj >= 0 ? csv_cell(&t, i, csubj) : "";
+        m->subjects[i] = s[0] ? xstrdup(s) : default_subject(p);
+        if (cmask >= 0) {
+            const char *mk = csv_cell(&t, i, cmask);
+            if (!mk[0]) { df_err(err, "%s:%d: mask is empty (every row needs one when the column exists)", path, t.line[i]); goto done; }
+            m->masks[i] = resolve(path, mk);
+        }
+    }
+    // Labels: all non-negative integers, or all names.
+    int int_labels = 1;
+    for (int i = 0; i < n && int_labels; i++) {
+        long v;
+        int_labels = df_parse_long(csv_cell(&t, i, clabel), &v) == 0;
+    }
+    if (int_labels) {
+        for (int i = 0; i < n; i++) {
+            long v;
+            df_parse_long(csv_cell(&t, i, clabel), &v);
+            if (v < 0 || v > 1000000) { df_err(err, "%s:%d: label: %ld is not a class index (0, 1, ...)", path, t.line[i], v); goto done; }
+            m->labels[i] = (int32_t)v;
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            const char *v = csv_cell(&t, i, clabel);
+            if (!v[0]) { df_err(err, "%s:%d: label is empty", path, t.line[i]); goto done; }
+            if (is_number(v)) {
+                df_err(err, "%s:%d: label: '%s' is a number but other labels are names (use class indices 0, 1, ... or names throughout)",
+                       path, t.line[i], v);
+                goto done;
+            }
+        }
+        if (level_set(&t, clabel, &m->label_names, &m->n_label_names, "label", err)) goto done;
+        for (int i = 0; i < n; i++) m->labels[i] = level_index(m->label_names, m->n_label_names, csv_cell(&t, i, clabel));
+    }
+    // Confounders.
+    for (int j = 0; j < m->k; j++) {
+        int c = conf_col[j];
+        for (int i = 0; i < n; i++)
+            if (!csv_cell(&t, i, c)[0] || !strcmp(csv_cell(&t, i, c), "NA")) {
+                df_err(err, "%s:%d: %s: missing value", path, t.line[i], m->columns[j]);
+                goto done;
+            }
+        int kind = declared[j];
+        if (kind < 0) {
+            // Inference: numbers throughout -> continuous (binary integers: categorical);
+            // names throughout -> categorical; a mix is an error at the first odd value.
+            int first_num = -1, first_str = -1;
+            for (int i = 0; i < n; i++) {
+                if (is_number(csv_cell(&t, i, c))) { if (first_num < 0) first_num = i; }
+                else if (first_str < 0) first_str = i;
+            }
+            if (first_num >= 0 && first_str >= 0) {
+                int bad = first_num < first_str ? first_str : first_num;
+                df_err(err, "%s:%d: %s: '%s' is not a number (other rows hold numbers; declare the column %s:categorical if it is one)",
+                       path, t.line[bad], m->columns[j], csv_cell(&t, bad, c), m->columns[j]);
+                goto done;
+            }
+            if (first_str >= 0) kind = META_CATEGORICAL;
+            else {
+                double a = 0, b = 0;
+                int distinct = 0, integral = 1;
+                for (int i = 0; i < n && distinct <= 2; i++) {
+                    double v = strtod(csv_cell(&t, i, c), NULL);
+                    integral &= v == (double)(long)v;
+                    if (distinct == 0) { a = v; distinct = 1; }
+                    else if (v != a && (distinct == 1 || v != b)) { if (distinct == 1) b = v; distinct++; }
+                }
+                kind = (distinct == 2 && integral) ? META_CATEGORICAL : META_CONTINUOUS;
+            }
+        }
+        m->kinds[j] = (MetaKind)kind;
+        if (kind == META_CONTINUOUS) {
+            for (int i = 0; i < n; i++) {
+                double v;
+                if (df_parse_double(csv_cell(&t, i, c), &v) != 0) {
+                    df_err(err, "%s:%d: %s: '%s' is not a number (the column is continuous)", path, t.line[i], m->columns[j],
+                           csv_cell(&t, i, c));
+                    goto done;
+                }
+                m->meta[(size_t)i * m->k + j] = v;
+            }
+        } else {
+            if (level_set(&t, c, &m->levels[j], &m->n_levels[j], m->columns[j], err)) goto done;
+            for (int i = 0; i < n; i++) m->meta[(size_t)i * m->k + j] = level_index(m->levels[j], m->n_levels[j], csv_cell(&t, i, c));
+        }
+    }
+    rc = 0;
+done:
+    csv_free(&t);
+    if (rc != 0) manifest_free(m);
+    return rc;
+}
+
+// ---- subject lists --------------------------------------------------------------------------
+
+static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err) {
+    size_t len;
+    char *text = df_read_text_file(list_path, &len, err);
+    if (!text) return -1;
+    // Sorted subject ids of the manifest, for lookups.
+    char **sorted = xmalloc(sizeof(char *) * (size_t)m->n);
+    memcpy(sorted, m->subjects, sizeof(char *) * (size_t)m->n);
+    qsort(sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr);
+    char **wanted = NULL;
+    int nw = 0, cap = 0, rc = -1, lineno = 0;
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        lineno++;
+        // Trim spaces, tabs and a CR; skip blank and '#' lines.
+        while (*line == ' ' || *line == '\t') line++;
+        if (lineno == 1 && (unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB && (unsigned char)line[2] == 0xBF) line += 3;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r')) line[--n] = '\0';
+        if (!n || line[0] == '#') continue;
+        if (!bsearch(&line, sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr)) {
+            df_err(err, "%s:%d: subject '%s' is not in %s", list_path, lineno, line, m->origin);
+            goto done;
+        }
+        if (nw == cap) { cap = cap ? 2 * cap : 64; wanted = xrealloc(wanted, sizeof(char *) * (size_t)cap); }
+        wanted[nw++] = line;
+    }
+    if (nw == 0) { df_err(err, "%s: lists no subjects (one subject id per line)", list_path); goto done; }
+    qsort(wanted, (size_t)nw, sizeof(char *), cmp_str_ptr);
+    // Keep the selected rows in manifest order, compacting every per-row array.
+    int kept = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (!bsearch(&m->subjects[i], wanted, (size_t)nw, sizeof(char *), cmp_str_ptr)) {
+            free(m->paths[i]); free(m->subjects[i]);
+            if (m->masks) free(m->masks[i]);
+            continue;
+        }
+        m->paths[kept] = m->paths[i];
+        m->subjects[kept] = m->subjects[i];
+        if (m->masks) m->masks[kept] = m->masks[i];
+        m->labels[kept] = m->labels[i];
+        m->line[kept] = m->line[i];
+        if (m->k) memmove(m->meta + (size_t)kept * m->k, m->meta + (size_t)i * m->k, sizeof(double) * (size_t)m->k);
+        kept++;
+    }
+    m->n = kept;
+    rc = 0;
+done:
+    free(wanted);
+    free(sorted);
+    free(text);
+    return rc;
+}

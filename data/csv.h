@@ -1,0 +1,76 @@
+// csv.h: CSV tables and subject manifests.
+//
+// CSV dialect (RFC 4180 plus two conveniences): comma-separated; a field may be quoted with
+// "..." and then hold commas, newlines and "" (a literal quote); unquoted fields have
+// surrounding spaces/tabs trimmed; lines whose first non-blank character is '#' and blank
+// lines are skipped (comments); CRLF or LF line ends; a UTF-8 byte-order mark is ignored.
+// The first non-comment line is the header. Every row must have as many fields as it.
+//
+// Manifest (docs/formats.md, "Manifest"): a CSV whose header is
+//   path,label[,subject][,mask][,<confounder columns...>]
+// `path` is a .nii/.nii.gz (or an HDF5 clip, see io/pack.h), relative paths being relative
+// to the manifest's directory; `label` a class index (integer >= 0) or a class name (names
+// are numbered in sorted order); `subject` an id (default: the file name without its
+// extension) -- rows sharing a subject stay in one split; `mask` an optional foreground
+// mask file of the same geometry. Every other column is a confounder, continuous or
+// categorical: declared in the header as `name:continuous` / `name:categorical` (or
+// `:cont` / `:cat`) or by the caller, otherwise inferred -- a column with a non-numeric
+// value is categorical; a numeric column with exactly two distinct integer values (0/1,
+// 1/2) is categorical (binary); any other numeric column is continuous. Categorical values
+// are stored as the index of their level in sorted order (numeric order when every level
+// is a number), and the level names are kept.
+#ifndef DF_CSV_H
+#define DF_CSV_H
+#include "base/common.h"
+#include "data/cohort.h"
+
+typedef struct {
+    char *origin;     // file name for messages
+    int ncols;
+    char **header;    // ncols names
+    int nrows;
+    char **cells;     // nrows * ncols strings, row-major
+    int *line;        // nrows: the file line each row starts on (1-based)
+} CsvTable;
+
+int csv_parse(CsvTable *t, const char *text, const char *origin, DfError *err);
+int csv_read(CsvTable *t, const char *path, DfError *err);
+void csv_free(CsvTable *t);
+static inline const char *csv_cell(const CsvTable *t, int row, int col) { return t->cells[(size_t)row * t->ncols + col]; }
+int csv_column(const CsvTable *t, const char *name);  // index, or -1
+
+#define MANIFEST_MAX_LEVELS 256
+
+
+
+typedef struct {
+    char *origin;
+    int n;
+    char **paths;        // n, resolved
+    char **subjects;     // n
+    char **masks;        // n, or NULL when the manifest has no mask column
+    int32_t *labels;     // n
+    int n_label_names;   // 0 when labels were given as integers
+    char **label_names;  // class index -> name
+    int k;               // confounder columns
+    char *columns[META_MAX_COLS];
+    MetaKind kinds[META_MAX_COLS];
+    int n_levels[META_MAX_COLS];     // categorical: number of levels
+    char **levels[META_MAX_COLS];    // categorical: level index -> name
+    double *meta;        // (n, k)
+    int *line;           // n: file line of each row, for messages
+} Manifest;
+
+// Reads and checks a manifest. categorical / continuous: comma-separated column names the
+// caller declares (NULL for none); a name that is not a column is an error. Every row
+// error names the file, the line and the column: "subjects.csv:7: age: 'abc' is not a
+// number".
+int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err);
+void manifest_free(Manifest *m);
+// Keeps only the rows whose subject is listed in `list_path` (a text file, one subject id per
+// line; blank lines and '#' comments skipped; surrounding spaces trimmed), in manifest
+// order. An id the manifest lacks is an error naming the list file, the line and the id:
+// "keep.txt:3: subject 'sub-99' is not in subjects.csv". Label names and categorical levels
+// stay those of the whole manifest, so codes do not depend on the selection.
+int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err);
+#endif

@@ -1,0 +1,546 @@
+// pack.c: per-volume preprocessing and `deconfound pack` (see pack.h).
+#include "data/pack.h"
+#include "mpi/comm.h"
+#include "data/csv.h"
+#include "data/shard.h"
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *const pack_norm_names[] = { "none", "zscore", "minmax", NULL };
+const char *const pack_fit_names[] = { "crop", "resize", NULL };
+const char *const pack_4d_names[] = { "channels", "frames", NULL };
+
+int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *s, DfError *err) {
+    static const char *const u8_names[] = { "scale", "raw", NULL };
+    PrepConfig *p = &m->prep;
+    memset(m, 0, sizeof *m);
+    int n = 0, fit, norm, four, layout, raw;
+    char where[640];
+    if (ini_int_list(ini, s, "shape", p->shape, 3, &n, err)) return -1;
+    ini_where_key(ini, s, "shape", where, sizeof where);
+    if (n == 1) p->shape[1] = p->shape[2] = p->shape[0];
+    else if (n != 0 && n != 3) return df_err(err, "%s needs 1 or 3 values (D,H,W)", where);
+    for (int i = 0; n && i < 3; i++)
+        if (p->shape[i] < 1 || p->shape[i] > 2048) return df_err(err, "%s values must be in [1, 2048]", where);
+    if (ini_double(ini, s, "spacing", 0.0, 0.0, 100.0, &p->spacing, err) ||
+        ini_choice(ini, s, "fit", "crop", pack_fit_names, &fit, err) ||
+        ini_choice(ini, s, "normalize", "none", pack_norm_names, &norm, err) ||
+        ini_choice(ini, s, "4d", "channels", pack_4d_names, &four, err) || ini_bool(ini, s, "reorient", 1, &p->reorient, err) ||
+        ini_choice(ini, s, "clip_layout", "THWC", clip_layout_names, &layout, err) ||
+        ini_choice(ini, s, "clip_uint8", "scale", u8_names, &raw, err))
+        return -1;
+    p->fit = (PackFit)fit;
+    p->norm = (PackNorm)norm;
+    p->four_d = (Pack4D)four;
+    p->clip_layout = (ClipLayout)layout;
+    p->clip_raw = raw;
+    if (p->fit == PACK_FIT_RESIZE && n == 0) {
+        ini_where_key(ini, s, "fit", where, sizeof where);
+        return df_err(err, "%s = resize needs a shape D,H,W", where);
+    }
+    m->categorical = ini_str(s, "categorical", NULL);
+    m->continuous = ini_str(s, "continuous", NULL);
+    m->subjects = ini_str(s, "subjects", NULL);
+    return 0;
+}
+
+// A grid of C channels of (D, H, W) voxels with its voxel size (mm) along D, H, W.
+typedef struct {
+    int C, D, H, W;
+    double sd, sh, sw;
+    float *x;  // (C, D, H, W); NULL when only the geometry is tracked
+} Grid;
+
+// Reorientation to RAS+: for world axis w (x, y, z), the voxel axis perm[w] (0 = i, 1 = j,
+// 2 = k) that points along it and whether it points the negative way.
+static void ras_perm(const char *orient, int perm[3], int flip[3]) {
+    for (int a = 0; a < 3; a++) {
+        char c = orient[a];
+        int w = (c == 'R' || c == 'L') ? 0 : (c == 'A' || c == 'P') ? 1 : 2;
+        perm[w] = a;
+        flip[w] = c == 'L' || c == 'P' || c == 'I';
+    }
+}
+
+// Step 1 (layout) from a header; x filled when v->data is present.
+static int layout(const PrepConfig *cfg, const char *path, const NiiVolume *v, Grid *g, DfError *err) {
+    int64_t extra = 1;  // dims 5..7 must be singleton
+    for (int i = 5; i <= 7; i++) extra *= v->dim[i];
+    if (extra != 1) return df_err(err, "%s: %d-dimensional image (dims 5-7 = %lld x %lld x %lld): only 3D and 4D are supported", path,
+                                  v->ndim, (long long)v->dim[5], (long long)v->dim[6], (long long)v->dim[7]);
+    int64_t nx = v->dim[1], ny = v->dim[2], nz = v->dim[3], nt = v->dim[4];
+    if (nx > 4096 || ny > 4096 || nz > 4096) return df_err(err, "%s: %lldx%lldx%lld voxels per volume: too large", path, (long long)nx, (long long)ny, (long long)nz);
+    memset(g, 0, sizeof *g);
+    if (cfg->four_d == PACK_4D_FRAMES) {
+        if (nz > 4) return df_err(err, "%s: as a clip (4d = frames) dim[3] holds the colour planes (1 to 4), not %lld", path, (long long)nz);
+        g->C = (int)nz; g->D = (int)nt; g->H = (int)ny; g->W = (int)nx;
+        g->sd = 1.0; g->sh = v->pixdim[2]; g->sw = v->pixdim[1];
+        if (v->data) {
+            size_t plane = (size_t)nx * (size_t)ny;
+            g->x = df_alloc_floats((size_t)v->nvox);
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t c = 0; c < nz; c++)
+                    memcpy(g->x + ((size_t)c * (size_t)nt + (size_t)t) * plane, v->data + ((size_t)t * (size_t)nz + (size_t)c) * plane,
+                           plane * sizeof(float));
+        }
+    } else {
+        if (nt > 64) return df_err(err, "%s: %lld volumes in the 4th dimension: at most 64 channels (use 4d = frames for clips)", path, (long long)nt);
+        g->C = (int)nt; g->D = (int)nz; g->H = (int)ny; g->W = (int)nx;
+        g->sd = v->pixdim[3]; g->sh = v->pixdim[2]; g->sw = v->pixdim[1];
+        if (v->data) {
+            g->x = df_alloc_floats((size_t)v->nvox);
+            memcpy(g->x, v->data, sizeof(float) * (size_t)v->nvox);
+        }
+    }
+    if (!(g->sd > 0)) g->sd = 1;
+    if (!(g->sh > 0)) g->sh = 1;
+    if (!(g->sw > 0)) g->sw = 1;
+    return 0;
+}
+
+// Step 2: permute/flip the spatial axes to RAS+.
+static void reorient(Grid *g, const char *orient) {
+    int perm[3], flip[3];
+    ras_perm(orient, perm, flip);
+    int n[3] = { g->W, g->H, g->D };          // voxel axes i, j, k
+    double sp[3] = { g->sw, g->sh, g->sd };
+    int W2 = n[perm[0]], H2 = n[perm[1]], D2 = n[perm[2]];
+    int identity = perm[0] == 0 && perm[1] == 1 && perm[2] == 2 && !flip[0] && !flip[1] && !flip[2];
+    if (g->x && !identity) {
+        size_t V = (size_t)g->D * g->H * g->W;
+        float *out = df_alloc_floats((size_t)g->C * V);
+        for (int c = 0; c < g->C; c++) {
+            const float *src = g->x + (size_t)c * V;
+            float *dst = out + (size_t)c * V;
+            int idx[3];
+            for (int z = 0; z < D2; z++)
+                for (int y = 0; y < H2; y++)
+                    for (int x = 0; x < W2; x++) {
+                        int w[3] = { x, y, z }, m[3] = { W2, H2, D2 };
+                        for (int a = 0; a < 3; a++) idx[perm[a]] = flip[a] ? m[a] - 1 - w[a] : w[a];
+                        dst[((size_t)z * H2 + y) * W2 + x] = src[((size_t)idx[2] * g->H + idx[1]) * g->W + idx[0]];
+                    }
+        }
+        free(g->x);
+        g->x = out;
+    }
+    g->W = W2; g->H = H2; g->D = D2;
+    g->sw = sp[perm[0]]; g->sh = sp[perm[1]]; g->sd = sp[perm[2]];
+}
+
+// Source coordinate of output voxel o on an axis resampled from n to m voxels, centres
+// aligned, clamped to [0, n-1].
+static inline void src_coord(int o, int n, int m, int *i0, int *i1, float *f) {
+    double s = ((double)o + 0.5) * (double)n / (double)m - 0.5;
+    if (s < 0) s = 0;
+    if (s > n - 1) s = n - 1;
+    *i0 = (int)s;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : *i0;
+    *f = (float)(s - *i0);
+}
+
+void prep_resample(float *out, const float *in, int C, int D, int H, int W, int D2, int H2, int W2) {
+    size_t V = (size_t)D * H * W, V2 = (size_t)D2 * H2 * W2;
+    int *x0 = xmalloc(sizeof(int) * (size_t)W2), *x1 = xmalloc(sizeof(int) * (size_t)W2);
+    float *fx = xmalloc(sizeof(float) * (size_t)W2);
+    for (int x = 0; x < W2; x++) src_coord(x, W, W2, &x0[x], &x1[x], &fx[x]);
+    for (int c = 0; c < C; c++) {
+        const float *s = in + (size_t)c * V;
+        float *o = out + (size_t)c * V2;
+        for (int z = 0; z < D2; z++) {
+            int z0, z1; float fz;
+            src_coord(z, D, D2, &z0, &z1, &fz);
+            for (int y = 0; y < H2; y++) {
+                int y0, y1; float fy;
+                src_coord(y, H, H2, &y0, &y1, &fy);
+                const float *r00 = s + ((size_t)z0 * H + y0) * W, *r01 = s + ((size_t)z0 * H + y1) * W;
+                const float *r10 = s + ((size_t)z1 * H + y0) * W, *r11 = s + ((size_t)z1 * H + y1) * W;
+                float *orow = o + ((size_t)z * H2 + y) * W2;
+                for (int x = 0; x < W2; x++) {
+                    float a = r00[x0[x]] + fx[x] * (r00[x1[x]] - r00[x0[x]]);
+                    float b = r01[x0[x]] + fx[x] * (r01[x1[x]] - r01[x0[x]]);
+                    float cc = r10[x0[x]] + fx[x] * (r10[x1[x]] - r10[x0[x]]);
+                    float d = r11[x0[x]] + fx[x] * (r11[x1[x]] - r11[x0[x]]);
+                    float ab = a + fy * (b - a), cd = cc + fy * (d - cc);
+                    orow[x] = ab + fz * (cd - ab);
+                }
+            }
+        }
+    }
+    free(x0); free(x1); free(fx);
+}
+
+static void resample_to(Grid *g, int D2, int H2, int W2) {
+    if (D2 == g->D && H2 == g->H && W2 == g->W) return;
+    if (g->x) {
+        float *out = df_alloc_floats((size_t)g->C * D2 * H2 * W2);
+        prep_resample(out, g->x, g->C, g->D, g->H, g->W, D2, H2, W2);
+        free(g->x);
+        g->x = out;
+    }
+    g->sd *= (double)g->D / D2; g->sh *= (double)g->H / H2; g->sw *= (double)g->W / W2;
+    g->D = D2; g->H = H2; g->W = W2;
+}
+
+// Centred crop / zero pad to (D2, H2, W2).
+static void crop_pad(Grid *g, int D2, int H2, int W2) {
+    if (D2 == g->D && H2 == g->H && W2 == g->W) return;
+    if (g->x) {
+        int od = (g->D - D2) / 2, oh = (g->H - H2) / 2, ow = (g->W - W2) / 2;  // C division: towards 0
+        if (g->D < D2) od = -((D2 - g->D) / 2);
+        if (g->H < H2) oh = -((H2 - g->H) / 2);
+        if (g->W < W2) ow = -((W2 - g->W) / 2);
+        float *out = df_alloc_floats((size_t)g->C * D2 * H2 * W2);  // zero-filled: the padding
+        for (int c = 0; c < g->C; c++)
+            for (int z = 0; z < D2; z++) {
+                int sz = z + od;
+                if (sz < 0 || sz >= g->D) continue;
+                for (int y = 0; y < H2; y++) {
+                    int sy = y + oh;
+                    if (sy < 0 || sy >= g->H) continue;
+                    for (int x = 0; x < W2; x++) {
+                        int sx = x + ow;
+                        if (sx < 0 || sx >= g->W) continue;
+                        out[(((size_t)c * D2 + z) * H2 + y) * W2 + x] = g->x[(((size_t)c * g->D + sz) * g->H + sy) * g->W + sx];
+                    }
+                }
+            }
+        free(g->x);
+        g->x = out;
+    }
+    g->D = D2; g->H = H2; g->W = W2;
+}
+
+// Steps 2-4 on a grid; orient NULL for an HDF5 clip (no orientation, no millimetres).
+static void geometry(const PrepConfig *cfg, Grid *g, const char *orient) {
+    if (orient && cfg->reorient && cfg->four_d != PACK_4D_FRAMES) reorient(g, orient);
+    if (orient && cfg->spacing > 0) {
+        int D2 = DF_MAX(1, (int)lround(g->D * g->sd / cfg->spacing));
+        int H2 = DF_MAX(1, (int)lround(g->H * g->sh / cfg->spacing));
+        int W2 = DF_MAX(1, (int)lround(g->W * g->sw / cfg->spacing));
+        if (cfg->four_d == PACK_4D_FRAMES) D2 = g->D;  // frames are not resampled in time
+        resample_to(g, D2, H2, W2);
+    }
+    if (cfg->shape[0] > 0) {
+        if (cfg->fit == PACK_FIT_RESIZE) resample_to(g, cfg->shape[0], cfg->shape[1], cfg->shape[2]);
+        else crop_pad(g, cfg->shape[0], cfg->shape[1], cfg->shape[2]);
+    }
+}
+
+// Step 1 for an HDF5 clip: the grid (C, D = T, H, W), pixels of unit size.
+static int clip_grid(const PrepConfig *cfg, const char *path, int with_data, Grid *g, DfError *err) {
+    H5Clip clip;
+    if (h5clip_read(path, cfg->clip_layout, cfg->clip_raw, with_data, &clip, err)) return -1;
+    memset(g, 0, sizeof *g);
+    g->C = clip.C; g->D = clip.T; g->H = clip.H; g->W = clip.W;
+    g->sd = g->sh = g->sw = 1.0;
+    g->x = clip.data;  // ownership moves to the grid
+    return 0;
+}
+
+int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err) {
+    if (h5clip_is_ref(path)) {
+        Grid g;
+        if (clip_grid(cfg, path, 0, &g, err)) return -1;
+        geometry(cfg, &g, NULL);
+        *out = (Shape){ g.C, g.D, g.H, g.W };
+        return 0;
+    }
+    NiiVolume v;
+    if (nii_read(path, &v, 0, err)) return -1;
+    Grid g;
+    int rc = layout(cfg, path, &v, &g, err);
+    if (rc == 0) {
+        geometry(cfg, &g, v.orient);
+        *out = (Shape){ g.C, g.D, g.H, g.W };
+    }
+    nii_free(&v);
+    return rc;
+}
+
+static void normalise(const PrepConfig *cfg, Grid *g, const uint8_t *mask) {
+    if (cfg->norm == PACK_NORM_NONE) return;
+    size_t V = (size_t)g->D * g->H * g->W;
+    for (int c = 0; c < g->C; c++) {
+        float *x = g->x + (size_t)c * V;
+        double s = 0, s2 = 0, lo = INFINITY, hi = -INFINITY;
+        size_t n = 0;
+        for (size_t i = 0; i < V; i++) {
+            if (mask && !mask[i]) continue;
+            s += x[i]; s2 += (double)x[i] * x[i]; n++;
+            lo = fmin(lo, x[i]); hi = fmax(hi, x[i]);
+        }
+        if (n == 0) continue;  // empty mask: leave as is
+        double a, b;  // x -> (x - a) * b
+        if (cfg->norm == PACK_NORM_ZSCORE) {
+            double mean = s / n, var = s2 / n - mean * mean;
+            a = mean;
+            b = var > 1e-20 ? 1.0 / sqrt(var) : 1.0;
+        } else {
+            a = lo;
+            b = hi > lo ? 1.0 / (hi - lo) : 1.0;
+        }
+        for (size_t i = 0; i < V; i++) x[i] = (float)(((double)x[i] - a) * b);
+    }
+}
+
+int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, float **xout, uint8_t **mout, Shape *shape,
+              DfError *err) {
+    *xout = NULL;
+    *mout = NULL;
+    if (h5clip_is_ref(path)) {
+        if (mask_path) return df_err(err, "%s: masks are supported for NIfTI images only, not HDF5 clips", mask_path);
+        Grid g;
+        if (clip_grid(cfg, path, 1, &g, err)) return -1;
+        geometry(cfg, &g, NULL);
+        normalise(cfg, &g, NULL);
+        *xout = g.x;
+        *shape = (Shape){ g.C, g.D, g.H, g.W };
+        return 0;
+    }
+    NiiVolume v;
+    if (nii_read(path, &v, 1, err)) return -1;
+    for (int64_t i = 0; i < v.nvox; i++)
+        if (!isfinite(v.data[i])) {
+            nii_free(&v);
+            return df_err(err, "%s: voxel %lld is NaN or infinite", path, (long long)i);
+        }
+    Grid g;
+    if (layout(cfg, path, &v, &g, err)) { nii_free(&v); return -1; }
+    int nx = (int)v.dim[1], ny = (int)v.dim[2], nz = (int)v.dim[3];
+    char orient[4];
+    memcpy(orient, v.orient, 4);
+    nii_free(&v);
+    geometry(cfg, &g, orient);
+    uint8_t *mask = NULL;
+    if (mask_path) {
+        NiiVolume mv;
+        if (nii_read(mask_path, &mv, 1, err)) { free(g.x); return -1; }
+        if (mv.dim[1] != nx || mv.dim[2] != ny || mv.dim[3] != nz || mv.nvox != (int64_t)nx * ny * nz) {
+            df_err(err, "%s: mask is %lldx%lldx%lld (%lld voxels) but %s is %dx%dx%d", mask_path, (long long)mv.dim[1],
+                   (long long)mv.dim[2], (long long)mv.dim[3], (long long)mv.nvox, path, nx, ny, nz);
+            nii_free(&mv);
+            free(g.x);
+            return -1;
+        }
+        PrepConfig mc = *cfg;
+        mc.four_d = PACK_4D_CHANNELS;
+        Grid mg;
+        layout(&mc, mask_path, &mv, &mg, err);  // 3D: cannot fail
+        for (size_t i = 0; i < (size_t)mv.nvox; i++) mg.x[i] = mg.x[i] > 0 ? 1.0f : 0.0f;
+        geometry(&mc, &mg, mv.orient);
+        nii_free(&mv);
+        size_t V = (size_t)mg.D * mg.H * mg.W;
+        mask = xmalloc(V);
+        for (size_t i = 0; i < V; i++) mask[i] = mg.x[i] >= 0.5f;
+        free(mg.x);
+    }
+    normalise(cfg, &g, mask);
+    *xout = g.x;
+    *mout = mask;
+    *shape = (Shape){ g.C, g.D, g.H, g.W };
+    return 0;
+}
+
+// ---- pack ----------------------------------------------------------------------------------
+
+// Collective: 0 when rc == 0 on every rank; else -1 on every rank with err holding the
+// message of the lowest failing rank.
+static int agree(int rc, DfError *err) {
+    double flag = rc ? (double)(dist_size() - dist_rank()) : 0.0;
+    dist_allreduce_max_f64(&flag, 1);
+    if (flag == 0) return 0;
+    int root = dist_size() - (int)flag;
+    dist_bcast(err->msg, sizeof err->msg, root);
+    return -1;
+}
+
+static void remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) { unlink(path); return; }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        remove_tree(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static char **dup_strings(char **s, int n) {
+    if (!s || n == 0) return NULL;
+    char **o = xmalloc(sizeof(char *) * (size_t)n);
+    for (int i = 0; i < n; i++) o[i] = xstrdup(s[i]);
+    return o;
+}
+
+int pack_run(const PackConfig *cfg, DfError *err) {
+    int P = dist_size(), rank = dist_rank();
+    Manifest m;
+    memset(&m, 0, sizeof m);
+    int rc = manifest_read(&m, cfg->manifest, cfg->categorical, cfg->continuous, err);
+    if (rc == 0 && cfg->subjects && (rc = manifest_select_subjects(&m, cfg->subjects, err)) != 0) manifest_free(&m);
+    if (agree(rc, err)) return -1;
+    char tmp[4096] = "";
+    Shape shape = { 0, 0, 0, 0 };
+    int n = m.n, nshards = 0;
+    // Every rank reads every header: cheap, and it finds bad files before anything is
+    // written, identically on every rank.
+    rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        Shape s;
+        if (prep_shape(&cfg->prep, m.paths[i], &s, err)) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            rc = df_err(err, "%s:%d: %s", cfg->manifest, m.line[i], msg);
+            break;
+        }
+        if (m.masks && h5clip_is_ref(m.paths[i])) {
+            rc = df_err(err, "%s:%d: %s: masks are supported for NIfTI images only, not HDF5 clips", cfg->manifest, m.line[i], m.masks[i]);
+            break;
+        }
+        if (m.masks) {
+            Shape ms;
+            PrepConfig mc = cfg->prep;
+            mc.four_d = PACK_4D_CHANNELS;
+            if (prep_shape(&mc, m.masks[i], &ms, err)) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                rc = df_err(err, "%s:%d: %s", cfg->manifest, m.line[i], msg);
+                break;
+            }
+            if (ms.c != 1 || ms.d != s.d || ms.h != s.h || ms.w != s.w) {
+                rc = df_err(err, "%s:%d: mask %s comes out (%d,%d,%d,%d), the image (1,%d,%d,%d)", cfg->manifest, m.line[i],
+                            m.masks[i], ms.c, ms.d, ms.h, ms.w, s.d, s.h, s.w);
+                break;
+            }
+        }
+        if (i == 0) shape = s;
+        else if (s.c != shape.c || s.d != shape.d || s.h != shape.h || s.w != shape.w) {
+            rc = df_err(err, "%s:%d: %s comes out with shape (C,D,H,W) = (%d,%d,%d,%d) but %s with (%d,%d,%d,%d); %s",
+                        cfg->manifest, m.line[i], m.paths[i], s.c, s.d, s.h, s.w, m.paths[0], shape.c, shape.d, shape.h,
+                        shape.w, s.c != shape.c ? "every volume needs the same number of channels" : "give --shape D,H,W (and/or --spacing)");
+        }
+    }
+    if (agree(rc, err)) goto fail;
+    // The output directory: must not exist; written under a temporary name, renamed last.
+    rc = 0;
+    if (rank == 0) {
+        struct stat st;
+        if (stat(cfg->out, &st) == 0) rc = df_err(err, "%s: already exists; pack writes a new directory", cfg->out);
+        else {
+            char *t = df_temp_name(cfg->out);
+            snprintf(tmp, sizeof tmp, "%s", t);
+            free(t);
+            if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+        }
+    }
+    if (agree(rc, err)) goto fail;
+    dist_bcast(tmp, sizeof tmp, 0);
+
+    nshards = (n + cfg->shard_size - 1) / cfg->shard_size;
+    size_t per = shape_numel(shape), V = shape_spatial(shape);
+    int with_masks = m.masks != NULL;
+    size_t stride = per + (with_masks ? V : 0);  // one sample (+ its mask as floats)
+    float *mine = df_alloc_floats(stride);
+    float *round_buf = rank == 0 ? df_alloc_floats((size_t)P * stride) : NULL;
+    for (int s = 0; s < nshards; s++) {
+        int a = s * cfg->shard_size, b = DF_MIN(n, a + cfg->shard_size);
+        Cohort c;
+        memset(&c, 0, sizeof c);
+        if (rank == 0) {
+            cohort_alloc(&c, b - a, shape, m.k);
+            if (with_masks) cohort_alloc_masks(&c);
+            c.subjects = xcalloc((size_t)(b - a), sizeof(char *));
+            for (int j = 0; j < m.k; j++) {
+                c.columns[j] = xstrdup(m.columns[j]);
+                c.kinds[j] = m.kinds[j];
+                c.n_levels[j] = m.n_levels[j];
+                c.levels[j] = dup_strings(m.levels[j], m.n_levels[j]);
+            }
+            c.n_label_names = m.n_label_names;
+            c.label_names = dup_strings(m.label_names, m.n_label_names);
+            for (int i = a; i < b; i++) {
+                c.labels[i - a] = m.labels[i];
+                c.subjects[i - a] = xstrdup(m.subjects[i]);
+                memcpy(c.meta + (size_t)(i - a) * m.k, m.meta + (size_t)i * m.k, sizeof(double) * (size_t)m.k);
+            }
+        }
+        // Rounds of P rows: rank r loads row a + q*P + r; rank 0 gathers them in row order.
+        for (int q = a; q < b; q += P) {
+            int row = q + rank, have = row < b;
+            rc = 0;
+            if (have) {
+                float *x = NULL;
+                uint8_t *mk = NULL;
+                Shape got;
+                rc = prep_load(&cfg->prep, m.paths[row], with_masks ? m.masks[row] : NULL, &x, &mk, &got, err);
+                if (rc) {
+                    char msg[1024];
+                    snprintf(msg, sizeof msg, "%s", err->msg);
+                    df_err(err, "%s:%d: %s", cfg->manifest, m.line[row], msg);
+                } else {
+                    DF_ASSERT(got.c == shape.c && got.d == shape.d && got.h == shape.h && got.w == shape.w);
+                    memcpy(mine, x, per * sizeof(float));
+                    for (size_t v = 0; v < V && mk; v++) mine[per + v] = mk[v];
+                }
+                free(x);
+                free(mk);
+            }
+            if (agree(rc, err)) { free(mine); free(round_buf); if (rank == 0) cohort_free(&c); goto fail; }
+            dist_gather_f32(round_buf, mine, have ? stride : 0);
+            if (rank == 0)
+                for (int r = 0; r < P && q + r < b; r++) {
+                    const float *src = round_buf + (size_t)r * stride;
+                    memcpy(c.images + (size_t)(q + r - a) * per, src, per * sizeof(float));
+                    if (with_masks)
+                        for (size_t v = 0; v < V; v++) c.masks[(size_t)(q + r - a) * V + v] = (uint8_t)(src[per + v] != 0);
+                }
+        }
+        rc = 0;
+        if (rank == 0) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/shard-%05d.h5", tmp, s);
+            rc = shard_write(path, &c, err);
+            cohort_free(&c);
+            if (rc == 0 && cfg->verbose) {
+                printf("shard %d/%d: %d samples\n", s + 1, nshards, b - a);
+                fflush(stdout);
+            }
+        }
+        if (agree(rc, err)) { free(mine); free(round_buf); goto fail; }
+    }
+    free(mine);
+    free(round_buf);
+    rc = 0;
+    if (rank == 0 && rename(tmp, cfg->out) != 0) rc = df_err(err, "%s: cannot rename %s into place: %s", cfg->out, tmp, strerror(errno));
+    if (agree(rc, err)) goto fail;
+    if (rank == 0 && cfg->verbose) {
+        printf("wrote %s: %d samples of shape (C,D,H,W) = (%d,%d,%d,%d) in %d shard%s; labels", cfg->out, n, shape.c, shape.d,
+               shape.h, shape.w, nshards, nshards == 1 ? "" : "s");
+        int maxlab = 0;
+        for (int i = 0; i < n; i++) maxlab = DF_MAX(maxlab, m.labels[i]);
+        for (int y = 0; y <= maxlab && y < 64; y++) {
+            int cnt = 0;
+            for (int i = 0; i < n; i++) cnt += m.labels[i] == y;
+            printf(" %d: %d", y, cnt);
+        }
+        printf("; columns");
+        for (int j = 0; j < m.k; j++) printf(" %s (%s)", m.columns[j], m.kinds[j] == META_CATEGORICAL ? "categorical" : "continuous");
+        if (m.k == 0) printf(" none");
+        printf("%s\n", with_masks ? "; masks" : "");
+    }
+    manifest_free(&m);
+    return 0;
+fail:
+    if (rank == 0 && tmp[0]) remove_tree(tmp);
+    manifest_free(&m);
+    return -1;
+}

@@ -1,0 +1,90 @@
+// pack.h: NIfTI cohorts (a manifest, io/csv.h) into HDF5 shards, and the per-volume
+// preprocessing that `deconfound pack` and training straight from a manifest share.
+//
+// Per volume, in this order (each step optional except the layout):
+//   1. layout: a 3D image is one channel; a 4D image is C = dim[4] channels of the same
+//      (dim[3], dim[2], dim[1]) = (D, H, W) volume ("channels", the default), or a clip
+//      ("frames"): dim[4] = T frames of dim[3] = C colour planes, giving (C, D = T, H, W);
+//   2. reorientation to RAS+ (reorient): voxel axes permuted and flipped so that W runs
+//      left->right, H posterior->anterior, D inferior->superior, judged from the affine
+//      (sform, else qform) as nibabel's as_closest_canonical does; not for clips;
+//   3. resampling to isotropic voxels of `spacing` mm (trilinear; 0 keeps the grid);
+//   4. fitting to `shape` (D,H,W): centred crop / zero pad ("crop", default) or trilinear
+//      resize of the whole field of view ("resize");
+//   5. intensity normalisation per channel: none, zscore (mean 0, sd 1) or minmax ([0,1]),
+//      statistics over the foreground mask's voxels when a mask is given, else all voxels.
+// A mask (manifest column `mask`) goes through steps 2-4 (trilinear, then >= 0.5).
+//
+// HDF5 clips (io/h5clip.h): a path `FILE.h5:DATASET` (or a bare FILE.h5 holding one
+// dataset) is a video clip, (T, H, W, C) or (C, T, H, W) by `clip_layout`, giving
+// (C, D = T, H, W). Step 1 is the layout conversion, plus uint8 -> [0, 1] (x / 255) unless
+// clip_raw; steps 2 (reorientation) and 3 (spacing: a clip has no millimetres) do not
+// apply; steps 4 (crop/pad, or trilinear resize of frames and pixels) and 5 do. Masks are
+// not supported for HDF5 clips (an error).
+#ifndef DF_PACK_H
+#define DF_PACK_H
+#include "base/common.h"
+#include "base/ini.h"
+#include "base/shape.h"
+#include "data/h5clip.h"
+#include "data/nifti.h"
+
+typedef enum { PACK_NORM_NONE, PACK_NORM_ZSCORE, PACK_NORM_MINMAX } PackNorm;
+typedef enum { PACK_FIT_CROP, PACK_FIT_RESIZE } PackFit;
+typedef enum { PACK_4D_CHANNELS, PACK_4D_FRAMES } Pack4D;
+
+typedef struct {
+    int shape[3];          // D, H, W; 0 = keep (then every volume must come out the same)
+    double spacing;        // mm; 0 = keep the voxel grid
+    int reorient;          // 1 = to RAS+
+    PackFit fit;
+    PackNorm norm;
+    Pack4D four_d;
+    ClipLayout clip_layout;  // HDF5 clips: (T,H,W,C) (default) or (C,T,H,W)
+    int clip_raw;            // HDF5 clips: 1 keeps uint8 values 0..255 (default: / 255)
+} PrepConfig;
+
+extern const char *const pack_norm_names[];  // "none", "zscore", "minmax", NULL
+extern const char *const pack_fit_names[];   // "crop", "resize", NULL
+extern const char *const pack_4d_names[];    // "channels", "frames", NULL
+
+// A manifest's settings: its preprocessing, the confounder columns whose kind is declared
+// (comma lists, or NULL), and a subject list file (or NULL). `[data]` (training from a
+// manifest) and `deconfound pack` (its options --shape ... become these keys, '-' read as
+// '_') both read them here: one parser, one set of defaults (docs/config.md).
+typedef struct {
+    PrepConfig prep;
+    const char *categorical, *continuous;
+    const char *subjects;
+} ManifestSettings;
+int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *s, DfError *err);
+
+// The per-sample shape `path` will have after preprocessing, from its header alone.
+int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err);
+// Loads and preprocesses one volume: *x (C,D,H,W) floats and, when mask_path is given,
+// *mask (1,D,H,W) bytes (else *mask = NULL). Caller frees both.
+int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, float **x, uint8_t **mask, Shape *shape,
+              DfError *err);
+
+// Trilinear resampling of a (C, D, H, W) grid to (C, D2, H2, W2), voxel centres aligned
+// (PyTorch's interpolate(mode="trilinear", align_corners=False) without antialiasing).
+void prep_resample(float *out, const float *in, int C, int D, int H, int W, int D2, int H2, int W2);
+
+typedef struct {
+    const char *manifest, *out;
+    PrepConfig prep;
+    int shard_size;                     // samples per shard
+    const char *categorical, *continuous;  // declared column kinds (comma lists) or NULL
+    const char *subjects;               // a subject list file (one id per line): pack only those, or NULL
+    int verbose;
+} PackConfig;
+
+// Collective over the MPI ranks (every rank calls it with the same config): reads the
+// manifest and every header (errors here are found identically by every rank), then
+// loads and preprocesses rows round-robin over the ranks, gathers each shard's samples on
+// rank 0, which writes OUT/shard-00000.h5, ... into a temporary directory renamed to OUT
+// at the end. The bytes written do not depend on the number of ranks. On any error every
+// rank returns -1 with the same message (the first failing rank's), and nothing is left.
+// OUT must not exist.
+int pack_run(const PackConfig *cfg, DfError *err);
+#endif

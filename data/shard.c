@@ -1,0 +1,521 @@
+// shard.c: the HDF5 shard, format version 1 (see shard.h and docs/formats.md).
+#include "data/shard.h"
+#include "data/cohort.h"
+#include "data/h5util.h"
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[] = { "continuous", "categorical" };
+
+// "a,b,c" from k strings (the caller checked that none contains a comma). Caller frees.
+static char *join(char *const *items, int k) {
+    size_t n = 1;
+    for (int j = 0; j < k; j++) n += strlen(items[j]) + 1;
+    char *s = xmalloc(n);
+    s[0] = '\0';
+    for (int j = 0; j < k; j++) {
+        if (j) strcat(s, ",");
+        strcat(s, items[j]);
+    }
+    return s;
+}
+
+// Splits "a,b,c" into freshly allocated items; "" is zero items. Returns the count, or -1 if
+// there are more than max.
+static int split(const char *s, char **items, int max) {
+    if (*s == '\0') return 0;
+    int k = 0;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (k == max) {
+            for (int j = 0; j < k; j++) { free(items[j]); items[j] = NULL; }
+            return -1;
+        }
+        items[k] = xmalloc(len + 1);
+        memcpy(items[k], s, len);
+        items[k][len] = '\0';
+        k++;
+        if (!comma) return k;
+        s = comma + 1;
+    }
+}
+
+static int check_cohort(const char *path, const Cohort *c, DfError *err) {
+    if (c->n <= 0) return df_err(err, "%s: cannot write a shard with %d samples", path, c->n);
+    if (c->shape.c <= 0 || c->shape.d <= 0 || c->shape.h <= 0 || c->shape.w <= 0)
+        return df_err(err, "%s: bad sample shape (%d,%d,%d,%d)", path, c->shape.c, c->shape.d, c->shape.h, c->shape.w);
+    if (c->k < 0 || c->k > META_MAX_COLS)
+        return df_err(err, "%s: %d metadata columns (at most %d)", path, c->k, META_MAX_COLS);
+    if (!c->images || !c->labels || (c->k > 0 && !c->meta)) return df_err(err, "%s: cohort has no data", path);
+    for (int j = 0; j < c->k; j++) {
+        if (!c->columns[j] || !c->columns[j][0]) return df_err(err, "%s: metadata column %d has no name", path, j);
+        if (strchr(c->columns[j], ','))
+            return df_err(err, "%s: metadata column name '%s' contains a comma", path, c->columns[j]);
+        for (int i = 0; i < j; i++)
+            if (strcmp(c->columns[i], c->columns[j]) == 0)
+                return df_err(err, "%s: metadata column '%s' appears twice", path, c->columns[j]);
+        if (c->kinds[j] != META_CONTINUOUS && c->kinds[j] != META_CATEGORICAL)
+            return df_err(err, "%s: metadata column '%s' has a bad kind", path, c->columns[j]);
+        for (int l = 0; l < c->n_levels[j]; l++)
+            if (!c->levels[j][l] || strpbrk(c->levels[j][l], ",|"))
+                return df_err(err, "%s: column '%s': level name '%s' contains ',' or '|'", path, c->columns[j],
+                              c->levels[j][l] ? c->levels[j][l] : "(null)");
+    }
+    for (int l = 0; l < c->n_label_names; l++)
+        if (!c->label_names[l] || strpbrk(c->label_names[l], "|"))
+            return df_err(err, "%s: class name '%s' contains '|'", path, c->label_names[l] ? c->label_names[l] : "(null)");
+    if (c->subjects)
+        for (int i = 0; i < c->n; i++)
+            if (!c->subjects[i]) return df_err(err, "%s: sample %d has no subject id", path, i);
+    return cohort_check_values(c, path, err);
+}
+
+// ---- optional datasets: masks (uint8) and subject ids (strings) ---------------------------
+
+// Closes an id if valid; returns 1 when the close failed.
+static int close_quiet(hid_t id, herr_t (*fn)(hid_t)) { return id >= 0 && fn(id) < 0; }
+
+static int write_masks(hid_t f, const char *path, const Cohort *c, DfError *err) {
+    Shape s = c->shape;
+    hsize_t dims[5] = { (hsize_t)c->n, 1, (hsize_t)s.d, (hsize_t)s.h, (hsize_t)s.w };
+    hsize_t chunk[5] = { 1, 1, (hsize_t)s.d, (hsize_t)s.h, (hsize_t)s.w };
+    hid_t space = H5Screate_simple(5, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), ds = -1;
+    int rc = -1;
+    if (space < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0 || H5Pset_chunk(dcpl, 5, chunk) < 0) {
+        df_err(err, "%s: masks: cannot set up the dataset", path);
+        goto done;
+    }
+    ds = H5Dcreate2(f, "masks", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0) { df_err(err, "%s: masks: cannot create the dataset", path); goto done; }
+    if (H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->masks) < 0) {
+        df_err(err, "%s: masks: write failed", path);
+        goto done;
+    }
+    rc = 0;
+done:
+    if ((close_quiet(ds, H5Dclose) | close_quiet(dcpl, H5Pclose) | close_quiet(space, H5Sclose)) && rc == 0)
+        rc = df_err(err, "%s: masks: close failed", path);
+    return rc;
+}
+
+static hid_t vlen_str_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) { H5Tclose(t); return -1; }
+    return t;
+}
+
+static int write_subjects(hid_t f, const char *path, const Cohort *c, DfError *err) {
+    hsize_t dims[1] = { (hsize_t)c->n };
+    hid_t t = vlen_str_type(), space = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), ds = -1;
+    int rc = -1;
+    if (t < 0 || space < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) {
+        df_err(err, "%s: subject: cannot set up the dataset", path);
+        goto done;
+    }
+    ds = H5Dcreate2(f, "subject", t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0) { df_err(err, "%s: subject: cannot create the dataset", path); goto done; }
+    if (H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->subjects) < 0) { df_err(err, "%s: subject: write failed", path); goto done; }
+    rc = 0;
+done:
+    if ((close_quiet(ds, H5Dclose) | close_quiet(dcpl, H5Pclose) | close_quiet(space, H5Sclose) | close_quiet(t, H5Tclose)) && rc == 0)
+        rc = df_err(err, "%s: subject: close failed", path);
+    return rc;
+}
+
+// Reads /subject ([n] strings, variable or fixed length) into c->subjects.
+static int read_subjects(hid_t f, const char *path, Cohort *c, DfError *err) {
+    hid_t ds = H5Dopen2(f, "subject", H5P_DEFAULT), ftype = -1, space = -1, mtype = -1;
+    int rc = -1;
+    if (ds < 0) return df_err(err, "%s: subject: cannot open", path);
+    if ((ftype = H5Dget_type(ds)) < 0 || H5Tget_class(ftype) != H5T_STRING) { df_err(err, "%s: subject: not a string dataset", path); goto done; }
+    if ((space = H5Dget_space(ds)) < 0 || H5Sget_simple_extent_npoints(space) != c->n) {
+        df_err(err, "%s: subject: does not have one id per sample (%d)", path, c->n);
+        goto done;
+    }
+    htri_t var = H5Tis_variable_str(ftype);
+    if (var < 0) { df_err(err, "%s: subject: cannot inspect the string type", path); goto done; }
+    c->subjects = xcalloc((size_t)c->n, sizeof(char *));
+    if (var) {
+        char **p = xcalloc((size_t)c->n, sizeof(char *));
+        if ((mtype = vlen_str_type()) < 0 || H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, p) < 0) {
+            free(p);
+            df_err(err, "%s: subject: read failed", path);
+            goto done;
+        }
+        for (int i = 0; i < c->n; i++) c->subjects[i] = xstrdup(p[i] ? p[i] : "");
+        if (H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, p) < 0) { free(p); df_err(err, "%s: subject: cannot free strings", path); goto done; }
+        free(p);
+    } else {
+        size_t size = H5Tget_size(ftype);
+        if (size == 0 || (mtype = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mtype, size + 1) < 0 ||
+            H5Tset_strpad(mtype, H5T_STR_NULLTERM) < 0) {
+            df_err(err, "%s: subject: cannot create the string type", path);
+            goto done;
+        }
+        char *buf = xcalloc((size_t)c->n, size + 1);
+        if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) { free(buf); df_err(err, "%s: subject: read failed", path); goto done; }
+        for (int i = 0; i < c->n; i++) {
+            char *e = buf + (size_t)i * (size + 1);
+            size_t n = strnlen(e, size);
+            while (n > 0 && e[n - 1] == ' ') n--;
+            c->subjects[i] = xmalloc(n + 1);
+            memcpy(c->subjects[i], e, n);
+            c->subjects[i][n] = '\0';
+        }
+        free(buf);
+    }
+    rc = 0;
+done:
+    if ((close_quiet(mtype, H5Tclose) | close_quiet(space, H5Sclose) | close_quiet(ftype, H5Tclose) | close_quiet(ds, H5Dclose)) && rc == 0)
+        rc = df_err(err, "%s: subject: close failed", path);
+    return rc;
+}
+
+// Splits "a|b|c" into items (count returned).
+static char **split_bar(const char *s, int *n) {
+    *n = 0;
+    if (!*s) return NULL;
+    int cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == '|';
+    char **out = xcalloc((size_t)cap, sizeof(char *));
+    const char *p = s;
+    for (;;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        out[*n] = xmalloc(len + 1);
+        memcpy(out[*n], p, len);
+        out[*n][len] = '\0';
+        (*n)++;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return out;
+}
+
+static char *join_bar(char *const *items, int n) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(items[i]) + 1;
+    char *s = xmalloc(len);
+    s[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i) strcat(s, "|");
+        strcat(s, items[i]);
+    }
+    return s;
+}
+
+// The datasets and attributes of one shard into an open file.
+static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *err) {
+    Shape s = c->shape;
+    hsize_t idims[5] = { (hsize_t)c->n, (hsize_t)s.c, (hsize_t)s.d, (hsize_t)s.h, (hsize_t)s.w };
+    // One sample per chunk: a data loader reads random samples, and a chunk is the unit
+    // HDF5 reads. No compression: MRI floats barely compress and decoding would be the
+    // bottleneck of every epoch.
+    hsize_t chunk[5] = { 1, (hsize_t)s.c, (hsize_t)s.d, (hsize_t)s.h, (hsize_t)s.w };
+    hsize_t ldims[1] = { (hsize_t)c->n };
+    hsize_t mdims[2] = { (hsize_t)c->n, (hsize_t)c->k };
+    if (h5_write_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0) return -1;
+    if (h5_write_f32_chunked(f, path, "images", c->images, 5, idims, chunk, err) != 0) return -1;
+    if (h5_write_i32(f, path, "labels", c->labels, 1, ldims, err) != 0) return -1;
+    if (h5_write_f64(f, path, "meta", c->meta, 2, mdims, err) != 0) return -1;
+
+    hid_t meta = H5Dopen2(f, "meta", H5P_DEFAULT);
+    if (meta < 0) return df_err(err, "%s: meta: cannot reopen", path);
+    const char *kinds[META_MAX_COLS];
+    for (int j = 0; j < c->k; j++) kinds[j] = kind_names[c->kinds[j]];
+    char *cols = join(c->columns, c->k), *kstr = join((char *const *)kinds, c->k);
+    int rc = h5_attr_write_string(meta, path, "columns", cols, err);
+    if (rc == 0) rc = h5_attr_write_string(meta, path, "kinds", kstr, err);
+    free(cols);
+    free(kstr);
+    int any_levels = 0;
+    for (int j = 0; j < c->k; j++) any_levels |= c->n_levels[j] > 0;
+    if (rc == 0 && any_levels) {
+        char *per[META_MAX_COLS];
+        for (int j = 0; j < c->k; j++) per[j] = join_bar(c->levels[j], c->n_levels[j]);
+        char *lv = join(per, c->k);
+        rc = h5_attr_write_string(meta, path, "levels", lv, err);
+        free(lv);
+        for (int j = 0; j < c->k; j++) free(per[j]);
+    }
+    if (H5Dclose(meta) < 0 && rc == 0) rc = df_err(err, "%s: meta: close failed", path);
+    if (rc == 0 && c->n_label_names > 0) {
+        hid_t lab = H5Dopen2(f, "labels", H5P_DEFAULT);
+        if (lab < 0) return df_err(err, "%s: labels: cannot reopen", path);
+        char *names = join_bar(c->label_names, c->n_label_names);
+        rc = h5_attr_write_string(lab, path, "names", names, err);
+        free(names);
+        if (H5Dclose(lab) < 0 && rc == 0) rc = df_err(err, "%s: labels: close failed", path);
+    }
+    if (rc == 0 && c->masks) rc = write_masks(f, path, c, err);
+    if (rc == 0 && c->subjects) rc = write_subjects(f, path, c, err);
+    return rc;
+}
+
+int shard_write(const char *path, const Cohort *c, DfError *err) {
+    if (check_cohort(path, c, err) != 0) return -1;
+    char *tmp;
+    hid_t f = h5_create_atomic(path, &tmp, err);
+    if (f < 0) return -1;
+    int ok = write_contents(f, path, c, err) == 0;
+    int rc = h5_finish_atomic(f, tmp, path, ok, err);
+    free(tmp);
+    return rc;
+}
+
+// Reads everything but (when !with_images) the images. On failure c is left empty.
+static int read_shard(const char *path, Cohort *c, int with_images, DfError *err) {
+    memset(c, 0, sizeof *c);
+    hid_t f = h5_open_read(path, err), meta = -1;
+    if (f < 0) return -1;
+    char *cols = NULL, *kstr = NULL, *kinds[META_MAX_COLS] = { 0 };
+    int rc = -1, nk = 0;
+    hsize_t idims[5], ldims[1], mdims[2];
+
+    if (h5_check_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0) goto done;
+    int nd = h5_dims(f, path, "images", idims, 5, err);
+    if (nd < 0) goto done;
+    if (nd != 5) { df_err(err, "%s: images: has %d dimensions, expected 5 (N,C,D,H,W)", path, nd); goto done; }
+    for (int i = 0; i < 5; i++)
+        if (idims[i] == 0 || idims[i] > INT_MAX) {
+            df_err(err, "%s: images: bad shape [%llu,%llu,%llu,%llu,%llu]", path, (unsigned long long)idims[0],
+                   (unsigned long long)idims[1], (unsigned long long)idims[2], (unsigned long long)idims[3],
+                   (unsigned long long)idims[4]);
+            goto done;
+        }
+    nd = h5_dims(f, path, "labels", ldims, 1, err);
+    if (nd < 0) goto done;
+    if (nd != 1 || ldims[0] != idims[0]) {
+        df_err(err, "%s: labels: has %s%llu entries but images has %llu samples", path, nd != 1 ? "not 1-D, " : "",
+               (unsigned long long)(nd == 1 ? ldims[0] : 0), (unsigned long long)idims[0]);
+        goto done;
+    }
+    nd = h5_dims(f, path, "meta", mdims, 2, err);
+    if (nd < 0) goto done;
+    if (nd != 2 || mdims[0] != idims[0]) {
+        df_err(err, "%s: meta: has %s%llu rows but images has %llu samples", path, nd != 2 ? "not 2-D, " : "",
+               (unsigned long long)(nd == 2 ? mdims[0] : 0), (unsigned long long)idims[0]);
+        goto done;
+    }
+    if (mdims[1] > META_MAX_COLS) {
+        df_err(err, "%s: meta: %llu columns (at most %d)", path, (unsigned long long)mdims[1], META_MAX_COLS);
+        goto done;
+    }
+
+    if ((meta = H5Dopen2(f, "meta", H5P_DEFAULT)) < 0) { df_err(err, "%s: meta: cannot open", path); goto done; }
+    if (!(cols = h5_attr_read_string(meta, path, "columns", err))) goto done;
+    if (!(kstr = h5_attr_read_string(meta, path, "kinds", err))) goto done;
+
+    int k = (int)mdims[1];
+    Shape s = { (int)idims[1], (int)idims[2], (int)idims[3], (int)idims[4] };
+    int n = (int)idims[0];
+    c->n = n;
+    c->shape = s;
+    c->k = k;
+    int ncol = split(cols, c->columns, META_MAX_COLS);
+    if (ncol != k) {
+        df_err(err, "%s: meta: attribute columns names %d columns but the data has %d", path, ncol < 0 ? META_MAX_COLS + 1 : ncol, k);
+        goto done;
+    }
+    nk = split(kstr, kinds, META_MAX_COLS);
+    if (nk != k) {
+        df_err(err, "%s: meta: attribute kinds names %d kinds but the data has %d columns", path, nk < 0 ? META_MAX_COLS + 1 : nk, k);
+        if (nk < 0) nk = 0;
+        goto done;
+    }
+    for (int j = 0; j < k; j++) {
+        if (strcmp(kinds[j], "continuous") == 0) c->kinds[j] = META_CONTINUOUS;
+        else if (strcmp(kinds[j], "categorical") == 0) c->kinds[j] = META_CATEGORICAL;
+        else {
+            df_err(err, "%s: meta: column '%s' has kind '%s' (expected continuous or categorical)", path, c->columns[j], kinds[j]);
+            goto done;
+        }
+    }
+
+    c->labels = xcalloc((size_t)n, sizeof(int32_t));
+    c->meta = xcalloc((size_t)n * (size_t)k, sizeof(double));
+    if (h5_read_i32(f, path, "labels", c->labels, (size_t)n, err) != 0) goto done;
+    if (h5_read_f64(f, path, "meta", c->meta, (size_t)n * (size_t)k, err) != 0) goto done;
+    if (h5_attr_exists(meta, "levels")) {
+        char *lv = h5_attr_read_string(meta, path, "levels", err), *per[META_MAX_COLS] = { 0 };
+        if (!lv) goto done;
+        int np = split(lv, per, META_MAX_COLS);
+        free(lv);
+        if (np != k && !(k == 1 && np == 0)) {
+            for (int j = 0; j < np; j++) free(per[j]);
+            df_err(err, "%s: meta: attribute levels has %d entries for %d columns", path, np, k);
+            goto done;
+        }
+        for (int j = 0; j < np; j++) {
+            c->levels[j] = split_bar(per[j], &c->n_levels[j]);
+            free(per[j]);
+        }
+    }
+    {
+        hid_t lab = H5Dopen2(f, "labels", H5P_DEFAULT);
+        if (lab < 0) { df_err(err, "%s: labels: cannot open", path); goto done; }
+        char *names = NULL;
+        int bad = 0;
+        if (h5_attr_exists(lab, "names")) bad = !(names = h5_attr_read_string(lab, path, "names", err));
+        if (H5Dclose(lab) < 0 && !bad) bad = df_err(err, "%s: labels: close failed", path) != 0;
+        if (bad) { free(names); goto done; }
+        if (names) { c->label_names = split_bar(names, &c->n_label_names); free(names); }
+    }
+    if (h5_exists(f, "subject") && read_subjects(f, path, c, err) != 0) goto done;
+    if (h5_exists(f, "masks")) {
+        hsize_t md[5];
+        int mnd = h5_dims(f, path, "masks", md, 5, err);
+        if (mnd < 0) goto done;
+        if (mnd != 5 || md[0] != idims[0] || md[1] != 1 || md[2] != idims[2] || md[3] != idims[3] || md[4] != idims[4]) {
+            df_err(err, "%s: masks: shape does not match images [N,1,D,H,W] = [%d,1,%d,%d,%d]", path, n, s.d, s.h, s.w);
+            goto done;
+        }
+        c->has_masks = 1;
+        if (with_images) {
+            c->masks = xmalloc((size_t)n * shape_spatial(s));
+            if (shard_read_masks(path, 0, n, c->masks, err) != 0) goto done;
+        }
+    }
+    if (cohort_check_values(c, path, err) != 0) goto done;
+    if (with_images) {
+        c->images = df_alloc_floats((size_t)n * shape_numel(s));
+        if (h5_read_f32(f, path, "images", c->images, (size_t)n * shape_numel(s), err) != 0) goto done;
+    }
+    rc = 0;
+done:
+    for (int j = 0; j < nk; j++) free(kinds[j]);
+    free(cols);
+    free(kstr);
+    if (meta >= 0 && H5Dclose(meta) < 0 && rc == 0) rc = df_err(err, "%s: meta: close failed", path);
+    if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed", path);
+    if (rc != 0) cohort_free(c);
+    return rc;
+}
+
+int shard_read(const char *path, Cohort *c, DfError *err) { return read_shard(path, c, 1, err); }
+
+int shard_read_header(const char *path, Cohort *c, DfError *err) { return read_shard(path, c, 0, err); }
+
+int shard_read_images(const char *path, int start, int count, float *images, DfError *err) {
+    hid_t f = h5_open_read(path, err);
+    if (f < 0) return -1;
+    int rc = -1;
+    if (start < 0 || count < 0) { df_err(err, "%s: bad sample range [%d, %d)", path, start, start + count); goto done; }
+    if (h5_check_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0) goto done;
+    rc = h5_read_f32_rows(f, path, "images", (hsize_t)start, (hsize_t)count, images, err);
+done:
+    if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed", path);
+    return rc;
+}
+
+int shard_read_masks(const char *path, int start, int count, uint8_t *masks, DfError *err) {
+    hid_t f = h5_open_read(path, err), ds = -1, fspace = -1, mspace = -1, type = -1;
+    if (f < 0) return -1;
+    int rc = -1;
+    hsize_t dims[5], off[5] = { 0 }, cnt[5];
+    if (h5_check_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0) goto done;
+    if (!h5_exists(f, "masks")) { df_err(err, "%s: has no masks", path); goto done; }
+    if ((ds = H5Dopen2(f, "masks", H5P_DEFAULT)) < 0) { df_err(err, "%s: masks: cannot open", path); goto done; }
+    if ((type = H5Dget_type(ds)) < 0 || H5Tget_class(type) != H5T_INTEGER) { df_err(err, "%s: masks: not integer data", path); goto done; }
+    if ((fspace = H5Dget_space(ds)) < 0 || H5Sget_simple_extent_dims(fspace, dims, NULL) != 5) {
+        df_err(err, "%s: masks: expected 5 dimensions", path);
+        goto done;
+    }
+    if (start < 0 || count < 0 || (hsize_t)start + (hsize_t)count > dims[0]) {
+        df_err(err, "%s: masks: samples [%d, %d) outside [0, %llu)", path, start, start + count, (unsigned long long)dims[0]);
+        goto done;
+    }
+    if (count == 0) { rc = 0; goto done; }
+    for (int i = 0; i < 5; i++) cnt[i] = dims[i];
+    off[0] = (hsize_t)start;
+    cnt[0] = (hsize_t)count;
+    if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 || (mspace = H5Screate_simple(5, cnt, NULL)) < 0) {
+        df_err(err, "%s: masks: cannot select samples", path);
+        goto done;
+    }
+    if (H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, masks) < 0) { df_err(err, "%s: masks: read failed", path); goto done; }
+    rc = 0;
+done:
+    if ((close_quiet(mspace, H5Sclose) | close_quiet(fspace, H5Sclose) | close_quiet(type, H5Tclose) | close_quiet(ds, H5Dclose)) && rc == 0)
+        rc = df_err(err, "%s: masks: close failed", path);
+    if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed", path);
+    return rc;
+}
+
+void shard_layout_free(ShardLayout *l) {
+    free(l->image_off);
+    free(l->mask_off);
+    memset(l, 0, sizeof *l);
+}
+
+// Offsets of the n samples of dataset `name` if it is raw-readable: element type `want`
+// exactly (byte order included), no filters, chunks of one sample or contiguous storage.
+// Returns 0, 1 (not raw-readable) or -1.
+static int raw_offsets(hid_t f, const char *path, const char *name, hid_t want, int n, size_t per, int64_t *off, DfError *err) {
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT), type = -1, dcpl = -1, space = -1;
+    int rc = -1;
+    if (ds < 0) return df_err(err, "%s: %s: cannot open", path, name);
+    if ((type = H5Dget_type(ds)) < 0 || (dcpl = H5Dget_create_plist(ds)) < 0 || (space = H5Dget_space(ds)) < 0) {
+        df_err(err, "%s: %s: cannot inspect the dataset", path, name);
+        goto done;
+    }
+    htri_t same = H5Tequal(type, want);
+    if (same < 0) { df_err(err, "%s: %s: cannot compare types", path, name); goto done; }
+    int nfilters = H5Pget_nfilters(dcpl);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    hsize_t dims[5];
+    int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+    if (!same || nfilters != 0 || nd != 5) { rc = 1; goto done; }
+    if (layout == H5D_CONTIGUOUS) {
+        haddr_t a = H5Dget_offset(ds);
+        if (a == HADDR_UNDEF) { rc = 1; goto done; }  // never written
+        for (int i = 0; i < n; i++) off[i] = (int64_t)a + (int64_t)i * (int64_t)per;
+        rc = 0;
+        goto done;
+    }
+    if (layout != H5D_CHUNKED) { rc = 1; goto done; }
+    hsize_t chunk[5];
+    if (H5Pget_chunk(dcpl, 5, chunk) != 5) { df_err(err, "%s: %s: cannot read the chunking", path, name); goto done; }
+    if (chunk[0] != 1 || chunk[1] != dims[1] || chunk[2] != dims[2] || chunk[3] != dims[3] || chunk[4] != dims[4]) { rc = 1; goto done; }
+    for (int i = 0; i < n; i++) {
+        hsize_t coord[5] = { (hsize_t)i, 0, 0, 0, 0 };
+        unsigned mask = 0;
+        haddr_t addr = HADDR_UNDEF;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info_by_coord(ds, coord, &mask, &addr, &size) < 0) {
+            df_err(err, "%s: %s: cannot locate sample %d", path, name, i);
+            goto done;
+        }
+        if (addr == HADDR_UNDEF || size != per) { rc = 1; goto done; }  // unwritten chunk: let HDF5 read (fill value)
+        off[i] = (int64_t)addr;
+    }
+    rc = 0;
+done:
+    if ((close_quiet(space, H5Sclose) | close_quiet(dcpl, H5Pclose) | close_quiet(type, H5Tclose) | close_quiet(ds, H5Dclose)) && rc >= 0)
+        rc = df_err(err, "%s: %s: close failed", path, name);
+    return rc;
+}
+
+int shard_layout(const char *path, ShardLayout *l, DfError *err) {
+    memset(l, 0, sizeof *l);
+    Cohort c;
+    if (shard_read_header(path, &c, err) != 0) return -1;
+    hid_t f = h5_open_read(path, err);
+    if (f < 0) { cohort_free(&c); return -1; }
+    l->n = c.n;
+    l->image_bytes = shape_numel(c.shape) * sizeof(float);
+    l->mask_bytes = shape_spatial(c.shape);
+    l->image_off = xmalloc(sizeof(int64_t) * (size_t)c.n);
+    int rc = raw_offsets(f, path, "images", H5T_IEEE_F32LE, c.n, l->image_bytes, l->image_off, err);
+    if (rc == 0 && c.has_masks) {
+        l->mask_off = xmalloc(sizeof(int64_t) * (size_t)c.n);
+        rc = raw_offsets(f, path, "masks", H5T_STD_U8LE, c.n, l->mask_bytes, l->mask_off, err);
+    }
+    if (H5Fclose(f) < 0 && rc >= 0) rc = df_err(err, "%s: closing failed", path);
+    if (rc != 0) shard_layout_free(l);
+    cohort_free(&c);
+    return rc;
+}

@@ -1,0 +1,161 @@
+// comm.c: MPI communicator set-up, reductions, broadcasts, BLAS thread placement.
+#include "mpi/comm.h"
+#include "base/common.h"
+#include <cblas.h>
+#include <limits.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int g_rank = 0, g_size = 1, g_local_size = 1, g_blas_threads = 1, g_initialised = 0;
+
+#define MPI_CHECK(call)                                                                     \
+    do {                                                                                    \
+        int rc_ = (call);                                                                   \
+        if (rc_ != MPI_SUCCESS) {                                                           \
+            char msg_[MPI_MAX_ERROR_STRING]; int len_ = 0;                                  \
+            MPI_Error_string(rc_, msg_, &len_);                                             \
+            df_die(DF_EXIT_FAIL, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call, msg_); \
+        }                                                                                   \
+    } while (0)
+
+static int hook_rank(void) { return g_rank; }
+static int hook_size(void) { return g_size; }
+
+static void hook_abort(int status) {
+    fflush(stdout);
+    fflush(stderr);
+    if (g_initialised && g_size > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    if (g_initialised) MPI_Finalize();
+    exit(status);
+}
+
+static void hook_exit(int status) {
+    fflush(stdout);
+    fflush(stderr);
+    if (g_initialised) MPI_Finalize();
+    exit(status);
+}
+
+// MPI counts are int: large buffers go in pieces.
+#define CHUNK ((size_t)1 << 30)
+
+static void reducer_sum_f64(Reducer *r, double *buf, size_t n) { dist_allreduce_sum_f64(buf, n); }
+static void reducer_sum_f32(Reducer *r, float *buf, size_t n) { dist_allreduce_sum_f32(buf, n); }
+static Reducer g_reducer = { reducer_sum_f64, reducer_sum_f32, 1, NULL };
+
+// Started directly by srun (not by mpirun, whose ranks carry OMPI_COMM_WORLD_SIZE), the MPI
+// world must hold every task of the step. Without PMIx (srun --mpi=none on a system whose MPI
+// falls back to singletons) each task would be its own one-rank job: N copies of the same
+// training writing the same files. Stop with an explanation instead.
+static void check_slurm_tasks(void) {
+    const char *ntasks = getenv("SLURM_STEP_NUM_TASKS");
+    if (!ntasks) ntasks = getenv("SLURM_NTASKS");
+    if (!ntasks || getenv("OMPI_COMM_WORLD_SIZE") || !getenv("SLURM_STEP_ID")) return;
+    long n;
+    if (df_parse_long(ntasks, &n) != 0 || n == g_size) return;
+    df_die_collective(DF_EXIT_INPUT,
+                      "Slurm started %ld tasks but MPI sees %d rank%s: the tasks are not one MPI job. "
+                      "Launch with 'srun --mpi=pmix' (see 'srun --mpi=list') or with mpirun inside the allocation.",
+                      n, g_size, g_size == 1 ? "" : "s");
+}
+
+void dist_init(int *argc, char ***argv) {
+    MPI_CHECK(MPI_Init(argc, argv));
+    g_initialised = 1;
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &g_size));
+    MPI_Comm local;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &local));
+    MPI_CHECK(MPI_Comm_size(local, &g_local_size));
+    MPI_CHECK(MPI_Comm_free(&local));
+    g_reducer.nranks = g_size;
+    DfProcessHooks hooks = { hook_rank, hook_size, hook_abort, hook_exit };
+    df_set_process_hooks(&hooks);
+    check_slurm_tasks();
+}
+
+void dist_finalize(void) {
+    if (g_initialised) MPI_CHECK(MPI_Finalize());
+    g_initialised = 0;
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+int dist_local_size(void) { return g_local_size; }
+Reducer *dist_reducer(void) { return g_size > 1 ? &g_reducer : &reducer_local; }
+
+void dist_allreduce_sum_f32(float *buf, size_t n) {
+    if (g_size == 1) return;
+    for (size_t o = 0; o < n; o += CHUNK)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)DF_MIN(CHUNK, n - o), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+}
+
+void dist_allreduce_sum_f64(double *buf, size_t n) {
+    if (g_size == 1) return;
+    for (size_t o = 0; o < n; o += CHUNK)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)DF_MIN(CHUNK, n - o), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+}
+
+void dist_allreduce_max_f64(double *buf, size_t n) {
+    if (g_size == 1) return;
+    for (size_t o = 0; o < n; o += CHUNK)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)DF_MIN(CHUNK, n - o), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+}
+
+void dist_bcast(void *buf, size_t bytes, int root) {
+    if (g_size == 1) return;
+    for (size_t o = 0; o < bytes; o += CHUNK)
+        MPI_CHECK(MPI_Bcast((char *)buf + o, (int)DF_MIN(CHUNK, bytes - o), MPI_BYTE, root, MPI_COMM_WORLD));
+}
+
+void dist_gather_f32(float *all, const float *mine, size_t count) {
+    if (g_size == 1) {
+        if (all != mine) memcpy(all, mine, count * sizeof(float));
+        return;
+    }
+    DF_ASSERT(count < (size_t)INT_MAX);
+    int c = (int)count;
+    int *counts = NULL, *displs = NULL;
+    if (g_rank == 0) {
+        counts = xcalloc((size_t)g_size, sizeof(int));
+        displs = xcalloc((size_t)g_size, sizeof(int));
+    }
+    MPI_CHECK(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (g_rank == 0) {
+        long total = 0;
+        for (int r = 0; r < g_size; r++) { displs[r] = (int)total; total += counts[r]; }
+        DF_ASSERT(total < INT_MAX);
+    }
+    MPI_CHECK(MPI_Gatherv(mine, c, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
+    free(counts);
+    free(displs);
+}
+
+void dist_barrier(void) {
+    if (g_size > 1) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+}
+
+int dist_set_blas_threads(int requested) {
+    int n = requested;
+    // An explicit OPENBLAS_NUM_THREADS in the environment is the user's (or the job
+    // script's) per-rank choice; otherwise divide the node's cores among its ranks.
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    long from_env;
+    if (n <= 0 && env && df_parse_long(env, &from_env) == 0 && from_env > 0 && from_env <= 1024) n = (int)from_env;
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        if (cores < 1) cores = 1;
+        n = (int)(cores / (g_local_size > 0 ? g_local_size : 1));
+        if (n < 1) n = 1;
+    }
+    openblas_set_num_threads(n);
+    g_blas_threads = n;
+    return n;
+}
+
+void dist_describe(char *buf, size_t n) {
+    snprintf(buf, n, "%d rank%s (%d on this node), %d BLAS thread%s each", g_size, g_size == 1 ? "" : "s",
+             g_local_size, g_blas_threads, g_blas_threads == 1 ? "" : "s");
+}

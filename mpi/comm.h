@@ -1,0 +1,37 @@
+// comm.h: everything that talks MPI lives in dist/. The rest of the program sees plain
+// functions (no MPI types), and layers see only the Reducer from src/reduce.h.
+// Every collective here must be called by every rank in the same order.
+#ifndef DF_COMM_H
+#define DF_COMM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "base/reduce.h"
+
+// MPI_Init; installs the process hooks so df_die() ends every rank (MPI_Abort) and
+// df_die_collective() finalises cleanly. Safe to call when started without mpirun.
+void dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+int dist_local_size(void);   // ranks on this node
+// The global-batch reducer handed to layers (identity when one rank).
+Reducer *dist_reducer(void);
+
+void dist_allreduce_sum_f32(float *buf, size_t n);
+void dist_allreduce_sum_f64(double *buf, size_t n);
+void dist_allreduce_max_f64(double *buf, size_t n);
+void dist_bcast(void *buf, size_t bytes, int root);
+// Rank 0 receives every rank's `count` floats concatenated in rank order into `all`
+// (only rank 0's `all` is used); counts may differ per rank.
+void dist_gather_f32(float *all, const float *mine, size_t count);
+void dist_barrier(void);
+
+// OpenBLAS threads for this rank: `requested` if > 0, else OPENBLAS_NUM_THREADS if set, else
+// cores on the node divided by the ranks on the node (at least 1), so ranks x threads never
+// oversubscribes the cores.
+// Returns the number set.
+int dist_set_blas_threads(int requested);
+
+// A one-line description for logs: "2 ranks (2 on this node), 1 BLAS thread each".
+void dist_describe(char *buf, size_t n);
+#endif

@@ -1,0 +1,443 @@
+// conv3d.c: 3D convolution (PyTorch Conv3d, groups = 1, no dilation), naive and fast.
+//
+// The fast path is the classic vol2col + GEMM (OpenBLAS sgemm). For one sample, with
+// K = C*kd*kh*kw and N = OD*OH*OW:
+//   forward   out (OC,N)    = W (OC,K) x col (K,N)  (+ bias)
+//   backward  dW^T (K,OC)  += col (K,N) x dout^T (N,OC)   (added into dweight at the end)
+//             dcol (K,N)    = W^T (K,OC) x dout (OC,N), then col2vol adds dcol into dinp
+// The column matrix is never built for a whole sample: the output rows (od,oh) are cut into
+// chunks of at most CONV_COL_CAP column floats, so the workspace is a few MB whatever B and
+// the volume, and sgemm writes straight into out / reads straight from dout with ld = N.
+// Measured on the BR-Net shapes (OpenBLAS 0.3.21, 1 thread, Zen 4): sgemm runs as fast on
+// 256..4096-column chunks as on a whole sample (often faster: the chunk stays in cache), so
+// batching several samples into one GEMM did not pay and is not done.
+#include "nn/conv3d.h"
+#include "base/common.h"
+#include "nn/layer.h"
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Column-block budget in floats (4 MB). Single-threaded, 128K..1M made no measurable
+// difference; the larger chunks give OpenBLAS more work per call when it runs threaded.
+// CONV_MIN_COLS: the narrowest chunk worth an sgemm call (below ~256 columns OpenBLAS
+// loses efficiency), which matters when K*OW is large.
+#ifndef CONV_COL_CAP
+#define CONV_COL_CAP (1u << 20)
+#endif
+#ifndef CONV_MIN_COLS
+#define CONV_MIN_COLS 256
+#endif
+
+int conv3d_geom_init(Conv3dGeom *g, int C, int D, int H, int W, int OC,
+                     const int k[3], const int s[3], const int p[3]) {
+    memset(g, 0, sizeof *g);
+    g->C = C; g->D = D; g->H = H; g->W = W; g->OC = OC;
+    g->kd = k[0]; g->kh = k[1]; g->kw = k[2];
+    g->sd = s[0]; g->sh = s[1]; g->sw = s[2];
+    g->pd = p[0]; g->ph = p[1]; g->pw = p[2];
+    if (C < 1 || D < 1 || H < 1 || W < 1 || OC < 1) return -1;
+    for (int i = 0; i < 3; i++)
+        if (k[i] < 1 || s[i] < 1 || p[i] < 0) return -1;
+    // (D + 2p - k) must be >= 0 before dividing: C's division truncates toward zero, so a
+    // negative numerator would otherwise yield a bogus output size of 1.
+    long nd = (long)D + 2L * p[0] - k[0], nh = (long)H + 2L * p[1] - k[1], nw = (long)W + 2L * p[2] - k[2];
+    if (nd < 0 || nh < 0 || nw < 0) return -1;
+    g->OD = (int)(nd / s[0] + 1);
+    g->OH = (int)(nh / s[1] + 1);
+    g->OW = (int)(nw / s[2] + 1);
+    return 0;
+}
+
+static size_t conv_K(const Conv3dGeom *g) { return (size_t)g->C * g->kd * g->kh * g->kw; }
+static size_t conv_N(const Conv3dGeom *g) { return (size_t)g->OD * g->OH * g->OW; }
+
+// A 1x1x1 kernel with stride 1 and no padding: the input sample already is col (C x N).
+static int conv_is_pointwise(const Conv3dGeom *g) {
+    return g->kd == 1 && g->kh == 1 && g->kw == 1 && g->sd == 1 && g->sh == 1 && g->sw == 1 &&
+           g->pd == 0 && g->ph == 0 && g->pw == 0;
+}
+
+// Output rows (od,oh) per chunk: enough to fill CONV_COL_CAP, at least CONV_MIN_COLS wide.
+static int conv_chunk_rows(const Conv3dGeom *g) {
+    size_t rows_total = (size_t)g->OD * g->OH;
+    size_t row_floats = conv_K(g) * g->OW;
+    size_t rows = CONV_COL_CAP / row_floats;
+    size_t min_rows = (CONV_MIN_COLS + g->OW - 1) / g->OW;
+    if (rows < min_rows) rows = min_rows;
+    if (rows < 1) rows = 1;
+    if (rows > rows_total) rows = rows_total;
+    return (int)rows;
+}
+
+// Workspace: the column block (K x chunk columns), then dW^T (K x OC) -- see conv3d_backward.
+static size_t conv_col_floats(const Conv3dGeom *g) { return conv_K(g) * (size_t)conv_chunk_rows(g) * g->OW; }
+
+size_t conv3d_workspace_floats(const Conv3dGeom *g) {
+    if (conv_is_pointwise(g)) return 0;
+    return conv_col_floats(g) + conv_K(g) * (size_t)g->OC;
+}
+
+// Valid output range [lo, hi) along one axis: the output indices o in [0, O) whose input
+// index o*s + off lies in [0, n). Computed once per kernel offset, so the copy loops below
+// never test bounds per element.
+static void valid_range(int n, int s, int off, int O, int *lo, int *hi) {
+    int l = off < 0 ? (-off + s - 1) / s : 0;
+    int h = (n - 1 - off) < 0 ? 0 : (n - 1 - off) / s + 1;
+    if (h > O) h = O;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+// Zeroes columns [0, lo) and [hi, OW) of `rows` rows of width OW. Looping columns outside
+// keeps the stores strided, so the compiler does not turn each 1-element edge into a
+// memset call (which cost more than the copy itself on 8x8 planes).
+static void zero_edges(float *x, int rows, int OW, int lo, int hi) {
+    for (int ow = 0; ow < lo; ow++)
+        for (int r = 0; r < rows; r++) x[(size_t)r * OW + ow] = 0.0f;
+    for (int ow = hi; ow < OW; ow++)
+        for (int r = 0; r < rows; r++) x[(size_t)r * OW + ow] = 0.0f;
+}
+
+// With unit h/w strides and OW == W ("same" padding, the usual case) consecutive output
+// rows read consecutive input rows at the same distance as they are written, so a whole
+// (od) plane of one kernel offset is one long memcpy plus fixing the padded edge columns.
+// That matters when OW is small (8x8 planes: per-row calls would dominate).
+static int conv_rows_contiguous(const Conv3dGeom *g) { return g->sw == 1 && g->sh == 1 && g->OW == g->W; }
+
+// col (K, T) with T = (r1-r0)*OW: col[(c,a,b,e), (row,ow)] = inp[c, od*sd-pd+a, oh*sh-ph+b,
+// ow*sw-pw+e] (0 in the padding) for the output rows row = od*OH+oh in [r0, r1).
+// inp is one sample (C,D,H,W).
+static void vol2col(float *restrict col, const float *restrict inp, const Conv3dGeom *g, int r0, int r1) {
+    const int OW = g->OW, OH = g->OH, D = g->D, H = g->H, W = g->W, sw = g->sw, sh = g->sh;
+    const size_t T = (size_t)(r1 - r0) * OW, plane_n = (size_t)H * W;
+    const int contiguous = conv_rows_contiguous(g);
+    float *dst = col;
+    for (int c = 0; c < g->C; c++)
+        for (int a = 0; a < g->kd; a++)
+            for (int b = 0; b < g->kh; b++)
+                for (int e = 0; e < g->kw; e++, dst += T) {
+                    int wlo, whi, hlo, hhi;
+                    valid_range(W, sw, e - g->pw, OW, &wlo, &whi);
+                    valid_range(H, sh, b - g->ph, OH, &hlo, &hhi);
+                    const int off = e - g->pw;
+                    // walk the chunk one od plane (segment of oh rows) at a time
+                    for (int r = r0; r < r1;) {
+                        const int od = r / OH, oh0 = r % OH, oh1 = DF_MIN(OH, oh0 + (r1 - r));
+                        float *d = dst + (size_t)(r - r0) * OW;
+                        r += oh1 - oh0;
+                        const int id = od * g->sd - g->pd + a;
+                        const int va = DF_MAX(oh0, hlo), vb = DF_MIN(oh1, hhi);
+                        if (id < 0 || id >= D || va >= vb || wlo >= whi) {
+                            memset(d, 0, (size_t)(oh1 - oh0) * OW * sizeof(float));
+                            continue;
+                        }
+                        if (va > oh0) memset(d, 0, (size_t)(va - oh0) * OW * sizeof(float));
+                        if (oh1 > vb) memset(d + (size_t)(vb - oh0) * OW, 0, (size_t)(oh1 - vb) * OW * sizeof(float));
+                        const float *plane = inp + (size_t)(c * D + id) * plane_n;
+                        float *dv = d + (size_t)(va - oh0) * OW;
+                        const int ih0 = va * sh - g->ph + b;
+                        if (contiguous) {
+                            size_t n = (size_t)(vb - va - 1) * W + (size_t)(whi - wlo);
+                            memcpy(dv + wlo, plane + (size_t)ih0 * W + off + wlo, n * sizeof(float));
+                            zero_edges(dv, vb - va, OW, wlo, whi);  // the copy wrapped into these
+                            continue;
+                        }
+                        for (int oh = va; oh < vb; oh++, dv += OW) {
+                            const float *src = plane + (size_t)(ih0 + (oh - va) * sh) * W + off;
+                            for (int ow = 0; ow < wlo; ow++) dv[ow] = 0.0f;
+                            if (sw == 1) {
+                                memcpy(dv + wlo, src + wlo, (size_t)(whi - wlo) * sizeof(float));
+                            } else {
+                                for (int ow = wlo; ow < whi; ow++) dv[ow] = src[(size_t)ow * sw];
+                            }
+                            for (int ow = whi; ow < OW; ow++) dv[ow] = 0.0f;
+                        }
+                    }
+                }
+}
+
+// The adjoint of vol2col: dinp[c, id, ih, iw] += col[(c,a,b,e), (row,ow)] over every
+// (row, ow) that read that input element. dinp is one sample (C,D,H,W). col is scratch
+// and gets clobbered (its padded edge columns are zeroed for the contiguous fast path).
+static void col2vol(float *restrict dinp, float *restrict col, const Conv3dGeom *g, int r0, int r1) {
+    const int OW = g->OW, OH = g->OH, D = g->D, H = g->H, W = g->W, sw = g->sw, sh = g->sh;
+    const size_t T = (size_t)(r1 - r0) * OW, plane_n = (size_t)H * W;
+    const int contiguous = conv_rows_contiguous(g);
+    float *srcrow = col;
+    for (int c = 0; c < g->C; c++)
+        for (int a = 0; a < g->kd; a++)
+            for (int b = 0; b < g->kh; b++)
+                for (int e = 0; e < g->kw; e++, srcrow += T) {
+                    int wlo, whi, hlo, hhi;
+                    valid_range(W, sw, e - g->pw, OW, &wlo, &whi);
+                    valid_range(H, sh, b - g->ph, OH, &hlo, &hhi);
+                    const int off = e - g->pw;
+                    for (int r = r0; r < r1;) {
+                        const int od = r / OH, oh0 = r % OH, oh1 = DF_MIN(OH, oh0 + (r1 - r));
+                        float *s = srcrow + (size_t)(r - r0) * OW;
+                        r += oh1 - oh0;
+                        const int id = od * g->sd - g->pd + a;
+                        const int va = DF_MAX(oh0, hlo), vb = DF_MIN(oh1, hhi);
+                        if (id < 0 || id >= D || va >= vb || wlo >= whi) continue;
+                        float *plane = dinp + (size_t)(c * D + id) * plane_n;
+                        float *sv = s + (size_t)(va - oh0) * OW;
+                        const int ih0 = va * sh - g->ph + b;
+                        if (contiguous) {
+                            // zero the columns that read padding, then one flat add: those
+                            // zeros land on neighbouring rows' edge elements harmlessly
+                            zero_edges(sv, vb - va, OW, wlo, whi);
+                            size_t n = (size_t)(vb - va - 1) * W + (size_t)(whi - wlo);
+                            float *restrict d = plane + (size_t)ih0 * W + off + wlo;
+                            const float *restrict sp = sv + wlo;
+                            for (size_t i = 0; i < n; i++) d[i] += sp[i];
+                            continue;
+                        }
+                        for (int oh = va; oh < vb; oh++, sv += OW) {
+                            float *restrict d = plane + (size_t)(ih0 + (oh - va) * sh) * W + off;
+                            if (sw == 1) {
+                                for (int ow = wlo; ow < whi; ow++) d[ow] += sv[ow];
+                            } else {
+                                for (int ow = wlo; ow < whi; ow++) d[(size_t)ow * sw] += sv[ow];
+                            }
+                        }
+                    }
+                }
+}
+
+// Sum of n floats with 8 independent partial sums (vectorisable, and more accurate than
+// one running float sum over 10^5 elements).
+static float sum_floats(const float *x, size_t n) {
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// y[oc, n] = bias[oc] for n < T, rows ld apart
+static void fill_bias(float *y, const float *bias, int OC, size_t T, size_t ld) {
+    for (int oc = 0; oc < OC; oc++)
+        for (size_t n = 0; n < T; n++) y[oc * ld + n] = bias[oc];
+}
+
+void conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int B, const Conv3dGeom *g, float *workspace) {
+    const int OC = g->OC;
+    const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
+    const int pointwise = conv_is_pointwise(g);
+    const int rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
+    for (int bi = 0; bi < B; bi++) {
+        const float *x = inp + bi * in_n;
+        float *y = out + bi * (size_t)OC * N;
+        // bias first, then sgemm with beta = 1 adds W x col onto it
+        const float beta = bias ? 1.0f : 0.0f;
+        if (pointwise) {
+            if (bias) fill_bias(y, bias, OC, N, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)N, (int)K, 1.0f, weight, (int)K,
+                        x, (int)N, beta, y, (int)N);
+            continue;
+        }
+        for (int r0 = 0; r0 < rows_total; r0 += chunk) {
+            int r1 = DF_MIN(r0 + chunk, rows_total);
+            int T = (r1 - r0) * g->OW;
+            float *yc = y + (size_t)r0 * g->OW;
+            vol2col(workspace, x, g, r0, r1);
+            // per chunk, so sgemm finds the bias-filled block still in cache
+            if (bias) fill_bias(yc, bias, OC, (size_t)T, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, (int)K, 1.0f, weight, (int)K,
+                        workspace, T, beta, yc, (int)N);
+        }
+    }
+}
+
+void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace) {
+    const int OC = g->OC;
+    const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
+    const int pointwise = conv_is_pointwise(g);
+    const int rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
+    // dW is accumulated transposed, dWt (K x OC) = sum col x dout^T, and added into dweight
+    // at the end: OpenBLAS runs this orientation (long side K as the M dimension) 10-30%
+    // faster than dout x col^T on every BR-Net layer shape.
+    float *dwt = pointwise ? NULL : workspace + conv_col_floats(g);
+    if (dwt) memset(dwt, 0, K * OC * sizeof(float));
+    for (int bi = 0; bi < B; bi++) {
+        const float *x = inp + bi * in_n;
+        const float *dy = dout + bi * (size_t)OC * N;
+        float *dx = dinp ? dinp + bi * in_n : NULL;
+        if (pointwise) {
+            if (dbias)
+                for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dy + oc * N, N);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)K, (int)N, 1.0f, dy, (int)N,
+                        x, (int)N, 1.0f, dweight, (int)K);
+            if (dx)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, OC, 1.0f, weight, (int)K,
+                            dy, (int)N, 1.0f, dx, (int)N);
+            continue;
+        }
+        for (int r0 = 0; r0 < rows_total; r0 += chunk) {
+            int r1 = DF_MIN(r0 + chunk, rows_total);
+            int T = (r1 - r0) * g->OW;
+            const float *dyc = dy + (size_t)r0 * g->OW;
+            // per chunk: the sums pull the dout block into cache for the two sgemms
+            if (dbias)
+                for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dyc + oc * N, (size_t)T);
+            vol2col(workspace, x, g, r0, r1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, OC, T, 1.0f, workspace, T,
+                        dyc, (int)N, 1.0f, dwt, OC);
+            if (dx) {
+                // the column block is no longer needed: reuse it for dcol
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, T, OC, 1.0f, weight, (int)K,
+                            dyc, (int)N, 0.0f, workspace, T);
+                col2vol(dx, workspace, g, r0, r1);
+            }
+        }
+    }
+    if (dwt)
+        for (int oc = 0; oc < OC; oc++)
+            for (size_t k = 0; k < K; k++) dweight[oc * K + k] += dwt[k * OC + oc];
+}
+
+// ---- naive reference -----------------------------------------------------------------------
+// Direct loops over the definition, accumulating in double: slow, obviously right.
+
+void conv3d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,
+                          int B, const Conv3dGeom *g) {
+    const int C = g->C, D = g->D, H = g->H, W = g->W;
+    for (int bi = 0; bi < B; bi++)
+        for (int oc = 0; oc < g->OC; oc++)
+            for (int od = 0; od < g->OD; od++)
+                for (int oh = 0; oh < g->OH; oh++)
+                    for (int ow = 0; ow < g->OW; ow++) {
+                        double s = bias ? bias[oc] : 0.0;
+                        for (int c = 0; c < C; c++)
+                            for (int a = 0; a < g->kd; a++)
+                                for (int b = 0; b < g->kh; b++)
+                                    for (int e = 0; e < g->kw; e++) {
+                                        int id = od * g->sd - g->pd + a;
+                                        int ih = oh * g->sh - g->ph + b;
+                                        int iw = ow * g->sw - g->pw + e;
+                                        if (id < 0 || id >= D || ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                        double x = inp[(((size_t)bi * C + c) * D + id) * H * W + (size_t)ih * W + iw];
+                                        double w = weight[(((size_t)oc * C + c) * g->kd + a) * g->kh * g->kw + b * g->kw + e];
+                                        s += x * w;
+                                    }
+                        out[(((size_t)bi * g->OC + oc) * g->OD + od) * g->OH * g->OW + (size_t)oh * g->OW + ow] = (float)s;
+                    }
+}
+
+void conv3d_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, int B, const Conv3dGeom *g) {
+    const int C = g->C, D = g->D, H = g->H, W = g->W;
+    const size_t wn = (size_t)g->OC * C * g->kd * g->kh * g->kw;
+    const size_t xn = (size_t)B * C * D * H * W;
+    double *dw = xcalloc(wn, sizeof(double));
+    double *dx = dinp ? xcalloc(xn, sizeof(double)) : NULL;
+    for (int bi = 0; bi < B; bi++)
+        for (int oc = 0; oc < g->OC; oc++)
+            for (int od = 0; od < g->OD; od++)
+                for (int oh = 0; oh < g->OH; oh++)
+                    for (int ow = 0; ow < g->OW; ow++) {
+                        double gy = dout[(((size_t)bi * g->OC + oc) * g->OD + od) * g->OH * g->OW + (size_t)oh * g->OW + ow];
+                        if (dbias) dbias[oc] += (float)gy;
+                        for (int c = 0; c < C; c++)
+                            for (int a = 0; a < g->kd; a++)
+                                for (int b = 0; b < g->kh; b++)
+                                    for (int e = 0; e < g->kw; e++) {
+                                        int id = od * g->sd - g->pd + a;
+                                        int ih = oh * g->sh - g->ph + b;
+                                        int iw = ow * g->sw - g->pw + e;
+                                        if (id < 0 || id >= D || ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                        size_t xi = (((size_t)bi * C + c) * D + id) * H * W + (size_t)ih * W + iw;
+                                        size_t wi = (((size_t)oc * C + c) * g->kd + a) * g->kh * g->kw + b * g->kw + e;
+                                        dw[wi] += gy * inp[xi];
+                                        if (dx) dx[xi] += gy * weight[wi];
+                                    }
+                    }
+    for (size_t i = 0; i < wn; i++) dweight[i] += (float)dw[i];
+    if (dx)
+        for (size_t i = 0; i < xn; i++) dinp[i] += (float)dx[i];
+    free(dw);
+    free(dx);
+}
+
+// ---- layer table ---------------------------------------------------------------------------
+
+typedef struct {
+    Conv3dGeom g;
+    int has_bias;
+    InitKind init;
+} Conv3dImpl;
+
+static int conv_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
+    char where[512];
+    int oc, k[3], s[3], p[3], bias, init;
+    if (!ini_entry(sec, "out")) {
+        ini_where(ini, sec, "out", where, sizeof where);
+        return df_err(err, "%s: [%s] missing required key 'out' (output channels)", where, sec->name);
+    }
+    if (ini_int(ini, sec, "out", 0, 1, 1 << 20, &oc, err)) return -1;
+    static const int three[3] = { 3, 3, 3 }, one[3] = { 1, 1, 1 }, zero[3] = { 0, 0, 0 };
+    if (layer_read_dhw(ini, sec, "kernel", three, 1, k, err) || layer_read_dhw(ini, sec, "stride", one, 1, s, err) ||
+        layer_read_dhw(ini, sec, "pad", zero, 0, p, err))
+        return -1;
+    if (ini_bool(ini, sec, "bias", 1, &bias, err)) return -1;
+    if (ini_choice(ini, sec, "init", "default", init_kind_names, &init, err)) return -1;
+    Shape in = L->in_shape;
+    Conv3dGeom g;
+    if (conv3d_geom_init(&g, in.c, in.d, in.h, in.w, oc, k, s, p) != 0) {
+        ini_where(ini, sec, ini_entry(sec, "kernel") ? "kernel" : NULL, where, sizeof where);
+        return df_err(err, "%s: [%s] kernel %dx%dx%d with pad %d,%d,%d and stride %d,%d,%d does not fit the "
+                      "input %dx%dx%dx%d (C x D x H x W): the output would be empty",
+                      where, sec->name, k[0], k[1], k[2], p[0], p[1], p[2], s[0], s[1], s[2], in.c, in.d, in.h, in.w);
+    }
+    Conv3dImpl *impl = xcalloc(1, sizeof *impl);
+    impl->g = g;
+    impl->has_bias = bias;
+    impl->init = (InitKind)init;
+    L->impl = impl;
+    L->out_shape = (Shape){ oc, g.OD, g.OH, g.OW };
+    int wdims[5] = { oc, in.c, k[0], k[1], k[2] };
+    layer_add_param(L, "weight", 5, wdims);
+    if (bias) layer_add_param(L, "bias", 1, &oc);
+    L->workspace_floats = conv3d_workspace_floats(&g);
+    return 0;
+}
+
+static void conv_init(Layer *L, Rng *rng) {
+    Conv3dImpl *impl = L->impl;
+    const Conv3dGeom *g = &impl->g;
+    int ksz = g->kd * g->kh * g->kw;
+    int fan_in = g->C * ksz, fan_out = g->OC * ksz;
+    const TensorInfo *w = &L->params_info[0];
+    init_weight(L->params + w->offset, w->count, fan_in, fan_out, impl->init, rng);
+    if (impl->has_bias) {
+        const TensorInfo *b = &L->params_info[1];
+        init_bias(L->params + b->offset, b->count, fan_in, rng);
+    }
+}
+
+static void conv_fwd(Layer *L, int B, int training) {
+    Conv3dImpl *impl = L->impl;
+    DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
+    const float *w = L->params + L->params_info[0].offset;
+    const float *b = impl->has_bias ? L->params + L->params_info[1].offset : NULL;
+    conv3d_forward(L->out, L->in, w, b, B, &impl->g, L->ctx->workspace);
+}
+
+static void conv_bwd(Layer *L, int B) {
+    Conv3dImpl *impl = L->impl;
+    DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
+    const float *w = L->params + L->params_info[0].offset;
+    float *dw = L->grads + L->params_info[0].offset;
+    float *db = impl->has_bias ? L->grads + L->params_info[1].offset : NULL;
+    conv3d_backward(L->din, dw, db, L->dout, L->in, w, B, &impl->g, L->ctx->workspace);
+}
+
+static void conv_destroy(Layer *L) { free(L->impl); L->impl = NULL; }
+
+const LayerOps conv3d_ops = { "conv3d", conv_build, conv_init, conv_fwd, conv_bwd, conv_destroy };

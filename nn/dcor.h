@@ -1,0 +1,65 @@
+// dcor.h: distance covariance and correlation (DESIGN.md section 3.5) at scale: never an
+// n x n matrix. Pairwise distances are computed tile by tile with a GEMM (norms + Gram),
+// accumulated in double, in two passes (row sums, then centred inner products); tiles are
+// spread over ranks by (rank, nranks) and partial sums combined through a Reducer, so
+// memory per rank is O(n*d + tile^2). When every variable is one-dimensional an
+// O(n log n) path (sorting + Fenwick trees) is taken instead; when one of x, y is 1-D (and
+// there is no z), a single fused sweep over the other's tiles. docs/dcor.md has the details.
+#ifndef DF_DCOR_H
+#define DF_DCOR_H
+#include <stdint.h>
+#include "base/common.h"
+#include "base/reduce.h"
+
+#define DCOR_DEFAULT_TILE 512
+#define DCOR_MAX_GROUPS 64
+
+// n observations of a d-dimensional variable, row-major: x is (n, d).
+typedef struct { const double *x; int n, d; } DcorVar;
+
+typedef struct {
+    int tile;          // tile edge in rows (0: DCOR_DEFAULT_TILE)
+    int single;        // Gram matrices in float (sgemm): ~2x faster, distances to ~1e-7 relative
+    int unbiased;      // the bias-corrected form is required (n < 4 is an error) and is the
+                       // permutation-test statistic; otherwise the test uses the V-statistic
+    int permutations;  // permutation-test replicates (0: no test)
+    uint64_t seed;     // permutation k is rng_permutation of rng_seed_stream(seed, k, 7)
+    int rank, nranks;  // this process's share of the tiles / permutations (0, 1: all)
+    Reducer *red;      // combines partial sums across ranks (NULL: one process)
+    int no_fast;       // never take the O(n log n) path (tests compare the two)
+} DcorOptions;
+// Defaults: tile 512, double precision, biased test statistic, no permutations, one rank.
+DcorOptions dcor_options_default(void);
+
+typedef struct {
+    int n;
+    double dcov2, dcor2;      // biased (V-statistics): dCov^2_n and dCor^2_n
+    double dcov2_u, dcor2_u;  // bias-corrected (U-centred); NAN when n < 4. dcor2_u is R energy's bcdcor
+    double pdcor2_u;          // partial dCor given z (R energy's pdcor); NAN without z
+    double p_value;           // permutation test of independence of x and y; NAN without --permutations
+} DcorResult;
+
+// Every statistic of x and y (and of x and y given z, when z is non-NULL). A variable of
+// zero distance variance (a constant) has dCor 0, as in R energy. Collective when
+// opt->nranks > 1: every rank calls it with the same data and options.
+// Errors (returned, message in err; identical on every rank): n mismatch, n < 2, n < 4 when
+// the bias-corrected form is required (opt->unbiased or z given), non-finite values.
+int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z,
+                 const DcorOptions *opt, DfError *err);
+
+// Per-group statistics: the samples whose `by` value is equal form a group (the MDN paper's
+// per-class dCor). Groups are listed in ascending order of value (at most DCOR_MAX_GROUPS).
+// A group of fewer than 4 samples gets NAN bias-corrected values (an error when they are
+// required); fewer than 2, NAN everywhere.
+typedef struct {
+    int n_groups;
+    double value[DCOR_MAX_GROUPS];
+    DcorResult r[DCOR_MAX_GROUPS];
+} DcorGroups;
+int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const double *by,
+                  const DcorOptions *opt, DfError *err);
+
+// Naive reference (O(n^2) memory: full distance matrices, explicit double and U-centring),
+// for tests only.
+void dcor_naive(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z);
+#endif

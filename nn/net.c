@@ -1,0 +1,184 @@
+// net.c: builds the layer stack from the INI file, owns the flat parameter, gradient, state
+// and activation buffers, and runs forward and backward through the LayerOps tables.
+#include "nn/net.h"
+#include "nn/metadata.h"
+#include <stdlib.h>
+#include <string.h>
+
+// Sections that configure the experiment rather than the network.
+static const char *const non_layer_sections[] = { "data", "train", "loss", NULL };
+
+static int is_non_layer(const char *name) {
+    for (int i = 0; non_layer_sections[i]; i++)
+        if (strcmp(non_layer_sections[i], name) == 0) return 1;
+    return 0;
+}
+
+int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err) {
+    return net_build_meta(net, ini, in_shape, max_batch, red, NULL, err);
+}
+
+int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err) {
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *L = &net->layers[i];
+        if (L->ops->prepare && L->ops->prepare(L, meta, labels, n_local, err)) return -1;
+    }
+    return 0;
+}
+
+int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
+                   const struct MetaSchema *schema, DfError *err) {
+    memset(net, 0, sizeof *net);
+    net->in_shape = in_shape;
+    net->ctx.meta_schema = schema;
+    net->ctx.reducer = red ? red : &reducer_local;
+    net->ctx.max_batch = max_batch;
+    int n = 0;
+    for (int i = 0; i < ini->n; i++) {
+        IniSection *s = &ini->sections[i];
+        if (is_non_layer(s->name)) continue;
+        if (!layer_ops_find(s->name))
+            return df_err(err, "%s:%d: unknown section [%s] (layer types: %s)", ini->origin, s->line, s->name,
+                          layer_types_list());
+        n++;
+    }
+    if (n == 0) return df_err(err, "%s: no layers: list the network as sections such as [conv3d], [relu], [linear]", ini->origin);
+    net->layers = xcalloc((size_t)n, sizeof(Layer));
+    Shape shape = in_shape;
+    size_t workspace = 0;
+    for (int i = 0; i < ini->n; i++) {
+        IniSection *s = &ini->sections[i];
+        if (is_non_layer(s->name)) continue;
+        Layer *L = &net->layers[net->n_layers];
+        L->ops = layer_ops_find(s->name);
+        L->ctx = &net->ctx;
+        L->in_shape = shape;
+        // Default name: type plus a count per type, e.g. conv3d1, conv3d2, relu1.
+        const char *name = ini_str(s, "name", NULL);
+        int k = 0;
+        for (int j = 0; j < net->n_layers; j++)
+            if (net->layers[j].ops == L->ops) k++;
+        if (name && (!*name || strlen(name) >= sizeof L->name || strchr(name, '/'))) {
+            df_err(err, "%s:%d: [%s] name = '%s' must be 1-63 characters without '/'", ini->origin,
+                   ini_entry(s, "name")->line, s->name, name);
+            goto fail;
+        }
+        if (name) snprintf(L->name, sizeof L->name, "%s", name);
+        else snprintf(L->name, sizeof L->name, "%s%d", L->ops->type, k + 1);
+        for (int j = 0; j < net->n_layers; j++)
+            if (strcmp(net->layers[j].name, L->name) == 0) {
+                df_err(err, "%s:%d: layer name '%s' is used twice", ini->origin, s->line, L->name);
+                goto fail;
+            }
+        net->n_layers++;  // from here on net_free destroys this layer too
+        if (L->ops->build(L, ini, s, err) != 0) goto fail;
+        if (L->out_shape.c < 1 || L->out_shape.d < 1 || L->out_shape.h < 1 || L->out_shape.w < 1) {
+            df_err(err, "%s:%d: [%s] layer '%s' has an empty output", ini->origin, s->line, s->name, L->name);
+            goto fail;
+        }
+        if (L->workspace_floats > workspace) workspace = L->workspace_floats;
+        shape = L->out_shape;
+    }
+    net->out_shape = shape;
+
+    for (int i = 0; i < net->n_layers; i++) { net->n_params += net->layers[i].n_params; net->n_state += net->layers[i].n_state; }
+    net->params = df_alloc_floats(net->n_params);
+    net->grads = df_alloc_floats(net->n_params);
+    net->state = df_alloc_floats(net->n_state);
+    net->ctx.workspace = df_alloc_floats(workspace);
+    net->ctx.workspace_floats = workspace;
+    net->acts = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
+    net->dacts = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
+    net->acts[0] = df_alloc_floats((size_t)max_batch * shape_numel(in_shape));
+    size_t po = 0, so = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *L = &net->layers[i];
+        L->params = net->params + po; L->grads = net->grads + po; po += L->n_params;
+        L->state = net->state + so; so += L->n_state;
+        net->acts[i + 1] = df_alloc_floats((size_t)max_batch * shape_numel(L->out_shape));
+        net->dacts[i + 1] = df_alloc_floats((size_t)max_batch * shape_numel(L->out_shape));
+        L->in = net->acts[i];
+        L->out = net->acts[i + 1];
+        L->din = net->dacts[i];  // NULL for the first layer: nothing upstream needs it
+        L->dout = net->dacts[i + 1];
+    }
+    return 0;
+fail:  // err is already formatted (it may quote a layer's name, so free only now)
+    net_free(net);
+    return -1;
+}
+
+void net_init(Net *net, uint64_t seed) {
+    net->ctx.seed = seed;
+    for (int i = 0; i < net->n_layers; i++) {
+        Rng rng;
+        rng_seed_stream(&rng, seed, (uint64_t)i, 0);
+        net->layers[i].ops->init(&net->layers[i], &rng);
+    }
+}
+
+const float *net_forward(Net *net, const float *inp, int B, int training) {
+    DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
+    memcpy(net->acts[0], inp, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
+    for (int i = 0; i < net->n_layers; i++) net->layers[i].ops->forward(&net->layers[i], B, training);
+    return net->acts[net->n_layers];
+}
+
+void net_backward(Net *net, const float *dout, int B) {
+    DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
+    if (net->dacts[0]) memset(net->dacts[0], 0, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
+    for (int i = 1; i < net->n_layers; i++)
+        memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
+    memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        net->layers[i].ops->backward(&net->layers[i], B);
+        if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
+    }
+}
+
+void net_enable_input_grad(Net *net) {
+    if (net->dacts[0]) return;
+    net->dacts[0] = df_alloc_floats((size_t)net->ctx.max_batch * shape_numel(net->in_shape));
+    net->layers[0].din = net->dacts[0];
+}
+
+void net_zero_grad(Net *net) { memset(net->grads, 0, net->n_params * sizeof(float)); }
+
+Layer *net_layer(Net *net, const char *name) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (strcmp(net->layers[i].name, name) == 0) return &net->layers[i];
+    return NULL;
+}
+
+int net_layer_output_index(const Net *net, const char *name) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (strcmp(net->layers[i].name, name) == 0) return i + 1;
+    return -1;
+}
+
+void net_print_summary(const Net *net, FILE *f) {
+    fprintf(f, "%-16s %-15s %-22s %10s\n", "layer", "type", "output (C,D,H,W)", "params");
+    fprintf(f, "%-16s %-15s %3d,%4d,%4d,%4d %16s\n", "input", "", net->in_shape.c, net->in_shape.d,
+            net->in_shape.h, net->in_shape.w, "");
+    for (int i = 0; i < net->n_layers; i++) {
+        const Layer *L = &net->layers[i];
+        fprintf(f, "%-16s %-15s %3d,%4d,%4d,%4d %16zu\n", L->name, L->ops->type, L->out_shape.c, L->out_shape.d,
+                L->out_shape.h, L->out_shape.w, L->n_params);
+    }
+    fprintf(f, "total parameters: %zu\n", net->n_params);
+}
+
+void net_free(Net *net) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i].ops && net->layers[i].ops->destroy) net->layers[i].ops->destroy(&net->layers[i]);
+    if (net->acts)
+        for (int i = 0; i <= net->n_layers; i++) { free(net->acts[i]); free(net->dacts[i]); }
+    free(net->acts);
+    free(net->dacts);
+    free(net->layers);
+    free(net->params);
+    free(net->grads);
+    free(net->state);
+    free(net->ctx.workspace);
+    memset(net, 0, sizeof *net);
+}

@@ -1,0 +1,58 @@
+// net.h: a network built layer by layer from the INI file. Every section whose header is a
+// layer type (see layer_types_list()) is a layer, in file order; each layer's output shape is
+// inferred from its input. Parameters, their gradients and the non-trainable state live in
+// one flat buffer each, so the gradient all-reduce is one call and checkpoints are views.
+#ifndef DF_NET_H
+#define DF_NET_H
+#include "nn/layer.h"
+
+typedef struct {
+    Shape in_shape;
+    int n_layers;
+    Layer *layers;
+    NetCtx ctx;
+    float *params, *grads;  // n_params each
+    size_t n_params;
+    float *state;           // n_state
+    size_t n_state;
+    float **acts;           // acts[0] is the input copy, acts[i+1] the output of layer i: (max_batch, shape)
+    float **dacts;          // gradients of acts (dacts[0] is NULL unless net_enable_input_grad)
+    Shape out_shape;
+    // Called during net_backward after each layer's backward with the offset into grads from
+    // which every gradient is final (layers own contiguous blocks in layer order), so the
+    // trainer can start reducing those gradients while earlier layers still run. Optional.
+    void (*grads_ready)(void *arg, size_t final_from);
+    void *grads_ready_arg;
+} Net;
+
+// Builds the layers listed in `ini` for inputs of in_shape and at most max_batch samples per
+// call. Returns 0, or -1 with "file:line: problem" in err (unknown layer key, impossible
+// shape, no layers, ...). Keys are marked used; the caller runs ini_check_unused at the end.
+int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err);
+// The same, for data with per-sample metadata: layers that use it (MDN) see `schema` at
+// build time; the caller then sets ctx.batch_meta / ctx.batch_labels before each forward,
+// and calls net_prepare once before training.
+struct MetaSchema;
+int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
+                   const struct MetaSchema *schema, DfError *err);
+// Runs every layer's LayerOps.prepare (collective) with this rank's share of the training
+// split's raw metadata rows (n_local, schema columns) and labels.
+int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err);
+// Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).
+void net_init(Net *net, uint64_t seed);
+// inp is (B, in_shape). Returns the output (B, out_shape), owned by the net.
+const float *net_forward(Net *net, const float *inp, int B, int training);
+// dout is (B, out_shape), the gradient of the loss wrt the output. Zeroes activation
+// gradients, then accumulates parameter gradients into net->grads.
+void net_backward(Net *net, const float *dout, int B);
+void net_zero_grad(Net *net);
+// Also compute the gradient with respect to the input (net->dacts[0]); off by default, since
+// training never needs it. Used by tests and by input-attribution tools.
+void net_enable_input_grad(Net *net);
+Layer *net_layer(Net *net, const char *name);  // by name, NULL if absent
+// Index i such that net->acts[i] holds the named layer's output; -1 if absent.
+int net_layer_output_index(const Net *net, const char *name);
+// One line per layer: name, type, output shape, parameter count (rank 0 prints it).
+void net_print_summary(const Net *net, FILE *f);
+void net_free(Net *net);
+#endif

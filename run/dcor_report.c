@@ -1,0 +1,119 @@
+// dcor_report.c: residual confounding in a layer's features (see dcor_report.h).
+#include "run/dcor_report.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mpi/comm.h"
+#include "nn/dcor.h"
+
+int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, const int *split_idx, int n_split,
+                    int layer_out, const int *cols, int n_cols, DfError *err) {
+    memset(rep, 0, sizeof *rep);
+    const Cohort *c = &ds->cohort;
+    int d = (int)shape_numel(layer_out == 0 ? net->in_shape : net->layers[layer_out - 1].out_shape);
+    // Every rank writes its samples' features at their positions in the split; one sum over
+    // ranks assembles the whole (n, d) matrix on every rank (exact: the others add zeros).
+    double *F = xcalloc((size_t)n_split * d, sizeof(double));
+    loader_begin_epoch(l, 0);
+    const Batch *b;
+    while ((b = loader_next(l, err))) {
+        net->ctx.batch_meta = b->meta;
+        net->ctx.batch_labels = (const int *)b->labels;
+        net->ctx.first_sample = b->first_sample;
+        net_forward(net, b->images, b->n, 0);
+        const float *feat = net->acts[layer_out];
+        for (int i = 0; i < b->n; i++) {
+            long pos = b->first_sample + i;
+            DF_ASSERT(pos >= 0 && pos < n_split);
+            for (int j = 0; j < d; j++) F[(size_t)pos * d + j] = feat[(size_t)i * d + j];
+        }
+    }
+    if (loader_failed(l)) { free(F); return -1; }
+    dist_allreduce_sum_f64(F, (size_t)n_split * d);
+
+    DcorOptions opt = dcor_options_default();
+    opt.unbiased = 0;
+    opt.red = dist_reducer();
+    opt.rank = dist_rank();
+    opt.nranks = dist_size();
+    double *labels = xmalloc((size_t)n_split * sizeof(double));
+    int max_label = 0;
+    for (int p = 0; p < n_split; p++) {
+        labels[p] = c->labels[split_idx[p]];
+        max_label = DF_MAX(max_label, c->labels[split_idx[p]]);
+    }
+    rep->n = n_split;
+    rep->n_classes = DF_MIN(max_label + 1, REPORT_MAX_CLASSES);
+    rep->n_cols = DF_MIN(n_cols, REPORT_MAX_COLS);
+    DcorVar x = { F, n_split, d };
+    int rc = 0;
+    for (int j = 0; j < rep->n_cols && !rc; j++) {
+        int col = cols[j];
+        snprintf(rep->names[j], sizeof rep->names[j], "%s", c->columns[col]);
+        // y: the value, or one-hot over the column's levels
+        int categorical = c->kinds[col] == META_CATEGORICAL, dy = 1;
+        double levels[64];
+        int n_levels = 0;
+        if (categorical) {
+            for (int p = 0; p < n_split; p++) {
+                double v = c->meta[(size_t)split_idx[p] * c->k + col];
+                int seen = 0;
+                for (int q = 0; q < n_levels; q++) seen |= levels[q] == v;
+                if (!seen && n_levels < 64) levels[n_levels++] = v;
+            }
+            dy = n_levels > 0 ? n_levels : 1;
+        }
+        double *Y = xcalloc((size_t)n_split * dy, sizeof(double));
+        for (int p = 0; p < n_split; p++) {
+            double v = c->meta[(size_t)split_idx[p] * c->k + col];
+            if (!categorical) { Y[p] = v; continue; }
+            for (int q = 0; q < n_levels; q++) if (levels[q] == v) Y[(size_t)p * dy + q] = 1.0;
+        }
+        DcorVar y = { Y, n_split, dy };
+        DcorResult r;
+        rc = dcor_compute(&r, &x, &y, NULL, &opt, err);
+        if (!rc) rep->all[j] = r.dcor2_u;
+        DcorGroups g;
+        if (!rc) rc = dcor_by_group(&g, &x, &y, NULL, labels, &opt, err);
+        for (int k = 0; k < REPORT_MAX_CLASSES; k++) rep->by_class[j][k] = NAN;
+        if (!rc)
+            for (int q = 0; q < g.n_groups; q++) {
+                int cls = (int)g.value[q];
+                if (cls >= 0 && cls < REPORT_MAX_CLASSES) rep->by_class[j][cls] = g.r[q].dcor2_u;
+            }
+        free(Y);
+    }
+    free(labels);
+    free(F);
+    return rc;
+}
+
+void dcor_report_print(const DcorReport *rep, const char *layer, int epoch, FILE *f, FILE *json) {
+    if (f) {
+        fprintf(f, "dCor^2 (bias-corrected) of %s features vs metadata, validation set (n = %d), epoch %d:\n", layer,
+                rep->n, epoch);
+        fprintf(f, "  %-12s %8s", "column", "all");
+        for (int k = 0; k < rep->n_classes; k++) fprintf(f, "  class %-2d", k);
+        fprintf(f, "\n");
+        for (int j = 0; j < rep->n_cols; j++) {
+            fprintf(f, "  %-12s %8.4f", rep->names[j], rep->all[j]);
+            for (int k = 0; k < rep->n_classes; k++) fprintf(f, "  %8.4f", rep->by_class[j][k]);
+            fprintf(f, "\n");
+        }
+    }
+    if (json) {
+        fprintf(json, "{\"epoch\": %d, \"layer\": \"%s\", \"n\": %d, \"columns\": {", epoch, layer, rep->n);
+        for (int j = 0; j < rep->n_cols; j++) {
+            fprintf(json, "%s\"%s\": {\"dcor2_u\": ", j ? ", " : "", rep->names[j]);
+            if (isfinite(rep->all[j])) fprintf(json, "%.6g", rep->all[j]);
+            else fprintf(json, "null");
+            fprintf(json, ", \"by_class\": [");
+            for (int k = 0; k < rep->n_classes; k++) {
+                if (isfinite(rep->by_class[j][k])) fprintf(json, "%s%.6g", k ? ", " : "", rep->by_class[j][k]);
+                else fprintf(json, "%snull", k ? ", " : "");
+            }
+            fprintf(json, "]}");
+        }
+        fprintf(json, "}}\n");
+    }
+}

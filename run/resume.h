@@ -1,0 +1,22 @@
+// resume.h: what a resumed training run may change. `train --resume CKPT` continues the run
+// the checkpoint was written by; it must be the same training, or the result is neither
+// that run nor a new one. So the configuration as run (stored in the checkpoint, every
+// default filled in) is compared key by key with the one given now.
+#ifndef DF_RESUME_H
+#define DF_RESUME_H
+#include "base/ini.h"
+
+// "section.key" of the settings a resumed run may change (NULL-terminated): the length of
+// the run and its learning-rate schedule, where it writes, how often it logs, checkpoints
+// and reports, threads and communication buckets, and where the data files are and how
+// they are read. docs/config.md lists them.
+extern const char *const resume_may_change[];
+
+// 0 when `now` (parsed, the network built and every section read, so its defaults are
+// recorded) trains what the checkpoint's configuration `saved_text` trained; otherwise -1
+// with the first difference in err, naming the section and key: a layer added, removed,
+// reordered or with another setting, another loss, global batch, optimizer, seed, data or
+// split. A checkpoint written before configurations were stored with their defaults is
+// compared on the keys both name.
+int resume_check_config(const Ini *now, const char *saved_text, const char *checkpoint, DfError *err);
+#endif

@@ -1,4 +1,0 @@
-// reduce.c: the one-rank reducer (identity). dist/comm.c provides the MPI one.
-#include "reduce.h"
-
-Reducer reducer_local = { NULL, NULL, 1, NULL };
