@@ -89,6 +89,8 @@ static int bench_brnet3d(int batch, int steps, int profile, int json) {
     for (size_t i = 0; i < (size_t)batch * per; i++) x[i] = (float)rng_normal(&rng);
     for (int i = 0; i < batch; i++) y[i] = (int)rng_below(&rng, 2);
     double *t_fwd = xcalloc((size_t)net.n_layers, sizeof(double)), *t_bwd = xcalloc((size_t)net.n_layers, sizeof(double));
+    net.seconds_fwd = t_fwd;  // per-layer times (--profile), kept by net_forward/net_backward
+    net.seconds_bwd = t_bwd;
     double t_start = 0;
     for (int s = 0; s < steps + 2; s++) {
         if (s == 2) {  // two warm-up steps, as the PyTorch script
@@ -96,26 +98,13 @@ static int bench_brnet3d(int batch, int steps, int profile, int json) {
             memset(t_fwd, 0, (size_t)net.n_layers * sizeof(double));
             memset(t_bwd, 0, (size_t)net.n_layers * sizeof(double));
         }
-        // net_forward/net_backward, unrolled here to time each layer
-        memcpy(net.acts[0], x, (size_t)batch * per * sizeof(float));
-        for (int i = 0; i < net.n_layers; i++) {
-            double t = df_now();
-            net.layers[i].ops->forward(&net.layers[i], batch, 1);
-            t_fwd[i] += df_now() - t;
-        }
-        const float *logits = net.acts[net.n_layers];
+        Batch b = batch_of_images(x, batch);
+        const float *logits = net_forward(&net, &b, 1);
         memset(dlogits, 0, (size_t)batch * K * sizeof(float));
         softmax_xent_forward(probs, logits, y, batch, K);
         softmax_xent_backward(dlogits, probs, y, batch, K, 1.0f / batch);
         net_zero_grad(&net);
-        for (int i = 1; i < net.n_layers; i++)
-            memset(net.dacts[i], 0, (size_t)batch * shape_numel(net.layers[i - 1].out_shape) * sizeof(float));
-        memcpy(net.dacts[net.n_layers], dlogits, (size_t)batch * K * sizeof(float));
-        for (int i = net.n_layers - 1; i >= 0; i--) {
-            double t = df_now();
-            net.layers[i].ops->backward(&net.layers[i], batch);
-            t_bwd[i] += df_now() - t;
-        }
+        net_backward(&net, &b, dlogits);
         optim_step(&opt, net.params, net.grads, 0.01);
     }
     double dt = df_now() - t_start;
@@ -140,6 +129,7 @@ static int bench_brnet3d(int batch, int steps, int profile, int json) {
             printf("step total %.2f ms\n", 1e3 * dt / steps);
         }
     }
+    net.seconds_fwd = net.seconds_bwd = NULL;
     free(t_fwd); free(t_bwd); free(x); free(probs); free(dlogits); free(y);
     optim_free(&opt);
     net_free(&net);

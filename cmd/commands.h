@@ -3,12 +3,12 @@
 // input errors end the job with status 2 and one message.
 #ifndef DF_COMMANDS_H
 #define DF_COMMANDS_H
-int cmd_train(int argc, char **argv);    // src/train.c
-int cmd_predict(int argc, char **argv);  // src/predict.c
-int cmd_bench(int argc, char **argv);    // src/bench.c
-int cmd_synth(int argc, char **argv);    // src/synth_cmd.c
-int cmd_info(int argc, char **argv);     // src/info.c
-int cmd_pack(int argc, char **argv);     // src/pack_cmd.c
-int cmd_dcor(int argc, char **argv);     // src/dcor_cmd.c
-int cmd_eval(int argc, char **argv);     // src/eval_cmd.c
+int cmd_train(int argc, char **argv);    // cmd/train.c
+int cmd_predict(int argc, char **argv);  // cmd/predict.c
+int cmd_bench(int argc, char **argv);    // cmd/bench.c
+int cmd_synth(int argc, char **argv);    // cmd/synth.c
+int cmd_info(int argc, char **argv);     // cmd/info.c
+int cmd_pack(int argc, char **argv);     // cmd/pack.c
+int cmd_dcor(int argc, char **argv);     // cmd/dcor.c
+int cmd_eval(int argc, char **argv);     // cmd/eval.c
 #endif

@@ -254,6 +254,14 @@ done:
     return rc;
 }
 
+int dataset_from_shards(Dataset *ds, const char *sources, DfError *err) {
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->source, sizeof ds->source, "%s", sources);
+    ds->prefetch = 2;
+    if (load_shards(ds, sources, (size_t)4096 << 20, 0, err)) { dataset_free(ds); return -1; }
+    return 0;
+}
+
 // A manifest of NIfTI files, preprocessed as `pack` does and held in memory. Rank r loads
 // rows r, r+P, ...; the volumes are then broadcast from their loader, so each file is
 // decoded once across the job.

@@ -52,6 +52,11 @@ enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 // validation; all samples of a subject land in the same split.
 int dataset_from_config(Dataset *ds, const Ini *ini, DfError *err);
 void dataset_free(Dataset *ds);
+// The samples of shards alone, for inference (predict, eval): `sources` as [data] source
+// takes them (files or directories, comma-separated; metadata combined by level name), no
+// split (the loader's SPLIT_ALL covers them in order); in memory up to 4 GiB, else read
+// from the shards as needed.
+int dataset_from_shards(Dataset *ds, const char *sources, DfError *err);
 
 // The split on its own (also used by tests): fills ds->train_idx/val_idx/test_idx from
 // ds->cohort's labels, subjects and the stratify column (-1 for none).

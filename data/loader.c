@@ -23,6 +23,7 @@ struct Loader {
     LoaderConfig cfg;
     const int *split_idx;
     int n_split;
+    int *own_idx;            // SPLIT_ALL: the identity order, owned
     Shape shape;
     size_t per, V;  // floats per sample, voxels per channel
     int k, has_masks, max_local;
@@ -230,6 +231,7 @@ static int fill(Loader *l, Batch *b, int s, DfError *err) {
     b->n = hi - lo;
     b->global_n = Bg;
     b->first_sample = (long)start + lo;
+    b->n_meta = l->k;
     const Cohort *c = &l->ds->cohort;
     for (int j = 0; j < b->n; j++) {
         long pos = (long)start + lo + j;
@@ -351,12 +353,20 @@ static void close_mpiio(Loader *l) {
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) {
     if (cfg->global_batch < 1) { df_err(err, "loader: global batch %d (must be >= 1)", cfg->global_batch); return NULL; }
     if (cfg->nranks < 1 || cfg->rank < 0 || cfg->rank >= cfg->nranks) { df_err(err, "loader: rank %d of %d", cfg->rank, cfg->nranks); return NULL; }
+    static const char *const names[] = { "training", "validation", "test", "data" };
+    if (cfg->split < 0 || cfg->split > SPLIT_ALL) { df_err(err, "loader: bad split %d", cfg->split); return NULL; }
     const int *idx = cfg->split == SPLIT_TRAIN ? ds->train_idx : cfg->split == SPLIT_VAL ? ds->val_idx : ds->test_idx;
     int n = cfg->split == SPLIT_TRAIN ? ds->n_train : cfg->split == SPLIT_VAL ? ds->n_val : ds->n_test;
-    static const char *const names[] = { "training", "validation", "test" };
-    if (cfg->split < 0 || cfg->split > 2) { df_err(err, "loader: bad split %d", cfg->split); return NULL; }
-    if (n < 1) { df_err(err, "%s: the %s split is empty", ds->source, names[cfg->split]); return NULL; }
+    int *all = NULL;
+    if (cfg->split == SPLIT_ALL) {  // every sample, in data order
+        n = ds->cohort.n;
+        all = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+        for (int i = 0; i < n; i++) all[i] = i;
+        idx = all;
+    }
+    if (n < 1) { free(all); df_err(err, "%s: the %s split is empty", ds->source, names[cfg->split]); return NULL; }
     Loader *l = xcalloc(1, sizeof *l);
+    l->own_idx = all;
     l->ds = ds;
     l->cfg = *cfg;
     l->split_idx = idx;
@@ -484,6 +494,6 @@ void loader_free(Loader *l) {
     if (l->h5f) close_mpiio(l);
     if (l->fds) for (int f = 0; f < l->ds->n_files; f++) if (l->fds[f] >= 0) close(l->fds[f]);
     if (l->layouts) for (int f = 0; f < l->ds->n_files; f++) shard_layout_free(&l->layouts[f]);
-    free(l->fds); free(l->layouts); free(l->slots); free(l->ready); free(l->order);
+    free(l->fds); free(l->layouts); free(l->slots); free(l->ready); free(l->order); free(l->own_idx);
     free(l);
 }

@@ -32,8 +32,10 @@
 #ifndef DF_LOADER_H
 #define DF_LOADER_H
 #include "data/dataset.h"
+#include "nn/batch.h"
 
-enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2 };
+// SPLIT_ALL: every sample of the data set in data order, whatever the split (inference).
+enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2, SPLIT_ALL = 3 };
 #define LOADER_STREAM 0x10ade5ULL
 
 typedef struct {
@@ -47,19 +49,9 @@ typedef struct {
     int prefetch;       // batches to read ahead (0: read synchronously in loader_next; always 0 with read = mpiio)
 } LoaderConfig;
 
-// The local share of one global batch. Arrays belong to the loader and stay valid until
-// the next loader_next / loader_begin_epoch / loader_free.
-typedef struct {
-    int step;            // global batch index within the epoch
-    int n;               // local samples (hi - lo; may be 0 on some ranks of a tiny batch)
-    int global_n;        // Bg, the global batch's size (divide summed losses by this)
-    long first_sample;   // position of the first local sample in the epoch order (s*B + lo)
-    float *images;       // (n, C, D, H, W)
-    int32_t *labels;     // (n)
-    double *meta;        // (n, k)
-    uint8_t *masks;      // (n, 1, D, H, W), or NULL when the data set has no masks
-    int *index;          // (n) sample indices into the data set (Dataset.cohort order)
-} Batch;
+// Batches are nn/batch.h's: the local share of one global batch. Its arrays belong to the
+// loader and stay valid until the next loader_next / loader_begin_epoch / loader_free;
+// first_sample is the position of the first local sample in the epoch order (s*B + lo).
 
 typedef struct Loader Loader;
 

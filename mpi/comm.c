@@ -110,9 +110,10 @@ void dist_bcast(void *buf, size_t bytes, int root) {
         MPI_CHECK(MPI_Bcast((char *)buf + o, (int)DF_MIN(CHUNK, bytes - o), MPI_BYTE, root, MPI_COMM_WORLD));
 }
 
-void dist_gather_f32(float *all, const float *mine, size_t count) {
+// Rank 0 gets every rank's `count` elements of `type` (size `size`) in rank order.
+static void gather_v(void *all, const void *mine, size_t count, MPI_Datatype type, size_t size) {
     if (g_size == 1) {
-        if (all != mine) memcpy(all, mine, count * sizeof(float));
+        if (all != mine && count) memcpy(all, mine, count * size);
         return;
     }
     DF_ASSERT(count < (size_t)INT_MAX);
@@ -128,10 +129,13 @@ void dist_gather_f32(float *all, const float *mine, size_t count) {
         for (int r = 0; r < g_size; r++) { displs[r] = (int)total; total += counts[r]; }
         DF_ASSERT(total < INT_MAX);
     }
-    MPI_CHECK(MPI_Gatherv(mine, c, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Gatherv(mine, c, type, all, counts, displs, type, 0, MPI_COMM_WORLD));
     free(counts);
     free(displs);
 }
+
+void dist_gather_f32(float *all, const float *mine, size_t count) { gather_v(all, mine, count, MPI_FLOAT, sizeof(float)); }
+void dist_gather_bytes(void *all, const void *mine, size_t bytes) { gather_v(all, mine, bytes, MPI_BYTE, 1); }
 
 void dist_barrier(void) {
     if (g_size > 1) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));

@@ -24,6 +24,8 @@ void dist_bcast(void *buf, size_t bytes, int root);
 // Rank 0 receives every rank's `count` floats concatenated in rank order into `all`
 // (only rank 0's `all` is used); counts may differ per rank.
 void dist_gather_f32(float *all, const float *mine, size_t count);
+// The same for raw bytes (rank 0 gets every rank's `bytes` concatenated in rank order).
+void dist_gather_bytes(void *all, const void *mine, size_t bytes);
 void dist_barrier(void);
 
 // OpenBLAS threads for this rank: `requested` if > 0, else OPENBLAS_NUM_THREADS if set, else

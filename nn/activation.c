@@ -68,16 +68,18 @@ static void free_impl(Layer *L) { free(L->impl); L->impl = NULL; }
 
 static size_t count(const Layer *L, int B) { return (size_t)B * shape_numel(L->in_shape); }
 
-static void relu_fwd(Layer *L, int B, int training) { relu_forward(L->out, L->in, count(L, B)); }
-static void relu_bwd(Layer *L, int B) { if (L->din) relu_backward(L->din, L->dout, L->in, count(L, B)); }
-static void leaky_fwd(Layer *L, int B, int training) {
+static void relu_fwd(Layer *L, const Batch *batch, int training) { relu_forward(L->out, L->in, count(L, batch->n)); }
+static void relu_bwd(Layer *L, const Batch *batch) { if (L->din) relu_backward(L->din, L->dout, L->in, count(L, batch->n)); }
+static void leaky_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     leaky_relu_forward(L->out, L->in, count(L, B), ((LeakyImpl *)L->impl)->slope);
 }
-static void leaky_bwd(Layer *L, int B) {
+static void leaky_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     if (L->din) leaky_relu_backward(L->din, L->dout, L->in, count(L, B), ((LeakyImpl *)L->impl)->slope);
 }
-static void tanh_fwd(Layer *L, int B, int training) { tanh_forward(L->out, L->in, count(L, B)); }
-static void tanh_bwd(Layer *L, int B) { if (L->din) tanh_backward(L->din, L->dout, L->out, count(L, B)); }
+static void tanh_fwd(Layer *L, const Batch *batch, int training) { tanh_forward(L->out, L->in, count(L, batch->n)); }
+static void tanh_bwd(Layer *L, const Batch *batch) { if (L->din) tanh_backward(L->din, L->dout, L->out, count(L, batch->n)); }
 
 const LayerOps relu_ops = { "relu", same_shape_build, no_init, relu_fwd, relu_bwd, free_impl };
 const LayerOps leaky_relu_ops = { "leaky_relu", leaky_build, no_init, leaky_fwd, leaky_bwd, free_impl };

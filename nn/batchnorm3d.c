@@ -191,7 +191,8 @@ static void bn_init(Layer *L, Rng *rng) {
     }
 }
 
-static void bn_forward(Layer *L, int B, int training) {
+static void bn_forward(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     BnImpl *impl = L->impl;
     int C = L->in_shape.c;
     size_t S = shape_spatial(L->in_shape);
@@ -205,7 +206,8 @@ static void bn_forward(Layer *L, int B, int training) {
         batchnorm3d_forward_eval(L->out, L->in, w, b, rm, rv, B, C, S, impl->eps);
 }
 
-static void bn_backward(Layer *L, int B) {
+static void bn_backward(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     BnImpl *impl = L->impl;
     int C = L->in_shape.c;
     size_t S = shape_spatial(L->in_shape);

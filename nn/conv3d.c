@@ -421,7 +421,8 @@ static void conv_init(Layer *L, Rng *rng) {
     }
 }
 
-static void conv_fwd(Layer *L, int B, int training) {
+static void conv_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     Conv3dImpl *impl = L->impl;
     DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
     const float *w = L->params + L->params_info[0].offset;
@@ -429,7 +430,8 @@ static void conv_fwd(Layer *L, int B, int training) {
     conv3d_forward(L->out, L->in, w, b, B, &impl->g, L->ctx->workspace);
 }
 
-static void conv_bwd(Layer *L, int B) {
+static void conv_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     Conv3dImpl *impl = L->impl;
     DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
     const float *w = L->params + L->params_info[0].offset;

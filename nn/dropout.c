@@ -62,7 +62,8 @@ static int dropout_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err
 
 static void dropout_init(Layer *L, Rng *rng) {}
 
-static void dropout_fwd(Layer *L, int B, int training) {
+static void dropout_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     DropoutImpl *impl = L->impl;
     size_t N = shape_numel(L->in_shape);
     impl->trained = training && impl->p > 0.0f;
@@ -70,13 +71,14 @@ static void dropout_fwd(Layer *L, int B, int training) {
         NetCtx *ctx = L->ctx;
         DF_ASSERT(ctx && B <= ctx->max_batch);
         dropout_forward(L->out, impl->mask, L->in, B, N, impl->p, ctx->seed ^ impl->name_hash, ctx->step,
-                        ctx->first_sample);
+                        batch->first_sample);
     } else {
         memcpy(L->out, L->in, (size_t)B * N * sizeof(float));
     }
 }
 
-static void dropout_bwd(Layer *L, int B) {
+static void dropout_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     DropoutImpl *impl = L->impl;
     if (!L->din) return;
     size_t n = (size_t)B * shape_numel(L->in_shape);

@@ -66,13 +66,15 @@ static int l2norm_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err)
 
 static void l2norm_init(Layer *L, Rng *rng) {}
 
-static void l2norm_fwd(Layer *L, int B, int training) {
+static void l2norm_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     L2Impl *impl = L->impl;
     DF_ASSERT(!L->ctx || B <= L->ctx->max_batch);
     l2norm_forward(L->out, impl->norms, L->in, B, (int)shape_numel(L->in_shape), impl->eps);
 }
 
-static void l2norm_bwd(Layer *L, int B) {
+static void l2norm_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     L2Impl *impl = L->impl;
     if (L->din) l2norm_backward(L->din, L->dout, L->out, impl->norms, B, (int)shape_numel(L->in_shape), impl->eps);
 }

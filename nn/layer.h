@@ -14,7 +14,8 @@
 // din is NULL when nothing upstream needs it (the first layer).
 //
 // Batch statistics (BatchNorm, MDN) are summed over the global batch through ctx->reducer;
-// a layer never calls MPI.
+// a layer never calls MPI. A layer gets the batch (nn/batch.h) with every call: whatever it
+// needs of the samples besides their inputs (MDN: metadata and labels) comes with it.
 #ifndef DF_LAYER_H
 #define DF_LAYER_H
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include "base/reduce.h"
 #include "base/rng.h"
 #include "base/shape.h"
+#include "nn/batch.h"
 
 
 // A named tensor inside the flat parameter (or state) buffer, with PyTorch's shape, so the
@@ -45,14 +47,10 @@ typedef struct {
     int max_batch;        // largest local batch any call will use
     uint64_t seed;        // run seed (dropout masks derive from it)
     uint64_t step;        // global optimiser step, set by the trainer before forward
-    long first_sample;    // global index of the first local sample in this batch, so
-                          // per-sample randomness does not depend on the number of ranks
-    // Per-sample metadata, for layers that use it (MDN): the schema of the data's columns
-    // (NULL when there is none), and the raw rows and labels of the current local batch,
-    // set by the caller before each forward.
+    // The metadata schema the network codes per-sample metadata with (MDN builds its design
+    // from it), or NULL when the data have none. The metadata themselves come with each
+    // batch (Batch.meta).
     const struct MetaSchema *meta_schema;
-    const double *batch_meta;   // (B, schema columns)
-    const int *batch_labels;    // (B)
 } NetCtx;
 
 typedef struct Layer Layer;
@@ -67,10 +65,13 @@ typedef struct LayerOps {
     int (*build)(Layer *L, const Ini *ini, IniSection *sec, DfError *err);
     // Initialise L->params and L->state (pointers set by the network) as PyTorch does.
     void (*init)(Layer *L, Rng *rng);
-    // L->out = f(L->in) for B samples; `training` selects batch statistics / dropout.
-    void (*forward)(Layer *L, int B, int training);
-    // L->din += ..., L->grads += ... from L->dout (and L->in / L->out / saved scratch).
-    void (*backward)(Layer *L, int B);
+    // L->out = f(L->in) for the batch's b->n samples (L->in holds their inputs; the batch
+    // brings what else belongs to them: labels, metadata, positions). `training` selects
+    // batch statistics / dropout.
+    void (*forward)(Layer *L, const Batch *b, int training);
+    // L->din += ..., L->grads += ... from L->dout (and L->in / L->out / saved scratch), for
+    // the batch the last forward saw.
+    void (*backward)(Layer *L, const Batch *b);
     // Frees L->impl and anything build allocated.
     void (*destroy)(Layer *L);
     // Optional (NULL for most layers): called once before training on every rank with this

@@ -110,7 +110,8 @@ static void linear_init(Layer *L, Rng *rng) {
     if (impl->has_bias) init_bias(L->params + (size_t)impl->out * impl->in, (size_t)impl->out, impl->in, rng);
 }
 
-static void linear_fwd(Layer *L, int B, int training) {
+static void linear_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     LinearImpl *impl = L->impl;
     const float *bias = impl->has_bias ? L->params + (size_t)impl->out * impl->in : NULL;
     // Evaluation is per sample, so predictions and features do not depend on the batch size
@@ -119,7 +120,8 @@ static void linear_fwd(Layer *L, int B, int training) {
     else linear_forward_rows(L->out, L->in, L->params, bias, B, impl->in, impl->out);
 }
 
-static void linear_bwd(Layer *L, int B) {
+static void linear_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     LinearImpl *impl = L->impl;
     float *dbias = impl->has_bias ? L->grads + (size_t)impl->out * impl->in : NULL;
     linear_backward(L->din, L->grads, dbias, L->dout, L->in, L->params, B, impl->in, impl->out);

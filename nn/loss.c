@@ -3,6 +3,7 @@
 #include "nn/loss.h"
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 const char *const loss_kind_names[] = { "cross_entropy", "bce_logits", "mse", NULL };
 
@@ -62,4 +63,68 @@ double mse_forward(const float *pred, const float *targets, int n) {
 
 void mse_backward(float *dpred, const float *pred, const float *targets, int n, float scale) {
     for (int i = 0; i < n; i++) dpred[i] += scale * 2.0f * (pred[i] - targets[i]);
+}
+
+// ---- the network's loss --------------------------------------------------------------------
+
+int loss_config_parse(LossConfig *lc, const Ini *cini, const MetaSchema *schema, DfError *err) {
+    Ini *ini = (Ini *)cini;
+    IniSection *l = ini_section(ini, "loss");
+    int kind = 0;
+    if (l && ini_choice(ini, l, "type", "cross_entropy", loss_kind_names, &kind, err)) return -1;
+    lc->kind = (LossKind)kind;
+    lc->target_column = -1;
+    const char *target = l ? ini_str(l, "target", "label") : "label";
+    if (strcmp(target, "label") == 0) return 0;
+    char where[640];
+    ini_where_key(ini, l, "target", where, sizeof where);
+    if (lc->kind != LOSS_MSE) return df_err(err, "%s = %s: only the mse loss regresses a metadata column", where, target);
+    int col = schema ? meta_column(schema, target) : -3;
+    if (col < 0) return df_err(err, "%s = %s: the data have no such column", where, target);
+    lc->target_column = col;
+    return 0;
+}
+
+void loss_batch(const LossConfig *lc, const float *logits, int K, const Batch *b, float *dlogits, float scale, float *scratch,
+                LossStats *st) {
+    int B = b->n;
+    float *probs = scratch, *targets = scratch + (size_t)B * K;
+    for (int i = 0; i < B && lc->kind != LOSS_CROSS_ENTROPY; i++)
+        for (int k = 0; k < K; k++)
+            targets[i * K + k] = lc->target_column >= 0 ? (float)b->meta[(size_t)i * b->n_meta + lc->target_column]
+                                                        : (float)b->labels[i];
+    double sum = 0.0;
+    long correct = 0;
+    switch (lc->kind) {
+    case LOSS_CROSS_ENTROPY:
+        sum = softmax_xent_forward(probs, logits, b->labels, B, K);
+        if (dlogits) {
+            memset(dlogits, 0, sizeof(float) * (size_t)B * K);
+            softmax_xent_backward(dlogits, probs, b->labels, B, K, scale);
+        }
+        for (int i = 0; i < B; i++) {
+            int best = 0;
+            for (int k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
+            correct += best == b->labels[i];
+        }
+        break;
+    case LOSS_BCE_LOGITS:
+        sum = bce_logits_forward(logits, targets, B * K) / K;
+        if (dlogits) {
+            memset(dlogits, 0, sizeof(float) * (size_t)B * K);
+            bce_logits_backward(dlogits, logits, targets, B * K, scale / (float)K);
+        }
+        for (int i = 0; i < B; i++) correct += (logits[i * K] > 0.0f) == (targets[i * K] > 0.5f);
+        break;
+    case LOSS_MSE:
+        sum = mse_forward(logits, targets, B * K) / K;
+        if (dlogits) {
+            memset(dlogits, 0, sizeof(float) * (size_t)B * K);
+            mse_backward(dlogits, logits, targets, B * K, scale / (float)K);
+        }
+        break;
+    }
+    st->sum += sum;
+    st->correct += correct;
+    st->count += B;
 }

@@ -3,6 +3,9 @@
 // given that normaliser as `scale` (1 / global count) and accumulates into the gradient.
 #ifndef DF_LOSS_H
 #define DF_LOSS_H
+#include "base/ini.h"
+#include "nn/batch.h"
+#include "nn/metadata.h"
 
 typedef enum { LOSS_CROSS_ENTROPY, LOSS_BCE_LOGITS, LOSS_MSE } LossKind;
 extern const char *const loss_kind_names[];  // "cross_entropy", "bce_logits", "mse", NULL
@@ -23,4 +26,28 @@ void bce_logits_backward(float *dlogits, const float *logits, const float *targe
 double mse_forward(const float *pred, const float *targets, int n);
 // dpred += scale * 2 (pred - t)
 void mse_backward(float *dpred, const float *pred, const float *targets, int n, float scale);
+
+// ---- the network's loss, as [loss] chooses it ----------------------------------------------
+
+typedef struct {
+    LossKind kind;
+    int target_column;  // mse: the metadata column regressed (index into the batch's rows); -1: the label
+} LossConfig;
+
+// Parses [loss]: type (cross_entropy, bce_logits, mse) and, for mse, target = a metadata
+// column of `schema` (may be NULL when the data have none) or label. -1 with file:line.
+int loss_config_parse(LossConfig *lc, const Ini *ini, const MetaSchema *schema, DfError *err);
+
+typedef struct {
+    double sum;     // loss summed over the samples
+    long correct;   // argmax hits (classification)
+    long count;     // samples
+} LossStats;
+
+// The loss of the network's outputs for a batch: logits (b->n, K). Adds into st; when
+// dlogits is non-NULL, writes the gradient of the summed loss times `scale` there (1 / the
+// global batch gives the gradient of the mean). Targets are the batch's labels, or the
+// metadata column lc->target_column. scratch: 2 * b->n * K floats.
+void loss_batch(const LossConfig *lc, const float *logits, int K, const Batch *b, float *dlogits, float scale, float *scratch,
+                LossStats *st);
 #endif

@@ -260,18 +260,18 @@ static void describe_bad_value(const MetaDesign *d, const MetaSchema *s, const d
     }
 }
 
-// The design rows of the current batch, from the raw metadata the trainer put in ctx.
-static void fill_design(Layer *L, int B) {
+// The design rows of the batch's samples, from the metadata rows and labels it brings.
+static void fill_design(Layer *L, const Batch *batch) {
     MdnImpl *m = L->impl;
-    const NetCtx *c = L->ctx;
-    if (B > 0 && (!c->batch_meta || !c->batch_labels))
+    const MetaSchema *s = L->ctx->meta_schema;
+    if (batch->n > 0 && (!batch->meta || !batch->labels))
         df_die(DF_EXIT_INPUT, "layer %s (mdn) needs the metadata (confounders) of the samples it sees, and none were given", L->name);
-    for (int i = 0; i < B; i++) {
-        const double *row = c->batch_meta + (size_t)i * c->meta_schema->n_cols;
-        if (meta_design_row(&m->design, c->meta_schema, row, c->batch_labels[i], m->X + (size_t)i * m->k)) {
+    for (int i = 0; i < batch->n; i++) {
+        const double *row = batch->meta + (size_t)i * s->n_cols;
+        if (meta_design_row(&m->design, s, row, batch->labels[i], m->X + (size_t)i * m->k)) {
             char what[512];
-            describe_bad_value(&m->design, c->meta_schema, row, c->batch_labels[i], what, sizeof what);
-            df_die(DF_EXIT_INPUT, "layer %s (mdn): sample %ld of the data has %s", L->name, c->first_sample + i, what);
+            describe_bad_value(&m->design, s, row, batch->labels[i], what, sizeof what);
+            df_die(DF_EXIT_INPUT, "layer %s (mdn): sample %ld of the data has %s", L->name, batch->first_sample + i, what);
         }
     }
 }
@@ -315,10 +315,11 @@ static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_lo
     return 0;
 }
 
-static void mdn_fwd(Layer *L, int B, int training) {
+static void mdn_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     MdnImpl *m = L->impl;
     int k = m->k, d = m->d;
-    fill_design(L, B);
+    fill_design(L, batch);
     float *running = L->state + (size_t)k * k;
     m->trained = training;
     if (!training) {
@@ -347,7 +348,8 @@ static void mdn_fwd(Layer *L, int B, int training) {
             running[i] = (float)((1.0 - m->momentum) * running[i] + m->momentum * m->beta[i]);
 }
 
-static void mdn_bwd(Layer *L, int B) {
+static void mdn_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     MdnImpl *m = L->impl;
     // Even without a din (MDN as first layer) the reduction is collective: every rank joins.
     float *dinp = L->din;

@@ -117,21 +117,29 @@ void net_init(Net *net, uint64_t seed) {
     }
 }
 
-const float *net_forward(Net *net, const float *inp, int B, int training) {
+const float *net_forward(Net *net, const Batch *b, int training) {
+    int B = b->n;
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
-    memcpy(net->acts[0], inp, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
-    for (int i = 0; i < net->n_layers; i++) net->layers[i].ops->forward(&net->layers[i], B, training);
+    memcpy(net->acts[0], b->images, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
+    for (int i = 0; i < net->n_layers; i++) {
+        double t0 = net->seconds_fwd ? df_now() : 0.0;
+        net->layers[i].ops->forward(&net->layers[i], b, training);
+        if (net->seconds_fwd) net->seconds_fwd[i] += df_now() - t0;
+    }
     return net->acts[net->n_layers];
 }
 
-void net_backward(Net *net, const float *dout, int B) {
+void net_backward(Net *net, const Batch *b, const float *dout) {
+    int B = b->n;
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
     if (net->dacts[0]) memset(net->dacts[0], 0, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
     for (int i = 1; i < net->n_layers; i++)
         memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
     for (int i = net->n_layers - 1; i >= 0; i--) {
-        net->layers[i].ops->backward(&net->layers[i], B);
+        double t0 = net->seconds_bwd ? df_now() : 0.0;
+        net->layers[i].ops->backward(&net->layers[i], b);
+        if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;
         if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
     }
 }

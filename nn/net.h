@@ -23,6 +23,9 @@ typedef struct {
     // trainer can start reducing those gradients while earlier layers still run. Optional.
     void (*grads_ready)(void *arg, size_t final_from);
     void *grads_ready_arg;
+    // When set (n_layers each), net_forward / net_backward add each layer's seconds here
+    // (`deconfound bench --profile`).
+    double *seconds_fwd, *seconds_bwd;
 } Net;
 
 // Builds the layers listed in `ini` for inputs of in_shape and at most max_batch samples per
@@ -30,8 +33,8 @@ typedef struct {
 // shape, no layers, ...). Keys are marked used; the caller runs ini_check_unused at the end.
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err);
 // The same, for data with per-sample metadata: layers that use it (MDN) see `schema` at
-// build time; the caller then sets ctx.batch_meta / ctx.batch_labels before each forward,
-// and calls net_prepare once before training.
+// build time and each batch's metadata rows (coded as `schema`) in the Batch; the caller
+// calls net_prepare once before training.
 struct MetaSchema;
 int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
                    const struct MetaSchema *schema, DfError *err);
@@ -40,11 +43,13 @@ int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Redu
 int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err);
 // Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).
 void net_init(Net *net, uint64_t seed);
-// inp is (B, in_shape). Returns the output (B, out_shape), owned by the net.
-const float *net_forward(Net *net, const float *inp, int B, int training);
-// dout is (B, out_shape), the gradient of the loss wrt the output. Zeroes activation
-// gradients, then accumulates parameter gradients into net->grads.
-void net_backward(Net *net, const float *dout, int B);
+// Runs the batch b (b->images is (b->n, in_shape)) through every layer. Returns the output
+// (b->n, out_shape), owned by the net; every layer's output stays in net->acts.
+const float *net_forward(Net *net, const Batch *b, int training);
+// dout is (b->n, out_shape), the gradient of the loss wrt the output, for the batch the last
+// forward ran. Zeroes activation gradients, then accumulates parameter gradients into
+// net->grads.
+void net_backward(Net *net, const Batch *b, const float *dout);
 void net_zero_grad(Net *net);
 // Also compute the gradient with respect to the input (net->dacts[0]); off by default, since
 // training never needs it. Used by tests and by input-attribution tools.

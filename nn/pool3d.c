@@ -243,25 +243,31 @@ static int global_avgpool_build(Layer *L, const Ini *ini, IniSection *sec, DfErr
 
 static void no_init(Layer *L, Rng *rng) {}
 
-static void maxpool_fwd(Layer *L, int B, int training) {
+static void maxpool_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     PoolImpl *impl = L->impl;
     DF_ASSERT(B <= L->ctx->max_batch);
     maxpool3d_forward(L->out, impl->argmax, L->in, B, &impl->g);
 }
-static void maxpool_bwd(Layer *L, int B) {
+static void maxpool_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     PoolImpl *impl = L->impl;
     if (L->din) maxpool3d_backward(L->din, L->dout, impl->argmax, B, &impl->g);
 }
-static void avgpool_fwd(Layer *L, int B, int training) {
+static void avgpool_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     avgpool3d_forward(L->out, L->in, B, &((PoolImpl *)L->impl)->g);
 }
-static void avgpool_bwd(Layer *L, int B) {
+static void avgpool_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     if (L->din) avgpool3d_backward(L->din, L->dout, B, &((PoolImpl *)L->impl)->g);
 }
-static void gap_fwd(Layer *L, int B, int training) {
+static void gap_fwd(Layer *L, const Batch *batch, int training) {
+    const int B = batch->n;
     global_avgpool_forward(L->out, L->in, B, L->in_shape.c, shape_spatial(L->in_shape));
 }
-static void gap_bwd(Layer *L, int B) {
+static void gap_bwd(Layer *L, const Batch *batch) {
+    const int B = batch->n;
     if (L->din) global_avgpool_backward(L->din, L->dout, B, L->in_shape.c, shape_spatial(L->in_shape));
 }
 

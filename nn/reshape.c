@@ -24,8 +24,8 @@ static int flatten_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err
 
 static void flatten_init(Layer *L, Rng *rng) {}
 static size_t count(const Layer *L, int B) { return (size_t)B * shape_numel(L->in_shape); }
-static void flatten_fwd(Layer *L, int B, int training) { flatten_forward(L->out, L->in, count(L, B)); }
-static void flatten_bwd(Layer *L, int B) { if (L->din) flatten_backward(L->din, L->dout, count(L, B)); }
+static void flatten_fwd(Layer *L, const Batch *batch, int training) { flatten_forward(L->out, L->in, count(L, batch->n)); }
+static void flatten_bwd(Layer *L, const Batch *batch) { if (L->din) flatten_backward(L->din, L->dout, count(L, batch->n)); }
 static void flatten_destroy(Layer *L) {}
 
 const LayerOps flatten_ops = { "flatten", flatten_build, flatten_init, flatten_fwd, flatten_bwd, flatten_destroy };

@@ -1,10 +1,26 @@
 // dcor_report.c: residual confounding in a layer's features (see dcor_report.h).
 #include "run/dcor_report.h"
+#include "run/infer.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mpi/comm.h"
 #include "nn/dcor.h"
+
+typedef struct {
+    double *F;         // (n, d) features by position in the split
+    int d, act, n;
+} ReportRows;
+
+static void place_rows(void *arg, const Net *net, const Batch *b) {
+    ReportRows *r = arg;
+    const float *feat = net->acts[r->act];
+    for (int i = 0; i < b->n; i++) {
+        long pos = b->first_sample + i;
+        DF_ASSERT(pos >= 0 && pos < r->n);
+        for (int j = 0; j < r->d; j++) r->F[(size_t)pos * r->d + j] = feat[(size_t)i * r->d + j];
+    }
+}
 
 int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, const int *split_idx, int n_split,
                     int layer_out, const int *cols, int n_cols, DfError *err) {
@@ -13,22 +29,9 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
     int d = (int)shape_numel(layer_out == 0 ? net->in_shape : net->layers[layer_out - 1].out_shape);
     // Every rank writes its samples' features at their positions in the split; one sum over
     // ranks assembles the whole (n, d) matrix on every rank (exact: the others add zeros).
-    double *F = xcalloc((size_t)n_split * d, sizeof(double));
-    loader_begin_epoch(l, 0);
-    const Batch *b;
-    while ((b = loader_next(l, err))) {
-        net->ctx.batch_meta = b->meta;
-        net->ctx.batch_labels = (const int *)b->labels;
-        net->ctx.first_sample = b->first_sample;
-        net_forward(net, b->images, b->n, 0);
-        const float *feat = net->acts[layer_out];
-        for (int i = 0; i < b->n; i++) {
-            long pos = b->first_sample + i;
-            DF_ASSERT(pos >= 0 && pos < n_split);
-            for (int j = 0; j < d; j++) F[(size_t)pos * d + j] = feat[(size_t)i * d + j];
-        }
-    }
-    if (loader_failed(l)) { free(F); return -1; }
+    ReportRows rows = { xcalloc((size_t)n_split * d, sizeof(double)), d, layer_out, n_split };
+    double *F = rows.F;
+    if (infer_run(net, l, place_rows, &rows, err)) { free(F); return -1; }
     dist_allreduce_sum_f64(F, (size_t)n_split * d);
 
     DcorOptions opt = dcor_options_default();

@@ -1,9 +1,94 @@
-// infer.c: applying a checkpoint to data (see infer.h).
+// infer.c: inference over a loader, and the schema a checkpoint is applied with (infer.h).
 #include "run/infer.h"
 #include "data/checkpoint.h"
-#include "data/cohort.h"
+#include "mpi/comm.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+int infer_run(Net *net, Loader *l, InferVisit visit, void *arg, DfError *err) {
+    loader_begin_epoch(l, 0);
+    const Batch *b;
+    while ((b = loader_next(l, err))) {
+        net_forward(net, b, 0);
+        visit(arg, net, b);
+    }
+    return loader_failed(l) ? -1 : 0;
+}
+
+void infer_outputs_init(InferOutputs *o, const Net *net, const int *act, int n_outputs, int n) {
+    DF_ASSERT(n_outputs >= 1 && n_outputs <= INFER_MAX_OUTPUTS);
+    memset(o, 0, sizeof *o);
+    o->n_outputs = n_outputs;
+    o->n = n;
+    for (int k = 0; k < n_outputs; k++) {
+        o->act[k] = act[k];
+        o->dims[k] = (int)shape_numel(act[k] == 0 ? net->in_shape : net->layers[act[k] - 1].out_shape);
+    }
+}
+
+void infer_outputs_visit(void *arg, const Net *net, const Batch *b) {
+    InferOutputs *o = arg;
+    if (o->count + b->n > o->cap) {
+        o->cap = DF_MAX(o->count + b->n, 2 * o->cap);
+        o->pos = xrealloc(o->pos, sizeof(long) * (size_t)o->cap);
+        for (int k = 0; k < o->n_outputs; k++) o->mine[k] = xrealloc(o->mine[k], sizeof(float) * (size_t)o->cap * o->dims[k]);
+    }
+    for (int i = 0; i < b->n; i++) o->pos[o->count + i] = b->first_sample + i;
+    for (int k = 0; k < o->n_outputs; k++)
+        memcpy(o->mine[k] + (size_t)o->count * o->dims[k], net->acts[o->act[k]], sizeof(float) * (size_t)b->n * o->dims[k]);
+    o->count += b->n;
+}
+
+void infer_outputs_gather(InferOutputs *o) {
+    // Positions and rows are gathered in rank order, so the k-th position names the k-th row.
+    int root = dist_rank() == 0;
+    long *pos = root ? xmalloc(sizeof(long) * (size_t)(o->n ? o->n : 1)) : NULL;
+    dist_gather_bytes(pos, o->pos, sizeof(long) * (size_t)o->count);
+    for (int k = 0; k < o->n_outputs; k++) {
+        size_t d = (size_t)o->dims[k];
+        float *rows = root ? df_alloc_floats((size_t)o->n * d) : NULL;
+        dist_gather_f32(rows, o->mine[k], (size_t)o->count * d);
+        if (root) {
+            o->all[k] = df_alloc_floats((size_t)o->n * d);
+            for (int i = 0; i < o->n; i++) {
+                DF_ASSERT(pos[i] >= 0 && pos[i] < o->n);
+                memcpy(o->all[k] + (size_t)pos[i] * d, rows + (size_t)i * d, sizeof(float) * d);
+            }
+        }
+        free(rows);
+    }
+    free(pos);
+}
+
+void infer_outputs_free(InferOutputs *o) {
+    for (int k = 0; k < o->n_outputs; k++) { free(o->mine[k]); free(o->all[k]); }
+    free(o->pos);
+    memset(o, 0, sizeof *o);
+}
+
+int infer_setup(InferSetup *s, const char *config, const char *const *sets, int n_sets, const char *checkpoint,
+                const char *data, int batch, DfError *err) {
+    memset(s, 0, sizeof *s);
+    if (ini_load(&s->ini, config, sets, n_sets, err)) return -1;
+    if (dataset_from_shards(&s->ds, data, err)) return -1;
+    s->schema = xmalloc(sizeof *s->schema);
+    if (infer_schema(s->schema, &s->ds.cohort, checkpoint, data, err)) return -1;
+    if (net_build_meta(&s->net, &s->ini, s->ds.cohort.shape, batch, dist_reducer(), s->schema, err)) return -1;
+    if (checkpoint_load(checkpoint, &s->net, NULL, NULL, err)) return -1;
+    int P = dist_size();
+    LoaderConfig lc = { SPLIT_ALL, batch * P, dist_rank(), P, 0, 0, 0, 0, s->ds.prefetch };
+    return (s->loader = loader_create(&s->ds, &lc, err)) ? 0 : -1;
+}
+
+void infer_setup_free(InferSetup *s) {
+    loader_free(s->loader);
+    net_free(&s->net);
+    free(s->schema);
+    dataset_free(&s->ds);
+    ini_free(&s->ini);
+    memset(s, 0, sizeof *s);
+}
 
 int infer_schema(MetaSchema *schema, Cohort *c, const char *checkpoint, const char *origin, DfError *err) {
     MetaSchema *model = xmalloc(sizeof *model);  // large (level names): not on the stack
@@ -13,8 +98,7 @@ int infer_schema(MetaSchema *schema, Cohort *c, const char *checkpoint, const ch
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
         df_err(err, "%s: %s", origin, msg);
-    }
-    else rc = cohort_map_to_schema(c, model, schema, origin, err);
+    } else if (found) rc = cohort_map_to_schema(c, model, schema, origin, err);
     free(model);
     return rc;
 }

@@ -1,21 +1,13 @@
-// train.h: the training loop behind `deconfound train`, data-parallel over ranks.
-// The global batch (the config's [train] batch) is split over the ranks: rank r takes
-// samples [B*r/P, B*(r+1)/P) of each global batch, so the same global batches are seen at
-// any rank count. The loss is the mean over the global batch; gradients are summed over
-// ranks; batch statistics are global through the reducer.
+// train.h: the training loop behind `deconfound train`, data-parallel over the ranks it runs on.
+// The global batch ([train] batch) is split over the ranks: rank r takes samples
+// [B*r/P, B*(r+1)/P) of each global batch, so the same global batches are seen at any rank
+// count. The loss is the mean over the global batch; gradients are summed over ranks; batch
+// statistics are global through the reducer (docs/distributed.md).
 #ifndef DF_TRAIN_H
 #define DF_TRAIN_H
-#include "data/checkpoint.h"
-#include "data/dataset.h"
-#include "data/loader.h"
+#include "data/cohort.h"
 #include "nn/loss.h"
-#include "nn/net.h"
 #include "nn/optim.h"
-
-typedef struct {
-    LossKind kind;
-    int target_column;  // MSE: meta column used as the target; -1 = the label
-} LossConfig;
 
 typedef struct {
     int epochs;
@@ -34,24 +26,21 @@ typedef struct {
     int dcor_cols[16], n_dcor_cols;  // metadata columns reported
 } TrainConfig;
 
-// Parses [train] and [loss]. The cohort (for the MSE target column) may be NULL.
-int train_config_parse(TrainConfig *tc, const Ini *ini, const Cohort *cohort, DfError *err);
+// Parses [train] and [loss]. The cohort names the metadata columns of dcor_columns, the
+// schema the mse target column; either may be NULL.
+int train_config_parse(TrainConfig *tc, const Ini *ini, const Cohort *cohort, const MetaSchema *schema, DfError *err);
 
+// What `deconfound train` was asked to do.
 typedef struct {
-    double loss_sum;  // summed over the samples
-    long correct;     // classification only
-    long count;
-} EvalStats;
+    const char *config;        // the experiment file
+    const char *const *sets;   // --set section.key=value, in order
+    int n_sets;
+    const char *resume;        // --resume CHECKPOINT, or NULL
+    int threads;               // --threads (0: [train] threads)
+} TrainArgs;
 
-// Loss (summed over the local samples) and its gradient (scaled by `scale`) for logits
-// (B, K); targets come from labels (or the MSE target column). correct += argmax hits.
-double loss_forward_backward(const LossConfig *lc, const float *logits, float *dlogits, float *probs,
-                             const int *labels, const float *targets, int B, int K, float scale, long *correct);
-
-// Evaluation over a loader's split (each rank its share), with the network in eval mode.
-// ncols: metadata columns of the data. Collective: every rank calls it. Stats are global.
-EvalStats evaluate(Net *net, const LossConfig *lc, Loader *l, int ncols, DfError *err);
-
-// `deconfound train CONFIG [--set s.k=v ...] [--resume CKPT] [--threads N]`
-int cmd_train(int argc, char **argv);
+// Runs the training on every rank (collective). Returns the exit status: 0, or
+// DF_EXIT_INTERRUPTED after a stop on SIGTERM/SIGUSR1 that wrote a checkpoint to resume
+// from. Bad input ends the job with status 2 and one message.
+int train_run(const TrainArgs *args);
 #endif

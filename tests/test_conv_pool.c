@@ -417,34 +417,14 @@ static void test_avgpool_values(void) {
 
 // ---- LayerOps --------------------------------------------------------------------------------
 
-typedef struct {
-    Ini ini;
-    Layer L;
-    NetCtx ctx;
-    DfError err;
-    int rc;
-} Built;
-
-static void build_layer(Built *b, const LayerOps *ops, const char *text, Shape in, int max_batch) {
-    memset(b, 0, sizeof *b);
-    CU_ASSERT_FATAL(ini_parse_string(&b->ini, text, "test.ini", &b->err) == 0);
-    b->ctx = (NetCtx){ .max_batch = max_batch, .reducer = &reducer_local };
-    b->L.in_shape = in;
-    b->L.ctx = &b->ctx;
-    b->L.ops = ops;
-    b->rc = ops->build(&b->L, &b->ini, &b->ini.sections[0], &b->err);
-}
-
-static void destroy_layer(Built *b) {
-    if (b->rc == 0) b->L.ops->destroy(&b->L);
-    ini_free(&b->ini);
-}
+// Layers built with the shared fixture (testutil.h, tu_layer_build).
 
 static void test_conv_layer_build(void) {
-    Built b;
+    TuLayer b;
+    int b_rc;
     Shape in = { 2, 6, 5, 4 };
-    build_layer(&b, &conv3d_ops, "[conv3d]\nout = 4\nkernel = 3\npad = 1\n", in, 2);
-    CU_ASSERT_FATAL(b.rc == 0);
+    b_rc = tu_layer_build(&b, "[conv3d]\nout = 4\nkernel = 3\npad = 1\n", in, 2, NULL, NULL);
+    CU_ASSERT_FATAL(b_rc == 0);
     CU_ASSERT(b.L.out_shape.c == 4 && b.L.out_shape.d == 6 && b.L.out_shape.h == 5 && b.L.out_shape.w == 4);
     CU_ASSERT(b.L.n_params == (size_t)4 * 2 * 27 + 4);
     CU_ASSERT_FATAL(b.L.n_params_info == 2);
@@ -472,8 +452,8 @@ static void test_conv_layer_build(void) {
     b.ctx.workspace_floats = b.L.workspace_floats;
     b.ctx.workspace = fbuf(b.ctx.workspace_floats);
     b.L.in = x; b.L.out = y; b.L.dout = dy; b.L.din = dx;
-    b.L.ops->forward(&b.L, 2, 1);
-    b.L.ops->backward(&b.L, 2);
+    tu_layer_forward(&b, 2, 1);
+    tu_layer_backward(&b, 2);
     const float *w = params + b.L.params_info[0].offset, *bias = params + b.L.params_info[1].offset;
     Conv3dGeom g;
     int k[3] = { 3, 3, 3 }, s1[3] = { 1, 1, 1 }, p1[3] = { 1, 1, 1 };
@@ -485,56 +465,58 @@ static void test_conv_layer_build(void) {
     TU_ASSERT_CLOSE(grads, gref, b.L.n_params, 1e-5, 1e-4, "conv layer grads");
     free(x); free(y); free(yref); free(dy); free(dx); free(dxref); free(gref);
     free(params); free(grads); free(b.ctx.workspace);
-    destroy_layer(&b);
+    tu_layer_free(&b);
 
     // no bias, non-cubic kernel and stride, xavier init
-    build_layer(&b, &conv3d_ops, "[conv3d]\nout = 3\nkernel = 3,1,2\nstride = 2,1,1\nbias = false\ninit = xavier_uniform\n",
-                in, 2);
-    CU_ASSERT_FATAL(b.rc == 0);
+    b_rc = tu_layer_build(&b, "[conv3d]\nout = 3\nkernel = 3,1,2\nstride = 2,1,1\nbias = false\ninit = xavier_uniform\n",
+                in, 2, NULL, NULL);
+    CU_ASSERT_FATAL(b_rc == 0);
     CU_ASSERT(b.L.n_params == (size_t)3 * 2 * 6 && b.L.n_params_info == 1);
     CU_ASSERT(b.L.params_info[0].dims[2] == 3 && b.L.params_info[0].dims[3] == 1 && b.L.params_info[0].dims[4] == 2);
     CU_ASSERT(b.L.out_shape.c == 3 && b.L.out_shape.d == 2 && b.L.out_shape.h == 5 && b.L.out_shape.w == 3);
     CU_ASSERT(ini_check_unused(&b.ini, &b.err) == 0);
-    destroy_layer(&b);
+    tu_layer_free(&b);
 
     // pointwise: no workspace
-    build_layer(&b, &conv3d_ops, "[conv3d]\nout = 3\nkernel = 1\n", in, 2);
-    CU_ASSERT(b.rc == 0 && b.L.workspace_floats == 0);
-    destroy_layer(&b);
+    b_rc = tu_layer_build(&b, "[conv3d]\nout = 3\nkernel = 1\n", in, 2, NULL, NULL);
+    CU_ASSERT(b_rc == 0 && b.L.workspace_floats == 0);
+    tu_layer_free(&b);
 }
 
-static void expect_build_error(const LayerOps *ops, const char *text, Shape in, const char *want1, const char *want2) {
-    Built b;
-    build_layer(&b, ops, text, in, 2);
-    CU_ASSERT(b.rc == -1);
-    if (b.rc == -1) {
+static void expect_build_error(const char *text, Shape in, const char *want1, const char *want2) {
+    TuLayer b;
+    int b_rc;
+    b_rc = tu_layer_build(&b, text, in, 2, NULL, NULL);
+    CU_ASSERT(b_rc == -1);
+    if (b_rc == -1) {
         CU_ASSERT(strstr(b.err.msg, want1) != NULL);
         if (want2) CU_ASSERT(strstr(b.err.msg, want2) != NULL);
         if (!strstr(b.err.msg, want1) || (want2 && !strstr(b.err.msg, want2)))
             fprintf(stderr, "  unexpected message: %s\n", b.err.msg);
     }
-    destroy_layer(&b);
+    tu_layer_free(&b);
 }
 
 static void test_conv_layer_errors(void) {
     Shape in = { 1, 3, 3, 3 };
     // kernel larger than the (unpadded) input: names the kernel line
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 4\nkernel = 5\n", in, "test.ini:3", "kernel");
+    expect_build_error("[conv3d]\nout = 4\nkernel = 5\n", in, "test.ini:3", "kernel");
     // missing `out`: names the section line
-    expect_build_error(&conv3d_ops, "[conv3d]\nkernel = 3\n", in, "test.ini:1", "out");
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 0\n", in, "test.ini:2", "out");
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 2\nkernel = 3,3\n", in, "test.ini:3", "1 or 3");
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 2\nstride = 0\n", in, "test.ini:3", "stride");
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 2\npad = -1\n", in, "test.ini:3", "pad");
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 2\ninit = magic\n", in, "test.ini:3", "init");
-    expect_build_error(&conv3d_ops, "[conv3d]\nout = 2\nbias = maybe\n", in, "test.ini:3", "bias");
+    expect_build_error("[conv3d]\nkernel = 3\n", in, "test.ini:1", "out");
+    expect_build_error("[conv3d]\nout = 0\n", in, "test.ini:2", "out");
+    expect_build_error("[conv3d]\nout = 2\nkernel = 3,3\n", in, "test.ini:3", "1 or 3");
+    expect_build_error("[conv3d]\nout = 2\nstride = 0\n", in, "test.ini:3", "stride");
+    expect_build_error("[conv3d]\nout = 2\npad = -1\n", in, "test.ini:3", "pad");
+    expect_build_error("[conv3d]\nout = 2\ninit = magic\n", in, "test.ini:3", "init");
+    expect_build_error("[conv3d]\nout = 2\nbias = maybe\n", in, "test.ini:3", "bias");
 }
 
 static void test_pool_layers(void) {
     Shape in = { 3, 8, 7, 6 };
-    Built b;
-    build_layer(&b, &maxpool3d_ops, "[maxpool3d]\nkernel = 2\n", in, 2);
-    CU_ASSERT_FATAL(b.rc == 0);
+    TuLayer b;
+    int b_rc;
+    b_rc = tu_layer_build(&b, "[maxpool3d]\nkernel = 2\n", in, 2, NULL, NULL);
+    CU_ASSERT_FATAL(b_rc == 0);
     CU_ASSERT(b.L.out_shape.c == 3 && b.L.out_shape.d == 4 && b.L.out_shape.h == 3 && b.L.out_shape.w == 3);
     CU_ASSERT(b.L.n_params == 0);
     CU_ASSERT(ini_check_unused(&b.ini, &b.err) == 0);
@@ -545,36 +527,36 @@ static void test_pool_layers(void) {
         size_t xn = 2 * shape_numel(in), yn = 2 * shape_numel(b.L.out_shape);
         float *x = distinct_inputs(xn, &rng), *y = fbuf(yn), *dy = frand(yn, &rng), *dx = fbuf(xn);
         b.L.in = x; b.L.out = y; b.L.dout = dy; b.L.din = dx;
-        b.L.ops->forward(&b.L, 2, 1);
-        b.L.ops->backward(&b.L, 2);
+        tu_layer_forward(&b, 2, 1);
+        tu_layer_backward(&b, 2);
         double sx = 0, sy = 0;  // every dout lands somewhere exactly once
         for (size_t i = 0; i < xn; i++) sx += dx[i];
         for (size_t i = 0; i < yn; i++) sy += dy[i];
         CU_ASSERT_DOUBLE_EQUAL(sx, sy, 1e-4);
         free(x); free(y); free(dy); free(dx);
     }
-    destroy_layer(&b);
+    tu_layer_free(&b);
 
-    build_layer(&b, &maxpool3d_ops, "[maxpool3d]\nkernel = 3,3,2\nstride = 2\npad = 1,1,0\n", in, 1);
-    CU_ASSERT(b.rc == 0);
+    b_rc = tu_layer_build(&b, "[maxpool3d]\nkernel = 3,3,2\nstride = 2\npad = 1,1,0\n", in, 1, NULL, NULL);
+    CU_ASSERT(b_rc == 0);
     CU_ASSERT(b.L.out_shape.d == 4 && b.L.out_shape.h == 4 && b.L.out_shape.w == 3);
-    destroy_layer(&b);
+    tu_layer_free(&b);
 
-    build_layer(&b, &avgpool3d_ops, "[avgpool3d]\nkernel = 2\nstride = 1\n", in, 1);
-    CU_ASSERT(b.rc == 0);
+    b_rc = tu_layer_build(&b, "[avgpool3d]\nkernel = 2\nstride = 1\n", in, 1, NULL, NULL);
+    CU_ASSERT(b_rc == 0);
     CU_ASSERT(b.L.out_shape.c == 3 && b.L.out_shape.d == 7 && b.L.out_shape.h == 6 && b.L.out_shape.w == 5);
     CU_ASSERT(ini_check_unused(&b.ini, &b.err) == 0);
-    destroy_layer(&b);
+    tu_layer_free(&b);
 
-    build_layer(&b, &global_avgpool_ops, "[global_avgpool]\n", in, 1);
-    CU_ASSERT(b.rc == 0);
+    b_rc = tu_layer_build(&b, "[global_avgpool]\n", in, 1, NULL, NULL);
+    CU_ASSERT(b_rc == 0);
     CU_ASSERT(b.L.out_shape.c == 3 && b.L.out_shape.d == 1 && b.L.out_shape.h == 1 && b.L.out_shape.w == 1);
-    destroy_layer(&b);
+    tu_layer_free(&b);
 
-    expect_build_error(&maxpool3d_ops, "[maxpool3d]\nstride = 2\n", in, "test.ini:1", "kernel");
-    expect_build_error(&maxpool3d_ops, "[maxpool3d]\nkernel = 3\npad = 2\n", in, "test.ini:3", "pad");
-    expect_build_error(&avgpool3d_ops, "[avgpool3d]\nkernel = 9\n", in, "test.ini:2", "kernel");
-    expect_build_error(&avgpool3d_ops, "[avgpool3d]\nkernel = 2,2\n", in, "test.ini:2", "1 or 3");
+    expect_build_error("[maxpool3d]\nstride = 2\n", in, "test.ini:1", "kernel");
+    expect_build_error("[maxpool3d]\nkernel = 3\npad = 2\n", in, "test.ini:3", "pad");
+    expect_build_error("[avgpool3d]\nkernel = 9\n", in, "test.ini:2", "kernel");
+    expect_build_error("[avgpool3d]\nkernel = 2,2\n", in, "test.ini:2", "1 or 3");
 }
 
 int main(void) {

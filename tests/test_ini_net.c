@@ -150,14 +150,15 @@ static void test_checkpoint_round_trip(void) {
     Optimizer oa, ob;
     optim_init(&oa, &oc, a.n_params);
     optim_init(&ob, &oc, b.n_params);
-    const float *y = net_forward(&a, x, 4, 1);
+    Batch bx = batch_of_images(x, 4);
+    const float *y = net_forward(&a, &bx, 1);
     float *dy = df_alloc_floats(4 * 3);
     for (int i = 0; i < 12; i++) dy[i] = y[i];
     net_zero_grad(&a);
-    net_backward(&a, dy, 4);
+    net_backward(&a, &bx, dy);
     optim_step(&oa, a.params, a.grads, 1e-2);
     float *ya = df_alloc_floats(12);
-    memcpy(ya, net_forward(&a, x, 4, 0), 12 * sizeof(float));
+    memcpy(ya, net_forward(&a, &bx, 0), 12 * sizeof(float));
 
     char dir[] = "/tmp/df-ckpt-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
@@ -175,7 +176,7 @@ static void test_checkpoint_round_trip(void) {
     CU_ASSERT_EQUAL(memcmp(a.state, b.state, a.n_state * sizeof(float)), 0);
     CU_ASSERT_EQUAL(memcmp(oa.m, ob.m, a.n_params * sizeof(float)), 0);
     CU_ASSERT_EQUAL(ob.step, oa.step);
-    const float *yb = net_forward(&b, x, 4, 0);
+    const float *yb = net_forward(&b, &bx, 0);
     CU_ASSERT_EQUAL(memcmp(ya, yb, 12 * sizeof(float)), 0);  // identical predictions
     char *text = checkpoint_read_config(path, &err);
     CU_ASSERT_PTR_NOT_NULL(text);

@@ -224,33 +224,33 @@ static void test_bn_eval(void) {
     bn_ctx_free(&c);
 }
 
-// A fake two-rank reducer without threads: every collective call is played twice. In the
-// CAPTURE pass each rank records its local buffer (outputs are garbage); in the REPLAY pass
-// each rank adds the other rank's recorded buffer, which is exactly what the all-reduce returns.
+// Two ranks simulated in one process (testutil.h, tu_simulate): rank 0 has samples [0, B0),
+// rank 1 [B0, B0 + B1). The forward and backward of each rank run with the simulated
+// reducer; the result must be the one-rank result.
 typedef struct {
-    Reducer r;  // first member: the layer sees a Reducer*
-    int replay;
-    double saved[64];
-    const double *other;
-    size_t n;
-    int calls;
-} FakeRank;
+    const float *inp, *dout, *w, *bias, *rm_init, *rv_init;
+    int Bk[2], C;
+    size_t S, per;
+    float *out, *dinp, *mean[2], *rstd[2], *rm[2], *rv[2], *dw[2], *db[2];
+    Reducer *red;
+    int calls[2];
+} BnRanks;
 
-static void fake_sum(Reducer *r, double *buf, size_t n) {
-    FakeRank *f = (FakeRank *)r;
-    f->calls++;
-    DF_ASSERT(n <= 64);
-    if (!f->replay) { memcpy(f->saved, buf, n * sizeof(double)); f->n = n; }
-    else { for (size_t i = 0; i < n; i++) buf[i] += f->other[i]; }
-}
-
-static void fake_pair_init(FakeRank *f) {
-    for (int k = 0; k < 2; k++) {
-        memset(&f[k], 0, sizeof f[k]);
-        f[k].r.sum_f64 = fake_sum;
-        f[k].r.nranks = 2;
-        f[k].other = f[1 - k].saved;
-    }
+static void bn_rank(void *p, int r, int P) {
+    BnRanks *a = p;
+    size_t off = r ? (size_t)a->Bk[0] * a->per : 0, n = (size_t)a->Bk[r] * a->per;
+    int C = a->C;
+    TuSim *sim = (TuSim *)a->red;
+    memcpy(a->rm[r], a->rm_init, sizeof(float) * C);
+    memcpy(a->rv[r], a->rv_init, sizeof(float) * C);
+    memset(a->dinp + off, 0, n * sizeof(float));
+    memset(a->dw[r], 0, sizeof(float) * C);
+    memset(a->db[r], 0, sizeof(float) * C);
+    batchnorm3d_forward_train(a->out + off, a->mean[r], a->rstd[r], a->rm[r], a->rv[r], a->inp + off, a->w, a->bias, a->Bk[r], C,
+                              a->S, 1e-5f, 0.1f, a->red);
+    batchnorm3d_backward(a->dinp + off, a->dw[r], a->db[r], a->dout + off, a->inp + off, a->mean[r], a->rstd[r], a->w, a->Bk[r], C,
+                         a->S, a->red);
+    a->calls[r] = sim->call;
 }
 
 static void check_bn_two_ranks(int B0, int B1) {
@@ -270,53 +270,33 @@ static void check_bn_two_ranks(int B0, int B1) {
     batchnorm3d_forward_train(out, mean, rstd, rm, rv, inp, w, bias, B, C, S, eps, mom, &reducer_local);
     batchnorm3d_backward(dinp, dw, db, dout, inp, mean, rstd, w, B, C, S, &reducer_local);
 
-    // two ranks: rank 0 has samples [0, B0), rank 1 [B0, B)
-    FakeRank f[2];
-    fake_pair_init(f);
-    int Bk[2] = { B0, B1 };
-    size_t off[2] = { 0, (size_t)B0 * per };
-    float *out2 = falloc(n), *dinp2 = falloc(n), *mean2[2], *rstd2[2], *rm2[2], *rv2[2], *dw2[2], *db2[2];
+    // two ranks
+    TuSim sim;
+    tu_sim_init(&sim, 2);
+    BnRanks a = { inp, dout, w, bias, rm_init, rv_init, { B0, B1 }, C, S, per, falloc(n), falloc(n), { 0 }, { 0 }, { 0 },
+                  { 0 }, { 0 }, { 0 }, &sim.base, { 0, 0 } };
     for (int k = 0; k < 2; k++) {
-        mean2[k] = falloc((size_t)C); rstd2[k] = falloc((size_t)C);
-        dw2[k] = falloc((size_t)C); db2[k] = falloc((size_t)C);
-        rm2[k] = falloc((size_t)C); rv2[k] = falloc((size_t)C);
+        a.mean[k] = falloc((size_t)C); a.rstd[k] = falloc((size_t)C); a.rm[k] = falloc((size_t)C);
+        a.rv[k] = falloc((size_t)C); a.dw[k] = falloc((size_t)C); a.db[k] = falloc((size_t)C);
     }
-    for (int pass = 0; pass < 2; pass++) {  // forward: capture, then replay
-        for (int k = 0; k < 2; k++) {
-            f[k].replay = pass;
-            memcpy(rm2[k], rm_init, sizeof rm_init);
-            memcpy(rv2[k], rv_init, sizeof rv_init);
-            batchnorm3d_forward_train(out2 + off[k], mean2[k], rstd2[k], rm2[k], rv2[k], inp + off[k], w, bias,
-                                      Bk[k], C, S, eps, mom, &f[k].r);
-        }
-    }
-    for (int pass = 0; pass < 2; pass++) {  // backward: capture, then replay
-        for (int k = 0; k < 2; k++) {
-            f[k].replay = pass;
-            memset(dinp2 + off[k], 0, (size_t)Bk[k] * per * sizeof(float));
-            memset(dw2[k], 0, (size_t)C * sizeof(float));
-            memset(db2[k], 0, (size_t)C * sizeof(float));
-            batchnorm3d_backward(dinp2 + off[k], dw2[k], db2[k], dout + off[k], inp + off[k], mean2[k], rstd2[k], w,
-                                 Bk[k], C, S, &f[k].r);
-        }
-    }
+    tu_simulate(&sim, 2, bn_rank, &a);
     // one reduction per forward and one per backward, on every rank, even with no samples
-    CU_ASSERT_EQUAL(f[0].calls, 4);
-    CU_ASSERT_EQUAL(f[1].calls, 4);
-    TU_ASSERT_CLOSE(out2, out, n, 1e-5, 1e-5, "two-rank batchnorm forward");
-    TU_ASSERT_CLOSE(dinp2, dinp, n, 1e-5, 1e-5, "two-rank batchnorm dinp");
+    CU_ASSERT_EQUAL(a.calls[0], 2);
+    CU_ASSERT_EQUAL(a.calls[1], 2);
+    TU_ASSERT_CLOSE(a.out, out, n, 1e-5, 1e-5, "two-rank batchnorm forward");
+    TU_ASSERT_CLOSE(a.dinp, dinp, n, 1e-5, 1e-5, "two-rank batchnorm dinp");
     float dws[3], dbs[3];
-    for (int c = 0; c < C; c++) { dws[c] = dw2[0][c] + dw2[1][c]; dbs[c] = db2[0][c] + db2[1][c]; }
+    for (int c = 0; c < C; c++) { dws[c] = a.dw[0][c] + a.dw[1][c]; dbs[c] = a.db[0][c] + a.db[1][c]; }
     TU_ASSERT_CLOSE(dws, dw, (size_t)C, 1e-5, 1e-5, "two-rank batchnorm dweight (summed over ranks)");
     TU_ASSERT_CLOSE(dbs, db, (size_t)C, 1e-5, 1e-5, "two-rank batchnorm dbias (summed over ranks)");
     for (int k = 0; k < 2; k++) {
-        TU_ASSERT_CLOSE(rm2[k], rm, (size_t)C, 1e-6, 1e-5, "two-rank running_mean");
-        TU_ASSERT_CLOSE(rv2[k], rv, (size_t)C, 1e-6, 1e-5, "two-rank running_var");
+        TU_ASSERT_CLOSE(a.rm[k], rm, (size_t)C, 1e-6, 1e-5, "two-rank running_mean");
+        TU_ASSERT_CLOSE(a.rv[k], rv, (size_t)C, 1e-6, 1e-5, "two-rank running_var");
     }
     free(inp); free(dout); free(w); free(bias); free(out); free(mean); free(rstd); free(rm); free(rv);
-    free(dinp); free(dw); free(db); free(out2); free(dinp2);
+    free(dinp); free(dw); free(db); free(a.out); free(a.dinp);
     for (int k = 0; k < 2; k++) {
-        free(mean2[k]); free(rstd2[k]); free(dw2[k]); free(db2[k]); free(rm2[k]); free(rv2[k]);
+        free(a.mean[k]); free(a.rstd[k]); free(a.dw[k]); free(a.db[k]); free(a.rm[k]); free(a.rv[k]);
     }
 }
 
@@ -455,52 +435,12 @@ static void test_l2norm(void) {
 
 // ---- layer tables -----------------------------------------------------------------------------
 
-typedef struct {
-    Ini ini;
-    Layer L;
-    NetCtx ctx;
-    DfError err;
-    float *in, *out, *din, *dout, *params, *grads, *state;
-} OpsFx;
-
-// Parses `text` as test.ini and builds its first section as a layer of input shape `in`.
-static int fx_build(OpsFx *fx, const LayerOps *ops, const char *text, Shape in, int max_batch) {
-    memset(fx, 0, sizeof *fx);
-    if (ini_parse_string(&fx->ini, text, "test.ini", &fx->err)) return -1;
-    fx->ctx.reducer = &reducer_local;
-    fx->ctx.max_batch = max_batch;
-    fx->ctx.seed = 1234;
-    fx->ctx.step = 1;
-    fx->L.ops = ops;
-    snprintf(fx->L.name, sizeof fx->L.name, "%s1", ops->type);
-    fx->L.in_shape = in;
-    fx->L.ctx = &fx->ctx;
-    int rc = ops->build(&fx->L, &fx->ini, &fx->ini.sections[0], &fx->err);
-    if (rc) return rc;
-    size_t ni = (size_t)max_batch * shape_numel(in), no = (size_t)max_batch * shape_numel(fx->L.out_shape);
-    fx->in = falloc(ni); fx->din = falloc(ni);
-    fx->out = falloc(no); fx->dout = falloc(no);
-    fx->params = falloc(fx->L.n_params); fx->grads = falloc(fx->L.n_params);
-    fx->state = falloc(fx->L.n_state);
-    fx->L.in = fx->in; fx->L.out = fx->out; fx->L.din = fx->din; fx->L.dout = fx->dout;
-    fx->L.params = fx->params; fx->L.grads = fx->grads; fx->L.state = fx->state;
-    Rng rng;
-    rng_seed(&rng, 77);
-    ops->init(&fx->L, &rng);
-    return 0;
-}
-
-static void fx_free(OpsFx *fx) {
-    if (fx->L.impl && fx->L.ops) fx->L.ops->destroy(&fx->L);
-    free(fx->in); free(fx->din); free(fx->out); free(fx->dout);
-    free(fx->params); free(fx->grads); free(fx->state);
-    ini_free(&fx->ini);
-}
+// Built with the shared fixture (testutil.h, tu_layer_build).
 
 static void test_ops_linear(void) {
-    OpsFx fx;
+    TuLayer fx;
     Shape in = { 2, 3, 2, 2 };  // 24 features per sample
-    int rc = fx_build(&fx, &linear_ops, "[linear]\nout = 5\ninit = xavier_uniform\n", in, 3);
+    int rc = tu_layer_build(&fx, "[linear]\nout = 5\ninit = xavier_uniform\n", in, 3, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT(ini_check_unused(&fx.ini, &fx.err) == 0);
     CU_ASSERT(fx.L.out_shape.c == 5 && fx.L.out_shape.d == 1 && fx.L.out_shape.h == 1 && fx.L.out_shape.w == 1);
@@ -521,55 +461,55 @@ static void test_ops_linear(void) {
     rng_seed(&rng, 3);
     tu_fill_uniform(fx.in, 3 * 24, -1, 1, &rng);
     tu_fill_uniform(fx.dout, 3 * 5, -1, 1, &rng);
-    fx.L.ops->forward(&fx.L, 3, 1);
+    tu_layer_forward(&fx, 3, 1);
     float ref[15], din[72] = { 0 }, dw[125] = { 0 };
     linear_forward_naive(ref, fx.in, fx.params, fx.params + 120, 3, 24, 5);
     TU_ASSERT_CLOSE(fx.out, ref, 15, 1e-5, 1e-5, "linear ops forward");
-    fx.L.ops->backward(&fx.L, 3);
+    tu_layer_backward(&fx, 3);
     linear_backward_naive(din, dw, dw + 120, fx.dout, fx.in, fx.params, 3, 24, 5);
     TU_ASSERT_CLOSE(fx.din, din, 72, 1e-5, 1e-5, "linear ops dinp");
     TU_ASSERT_CLOSE(fx.grads, dw, 125, 1e-5, 1e-5, "linear ops grads");
-    fx_free(&fx);
+    tu_layer_free(&fx);
 
-    rc = fx_build(&fx, &linear_ops, "[linear]\nout = 4\nbias = false\n", (Shape){ 6, 1, 1, 1 }, 2);
+    rc = tu_layer_build(&fx, "[linear]\nout = 4\nbias = false\n", (Shape){ 6, 1, 1, 1 }, 2, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_EQUAL(fx.L.n_params, 24);
     CU_ASSERT_EQUAL(fx.L.n_params_info, 1);
-    fx_free(&fx);
+    tu_layer_free(&fx);
 }
 
 static void test_ops_errors(void) {
-    static const struct { const LayerOps *ops; const char *text; const char *where; } cases[] = {
-        { &linear_ops, "[linear]\nbias = false\n", "test.ini:1:" },        // missing out
-        { &linear_ops, "; c\n[linear]\nout = 0\n", "test.ini:3:" },        // out < 1
-        { &linear_ops, "[linear]\nout = 3\ninit = magic\n", "test.ini:3:" },
-        { &linear_ops, "[linear]\nout = 3\nbias = maybe\n", "test.ini:3:" },
-        { &dropout_ops, "[dropout]\np = 1\n", "test.ini:2:" },
-        { &dropout_ops, "[dropout]\np = -0.1\n", "test.ini:2:" },
-        { &batchnorm3d_ops, "[batchnorm3d]\neps = 1e-5\nmomentum = 1.5\n", "test.ini:3:" },
-        { &l2norm_ops, "[l2norm]\neps = 0\n", "test.ini:2:" },
+    static const struct { const char *text; const char *where; } cases[] = {
+        { "[linear]\nbias = false\n", "test.ini:1:" },        // missing out
+        { "; c\n[linear]\nout = 0\n", "test.ini:3:" },        // out < 1
+        { "[linear]\nout = 3\ninit = magic\n", "test.ini:3:" },
+        { "[linear]\nout = 3\nbias = maybe\n", "test.ini:3:" },
+        { "[dropout]\np = 1\n", "test.ini:2:" },
+        { "[dropout]\np = -0.1\n", "test.ini:2:" },
+        { "[batchnorm3d]\neps = 1e-5\nmomentum = 1.5\n", "test.ini:3:" },
+        { "[l2norm]\neps = 0\n", "test.ini:2:" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        OpsFx fx;
-        int rc = fx_build(&fx, cases[i].ops, cases[i].text, (Shape){ 4, 1, 1, 1 }, 2);
+        TuLayer fx;
+        int rc = tu_layer_build(&fx, cases[i].text, (Shape){ 4, 1, 1, 1 }, 2, NULL, NULL);
         CU_ASSERT_EQUAL(rc, -1);
         if (!strstr(fx.err.msg, cases[i].where)) {
             fprintf(stderr, "  case %zu: expected '%s' in '%s'\n", i, cases[i].where, fx.err.msg);
             CU_FAIL("error does not name file:line");
         }
-        fx_free(&fx);
+        tu_layer_free(&fx);
     }
     // the missing-key message names the key
-    OpsFx fx;
-    fx_build(&fx, &linear_ops, "[linear]\n", (Shape){ 4, 1, 1, 1 }, 2);
+    TuLayer fx;
+    tu_layer_build(&fx, "[linear]\n", (Shape){ 4, 1, 1, 1 }, 2, NULL, NULL);
     CU_ASSERT(strstr(fx.err.msg, "'out'") != NULL);
-    fx_free(&fx);
+    tu_layer_free(&fx);
 }
 
 static void test_ops_batchnorm(void) {
-    OpsFx fx;
+    TuLayer fx;
     Shape in = { 3, 2, 1, 2 };
-    int rc = fx_build(&fx, &batchnorm3d_ops, "[batchnorm3d]\nmomentum = 0.2\n", in, 4);
+    int rc = tu_layer_build(&fx, "[batchnorm3d]\nmomentum = 0.2\n", in, 4, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT(fx.L.out_shape.c == 3 && fx.L.out_shape.d == 2 && fx.L.out_shape.h == 1 && fx.L.out_shape.w == 2);
     CU_ASSERT_EQUAL(fx.L.n_params, 6);
@@ -591,28 +531,28 @@ static void test_ops_batchnorm(void) {
     // training: matches the plain function with momentum 0.2 and eps 1e-5
     float ref[36], mean[3], rstd[3], rm[3] = { 0, 0, 0 }, rv[3] = { 1, 1, 1 };
     batchnorm3d_forward_train(ref, mean, rstd, rm, rv, fx.in, fx.params, fx.params + 3, B, 3, 4, 1e-5f, 0.2f, NULL);
-    fx.L.ops->forward(&fx.L, B, 1);
+    tu_layer_forward(&fx, B, 1);
     TU_ASSERT_CLOSE(fx.out, ref, n, 1e-6, 1e-6, "batchnorm ops train forward");
     TU_ASSERT_CLOSE(fx.state, rm, 3, 1e-7, 1e-6, "batchnorm ops running_mean");
     TU_ASSERT_CLOSE(fx.state + 3, rv, 3, 1e-7, 1e-6, "batchnorm ops running_var");
     // eval: the running statistics
-    fx.L.ops->forward(&fx.L, B, 0);
+    tu_layer_forward(&fx, B, 0);
     batchnorm3d_forward_eval(ref, fx.in, fx.params, fx.params + 3, fx.state, fx.state + 3, B, 3, 4, 1e-5f);
     TU_ASSERT_CLOSE(fx.out, ref, n, 1e-6, 1e-6, "batchnorm ops eval forward");
-    fx_free(&fx);
+    tu_layer_free(&fx);
 }
 
 // The eval-mode backward (a fixed affine map), through the table, by finite differences.
-typedef struct { OpsFx *fx; float *R; size_t n; int B; } BnOpsCtx;
+typedef struct { TuLayer *fx; float *R; size_t n; int B; } BnOpsCtx;
 static double bn_ops_eval_loss(void *p) {
     BnOpsCtx *c = p;
-    c->fx->L.ops->forward(&c->fx->L, c->B, 0);
+    tu_layer_forward(c->fx, c->B, 0);
     return tu_dot(c->fx->out, c->R, c->n);
 }
 
 static void test_ops_batchnorm_eval_grad(void) {
-    OpsFx fx;
-    int rc = fx_build(&fx, &batchnorm3d_ops, "[batchnorm3d]\n", (Shape){ 2, 1, 1, 3 }, 2);
+    TuLayer fx;
+    int rc = tu_layer_build(&fx, "[batchnorm3d]\n", (Shape){ 2, 1, 1, 3 }, 2, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     Rng rng;
     rng_seed(&rng, 5);
@@ -626,33 +566,33 @@ static void test_ops_batchnorm_eval_grad(void) {
     memcpy(fx.dout, R, sizeof R);
     BnOpsCtx c = { &fx, R, n, B };
     bn_ops_eval_loss(&c);
-    fx.L.ops->backward(&fx.L, B);
+    tu_layer_backward(&fx, B);
     CU_ASSERT(tu_fd_check(bn_ops_eval_loss, &c, fx.in, fx.din, n, n, 1e-2, 1e-4, 1e-3, "batchnorm eval dinp") <= 1.0);
     CU_ASSERT(tu_fd_check(bn_ops_eval_loss, &c, fx.params, fx.grads, 4, 4, 1e-2, 1e-4, 1e-3, "batchnorm eval grads") <= 1.0);
-    fx_free(&fx);
+    tu_layer_free(&fx);
 }
 
 static void test_ops_dropout_flatten_l2norm(void) {
     Rng rng;
     rng_seed(&rng, 6);
-    OpsFx fx;
+    TuLayer fx;
     Shape in = { 2, 2, 2, 2 };
     int B = 3;
     size_t n = (size_t)B * 16;
 
-    int rc = fx_build(&fx, &dropout_ops, "[dropout]\np = 0.25\n", in, 4);
+    int rc = tu_layer_build(&fx, "[dropout]\np = 0.25\n", in, 4, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT(fx.L.n_params == 0 && fx.L.out_shape.c == 2 && fx.L.out_shape.w == 2);
     tu_fill_uniform(fx.in, n, 0.5f, 1, &rng);
     tu_fill_uniform(fx.dout, n, 0.5f, 1, &rng);
-    fx.L.ops->forward(&fx.L, B, 0);  // eval: identity, and so is its backward
+    tu_layer_forward(&fx, B, 0);  // eval: identity, and so is its backward
     CU_ASSERT(memcmp(fx.out, fx.in, n * sizeof(float)) == 0);
-    fx.L.ops->backward(&fx.L, B);
+    tu_layer_backward(&fx, B);
     CU_ASSERT(memcmp(fx.din, fx.dout, n * sizeof(float)) == 0);
-    fx.L.ops->forward(&fx.L, B, 1);
+    tu_layer_forward(&fx, B, 1);
     int dropped = 0, ok = 1;
     memset(fx.din, 0, n * sizeof(float));
-    fx.L.ops->backward(&fx.L, B);
+    tu_layer_backward(&fx, B);
     for (size_t i = 0; i < n; i++) {
         if (fx.out[i] == 0.0f) { dropped++; ok &= fx.din[i] == 0.0f; }
         else ok &= fabsf(fx.out[i] - fx.in[i] / 0.75f) < 1e-6f && fabsf(fx.din[i] - fx.dout[i] / 0.75f) < 1e-6f;
@@ -665,28 +605,28 @@ static void test_ops_dropout_flatten_l2norm(void) {
     fx.L.ops->destroy(&fx.L);
     fx.L.impl = NULL;
     fx.L.ops->build(&fx.L, &fx.ini, &fx.ini.sections[0], &fx.err);
-    fx.L.ops->forward(&fx.L, B, 1);
+    tu_layer_forward(&fx, B, 1);
     CU_ASSERT(memcmp(out1, fx.out, n * sizeof(float)) != 0);
     free(out1);
-    fx_free(&fx);
+    tu_layer_free(&fx);
 
-    rc = fx_build(&fx, &flatten_ops, "[flatten]\n", in, 4);
+    rc = tu_layer_build(&fx, "[flatten]\n", in, 4, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT(fx.L.out_shape.c == 16 && fx.L.out_shape.d == 1 && fx.L.out_shape.h == 1 && fx.L.out_shape.w == 1);
     tu_fill_uniform(fx.in, n, -1, 1, &rng);
-    fx.L.ops->forward(&fx.L, B, 1);
+    tu_layer_forward(&fx, B, 1);
     CU_ASSERT(memcmp(fx.out, fx.in, n * sizeof(float)) == 0);
-    fx_free(&fx);
+    tu_layer_free(&fx);
 
-    rc = fx_build(&fx, &l2norm_ops, "[l2norm]\n", (Shape){ 8, 1, 1, 1 }, 4);
+    rc = tu_layer_build(&fx, "[l2norm]\n", (Shape){ 8, 1, 1, 1 }, 4, NULL, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT(fx.L.out_shape.c == 8 && fx.L.n_params == 0);
     tu_fill_uniform(fx.in, 24, -1, 1, &rng);
-    fx.L.ops->forward(&fx.L, B, 1);
+    tu_layer_forward(&fx, B, 1);
     float ref[24], nrm[3];
     l2norm_forward(ref, nrm, fx.in, B, 8, 1e-12f);
     TU_ASSERT_CLOSE(fx.out, ref, 24, 1e-7, 1e-6, "l2norm ops forward");
-    fx_free(&fx);
+    tu_layer_free(&fx);
 }
 
 int main(void) {

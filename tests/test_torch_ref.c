@@ -264,7 +264,8 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
 
     float *x = ref_floats(tin);
     net_zero_grad(&net);
-    const float *logits = net_forward(&net, x, B, 1);
+    Batch bx = batch_of_images(x, B);
+    const float *logits = net_forward(&net, &bx, 1);
     check_tensor(&f, "logits", logits, (size_t)B * K, ATOL, RTOL);
 
     float *dlogits = xcalloc((size_t)B * K, sizeof(float));
@@ -292,7 +293,7 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
     CU_ASSERT_PTR_NOT_NULL(tloss);
     if (tloss) check_scalar("loss", loss, tloss->v[0], ATOL, RTOL);
 
-    net_backward(&net, dlogits, B);
+    net_backward(&net, &bx, dlogits);
     for (int i = 0; i < net.n_layers; i++) {
         Layer *L = &net.layers[i];
         for (int j = 0; j < L->n_params_info; j++) {
@@ -317,7 +318,7 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
         net_init(&ev, 7);
         load_tensors(&ev, &f, "", 1);
         load_tensors(&ev, &f, "after.", 0);
-        const float *lev = net_forward(&ev, x, B, 0);
+        const float *lev = net_forward(&ev, &bx, 0);
         check_tensor(&f, "logits_eval", lev, (size_t)B * K, ATOL, RTOL);
         net_free(&ev);
         ini_free(&eini);

@@ -112,3 +112,108 @@ int tu_run_all(void) {
     if (n_skipped) printf("%d test(s) skipped: exit 77 (skipped)\n", n_skipped);
     return n_skipped ? 77 : 0;
 }
+
+// ---- one layer fixture ------------------------------------------------------------------------
+
+int tu_layer_build(TuLayer *t, const char *text, Shape in, int max_batch, Reducer *red, const struct MetaSchema *schema) {
+    memset(t, 0, sizeof *t);
+    if (ini_parse_string(&t->ini, text, "test.ini", &t->err)) return -1;
+    const LayerOps *ops = layer_ops_find(t->ini.sections[0].name);
+    if (!ops) return df_err(&t->err, "test.ini: [%s] is not a layer type", t->ini.sections[0].name);
+    t->ctx = (NetCtx){ .reducer = red ? red : &reducer_local, .max_batch = max_batch, .seed = 1234, .step = 1,
+                       .meta_schema = schema };
+    t->L.ops = ops;
+    snprintf(t->L.name, sizeof t->L.name, "%s1", ops->type);
+    t->L.in_shape = in;
+    t->L.ctx = &t->ctx;
+    if (ops->build(&t->L, &t->ini, &t->ini.sections[0], &t->err)) return -1;
+    t->built = 1;
+    size_t ni = (size_t)max_batch * shape_numel(in), no = (size_t)max_batch * shape_numel(t->L.out_shape);
+    t->in = df_alloc_floats(ni); t->din = df_alloc_floats(ni);
+    t->out = df_alloc_floats(no); t->dout = df_alloc_floats(no);
+    t->params = df_alloc_floats(t->L.n_params); t->grads = df_alloc_floats(t->L.n_params);
+    t->state = df_alloc_floats(t->L.n_state);
+    t->workspace = df_alloc_floats(t->L.workspace_floats);
+    t->ctx.workspace = t->workspace;
+    t->ctx.workspace_floats = t->L.workspace_floats;
+    t->L.in = t->in; t->L.out = t->out; t->L.din = t->din; t->L.dout = t->dout;
+    t->L.params = t->params; t->L.grads = t->grads; t->L.state = t->state;
+    t->batch = batch_of_images(t->in, max_batch);
+    Rng rng;
+    rng_seed(&rng, 77);
+    ops->init(&t->L, &rng);
+    return 0;
+}
+
+void tu_layer_forward(TuLayer *t, int B, int training) {
+    t->batch.n = t->batch.global_n = B;
+    t->L.ops->forward(&t->L, &t->batch, training);
+}
+
+void tu_layer_backward(TuLayer *t, int B) {
+    t->batch.n = t->batch.global_n = B;
+    t->L.ops->backward(&t->L, &t->batch);
+}
+
+void tu_layer_free(TuLayer *t) {
+    if (t->built && t->L.ops->destroy) t->L.ops->destroy(&t->L);
+    free(t->in); free(t->din); free(t->out); free(t->dout);
+    free(t->params); free(t->grads); free(t->state); free(t->workspace);
+    ini_free(&t->ini);
+    memset(t, 0, sizeof *t);
+}
+
+// ---- simulated ranks --------------------------------------------------------------------------
+
+static void sim_sum_f64(Reducer *r, double *buf, size_t n) {
+    TuSim *f = (TuSim *)r;
+    int i = f->call++;
+    if (i >= TU_SIM_MAX_CALLS) { CU_FAIL("too many reductions"); return; }
+    if (i < f->known) {
+        CU_ASSERT(f->n[i] == n);
+        memcpy(buf, f->tot[i], n * sizeof(double));
+    } else if (i == f->known) {
+        if (!f->tot[i]) { f->tot[i] = calloc(n ? n : 1, sizeof(double)); f->n[i] = n; }
+        CU_ASSERT(f->n[i] == n);
+        for (size_t j = 0; j < n; j++) f->tot[i][j] += buf[j];
+        f->recorded = 1;
+    }
+}
+
+static void sim_sum_f32(Reducer *r, float *buf, size_t n) {
+    double *t = malloc((n ? n : 1) * sizeof(double));
+    for (size_t j = 0; j < n; j++) t[j] = buf[j];
+    sim_sum_f64(r, t, n);
+    for (size_t j = 0; j < n; j++) buf[j] = (float)t[j];
+    free(t);
+}
+
+static void sim_reset(TuSim *f) {
+    for (int i = 0; i < TU_SIM_MAX_CALLS; i++) { free(f->tot[i]); f->tot[i] = NULL; f->n[i] = 0; }
+    f->known = f->call = f->recorded = 0;
+}
+
+void tu_sim_init(TuSim *f, int P) {
+    memset(f, 0, sizeof *f);
+    f->base.sum_f64 = sim_sum_f64;
+    f->base.sum_f32 = sim_sum_f32;
+    f->base.nranks = P;
+}
+
+void tu_simulate(TuSim *f, int P, TuRankFn fn, void *arg) {
+    if (!f->base.sum_f64) tu_sim_init(f, P);
+    sim_reset(f);
+    f->base.nranks = P;
+    for (;;) {
+        f->recorded = 0;
+        for (int r = 0; r < P; r++) { f->call = 0; fn(arg, r, P); }
+        if (!f->recorded) break;
+        f->known++;
+    }
+    sim_reset(f);
+}
+
+void tu_share(int n, int r, int P, int *lo, int *hi) {
+    *lo = (int)((long)n * r / P);
+    *hi = (int)((long)n * (r + 1) / P);
+}

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <CUnit/CUnit.h>
 #include "base/rng.h"
+#include "base/ini.h"
+#include "nn/layer.h"
 
 // x[i] ~ U(lo, hi)
 void tu_fill_uniform(float *x, size_t n, float lo, float hi, Rng *rng);
@@ -34,6 +36,52 @@ int tu_contains(const char *hay, const char *needle);
 
 // sum_i out[i] * r[i] in double: the scalar "loss" whose gradient wrt out is r.
 double tu_dot(const float *out, const float *r, size_t n);
+
+// ---- one layer, built from INI text, with its buffers -----------------------------------------
+// The fixture every test of a layer's table uses: the layer of the first section of `text`
+// (its header names the type), for inputs of shape `in` and at most max_batch samples, with
+// the buffers a network would give it (in, out, din, dout, params, grads, state and the
+// shared workspace), initialised as a network initialises it (ctx seed 1234, step 1, init
+// stream seed 77). `batch` is what forward and backward get: its images are `in`; a test
+// sets labels and metadata (batch.labels, batch.meta, batch.n_meta) for layers that read them.
+typedef struct {
+    Ini ini;
+    DfError err;
+    NetCtx ctx;
+    Layer L;
+    float *in, *out, *din, *dout, *params, *grads, *state, *workspace;
+    Batch batch;
+    int built;
+} TuLayer;
+// 0, or -1 with the build's message in t->err (the fixture may then be freed).
+// red: NULL for one rank; schema: NULL when the data have no metadata.
+int tu_layer_build(TuLayer *t, const char *text, Shape in, int max_batch, Reducer *red, const struct MetaSchema *schema);
+void tu_layer_forward(TuLayer *t, int B, int training);  // on the first B samples of t->in
+void tu_layer_backward(TuLayer *t, int B);
+void tu_layer_free(TuLayer *t);
+
+// ---- P ranks simulated in one process --------------------------------------------------------
+// A Reducer for code that runs once per simulated rank. Its reductions are numbered in call
+// order (the same on every rank). Pass p sums every rank's buffer of call p ("record"),
+// returns the known totals of calls < p ("replay") and leaves later calls alone (their
+// results are garbage in that pass, and discarded). Passes repeat until one records nothing:
+// then every reduction returned the true total, as on P real ranks, even when a later
+// reduction's input depends on an earlier one's result (two BatchNorm or MDN layers).
+#define TU_SIM_MAX_CALLS 64
+typedef struct {
+    Reducer base;  // first: the code under test sees a Reducer *
+    int known, call, recorded;
+    double *tot[TU_SIM_MAX_CALLS];
+    size_t n[TU_SIM_MAX_CALLS];
+} TuSim;
+typedef void (*TuRankFn)(void *arg, int rank, int P);
+// Sets the reducer up (before code that keeps a pointer to it is built).
+void tu_sim_init(TuSim *sim, int P);
+// Runs fn(arg, r, P) for r = 0..P-1 until every reduction is resolved; fn must restore any
+// state it changes (running statistics) at its start so that passes repeat.
+void tu_simulate(TuSim *sim, int P, TuRankFn fn, void *arg);
+// The share [lo, hi) of n samples of rank r of P (the loader's uneven split).
+void tu_share(int n, int r, int P, int *lo, int *hi);
 
 // Marks the running test as skipped (a Debian data package it reads is absent): the test
 // returns right after. A program in which something was skipped and nothing failed exits 77,

@@ -1,0 +1,32 @@
+// apply.c: the options of `predict` and `eval` (see apply.h).
+#include "cmd/apply.h"
+#include "base/common.h"
+#include "cmd/cli.h"
+#include "mpi/comm.h"
+#include <stdlib.h>
+
+int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const char *help, int features) {
+    *a = (ApplyArgs){ .sets = xcalloc((size_t)argc, sizeof(char *)), .batch = 32, .threads = 1 };
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(help, stdout); return 1; }
+        else if (cli_opt(argc, argv, &i, "--checkpoint", &v, cmd)) a->checkpoint = v;
+        else if (cli_opt(argc, argv, &i, "--data", &v, cmd)) a->data = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) a->out = v;
+        else if (features && cli_opt(argc, argv, &i, "--features", &v, cmd)) a->features = v;
+        else if (cli_opt(argc, argv, &i, "--batch", &v, cmd)) a->batch = (int)cli_long(cmd, "--batch", v, 1, 1 << 16);
+        else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) a->threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
+        else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) a->sets[a->n_sets++] = v;
+        else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        else if (!a->config) a->config = argv[i];
+        else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!a->config) cli_usage_error(cmd, "missing CONFIG.ini");
+    if (!a->checkpoint) cli_usage_error(cmd, "missing --checkpoint FILE");
+    if (!a->data) cli_usage_error(cmd, "missing --data SHARD[,SHARD...]");
+    if (features && !a->features) cli_usage_error(cmd, "missing --features LAYER[,LAYER...]");
+    if (!a->out) cli_usage_error(cmd, "missing --out FILE.h5");
+    return 0;
+}
+
+void apply_args_free(ApplyArgs *a) { free(a->sets); a->sets = NULL; }

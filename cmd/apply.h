@@ -1,0 +1,20 @@
+// apply.h: the options of the commands that apply a checkpoint to data (`predict`, `eval`):
+//   CONFIG.ini --checkpoint CKPT --data SHARDS --out OUT [--batch N] [--threads N] [--set s.k=v ...]
+// and, for eval, --features LAYER[,LAYER...]. A usage error exits 2 with one message.
+#ifndef DF_APPLY_H
+#define DF_APPLY_H
+
+typedef struct {
+    const char *config, *checkpoint, *data, *out, *features;
+    const char **sets;   // --set values, in order (free with apply_args_free)
+    int n_sets;
+    int batch;           // samples per rank per forward pass (default 32)
+    int threads;         // OpenBLAS threads per rank (default 1: the results are then the
+                         // same bits at any rank count; use more ranks for more cores)
+} ApplyArgs;
+
+// Parses argv (argv[0] is the command). Returns 1 when --help was given (help printed on
+// rank 0), else 0. `features`: whether --features is taken (and required).
+int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const char *help, int features);
+void apply_args_free(ApplyArgs *a);
+#endif

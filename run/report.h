@@ -1,0 +1,32 @@
+// report.h: what a training run tells its user, on rank 0: the run header, progress lines,
+// one line per epoch, the final line, and the files beside the checkpoint -- metrics.json
+// (one object per epoch) and dcor.json (one dCor report per line). Files are rewritten
+// whole and atomically after every epoch, so a run stopped at any moment leaves valid ones.
+#ifndef DF_REPORT_H
+#define DF_REPORT_H
+#include "run/dcor_report.h"
+
+typedef struct {
+    double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms, data_wait_ms;
+} EpochLog;
+
+typedef struct {
+    char out_dir[512];
+    int classification;     // accuracies are reported
+    int first_epoch;        // the first epoch this process ran (a resumed run lists its own)
+    int epochs;
+    EpochLog *log;          // (epochs)
+    char *dcor_json;        // the dcor.json lines so far
+    size_t dcor_json_len;
+} Report;
+
+void report_init(Report *r, const char *out_dir, int epochs, int first_epoch, int classification);
+void report_free(Report *r);
+// "epoch 3/10 done: train loss 0.31 acc 0.87 | val loss 0.40 acc 0.82 | 812 samples/s, 1.2 s"
+// on stdout, and metrics.json rewritten with epochs first_epoch..epoch.
+void report_epoch(Report *r, int epoch, int has_val, int multi_rank);
+// Prints the dCor report and appends it to dcor.json (rewritten whole).
+void report_dcor(Report *r, const DcorReport *rep, const char *layer, int epoch);
+// The last line: final accuracies (or losses) of the last epoch.
+void report_final(const Report *r, int n_val);
+#endif

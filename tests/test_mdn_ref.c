@@ -1,0 +1,211 @@
+// test_mdn_ref.c: MDN against PyTorch reference numbers (tests/gen_mdn_ref.py ->
+// tests/ref/mdn_*.txt: the reference implementation's layer on fixed inputs, both kernels),
+// and the checkpoint holding its state.
+#include "testutil.h"
+#include "tests/mdn_util.h"
+#include "base/rng.h"
+#include "data/checkpoint.h"
+#include "data/cohort.h"
+#include "nn/layer.h"
+#include "nn/mdn.h"
+#include "nn/metadata.h"
+#include "nn/net.h"
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// ---- 7. PyTorch reference --------------------------------------------------------------------
+
+typedef struct { char name[32]; int n; double *v; } RefT;
+typedef struct { RefT t[32]; int n; char path[512]; } RefF;
+
+static int ref_load(RefF *f, const char *file) {
+    memset(f, 0, sizeof *f);
+    const char *top = getenv("top_srcdir");
+    snprintf(f->path, sizeof f->path, "%s/tests/ref/%s", top && *top ? top : ".", file);
+    FILE *fp = fopen(f->path, "r");
+    if (!fp) { fprintf(stderr, "  cannot open %s\n", f->path); return -1; }
+    char line[4096];
+    RefT *cur = NULL;
+    int filled = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        char *p = line;
+        if ((line[0] >= 'a' && line[0] <= 'z') || (line[0] >= 'A' && line[0] <= 'Z')) {
+            if (f->n == 32) break;
+            cur = &f->t[f->n++];
+            int ndim, off;
+            if (sscanf(p, "%31s %d%n", cur->name, &ndim, &off) != 2) break;
+            p += off;
+            cur->n = 1;
+            for (int i = 0; i < ndim; i++) cur->n *= (int)strtol(p, &p, 10);
+            cur->v = calloc((size_t)cur->n, sizeof(double));
+            filled = 0;
+            continue;
+        }
+        for (;;) {
+            char *e;
+            double v = strtod(p, &e);
+            if (e == p) break;
+            if (cur && filled < cur->n) cur->v[filled++] = v;
+            p = e;
+        }
+    }
+    fclose(fp);
+    return 0;
+}
+
+static const RefT *ref_get(const RefF *f, const char *name) {
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
+    fprintf(stderr, "  %s: no tensor '%s'\n", f->path, name);
+    return NULL;
+}
+
+static void ref_free(RefF *f) { for (int i = 0; i < f->n; i++) free(f->t[i].v); }
+
+static void check_torch_case(const char *file, int batch_kernel) {
+    RefF f;
+    CU_ASSERT_FATAL(ref_load(&f, file) == 0);
+    const RefT *bm = ref_get(&f, "batch_meta"), *bl = ref_get(&f, "batch_labels"), *Xr = ref_get(&f, "X"), *Kr = ref_get(&f, "K"),
+               *Fr = ref_get(&f, "F"), *Rr = ref_get(&f, "R"), *beta_r = ref_get(&f, "beta"), *out_r = ref_get(&f, "out"),
+               *dF = ref_get(&f, "dF"), *scr = ref_get(&f, "scale");
+    CU_ASSERT_FATAL(bm && bl && Xr && Kr && Fr && Rr && beta_r && out_r && dF && scr);
+    const RefT *tm = batch_kernel ? NULL : ref_get(&f, "train_meta"), *tl = batch_kernel ? NULL : ref_get(&f, "train_labels");
+    const RefT *ridge = batch_kernel ? ref_get(&f, "ridge") : NULL;
+    int B = bl->n, k = 5, d = Fr->n / B, N = tm ? tl->n : 0;
+    CU_ASSERT_FATAL(Xr->n == B * k && Kr->n == k * k && bm->n == 2 * B);
+
+    // schema from every row the case has (train and batch), as the trainer does from the cohort
+    int n_all = B + N;
+    double *all = malloc(sizeof(double) * 2 * n_all), *tmeta = malloc(sizeof(double) * 2 * (N + 1));
+    int32_t *all_l = malloc(sizeof(int32_t) * n_all), *blab = malloc(sizeof(int32_t) * B), *tlab = malloc(sizeof(int32_t) * (N + 1));
+    for (int i = 0; i < B; i++) { all[2 * i] = bm->v[2 * i]; all[2 * i + 1] = bm->v[2 * i + 1]; all_l[i] = blab[i] = (int32_t)bl->v[i]; }
+    for (int i = 0; i < N; i++) {
+        tmeta[2 * i] = all[2 * (B + i)] = tm->v[2 * i];
+        tmeta[2 * i + 1] = all[2 * (B + i) + 1] = tm->v[2 * i + 1];
+        tlab[i] = all_l[B + i] = (int32_t)tl->v[i];
+    }
+    Cohort c;
+    MetaSchema s;
+    DfError err;
+    cohort_of(&c, n_all, 2, AS_NAMES, AS_KINDS, all, all_l);
+    CU_ASSERT_FATAL(meta_schema_build(&s, &c, &err) == 0);
+
+    // the design rows equal torch's
+    MetaDesign des = mdn_design(&s, "label", "age, site");
+    CU_ASSERT_EQUAL_FATAL(des.k, k);
+    double *X = malloc(sizeof(double) * B * k);
+    design_rows(X, &des, &s, bm->v, blab, B);
+    CU_ASSERT(memcmp(X, Xr->v, sizeof(double) * B * k) == 0);
+
+    float *F = malloc(sizeof(float) * B * d), *R = malloc(sizeof(float) * B * d), *out = malloc(sizeof(float) * B * d),
+          *din = calloc((size_t)B * d, sizeof(float));
+    for (int i = 0; i < B * d; i++) { F[i] = (float)Fr->v[i]; R[i] = (float)Rr->v[i]; }
+
+    // plain functions with torch's kernel
+    double *beta = malloc(sizeof(double) * k * d);
+    double sc = mdn_forward_train(out, beta, F, X, Kr->v, des.removed, B, k, d, N, &reducer_local);
+    CU_ASSERT_DOUBLE_EQUAL(sc, scr->v[0], 1e-15);
+    CU_ASSERT(ratio_dd("beta vs torch", beta, beta_r->v, (size_t)k * d, 1e-12, 1e-9) <= 1);
+    CU_ASSERT(ratio_d("residuals vs torch (plain)", out, out_r->v, (size_t)B * d, 1e-6, 1e-5) <= 1);
+    mdn_backward(din, R, X, Kr->v, des.removed, B, k, d, sc, &reducer_local);
+    CU_ASSERT(ratio_d("input gradient vs torch (plain)", din, dF->v, (size_t)B * d, 1e-6, 1e-5) <= 1);
+
+    // the layer: its own kernel (prepare on the training rows, or the batch's with ridge)
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "[mdn]\nremove = age, site\n%s", batch_kernel ? "kernel = batch\nridge = 0.5\n" : "");
+    CU_ASSERT(!ridge || ridge->v[0] == 0.5);
+    TuLayer fx;
+    CU_ASSERT_FATAL(tu_layer_build(&fx, cfg, (Shape){ d, 1, 1, 1 }, B, NULL, &s) == 0);
+    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, tmeta, tlab, N, &fx.err) == 0);
+    if (!batch_kernel) {
+        float Kf[25];
+        for (int i = 0; i < 25; i++) Kf[i] = fx.state[i];
+        CU_ASSERT(ratio_d("kernel vs torch", Kf, Kr->v, 25, 1e-12, 1e-6) <= 1);
+    }
+    memcpy(fx.in, F, sizeof(float) * B * d);
+    memcpy(fx.dout, R, sizeof(float) * B * d);
+    mdn_fx_meta(&fx, (double *)(bm->v), (int32_t *)(blab));
+    tu_layer_forward(&fx, B, 1);
+    tu_layer_backward(&fx, B);
+    CU_ASSERT(ratio_d("residuals vs torch (layer)", fx.out, out_r->v, (size_t)B * d, 1e-6, 1e-5) <= 1);
+    CU_ASSERT(ratio_d("input gradient vs torch (layer)", fx.din, dF->v, (size_t)B * d, 1e-6, 1e-5) <= 1);
+    // the running beta after one step from 0 is m * beta
+    double want_run[64];
+    for (int i = 0; i < k * d && i < 64; i++) want_run[i] = 0.1 * beta_r->v[i];
+    CU_ASSERT(ratio_d("running beta after one step", fx.state + 25, want_run, (size_t)(k * d < 64 ? k * d : 64), 1e-9, 1e-5) <= 1);
+    tu_layer_free(&fx);
+    free(all); free(tmeta); free(all_l); free(blab); free(tlab); free(X); free(F); free(R); free(out); free(din); free(beta);
+    ref_free(&f);
+}
+
+static void test_torch_dataset(void) { check_torch_case("mdn_dataset.txt", 0); }
+static void test_torch_batch(void) { check_torch_case("mdn_batch.txt", 1); }
+
+// ---- checkpoint and missing metadata --------------------------------------------------------
+
+static void test_checkpoint(void) {
+    enum { B = 6, N = 20 };
+    Rng rng;
+    rng_seed(&rng, 81);
+    MetaSchema s;
+    age_site_schema(&s);
+    Shape in = { 1, 4, 4, 3 };
+    size_t in_n = shape_numel(in);
+    double meta[N * 2];
+    int32_t labels[N];
+    random_rows(meta, labels, N, &rng);
+    float *img = tu_rand(B * in_n, -1, 1, &rng);
+    Ini ini;
+    DfError err;
+    CU_ASSERT_FATAL(ini_parse_string(&ini, NET_INI, "net.ini", &err) == 0);
+    Net a, b;
+    CU_ASSERT_FATAL(net_build_meta(&a, &ini, in, B, NULL, &s, &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&b, &ini, in, B, NULL, &s, &err) == 0);
+    net_init(&a, 3);
+    net_init(&b, 4);
+    CU_ASSERT_FATAL(net_prepare(&a, meta, labels, N, &err) == 0);
+    Batch batch = mdn_batch(img, B, meta, labels);
+    for (int t = 0; t < 3; t++) net_forward(&a, &batch, 1);  // running beta moves
+    char path[] = "/tmp/test_mdn_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    CU_ASSERT_FATAL(checkpoint_save(path, NET_INI, &a, NULL, NULL, &err) == 0);
+    CU_ASSERT_FATAL(checkpoint_load(path, &b, NULL, NULL, &err) == 0);
+    unlink(path);
+    CU_ASSERT(memcmp(a.state, b.state, a.n_state * sizeof(float)) == 0);
+    Layer *m1 = net_layer(&b, "mdn1");
+    CU_ASSERT_FATAL(m1 != NULL);
+    int has_k = 0, has_b = 0;
+    for (int i = 0; i < m1->n_state_info; i++) {
+        has_k |= strcmp(m1->state_info[i].name, "kernel") == 0;
+        has_b |= strcmp(m1->state_info[i].name, "running_beta") == 0;
+    }
+    CU_ASSERT(has_k && has_b);
+    float kmax = 0;
+    for (int i = 0; i < 25; i++) kmax = fmaxf(kmax, fabsf(m1->state[i]));
+    CU_ASSERT(kmax > 0);  // the fitted kernel itself was saved
+    float *ea = tu_copy(net_forward(&a, &batch, 0), B * 2);
+    const float *eb = net_forward(&b, &batch, 0);
+    CU_ASSERT(memcmp(ea, eb, sizeof(float) * B * 2) == 0);
+    free(ea);
+    net_free(&a);
+    net_free(&b);
+    ini_free(&ini);
+    free(img);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("mdn reference", NULL, NULL);
+    CU_add_test(s, "PyTorch reference, dataset kernel", test_torch_dataset);
+    CU_add_test(s, "PyTorch reference, batch kernel", test_torch_batch);
+    CU_add_test(s, "checkpoint holds the MDN state", test_checkpoint);
+    return tu_run_all();
+}
