@@ -257,27 +257,16 @@ static char *default_subject(const char *p0) {
     return s;
 }
 
-int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err) {
-    memset(m, 0, sizeof *m);
-    CsvTable t;
-    if (csv_read(&t, path, err)) return -1;
-    int rc = -1;
-    m->origin = xstrdup(path);
-    int cpath = csv_column(&t, "path"), clabel = csv_column(&t, "label");
-    int csubj = csv_column(&t, "subject"), cmask = csv_column(&t, "mask");
-    int conf_col[META_MAX_COLS];
-    if (cpath != 0 || clabel != 1) {
-        df_err(err, "%s: the header must start with path,label (then optional subject, mask and confounder columns)", path);
-        goto done;
-    }
-    if (t.nrows == 0) { df_err(err, "%s: no subjects (only a header)", path); goto done; }
-    // Confounder columns, with declared kinds from "name:kind" headers.
-    int declared[META_MAX_COLS];
-    for (int j = 2; j < t.ncols; j++) {
+// The confounder columns of the header: every column after path,label but subject and mask;
+// a "name:kind" header, or the caller's lists, declare the kind (declared[j], -1 when not).
+static int manifest_columns(Manifest *m, const CsvTable *t, const char *categorical, const char *continuous, int *conf_col,
+                            int *declared, DfError *err) {
+    const char *path = m->origin;
+    int csubj = csv_column(t, "subject"), cmask = csv_column(t, "mask");
+    for (int j = 2; j < t->ncols; j++) {
         if (j == csubj || j == cmask) continue;
-        if (m->k == META_MAX_COLS) { df_err(err, "%s: more than %d confounder columns", path, META_MAX_COLS); goto done; }
-        char *name = xstrdup(t.header[j]);
-        char *colon = strchr(name, ':');
+        if (m->k == META_MAX_COLS) return df_err(err, "%s: more than %d confounder columns", path, META_MAX_COLS);
+        char *name = xstrdup(t->header[j]), *colon = strchr(name, ':');
         declared[m->k] = -1;
         if (colon) {
             *colon = '\0';
@@ -285,143 +274,155 @@ int manifest_read(Manifest *m, const char *path, const char *categorical, const 
             if (!strcmp(kind, "categorical") || !strcmp(kind, "cat")) declared[m->k] = META_CATEGORICAL;
             else if (!strcmp(kind, "continuous") || !strcmp(kind, "cont")) declared[m->k] = META_CONTINUOUS;
             else {
-                df_err(err, "%s: column '%s': unknown kind '%s' (categorical or continuous)", path, t.header[j], kind);
+                df_err(err, "%s: column '%s': unknown kind '%s' (categorical or continuous)", path, t->header[j], kind);
                 free(name);
-                goto done;
+                return -1;
             }
         }
-        if (!name[0] || strchr(name, ',') || strchr(name, '|')) {
-            df_err(err, "%s: column name '%s' is empty or contains ',' or '|'", path, name);
+        int bad = !name[0] || strchr(name, ',') || strchr(name, '|'), twice = 0;
+        for (int i = 0; i < m->k; i++) twice |= !strcmp(m->columns[i], name);
+        if (bad || twice) {
+            df_err(err, bad ? "%s: column name '%s' is empty or contains ',' or '|'" : "%s: column '%s' appears twice", path, name);
             free(name);
-            goto done;
+            return -1;
         }
-        for (int i = 0; i < m->k; i++)
-            if (!strcmp(m->columns[i], name)) {
-                df_err(err, "%s: column '%s' appears twice", path, name);
-                free(name);
-                goto done;
-            }
         if (in_list(categorical, name)) declared[m->k] = META_CATEGORICAL;
         if (in_list(continuous, name)) declared[m->k] = META_CONTINUOUS;
         conf_col[m->k] = j;
         m->columns[m->k++] = name;
     }
-    // Declared names must exist.
+    // Names the caller declared must exist.
     const char *lists[2] = { categorical, continuous };
     for (int L = 0; L < 2; L++) {
         if (!lists[L]) continue;
         char *copy = xstrdup(lists[L]);
-        for (char *tok = strtok(copy, ", "); tok; tok = strtok(NULL, ", ")) {
+        int rc = 0;
+        for (char *tok = strtok(copy, ", "); tok && !rc; tok = strtok(NULL, ", ")) {
             int found = 0;
             for (int i = 0; i < m->k; i++) found |= !strcmp(m->columns[i], tok);
-            if (!found) {
-                df_err(err, "%s: --%s names column '%s', which the manifest does not have", path,
-                       L == 0 ? "categorical" : "continuous", tok);
-                free(copy);
-                goto done;
-            }
+            if (!found)
+                rc = df_err(err, "%s: --%s names column '%s', which the manifest does not have", path,
+                            L == 0 ? "categorical" : "continuous", tok);
         }
         free(copy);
+        if (rc) return -1;
     }
+    return 0;
+}
 
-    int n = m->n = t.nrows;
-    m->paths = xcalloc((size_t)n, sizeof(char *));
-    m->subjects = xcalloc((size_t)n, sizeof(char *));
-    if (cmask >= 0) m->masks = xcalloc((size_t)n, sizeof(char *));
-    m->labels = xcalloc((size_t)n, sizeof(int32_t));
-    m->meta = xcalloc((size_t)n * (size_t)(m->k ? m->k : 1), sizeof(double));
-    m->line = xmalloc(sizeof(int) * (size_t)n);
-    for (int i = 0; i < n; i++) {
-        m->line[i] = t.line[i];
-        const char *p = csv_cell(&t, i, cpath);
-        if (!p[0]) { df_err(err, "%s:%d: path is empty", path, t.line[i]); goto done; }
+// Each row's image path, subject id and mask path (relative paths against the manifest's folder).
+static int manifest_paths(Manifest *m, const CsvTable *t, DfError *err) {
+    const char *path = m->origin;
+    int cpath = csv_column(t, "path"), csubj = csv_column(t, "subject"), cmask = csv_column(t, "mask");
+    for (int i = 0; i < m->n; i++) {
+        m->line[i] = t->line[i];
+        const char *p = csv_cell(t, i, cpath);
+        if (!p[0]) return df_err(err, "%s:%d: path is empty", path, t->line[i]);
         m->paths[i] = resolve(path, p);
-        const char *s = csubj >= 0 ? csv_cell(&t, i, csubj) : "";
+        const char *s = csubj >= 0 ? csv_cell(t, i, csubj) : "";
         m->subjects[i] = s[0] ? xstrdup(s) : default_subject(p);
         if (cmask >= 0) {
-            const char *mk = csv_cell(&t, i, cmask);
-            if (!mk[0]) { df_err(err, "%s:%d: mask is empty (every row needs one when the column exists)", path, t.line[i]); goto done; }
+            const char *mk = csv_cell(t, i, cmask);
+            if (!mk[0]) return df_err(err, "%s:%d: mask is empty (every row needs one when the column exists)", path, t->line[i]);
             m->masks[i] = resolve(path, mk);
         }
     }
-    // Labels: all non-negative integers, or all names.
+    return 0;
+}
+
+// Labels: all non-negative integers (class indices), or all names (numbered in sorted order).
+static int manifest_labels(Manifest *m, const CsvTable *t, int clabel, DfError *err) {
+    const char *path = m->origin;
     int int_labels = 1;
-    for (int i = 0; i < n && int_labels; i++) {
+    for (int i = 0; i < m->n && int_labels; i++) {
         long v;
-        int_labels = df_parse_long(csv_cell(&t, i, clabel), &v) == 0;
+        int_labels = df_parse_long(csv_cell(t, i, clabel), &v) == 0;
     }
-    if (int_labels) {
-        for (int i = 0; i < n; i++) {
-            long v;
-            df_parse_long(csv_cell(&t, i, clabel), &v);
-            if (v < 0 || v > 1000000) { df_err(err, "%s:%d: label: %ld is not a class index (0, 1, ...)", path, t.line[i], v); goto done; }
-            m->labels[i] = (int32_t)v;
-        }
-    } else {
-        for (int i = 0; i < n; i++) {
-            const char *v = csv_cell(&t, i, clabel);
-            if (!v[0]) { df_err(err, "%s:%d: label is empty", path, t.line[i]); goto done; }
-            if (is_number(v)) {
-                df_err(err, "%s:%d: label: '%s' is a number but other labels are names (use class indices 0, 1, ... or names throughout)",
-                       path, t.line[i], v);
-                goto done;
-            }
-        }
-        if (level_set(&t, clabel, &m->label_names, &m->n_label_names, "label", err)) goto done;
-        for (int i = 0; i < n; i++) m->labels[i] = level_index(m->label_names, m->n_label_names, csv_cell(&t, i, clabel));
+    for (int i = 0; i < m->n; i++) {
+        const char *v = csv_cell(t, i, clabel);
+        long x = 0;
+        if (int_labels && df_parse_long(v, &x) == 0 && (x < 0 || x > 1000000))
+            return df_err(err, "%s:%d: label: %ld is not a class index (0, 1, ...)", path, t->line[i], x);
+        if (!int_labels && !v[0]) return df_err(err, "%s:%d: label is empty", path, t->line[i]);
+        if (!int_labels && is_number(v))
+            return df_err(err, "%s:%d: label: '%s' is a number but other labels are names (use class indices 0, 1, ... or names "
+                          "throughout)", path, t->line[i], v);
+        m->labels[i] = (int32_t)x;
     }
-    // Confounders.
-    for (int j = 0; j < m->k; j++) {
-        int c = conf_col[j];
-        for (int i = 0; i < n; i++)
-            if (!csv_cell(&t, i, c)[0] || !strcmp(csv_cell(&t, i, c), "NA")) {
-                df_err(err, "%s:%d: %s: missing value", path, t.line[i], m->columns[j]);
-                goto done;
-            }
-        int kind = declared[j];
-        if (kind < 0) {
-            // Inference: numbers throughout -> continuous (binary integers: categorical);
-            // names throughout -> categorical; a mix is an error at the first odd value.
-            int first_num = -1, first_str = -1;
-            for (int i = 0; i < n; i++) {
-                if (is_number(csv_cell(&t, i, c))) { if (first_num < 0) first_num = i; }
-                else if (first_str < 0) first_str = i;
-            }
-            if (first_num >= 0 && first_str >= 0) {
-                int bad = first_num < first_str ? first_str : first_num;
-                df_err(err, "%s:%d: %s: '%s' is not a number (other rows hold numbers; declare the column %s:categorical if it is one)",
-                       path, t.line[bad], m->columns[j], csv_cell(&t, bad, c), m->columns[j]);
-                goto done;
-            }
-            if (first_str >= 0) kind = META_CATEGORICAL;
-            else {
-                double a = 0, b = 0;
-                int distinct = 0, integral = 1;
-                for (int i = 0; i < n && distinct <= 2; i++) {
-                    double v = strtod(csv_cell(&t, i, c), NULL);
-                    integral &= v == (double)(long)v;
-                    if (distinct == 0) { a = v; distinct = 1; }
-                    else if (v != a && (distinct == 1 || v != b)) { if (distinct == 1) b = v; distinct++; }
-                }
-                kind = (distinct == 2 && integral) ? META_CATEGORICAL : META_CONTINUOUS;
-            }
-        }
-        m->kinds[j] = (MetaKind)kind;
-        if (kind == META_CONTINUOUS) {
-            for (int i = 0; i < n; i++) {
-                double v;
-                if (df_parse_double(csv_cell(&t, i, c), &v) != 0) {
-                    df_err(err, "%s:%d: %s: '%s' is not a number (the column is continuous)", path, t.line[i], m->columns[j],
-                           csv_cell(&t, i, c));
-                    goto done;
-                }
-                m->meta[(size_t)i * m->k + j] = v;
-            }
-        } else {
-            if (level_set(&t, c, &m->levels[j], &m->n_levels[j], m->columns[j], err)) goto done;
-            for (int i = 0; i < n; i++) m->meta[(size_t)i * m->k + j] = level_index(m->levels[j], m->n_levels[j], csv_cell(&t, i, c));
-        }
+    if (int_labels) return 0;
+    if (level_set(t, clabel, &m->label_names, &m->n_label_names, "label", err)) return -1;
+    for (int i = 0; i < m->n; i++) m->labels[i] = level_index(m->label_names, m->n_label_names, csv_cell(t, i, clabel));
+    return 0;
+}
+
+// The kind of an undeclared confounder column, from its values: numbers throughout ->
+// continuous (two distinct integers: categorical); names throughout -> categorical; a mix is
+// an error at the first odd value.
+static int infer_kind(const Manifest *m, const CsvTable *t, int j, int c, DfError *err) {
+    int first_num = -1, first_str = -1;
+    for (int i = 0; i < m->n; i++) {
+        if (is_number(csv_cell(t, i, c))) { if (first_num < 0) first_num = i; }
+        else if (first_str < 0) first_str = i;
     }
+    if (first_num >= 0 && first_str >= 0) {
+        int bad = first_num < first_str ? first_str : first_num;
+        return df_err(err, "%s:%d: %s: '%s' is not a number (other rows hold numbers; declare the column %s:categorical if it is one)",
+                      m->origin, t->line[bad], m->columns[j], csv_cell(t, bad, c), m->columns[j]);
+    }
+    if (first_str >= 0) return META_CATEGORICAL;
+    double a = 0, b = 0;
+    int distinct = 0, integral = 1;
+    for (int i = 0; i < m->n && distinct <= 2; i++) {
+        double v = strtod(csv_cell(t, i, c), NULL);
+        integral &= v == (double)(long)v;
+        if (distinct == 0) { a = v; distinct = 1; }
+        else if (v != a && (distinct == 1 || v != b)) { if (distinct == 1) b = v; distinct++; }
+    }
+    return (distinct == 2 && integral) ? META_CATEGORICAL : META_CONTINUOUS;
+}
+
+// Confounder j (CSV column c) of every row: its kind and values (level numbers if categorical).
+static int manifest_confounder(Manifest *m, const CsvTable *t, int j, int c, int declared, DfError *err) {
+    for (int i = 0; i < m->n; i++)
+        if (!csv_cell(t, i, c)[0] || !strcmp(csv_cell(t, i, c), "NA"))
+            return df_err(err, "%s:%d: %s: missing value", m->origin, t->line[i], m->columns[j]);
+    int kind = declared >= 0 ? declared : infer_kind(m, t, j, c, err);
+    if (kind < 0) return -1;
+    m->kinds[j] = (MetaKind)kind;
+    if (kind == META_CATEGORICAL) {
+        if (level_set(t, c, &m->levels[j], &m->n_levels[j], m->columns[j], err)) return -1;
+        for (int i = 0; i < m->n; i++) m->meta[(size_t)i * m->k + j] = level_index(m->levels[j], m->n_levels[j], csv_cell(t, i, c));
+        return 0;
+    }
+    for (int i = 0; i < m->n; i++)
+        if (df_parse_double(csv_cell(t, i, c), &m->meta[(size_t)i * m->k + j]) != 0)
+            return df_err(err, "%s:%d: %s: '%s' is not a number (the column is continuous)", m->origin, t->line[i], m->columns[j],
+                          csv_cell(t, i, c));
+    return 0;
+}
+
+int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err) {
+    memset(m, 0, sizeof *m);
+    CsvTable t;
+    if (csv_read(&t, path, err)) return -1;
+    int rc = -1, conf_col[META_MAX_COLS], declared[META_MAX_COLS];
+    m->origin = xstrdup(path);
+    if (csv_column(&t, "path") != 0 || csv_column(&t, "label") != 1) {
+        df_err(err, "%s: the header must start with path,label (then optional subject, mask and confounder columns)", path);
+        goto done;
+    }
+    if (t.nrows == 0) { df_err(err, "%s: no subjects (only a header)", path); goto done; }
+    if (manifest_columns(m, &t, categorical, continuous, conf_col, declared, err)) goto done;
+    int n = m->n = t.nrows;
+    m->paths = xcalloc((size_t)n, sizeof(char *));
+    m->subjects = xcalloc((size_t)n, sizeof(char *));
+    if (csv_column(&t, "mask") >= 0) m->masks = xcalloc((size_t)n, sizeof(char *));
+    m->labels = xcalloc((size_t)n, sizeof(int32_t));
+    m->meta = xcalloc((size_t)n * (size_t)(m->k ? m->k : 1), sizeof(double));
+    m->line = xmalloc(sizeof(int) * (size_t)n);
+    if (manifest_paths(m, &t, err) || manifest_labels(m, &t, 1, err)) goto done;
+    for (int j = 0; j < m->k; j++)
+        if (manifest_confounder(m, &t, j, conf_col[j], declared[j], err)) goto done;
     rc = 0;
 done:
     csv_free(&t);

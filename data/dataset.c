@@ -338,39 +338,28 @@ static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, 
 
 // ---- [data] ------------------------------------------------------------------------------
 
-int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
-    Ini *ini = (Ini *)cini;
-    memset(ds, 0, sizeof *ds);
-    IniSection *s = ini_section(ini, "data");
-    if (!s) return df_err(err, "%s: missing [data] section (e.g. source = synth:mri3d)", ini->origin);
-    const char *source = ini_str(s, "source", NULL);
+// The split keys: val_fraction, test_fraction, split_seed, kfold, fold (stratify and
+// split_file are read by the caller). A split file replaces the seeded split, so setting a
+// seeded key beside it is an error rather than silently ignored.
+static int split_config(SplitConfig *sc, const Ini *ini, IniSection *s, DfError *err) {
     char where[512];
-    if (!source) {
-        ini_where(ini, s, NULL, where, sizeof where);
-        return df_err(err, "%s: [data] needs source = synth:mri3d (or mdn2d, video, biased-fmnist), shard paths, a directory or a manifest .csv", where);
-    }
-    snprintf(ds->source, sizeof ds->source, "%s", source);
-    SplitConfig sc = { 0 };
     long split_seed;
-    if (ini_double(ini, s, "val_fraction", 0.2, 0.0, 0.9, &sc.val_fraction, err)) return -1;
-    if (ini_double(ini, s, "test_fraction", 0.0, 0.0, 0.9, &sc.test_fraction, err)) return -1;
-    if (ini_long(ini, s, "split_seed", 1, 0, INT64_MAX >> 1, &split_seed, err)) return -1;
-    if (ini_int(ini, s, "kfold", 0, 0, 100, &sc.kfold, err)) return -1;
-    if (ini_int(ini, s, "fold", 0, 0, 99, &sc.fold, err)) return -1;
-    if (sc.kfold == 1 || (sc.kfold >= 2 && sc.fold >= sc.kfold)) {
-        ini_where(ini, s, sc.kfold == 1 ? "kfold" : "fold", where, sizeof where);
+    memset(sc, 0, sizeof *sc);
+    if (ini_double(ini, s, "val_fraction", 0.2, 0.0, 0.9, &sc->val_fraction, err) ||
+        ini_double(ini, s, "test_fraction", 0.0, 0.0, 0.9, &sc->test_fraction, err) ||
+        ini_long(ini, s, "split_seed", 1, 0, INT64_MAX >> 1, &split_seed, err) || ini_int(ini, s, "kfold", 0, 0, 100, &sc->kfold, err) ||
+        ini_int(ini, s, "fold", 0, 0, 99, &sc->fold, err))
+        return -1;
+    if (sc->kfold == 1 || (sc->kfold >= 2 && sc->fold >= sc->kfold)) {
+        ini_where(ini, s, sc->kfold == 1 ? "kfold" : "fold", where, sizeof where);
         return df_err(err, "%s: [data] kfold must be 0 (off) or >= 2, and fold in [0, kfold)", where);
     }
-    if (sc.test_fraction + sc.val_fraction > 0.95 && sc.kfold < 2) {
+    if (sc->test_fraction + sc->val_fraction > 0.95 && sc->kfold < 2) {
         ini_where(ini, s, "test_fraction", where, sizeof where);
         return df_err(err, "%s: [data] val_fraction + test_fraction leaves no training data", where);
     }
-    sc.seed = (uint64_t)split_seed;
-    const char *stratify = ini_str(s, "stratify", "label");
-    // A fixed split from a file replaces the seeded one; the keys that shape the seeded
-    // split would be silently ignored, so setting them too is an error.
-    const char *split_file = ini_str(s, "split_file", NULL);
-    if (split_file) {
+    sc->seed = (uint64_t)split_seed;
+    if (ini_entry(s, "split_file")) {
         static const char *const seeded[] = { "val_fraction", "test_fraction", "kfold", "fold", "split_seed", "stratify", NULL };
         for (int i = 0; seeded[i]; i++)
             if (ini_entry(s, seeded[i])) {
@@ -379,7 +368,12 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
                               seeded[i]);
             }
     }
-    // Augmentation and loader keys.
+    return 0;
+}
+
+// Training augmentation and the loader's keys: flip, shift, intensity_scale, intensity_shift,
+// prefetch, read.
+static int loader_config(Dataset *ds, const Ini *ini, IniSection *s, DfError *err) {
     Augment *aug = &ds->aug;
     const char *flip = ini_str(s, "flip", "none");
     if (strcmp(flip, "none") != 0) {
@@ -388,6 +382,7 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
             int a = !strcmp(t, "d") ? 0 : !strcmp(t, "h") ? 1 : !strcmp(t, "w") ? 2 : -1;
             if (a < 0) {
                 free(copy);
+                char where[512];
                 ini_where(ini, s, "flip", where, sizeof where);
                 return df_err(err, "%s: [data] flip = '%s': expected none or a list of axes d, h, w", where, flip);
             }
@@ -396,68 +391,95 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
         free(copy);
     }
     double scale, offset;
-    if (ini_int(ini, s, "shift", 0, 0, 64, &aug->shift, err)) return -1;
-    if (ini_double(ini, s, "intensity_scale", 0.0, 0.0, 0.9, &scale, err)) return -1;
-    if (ini_double(ini, s, "intensity_shift", 0.0, 0.0, 100.0, &offset, err)) return -1;
+    static const char *const read_names[] = { "pread", "mpiio", NULL };
+    if (ini_int(ini, s, "shift", 0, 0, 64, &aug->shift, err) || ini_double(ini, s, "intensity_scale", 0.0, 0.0, 0.9, &scale, err) ||
+        ini_double(ini, s, "intensity_shift", 0.0, 0.0, 100.0, &offset, err) || ini_int(ini, s, "prefetch", 2, 0, 64, &ds->prefetch, err) ||
+        ini_choice(ini, s, "read", "pread", read_names, &ds->read, err))
+        return -1;
     aug->scale = (float)scale;
     aug->offset = (float)offset;
     aug->enabled = aug->flip[0] || aug->flip[1] || aug->flip[2] || aug->shift > 0 || scale > 0 || offset > 0;
-    if (ini_int(ini, s, "prefetch", 2, 0, 64, &ds->prefetch, err)) return -1;
-    static const char *const read_names[] = { "pread", "mpiio", NULL };
-    if (ini_choice(ini, s, "read", "pread", read_names, &ds->read, err)) return -1;
     // MPI-IO reads go through HDF5 on the main thread only (not thread-safe): no prefetch.
     if (ds->read == DATA_READ_MPIIO) ds->prefetch = 0;
+    return 0;
+}
+
+// The samples: a generator, a manifest of NIfTI files, or shards. *predefined: the number of
+// leading training samples when the source brings its own split (biased-fmnist), else 0.
+static int load_source(Dataset *ds, const char *source, const Ini *ini, IniSection *s, int *predefined, DfError *err) {
     static const char *const cache_names[] = { "auto", "memory", "disk", NULL };
     int cache_mode;
     long cache_mb;
-    if (ini_choice(ini, s, "cache", "auto", cache_names, &cache_mode, err)) return -1;
-    if (ini_long(ini, s, "cache_mb", 4096, 0, 1L << 30, &cache_mb, err)) return -1;
-
-    int predefined = 0;  // biased-fmnist brings its own validation split
+    if (ini_choice(ini, s, "cache", "auto", cache_names, &cache_mode, err) || ini_long(ini, s, "cache_mb", 4096, 0, 1L << 30, &cache_mb, err))
+        return -1;
+    *predefined = 0;
     if (strncmp(source, "synth:", 6) == 0) {
-        if (synth_from_config(&ds->cohort, source + 6, ini, s, &predefined, err)) return -1;
         ds->in_memory = 1;
-    } else if (ends_with(source, ".csv")) {
-        ManifestSettings ms;
-        if (manifest_settings_from_ini(&ms, ini, s, err) ||
-            load_manifest(ds, source, &ms.prep, ms.categorical, ms.continuous, ms.subjects, err))
-            return -1;
-    } else {
-        if (load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err)) return -1;
+        return synth_from_config(&ds->cohort, source + 6, ini, s, predefined, err);
     }
-    Cohort *c = &ds->cohort;
-    if (c->n < 2) return df_err(err, "%s: needs at least 2 samples", source);
-    if (cohort_check_values(c, source, err)) return -1;
-    sc.stratify_column = -1;
+    if (ends_with(source, ".csv")) {
+        ManifestSettings ms;
+        return manifest_settings_from_ini(&ms, ini, s, err) ||
+               load_manifest(ds, source, &ms.prep, ms.categorical, ms.continuous, ms.subjects, err) ? -1 : 0;
+    }
+    return load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err);
+}
+
+// The split: from a file, the source's own (biased-fmnist: its training images, validated on
+// the unbiased test set), or seeded and stratified.
+static int make_split(Dataset *ds, SplitConfig *sc, const char *stratify, const char *split_file, int predefined, const Ini *ini,
+                      IniSection *s, DfError *err) {
+    const Cohort *c = &ds->cohort;
+    char where[512];
+    sc->stratify_column = -1;
     if (strcmp(stratify, "label") != 0) {
         const char *col = strncmp(stratify, "label,", 6) == 0 ? stratify + 6 : stratify;
         while (*col == ' ') col++;
-        sc.stratify_column = cohort_column(c, col);
-        if (sc.stratify_column < 0 || c->kinds[sc.stratify_column] != META_CATEGORICAL) {
+        sc->stratify_column = cohort_column(c, col);
+        if (sc->stratify_column < 0 || c->kinds[sc->stratify_column] != META_CATEGORICAL) {
             ini_where(ini, s, "stratify", where, sizeof where);
             return df_err(err, "%s: [data] stratify = '%s': expected label or label,COLUMN with a categorical metadata column", where, stratify);
         }
     }
-    if (split_file) {
-        if (predefined) {
-            ini_where(ini, s, "split_file", where, sizeof where);
-            return df_err(err, "%s: [data] split_file: synth:biased-fmnist brings its own split", where);
-        }
-        if (dataset_split_file(ds, split_file, err)) return -1;
-    } else if (predefined) {
-        // biased-fmnist: the biased training images, validated on the unbiased test set.
-        int n = c->n;
-        ds->train_idx = xmalloc(sizeof(int) * (size_t)n);
-        ds->val_idx = xmalloc(sizeof(int) * (size_t)n);
-        ds->test_idx = xmalloc(sizeof(int));
-        for (int i = 0; i < n; i++) {
-            if (i < predefined) ds->train_idx[ds->n_train++] = i;
-            else ds->val_idx[ds->n_val++] = i;
-        }
-    } else {
-        dataset_split(ds, &sc);
+    if (split_file && predefined) {
+        ini_where(ini, s, "split_file", where, sizeof where);
+        return df_err(err, "%s: [data] split_file: synth:biased-fmnist brings its own split", where);
+    }
+    if (split_file) return dataset_split_file(ds, split_file, err);
+    if (!predefined) {
+        dataset_split(ds, sc);
+        return 0;
+    }
+    ds->train_idx = xmalloc(sizeof(int) * (size_t)c->n);
+    ds->val_idx = xmalloc(sizeof(int) * (size_t)c->n);
+    ds->test_idx = xmalloc(sizeof(int));
+    for (int i = 0; i < c->n; i++) {
+        if (i < predefined) ds->train_idx[ds->n_train++] = i;
+        else ds->val_idx[ds->n_val++] = i;
     }
     return 0;
+}
+
+int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
+    Ini *ini = (Ini *)cini;
+    memset(ds, 0, sizeof *ds);
+    IniSection *s = ini_section(ini, "data");
+    if (!s) return df_err(err, "%s: missing [data] section (e.g. source = synth:mri3d)", ini->origin);
+    const char *source = ini_str(s, "source", NULL);
+    if (!source) {
+        char where[512];
+        ini_where(ini, s, NULL, where, sizeof where);
+        return df_err(err, "%s: [data] needs source = synth:mri3d (or mdn2d, video, biased-fmnist), shard paths, a directory or a manifest .csv", where);
+    }
+    snprintf(ds->source, sizeof ds->source, "%s", source);
+    SplitConfig sc;
+    if (split_config(&sc, ini, s, err)) return -1;
+    const char *stratify = ini_str(s, "stratify", "label"), *split_file = ini_str(s, "split_file", NULL);
+    int predefined;
+    if (loader_config(ds, ini, s, err) || load_source(ds, source, ini, s, &predefined, err)) return -1;
+    if (ds->cohort.n < 2) return df_err(err, "%s: needs at least 2 samples", source);
+    if (cohort_check_values(&ds->cohort, source, err)) return -1;
+    return make_split(ds, &sc, stratify, split_file, predefined, ini, s, err);
 }
 
 void dataset_free(Dataset *ds) {

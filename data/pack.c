@@ -381,8 +381,132 @@ static char **dup_strings(char **s, int n) {
     return o;
 }
 
+// "MANIFEST:LINE: <err>" for row i.
+static int at_row(const PackConfig *cfg, const Manifest *m, int i, DfError *err) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return df_err(err, "%s:%d: %s", cfg->manifest, m->line[i], msg);
+}
+
+// Every header, on every rank: cheap, and it finds bad files before anything is written,
+// identically on every rank. *shape: what every sample comes out as.
+static int check_headers(const PackConfig *cfg, const Manifest *m, Shape *shape, DfError *err) {
+    for (int i = 0; i < m->n; i++) {
+        Shape s;
+        if (prep_shape(&cfg->prep, m->paths[i], &s, err)) return at_row(cfg, m, i, err);
+        if (m->masks && h5clip_is_ref(m->paths[i]))
+            return df_err(err, "%s:%d: %s: masks are supported for NIfTI images only, not HDF5 clips", cfg->manifest, m->line[i],
+                          m->masks[i]);
+        if (m->masks) {
+            Shape ms;
+            PrepConfig mc = cfg->prep;
+            mc.four_d = PACK_4D_CHANNELS;
+            if (prep_shape(&mc, m->masks[i], &ms, err)) return at_row(cfg, m, i, err);
+            if (ms.c != 1 || ms.d != s.d || ms.h != s.h || ms.w != s.w)
+                return df_err(err, "%s:%d: mask %s comes out (%d,%d,%d,%d), the image (1,%d,%d,%d)", cfg->manifest, m->line[i],
+                              m->masks[i], ms.c, ms.d, ms.h, ms.w, s.d, s.h, s.w);
+        }
+        if (i == 0) *shape = s;
+        else if (s.c != shape->c || s.d != shape->d || s.h != shape->h || s.w != shape->w)
+            return df_err(err, "%s:%d: %s comes out with shape (C,D,H,W) = (%d,%d,%d,%d) but %s with (%d,%d,%d,%d); %s",
+                          cfg->manifest, m->line[i], m->paths[i], s.c, s.d, s.h, s.w, m->paths[0], shape->c, shape->d, shape->h,
+                          shape->w, s.c != shape->c ? "every volume needs the same number of channels" : "give --shape D,H,W (and/or --spacing)");
+    }
+    return 0;
+}
+
+// The output directory must not exist; rank 0 creates a temporary one (renamed at the end).
+static int make_out_dir(const PackConfig *cfg, char *tmp, size_t n, DfError *err) {
+    int rc = 0;
+    if (dist_rank() == 0) {
+        struct stat st;
+        if (stat(cfg->out, &st) == 0) rc = df_err(err, "%s: already exists; pack writes a new directory", cfg->out);
+        else {
+            char *t = df_temp_name(cfg->out);
+            snprintf(tmp, n, "%s", t);
+            free(t);
+            if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+        }
+    }
+    if (agree(rc, err)) return -1;
+    dist_bcast(tmp, n, 0);
+    return 0;
+}
+
+// Rank 0's cohort for rows [a, b): everything but the images and masks.
+static void shard_cohort(Cohort *c, const Manifest *m, int a, int b, Shape shape) {
+    cohort_alloc(c, b - a, shape, m->k);
+    if (m->masks) cohort_alloc_masks(c);
+    c->subjects = xcalloc((size_t)(b - a), sizeof(char *));
+    for (int j = 0; j < m->k; j++) {
+        c->columns[j] = xstrdup(m->columns[j]);
+        c->kinds[j] = m->kinds[j];
+        c->n_levels[j] = m->n_levels[j];
+        c->levels[j] = dup_strings(m->levels[j], m->n_levels[j]);
+    }
+    c->n_label_names = m->n_label_names;
+    c->label_names = dup_strings(m->label_names, m->n_label_names);
+    for (int i = a; i < b; i++) {
+        c->labels[i - a] = m->labels[i];
+        c->subjects[i - a] = xstrdup(m->subjects[i]);
+        memcpy(c->meta + (size_t)(i - a) * m->k, m->meta + (size_t)i * m->k, sizeof(double) * (size_t)m->k);
+    }
+}
+
+// The images (and masks) of rows [a, b) into rank 0's c: in rounds of P rows, rank r loads row
+// q + r and rank 0 gathers them in row order. Collective.
+static int load_rows(const PackConfig *cfg, const Manifest *m, Cohort *c, int a, int b, Shape shape, DfError *err) {
+    int P = dist_size(), rank = dist_rank(), with_masks = m->masks != NULL;
+    size_t per = shape_numel(shape), V = shape_spatial(shape), stride = per + (with_masks ? V : 0);  // a sample (+ its mask)
+    float *mine = df_alloc_floats(stride), *round_buf = rank == 0 ? df_alloc_floats((size_t)P * stride) : NULL;
+    int rc = 0;
+    for (int q = a; q < b && rc == 0; q += P) {
+        int row = q + rank, have = row < b;
+        if (have) {
+            float *x = NULL;
+            uint8_t *mk = NULL;
+            Shape got;
+            rc = prep_load(&cfg->prep, m->paths[row], with_masks ? m->masks[row] : NULL, &x, &mk, &got, err);
+            if (rc) at_row(cfg, m, row, err);
+            else {
+                DF_ASSERT(got.c == shape.c && got.d == shape.d && got.h == shape.h && got.w == shape.w);
+                memcpy(mine, x, per * sizeof(float));
+                for (size_t v = 0; v < V && mk; v++) mine[per + v] = mk[v];
+            }
+            free(x);
+            free(mk);
+        }
+        if ((rc = agree(rc, err))) break;
+        dist_gather_f32(round_buf, mine, have ? stride : 0);
+        for (int r = 0; rank == 0 && r < P && q + r < b; r++) {
+            const float *src = round_buf + (size_t)r * stride;
+            memcpy(c->images + (size_t)(q + r - a) * per, src, per * sizeof(float));
+            for (size_t v = 0; with_masks && v < V; v++) c->masks[(size_t)(q + r - a) * V + v] = (uint8_t)(src[per + v] != 0);
+        }
+    }
+    free(mine);
+    free(round_buf);
+    return rc;
+}
+
+static void print_summary(const PackConfig *cfg, const Manifest *m, Shape shape, int nshards) {
+    printf("wrote %s: %d samples of shape (C,D,H,W) = (%d,%d,%d,%d) in %d shard%s; labels", cfg->out, m->n, shape.c, shape.d,
+           shape.h, shape.w, nshards, nshards == 1 ? "" : "s");
+    int maxlab = 0;
+    for (int i = 0; i < m->n; i++) maxlab = DF_MAX(maxlab, m->labels[i]);
+    for (int y = 0; y <= maxlab && y < 64; y++) {
+        int cnt = 0;
+        for (int i = 0; i < m->n; i++) cnt += m->labels[i] == y;
+        printf(" %d: %d", y, cnt);
+    }
+    printf("; columns");
+    for (int j = 0; j < m->k; j++) printf(" %s (%s)", m->columns[j], m->kinds[j] == META_CATEGORICAL ? "categorical" : "continuous");
+    if (m->k == 0) printf(" none");
+    printf("%s\n", m->masks ? "; masks" : "");
+}
+
 int pack_run(const PackConfig *cfg, DfError *err) {
-    int P = dist_size(), rank = dist_rank();
+    int rank = dist_rank();
     Manifest m;
     memset(&m, 0, sizeof m);
     int rc = manifest_read(&m, cfg->manifest, cfg->categorical, cfg->continuous, err);
@@ -390,153 +514,30 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     if (agree(rc, err)) return -1;
     char tmp[4096] = "";
     Shape shape = { 0, 0, 0, 0 };
-    int n = m.n, nshards = 0;
-    // Every rank reads every header: cheap, and it finds bad files before anything is
-    // written, identically on every rank.
-    rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        Shape s;
-        if (prep_shape(&cfg->prep, m.paths[i], &s, err)) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", err->msg);
-            rc = df_err(err, "%s:%d: %s", cfg->manifest, m.line[i], msg);
-            break;
-        }
-        if (m.masks && h5clip_is_ref(m.paths[i])) {
-            rc = df_err(err, "%s:%d: %s: masks are supported for NIfTI images only, not HDF5 clips", cfg->manifest, m.line[i], m.masks[i]);
-            break;
-        }
-        if (m.masks) {
-            Shape ms;
-            PrepConfig mc = cfg->prep;
-            mc.four_d = PACK_4D_CHANNELS;
-            if (prep_shape(&mc, m.masks[i], &ms, err)) {
-                char msg[1024];
-                snprintf(msg, sizeof msg, "%s", err->msg);
-                rc = df_err(err, "%s:%d: %s", cfg->manifest, m.line[i], msg);
-                break;
-            }
-            if (ms.c != 1 || ms.d != s.d || ms.h != s.h || ms.w != s.w) {
-                rc = df_err(err, "%s:%d: mask %s comes out (%d,%d,%d,%d), the image (1,%d,%d,%d)", cfg->manifest, m.line[i],
-                            m.masks[i], ms.c, ms.d, ms.h, ms.w, s.d, s.h, s.w);
-                break;
-            }
-        }
-        if (i == 0) shape = s;
-        else if (s.c != shape.c || s.d != shape.d || s.h != shape.h || s.w != shape.w) {
-            rc = df_err(err, "%s:%d: %s comes out with shape (C,D,H,W) = (%d,%d,%d,%d) but %s with (%d,%d,%d,%d); %s",
-                        cfg->manifest, m.line[i], m.paths[i], s.c, s.d, s.h, s.w, m.paths[0], shape.c, shape.d, shape.h,
-                        shape.w, s.c != shape.c ? "every volume needs the same number of channels" : "give --shape D,H,W (and/or --spacing)");
-        }
-    }
-    if (agree(rc, err)) goto fail;
-    // The output directory: must not exist; written under a temporary name, renamed last.
-    rc = 0;
-    if (rank == 0) {
-        struct stat st;
-        if (stat(cfg->out, &st) == 0) rc = df_err(err, "%s: already exists; pack writes a new directory", cfg->out);
-        else {
-            char *t = df_temp_name(cfg->out);
-            snprintf(tmp, sizeof tmp, "%s", t);
-            free(t);
-            if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", tmp, strerror(errno));
-        }
-    }
-    if (agree(rc, err)) goto fail;
-    dist_bcast(tmp, sizeof tmp, 0);
-
-    nshards = (n + cfg->shard_size - 1) / cfg->shard_size;
-    size_t per = shape_numel(shape), V = shape_spatial(shape);
-    int with_masks = m.masks != NULL;
-    size_t stride = per + (with_masks ? V : 0);  // one sample (+ its mask as floats)
-    float *mine = df_alloc_floats(stride);
-    float *round_buf = rank == 0 ? df_alloc_floats((size_t)P * stride) : NULL;
+    if (agree(check_headers(cfg, &m, &shape, err), err) || make_out_dir(cfg, tmp, sizeof tmp, err)) goto fail;
+    int nshards = (m.n + cfg->shard_size - 1) / cfg->shard_size;
     for (int s = 0; s < nshards; s++) {
-        int a = s * cfg->shard_size, b = DF_MIN(n, a + cfg->shard_size);
+        int a = s * cfg->shard_size, b = DF_MIN(m.n, a + cfg->shard_size);
         Cohort c;
         memset(&c, 0, sizeof c);
-        if (rank == 0) {
-            cohort_alloc(&c, b - a, shape, m.k);
-            if (with_masks) cohort_alloc_masks(&c);
-            c.subjects = xcalloc((size_t)(b - a), sizeof(char *));
-            for (int j = 0; j < m.k; j++) {
-                c.columns[j] = xstrdup(m.columns[j]);
-                c.kinds[j] = m.kinds[j];
-                c.n_levels[j] = m.n_levels[j];
-                c.levels[j] = dup_strings(m.levels[j], m.n_levels[j]);
-            }
-            c.n_label_names = m.n_label_names;
-            c.label_names = dup_strings(m.label_names, m.n_label_names);
-            for (int i = a; i < b; i++) {
-                c.labels[i - a] = m.labels[i];
-                c.subjects[i - a] = xstrdup(m.subjects[i]);
-                memcpy(c.meta + (size_t)(i - a) * m.k, m.meta + (size_t)i * m.k, sizeof(double) * (size_t)m.k);
-            }
-        }
-        // Rounds of P rows: rank r loads row a + q*P + r; rank 0 gathers them in row order.
-        for (int q = a; q < b; q += P) {
-            int row = q + rank, have = row < b;
-            rc = 0;
-            if (have) {
-                float *x = NULL;
-                uint8_t *mk = NULL;
-                Shape got;
-                rc = prep_load(&cfg->prep, m.paths[row], with_masks ? m.masks[row] : NULL, &x, &mk, &got, err);
-                if (rc) {
-                    char msg[1024];
-                    snprintf(msg, sizeof msg, "%s", err->msg);
-                    df_err(err, "%s:%d: %s", cfg->manifest, m.line[row], msg);
-                } else {
-                    DF_ASSERT(got.c == shape.c && got.d == shape.d && got.h == shape.h && got.w == shape.w);
-                    memcpy(mine, x, per * sizeof(float));
-                    for (size_t v = 0; v < V && mk; v++) mine[per + v] = mk[v];
-                }
-                free(x);
-                free(mk);
-            }
-            if (agree(rc, err)) { free(mine); free(round_buf); if (rank == 0) cohort_free(&c); goto fail; }
-            dist_gather_f32(round_buf, mine, have ? stride : 0);
-            if (rank == 0)
-                for (int r = 0; r < P && q + r < b; r++) {
-                    const float *src = round_buf + (size_t)r * stride;
-                    memcpy(c.images + (size_t)(q + r - a) * per, src, per * sizeof(float));
-                    if (with_masks)
-                        for (size_t v = 0; v < V; v++) c.masks[(size_t)(q + r - a) * V + v] = (uint8_t)(src[per + v] != 0);
-                }
-        }
-        rc = 0;
-        if (rank == 0) {
+        if (rank == 0) shard_cohort(&c, &m, a, b, shape);
+        rc = load_rows(cfg, &m, &c, a, b, shape, err);
+        if (rc == 0 && rank == 0) {
             char path[4200];
             snprintf(path, sizeof path, "%s/shard-%05d.h5", tmp, s);
             rc = shard_write(path, &c, err);
-            cohort_free(&c);
             if (rc == 0 && cfg->verbose) {
                 printf("shard %d/%d: %d samples\n", s + 1, nshards, b - a);
                 fflush(stdout);
             }
         }
-        if (agree(rc, err)) { free(mine); free(round_buf); goto fail; }
+        if (rank == 0) cohort_free(&c);
+        if (agree(rc, err)) goto fail;
     }
-    free(mine);
-    free(round_buf);
     rc = 0;
     if (rank == 0 && rename(tmp, cfg->out) != 0) rc = df_err(err, "%s: cannot rename %s into place: %s", cfg->out, tmp, strerror(errno));
     if (agree(rc, err)) goto fail;
-    if (rank == 0 && cfg->verbose) {
-        printf("wrote %s: %d samples of shape (C,D,H,W) = (%d,%d,%d,%d) in %d shard%s; labels", cfg->out, n, shape.c, shape.d,
-               shape.h, shape.w, nshards, nshards == 1 ? "" : "s");
-        int maxlab = 0;
-        for (int i = 0; i < n; i++) maxlab = DF_MAX(maxlab, m.labels[i]);
-        for (int y = 0; y <= maxlab && y < 64; y++) {
-            int cnt = 0;
-            for (int i = 0; i < n; i++) cnt += m.labels[i] == y;
-            printf(" %d: %d", y, cnt);
-        }
-        printf("; columns");
-        for (int j = 0; j < m.k; j++) printf(" %s (%s)", m.columns[j], m.kinds[j] == META_CATEGORICAL ? "categorical" : "continuous");
-        if (m.k == 0) printf(" none");
-        printf("%s\n", with_masks ? "; masks" : "");
-    }
+    if (rank == 0 && cfg->verbose) print_summary(cfg, &m, shape, nshards);
     manifest_free(&m);
     return 0;
 fail:

@@ -267,61 +267,44 @@ int shard_write(const char *path, const Cohort *c, DfError *err) {
 }
 
 // Reads everything but (when !with_images) the images. On failure c is left empty.
-static int read_shard(const char *path, Cohort *c, int with_images, DfError *err) {
-    memset(c, 0, sizeof *c);
-    hid_t f = h5_open_read(path, err), meta = -1;
-    if (f < 0) return -1;
-    char *cols = NULL, *kstr = NULL, *kinds[META_MAX_COLS] = { 0 };
-    int rc = -1, nk = 0;
+// The datasets' shapes: images [N,C,D,H,W], labels [N], meta [N,k]; sets c->n, shape, k.
+static int read_dims(hid_t f, const char *path, Cohort *c, DfError *err) {
     hsize_t idims[5], ldims[1], mdims[2];
-
-    if (h5_check_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0) goto done;
     int nd = h5_dims(f, path, "images", idims, 5, err);
-    if (nd < 0) goto done;
-    if (nd != 5) { df_err(err, "%s: images: has %d dimensions, expected 5 (N,C,D,H,W)", path, nd); goto done; }
+    if (nd < 0) return -1;
+    if (nd != 5) return df_err(err, "%s: images: has %d dimensions, expected 5 (N,C,D,H,W)", path, nd);
     for (int i = 0; i < 5; i++)
-        if (idims[i] == 0 || idims[i] > INT_MAX) {
-            df_err(err, "%s: images: bad shape [%llu,%llu,%llu,%llu,%llu]", path, (unsigned long long)idims[0],
-                   (unsigned long long)idims[1], (unsigned long long)idims[2], (unsigned long long)idims[3],
-                   (unsigned long long)idims[4]);
-            goto done;
-        }
-    nd = h5_dims(f, path, "labels", ldims, 1, err);
-    if (nd < 0) goto done;
-    if (nd != 1 || ldims[0] != idims[0]) {
-        df_err(err, "%s: labels: has %s%llu entries but images has %llu samples", path, nd != 1 ? "not 1-D, " : "",
-               (unsigned long long)(nd == 1 ? ldims[0] : 0), (unsigned long long)idims[0]);
-        goto done;
-    }
-    nd = h5_dims(f, path, "meta", mdims, 2, err);
-    if (nd < 0) goto done;
-    if (nd != 2 || mdims[0] != idims[0]) {
-        df_err(err, "%s: meta: has %s%llu rows but images has %llu samples", path, nd != 2 ? "not 2-D, " : "",
-               (unsigned long long)(nd == 2 ? mdims[0] : 0), (unsigned long long)idims[0]);
-        goto done;
-    }
-    if (mdims[1] > META_MAX_COLS) {
-        df_err(err, "%s: meta: %llu columns (at most %d)", path, (unsigned long long)mdims[1], META_MAX_COLS);
-        goto done;
-    }
+        if (idims[i] == 0 || idims[i] > INT_MAX)
+            return df_err(err, "%s: images: bad shape [%llu,%llu,%llu,%llu,%llu]", path, (unsigned long long)idims[0],
+                          (unsigned long long)idims[1], (unsigned long long)idims[2], (unsigned long long)idims[3],
+                          (unsigned long long)idims[4]);
+    if ((nd = h5_dims(f, path, "labels", ldims, 1, err)) < 0) return -1;
+    if (nd != 1 || ldims[0] != idims[0])
+        return df_err(err, "%s: labels: has %s%llu entries but images has %llu samples", path, nd != 1 ? "not 1-D, " : "",
+                      (unsigned long long)(nd == 1 ? ldims[0] : 0), (unsigned long long)idims[0]);
+    if ((nd = h5_dims(f, path, "meta", mdims, 2, err)) < 0) return -1;
+    if (nd != 2 || mdims[0] != idims[0])
+        return df_err(err, "%s: meta: has %s%llu rows but images has %llu samples", path, nd != 2 ? "not 2-D, " : "",
+                      (unsigned long long)(nd == 2 ? mdims[0] : 0), (unsigned long long)idims[0]);
+    if (mdims[1] > META_MAX_COLS)
+        return df_err(err, "%s: meta: %llu columns (at most %d)", path, (unsigned long long)mdims[1], META_MAX_COLS);
+    c->n = (int)idims[0];
+    c->shape = (Shape){ (int)idims[1], (int)idims[2], (int)idims[3], (int)idims[4] };
+    c->k = (int)mdims[1];
+    return 0;
+}
 
-    if ((meta = H5Dopen2(f, "meta", H5P_DEFAULT)) < 0) { df_err(err, "%s: meta: cannot open", path); goto done; }
-    if (!(cols = h5_attr_read_string(meta, path, "columns", err))) goto done;
-    if (!(kstr = h5_attr_read_string(meta, path, "kinds", err))) goto done;
-
-    int k = (int)mdims[1];
-    Shape s = { (int)idims[1], (int)idims[2], (int)idims[3], (int)idims[4] };
-    int n = (int)idims[0];
-    c->n = n;
-    c->shape = s;
-    c->k = k;
+// /meta's attributes: column names, kinds and (optional) level names.
+static int read_meta_attrs(hid_t meta, const char *path, Cohort *c, DfError *err) {
+    char *cols = NULL, *kstr = NULL, *kinds[META_MAX_COLS] = { 0 }, *lv = NULL, *per[META_MAX_COLS] = { 0 };
+    int rc = -1, nk = 0, np = 0, k = c->k;
+    if (!(cols = h5_attr_read_string(meta, path, "columns", err)) || !(kstr = h5_attr_read_string(meta, path, "kinds", err))) goto done;
     int ncol = split(cols, c->columns, META_MAX_COLS);
     if (ncol != k) {
         df_err(err, "%s: meta: attribute columns names %d columns but the data has %d", path, ncol < 0 ? META_MAX_COLS + 1 : ncol, k);
         goto done;
     }
-    nk = split(kstr, kinds, META_MAX_COLS);
-    if (nk != k) {
+    if ((nk = split(kstr, kinds, META_MAX_COLS)) != k) {
         df_err(err, "%s: meta: attribute kinds names %d kinds but the data has %d columns", path, nk < 0 ? META_MAX_COLS + 1 : nk, k);
         if (nk < 0) nk = 0;
         goto done;
@@ -334,61 +317,75 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
             goto done;
         }
     }
-
-    c->labels = xcalloc((size_t)n, sizeof(int32_t));
-    c->meta = xcalloc((size_t)n * (size_t)k, sizeof(double));
-    if (h5_read_i32(f, path, "labels", c->labels, (size_t)n, err) != 0) goto done;
-    if (h5_read_f64(f, path, "meta", c->meta, (size_t)n * (size_t)k, err) != 0) goto done;
     if (h5_attr_exists(meta, "levels")) {
-        char *lv = h5_attr_read_string(meta, path, "levels", err), *per[META_MAX_COLS] = { 0 };
-        if (!lv) goto done;
-        int np = split(lv, per, META_MAX_COLS);
-        free(lv);
-        if (np != k && !(k == 1 && np == 0)) {
-            for (int j = 0; j < np; j++) free(per[j]);
+        if (!(lv = h5_attr_read_string(meta, path, "levels", err))) goto done;
+        if ((np = split(lv, per, META_MAX_COLS)) != k && !(k == 1 && np == 0)) {
             df_err(err, "%s: meta: attribute levels has %d entries for %d columns", path, np, k);
             goto done;
         }
-        for (int j = 0; j < np; j++) {
-            c->levels[j] = split_bar(per[j], &c->n_levels[j]);
-            free(per[j]);
-        }
-    }
-    {
-        hid_t lab = H5Dopen2(f, "labels", H5P_DEFAULT);
-        if (lab < 0) { df_err(err, "%s: labels: cannot open", path); goto done; }
-        char *names = NULL;
-        int bad = 0;
-        if (h5_attr_exists(lab, "names")) bad = !(names = h5_attr_read_string(lab, path, "names", err));
-        if (H5Dclose(lab) < 0 && !bad) bad = df_err(err, "%s: labels: close failed", path) != 0;
-        if (bad) { free(names); goto done; }
-        if (names) { c->label_names = split_bar(names, &c->n_label_names); free(names); }
-    }
-    if (h5_exists(f, "subject") && read_subjects(f, path, c, err) != 0) goto done;
-    if (h5_exists(f, "masks")) {
-        hsize_t md[5];
-        int mnd = h5_dims(f, path, "masks", md, 5, err);
-        if (mnd < 0) goto done;
-        if (mnd != 5 || md[0] != idims[0] || md[1] != 1 || md[2] != idims[2] || md[3] != idims[3] || md[4] != idims[4]) {
-            df_err(err, "%s: masks: shape does not match images [N,1,D,H,W] = [%d,1,%d,%d,%d]", path, n, s.d, s.h, s.w);
-            goto done;
-        }
-        c->has_masks = 1;
-        if (with_images) {
-            c->masks = xmalloc((size_t)n * shape_spatial(s));
-            if (shard_read_masks(path, 0, n, c->masks, err) != 0) goto done;
-        }
-    }
-    if (cohort_check_values(c, path, err) != 0) goto done;
-    if (with_images) {
-        c->images = df_alloc_floats((size_t)n * shape_numel(s));
-        if (h5_read_f32(f, path, "images", c->images, (size_t)n * shape_numel(s), err) != 0) goto done;
+        for (int j = 0; j < np; j++) c->levels[j] = split_bar(per[j], &c->n_levels[j]);
     }
     rc = 0;
 done:
     for (int j = 0; j < nk; j++) free(kinds[j]);
+    for (int j = 0; j < (np > 0 ? np : 0); j++) free(per[j]);
     free(cols);
     free(kstr);
+    free(lv);
+    return rc;
+}
+
+// Labels, metadata values, and the labels' optional class names.
+static int read_labels_meta(hid_t f, const char *path, Cohort *c, DfError *err) {
+    c->labels = xcalloc((size_t)c->n, sizeof(int32_t));
+    c->meta = xcalloc((size_t)c->n * (size_t)c->k, sizeof(double));
+    if (h5_read_i32(f, path, "labels", c->labels, (size_t)c->n, err) != 0 ||
+        h5_read_f64(f, path, "meta", c->meta, (size_t)c->n * (size_t)c->k, err) != 0)
+        return -1;
+    hid_t lab = H5Dopen2(f, "labels", H5P_DEFAULT);
+    if (lab < 0) return df_err(err, "%s: labels: cannot open", path);
+    char *names = NULL;
+    int bad = 0;
+    if (h5_attr_exists(lab, "names")) bad = !(names = h5_attr_read_string(lab, path, "names", err));
+    if (H5Dclose(lab) < 0 && !bad) bad = df_err(err, "%s: labels: close failed", path) != 0;
+    if (!bad && names) c->label_names = split_bar(names, &c->n_label_names);
+    free(names);
+    return bad ? -1 : 0;
+}
+
+// The optional masks: their shape must match the images'; read when with_images.
+static int read_masks_part(hid_t f, const char *path, Cohort *c, int with_images, DfError *err) {
+    if (!h5_exists(f, "masks")) return 0;
+    hsize_t md[5];
+    Shape s = c->shape;
+    int mnd = h5_dims(f, path, "masks", md, 5, err);
+    if (mnd < 0) return -1;
+    if (mnd != 5 || md[0] != (hsize_t)c->n || md[1] != 1 || md[2] != (hsize_t)s.d || md[3] != (hsize_t)s.h || md[4] != (hsize_t)s.w)
+        return df_err(err, "%s: masks: shape does not match images [N,1,D,H,W] = [%d,1,%d,%d,%d]", path, c->n, s.d, s.h, s.w);
+    c->has_masks = 1;
+    if (!with_images) return 0;
+    c->masks = xmalloc((size_t)c->n * shape_spatial(s));
+    return shard_read_masks(path, 0, c->n, c->masks, err);
+}
+
+// Reads everything but (when !with_images) the images and masks. On failure c is left empty.
+static int read_shard(const char *path, Cohort *c, int with_images, DfError *err) {
+    memset(c, 0, sizeof *c);
+    hid_t f = h5_open_read(path, err), meta = -1;
+    if (f < 0) return -1;
+    int rc = -1;
+    if (h5_check_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0 || read_dims(f, path, c, err)) goto done;
+    if ((meta = H5Dopen2(f, "meta", H5P_DEFAULT)) < 0) { df_err(err, "%s: meta: cannot open", path); goto done; }
+    if (read_meta_attrs(meta, path, c, err) || read_labels_meta(f, path, c, err)) goto done;
+    if (h5_exists(f, "subject") && read_subjects(f, path, c, err) != 0) goto done;
+    if (read_masks_part(f, path, c, with_images, err) || cohort_check_values(c, path, err) != 0) goto done;
+    if (with_images) {
+        size_t count = (size_t)c->n * shape_numel(c->shape);
+        c->images = df_alloc_floats(count);
+        if (h5_read_f32(f, path, "images", c->images, count, err) != 0) goto done;
+    }
+    rc = 0;
+done:
     if (meta >= 0 && H5Dclose(meta) < 0 && rc == 0) rc = df_err(err, "%s: meta: close failed", path);
     if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed", path);
     if (rc != 0) cohort_free(c);
