@@ -9,9 +9,8 @@
 
 // Tensor t of layer L: its data pointer and whether it is a parameter (else state).
 static float *tensor_data(const Layer *L, int t, int *is_param) {
-    if (t < L->n_params_info) { *is_param = 1; return L->params + L->params_info[t].offset; }
-    *is_param = 0;
-    return L->state + L->state_info[t - L->n_params_info].offset;
+    *is_param = t < L->n_params_info;
+    return *is_param ? layer_param(L, t) : layer_state(L, t - L->n_params_info);
 }
 static const TensorInfo *tensor_info(const Layer *L, int t) {
     return t < L->n_params_info ? &L->params_info[t] : &L->state_info[t - L->n_params_info];

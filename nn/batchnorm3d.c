@@ -183,11 +183,12 @@ static int bn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
 
 static void bn_init(Layer *L, Rng *rng) {
     int C = L->in_shape.c;
+    float *w = layer_param(L, 0), *b = layer_param(L, 1), *rm = layer_state(L, 0), *rv = layer_state(L, 1);
     for (int c = 0; c < C; c++) {
-        L->params[c] = 1.0f;      // weight
-        L->params[C + c] = 0.0f;  // bias
-        L->state[c] = 0.0f;       // running_mean
-        L->state[C + c] = 1.0f;   // running_var
+        w[c] = 1.0f;
+        b[c] = 0.0f;
+        rm[c] = 0.0f;
+        rv[c] = 1.0f;
     }
 }
 
@@ -196,8 +197,8 @@ static void bn_forward(Layer *L, const Batch *batch, int training) {
     BnImpl *impl = L->impl;
     int C = L->in_shape.c;
     size_t S = shape_spatial(L->in_shape);
-    const float *w = L->params, *b = L->params + C;
-    float *rm = L->state, *rv = L->state + C;
+    const float *w = layer_param(L, 0), *b = layer_param(L, 1);
+    float *rm = layer_state(L, 0), *rv = layer_state(L, 1);
     impl->trained = training;
     if (training)
         batchnorm3d_forward_train(L->out, impl->mean, impl->rstd, rm, rv, L->in, w, b, B, C, S,
@@ -211,12 +212,13 @@ static void bn_backward(Layer *L, const Batch *batch) {
     BnImpl *impl = L->impl;
     int C = L->in_shape.c;
     size_t S = shape_spatial(L->in_shape);
+    float *dw = layer_grad(L, 0), *db = layer_grad(L, 1);
     if (impl->trained)
-        batchnorm3d_backward(L->din, L->grads, L->grads + C, L->dout, L->in, impl->mean, impl->rstd,
-                             L->params, B, C, S, L->ctx ? L->ctx->reducer : NULL);
+        batchnorm3d_backward(L->din, dw, db, L->dout, L->in, impl->mean, impl->rstd, layer_param(L, 0), B, C, S,
+                             L->ctx ? L->ctx->reducer : NULL);
     else
-        batchnorm3d_backward_eval(L->din, L->grads, L->grads + C, L->dout, L->in, L->state,
-                                  L->state + C, L->params, B, C, S, impl->eps);
+        batchnorm3d_backward_eval(L->din, dw, db, L->dout, L->in, layer_state(L, 0), layer_state(L, 1), layer_param(L, 0), B, C,
+                                  S, impl->eps);
 }
 
 static void bn_destroy(Layer *L) {

@@ -413,31 +413,22 @@ static void conv_init(Layer *L, Rng *rng) {
     const Conv3dGeom *g = &impl->g;
     int ksz = g->kd * g->kh * g->kw;
     int fan_in = g->C * ksz, fan_out = g->OC * ksz;
-    const TensorInfo *w = &L->params_info[0];
-    init_weight(L->params + w->offset, w->count, fan_in, fan_out, impl->init, rng);
-    if (impl->has_bias) {
-        const TensorInfo *b = &L->params_info[1];
-        init_bias(L->params + b->offset, b->count, fan_in, rng);
-    }
+    init_weight(layer_param(L, 0), L->params_info[0].count, fan_in, fan_out, impl->init, rng);
+    if (impl->has_bias) init_bias(layer_param(L, 1), L->params_info[1].count, fan_in, rng);
 }
 
 static void conv_fwd(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
     Conv3dImpl *impl = L->impl;
     DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
-    const float *w = L->params + L->params_info[0].offset;
-    const float *b = impl->has_bias ? L->params + L->params_info[1].offset : NULL;
-    conv3d_forward(L->out, L->in, w, b, B, &impl->g, L->ctx->workspace);
+    conv3d_forward(L->out, L->in, layer_param(L, 0), layer_param(L, 1), B, &impl->g, L->ctx->workspace);
 }
 
 static void conv_bwd(Layer *L, const Batch *batch) {
     const int B = batch->n;
     Conv3dImpl *impl = L->impl;
     DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
-    const float *w = L->params + L->params_info[0].offset;
-    float *dw = L->grads + L->params_info[0].offset;
-    float *db = impl->has_bias ? L->grads + L->params_info[1].offset : NULL;
-    conv3d_backward(L->din, dw, db, L->dout, L->in, w, B, &impl->g, L->ctx->workspace);
+    conv3d_backward(L->din, layer_grad(L, 0), layer_grad(L, 1), L->dout, L->in, layer_param(L, 0), B, &impl->g, L->ctx->workspace);
 }
 
 static void conv_destroy(Layer *L) { free(L->impl); L->impl = NULL; }

@@ -15,6 +15,10 @@ static void add_tensor(TensorInfo *tab, int *n, size_t *total, const char *name,
     *total += t->count;
 }
 
+float *layer_param(const Layer *L, int t) { return t < L->n_params_info ? L->params + L->params_info[t].offset : NULL; }
+float *layer_grad(const Layer *L, int t) { return t < L->n_params_info ? L->grads + L->params_info[t].offset : NULL; }
+float *layer_state(const Layer *L, int t) { return t < L->n_state_info ? L->state + L->state_info[t].offset : NULL; }
+
 void layer_add_param(Layer *L, const char *name, int ndim, const int *dims) {
     add_tensor(L->params_info, &L->n_params_info, &L->n_params, name, ndim, dims);
 }

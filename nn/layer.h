@@ -106,7 +106,14 @@ struct Layer {
     void *impl;             // the layer's own small struct
 };
 
-// Registry (src/layers.c): NULL when `type` is not a layer.
+// A layer's tensors by their place in its table, in the order build declared them: parameter
+// t, its gradient, state tensor t. NULL when the layer has no such tensor (a layer built
+// without a bias). The one way layers and checkpoints reach their data.
+float *layer_param(const Layer *L, int t);
+float *layer_grad(const Layer *L, int t);
+float *layer_state(const Layer *L, int t);
+
+// Registry (nn/layers.c): NULL when `type` is not a layer.
 const LayerOps *layer_ops_find(const char *type);
 // Comma-separated list of layer types, for messages and --help.
 const char *layer_types_list(void);

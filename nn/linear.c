@@ -106,25 +106,24 @@ static int linear_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err)
 static void linear_init(Layer *L, Rng *rng) {
     LinearImpl *impl = L->impl;
     // Same order as PyTorch's reset_parameters: weight, then bias.
-    init_weight(L->params, (size_t)impl->out * impl->in, impl->in, impl->out, impl->init, rng);
-    if (impl->has_bias) init_bias(L->params + (size_t)impl->out * impl->in, (size_t)impl->out, impl->in, rng);
+    init_weight(layer_param(L, 0), (size_t)impl->out * impl->in, impl->in, impl->out, impl->init, rng);
+    if (impl->has_bias) init_bias(layer_param(L, 1), (size_t)impl->out, impl->in, rng);
 }
 
 static void linear_fwd(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
     LinearImpl *impl = L->impl;
-    const float *bias = impl->has_bias ? L->params + (size_t)impl->out * impl->in : NULL;
+    const float *weight = layer_param(L, 0), *bias = layer_param(L, 1);
     // Evaluation is per sample, so predictions and features do not depend on the batch size
     // or the rank count (docs/distributed.md, "Reproducibility").
-    if (training) linear_forward(L->out, L->in, L->params, bias, B, impl->in, impl->out);
-    else linear_forward_rows(L->out, L->in, L->params, bias, B, impl->in, impl->out);
+    if (training) linear_forward(L->out, L->in, weight, bias, B, impl->in, impl->out);
+    else linear_forward_rows(L->out, L->in, weight, bias, B, impl->in, impl->out);
 }
 
 static void linear_bwd(Layer *L, const Batch *batch) {
     const int B = batch->n;
     LinearImpl *impl = L->impl;
-    float *dbias = impl->has_bias ? L->grads + (size_t)impl->out * impl->in : NULL;
-    linear_backward(L->din, L->grads, dbias, L->dout, L->in, L->params, B, impl->in, impl->out);
+    linear_backward(L->din, layer_grad(L, 0), layer_grad(L, 1), L->dout, L->in, layer_param(L, 0), B, impl->in, impl->out);
 }
 
 static void linear_destroy(Layer *L) { free(L->impl); L->impl = NULL; }

@@ -15,39 +15,30 @@
 #define MDN_TILE 1024
 
 int mdn_inverse_spd(double *Kinv, const double *A, int k, int *bad) {
-    double *L = xcalloc((size_t)k * k, sizeof(double));
-    // Cholesky A = L L^T; a pivot that is tiny next to the column's diagonal entry means the
-    // column is (nearly) a combination of earlier ones.
-    for (int j = 0; j < k; j++) {
-        double s = A[j * k + j];
-        for (int p = 0; p < j; p++) s -= L[j * k + p] * L[j * k + p];
-        if (!(s > 1e-10 * fmax(A[j * k + j], 1e-300))) {
-            if (bad) *bad = j;
-            free(L);
-            return -1;
-        }
-        L[j * k + j] = sqrt(s);
-        for (int i = j + 1; i < k; i++) {
-            double t = A[i * k + j];
-            for (int p = 0; p < j; p++) t -= L[i * k + p] * L[j * k + p];
-            L[i * k + j] = t / L[j * k + j];
-        }
+    // Cholesky A = L L^T (LAPACK dpotrf; A is symmetric, so row- and column-major agree). A
+    // pivot L_jj^2 that vanishes next to the column's diagonal entry A_jj means the column is
+    // (nearly) a combination of earlier ones: dpotrf only stops at a pivot <= 0, so the
+    // relative test is made here, on the factor's diagonal.
+    double *L = xmalloc(sizeof(double) * (size_t)k * k);
+    memcpy(L, A, sizeof(double) * (size_t)k * k);
+    int info = 0;
+    dpotrf_("L", &k, L, &k, &info, 1);
+    int factored = info > 0 ? info - 1 : k, first_bad = -1;  // columns [0, factored) have pivots
+    for (int j = 0; j < factored && first_bad < 0; j++) {
+        double pivot = L[j * k + j] * L[j * k + j];
+        if (!(pivot > 1e-10 * fmax(A[j * k + j], 1e-300))) first_bad = j;
     }
-    // A^-1 column by column: solve L y = e_c, then L^T x = y.
-    double *y = xmalloc((size_t)k * sizeof(double));
-    for (int c = 0; c < k; c++) {
-        for (int i = 0; i < k; i++) {
-            double t = i == c ? 1.0 : 0.0;
-            for (int p = 0; p < i; p++) t -= L[i * k + p] * y[p];
-            y[i] = t / L[i * k + i];
-        }
-        for (int i = k - 1; i >= 0; i--) {
-            double t = y[i];
-            for (int p = i + 1; p < k; p++) t -= L[p * k + i] * Kinv[p * k + c];
-            Kinv[i * k + c] = t / L[i * k + i];
-        }
+    if (first_bad < 0 && factored < k) first_bad = factored;
+    if (first_bad >= 0) {
+        if (bad) *bad = first_bad;
+        free(L);
+        return -1;
     }
-    free(y);
+    // A^-1: solve A X = I with the factor.
+    memset(Kinv, 0, sizeof(double) * (size_t)k * k);
+    for (int i = 0; i < k; i++) Kinv[i * k + i] = 1.0;
+    dpotrs_("L", &k, &k, L, &k, Kinv, &k, &info, 1);
+    DF_ASSERT(info == 0);
     free(L);
     return 0;
 }
@@ -310,7 +301,8 @@ static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_lo
     int bad = 0, rc = mdn_inverse_spd(m->K, XtX, k, &bad);
     free(XtX); free(x);
     if (rc) return fail_singular(L, bad, "training set", err);
-    for (int i = 0; i < k * k; i++) L->state[i] = (float)m->K[i];
+    float *kernel = layer_state(L, 0);  // its float32 record, for the checkpoint
+    for (int i = 0; i < k * k; i++) kernel[i] = (float)m->K[i];
     m->prepared = 1;
     return 0;
 }
@@ -320,7 +312,7 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     MdnImpl *m = L->impl;
     int k = m->k, d = m->d;
     fill_design(L, batch);
-    float *running = L->state + (size_t)k * k;
+    float *running = layer_state(L, 1);
     m->trained = training;
     if (!training) {
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];

@@ -16,7 +16,8 @@
 #define DF_MDN_H
 #include "base/reduce.h"
 
-// Kinv (k,k) = A^-1 for a symmetric positive definite A (k,k), by Cholesky in double. Returns
+// Kinv (k,k) = A^-1 for a symmetric positive definite A (k,k), by Cholesky (LAPACK dpotrf and
+// dpotrs) in double. Returns
 // -1 when A is not (numerically) positive definite; *bad is then the first column whose
 // pivot vanished relative to its diagonal (it is a linear combination of earlier columns, or
 // all zero).

@@ -1,6 +1,7 @@
 // net.c: builds the layer stack from the INI file, owns the flat parameter, gradient, state
 // and activation buffers, and runs forward and backward through the LayerOps tables.
 #include "nn/net.h"
+#include "nn/term.h"
 #include "nn/metadata.h"
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@ static const char *const non_layer_sections[] = { "data", "train", "loss", NULL 
 static int is_non_layer(const char *name) {
     for (int i = 0; non_layer_sections[i]; i++)
         if (strcmp(non_layer_sections[i], name) == 0) return 1;
-    return 0;
+    return loss_term_ops_find(name) != NULL;  // a loss term's section (nn/term.h)
 }
 
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err) {
@@ -137,11 +138,27 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
         memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
     for (int i = net->n_layers - 1; i >= 0; i--) {
+        // Every layer above i has run: dacts[i + 1] is complete but for what a loss term added
+        // on layer i's output directly; add it, and clear it for the next step.
+        float *extra = net->output_grads ? net->output_grads[i + 1] : NULL;
+        if (extra) {
+            size_t n = (size_t)B * shape_numel(net->layers[i].out_shape);
+            for (size_t j = 0; j < n; j++) net->dacts[i + 1][j] += extra[j];
+            memset(extra, 0, n * sizeof(float));
+        }
         double t0 = net->seconds_bwd ? df_now() : 0.0;
         net->layers[i].ops->backward(&net->layers[i], b);
         if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;
         if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
     }
+}
+
+float *net_output_grad(Net *net, int act) {
+    DF_ASSERT(act >= 1 && act <= net->n_layers);
+    if (!net->output_grads) net->output_grads = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
+    if (!net->output_grads[act])
+        net->output_grads[act] = df_alloc_floats((size_t)net->ctx.max_batch * shape_numel(net->layers[act - 1].out_shape));
+    return net->output_grads[act];
 }
 
 void net_enable_input_grad(Net *net) {
@@ -181,6 +198,9 @@ void net_free(Net *net) {
         if (net->layers[i].ops && net->layers[i].ops->destroy) net->layers[i].ops->destroy(&net->layers[i]);
     if (net->acts)
         for (int i = 0; i <= net->n_layers; i++) { free(net->acts[i]); free(net->dacts[i]); }
+    if (net->output_grads)
+        for (int i = 0; i <= net->n_layers; i++) free(net->output_grads[i]);
+    free(net->output_grads);
     free(net->acts);
     free(net->dacts);
     free(net->layers);

@@ -23,6 +23,9 @@ typedef struct {
     // trainer can start reducing those gradients while earlier layers still run. Optional.
     void (*grads_ready)(void *arg, size_t final_from);
     void *grads_ready_arg;
+    // Gradients added on a layer's output from outside the network (loss terms, nn/term.h):
+    // NULL, or n_layers + 1 entries, NULL unless requested (net_output_grad).
+    float **output_grads;
     // When set (n_layers each), net_forward / net_backward add each layer's seconds here
     // (`deconfound bench --profile`).
     double *seconds_fwd, *seconds_bwd;
@@ -51,6 +54,10 @@ const float *net_forward(Net *net, const Batch *b, int training);
 // net->grads.
 void net_backward(Net *net, const Batch *b, const float *dout);
 void net_zero_grad(Net *net);
+// A buffer (max_batch, shape of net->acts[act]) whose contents the next net_backward adds to
+// the gradient of that layer output -- how a loss term on a named layer reaches the layers
+// below it. Zero until written; net_backward clears it after use. act in 1..n_layers.
+float *net_output_grad(Net *net, int act);
 // Also compute the gradient with respect to the input (net->dacts[0]); off by default, since
 // training never needs it. Used by tests and by input-attribution tools.
 void net_enable_input_grad(Net *net);

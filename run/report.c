@@ -14,6 +14,11 @@ void report_init(Report *r, const char *out_dir, int epochs, int first_epoch, in
     r->log = xcalloc((size_t)epochs + 1, sizeof *r->log);
 }
 
+void report_add_term(Report *r, const char *type, const char *layer) {
+    DF_ASSERT(r->n_terms < REPORT_MAX_TERMS);
+    snprintf(r->term_names[r->n_terms++], sizeof r->term_names[0], "%s(%s)", type, layer);
+}
+
 void report_free(Report *r) {
     free(r->log);
     free(r->dcor_json);
@@ -37,7 +42,7 @@ static void write_file(const char *dir, const char *name, const char *text, size
 // metrics.json: one object per epoch run by this process (from first_epoch, so a resumed run
 // lists the epochs it ran).
 static void write_metrics(const Report *r, int n_epochs) {
-    size_t cap = 256 + (size_t)n_epochs * 512, len = 0;
+    size_t cap = 256 + (size_t)n_epochs * (512 + (size_t)r->n_terms * 180), len = 0;
     char *buf = xmalloc(cap);
     len += (size_t)snprintf(buf, cap, "{\"epochs\": [");
     for (int e = r->first_epoch; e < n_epochs; e++) {
@@ -52,6 +57,10 @@ static void write_metrics(const Report *r, int n_epochs) {
         if (r->classification)
             len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %s", l->train_acc,
                                     json_num(l->val_acc, va));
+        for (int j = 0; j < r->n_terms; j++)
+            len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\": %s", j ? ", " : ", \"terms\": {", r->term_names[j],
+                                    json_num(l->terms[j], vl));
+        if (r->n_terms) len += (size_t)snprintf(buf + len, cap - len, "}");
         len += (size_t)snprintf(buf + len, cap - len, "}");
     }
     len += (size_t)snprintf(buf + len, cap - len, "\n]}\n");
@@ -66,12 +75,15 @@ void report_epoch(Report *r, int epoch, int has_val, int multi_rank) {
     if (l->data_wait_ms >= 0.05) snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", data wait %.1f ms/step", l->data_wait_ms);
     if (has_val && r->classification) snprintf(val, sizeof val, "val loss %.4f acc %.3f", l->val_loss, l->val_acc);
     else if (has_val) snprintf(val, sizeof val, "val loss %.4f", l->val_loss);
+    char terms[REPORT_MAX_TERMS * 160] = "";
+    for (int j = 0; j < r->n_terms; j++)
+        snprintf(terms + strlen(terms), sizeof terms - strlen(terms), " | %s %.4g", r->term_names[j], l->terms[j]);
     if (r->classification)
-        printf("epoch %d/%d done: train loss %.4f acc %.3f | %s | %.1f samples/s, %.1f s%s\n", epoch + 1, r->epochs,
-               l->train_loss, l->train_acc, val, l->samples_per_s, l->seconds, comm);
+        printf("epoch %d/%d done: train loss %.4f acc %.3f%s | %s | %.1f samples/s, %.1f s%s\n", epoch + 1, r->epochs,
+               l->train_loss, l->train_acc, terms, val, l->samples_per_s, l->seconds, comm);
     else
-        printf("epoch %d/%d done: train loss %.4f | %s | %.1f samples/s, %.1f s%s\n", epoch + 1, r->epochs, l->train_loss,
-               val, l->samples_per_s, l->seconds, comm);
+        printf("epoch %d/%d done: train loss %.4f%s | %s | %.1f samples/s, %.1f s%s\n", epoch + 1, r->epochs, l->train_loss,
+               terms, val, l->samples_per_s, l->seconds, comm);
     write_metrics(r, epoch + 1);
 }
 

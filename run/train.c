@@ -6,6 +6,7 @@
 // pass, the dCor report, the epoch line, metrics.json and the checkpoint. A signal stops the
 // run after the step every rank agrees on, with a checkpoint to resume from.
 #include "run/train.h"
+#include "nn/term.h"
 #include "base/blas_core.h"
 #include "data/checkpoint.h"
 #include "data/loader.h"
@@ -149,6 +150,8 @@ typedef struct {
     int P, rank, K, classification, steps_per_epoch;
     int dcor_out;           // net->acts index of [train] dcor_layer, or -1
     float *dlogits, *scratch;
+    LossTerm *terms;        // the experiment's loss terms on named layers (nn/term.h)
+    int n_terms;
     Report report;
     FaultPlan fault;
     double t_run;           // wall clock at the first step, for the ETA
@@ -189,8 +192,17 @@ static void setup_config(Trainer *t) {
     t->rank = dist_rank();
     int max_local = (t->tc.batch + t->P - 1) / t->P;
     if (net_build_meta(&t->net, &t->ini, t->ds.cohort.shape, max_local, dist_reducer(), t->schema, &err) ||
-        ini_check_unused(&t->ini, &err))
+        loss_terms_build(&t->terms, &t->n_terms, &t->ini, t->schema, &err) || ini_check_unused(&t->ini, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (t->n_terms > REPORT_MAX_TERMS)
+        df_die_collective(DF_EXIT_INPUT, "%s: %d loss terms (at most %d)", t->args.config, t->n_terms, REPORT_MAX_TERMS);
+    for (int j = 0; j < t->n_terms; j++) {  // the layer each term reads
+        LossTerm *lt = &t->terms[j];
+        if ((lt->act = net_layer_output_index(&t->net, lt->layer)) < 1)
+            df_die_collective(DF_EXIT_INPUT, "%s: [%s] layer = %s: the network has no layer of that name", t->args.config,
+                              lt->ops->type, lt->layer);
+        lt->d = (int)shape_numel(t->net.layers[lt->act - 1].out_shape);
+    }
     t->K = (int)shape_numel(t->net.out_shape);
     t->classification = t->tc.loss.kind != LOSS_MSE;
 }
@@ -311,6 +323,7 @@ static void setup(Trainer *t, const TrainArgs *args) {
     t->dlogits = df_alloc_floats((size_t)max_local * t->K);
     t->scratch = df_alloc_floats(2 * (size_t)max_local * t->K);
     report_init(&t->report, t->tc.out_dir, t->tc.epochs, t->ts.epoch, t->classification);
+    for (int j = 0; j < t->n_terms; j++) report_add_term(&t->report, t->terms[j].ops->type, t->terms[j].layer);
     // Gradients are summed over ranks in buckets started during backward (mpi/gradsync.c).
     t->gs = gradsync_create(t->net.grads, t->net.n_params, (size_t)(t->tc.bucket_mb * 1048576.0));
     t->net.grads_ready = grads_ready;
@@ -329,6 +342,7 @@ static void teardown(Trainer *t) {
     free(t->dlogits);
     free(t->scratch);
     free(t->config_text);
+    loss_terms_free(t->terms, t->n_terms);
     optim_free(&t->opt);
     net_free(&t->net);
     free(t->schema);
@@ -338,15 +352,23 @@ static void teardown(Trainer *t) {
 
 // ---- one step -----------------------------------------------------------------------------
 
-// Forward, loss, backward (the gradient all-reduce runs during it), optimiser. stats gets the
-// global batch's loss sum, correct count and size, and whether any rank was asked to stop:
-// a signal may reach the ranks at different moments, so they agree here, after the same step.
-static void train_step(Trainer *t, const Batch *b, double lr, double stats[4]) {
+// Forward, loss and loss terms, backward (the gradient all-reduce runs during it), optimiser.
+// stats gets the global batch's loss sum, correct count and size, whether any rank was asked
+// to stop -- a signal may reach the ranks at different moments, so they agree here, after the
+// same step -- and each loss term's sum (STEP_STATS + j).
+#define STEP_STATS 4
+static void train_step(Trainer *t, const Batch *b, double lr, double *stats) {
     fault_check(&t->fault, t->ts.step);
     t->net.ctx.step = (uint64_t)t->ts.step;
     const float *logits = net_forward(&t->net, b, 1);
     LossStats ls = { 0, 0, 0 };
-    loss_batch(&t->tc.loss, logits, t->K, b, t->dlogits, 1.0f / (float)b->global_n, t->scratch, &ls);
+    float scale = 1.0f / (float)b->global_n;
+    loss_batch(&t->tc.loss, logits, t->K, b, t->dlogits, scale, t->scratch, &ls);
+    for (int j = 0; j < t->n_terms; j++) {  // their gradients join the backward at their layer
+        LossTerm *lt = &t->terms[j];
+        stats[STEP_STATS + j] = lt->ops->forward_backward(lt, t->net.acts[lt->act], b, net_output_grad(&t->net, lt->act), scale,
+                                                          t->net.ctx.reducer);
+    }
     net_zero_grad(&t->net);
     net_backward(&t->net, b, t->dlogits);
     gradsync_finish(t->gs);
@@ -358,7 +380,7 @@ static void train_step(Trainer *t, const Batch *b, double lr, double stats[4]) {
     stats[1] = (double)ls.correct;
     stats[2] = (double)b->n;
     stats[3] = (double)g_stop;
-    dist_allreduce_sum_f64(stats, 4);
+    dist_allreduce_sum_f64(stats, STEP_STATS + (size_t)t->n_terms);
 }
 
 static void format_eta(double s, char *buf, size_t n) {
@@ -367,7 +389,7 @@ static void format_eta(double s, char *buf, size_t n) {
     snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, (v / 60) % 60, v % 60);
 }
 
-static void print_progress(const Trainer *t, int epoch, int s, const double stats[4], double lr, double samples, double t_epoch) {
+static void print_progress(const Trainer *t, int epoch, int s, const double *stats, double lr, double samples, double t_epoch) {
     double steps_per_s = (double)t->steps_run / (df_now() - t->t_run);
     long left = (long)(t->tc.epochs - epoch - 1) * t->steps_per_epoch + (t->steps_per_epoch - s - 1);
     char eta[32];
@@ -380,9 +402,10 @@ static void print_progress(const Trainer *t, int epoch, int s, const double stat
 // ---- one epoch ----------------------------------------------------------------------------
 
 // The epoch's steps from where it stands (a resumed run may start inside it). sums: loss,
-// correct and count over the epoch so far. Returns 1 when a signal asked the run to stop:
-// mid-epoch (ts.epoch_step then tells where), or at its last step (the epoch is complete).
-static int train_epoch(Trainer *t, int epoch, double lr, double sums[3]) {
+// correct and count over the epoch so far; terms: each loss term's sum over this process's
+// steps. Returns 1 when a signal asked the run to stop: mid-epoch (ts.epoch_step then tells
+// where), or at its last step (the epoch is complete).
+static int train_epoch(Trainer *t, int epoch, double lr, double sums[3], double *terms) {
     DfError err;
     // The loader's epoch order depends on (seed, epoch) only, so a resumed run -- even one
     // stopped mid-epoch -- sees the same batches.
@@ -392,9 +415,10 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[3]) {
     int stopped = 0;
     const Batch *b;
     while ((b = loader_next(t->train, &err))) {
-        double stats[4];
+        double stats[STEP_STATS + REPORT_MAX_TERMS];
         train_step(t, b, lr, stats);
         for (int j = 0; j < 3; j++) sums[j] += stats[j];
+        for (int j = 0; j < t->n_terms; j++) terms[j] += stats[STEP_STATS + j];
         if (!isfinite(stats[0])) df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, b->step + 1);
         int s = b->step;
         if (t->rank == 0 && ((s + 1) % t->tc.log_every == 0 || s + 1 == t->steps_per_epoch))
@@ -438,7 +462,8 @@ static void save_checkpoint(Trainer *t) {
 
 // After an epoch's steps: validation, the dCor report, the epoch line, metrics.json and
 // the checkpoint. The collective parts run on every rank, the rest on rank 0.
-static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], double t_epoch, int first_step, int stopped) {
+static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], const double *terms, double t_epoch, int first_step,
+                         int stopped) {
     double t_train = df_now() - t_epoch, data_wait = loader_wait_seconds(t->train) - t->data_wait0;
     LossStats val = t->val ? validate(t) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
@@ -447,6 +472,8 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3],
                      .val_loss = val.count ? val.sum / val.count : NAN, .val_acc = val.count ? (double)val.correct / val.count : NAN,
                      .seconds = df_now() - t_epoch, .samples_per_s = (sums[2] - t->ts.epoch_sums[2]) / t_train,
                      .comm_wait_ms = 1e3 * gradsync_wait_seconds(t->gs) / steps, .data_wait_ms = 1e3 * data_wait / steps };
+    double samples = sums[2] - t->ts.epoch_sums[2];  // this process's share of the epoch
+    for (int j = 0; j < t->n_terms; j++) l->terms[j] = samples > 0 ? terms[j] / samples : NAN;
     t->ts.epoch = epoch + 1;
     t->ts.epoch_step = 0;
     memset(t->ts.epoch_sums, 0, sizeof t->ts.epoch_sums);
@@ -475,11 +502,11 @@ int train_run(const TrainArgs *args) {
     setup(t, args);
     int stopped = 0;
     for (int epoch = t->ts.epoch; epoch < t->tc.epochs && !stopped; epoch++) {
-        double lr = schedule_lr(&t->tc.sched, epoch), t_epoch = df_now(), sums[3];
+        double lr = schedule_lr(&t->tc.sched, epoch), t_epoch = df_now(), sums[3], terms[REPORT_MAX_TERMS] = { 0 };
         int first_step = t->ts.epoch_step;
         t->data_wait0 = loader_wait_seconds(t->train);
         gradsync_reset_stats(t->gs);
-        stopped = train_epoch(t, epoch, lr, sums);
+        stopped = train_epoch(t, epoch, lr, sums, terms);
         if (stopped && t->ts.epoch_step < t->steps_per_epoch) {  // mid-epoch: checkpoint, resume later
             if (t->rank == 0) {
                 save_checkpoint(t);
@@ -489,7 +516,7 @@ int train_run(const TrainArgs *args) {
             }
             break;
         }
-        end_of_epoch(t, epoch, lr, sums, t_epoch, first_step, stopped);
+        end_of_epoch(t, epoch, lr, sums, terms, t_epoch, first_step, stopped);
     }
     int status = stopped && t->ts.epoch < t->tc.epochs ? DF_EXIT_INTERRUPTED : DF_EXIT_OK;
     if (status == DF_EXIT_OK && t->rank == 0) report_final(&t->report, t->ds.n_val);

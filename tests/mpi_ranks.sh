@@ -31,6 +31,22 @@ dcor_match() {
         { d = $1 - $2; if (d < 0) d = -d; if ($2 == "" || d > 1e-5) { print "differs: " $1 " vs " $2; bad = 1 } }
         END { exit bad || NR < 9 }'
 }
+# A loss term on a named layer ([feature_l2] on flatten1, nn/term.h) trains the same at 1 and
+# 3 ranks: its gradient joins the backward at its layer, its value is logged each epoch.
+(cat "$cfg"; printf '\n[feature_l2]\nlayer = flatten1\nweight = 0.01\n') >"$WORK/term.ini"
+for np in 1 3; do
+    mpi $np "$DF" train "$WORK/term.ini" "${args[@]}" --set "train.out_dir=$WORK/t$np" >"$WORK/t$np.log" 2>&1
+    check "train with a loss term at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/t$np.log"
+done
+check "loss term: 3 ranks match 1 rank" losses_match "$WORK/t1" "$WORK/t3" 6
+term_values() { grep -o '"feature_l2(flatten1)": [0-9.e+-]*' "$1/metrics.json" | awk '{print $2}'; }
+term_values "$WORK/t1" >"$WORK/v1"; term_values "$WORK/t3" >"$WORK/v3"
+check "loss term: logged each epoch, the same at 3 ranks (1e-5)" \
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if ($2 == "" || d > 1e-5 * $1) bad = 1 } END { exit bad || NR != 3 }' <(paste "$WORK/v1" "$WORK/v3")
+check "loss term: the epoch line names it" grep -q 'feature_l2(flatten1) [0-9]' "$WORK/t1.log"
+run_losses "$WORK/np1" >"$WORK/l-plain"; run_losses "$WORK/t1" >"$WORK/l-term"
+check "loss term: it changes the training" bash -c "! cmp -s '$WORK/l-plain' '$WORK/l-term'"
+
 check "dCor report written (age, sex, site; overall and per class)" grep -q '"site": {"dcor2_u": ' "$WORK/np1/dcor.json"
 check "dCor report: 2 ranks match 1 rank" dcor_match "$WORK/z1" "$WORK/z2"
 check "dCor report: 3 ranks match 1 rank" dcor_match "$WORK/z1" "$WORK/z3"

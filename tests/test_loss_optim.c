@@ -3,6 +3,8 @@
 #include "testutil.h"
 #include "base/common.h"
 #include "nn/loss.h"
+#include "nn/net.h"
+#include "nn/term.h"
 #include "nn/optim.h"
 #include <CUnit/CUnit.h>
 #include <math.h>
@@ -272,6 +274,89 @@ static void test_schedules(void) {
     CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&s, 4), 0.05, 1e-15);
 }
 
+// ---- loss terms on a named layer (nn/term.h) --------------------------------------------
+
+typedef struct { float *f, *R; int B, d; double w; } Fl2Ctx;
+static double fl2_loss(void *p) {
+    Fl2Ctx *c = p;
+    return feature_l2_forward(c->f, c->B, c->d, c->w);
+}
+
+static void test_feature_l2(void) {
+    enum { B = 3, D = 7 };
+    Rng rng;
+    rng_seed(&rng, 41);
+    float *f = tu_rand(B * D, -1, 1, &rng), g[B * D];
+    for (int i = 0; i < B * D; i++) g[i] = 0.5f;  // backward accumulates
+    double v = feature_l2_forward(f, B, D, 0.3), want = 0;
+    for (int i = 0; i < B * D; i++) want += 0.3 * (double)f[i] * f[i];
+    CU_ASSERT_DOUBLE_EQUAL(v, want, 1e-9);
+    feature_l2_backward(g, f, B, D, 0.3, 1.0f);
+    for (int i = 0; i < B * D; i++) g[i] -= 0.5f;
+    Fl2Ctx c = { f, NULL, B, D, 0.3 };
+    CU_ASSERT(tu_fd_check(fl2_loss, &c, f, g, B * D, B * D, 1e-2, 1e-5, 1e-4, "feature_l2") <= 1.0);
+    free(f);
+}
+
+// A term on a middle layer: its gradient, added through net_output_grad, reaches the layers
+// below -- the gradient of sum(out * R) + term, against finite differences over the weights.
+typedef struct { Net *net; LossTerm *t; Batch *b; float *R; size_t nout; } TermNetCtx;
+static double term_net_loss(void *p) {
+    TermNetCtx *c = p;
+    const float *out = net_forward(c->net, c->b, 1);
+    double v = tu_dot(out, c->R, c->nout);
+    return v + c->t->ops->forward_backward(c->t, c->net->acts[c->t->act], c->b, NULL, 1.0f, NULL);
+}
+
+static void test_term_through_net(void) {
+    const char *text = "[conv3d]\nout = 2\nkernel = 3\npad = 1\n[tanh]\n[flatten]\n[linear]\nname = fc\nout = 3\n"
+                       "[feature_l2]\nlayer = tanh1\nweight = 0.7\n";
+    Ini ini;
+    DfError err;
+    CU_ASSERT_FATAL(ini_parse_string(&ini, text, "t.ini", &err) == 0);
+    Net net;
+    Shape in = { 1, 3, 3, 2 };
+    enum { B = 2 };
+    CU_ASSERT_FATAL(net_build(&net, &ini, in, B, NULL, &err) == 0);  // skips the term's section
+    LossTerm *terms;
+    int n;
+    CU_ASSERT_FATAL(loss_terms_build(&terms, &n, &ini, NULL, &err) == 0 && n == 1);
+    CU_ASSERT(ini_check_unused(&ini, &err) == 0);
+    CU_ASSERT_STRING_EQUAL(terms[0].layer, "tanh1");
+    terms[0].act = net_layer_output_index(&net, "tanh1");
+    terms[0].d = (int)shape_numel(net.layers[terms[0].act - 1].out_shape);
+    net_init(&net, 9);
+    Rng rng;
+    rng_seed(&rng, 10);
+    float *x = tu_rand(B * shape_numel(in), -1, 1, &rng), *R = tu_rand(B * 3, -1, 1, &rng);
+    Batch b = batch_of_images(x, B);
+    const float *out = net_forward(&net, &b, 1);
+    (void)out;
+    terms[0].ops->forward_backward(&terms[0], net.acts[terms[0].act], &b, net_output_grad(&net, terms[0].act), 1.0f, NULL);
+    net_zero_grad(&net);
+    net_backward(&net, &b, R);
+    float *grads = tu_copy(net.grads, net.n_params);
+    TermNetCtx c = { &net, &terms[0], &b, R, B * 3 };
+    CU_ASSERT(tu_fd_check(term_net_loss, &c, net.params, grads, net.n_params, net.n_params, 1e-3, 1e-4, 1e-3,
+                          "network with a loss term: parameter gradients") <= 1.0);
+    // the extra gradient was used once: a second backward without the term differs
+    net_forward(&net, &b, 1);
+    net_zero_grad(&net);
+    net_backward(&net, &b, R);
+    double diff = 0;
+    for (size_t i = 0; i < net.n_params; i++) diff += fabs(net.grads[i] - grads[i]);
+    CU_ASSERT(diff > 1e-3);
+    free(grads); free(x); free(R);
+    loss_terms_free(terms, n);
+    net_free(&net);
+    ini_free(&ini);
+    // a term without its layer key is an error naming the section's line
+    CU_ASSERT_FATAL(ini_parse_string(&ini, "[relu]\n\n[feature_l2]\nweight = 1\n", "u.ini", &err) == 0);
+    CU_ASSERT(loss_terms_build(&terms, &n, &ini, NULL, &err) == -1);
+    CU_ASSERT(tu_contains(err.msg, "u.ini:3") && tu_contains(err.msg, "layer = NAME"));
+    ini_free(&ini);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("losses", NULL, NULL);
@@ -280,6 +365,8 @@ int main(void) {
     CU_add_test(s, "mse gradient", test_mse_grad);
     CU_add_test(s, "known values", test_loss_values);
     CU_add_test(s, "huge logits stay finite", test_loss_huge_logits);
+    CU_add_test(s, "feature_l2 term gradient", test_feature_l2);
+    CU_add_test(s, "a loss term's gradient reaches the layers below", test_term_through_net);
     s = CU_add_suite("optimisers", NULL, NULL);
     CU_add_test(s, "sgd (momentum, nesterov, weight decay)", test_sgd);
     CU_add_test(s, "adam and adamw", test_adam);
