@@ -17,14 +17,14 @@ int df_err(DfError *err, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 // Prints "deconfound: <message>" to stderr (on rank 0 only when `collective` is set and the
 // abort hook says this is not rank 0), then ends the whole job with `status`.
-// dist/ installs a hook that turns this into MPI_Abort when several ranks run.
+// mpi/ installs a hook that turns this into MPI_Abort when several ranks run.
 _Noreturn void df_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Same as df_die, but for errors every rank detects identically (a bad config): only rank 0
 // prints, every rank finalises and exits with `status`, so the user sees one message.
 _Noreturn void df_die_collective(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-// Hooks installed by dist/ (MPI); the defaults are single-process behaviour.
+// Hooks installed by mpi/ (MPI); the defaults are single-process behaviour.
 typedef struct {
     int (*rank)(void);                       // this process's rank (default 0)
     int (*size)(void);                       // number of ranks (default 1)

@@ -1,5 +1,5 @@
 // reduce.h: the one way a layer sees other ranks. A batch statistic is summed over the
-// global batch by calling reduce_sum(); in a one-rank run it is the identity, and dist/
+// global batch by calling reduce_sum(); in a one-rank run it is the identity, and mpi/
 // supplies the MPI all-reduce. Layers never call MPI themselves.
 #ifndef DF_REDUCE_H
 #define DF_REDUCE_H

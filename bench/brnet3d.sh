@@ -2,7 +2,7 @@
 # brnet3d.sh: one run, side by side, on this machine: OpenBLAS sgemm (the ceiling for
 # GEMM-based convolution), deconfound's BR-Net 3D CNN training step, and PyTorch's on the same
 # network (../shared/bench/torch_brnet3d.py, Debian python3-torch; skipped if absent), at 1 and
-# 2 threads. deconfound runs as launched (it picks OpenBLAS's kernels itself: src/blas_core.h)
+# 2 threads. deconfound runs as launched (it picks OpenBLAS's kernels itself: base/blas_core.h)
 # and with each OpenBLAS core type this CPU can run forced, so "as launched" can be compared
 # with the best. Every line names the core type. Results are recorded in docs/performance.md.
 #   bench/brnet3d.sh [BUILD_DIR]        (default: the source directory)

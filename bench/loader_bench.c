@@ -1,7 +1,7 @@
 // loader_bench.c: loader throughput against a training step's consumption (bench/loader.sh;
 // built by `make` as bench/loader_bench, never installed).
 // usage: loader_bench SHARD_DIR PREFETCH STEP_SECONDS [BATCH] [EPOCHS] [EVICT]
-// Reads the shards from disk (cache = disk) through io/loader.c with flip augmentation; the
+// Reads the shards from disk (cache = disk) through data/loader.c with flip augmentation; the
 // "training step" is a busy wait of STEP_SECONDS per batch (0: measure the loader alone).
 // EVICT = 1 drops the shard files from the page cache (posix_fadvise POSIX_FADV_DONTNEED)
 // before every epoch, so every epoch reads from the disk as it would for a data set larger

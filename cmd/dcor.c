@@ -1,6 +1,6 @@
 // dcor_cmd.c: `deconfound dcor`: distance correlation between two arrays stored in HDF5
 // files (features of `deconfound eval`, a shard's metadata, anything numeric). Every rank
-// reads the whole arrays (O(n*d) memory) and computes its share of the tiles (src/dcor.c).
+// reads the whole arrays (O(n*d) memory) and computes its share of the tiles (nn/dcor.c).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-// pack_cmd.c: `deconfound pack`: a manifest of NIfTI files into HDF5 shards (io/pack.c).
+// pack.c: `deconfound pack`: a manifest of NIfTI files into HDF5 shards (data/pack.c).
 #include <stdlib.h>
 #include <string.h>
 #include "cmd/cli.h"
@@ -41,7 +41,7 @@ static const char *pack_help =
     "  --categorical C   comma-separated confounder columns to treat as categorical\n"
     "  --continuous C    comma-separated confounder columns to treat as continuous\n";
 
-// The options that are manifest settings (io/pack.h, ManifestSettings) become [data] keys,
+// The options that are manifest settings (data/pack.h, ManifestSettings) become [data] keys,
 // read by the parser training from a manifest uses: one set of names, defaults and checks.
 static const char *const setting_options[] = { "--shape", "--spacing", "--fit", "--normalize", "--4d", "--clip-layout",
                                                 "--clip-uint8", "--subjects", "--categorical", "--continuous", NULL };

@@ -6,7 +6,7 @@
 //   /optimizer/m, /optimizer/v  float32 flat, same order as the parameter buffer; attribute step
 //   /train attributes: epoch, step (global optimiser steps), epoch_step (steps into an unfinished
 //                               epoch); /train/rng uint64[4]; /train/epoch_sums float64[3]
-//   /schema                     string, the metadata schema (src/metadata.h, text form), when the
+//   /schema                     string, the metadata schema (nn/metadata.h, text form), when the
 //                               network was built with one
 //   /params/<layer> attribute signature: for layers that have one (MDN: its design columns)
 //   root attributes: format = "deconfound-checkpoint", version = 1; /optimizer attribute kind
@@ -34,7 +34,7 @@ int checkpoint_save(const char *path, const char *config_text, const Net *net, c
 // Loads parameters and state into an already built net (shapes must match: a mismatch names
 // the layer and tensor), and optimiser/train state when opt/ts are non-NULL.
 int checkpoint_load(const char *path, Net *net, Optimizer *opt, TrainState *ts, DfError *err);
-// The metadata schema the network was trained with (/schema, src/metadata.h): 1 and *s
+// The metadata schema the network was trained with (/schema, nn/metadata.h): 1 and *s
 // filled, 0 when the checkpoint has none (written before schemas were stored, or by a
 // network trained without metadata), -1 with err.
 struct MetaSchema;

@@ -8,7 +8,7 @@
 //
 // Manifest (docs/formats.md, "Manifest"): a CSV whose header is
 //   path,label[,subject][,mask][,<confounder columns...>]
-// `path` is a .nii/.nii.gz (or an HDF5 clip, see io/pack.h), relative paths being relative
+// `path` is a .nii/.nii.gz (or an HDF5 clip, see data/pack.h), relative paths being relative
 // to the manifest's directory; `label` a class index (integer >= 0) or a class name (names
 // are numbered in sorted order); `subject` an id (default: the file name without its
 // extension) -- rows sharing a subject stay in one split; `mask` an optional foreground

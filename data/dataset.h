@@ -4,7 +4,7 @@
 //
 // Labels, metadata and subject ids of every sample are always in memory (small). Images
 // are in memory (cohort.images) when the data set fits in [data] cache_mb (or cache =
-// memory); otherwise they stay in the shards (`files`); io/loader.c reads batches either way.
+// memory); otherwise they stay in the shards (`files`); data/loader.c reads batches either way.
 #ifndef DF_DATASET_H
 #define DF_DATASET_H
 #include "base/ini.h"
@@ -39,7 +39,7 @@ typedef struct {
 } Dataset;
 
 // [data] read: how the loader reads samples that stay on disk. pread: raw reads at HDF5's
-// chunk offsets, from a prefetch thread. mpiio: HDF5 with the MPI-IO driver (dist/h5mpi.h),
+// chunk offsets, from a prefetch thread. mpiio: HDF5 with the MPI-IO driver (mpi/h5mpi.h),
 // independent transfers on the main thread, no prefetch (docs/formats.md, "Loader").
 enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 
@@ -67,7 +67,7 @@ typedef struct {
     int kfold, fold;      // kfold >= 2: validation = fold `fold` (0-based) of kfold
 } SplitConfig;
 void dataset_split(Dataset *ds, const SplitConfig *sc);
-// A fixed, published split ([data] split_file): a CSV (io/csv.h dialect) with columns
+// A fixed, published split ([data] split_file): a CSV (data/csv.h dialect) with columns
 // `subject` and `split` (train, val -- or validation -- or test; other columns ignored)
 // assigns each subject of ds->cohort, all its samples together. Errors name the file and
 // row: a subject of the file not in the data, a subject listed twice, an unknown split

@@ -5,7 +5,7 @@
 // rng_seed_stream(seed, e, LOADER_STREAM) (no shuffle: split order). Global batch s is
 // positions [s*B, min(N, (s+1)*B)) of that order (the last one may be partial unless
 // drop_last); rank r of P takes positions [lo, hi) of each global batch with
-// lo = Bg*r/P, hi = Bg*(r+1)/P (Bg the batch's actual size) -- the split src/train.c
+// lo = Bg*r/P, hi = Bg*(r+1)/P (Bg the batch's actual size) -- the split run/train.c
 // uses. So the global batches depend on (seed, epoch) only, never on P, and the ranks'
 // shares are disjoint and cover each batch. Resuming at epoch e needs no RNG state.
 //
@@ -21,7 +21,7 @@
 // is not raw-readable (compressed, other chunking, big-endian) is read through HDF5 on the
 // main thread instead, without prefetch (docs/formats.md, "Loader").
 // With [data] read = mpiio (Dataset.read) every shard is instead opened on every rank through
-// HDF5's MPI-IO driver (dist/h5mpi.h) at loader_create and closed at loader_free -- both
+// HDF5's MPI-IO driver (mpi/h5mpi.h) at loader_create and closed at loader_free -- both
 // collective: create and free loaders in the same order on every rank -- and each local
 // sample is read as a hyperslab with an independent transfer (shares differ between ranks,
 // may be empty), on the main thread in loader_next, never prefetched.

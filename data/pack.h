@@ -1,4 +1,4 @@
-// pack.h: NIfTI cohorts (a manifest, io/csv.h) into HDF5 shards, and the per-volume
+// pack.h: NIfTI cohorts (a manifest, data/csv.h) into HDF5 shards, and the per-volume
 // preprocessing that `deconfound pack` and training straight from a manifest share.
 //
 // Per volume, in this order (each step optional except the layout):
@@ -15,7 +15,7 @@
 //      statistics over the foreground mask's voxels when a mask is given, else all voxels.
 // A mask (manifest column `mask`) goes through steps 2-4 (trilinear, then >= 0.5).
 //
-// HDF5 clips (io/h5clip.h): a path `FILE.h5:DATASET` (or a bare FILE.h5 holding one
+// HDF5 clips (data/h5clip.h): a path `FILE.h5:DATASET` (or a bare FILE.h5 holding one
 // dataset) is a video clip, (T, H, W, C) or (C, T, H, W) by `clip_layout`, giving
 // (C, D = T, H, W). Step 1 is the layout conversion, plus uint8 -> [0, 1] (x / 255) unless
 // clip_raw; steps 2 (reorientation) and 3 (spacing: a clip has no millimetres) do not

@@ -31,7 +31,7 @@ const char *synth_generator_list(void);
 // Generates `name`'s cohort from the keys of section s. *predefined: for biased-fmnist, the
 // training images that lead the cohort (it brings its own validation split), else 0.
 // -1 with "file:line: ..." (or "cmd: --key ...") in err for an unknown generator or a bad
-// value; the defaults applied are recorded in the section (src/ini.h).
+// value; the defaults applied are recorded in the section (base/ini.h).
 int synth_from_config(Cohort *out, const char *name, const Ini *ini, IniSection *s, int *predefined, DfError *err);
 
 // Writes a generator's settings for --help: one line per key with default and range.

@@ -1,5 +1,5 @@
-// comm.h: everything that talks MPI lives in dist/. The rest of the program sees plain
-// functions (no MPI types), and layers see only the Reducer from src/reduce.h.
+// comm.h: everything that talks MPI lives in mpi/. The rest of the program sees plain
+// functions (no MPI types), and layers see only the Reducer from base/reduce.h.
 // Every collective here must be called by every rank in the same order.
 #ifndef DF_COMM_H
 #define DF_COMM_H

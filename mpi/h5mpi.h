@@ -1,5 +1,5 @@
-// h5mpi.h: HDF5 property lists for parallel HDF5's MPI-IO driver. They live in dist/ because
-// setting them up names MPI objects (the communicator, MPI_Info); io/loader.c gets plain
+// h5mpi.h: HDF5 property lists for parallel HDF5's MPI-IO driver. They live in mpi/ because
+// setting them up names MPI objects (the communicator, MPI_Info); data/loader.c gets plain
 // HDF5 ids back. Used by [data] read = mpiio (docs/formats.md, "Loader").
 #ifndef DF_H5MPI_H
 #define DF_H5MPI_H

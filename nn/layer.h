@@ -1,4 +1,4 @@
-// layer.h: what every layer is. A layer file under src/ holds
+// layer.h: what every layer is. A layer file under nn/ holds
 //   1. a pair of plain C functions, `<layer>_forward` and `<layer>_backward`, on raw float
 //      arrays (outputs first, shapes in comments) -- these are what tests call; and
 //   2. a small `LayerOps` table that adapts them to the network: it parses the layer's INI

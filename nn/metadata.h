@@ -7,7 +7,7 @@
 //
 // The schema is the network's, not the data's: it is built from the training data, stored
 // in the checkpoint, and data evaluated later are recoded to it by level and class NAME
-// (io/cohort.h), so a held-out set with a subset of the sites, or sites numbered
+// (data/cohort.h), so a held-out set with a subset of the sites, or sites numbered
 // differently, gives every sample the design row it had in training.
 #ifndef DF_METADATA_H
 #define DF_METADATA_H
@@ -27,7 +27,7 @@ typedef struct MetaSchema {
     double levels[META_MAX_COLS][META_MAX_LEVELS];               // their coded values, ascending
     char level_names[META_MAX_COLS][META_MAX_LEVELS][META_NAME_LEN];  // and names
     int named_levels[META_MAX_COLS];  // 1: names given by the data (values index them), 0: the values written out
-    // Set on a schema that data were mapped to (io/cohort.h) when the data lack the column:
+    // Set on a schema that data were mapped to (data/cohort.h) when the data lack the column:
     // a layer that uses it refuses to build, naming the column.
     unsigned char absent[META_MAX_COLS];
     int n_classes;                                   // label values 0..n_classes-1

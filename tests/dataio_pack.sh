@@ -19,7 +19,7 @@ expect_fail() {
 }
 
 "$DF" synth mri3d --nifti --out "$WORK/nii" --n 14 --shape 12,12,12 --seed 4 >/dev/null || fail "synth --nifti"
-# synth reads its options with [data]'s parser and defaults (io/synth_config.c)
+# synth reads its options with [data]'s parser and defaults (data/synth_config.c)
 "$DF" synth mdn2d --n 512 --out "$WORK/mdn" >"$WORK/mdn.txt" 2>&1
 check "synth mdn2d --n 512 writes 512 samples" grep -q ': 512 samples of (C,D,H,W) = (1,1,32,32)' "$WORK/mdn.txt"
 "$DF" synth video --n 8 --out "$WORK/vid" >"$WORK/vid.txt" 2>&1

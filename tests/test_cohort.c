@@ -1,4 +1,4 @@
-// test_cohort.c: metadata by name (io/cohort.c) and the network's schema (src/metadata.c).
+// test_cohort.c: metadata by name (data/cohort.c) and the network's schema (nn/metadata.c).
 //   - the schema of unnamed and named levels and classes, and its text form round trip;
 //   - data recoded to a trained model's schema: a subset of the levels, levels numbered
 //     otherwise, an unseen level or class (an error naming column and level), a column the

@@ -1,4 +1,4 @@
-// test_dcor.c: distance correlation (src/dcor.c) against R energy (tests/ref/dcor_*.txt,
+// test_dcor.c: distance correlation (nn/dcor.c) against R energy (tests/ref/dcor_*.txt,
 // made by tests/gen_energy_ref.R), against the naive O(n^2)-memory reference, tile-size
 // invariance, the O(n log n) path against the tiled one, groups, the training hook, the
 // permutation test, edge cases, and reading FILE:DATASET[:COLUMN] arrays.

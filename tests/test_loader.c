@@ -1,5 +1,5 @@
-// test_loader.c: the batch loader (io/loader.c) driven exactly as the trainer drives it, the
-// [data] splits (io/dataset.c) and the new generators (io/synth.c).
+// test_loader.c: the batch loader (data/loader.c) driven exactly as the trainer drives it, the
+// [data] splits (data/dataset.c) and the new generators (data/synth.c).
 //   - sampler invariance: 1, 2 and 4 simulated ranks (one loader per rank) see the same
 //     global batches -- indices, images (augmented too), labels, metadata -- and their
 //     shares are disjoint and cover each epoch's permutation; deterministic by seed+epoch;

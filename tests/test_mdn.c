@@ -93,7 +93,7 @@ static void test_ols_residuals(void) {
     free(F);
 }
 
-// Features wider than the column tiles of src/mdn.c (1024): residuals against OLS, and the
+// Features wider than the column tiles of nn/mdn.c (1024): residuals against OLS, and the
 // input gradient against g_j - x_j M^T H computed here in double.
 static void test_wide_features(void) {
     enum { B = 7, D = 2500 };

@@ -1,4 +1,4 @@
-// test_nifti.c: NIfTI reading through the NIfTI C library (io/nifti.c).
+// test_nifti.c: NIfTI reading through the NIfTI C library (data/nifti.c).
 //   - round trips: every supported datatype x both byte orders x .nii/.nii.gz x NIfTI-1/2,
 //     3D and 4D, with and without scl_slope/scl_inter, files written in the test itself;
 //   - every bad header the issue lists gives one message naming the file and the reason;

@@ -1,4 +1,4 @@
-// test_pack.c: CSV manifests (io/csv.c) and packing NIfTI cohorts into shards (io/pack.c).
+// test_pack.c: CSV manifests (data/csv.c) and packing NIfTI cohorts into shards (data/pack.c).
 //   - CSV edge cases: quotes, embedded commas/newlines/quotes, comments, blank lines, CRLF,
 //     BOM, ragged rows, unterminated quotes; manifest kinds declared / inferred, label names,
 //     relative paths, every row error naming file:line and column;
