@@ -1,5 +1,6 @@
 // mdn_util.c: see mdn_util.h.
 #include "tests/mdn_util.h"
+#include "nn/mdn.h"
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
@@ -114,6 +115,19 @@ void age_site_schema(MetaSchema *s) {
 // Design rows (n,k) of raw rows.
 void design_rows(double *X, const MetaDesign *d, const MetaSchema *s, const double *meta, const int32_t *labels, int n) {
     for (int i = 0; i < n; i++) CU_ASSERT(meta_design_row(d, s, meta + (size_t)i * s->n_cols, labels[i], X + (size_t)i * d->k) == 0);
+}
+
+void random_design(double *X, double *meta, int32_t *labels, int n, const MetaDesign *d, const MetaSchema *s, Rng *rng) {
+    random_rows(meta, labels, n, rng);
+    design_rows(X, d, s, meta, labels, n);
+}
+
+void kernel_of(double *K, const double *X, int n, int k) {
+    double *XtX = calloc((size_t)k * k, sizeof(double));
+    mdn_accumulate_xtx(XtX, X, n, k);
+    int bad;
+    CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+    free(XtX);
 }
 
 MetaDesign mdn_design(const MetaSchema *s, const char *keep, const char *remove) {

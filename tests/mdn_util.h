@@ -31,6 +31,10 @@ void random_rows(double *meta, int32_t *labels, int n, Rng *rng);
 void age_site_schema(MetaSchema *s);
 // Design rows (n,k) of raw rows.
 void design_rows(double *X, const MetaDesign *d, const MetaSchema *s, const double *meta, const int32_t *labels, int n);
+// n random rows (random_rows) and their design rows X (n,k).
+void random_design(double *X, double *meta, int32_t *labels, int n, const MetaDesign *d, const MetaSchema *s, Rng *rng);
+// K (k,k) = (X^T X)^-1 of n design rows X (n,k), asserting X^T X is invertible.
+void kernel_of(double *K, const double *X, int n, int k);
 // The design an [mdn] layer with these keep / remove lists builds.
 MetaDesign mdn_design(const MetaSchema *s, const char *keep, const char *remove);
 // A network with two [mdn] layers removing age and site: after a conv (dataset kernel) and

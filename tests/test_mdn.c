@@ -42,19 +42,16 @@ static void test_ols_residuals(void) {
     CU_ASSERT_EQUAL_FATAL(k, 5);  // label, age, site=2, site=5, intercept
     double meta[B * 2], X[B * 5];
     int32_t labels[B];
-    random_rows(meta, labels, B, &rng);
-    design_rows(X, &des, &s, meta, labels, B);
+    random_design(X, meta, labels, B, &des, &s, &rng);
     float *F = tu_rand((size_t)B * D, -1, 1, &rng), out[B * D];
     for (int i = 0; i < B; i++)  // a real confounder effect to remove
         for (int j = 0; j < D; j++) F[i * D + j] += 0.05f * (float)meta[i * 2] + (float)(j + 1) * (float)X[i * k + 3];
-    double beta_ref[5 * D], r_ref[B * D], beta[5 * D], K[25], XtX[25] = { 0 };
+    double beta_ref[5 * D], r_ref[B * D], beta[5 * D], K[25];
     ols_ref(beta_ref, X, F, B, k, D, 0.0);
     residual_ref(r_ref, F, X, beta_ref, des.removed, B, k, D);
 
     // plain functions: K from the batch, s = 1
-    mdn_accumulate_xtx(XtX, X, B, k);
-    int bad = -1;
-    CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+    kernel_of(K, X, B, k);
     double sc = mdn_forward_train(out, beta, F, X, K, des.removed, B, k, D, 0.0, &reducer_local);
     CU_ASSERT_DOUBLE_EQUAL(sc, 1.0, 0);
     CU_ASSERT(ratio_dd("beta = (X^T X)^-1 X^T F", beta, beta_ref, (size_t)k * D, 1e-9, 1e-7) <= 1);
@@ -103,13 +100,10 @@ static void test_wide_features(void) {
     age_site_schema(&s);
     MetaDesign des = mdn_design(&s, "label", "age, site");
     int k = des.k;
-    double meta[B * 2], X[B * 5], XtX[25] = { 0 }, K[25];
+    double meta[B * 2], X[B * 5], K[25];
     int32_t labels[B];
-    random_rows(meta, labels, B, &rng);
-    design_rows(X, &des, &s, meta, labels, B);
-    mdn_accumulate_xtx(XtX, X, B, k);
-    int bad;
-    CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+    random_design(X, meta, labels, B, &des, &s, &rng);
+    kernel_of(K, X, B, k);
     float *F = tu_rand((size_t)B * D, -1, 1, &rng), *R = tu_rand((size_t)B * D, -1, 1, &rng);
     float *out = df_alloc_floats((size_t)B * D), *din = df_alloc_floats((size_t)B * D);
     double *beta = malloc(sizeof(double) * k * D), *bref = malloc(sizeof(double) * k * D);
@@ -168,18 +162,14 @@ static void test_backward_fd(void) {
     int k = des.k;
     double meta[N * 2], X[N * 5], K[25];
     int32_t labels[N];
-    random_rows(meta, labels, N, &rng);
-    design_rows(X, &des, &s, meta, labels, N);
+    random_design(X, meta, labels, N, &des, &s, &rng);
     float *F = tu_rand((size_t)B * D, -2, 2, &rng), *R = tu_rand((size_t)B * D, -1, 1, &rng);
     float out[B * D], din[B * D];
     double beta[5 * D];
     for (int mode = 0; mode < 2; mode++) {
         // mode 0: batch kernel from the batch's rows (depends on X only, not on F);
         // mode 1: dataset kernel of N training rows, fixed, s = N / B.
-        double XtX[25] = { 0 };
-        mdn_accumulate_xtx(XtX, X, mode ? N : B, k);
-        int bad;
-        CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+        kernel_of(K, X, mode ? N : B, k);
         double n_train = mode ? N : 0;
         double sc = mdn_forward_train(out, beta, F, X, K, des.removed, B, k, D, n_train, &reducer_local);
         CU_ASSERT_DOUBLE_EQUAL(sc, mode ? (double)N / B : 1.0, 1e-15);
@@ -473,20 +463,16 @@ static void test_running_beta(void) {
         const char *cfg = mode ? "[mdn]\nremove = age, site\nmomentum = 0.3\n" : "[mdn]\nremove = age, site\nkernel = batch\nmomentum = 0.3\n";
         CU_ASSERT_FATAL(tu_layer_build(&fx, cfg, (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
         enum { N = 30 };
-        double tmeta[N * 2], Xt[N * 5], K[25], XtX[25] = { 0 };
+        double tmeta[N * 2], Xt[N * 5], K[25];
         int32_t tlabels[N];
-        random_rows(tmeta, tlabels, N, &rng);
-        design_rows(Xt, &des, &s, tmeta, tlabels, N);
-        mdn_accumulate_xtx(XtX, Xt, N, k);
-        int bad;
-        CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+        random_design(Xt, tmeta, tlabels, N, &des, &s, &rng);
+        kernel_of(K, Xt, N, k);
         CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, tmeta, tlabels, N, &fx.err) == 0);
         double run[5 * D] = { 0 }, beta[5 * D], meta[B * 2], X[B * 5];
         int32_t labels[B];
         for (int t = 0; t < STEPS; t++) {
             int Bt = t == STEPS - 1 ? 5 : B;  // a partial last batch
-            random_rows(meta, labels, Bt, &rng);
-            design_rows(X, &des, &s, meta, labels, Bt);
+            random_design(X, meta, labels, Bt, &des, &s, &rng);
             tu_fill_uniform(fx.in, (size_t)Bt * D, -1, 1, &rng);
             for (int i = 0; i < Bt; i++) fx.in[i * D + 1] += 0.1f * (float)meta[i * 2];
             mdn_fx_meta(&fx, (double *)(meta), (int32_t *)(labels));
@@ -511,8 +497,7 @@ static void test_running_beta(void) {
         CU_ASSERT(ratio_d(mode ? "running beta (dataset)" : "running beta (batch)", running, run, (size_t)k * D, 1e-6, 1e-5) <= 1);
         // eval: out = F - X_S beta_run,S, whatever the batch (here a single sample too)
         for (int Be = B; Be >= 1; Be -= 7) {
-            random_rows(meta, labels, Be, &rng);
-            design_rows(X, &des, &s, meta, labels, Be);
+            random_design(X, meta, labels, Be, &des, &s, &rng);
             tu_fill_uniform(fx.in, (size_t)Be * D, -1, 1, &rng);
             mdn_fx_meta(&fx, (double *)(meta), (int32_t *)(labels));
             float before[5 * D + 25];

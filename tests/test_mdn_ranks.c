@@ -135,13 +135,10 @@ static void test_ranks_plain(void) {
     age_site_schema(&s);
     MetaDesign des = mdn_design(&s, "label", "age, site");
     int k = des.k;
-    double meta[N * 2], X[N * 5], K[25], XtX[25] = { 0 };
+    double meta[N * 2], X[N * 5], K[25];
     int32_t labels[N];
-    random_rows(meta, labels, N, &rng);
-    design_rows(X, &des, &s, meta, labels, N);
-    mdn_accumulate_xtx(XtX, X, N, k);
-    int bad;
-    CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+    random_design(X, meta, labels, N, &des, &s, &rng);
+    kernel_of(K, X, N, k);
     float *F = tu_rand((size_t)B * D, -1, 1, &rng), *R = tu_rand((size_t)B * D, -1, 1, &rng);
     float out1[B * D], din1[B * D], outP[B * D], dinP[B * D];
     TuSim fr;
