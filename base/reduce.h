@@ -17,4 +17,11 @@ extern Reducer reducer_local;  // identity: one rank
 
 static inline void reduce_sum_f64(Reducer *r, double *buf, size_t n) { if (r && r->sum_f64) r->sum_f64(r, buf, n); }
 static inline void reduce_sum_f32(Reducer *r, float *buf, size_t n) { if (r && r->sum_f32) r->sum_f32(r, buf, n); }
+
+// All-gather built on the sum: every rank places its n_local values at [offset, offset +
+// n_local) of a zeroed global buffer (n_global) and the buffers are summed. Adding zeros is
+// exact, so every rank gets every rank's values bit for bit, in global order -- a term that
+// couples the samples of a global batch (EnD's pairs) computes the same numbers at any rank count.
+void reduce_gather_f64(Reducer *r, double *global, size_t n_global, const double *local, size_t offset, size_t n_local);
+void reduce_gather_f32(Reducer *r, float *global, size_t n_global, const float *local, size_t offset, size_t n_local);
 #endif

@@ -106,6 +106,58 @@ static int layer_signature(hid_t f, const char *path, const Layer *L, int write,
     return rc;
 }
 
+static void blob_paths(const CheckpointBlob *b, char *data, char *counters, size_t n) {
+    snprintf(data, n, "train/extra/%s", b->name);
+    snprintf(counters, n, "train/extra/%s_counters", b->name);
+}
+
+static int write_blobs(hid_t f, const char *path, const TrainState *ts, DfError *err) {
+    for (int i = 0; i < ts->n_blobs; i++) {
+        const CheckpointBlob *b = &ts->blobs[i];
+        char data[160], counters[160];
+        blob_paths(b, data, counters, sizeof data);
+        hsize_t n = (hsize_t)b->n, nc = (hsize_t)b->n_counters;
+        uint64_t c[CHECKPOINT_MAX_COUNTERS];
+        for (int k = 0; k < b->n_counters; k++) c[k] = (uint64_t)b->counters[k];
+        if (h5_write_f32(f, path, data, b->data, 1, &n, err) != 0) return -1;
+        if (nc && h5_write_u64(f, path, counters, c, 1, &nc, err) != 0) return -1;
+    }
+    return 0;
+}
+
+// Every blob the run keeps must be there with its size (checked before anything is read).
+static int check_blobs(hid_t f, const char *path, const TrainState *ts, DfError *err) {
+    for (int i = 0; i < ts->n_blobs; i++) {
+        const CheckpointBlob *b = &ts->blobs[i];
+        char data[160], counters[160];
+        blob_paths(b, data, counters, sizeof data);
+        hsize_t dims[H5S_MAX_RANK];
+        if (!h5_exists(f, data) || (b->n_counters && !h5_exists(f, counters)))
+            return df_err(err, "%s: has no %s (the run keeps it: was the checkpoint written without this loss term?)", path, data);
+        int nd = h5_dims(f, path, data, dims, H5S_MAX_RANK, err);
+        if (nd < 0) return -1;
+        if (nd != 1 || dims[0] != (hsize_t)b->n)
+            return df_err(err, "%s: %s has %llu values, the run's has %zu", path, data, (unsigned long long)(nd == 1 ? dims[0] : 0), b->n);
+        if ((nd = b->n_counters ? h5_dims(f, path, counters, dims, H5S_MAX_RANK, err) : 1) < 0) return -1;
+        if (b->n_counters && (nd != 1 || dims[0] != (hsize_t)b->n_counters))
+            return df_err(err, "%s: %s does not hold %d counters", path, counters, b->n_counters);
+    }
+    return 0;
+}
+
+static int read_blobs(hid_t f, const char *path, TrainState *ts, DfError *err) {
+    for (int i = 0; i < ts->n_blobs; i++) {
+        CheckpointBlob *b = &ts->blobs[i];
+        char data[160], counters[160];
+        blob_paths(b, data, counters, sizeof data);
+        uint64_t c[CHECKPOINT_MAX_COUNTERS];
+        if (h5_read_f32(f, path, data, b->data, b->n, err) != 0) return -1;
+        if (b->n_counters && h5_read_u64(f, path, counters, c, (size_t)b->n_counters, err) != 0) return -1;
+        for (int k = 0; k < b->n_counters; k++) b->counters[k] = (int64_t)c[k];
+    }
+    return 0;
+}
+
 static int write_contents(hid_t f, const char *path, const char *config_text, const Net *net, const Optimizer *opt,
                           const TrainState *ts, DfError *err) {
     if (h5_write_format(f, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, err) != 0) return -1;
@@ -161,6 +213,9 @@ static int write_contents(hid_t f, const char *path, const char *config_text, co
         if (rc == 0) rc = h5_attr_write_i64(t, path, "epoch_step", ts->epoch_step, err);
         if (H5Gclose(t) < 0 && rc == 0) rc = df_err(err, "%s: train: cannot close the group", path);
         if (rc != 0) return -1;
+        if (write_blobs(f, path, ts, err) != 0) return -1;
+        hsize_t nt = (hsize_t)ts->n_term_sums;
+        if (nt && h5_write_f64(f, path, "train/term_sums", ts->term_sums, 1, &nt, err) != 0) return -1;
     }
     return 0;
 }
@@ -294,6 +349,7 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
         if (rc != 0) return -1;
         if (epoch < 0 || epoch > 1000000000 || step < 0 || epoch_step < 0 || epoch_step > step)
             return df_err(err, "%s: train: bad epoch %lld / step %lld", path, (long long)epoch, (long long)step);
+        if (check_blobs(f, path, ts, err) != 0) return -1;
     }
 
     // Everything matches: now read into the network. The reads can still fail (I/O error,
@@ -318,6 +374,13 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
         Rng r;
         if (h5_read_u64(f, path, "train/rng", r.s, 4, err) != 0) return -1;
         if (h5_read_f64(f, path, "train/epoch_sums", ts->epoch_sums, 3, err) != 0) return -1;
+        if (read_blobs(f, path, ts, err) != 0) return -1;
+        // The sums of the loss terms' logs over a partial epoch: absent (zero) in checkpoints
+        // written before they were kept; then only that epoch's logged means are partial.
+        if (ts->n_term_sums) memset(ts->term_sums, 0, ts->n_term_sums * sizeof(double));
+        if (ts->n_term_sums && h5_exists(f, "train/term_sums") &&
+            h5_read_f64(f, path, "train/term_sums", ts->term_sums, ts->n_term_sums, err) != 0)
+            return -1;
         ts->rng = r;
         ts->epoch = (int)epoch;
         ts->step = (long)step;

@@ -6,6 +6,7 @@
 //   /optimizer/m, /optimizer/v  float32 flat, same order as the parameter buffer; attribute step
 //   /train attributes: epoch, step (global optimiser steps), epoch_step (steps into an unfinished
 //                               epoch); /train/rng uint64[4]; /train/epoch_sums float64[3]
+//   /train/extra/<name>         float32, with <name>_counters uint64: loss terms' state (below)
 //   /schema                     string, the metadata schema (nn/metadata.h, text form), when the
 //                               network was built with one
 //   /params/<layer> attribute signature: for layers that have one (MDN: its design columns)
@@ -20,12 +21,28 @@
 #define CHECKPOINT_FORMAT "deconfound-checkpoint"
 #define CHECKPOINT_VERSION 1
 
+// Named state a run keeps beside the network and its optimiser: a loss term's adversary and
+// optimisers (nn/term.h). Stored as /train/extra/<name> float32 [n] and
+// /train/extra/<name>_counters uint64 [n_counters]. The caller owns the buffers.
+#define CHECKPOINT_MAX_COUNTERS 4
+typedef struct {
+    char name[96];
+    float *data;
+    size_t n;
+    int64_t *counters;  // n_counters of them
+    int n_counters;
+} CheckpointBlob;
+
 typedef struct {
     int epoch;          // epochs completed
     long step;          // optimiser steps completed
     Rng rng;            // trainer root RNG state (epoch order and dropout use seed-derived streams)
     int epoch_step;     // steps done in the current (unfinished) epoch: > 0 after a mid-epoch stop
     double epoch_sums[3];  // that partial epoch's loss sum, correct count, sample count
+    CheckpointBlob *blobs;  // extra state saved and loaded with the train state (not owned)
+    int n_blobs;
+    double *term_sums;      // the loss terms' sums over that partial epoch (not owned; /train/term_sums)
+    size_t n_term_sums;
 } TrainState;
 
 // opt may be NULL (no optimiser state written).

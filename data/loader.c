@@ -230,6 +230,7 @@ static int fill(Loader *l, Batch *b, int s, DfError *err) {
     b->step = s;
     b->n = hi - lo;
     b->global_n = Bg;
+    b->offset = lo;
     b->first_sample = (long)start + lo;
     b->n_meta = l->k;
     const Cohort *c = &l->ds->cohort;

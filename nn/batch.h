@@ -11,6 +11,7 @@
 typedef struct {
     int n;               // samples here (this rank's share of the global batch; may be 0)
     int global_n;        // samples in the global batch: summed losses are divided by this
+    int offset;          // where this rank's samples start within the global batch (0..global_n)
     long first_sample;   // global position of the first sample (in the epoch's order, or in
                          // the data for inference): per-sample randomness and messages use it
     int step;            // the global batch's index within the epoch
@@ -25,7 +26,7 @@ typedef struct {
 // A batch of images alone, all of it on this rank (tests, benchmarks, networks that read
 // nothing but the images).
 static inline Batch batch_of_images(float *images, int n) {
-    Batch b = { n, n, 0, 0, images, NULL, NULL, 0, NULL, NULL };
+    Batch b = { .n = n, .global_n = n, .images = images };
     return b;
 }
 #endif

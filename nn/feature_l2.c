@@ -15,20 +15,17 @@ void feature_l2_backward(float *dfeat, const float *feat, int B, int d, double w
 }
 
 static int fl2_build(LossTerm *t, const Ini *ini, IniSection *sec, const MetaSchema *schema, DfError *err) {
-    const char *layer = ini_str(sec, "layer", NULL);
-    if (!layer || !*layer || strlen(layer) >= sizeof t->layer) {
-        char where[512];
-        ini_where(ini, sec, "layer", where, sizeof where);
-        return df_err(err, "%s: [%s] needs layer = NAME (the layer whose output is penalised)", where, sec->name);
-    }
-    snprintf(t->layer, sizeof t->layer, "%s", layer);
+    (void)schema;
     return ini_double(ini, sec, "weight", 1e-4, 0.0, 1e6, &t->weight, err);
 }
 
-static double fl2_forward_backward(LossTerm *t, const float *feat, const Batch *b, float *dfeat, float scale, Reducer *red) {
+static double fl2_forward_backward(LossTerm *t, const float *feat, const Batch *b, float *dfeat, float scale, Reducer *red,
+                                   double *logs) {
+    (void)red;
+    (void)logs;
     double v = feature_l2_forward(feat, b->n, t->d, t->weight);
     if (dfeat) feature_l2_backward(dfeat, feat, b->n, t->d, t->weight, scale);
     return v;
 }
 
-const LossTermOps feature_l2_ops = { "feature_l2", fl2_build, fl2_forward_backward, NULL };
+const LossTermOps feature_l2_ops = { "feature_l2", fl2_build, NULL, fl2_forward_backward, NULL, NULL };

@@ -14,9 +14,9 @@ void report_init(Report *r, const char *out_dir, int epochs, int first_epoch, in
     r->log = xcalloc((size_t)epochs + 1, sizeof *r->log);
 }
 
-void report_add_term(Report *r, const char *type, const char *layer) {
-    DF_ASSERT(r->n_terms < REPORT_MAX_TERMS);
-    snprintf(r->term_names[r->n_terms++], sizeof r->term_names[0], "%s(%s)", type, layer);
+void report_add_column(Report *r, const char *name) {
+    DF_ASSERT(r->n_terms < REPORT_MAX_TERM_COLS);
+    snprintf(r->term_names[r->n_terms++], sizeof r->term_names[0], "%s", name);
 }
 
 void report_free(Report *r) {
@@ -75,9 +75,18 @@ void report_epoch(Report *r, int epoch, int has_val, int multi_rank) {
     if (l->data_wait_ms >= 0.05) snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", data wait %.1f ms/step", l->data_wait_ms);
     if (has_val && r->classification) snprintf(val, sizeof val, "val loss %.4f acc %.3f", l->val_loss, l->val_acc);
     else if (has_val) snprintf(val, sizeof val, "val loss %.4f", l->val_loss);
-    char terms[REPORT_MAX_TERMS * 160] = "";
-    for (int j = 0; j < r->n_terms; j++)
-        snprintf(terms + strlen(terms), sizeof terms - strlen(terms), " | %s %.4g", r->term_names[j], l->terms[j]);
+    // " | end(feat) 0.41 [R_perp 0.05, R_par 0.36, ...]": a term's value, then its logs
+    char terms[REPORT_MAX_TERM_COLS * 160] = "";
+    for (int j = 0; j < r->n_terms; j++) {
+        const char *sub = strstr(r->term_names[j], ").");
+        int first_sub = sub && (j == 0 || !strstr(r->term_names[j - 1], ").")),
+            last_sub = sub && (j + 1 == r->n_terms || !strstr(r->term_names[j + 1], ")."));
+        size_t at = strlen(terms);
+        if (sub)
+            snprintf(terms + at, sizeof terms - at, "%s%s %.4g%s", first_sub ? " [" : ", ", sub + 2, l->terms[j], last_sub ? "]" : "");
+        else
+            snprintf(terms + at, sizeof terms - at, " | %s %.4g", r->term_names[j], l->terms[j]);
+    }
     if (r->classification)
         printf("epoch %d/%d done: train loss %.4f acc %.3f%s | %s | %.1f samples/s, %.1f s%s\n", epoch + 1, r->epochs,
                l->train_loss, l->train_acc, terms, val, l->samples_per_s, l->seconds, comm);

@@ -6,11 +6,11 @@
 #define DF_REPORT_H
 #include "run/dcor_report.h"
 
-#define REPORT_MAX_TERMS 8
+#define REPORT_MAX_TERM_COLS 32
 
 typedef struct {
     double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms, data_wait_ms;
-    double terms[REPORT_MAX_TERMS];  // each loss term's mean value per training sample
+    double terms[REPORT_MAX_TERM_COLS];  // the loss terms' columns: each term's mean value per sample, then its logs
 } EpochLog;
 
 typedef struct {
@@ -21,14 +21,15 @@ typedef struct {
     EpochLog *log;          // (epochs)
     char *dcor_json;        // the dcor.json lines so far
     size_t dcor_json_len;
-    int n_terms;            // loss terms, reported beside the loss
-    char term_names[REPORT_MAX_TERMS][140];  // "feature_l2(fc1)"
+    int n_terms;            // loss-term columns, reported beside the loss
+    char term_names[REPORT_MAX_TERM_COLS][140];  // "feature_l2(fc1)", "end(feat)", "end(feat).R_perp", ...
 } Report;
 
 void report_init(Report *r, const char *out_dir, int epochs, int first_epoch, int classification);
 void report_free(Report *r);
-// A loss term of type `type` on layer `layer`, reported with every epoch.
-void report_add_term(Report *r, const char *type, const char *layer);
+// A loss-term column, reported with every epoch: a term's value ("end(feat)") or one of its
+// logged quantities ("end(feat).R_perp", printed after its term's value).
+void report_add_column(Report *r, const char *name);
 // "epoch 3/10 done: train loss 0.31 acc 0.87 | val loss 0.40 acc 0.82 | 812 samples/s, 1.2 s"
 // on stdout, and metrics.json rewritten with epochs first_epoch..epoch.
 void report_epoch(Report *r, int epoch, int has_val, int multi_rank);

@@ -16,6 +16,7 @@
 #include "run/infer.h"
 #include "run/report.h"
 #include "run/resume.h"
+#include "run/step.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -152,6 +153,7 @@ typedef struct {
     float *dlogits, *scratch;
     LossTerm *terms;        // the experiment's loss terms on named layers (nn/term.h)
     int n_terms;
+    TermRunner tr;          // and how the loop runs them (run/terms.h)
     Report report;
     FaultPlan fault;
     double t_run;           // wall clock at the first step, for the ETA
@@ -192,17 +194,12 @@ static void setup_config(Trainer *t) {
     t->rank = dist_rank();
     int max_local = (t->tc.batch + t->P - 1) / t->P;
     if (net_build_meta(&t->net, &t->ini, t->ds.cohort.shape, max_local, dist_reducer(), t->schema, &err) ||
-        loss_terms_build(&t->terms, &t->n_terms, &t->ini, t->schema, &err) || ini_check_unused(&t->ini, &err))
+        loss_terms_build(&t->terms, &t->n_terms, &t->ini, &t->net, t->schema, t->tc.seed, &err) || ini_check_unused(&t->ini, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
-    if (t->n_terms > REPORT_MAX_TERMS)
-        df_die_collective(DF_EXIT_INPUT, "%s: %d loss terms (at most %d)", t->args.config, t->n_terms, REPORT_MAX_TERMS);
-    for (int j = 0; j < t->n_terms; j++) {  // the layer each term reads
-        LossTerm *lt = &t->terms[j];
-        if ((lt->act = net_layer_output_index(&t->net, lt->layer)) < 1)
-            df_die_collective(DF_EXIT_INPUT, "%s: [%s] layer = %s: the network has no layer of that name", t->args.config,
-                              lt->ops->type, lt->layer);
-        lt->d = (int)shape_numel(t->net.layers[lt->act - 1].out_shape);
-    }
+    terms_setup(&t->tr, t->terms, t->n_terms, &t->net, &t->tc.opt);
+    if (t->tr.n_columns > REPORT_MAX_TERM_COLS)
+        df_die_collective(DF_EXIT_INPUT, "%s: the loss terms log %d quantities (at most %d)", t->args.config, t->tr.n_columns,
+                          REPORT_MAX_TERM_COLS);
     t->K = (int)shape_numel(t->net.out_shape);
     t->classification = t->tc.loss.kind != LOSS_MSE;
 }
@@ -237,6 +234,10 @@ static void setup_state(Trainer *t) {
     optim_init(&t->opt, &t->tc.opt, t->net.n_params);
     rng_seed_stream(&t->ts.rng, t->tc.seed, 0x5eed, 1);
     t->config_text = ini_serialize(&t->ini);
+    t->ts.blobs = t->tr.blobs;  // the loss terms' state travels with the train state
+    t->ts.n_blobs = t->tr.n_blobs;
+    t->ts.term_sums = t->tr.acc;
+    t->ts.n_term_sums = t->tr.n_acc;
     const char *resume = t->args.resume;
     if (resume) {
         // The same training, or not a resume: the configuration as run is compared first.
@@ -244,6 +245,7 @@ static void setup_state(Trainer *t) {
         if (!saved || resume_check_config(&t->ini, saved, resume, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
         free(saved);
         if (checkpoint_load(resume, &t->net, &t->opt, &t->ts, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+        terms_after_load(&t->tr);
         if (t->ts.epoch > t->tc.epochs)
             df_die_collective(DF_EXIT_INPUT, "%s: checkpoint is at epoch %d, past the configured %d epochs", resume, t->ts.epoch,
                               t->tc.epochs);
@@ -255,6 +257,7 @@ static void setup_state(Trainer *t) {
     // against any difference in how ranks were started).
     dist_bcast(t->net.params, t->net.n_params * sizeof(float), 0);
     dist_bcast(t->net.state, t->net.n_state * sizeof(float), 0);
+    terms_bcast(&t->tr);
 }
 
 // Layers that fit statistics of the whole training split (MDN's kernel) see this rank's share
@@ -271,6 +274,7 @@ static void prepare_layers(Trainer *t) {
     }
     DfError err;
     if (net_prepare(&t->net, meta, labels, hi - lo, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    terms_prepare(&t->tr, meta, labels, hi - lo, lo, ds->n_train, dist_reducer());
     free(meta);
     free(labels);
 }
@@ -323,7 +327,11 @@ static void setup(Trainer *t, const TrainArgs *args) {
     t->dlogits = df_alloc_floats((size_t)max_local * t->K);
     t->scratch = df_alloc_floats(2 * (size_t)max_local * t->K);
     report_init(&t->report, t->tc.out_dir, t->tc.epochs, t->ts.epoch, t->classification);
-    for (int j = 0; j < t->n_terms; j++) report_add_term(&t->report, t->terms[j].ops->type, t->terms[j].layer);
+    for (int c = 0; c < t->tr.n_columns; c++) {
+        char name[140];
+        terms_column_name(&t->tr, c, name, sizeof name);
+        report_add_column(&t->report, name);
+    }
     // Gradients are summed over ranks in buckets started during backward (mpi/gradsync.c).
     t->gs = gradsync_create(t->net.grads, t->net.n_params, (size_t)(t->tc.bucket_mb * 1048576.0));
     t->net.grads_ready = grads_ready;
@@ -339,6 +347,7 @@ static void teardown(Trainer *t) {
     loader_free(t->train);
     loader_free(t->val);
     report_free(&t->report);
+    terms_free(&t->tr);
     free(t->dlogits);
     free(t->scratch);
     free(t->config_text);
@@ -352,27 +361,18 @@ static void teardown(Trainer *t) {
 
 // ---- one step -----------------------------------------------------------------------------
 
-// Forward, loss and loss terms, backward (the gradient all-reduce runs during it), optimiser.
-// stats gets the global batch's loss sum, correct count and size, whether any rank was asked
-// to stop -- a signal may reach the ranks at different moments, so they agree here, after the
-// same step -- and each loss term's sum (STEP_STATS + j).
+// Forward, loss and joint loss terms, backward (the gradient all-reduce runs during it),
+// optimiser; then the alternating terms' steps and the adversaries' fits. stats gets the
+// global batch's loss sum, correct count and size, and whether any rank was asked to stop --
+// a signal may reach the ranks at different moments, so they agree here, after the same step.
 #define STEP_STATS 4
-static void train_step(Trainer *t, const Batch *b, double lr, double *stats) {
+static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double *stats) {
     fault_check(&t->fault, t->ts.step);
     t->net.ctx.step = (uint64_t)t->ts.step;
-    const float *logits = net_forward(&t->net, b, 1);
     LossStats ls = { 0, 0, 0 };
-    float scale = 1.0f / (float)b->global_n;
-    loss_batch(&t->tc.loss, logits, t->K, b, t->dlogits, scale, t->scratch, &ls);
-    for (int j = 0; j < t->n_terms; j++) {  // their gradients join the backward at their layer
-        LossTerm *lt = &t->terms[j];
-        stats[STEP_STATS + j] = lt->ops->forward_backward(lt, t->net.acts[lt->act], b, net_output_grad(&t->net, lt->act), scale,
-                                                          t->net.ctx.reducer);
-    }
-    net_zero_grad(&t->net);
-    net_backward(&t->net, b, t->dlogits);
-    gradsync_finish(t->gs);
-    optim_step(&t->opt, t->net.params, t->net.grads, lr);
+    Stepper st = { &t->net, &t->opt, &t->tc.loss, t->K, t->dlogits, t->scratch, t->gs, &t->tr };
+    step_run(&st, b, epoch, lr, &ls);
+    terms_sync(&t->tr);
     t->ts.step++;
     t->ts.epoch_step = b->step + 1;
     t->steps_run++;
@@ -380,7 +380,7 @@ static void train_step(Trainer *t, const Batch *b, double lr, double *stats) {
     stats[1] = (double)ls.correct;
     stats[2] = (double)b->n;
     stats[3] = (double)g_stop;
-    dist_allreduce_sum_f64(stats, STEP_STATS + (size_t)t->n_terms);
+    dist_allreduce_sum_f64(stats, STEP_STATS);
 }
 
 static void format_eta(double s, char *buf, size_t n) {
@@ -401,24 +401,29 @@ static void print_progress(const Trainer *t, int epoch, int s, const double *sta
 
 // ---- one epoch ----------------------------------------------------------------------------
 
-// The epoch's steps from where it stands (a resumed run may start inside it). sums: loss,
-// correct and count over the epoch so far; terms: each loss term's sum over this process's
-// steps. Returns 1 when a signal asked the run to stop: mid-epoch (ts.epoch_step then tells
-// where), or at its last step (the epoch is complete).
-static int train_epoch(Trainer *t, int epoch, double lr, double sums[3], double *terms) {
+// The epoch's steps from where it stands (a resumed run may start inside it), after the loss
+// terms' fit pass when the epoch starts. sums: loss, correct and count over the epoch so far.
+// Returns 1 when a signal asked the run to stop: mid-epoch (ts.epoch_step then tells where),
+// or at its last step (the epoch is complete).
+static int train_epoch(Trainer *t, int epoch, double lr, double sums[3]) {
     DfError err;
+    const Batch *b;
+    if (t->ts.epoch_step == 0 && terms_want_fit_pass(&t->tr)) {  // the adversaries' pass (MI's estimator)
+        loader_begin_epoch_at(t->train, epoch, 0);
+        while ((b = loader_next(t->train, &err))) terms_fit_batch(&t->tr, &t->net, b);
+        if (loader_failed(t->train)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+        terms_sync(&t->tr);
+    }
     // The loader's epoch order depends on (seed, epoch) only, so a resumed run -- even one
     // stopped mid-epoch -- sees the same batches.
     loader_begin_epoch_at(t->train, epoch, t->ts.epoch_step);
     memcpy(sums, t->ts.epoch_sums, 3 * sizeof(double));
     double t_epoch = df_now(), samples0 = sums[2];
     int stopped = 0;
-    const Batch *b;
     while ((b = loader_next(t->train, &err))) {
-        double stats[STEP_STATS + REPORT_MAX_TERMS];
-        train_step(t, b, lr, stats);
+        double stats[STEP_STATS];
+        train_step(t, b, epoch, lr, stats);
         for (int j = 0; j < 3; j++) sums[j] += stats[j];
-        for (int j = 0; j < t->n_terms; j++) terms[j] += stats[STEP_STATS + j];
         if (!isfinite(stats[0])) df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, b->step + 1);
         int s = b->step;
         if (t->rank == 0 && ((s + 1) % t->tc.log_every == 0 || s + 1 == t->steps_per_epoch))
@@ -457,13 +462,13 @@ static LossStats validate(Trainer *t) {
 
 static void save_checkpoint(Trainer *t) {
     DfError err;
+    terms_before_save(&t->tr);
     if (checkpoint_save(t->ckpt_path, t->config_text, &t->net, &t->opt, &t->ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
 }
 
 // After an epoch's steps: validation, the dCor report, the epoch line, metrics.json and
 // the checkpoint. The collective parts run on every rank, the rest on rank 0.
-static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], const double *terms, double t_epoch, int first_step,
-                         int stopped) {
+static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], double t_epoch, int first_step, int stopped) {
     double t_train = df_now() - t_epoch, data_wait = loader_wait_seconds(t->train) - t->data_wait0;
     LossStats val = t->val ? validate(t) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
@@ -472,8 +477,7 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3],
                      .val_loss = val.count ? val.sum / val.count : NAN, .val_acc = val.count ? (double)val.correct / val.count : NAN,
                      .seconds = df_now() - t_epoch, .samples_per_s = (sums[2] - t->ts.epoch_sums[2]) / t_train,
                      .comm_wait_ms = 1e3 * gradsync_wait_seconds(t->gs) / steps, .data_wait_ms = 1e3 * data_wait / steps };
-    double samples = sums[2] - t->ts.epoch_sums[2];  // this process's share of the epoch
-    for (int j = 0; j < t->n_terms; j++) l->terms[j] = samples > 0 ? terms[j] / samples : NAN;
+    terms_epoch_end(&t->tr, sums[2], l->terms);  // the whole epoch: its sums survive a mid-epoch resume
     t->ts.epoch = epoch + 1;
     t->ts.epoch_step = 0;
     memset(t->ts.epoch_sums, 0, sizeof t->ts.epoch_sums);
@@ -502,11 +506,11 @@ int train_run(const TrainArgs *args) {
     setup(t, args);
     int stopped = 0;
     for (int epoch = t->ts.epoch; epoch < t->tc.epochs && !stopped; epoch++) {
-        double lr = schedule_lr(&t->tc.sched, epoch), t_epoch = df_now(), sums[3], terms[REPORT_MAX_TERMS] = { 0 };
+        double lr = schedule_lr(&t->tc.sched, epoch), t_epoch = df_now(), sums[3];
         int first_step = t->ts.epoch_step;
         t->data_wait0 = loader_wait_seconds(t->train);
         gradsync_reset_stats(t->gs);
-        stopped = train_epoch(t, epoch, lr, sums, terms);
+        stopped = train_epoch(t, epoch, lr, sums);
         if (stopped && t->ts.epoch_step < t->steps_per_epoch) {  // mid-epoch: checkpoint, resume later
             if (t->rank == 0) {
                 save_checkpoint(t);
@@ -516,7 +520,7 @@ int train_run(const TrainArgs *args) {
             }
             break;
         }
-        end_of_epoch(t, epoch, lr, sums, terms, t_epoch, first_step, stopped);
+        end_of_epoch(t, epoch, lr, sums, t_epoch, first_step, stopped);
     }
     int status = stopped && t->ts.epoch < t->tc.epochs ? DF_EXIT_INTERRUPTED : DF_EXIT_OK;
     if (status == DF_EXIT_OK && t->rank == 0) report_final(&t->report, t->ds.n_val);

@@ -66,6 +66,23 @@ expect_fail "unknown option" "unknown option '--frobnicate'" "$DF" train "$good"
 expect_fail "unknown command" "unknown command 'trian'" "$DF" trian
 expect_fail "predict without checkpoint" "missing --checkpoint" "$DF" predict "$good" --data x.h5 --out "$WORK/p.h5"
 expect_fail "synth bad n" "synth: --n = 'abc' is not an integer" "$DF" synth mri3d --out "$WORK/s" --n abc
+# [debias]: each mistake stops before training, naming file, line and problem
+debias() { (cat "$good"; printf '[debias]\nmethod = %s\nlayer = %s\nbias = %s\n' "$1" "$2" "$3") >"$WORK/debias.ini"; }
+debias end global_avgpool1 scanner
+expect_fail "debias: no such bias column" "debias.ini:19: \[debias\] bias = scanner: the data have no such column \(columns: age, sex, site\)" \
+    "$DF" train "$WORK/debias.ini"
+debias mi fc9 site
+expect_fail "debias: no such layer" "debias.ini:18: \[debias\] layer = fc9: the network has no layer of that name" "$DF" train "$WORK/debias.ini"
+debias end linear1 site
+expect_fail "debias: a layer the loss cannot act after" "debias.ini:18: .*that is the network's output" "$DF" train "$WORK/debias.ini"
+debias mi global_avgpool1 age
+expect_fail "debias: continuous bias without bins" "debias.ini:19: .*age is continuous: give bins" "$DF" train "$WORK/debias.ini"
+debias end global_avgpool1 label
+expect_fail "debias: the label as the bias" "debias.ini:19: .*not the class label" "$DF" train "$WORK/debias.ini"
+debias mdn global_avgpool1 site
+expect_fail "debias: unknown method" "debias.ini:17: .*method = 'mdn' is not one of: end, mi" "$DF" train "$WORK/debias.ini"
+debias end global_avgpool1 scanner
+expect_fail "debias: collective under mpirun" "debias.ini:19: .*no such column" mpi 2 "$DF" train "$WORK/debias.ini"
 echo "not hdf5" >"$WORK/fake.h5"
 expect_fail "info on a non-HDF5 file" "fake.h5" "$DF" info "$WORK/fake.h5"
 expect_fail "errors are collective under mpirun" "unknown_key.ini:11: unknown key" mpi 2 "$DF" train "$WORK/unknown_key.ini"

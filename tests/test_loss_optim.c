@@ -305,7 +305,8 @@ static double term_net_loss(void *p) {
     TermNetCtx *c = p;
     const float *out = net_forward(c->net, c->b, 1);
     double v = tu_dot(out, c->R, c->nout);
-    return v + c->t->ops->forward_backward(c->t, c->net->acts[c->t->act], c->b, NULL, 1.0f, NULL);
+    double logs[TERM_MAX_LOGS];
+    return v + c->t->ops->forward_backward(c->t, c->net->acts[c->t->act], c->b, NULL, 1.0f, NULL, logs);
 }
 
 static void test_term_through_net(void) {
@@ -320,11 +321,11 @@ static void test_term_through_net(void) {
     CU_ASSERT_FATAL(net_build(&net, &ini, in, B, NULL, &err) == 0);  // skips the term's section
     LossTerm *terms;
     int n;
-    CU_ASSERT_FATAL(loss_terms_build(&terms, &n, &ini, NULL, &err) == 0 && n == 1);
+    CU_ASSERT_FATAL(loss_terms_build(&terms, &n, &ini, &net, NULL, 1, &err) == 0 && n == 1);
     CU_ASSERT(ini_check_unused(&ini, &err) == 0);
     CU_ASSERT_STRING_EQUAL(terms[0].layer, "tanh1");
-    terms[0].act = net_layer_output_index(&net, "tanh1");
-    terms[0].d = (int)shape_numel(net.layers[terms[0].act - 1].out_shape);
+    CU_ASSERT_EQUAL(terms[0].act, net_layer_output_index(&net, "tanh1"));  // placed on its layer
+    CU_ASSERT_EQUAL(terms[0].d, 2 * 3 * 3 * 2);
     net_init(&net, 9);
     Rng rng;
     rng_seed(&rng, 10);
@@ -332,7 +333,8 @@ static void test_term_through_net(void) {
     Batch b = batch_of_images(x, B);
     const float *out = net_forward(&net, &b, 1);
     (void)out;
-    terms[0].ops->forward_backward(&terms[0], net.acts[terms[0].act], &b, net_output_grad(&net, terms[0].act), 1.0f, NULL);
+    double logs[TERM_MAX_LOGS];
+    terms[0].ops->forward_backward(&terms[0], net.acts[terms[0].act], &b, net_output_grad(&net, terms[0].act), 1.0f, NULL, logs);
     net_zero_grad(&net);
     net_backward(&net, &b, R);
     float *grads = tu_copy(net.grads, net.n_params);
@@ -352,8 +354,15 @@ static void test_term_through_net(void) {
     ini_free(&ini);
     // a term without its layer key is an error naming the section's line
     CU_ASSERT_FATAL(ini_parse_string(&ini, "[relu]\n\n[feature_l2]\nweight = 1\n", "u.ini", &err) == 0);
-    CU_ASSERT(loss_terms_build(&terms, &n, &ini, NULL, &err) == -1);
-    CU_ASSERT(tu_contains(err.msg, "u.ini:3") && tu_contains(err.msg, "layer = NAME"));
+    CU_ASSERT_FATAL(net_build(&net, &ini, in, B, NULL, &err) == 0);
+    CU_ASSERT(loss_terms_build(&terms, &n, &ini, &net, NULL, 1, &err) == -1);
+    CU_ASSERT(tu_contains(err.msg, "u.ini:3") && tu_contains(err.msg, "layer") && tu_contains(err.msg, "missing"));
+    // and a layer the network does not have
+    ini_free(&ini);
+    CU_ASSERT_FATAL(ini_parse_string(&ini, "[relu]\n\n[feature_l2]\nlayer = fc9\n", "u.ini", &err) == 0);
+    CU_ASSERT(loss_terms_build(&terms, &n, &ini, &net, NULL, 1, &err) == -1);
+    CU_ASSERT(tu_contains(err.msg, "u.ini:4") && tu_contains(err.msg, "no layer of that name"));
+    net_free(&net);
     ini_free(&ini);
 }
 

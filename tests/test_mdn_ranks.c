@@ -194,6 +194,7 @@ static void net_step_rank(void *p, int r, int P) {
     memcpy(net->state, a->state0, net->n_state * sizeof(float));
     Batch b = mdn_batch((float *)a->img + (size_t)lo * a->in_n, n, (double *)a->meta + (size_t)lo * 2, (int32_t *)a->labels + lo);
     b.global_n = a->B;
+    b.offset = lo;
     b.first_sample = lo;
     const float *o = net_forward(net, &b, 1);
     memcpy(a->out + (size_t)lo * a->out_n, o, sizeof(float) * n * a->out_n);

@@ -24,149 +24,6 @@
 #define RTOL 1e-4
 #define ATOL 1e-6
 
-// ---- reference files ------------------------------------------------------------------------
-
-typedef struct {
-    char name[96];
-    int ndim;
-    int dims[6];
-    size_t n;
-    double *v;
-    int used;  // set when the test looked it up
-} RefTensor;
-
-typedef struct {
-    char path[1024];
-    RefTensor *t;
-    int n, cap;
-} RefFile;
-
-static void ref_path(char *buf, size_t n, const char *file) {
-    const char *top = getenv("top_srcdir");
-    snprintf(buf, n, "%s/tests/ref/%s", top && *top ? top : ".", file);
-}
-
-// Next whitespace-separated token, skipping '#' comments to the end of the line.
-static char *next_token(char **p) {
-    char *s = *p;
-    for (;;) {
-        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
-        if (*s != '#') break;
-        while (*s && *s != '\n') s++;
-    }
-    if (!*s) { *p = s; return NULL; }
-    char *tok = s;
-    while (*s && *s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') s++;
-    if (*s) *s++ = '\0';
-    *p = s;
-    return tok;
-}
-
-static int parse_long_tok(char **p, long *out) {
-    char *tok = next_token(p);
-    return tok && df_parse_long(tok, out) == 0 ? 0 : -1;
-}
-
-// Returns 0, or -1 after printing what is wrong with the file.
-static int ref_load(RefFile *f, const char *file) {
-    memset(f, 0, sizeof *f);
-    ref_path(f->path, sizeof f->path, file);
-    DfError err;
-    char *text = df_read_text_file(f->path, NULL, &err);
-    if (!text) { fprintf(stderr, "  %s\n", err.msg); return -1; }
-    char *p = text, *tok;
-    int rc = 0;
-    while ((tok = next_token(&p))) {
-        if (f->n == f->cap) {
-            f->cap = f->cap ? 2 * f->cap : 32;
-            f->t = xrealloc(f->t, (size_t)f->cap * sizeof *f->t);
-        }
-        RefTensor *t = &f->t[f->n];
-        memset(t, 0, sizeof *t);
-        snprintf(t->name, sizeof t->name, "%s", tok);
-        long ndim, d;
-        if (parse_long_tok(&p, &ndim) || ndim < 1 || ndim > 6) { rc = -1; break; }
-        t->ndim = (int)ndim;
-        t->n = 1;
-        for (int i = 0; i < t->ndim; i++) {
-            if (parse_long_tok(&p, &d) || d < 1) { rc = -1; break; }
-            t->dims[i] = (int)d;
-            t->n *= (size_t)d;
-        }
-        if (rc) break;
-        t->v = xmalloc(t->n * sizeof(double));
-        f->n++;
-        for (size_t i = 0; i < t->n; i++) {
-            char *num = next_token(&p);
-            if (!num || df_parse_double(num, &t->v[i])) { rc = -1; break; }
-        }
-        if (rc) break;
-    }
-    if (rc) fprintf(stderr, "  %s: malformed near tensor '%s'\n", f->path, f->n ? f->t[f->n - 1].name : "(start)");
-    free(text);
-    return rc;
-}
-
-static void ref_free(RefFile *f) {
-    for (int i = 0; i < f->n; i++) free(f->t[i].v);
-    free(f->t);
-    memset(f, 0, sizeof *f);
-}
-
-// NULL (and a printed note) when absent.
-static RefTensor *ref_find(RefFile *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (strcmp(f->t[i].name, name) == 0) { f->t[i].used = 1; return &f->t[i]; }
-    return NULL;
-}
-
-static RefTensor *ref_get(RefFile *f, const char *name) {
-    RefTensor *t = ref_find(f, name);
-    if (!t) fprintf(stderr, "  %s: no tensor '%s'\n", f->path, name);
-    return t;
-}
-
-static float *ref_floats(const RefTensor *t) {
-    float *x = xmalloc(t->n * sizeof(float));
-    for (size_t i = 0; i < t->n; i++) x[i] = (float)t->v[i];
-    return x;
-}
-
-// Worst |got - want| / (atol + rtol |want|); prints the worst entry when it exceeds 1.
-static double close_ratio(const char *what, const float *got, const double *want, size_t n, double atol, double rtol) {
-    double worst = 0.0;
-    size_t wi = 0;
-    for (size_t i = 0; i < n; i++) {
-        double r = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (isnan(r)) r = INFINITY;
-        if (r > worst) { worst = r; wi = i; }
-    }
-    if (getenv("TORCH_REF_VERBOSE"))  // margins of every comparison, for tuning tolerances
-        fprintf(stderr, "  %-34s n=%-5zu worst ratio %.3g\n", what, n, worst);
-    if (worst > 1.0)
-        fprintf(stderr, "\n  %s: worst mismatch at [%zu] of %zu: C %.9g vs PyTorch %.9g (ratio %.3g to tolerance)\n",
-                what, wi, n, n ? got[wi] : 0.0, n ? want[wi] : 0.0, worst);
-    return worst;
-}
-
-// CU_ASSERT that `got` (n floats) matches the reference tensor `name` of f.
-static void check_tensor(RefFile *f, const char *name, const float *got, size_t n, double atol, double rtol) {
-    RefTensor *t = ref_get(f, name);
-    CU_ASSERT_PTR_NOT_NULL(t);
-    if (!t) return;
-    if (t->n != n) {
-        fprintf(stderr, "\n  %s: C has %zu values, reference %zu\n", name, n, t->n);
-        CU_FAIL("reference tensor size");
-        return;
-    }
-    CU_ASSERT(close_ratio(name, got, t->v, n, atol, rtol) <= 1.0);
-}
-
-static void check_scalar(const char *what, double got, double want, double atol, double rtol) {
-    float g = (float)got;
-    CU_ASSERT(close_ratio(what, &g, &want, 1, atol, rtol) <= 1.0);
-}
-
 // ---- networks --------------------------------------------------------------------------------
 
 static int same_dims(const TensorInfo *ti, const RefTensor *t) {
@@ -188,7 +45,7 @@ static int load_tensors(Net *net, RefFile *f, const char *prefix, int params) {
             const TensorInfo *ti = params ? &L->params_info[j] : &L->state_info[j];
             char key[200];
             snprintf(key, sizeof key, "%s%s.%s", prefix, L->name, ti->name);
-            RefTensor *t = ref_get(f, key);
+            RefTensor *t = tu_ref_get(f, key);
             CU_ASSERT_PTR_NOT_NULL(t);
             if (!t) continue;
             if (!same_dims(ti, t) || ti->count != t->n) {
@@ -217,7 +74,7 @@ static int count_ref_params(const RefFile *f) {
 
 static int build_net(Net *net, Ini *ini, const char *ini_file, Shape in, int B) {
     char path[1024];
-    ref_path(path, sizeof path, ini_file);
+    tu_ref_path(path, sizeof path, ini_file);
     DfError err;
     char *text = df_read_text_file(path, NULL, &err);
     if (!text) { fprintf(stderr, "  %s\n", err.msg); return -1; }
@@ -241,9 +98,9 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
     char file[256];
     snprintf(file, sizeof file, "%s.txt", stem);
     RefFile f;
-    int rc = ref_load(&f, file);
+    int rc = tu_ref_load(&f, file);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    RefTensor *tin = ref_get(&f, "input"), *ttg = ref_get(&f, "targets"), *tlog = ref_get(&f, "logits");
+    RefTensor *tin = tu_ref_get(&f, "input"), *ttg = tu_ref_get(&f, "targets"), *tlog = tu_ref_get(&f, "logits");
     CU_ASSERT_FATAL(tin && ttg && tlog && tin->ndim == 5 && tlog->ndim == 2);
     int B = tin->dims[0], K = tlog->dims[1];
     Shape in = { tin->dims[1], tin->dims[2], tin->dims[3], tin->dims[4] };
@@ -262,11 +119,11 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
     size_t in_n = (size_t)B * shape_numel(in);
     net_enable_input_grad(&net);
 
-    float *x = ref_floats(tin);
+    float *x = tu_ref_floats(tin);
     net_zero_grad(&net);
     Batch bx = batch_of_images(x, B);
     const float *logits = net_forward(&net, &bx, 1);
-    check_tensor(&f, "logits", logits, (size_t)B * K, ATOL, RTOL);
+    tu_ref_check(&f, "logits", logits, (size_t)B * K, ATOL, RTOL);
 
     float *dlogits = xcalloc((size_t)B * K, sizeof(float));
     double loss;
@@ -284,14 +141,14 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
         free(tg);
     } else {
         CU_ASSERT_EQUAL_FATAL(ttg->n, (size_t)B * K);
-        float *tg = ref_floats(ttg);
+        float *tg = tu_ref_floats(ttg);
         loss = bce_logits_forward(logits, tg, B * K) / (B * K);
         bce_logits_backward(dlogits, logits, tg, B * K, 1.0f / (B * K));
         free(tg);
     }
-    RefTensor *tloss = ref_get(&f, "loss");
+    RefTensor *tloss = tu_ref_get(&f, "loss");
     CU_ASSERT_PTR_NOT_NULL(tloss);
-    if (tloss) check_scalar("loss", loss, tloss->v[0], ATOL, RTOL);
+    if (tloss) tu_ref_check_scalar("loss", loss, tloss->v[0], ATOL, RTOL);
 
     net_backward(&net, &bx, dlogits);
     for (int i = 0; i < net.n_layers; i++) {
@@ -299,15 +156,15 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
         for (int j = 0; j < L->n_params_info; j++) {
             char key[200];
             snprintf(key, sizeof key, "grad.%s.%s", L->name, L->params_info[j].name);
-            check_tensor(&f, key, L->grads + L->params_info[j].offset, L->params_info[j].count, ATOL, RTOL);
+            tu_ref_check(&f, key, L->grads + L->params_info[j].offset, L->params_info[j].count, ATOL, RTOL);
         }
         for (int j = 0; j < L->n_state_info; j++) {
             char key[200];
             snprintf(key, sizeof key, "after.%s.%s", L->name, L->state_info[j].name);
-            check_tensor(&f, key, L->state + L->state_info[j].offset, L->state_info[j].count, ATOL, RTOL);
+            tu_ref_check(&f, key, L->state + L->state_info[j].offset, L->state_info[j].count, ATOL, RTOL);
         }
     }
-    check_tensor(&f, "grad.input", net.dacts[0], in_n, ATOL, RTOL);
+    tu_ref_check(&f, "grad.input", net.dacts[0], in_n, ATOL, RTOL);
 
     if (eval_ini) {
         // Same layers plus a dropout (identity when evaluating), the original parameters and
@@ -319,7 +176,7 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
         load_tensors(&ev, &f, "", 1);
         load_tensors(&ev, &f, "after.", 0);
         const float *lev = net_forward(&ev, &bx, 0);
-        check_tensor(&f, "logits_eval", lev, (size_t)B * K, ATOL, RTOL);
+        tu_ref_check(&f, "logits_eval", lev, (size_t)B * K, ATOL, RTOL);
         net_free(&ev);
         ini_free(&eini);
     }
@@ -332,7 +189,7 @@ static void run_net_ref(const char *stem, RefLoss loss_kind, const char *eval_in
     free(x);
     net_free(&net);
     ini_free(&ini);
-    ref_free(&f);
+    tu_ref_free(&f);
 }
 
 static void test_net3d(void) { run_net_ref("net3d", REF_CE, "net3d_eval.ini"); }
@@ -342,13 +199,13 @@ static void test_netl2(void) { run_net_ref("netl2", REF_BCE, NULL); }
 
 static void test_losses(void) {
     RefFile f;
-    CU_ASSERT_EQUAL_FATAL(ref_load(&f, "loss.txt"), 0);
+    CU_ASSERT_EQUAL_FATAL(tu_ref_load(&f, "loss.txt"), 0);
 
     // Cross-entropy, mean over B rows.
-    RefTensor *tl = ref_get(&f, "ce_logits"), *tt = ref_get(&f, "ce_targets");
+    RefTensor *tl = tu_ref_get(&f, "ce_logits"), *tt = tu_ref_get(&f, "ce_targets");
     CU_ASSERT_FATAL(tl && tt && tl->ndim == 2);
     int B = tl->dims[0], K = tl->dims[1];
-    float *logits = ref_floats(tl), *probs = xmalloc((size_t)B * K * sizeof(float));
+    float *logits = tu_ref_floats(tl), *probs = xmalloc((size_t)B * K * sizeof(float));
     float *grad = xcalloc((size_t)B * K, sizeof(float));
     int *tg = xmalloc((size_t)B * sizeof(int));
     for (int b = 0; b < B; b++) {
@@ -356,48 +213,48 @@ static void test_losses(void) {
         CU_ASSERT(tg[b] == tt->v[b] && tg[b] >= 0 && tg[b] < K);
     }
     double loss = softmax_xent_forward(probs, logits, tg, B, K) / B;
-    check_scalar("ce_loss", loss, ref_get(&f, "ce_loss")->v[0], ATOL, RTOL);
+    tu_ref_check_scalar("ce_loss", loss, tu_ref_get(&f, "ce_loss")->v[0], ATOL, RTOL);
     softmax_xent_backward(grad, probs, tg, B, K, 1.0f / B);
-    check_tensor(&f, "ce_grad", grad, (size_t)B * K, ATOL, RTOL);
+    tu_ref_check(&f, "ce_grad", grad, (size_t)B * K, ATOL, RTOL);
     free(logits); free(probs); free(grad); free(tg);
 
     // BCE with logits and MSE, mean over n.
-    tl = ref_get(&f, "bce_logits");
+    tl = tu_ref_get(&f, "bce_logits");
     CU_ASSERT_FATAL(tl != NULL);
     int n = (int)tl->n;
-    float *x = ref_floats(tl), *t = ref_floats(ref_get(&f, "bce_targets"));
+    float *x = tu_ref_floats(tl), *t = tu_ref_floats(tu_ref_get(&f, "bce_targets"));
     float *g = xcalloc((size_t)n, sizeof(float));
-    check_scalar("bce_loss", bce_logits_forward(x, t, n) / n, ref_get(&f, "bce_loss")->v[0], ATOL, RTOL);
+    tu_ref_check_scalar("bce_loss", bce_logits_forward(x, t, n) / n, tu_ref_get(&f, "bce_loss")->v[0], ATOL, RTOL);
     bce_logits_backward(g, x, t, n, 1.0f / n);
-    check_tensor(&f, "bce_grad", g, (size_t)n, ATOL, RTOL);
+    tu_ref_check(&f, "bce_grad", g, (size_t)n, ATOL, RTOL);
     free(x); free(t); free(g);
 
-    tl = ref_get(&f, "mse_pred");
+    tl = tu_ref_get(&f, "mse_pred");
     CU_ASSERT_FATAL(tl != NULL);
     n = (int)tl->n;
-    x = ref_floats(tl);
-    t = ref_floats(ref_get(&f, "mse_targets"));
+    x = tu_ref_floats(tl);
+    t = tu_ref_floats(tu_ref_get(&f, "mse_targets"));
     g = xcalloc((size_t)n, sizeof(float));
-    check_scalar("mse_loss", mse_forward(x, t, n) / n, ref_get(&f, "mse_loss")->v[0], ATOL, RTOL);
+    tu_ref_check_scalar("mse_loss", mse_forward(x, t, n) / n, tu_ref_get(&f, "mse_loss")->v[0], ATOL, RTOL);
     mse_backward(g, x, t, n, 1.0f / n);
-    check_tensor(&f, "mse_grad", g, (size_t)n, ATOL, RTOL);
+    tu_ref_check(&f, "mse_grad", g, (size_t)n, ATOL, RTOL);
     free(x); free(t); free(g);
 
     for (int i = 0; i < f.n; i++)
         if (!f.t[i].used) { fprintf(stderr, "\n  loss.txt: '%s' not compared\n", f.t[i].name); CU_FAIL("unused reference"); }
-    ref_free(&f);
+    tu_ref_free(&f);
 }
 
 // ---- optimisers and schedules -----------------------------------------------------------------
 
 static void test_optimizers(void) {
     RefFile f;
-    CU_ASSERT_EQUAL_FATAL(ref_load(&f, "optim.txt"), 0);
-    RefTensor *tp = ref_get(&f, "opt_p0"), *tg = ref_get(&f, "opt_grads");
+    CU_ASSERT_EQUAL_FATAL(tu_ref_load(&f, "optim.txt"), 0);
+    RefTensor *tp = tu_ref_get(&f, "opt_p0"), *tg = tu_ref_get(&f, "opt_grads");
     CU_ASSERT_FATAL(tp && tg && tg->ndim == 2 && (size_t)tg->dims[1] == tp->n);
     size_t n = tp->n;
     int steps = tg->dims[0];
-    float *grads = ref_floats(tg);
+    float *grads = tu_ref_floats(tg);
     int n_opt = 0, n_sched = 0;
     for (int i = 0; i < f.n; i++) {
         const char *nm = f.t[i].name;
@@ -412,11 +269,11 @@ static void test_optimizers(void) {
             CU_ASSERT_FATAL(f.t[i].n == 7);
             Schedule s = { (SchedKind)c[0], c[1], (int)c[2], c[3], (int)c[4], c[5], (int)c[6] };
             snprintf(key, sizeof key, "%s_lr", base);
-            RefTensor *tl = ref_get(&f, key);
+            RefTensor *tl = tu_ref_get(&f, key);
             CU_ASSERT_FATAL(tl != NULL);
             float *lr = xmalloc(tl->n * sizeof(float));
             for (size_t e = 0; e < tl->n; e++) lr[e] = (float)schedule_lr(&s, (int)e);
-            CU_ASSERT(close_ratio(key, lr, tl->v, tl->n, 1e-9, 1e-6) <= 1.0);
+            CU_ASSERT(tu_ref_ratio(key, lr, tl->v, tl->n, 1e-9, 1e-6) <= 1.0);
             free(lr);
             n_sched++;
             continue;
@@ -425,18 +282,18 @@ static void test_optimizers(void) {
         CU_ASSERT_FATAL(f.t[i].n == 7);
         OptConfig cfg = { (OptKind)c[0], c[1], (int)c[2], c[3], c[4], c[5], c[6] };
         snprintf(key, sizeof key, "%s_lr", base);
-        RefTensor *tl = ref_get(&f, key);
+        RefTensor *tl = tu_ref_get(&f, key);
         snprintf(key, sizeof key, "%s_traj", base);
-        RefTensor *tt = ref_get(&f, key);
+        RefTensor *tt = tu_ref_get(&f, key);
         CU_ASSERT_FATAL(tl && tt && tl->n == (size_t)steps && tt->n == (size_t)steps * n);
         Optimizer o;
         optim_init(&o, &cfg, n);
-        float *p = ref_floats(tp);
+        float *p = tu_ref_floats(tp);
         for (int s = 0; s < steps; s++) {
             optim_step(&o, p, grads + (size_t)s * n, tl->v[s]);
             char what[160];
             snprintf(what, sizeof what, "%s after step %d", base, s + 1);
-            CU_ASSERT(close_ratio(what, p, tt->v + (size_t)s * n, n, ATOL, RTOL) <= 1.0);
+            CU_ASSERT(tu_ref_ratio(what, p, tt->v + (size_t)s * n, n, ATOL, RTOL) <= 1.0);
         }
         optim_free(&o);
         free(p);
@@ -447,7 +304,7 @@ static void test_optimizers(void) {
     for (int i = 0; i < f.n; i++)
         if (!f.t[i].used) { fprintf(stderr, "\n  optim.txt: '%s' not compared\n", f.t[i].name); CU_FAIL("unused reference"); }
     free(grads);
-    ref_free(&f);
+    tu_ref_free(&f);
 }
 
 int main(void) {

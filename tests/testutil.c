@@ -217,3 +217,133 @@ void tu_share(int n, int r, int P, int *lo, int *hi) {
     *lo = (int)((long)n * r / P);
     *hi = (int)((long)n * (r + 1) / P);
 }
+// ---- reference files ------------------------------------------------------------------------
+
+
+
+void tu_ref_path(char *buf, size_t n, const char *file) {
+    const char *top = getenv("top_srcdir");
+    snprintf(buf, n, "%s/tests/ref/%s", top && *top ? top : ".", file);
+}
+
+// Next whitespace-separated token, skipping '#' comments to the end of the line.
+static char *next_token(char **p) {
+    char *s = *p;
+    for (;;) {
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+        if (*s != '#') break;
+        while (*s && *s != '\n') s++;
+    }
+    if (!*s) { *p = s; return NULL; }
+    char *tok = s;
+    while (*s && *s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') s++;
+    if (*s) *s++ = '\0';
+    *p = s;
+    return tok;
+}
+
+static int parse_long_tok(char **p, long *out) {
+    char *tok = next_token(p);
+    return tok && df_parse_long(tok, out) == 0 ? 0 : -1;
+}
+
+// Returns 0, or -1 after printing what is wrong with the file.
+int tu_ref_load(RefFile *f, const char *file) {
+    memset(f, 0, sizeof *f);
+    tu_ref_path(f->path, sizeof f->path, file);
+    DfError err;
+    char *text = df_read_text_file(f->path, NULL, &err);
+    if (!text) { fprintf(stderr, "  %s\n", err.msg); return -1; }
+    char *p = text, *tok;
+    int rc = 0;
+    while ((tok = next_token(&p))) {
+        if (f->n == f->cap) {
+            f->cap = f->cap ? 2 * f->cap : 32;
+            f->t = xrealloc(f->t, (size_t)f->cap * sizeof *f->t);
+        }
+        RefTensor *t = &f->t[f->n];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", tok);
+        long ndim, d;
+        if (parse_long_tok(&p, &ndim) || ndim < 1 || ndim > 6) { rc = -1; break; }
+        t->ndim = (int)ndim;
+        t->n = 1;
+        for (int i = 0; i < t->ndim; i++) {
+            if (parse_long_tok(&p, &d) || d < 1) { rc = -1; break; }
+            t->dims[i] = (int)d;
+            t->n *= (size_t)d;
+        }
+        if (rc) break;
+        t->v = xmalloc(t->n * sizeof(double));
+        f->n++;
+        for (size_t i = 0; i < t->n; i++) {
+            char *num = next_token(&p);
+            if (!num || df_parse_double(num, &t->v[i])) { rc = -1; break; }
+        }
+        if (rc) break;
+    }
+    if (rc) fprintf(stderr, "  %s: malformed near tensor '%s'\n", f->path, f->n ? f->t[f->n - 1].name : "(start)");
+    free(text);
+    return rc;
+}
+
+void tu_ref_free(RefFile *f) {
+    for (int i = 0; i < f->n; i++) free(f->t[i].v);
+    free(f->t);
+    memset(f, 0, sizeof *f);
+}
+
+// NULL (and a printed note) when absent.
+RefTensor *tu_ref_find(RefFile *f, const char *name) {
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->t[i].name, name) == 0) { f->t[i].used = 1; return &f->t[i]; }
+    return NULL;
+}
+
+RefTensor *tu_ref_get(RefFile *f, const char *name) {
+    RefTensor *t = tu_ref_find(f, name);
+    if (!t) fprintf(stderr, "  %s: no tensor '%s'\n", f->path, name);
+    return t;
+}
+
+float *tu_ref_floats(const RefTensor *t) {
+    float *x = xmalloc(t->n * sizeof(float));
+    for (size_t i = 0; i < t->n; i++) x[i] = (float)t->v[i];
+    return x;
+}
+
+// Worst |got - want| / (atol + rtol |want|); prints the worst entry when it exceeds 1.
+double tu_ref_ratio(const char *what, const float *got, const double *want, size_t n, double atol, double rtol) {
+    double worst = 0.0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
+        if (isnan(r)) r = INFINITY;
+        if (r > worst) { worst = r; wi = i; }
+    }
+    if (getenv("TORCH_REF_VERBOSE"))  // margins of every comparison, for tuning tolerances
+        fprintf(stderr, "  %-34s n=%-5zu worst ratio %.3g\n", what, n, worst);
+    if (worst > 1.0)
+        fprintf(stderr, "\n  %s: worst mismatch at [%zu] of %zu: C %.9g vs PyTorch %.9g (ratio %.3g to tolerance)\n",
+                what, wi, n, n ? got[wi] : 0.0, n ? want[wi] : 0.0, worst);
+    return worst;
+}
+
+// CU_ASSERT that `got` (n floats) matches the reference tensor `name` of f.
+void tu_ref_check(RefFile *f, const char *name, const float *got, size_t n, double atol, double rtol) {
+    RefTensor *t = tu_ref_get(f, name);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    if (!t) return;
+    if (t->n != n) {
+        fprintf(stderr, "\n  %s: C has %zu values, reference %zu\n", name, n, t->n);
+        CU_FAIL("reference tensor size");
+        return;
+    }
+    CU_ASSERT(tu_ref_ratio(name, got, t->v, n, atol, rtol) <= 1.0);
+}
+
+void tu_ref_check_scalar(const char *what, double got, double want, double atol, double rtol) {
+    float g = (float)got;
+    CU_ASSERT(tu_ref_ratio(what, &g, &want, 1, atol, rtol) <= 1.0);
+}
+

@@ -92,4 +92,34 @@ void tu_skip(const char *why);
 // code (0 when every test passed, 77 when some were skipped and none failed, else 1). Call
 // from main() after adding suites.
 int tu_run_all(void);
+// ---- reference files (tests/ref/*.txt, written by the tests/gen_*.py generators) ------------
+// Text: a header line `name ndim d0 d1 ...` then prod(d) numbers; '#' starts a comment.
+typedef struct {
+    char name[96];
+    int ndim;
+    int dims[6];
+    size_t n;
+    double *v;
+    int used;  // set when the test looked it up
+} RefTensor;
+
+typedef struct {
+    char path[1024];
+    RefTensor *t;
+    int n, cap;
+} RefFile;
+// tests/ref/<file> under $top_srcdir (or .).
+void tu_ref_path(char *buf, size_t n, const char *file);
+// 0, or -1 after printing what is wrong with the file.
+int tu_ref_load(RefFile *f, const char *file);
+void tu_ref_free(RefFile *f);
+RefTensor *tu_ref_find(RefFile *f, const char *name);  // NULL when absent
+RefTensor *tu_ref_get(RefFile *f, const char *name);   // NULL and a printed note when absent
+float *tu_ref_floats(const RefTensor *t);              // a float copy (free())
+// Worst |got - want| / (atol + rtol |want|) (<= 1 passes); prints the worst entry when > 1
+// (every comparison's margin with TORCH_REF_VERBOSE set).
+double tu_ref_ratio(const char *what, const float *got, const double *want, size_t n, double atol, double rtol);
+// CU_ASSERTs that `got` (n floats) matches reference tensor `name`, or a scalar matches.
+void tu_ref_check(RefFile *f, const char *name, const float *got, size_t n, double atol, double rtol);
+void tu_ref_check_scalar(const char *what, double got, double want, double atol, double rtol);
 #endif
