@@ -1,12 +1,14 @@
 // eval.c: `deconfound eval`: the features of every sample at named layers, in eval mode and
 // input order (run/infer.h), with labels and metadata beside them -- the input of
 // `deconfound dcor`. Rank 0 writes the file atomically.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cmd/apply.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "data/feature_file.h"
+#include "nn/loss.h"
 #include "mpi/comm.h"
 #include "run/infer.h"
 
@@ -24,6 +26,9 @@ static const char *eval_help =
     "any --batch and any rank count; the file is written atomically.\n"
     "  --threads N   OpenBLAS threads per rank (default 1: use ranks for more cores; other\n"
     "                thread counts may change the last bits)\n"
+    "  --accuracy-by COLUMN   also print the classification accuracy over all samples, over\n"
+    "                the bias-aligned ones (COLUMN's value equals the class index, as colour k\n"
+    "                is class k's in Biased MNIST) and over the bias-conflicting ones\n"
     "Then, e.g.:\n"
     "  deconfound dcor --x FEATS.h5:features/fc1 --y FEATS.h5:meta:age --by FEATS.h5:labels\n";
 
@@ -46,6 +51,26 @@ static int layer_outputs(const Net *net, const char *list, const char *config, i
     free(copy);
     if (n == 0) cli_usage_error("eval", "--features: expected LAYER[,LAYER...]");
     return n;
+}
+
+// --accuracy-by: argmax hits over all samples, the bias-aligned (the column's value is the
+// class index) and the bias-conflicting ones, beside the outputs the file keeps.
+typedef struct {
+    InferOutputs *o;
+    int col;              // metadata column
+    double tally[6];      // n, correct: all, aligned, conflicting
+} EvalVisit;
+
+static void eval_visit(void *arg, const Net *net, const Batch *b) {
+    EvalVisit *v = arg;
+    infer_outputs_visit(v->o, net, b);
+    if (v->col >= 0 && b->labels) accuracy_by_tally(v->tally, net->acts[net->n_layers], (int)shape_numel(net->out_shape), b, v->col);
+}
+
+static void print_accuracy(const EvalVisit *v, const char *column) {
+    const double *t = v->tally;
+    printf("accuracy %.4f (%.0f samples); %s = class (bias-aligned) %.4f (%.0f); %s != class (bias-conflicting) %.4f (%.0f)\n",
+           t[0] > 0 ? t[1] / t[0] : NAN, t[0], column, t[2] > 0 ? t[3] / t[2] : NAN, t[2], column, t[4] > 0 ? t[5] / t[4] : NAN, t[4]);
 }
 
 // Writes FEATS.h5 on rank 0: the features, labels and the metadata as the model codes it,
@@ -90,9 +115,18 @@ int cmd_eval(int argc, char **argv) {
     int n_outputs = layer_outputs(&in.net, a.features, a.config, act, names);
     InferOutputs o;
     infer_outputs_init(&o, &in.net, act, n_outputs, in.ds.cohort.n);
-    if (infer_run(&in.net, in.loader, infer_outputs_visit, &o, &err)) df_die(DF_EXIT_FAIL, "eval: %s", err.msg);
+    EvalVisit v = { &o, -1, { 0 } };
+    if (a.accuracy_by) {
+        v.col = meta_column(in.schema, a.accuracy_by);
+        if (v.col < 0 || in.schema->absent[v.col])
+            df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by %s: %s has no such metadata column", a.accuracy_by, a.data);
+        if (!in.ds.cohort.labels) df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by: %s has no labels", a.data);
+    }
+    if (infer_run(&in.net, in.loader, eval_visit, &v, &err)) df_die(DF_EXIT_FAIL, "eval: %s", err.msg);
+    dist_allreduce_sum_f64(v.tally, 6);
     infer_outputs_gather(&o);
     if (dist_rank() == 0) write_features(a.out, a.checkpoint, &in, &o, names);
+    if (dist_rank() == 0 && a.accuracy_by) print_accuracy(&v, a.accuracy_by);
     infer_outputs_free(&o);
     infer_setup_free(&in);
     apply_args_free(&a);

@@ -105,8 +105,9 @@ static int end_build(LossTerm *t, const Ini *ini, IniSection *sec, const MetaSch
     End *e = xcalloc(1, sizeof *e);
     t->impl = e;
     if (bias_coding_build(&e->bias, ini, sec, schema, err)) return -1;
-    if (ini_double(ini, sec, "alpha", 1.0, 0.0, 1e6, &e->alpha, err)) return -1;
-    if (ini_double(ini, sec, "beta", 1.0, 0.0, 1e6, &e->beta, err)) return -1;
+    // the reference's defaults (its configs.py), which its README's example run uses
+    if (ini_double(ini, sec, "alpha", 0.1, 0.0, 1e6, &e->alpha, err)) return -1;
+    if (ini_double(ini, sec, "beta", 0.1, 0.0, 1e6, &e->beta, err)) return -1;
     t->weight = 1.0;
     loss_term_add_log(t, "R_perp", TERM_LOG_MEAN);
     loss_term_add_log(t, "R_par", TERM_LOG_MEAN);

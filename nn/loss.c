@@ -128,3 +128,18 @@ void loss_batch(const LossConfig *lc, const float *logits, int K, const Batch *b
     st->correct += correct;
     st->count += B;
 }
+
+void accuracy_by_tally(double tally[6], const float *logits, int K, const Batch *b, int col) {
+    for (int i = 0; i < b->n; i++) {
+        const float *o = logits + (size_t)i * K;
+        int pred = 0;
+        if (K == 1) pred = o[0] > 0.0f;
+        else
+            for (int k = 1; k < K; k++) if (o[k] > o[pred]) pred = k;
+        int hit = pred == b->labels[i], group = b->meta[(size_t)i * b->n_meta + col] == (double)b->labels[i] ? 2 : 4;
+        tally[0] += 1;
+        tally[1] += hit;
+        tally[group] += 1;
+        tally[group + 1] += hit;
+    }
+}

@@ -50,4 +50,10 @@ typedef struct {
 // metadata column lc->target_column. scratch: 2 * b->n * K floats.
 void loss_batch(const LossConfig *lc, const float *logits, int K, const Batch *b, float *dlogits, float scale, float *scratch,
                 LossStats *st);
+
+// Accuracy split by a bias column (metadata column col of the batch's rows): tally[0..5] +=
+// samples and argmax hits (K = 1: logit > 0) over all samples, then over the bias-aligned ones
+// -- whose column value equals their class index, as colour k is class k's in Biased MNIST --
+// then over the bias-conflicting ones.
+void accuracy_by_tally(double tally[6], const float *logits, int K, const Batch *b, int col);
 #endif

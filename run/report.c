@@ -42,7 +42,7 @@ static void write_file(const char *dir, const char *name, const char *text, size
 // metrics.json: one object per epoch run by this process (from first_epoch, so a resumed run
 // lists the epochs it ran).
 static void write_metrics(const Report *r, int n_epochs) {
-    size_t cap = 256 + (size_t)n_epochs * (512 + (size_t)r->n_terms * 180), len = 0;
+    size_t cap = 256 + (size_t)n_epochs * (640 + (size_t)r->n_terms * 180), len = 0;
     char *buf = xmalloc(cap);
     len += (size_t)snprintf(buf, cap, "{\"epochs\": [");
     for (int e = r->first_epoch; e < n_epochs; e++) {
@@ -57,6 +57,9 @@ static void write_metrics(const Report *r, int n_epochs) {
         if (r->classification)
             len += (size_t)snprintf(buf + len, cap - len, ", \"train_acc\": %.9g, \"val_acc\": %s", l->train_acc,
                                     json_num(l->val_acc, va));
+        if (!isnan(l->val_acc_aligned) || !isnan(l->val_acc_conflicting))
+            len += (size_t)snprintf(buf + len, cap - len, ", \"val_acc_aligned\": %s", json_num(l->val_acc_aligned, va)),
+            len += (size_t)snprintf(buf + len, cap - len, ", \"val_acc_conflicting\": %s", json_num(l->val_acc_conflicting, va));
         for (int j = 0; j < r->n_terms; j++)
             len += (size_t)snprintf(buf + len, cap - len, "%s\"%s\": %s", j ? ", " : ", \"terms\": {", r->term_names[j],
                                     json_num(l->terms[j], vl));
@@ -73,7 +76,10 @@ void report_epoch(Report *r, int epoch, int has_val, int multi_rank) {
     char comm[96] = "", val[96] = "no validation split";
     if (multi_rank) snprintf(comm, sizeof comm, ", comm wait %.1f ms/step", l->comm_wait_ms);
     if (l->data_wait_ms >= 0.05) snprintf(comm + strlen(comm), sizeof comm - strlen(comm), ", data wait %.1f ms/step", l->data_wait_ms);
-    if (has_val && r->classification) snprintf(val, sizeof val, "val loss %.4f acc %.3f", l->val_loss, l->val_acc);
+    if (has_val && r->classification && !isnan(l->val_acc_conflicting))
+        snprintf(val, sizeof val, "val loss %.4f acc %.3f (aligned %.3f, conflicting %.3f)", l->val_loss, l->val_acc,
+                 l->val_acc_aligned, l->val_acc_conflicting);
+    else if (has_val && r->classification) snprintf(val, sizeof val, "val loss %.4f acc %.3f", l->val_loss, l->val_acc);
     else if (has_val) snprintf(val, sizeof val, "val loss %.4f", l->val_loss);
     // " | end(feat) 0.41 [R_perp 0.05, R_par 0.36, ...]": a term's value, then its logs
     char terms[REPORT_MAX_TERM_COLS * 160] = "";
@@ -115,6 +121,9 @@ void report_final(const Report *r, int n_val) {
     const EpochLog *l = &r->log[r->epochs - 1];
     if (r->classification && n_val == 0)
         printf("final: train accuracy %.3f (no validation split)\n", l->train_acc);
+    else if (r->classification && !isnan(l->val_acc_conflicting))
+        printf("final: train accuracy %.3f, validation accuracy %.3f (%d validation samples; bias-aligned %.3f, bias-conflicting "
+               "%.3f)\n", l->train_acc, l->val_acc, n_val, l->val_acc_aligned, l->val_acc_conflicting);
     else if (r->classification)
         printf("final: train accuracy %.3f, validation accuracy %.3f (%d validation samples)\n", l->train_acc, l->val_acc, n_val);
     else

@@ -10,6 +10,7 @@
 
 typedef struct {
     double train_loss, train_acc, val_loss, val_acc, seconds, samples_per_s, lr, comm_wait_ms, data_wait_ms;
+    double val_acc_aligned, val_acc_conflicting;  // [train] accuracy_by; NaN without it
     double terms[REPORT_MAX_TERM_COLS];  // the loss terms' columns: each term's mean value per sample, then its logs
 } EpochLog;
 

@@ -93,6 +93,14 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
         if (tc->n_dcor_cols == 0) return df_err(err, "%s: [train] dcor_layer: the data have no metadata columns", where);
     }
 
+    tc->accuracy_by = -1;
+    const char *ab = ini_str(t, "accuracy_by", NULL);
+    if (ab && *ab) {
+        char where[512];
+        ini_where_key(ini, t, "accuracy_by", where, sizeof where);
+        if (!schema || (tc->accuracy_by = meta_column(schema, ab)) < 0)
+            return df_err(err, "%s = %s: the data have no such metadata column", where, ab);
+    }
     return loss_config_parse(&tc->loss, ini, schema, err);
 }
 
@@ -440,23 +448,29 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[3]) {
 
 typedef struct {
     const LossConfig *lc;
-    int K;
+    int K, accuracy_by;
     float *scratch;
     LossStats st;
+    double by[6];  // accuracy_by_tally
 } Validation;
 
 static void validation_visit(void *arg, const Net *net, const Batch *b) {
     Validation *v = arg;
     loss_batch(v->lc, net->acts[net->n_layers], v->K, b, NULL, 0.0f, v->scratch, &v->st);
+    if (v->accuracy_by >= 0) accuracy_by_tally(v->by, net->acts[net->n_layers], v->K, b, v->accuracy_by);
 }
 
-// The validation split's loss and accuracy (collective; global sums).
-static LossStats validate(Trainer *t) {
-    Validation v = { &t->tc.loss, t->K, t->scratch, { 0, 0, 0 } };
+// The validation split's loss and accuracy (collective; global sums); with [train]
+// accuracy_by, the accuracy over its bias-aligned and bias-conflicting samples (else NaN).
+static LossStats validate(Trainer *t, double *aligned, double *conflicting) {
+    Validation v = { &t->tc.loss, t->K, t->tc.accuracy_by, t->scratch, { 0, 0, 0 }, { 0 } };
     DfError err;
     if (infer_run(&t->net, t->val, validation_visit, &v, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
-    double sums[3] = { v.st.sum, (double)v.st.correct, (double)v.st.count };
-    dist_allreduce_sum_f64(sums, 3);
+    double sums[9] = { v.st.sum, (double)v.st.correct, (double)v.st.count };
+    memcpy(sums + 3, v.by, sizeof v.by);
+    dist_allreduce_sum_f64(sums, 9);
+    *aligned = sums[5] > 0 ? sums[6] / sums[5] : NAN;
+    *conflicting = sums[7] > 0 ? sums[8] / sums[7] : NAN;
     return (LossStats){ sums[0], (long)sums[1], (long)sums[2] };
 }
 
@@ -470,13 +484,15 @@ static void save_checkpoint(Trainer *t) {
 // the checkpoint. The collective parts run on every rank, the rest on rank 0.
 static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], double t_epoch, int first_step, int stopped) {
     double t_train = df_now() - t_epoch, data_wait = loader_wait_seconds(t->train) - t->data_wait0;
-    LossStats val = t->val ? validate(t) : (LossStats){ 0, 0, 0 };
+    double aligned = NAN, conflicting = NAN;
+    LossStats val = t->val ? validate(t, &aligned, &conflicting) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
     int steps = DF_MAX(1, t->steps_per_epoch - first_step);
     *l = (EpochLog){ .lr = lr, .train_loss = sums[0] / sums[2], .train_acc = sums[1] / sums[2],
                      .val_loss = val.count ? val.sum / val.count : NAN, .val_acc = val.count ? (double)val.correct / val.count : NAN,
                      .seconds = df_now() - t_epoch, .samples_per_s = (sums[2] - t->ts.epoch_sums[2]) / t_train,
-                     .comm_wait_ms = 1e3 * gradsync_wait_seconds(t->gs) / steps, .data_wait_ms = 1e3 * data_wait / steps };
+                     .comm_wait_ms = 1e3 * gradsync_wait_seconds(t->gs) / steps, .data_wait_ms = 1e3 * data_wait / steps,
+                     .val_acc_aligned = aligned, .val_acc_conflicting = conflicting };
     terms_epoch_end(&t->tr, sums[2], l->terms);  // the whole epoch: its sums survive a mid-epoch resume
     t->ts.epoch = epoch + 1;
     t->ts.epoch_step = 0;

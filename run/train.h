@@ -24,6 +24,7 @@ typedef struct {
     char dcor_layer[64];  // report dCor of this layer's features vs metadata ("" = none)
     int dcor_every;       // epochs between reports (0: at the end only)
     int dcor_cols[16], n_dcor_cols;  // metadata columns reported
+    int accuracy_by;      // validation accuracy also over bias-aligned / -conflicting samples of this column (-1: no)
 } TrainConfig;
 
 // Parses [train] and [loss]. The cohort names the metadata columns of dcor_columns, the

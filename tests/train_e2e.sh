@@ -72,4 +72,56 @@ logits() { h5dump -d logits -w 0 "$1" | sed -n 's/^ *([0-9]*,0): //p' | tr ',' '
 logits "$WORK/p1.h5" >"$WORK/l1"; logits "$WORK/p2.h5" >"$WORK/l2"
 check "predict: 2 ranks equal 1 rank" bash -c "[ \$(wc -l <'$WORK/l1') = 128 ] && paste '$WORK/l1' '$WORK/l2' | awk '{ d = \$1 - \$2; if (d < 0) d = -d; if (d > 1e-5 * (1 + (\$1 < 0 ? -\$1 : \$1))) bad = 1 } END { exit bad }'"
 check "predict: 64 rows of 2 logits" bash -c "h5dump -H -d logits '$WORK/p1.h5' | grep -q '( 64, 2 )'"
+# Accuracy split by a bias column, in Biased MNIST's convention (colour k is class k's):
+# [train] accuracy_by during training, and eval --accuracy-by, whose figures are checked
+# against the logits `predict` writes for the same shard, counted here from the files.
+fm=/usr/share/datasets/fashion-mnist
+if [ -e "$fm/train-images-idx3-ubyte.gz" ] || [ -e "$fm/train-images-idx3-ubyte" ]; then
+    cat >"$WORK/bf.ini" <<INI
+[data]
+source = synth:biased-fmnist
+n = 60
+n_test = 40
+rho = 0.9
+[train]
+epochs = 2
+batch = 20
+accuracy_by = colour
+out_dir = $WORK/bfrun
+[conv3d]
+out = 4
+kernel = 1,3,3
+pad = 0,1,1
+[relu]
+[global_avgpool]
+[flatten]
+[linear]
+name = fc
+out = 10
+INI
+    "$DF" train "$WORK/bf.ini" >"$WORK/bf.log" 2>&1
+    check "accuracy_by: training exits 0" [ $? = 0 ] || cat "$WORK/bf.log"
+    check "accuracy_by: the epoch line splits the validation accuracy" grep -q 'acc [0-9.]* (aligned [0-9.]*, conflicting [0-9.]*)' "$WORK/bf.log"
+    check "accuracy_by: metrics.json has both" grep -q '"val_acc_aligned": [0-9.]*, "val_acc_conflicting": [0-9.]*' "$WORK/bfrun/metrics.json"
+    "$DF" synth biased-fmnist --n 60 --n-test 40 --rho 0.9 --out "$WORK/bfd" >/dev/null
+    shard="$WORK/bfd/shard-00000.h5"
+    "$DF" eval "$WORK/bf.ini" --checkpoint "$WORK/bfrun/checkpoint.h5" --data "$shard" --features fc --accuracy-by colour \
+        --out "$WORK/bfe.h5" >"$WORK/bfe.log" 2>&1
+    check "eval --accuracy-by exits 0" [ $? = 0 ] || cat "$WORK/bfe.log"
+    "$DF" predict "$WORK/bf.ini" --checkpoint "$WORK/bfrun/checkpoint.h5" --data "$shard" --out "$WORK/bfp.h5" >/dev/null
+    h5col() { h5dump -d "$2" -w 0 -A 0 "$1" | sed -n 's/^ *([0-9]*[,0-9]*): //p' | tr ',' '\n' | tr -d ' ' | grep .; }
+    # rows: 10 logits, label, colour -> "accuracy A (N samples); colour = class ... X (n); ... Y (m)"
+    expected=$(paste -d' ' <(h5col "$WORK/bfp.h5" logits | paste -d' ' - - - - - - - - - -) <(h5col "$shard" labels) \
+                   <(h5col "$shard" meta) | awk '
+        { best = 1; for (k = 2; k <= 10; k++) if ($k > $best) best = k; hit = (best - 1 == $11); g = ($12 == $11) ? 1 : 2
+          n++; c += hit; gn[g]++; gc[g] += hit }
+        END { printf "accuracy %.4f (%d samples); colour = class (bias-aligned) %.4f (%d); colour != class (bias-conflicting) %.4f (%d)\n",
+              c / n, n, gc[1] / gn[1], gn[1], gc[2] / gn[2], gn[2] }')
+    check "eval --accuracy-by: what predict's logits say ($expected)" grep -qF "$expected" "$WORK/bfe.log" || cat "$WORK/bfe.log"
+    "$DF" eval "$WORK/bf.ini" --checkpoint "$WORK/bfrun/checkpoint.h5" --data "$shard" --features fc --accuracy-by hue \
+        --out "$WORK/bfx.h5" >"$WORK/bfx.log" 2>&1
+    check "eval --accuracy-by an unknown column: status 2, named" bash -c "[ $? = 2 ] && grep -q 'accuracy-by hue' '$WORK/bfx.log'"
+else
+    skip "accuracy_by (no Fashion-MNIST: install dataset-fashion-mnist)"
+fi
 finish
