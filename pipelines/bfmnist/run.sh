@@ -3,19 +3,22 @@
 # colour-biased Fashion-MNIST with the ReBias SimpleConvNet (simpleconvnet.ini; README.md).
 #
 #   pipelines/bfmnist/run.sh [--quick] [--rho "0.99 0.997"] [--methods "baseline end"] [--epochs N]
+#                            [--set section.key=value ...]
 #
 # Full protocol (default): rho = 0.99, 0.995, 0.997, 0.999; all 60 000 training images; the
 # 10 000 test images at rho = 0.1; batch 256, Adam lr 1e-3, weight decay 1e-4, 80 epochs with
 # the lr x 0.1 every 20 (EnD's reference protocol). --quick: rho = 0.997, the first 4 000
 # training and 2 000 test images, batch 64, 2 epochs (about 12 minutes on 2 cores).
-# --epochs N runs the first N epochs of the full protocol (the lr still steps every 20).
+# --epochs N runs the first N epochs of the full protocol (the lr still steps every 20);
+# --set passes a setting to every run (after the protocol's own).
 #
 # Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
 # results.csv; default runs/bfmnist), RANKS (MPI ranks; default: the cores). Each run goes to
 # OUT_DIR/<method>-rho<rho>/ and is skipped when its result.csv exists, so an interrupted
 # study continues where it stopped. results.csv: method,rho,unbiased_acc,conflicting_acc,
 # aligned_acc,dcor2_u (the last epoch's; dcor2_u: bias-corrected dCor^2 between the bottleneck
-# `feat` and the colour over the test images); results_by_class.csv: the same dCor^2 per class.
+# `feat` and the colour over the test images; NA for a group without test images);
+# results_by_class.csv: the same dCor^2 per class.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -24,13 +27,14 @@ OUT_DIR=${OUT_DIR:-runs/bfmnist}
 RANKS=${RANKS:-$(nproc)}
 rhos="0.99 0.995 0.997 0.999"
 methods="baseline end mi mdn"
-quick=0 epochs=""
+quick=0 epochs="" extra=()
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=1; rhos="0.997" ;;
         --rho) rhos=$2; shift ;;
         --methods) methods=$2; shift ;;
         --epochs) epochs=$2; shift ;;
+        --set) extra+=(--set "$2"); shift ;;
         -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -72,7 +76,8 @@ result_line() {
     local m=$1 rho=$2 dir=$3
     local last
     last=$(grep '"epoch":' "$dir/metrics.json" | tail -1)
-    field() { echo "$last" | grep -o "\"$1\": [-0-9.e+]*" | awk '{print $2}'; }
+    # NA where the figure does not exist (JSON null: no test image in that group)
+    field() { echo "$last" | grep -o "\"$1\": [-0-9.e+nul]*" | awk '{ print $2 == "null" ? "NA" : $2 }'; }
     local dcor
     dcor=$(tail -1 "$dir/dcor.json" | grep -o '"colour": {"dcor2_u": [-0-9.e+]*' | awk '{print $NF}')
     printf '%s,%s,%s,%s,%s,%s\n' "$m" "$rho" "$(field val_acc)" "$(field val_acc_conflicting)" "$(field val_acc_aligned)" "$dcor"
@@ -88,7 +93,7 @@ for rho in $rhos; do
         config "$m" "$dir/config.ini"
         echo "$m rho $rho: training ($dir/train.log)"
         start=$(date +%s)
-        if ! mpirun $flags -np "$RANKS" "$DF" train "$dir/config.ini" --set data.rho="$rho" "${sets[@]}" \
+        if ! mpirun $flags -np "$RANKS" "$DF" train "$dir/config.ini" --set data.rho="$rho" "${sets[@]}" "${extra[@]}" \
              --set train.out_dir="$dir" >"$dir/train.log" 2>&1; then
             echo "run.sh: $m rho $rho failed; the end of $dir/train.log:" >&2
             tail -5 "$dir/train.log" >&2
