@@ -13,7 +13,7 @@ args=(--set data.n=64 --set data.shape=16,16,16 --set train.epochs=3 --set train
     >"$WORK/mi.ini"
 
 # term_values DIR: every logged term quantity of every epoch, one per line ("name value")
-term_values() { grep -o '"[a-z_]*(flatten1)[.a-zA-Z_]*": [-0-9.e+]*' "$1/metrics.json" | sed 's/"//g; s/://'; }
+term_values() { grep -o '"[a-z_0-9]*([a-z_0-9]*)[.a-zA-Z_]*": [-0-9.e+]*' "$1/metrics.json" | sed 's/"//g; s/://'; }
 # Rank counts change the order of sums (gradients, the statistics network's gradient), so the
 # terms match to rounding: 1e-4 relative, or 1e-6 absolute for values near zero (MI's bound
 # here is ~1e-3). Measured between 1, 2 and 3 ranks: EnD's at most 7e-8 relative, MI's 2e-6
@@ -47,6 +47,18 @@ for m in end mi; do
     run_losses "$WORK/${m}1" >"$WORK/l-$m"
     check "$m changes the training" bash -c "! cmp -s '$WORK/l-plain' '$WORK/l-$m'"
 done
+
+# A debiasing loss beside MDN layers (pipelines/mdn-mri3d.ini: MDN after conv3 and fc1
+# removing age and site) and another [loss]: EnD on fc1_relu removing sex; 1 and 3 ranks agree.
+mcfg="$top_srcdir/pipelines/mdn-mri3d.ini"
+(cat "$mcfg"; printf '\n[debias]\nmethod = end\nlayer = fc1_relu\nbias = sex\nalpha = 1\nbeta = 1\n') >"$WORK/mdn-end.ini"
+for np in 1 3; do
+    mpi $np "$DF" train "$WORK/mdn-end.ini" "${args[@]}" --set loss.type=bce_logits --set fc2.out=1 \
+        --set "train.out_dir=$WORK/me$np" >"$WORK/me$np.log" 2>&1
+    check "EnD beside MDN layers and a BCE loss at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/me$np.log"
+done
+check "EnD beside MDN: 3 ranks match 1 rank" losses_match "$WORK/me1" "$WORK/me3" 6
+check "EnD beside MDN: the terms' logs match" terms_match "$WORK/me1" "$WORK/me3"
 
 # MI stopped mid-epoch (SIGTERM before global step 7, 5 steps per epoch: inside epoch 2) and
 # resumed = straight through

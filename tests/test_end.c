@@ -109,8 +109,20 @@ static void test_end_fd(void) {
     CU_ASSERT(logs[0] > 0 && logs[1] > 0 && logs[4] == 0);          // both terms present; not a single-class batch
     EndFd c = { t, f, &b };
     CU_ASSERT(tu_fd_check(end_value, &c, f, g, B * 6, B * 6, 1e-3, 1e-6, 1e-3, "EnD: alpha R_perp + beta R_par") <= 1.0);
-    free(f); free(g);
     term_fx_free(&x);
+    // each term alone: R_perp (alpha 1, beta 0), then R_par (alpha 0, beta 1)
+    const char *alone[2] = { "method = end\nlayer = feat\nbias = site\nalpha = 1\nbeta = 0\n",
+                             "method = end\nlayer = feat\nbias = site\nalpha = 0\nbeta = 1\n" };
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_FATAL(term_fx(&x, alone[k], &err) == 0);
+        memset(g, 0, sizeof(float) * B * 6);
+        double vk = x.terms[0].ops->forward_backward(&x.terms[0], f, &b, g, 1.0f, NULL, logs) / B;
+        CU_ASSERT_DOUBLE_EQUAL(vk, logs[k], 1e-12);
+        EndFd ck = { &x.terms[0], f, &b };
+        CU_ASSERT(tu_fd_check(end_value, &ck, f, g, B * 6, B * 6, 1e-3, 1e-6, 1e-3, k ? "EnD: R_par" : "EnD: R_perp") <= 1.0);
+        term_fx_free(&x);
+    }
+    free(f); free(g);
 }
 
 // P ranks, each with its share of one global batch: every rank's value and logs, and each
