@@ -18,6 +18,7 @@ static const struct {
     { "pack", cmd_pack, "turn a manifest of NIfTI volumes into HDF5 shards (parallel over MPI ranks)" },
     { "info", cmd_info, "describe a NIfTI file, a shard or a checkpoint" },
     { "eval", cmd_eval, "write the features of named layers for every sample, from a checkpoint" },
+    { "variants", cmd_variants, "write a test shard's background variants (original, mixed-same, mixed-rand, only-bg)" },
     { "dcor", cmd_dcor, "distance correlation (biased, bias-corrected, partial, per group, p-value)" },
     { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },
 };

@@ -86,8 +86,19 @@ expect_fail "debias: collective under mpirun" "debias.ini:19: .*no such column" 
 echo "not hdf5" >"$WORK/fake.h5"
 expect_fail "info on a non-HDF5 file" "fake.h5" "$DF" info "$WORK/fake.h5"
 expect_fail "errors are collective under mpirun" "unknown_key.ini:11: unknown key" mpi 2 "$DF" train "$WORK/unknown_key.ini"
+# variants: a test shard without masks, a class too small for mixed-same, a variant file that
+# exists (checked before any file is written)
+"$DF" synth mri3d --out "$WORK/nomask" --n 4 --shape 8,8,8 >/dev/null
+expect_fail "variants: shard without masks" "nomask/shard-00000.h5 has no /masks" "$DF" variants "$WORK/nomask/shard-00000.h5" --out "$WORK/runs"
+"$DF" synth video --out "$WORK/clips" --n 5 --classes 4 --shape 4,8,8 >/dev/null  # with seed 1, one of the 4 classes has a single clip
+expect_fail "variants: a class of one sample" "clips/shard-00000.h5: mixed-same: class '[0-9]+' has a single sample" \
+    "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/runs"
+expect_fail "variants: unknown variant" "--only: unknown variant 'mixed'" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/runs" --only mixed
+mkdir -p "$WORK/vout" && touch "$WORK/vout/only-bg.h5"
+expect_fail "variants: an existing file" "vout/only-bg.h5 already exists" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/vout" --only original,only-bg
+check "variants: nothing written beside the existing file" test ! -e "$WORK/vout/original.h5"
 
-for c in train predict synth info bench; do
+for c in train predict synth info bench eval dcor pack variants; do
     check "$c --help" bash -c "'$DF' $c --help | grep -q '^usage: deconfound $c'"
 done
 check "deconfound --help" bash -c "'$DF' --help | grep -q 'commands:'"

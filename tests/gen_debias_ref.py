@@ -26,6 +26,12 @@ Deterministic (fixed seeds, float64, one thread). Files (the text format of gen_
                    features of the MI step's forward; the first epoch is warm-up (no MI step;
                    the bound is still drawn and logged). Initial and final parameters, running
                    statistics, and each epoch's mean estimates.
+  clad.txt         CLAD's InfoNCE term (DESIGN 3.4, the reference's cal_contrastive_loss and
+                   Neg_Sample_Dictionary): queues initialised from a first batch's anchors of
+                   other classes, pushed with a step's positives by background class (one
+                   class receives more than the queue holds), then the mean over anchors of
+                   -log(e^{s(a,p)/tau} / (e^{s(a,p)/tau} + sum_m e^{s(a,q_m)/tau})) with
+                   torch's cosine_similarity, its rows, and its gradient wrt anchors and positives.
 """
 import os
 import sys
@@ -348,11 +354,61 @@ def gen_mi_schedule(outdir):
     w.close()
 
 
+# ---- CLAD -----------------------------------------------------------------------------------
+
+def clad_queues(a0, y0, n_classes, length):
+    """The reference's first fill: queue k = the first `length` anchors whose label is not k."""
+    return [a0[[i for i in range(len(y0)) if y0[i] != k][:length]].clone() for k in range(n_classes)]
+
+
+def clad_push(queues, p, bg):
+    """The reference's update: append the positives of background k to queue k, keep the last."""
+    for k in range(len(queues)):
+        idx = [i for i in range(len(bg)) if bg[i] == k]
+        if idx:
+            L = queues[k].shape[0]
+            queues[k] = torch.cat([queues[k], p[idx].detach()])[len(idx):]
+            assert queues[k].shape[0] == L
+    return queues
+
+
+def gen_clad(outdir):
+    w = Writer(os.path.join(outdir, "clad.txt"), "CLAD reference values (tests/gen_debias_ref.py)")
+    gen = torch.Generator().manual_seed(11)
+    B, d, K, L, tau = 8, 5, 3, 4, 0.2
+    y0 = [0, 1, 2, 0, 1, 2, 1, 0]
+    y = [1, 2, 1, 2, 1, 2, 0, 0]
+    bg = [0, 0, 0, 0, 0, 1, 2, 1]  # the class of each positive's background: never its own
+    a0 = f32(torch.randn(B, d, generator=gen, dtype=DT))
+    a = f32(torch.randn(B, d, generator=gen, dtype=DT)).requires_grad_(True)
+    p = f32(torch.randn(B, d, generator=gen, dtype=DT)).requires_grad_(True)
+    queues = clad_push(clad_queues(a0, y0, K, L), p, bg)
+    pos = F.cosine_similarity(a, p)
+    num = torch.exp(pos / tau)
+    den = num.clone()
+    for m in range(L):
+        neg = torch.stack([queues[y[i]][m] for i in range(B)])
+        den = den + torch.exp(F.cosine_similarity(a, neg) / tau)
+    rows = -torch.log(num / den)
+    loss = rows.mean()
+    loss.backward()
+    for name, v in (("a0", a0), ("y0", y0), ("a", a), ("p", p), ("y", y), ("bg", bg)):
+        w.add(name, torch.as_tensor(v, dtype=DT), exact32=True)
+    w.add("tau", torch.tensor(tau, dtype=DT))
+    w.add("queues", torch.stack(queues), exact32=True)
+    w.add("rows", rows)
+    w.add("loss", loss)
+    w.add("grad_a", a.grad)
+    w.add("grad_p", p.grad)
+    w.close()
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "tests/ref"
     gen_end(outdir)
     gen_mi(outdir)
     gen_mi_schedule(outdir)
+    gen_clad(outdir)
 
 
 if __name__ == "__main__":
