@@ -137,36 +137,129 @@ static int clip_data(hid_t d, const char *file, const char *dset, ClipLayout lay
     return 0;
 }
 
-int h5clip_read(const char *ref, ClipLayout layout, int raw_uint8, int with_data, H5Clip *clip, DfError *err) {
-    memset(clip, 0, sizeof *clip);
+// Opens the clip's file and dataset (with its shape and type): the parts of FILE.h5:DATASET,
+// or a bare file's only dataset. On failure everything opened is closed and *f < 0.
+typedef struct {
+    char file[4096], dset[1024];
+    hid_t f, d, space, type;
+} ClipFile;
+
+static void clip_close(ClipFile *c) {
+    if (c->type >= 0) H5Tclose(c->type);
+    if (c->space >= 0) H5Sclose(c->space);
+    if (c->d >= 0) H5Dclose(c->d);
+    if (c->f >= 0) H5Fclose(c->f);
+    c->f = c->d = c->space = c->type = -1;
+}
+
+static int clip_open(const char *ref, ClipFile *c, DfError *err) {
+    c->f = c->d = c->space = c->type = -1;
+    c->dset[0] = '\0';
     const char *end = file_part_end(ref);
     if (!end) return df_err(err, "%s: not an HDF5 clip reference (FILE.h5 or FILE.h5:DATASET)", ref);
-    char file[4096], dset[1024] = "";
     size_t flen = (size_t)(end - ref);
-    if (flen >= sizeof file) return df_err(err, "%s: path too long", ref);
-    memcpy(file, ref, flen);
-    file[flen] = '\0';
+    if (flen >= sizeof c->file) return df_err(err, "%s: path too long", ref);
+    memcpy(c->file, ref, flen);
+    c->file[flen] = '\0';
     if (*end == ':') {
-        snprintf(dset, sizeof dset, "%s", end + 1);
-        if (!dset[0]) return df_err(err, "%s: empty dataset name after ':' (FILE.h5:DATASET)", ref);
+        snprintf(c->dset, sizeof c->dset, "%s", end + 1);
+        if (!c->dset[0]) return df_err(err, "%s: empty dataset name after ':' (FILE.h5:DATASET)", ref);
     }
-    hid_t f = h5_open_read(file, err);
-    if (f < 0) return -1;
-    int rc = -1;
-    hid_t d = -1, space = -1, type = -1;
-    if (find_clip_dataset(f, file, dset, sizeof dset, err)) goto done;
-    if ((d = H5Dopen2(f, dset, H5P_DEFAULT)) < 0) { df_err(err, "%s: %s: cannot open the dataset", file, dset); goto done; }
-    if ((space = H5Dget_space(d)) < 0 || (type = H5Dget_type(d)) < 0) {
-        df_err(err, "%s: %s: cannot read the dataset's shape or type", file, dset);
-        goto done;
+    if ((c->f = h5_open_read(c->file, err)) < 0) return -1;
+    if (find_clip_dataset(c->f, c->file, c->dset, sizeof c->dset, err)) { clip_close(c); return -1; }
+    if ((c->d = H5Dopen2(c->f, c->dset, H5P_DEFAULT)) < 0) {
+        df_err(err, "%s: %s: cannot open the dataset", c->file, c->dset);
+        clip_close(c);
+        return -1;
     }
-    if (clip_geometry(space, type, file, dset, layout, clip, err)) goto done;
-    if (with_data && clip_data(d, file, dset, layout, raw_uint8, clip, err)) goto done;
-    rc = 0;
-done:
-    if (type >= 0) H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    if (d >= 0) H5Dclose(d);
-    H5Fclose(f);
+    if ((c->space = H5Dget_space(c->d)) < 0 || (c->type = H5Dget_type(c->d)) < 0) {
+        df_err(err, "%s: %s: cannot read the dataset's shape or type", c->file, c->dset);
+        clip_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+int h5clip_read(const char *ref, ClipLayout layout, int raw_uint8, int with_data, H5Clip *clip, DfError *err) {
+    memset(clip, 0, sizeof *clip);
+    ClipFile c;
+    if (clip_open(ref, &c, err)) return -1;
+    int rc = clip_geometry(c.space, c.type, c.file, c.dset, layout, clip, err);
+    if (rc == 0 && with_data) rc = clip_data(c.d, c.file, c.dset, layout, raw_uint8, clip, err);
+    clip_close(&c);
+    return rc;
+}
+
+// ---- masks ---------------------------------------------------------------------------------
+
+// The mask's geometry: (T, H, W), or one plane in the clip's layout.
+static int mask_geometry(const ClipFile *c, ClipLayout layout, H5Clip *mask, DfError *err) {
+    int rank = H5Sget_simple_extent_ndims(c->space);
+    hsize_t dims[H5S_MAX_RANK];
+    if (rank < 0 || H5Sget_simple_extent_dims(c->space, dims, NULL) < 0)
+        return df_err(err, "%s: %s: cannot read the shape", c->file, c->dset);
+    hsize_t *thw = rank == 3 ? dims : rank == 4 && layout == CLIP_THWC && dims[3] == 1 ? dims
+                                   : rank == 4 && layout == CLIP_CTHW && dims[0] == 1 ? dims + 1 : NULL;
+    if (!thw)
+        return df_err(err, "%s: %s: a mask must be (T,H,W) or one plane %s, not a %d-D array%s", c->file, c->dset,
+                      layout == CLIP_THWC ? "(T,H,W,1)" : "(1,T,H,W)", rank, rank == 4 ? " of several planes" : "");
+    if (thw[0] < 1 || thw[1] < 1 || thw[2] < 1 || thw[0] * thw[1] * thw[2] > ((hsize_t)1 << 31))
+        return df_err(err, "%s: %s: mask empty or too large", c->file, c->dset);
+    H5T_class_t cls = H5Tget_class(c->type);
+    int ok = cls == H5T_INTEGER || cls == H5T_FLOAT;
+    if (cls == H5T_ENUM) {  // h5py's bool: an enum {FALSE, TRUE} over int8
+        hid_t base = H5Tget_super(c->type);
+        ok = base >= 0 && H5Tget_class(base) == H5T_INTEGER && H5Tget_size(base) <= 8;
+        if (base >= 0) H5Tclose(base);
+    }
+    if (!ok) return df_err(err, "%s: %s: a mask's elements must be integers, booleans or floats", c->file, c->dset);
+    mask->C = 1; mask->T = (int)thw[0]; mask->H = (int)thw[1]; mask->W = (int)thw[2];
+    mask->is_uint8 = 0;
+    return 0;
+}
+
+// The mask's values, nonzero -> 1.0f, as (1, T, H, W). Integers and floats are read
+// converted by HDF5; an enum (bool) as its own bytes, read as the integer it is built on.
+static int mask_data(const ClipFile *c, H5Clip *mask, DfError *err) {
+    size_t n = (size_t)mask->T * mask->H * mask->W;
+    double *v = xmalloc(n * sizeof(double));
+    herr_t st;
+    if (H5Tget_class(c->type) == H5T_ENUM) {
+        // the enum in memory's byte order (HDF5 converts enum to enum by member); a value is
+        // foreground when any of its bytes is nonzero
+        hid_t mem = H5Tget_native_type(c->type, H5T_DIR_ASCEND), base = mem >= 0 ? H5Tget_super(mem) : -1;
+        size_t size = base >= 0 ? H5Tget_size(base) : 1;
+        unsigned char *raw = xmalloc(n * size);
+        st = base >= 0 ? H5Dread(c->d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
+        for (size_t i = 0; st >= 0 && i < n; i++) {
+            int nonzero = 0;
+            for (size_t k = 0; k < size; k++) nonzero |= raw[i * size + k];
+            v[i] = nonzero ? 1.0 : 0.0;
+        }
+        if (base >= 0) H5Tclose(base);
+        if (mem >= 0) H5Tclose(mem);
+        free(raw);
+    } else st = H5Dread(c->d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    if (st < 0) { free(v); return df_err(err, "%s: %s: cannot read the mask (truncated or damaged file?)", c->file, c->dset); }
+    mask->data = df_alloc_floats(n);
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(v[i])) {
+            free(v);
+            h5clip_free(mask);
+            return df_err(err, "%s: %s: mask element %zu is NaN", c->file, c->dset, i);
+        }
+        mask->data[i] = v[i] != 0.0 ? 1.0f : 0.0f;
+    }
+    free(v);
+    return 0;
+}
+
+int h5clip_read_mask(const char *ref, ClipLayout layout, int with_data, H5Clip *mask, DfError *err) {
+    memset(mask, 0, sizeof *mask);
+    ClipFile c;
+    if (clip_open(ref, &c, err)) return -1;
+    int rc = mask_geometry(&c, layout, mask, err);
+    if (rc == 0 && with_data) rc = mask_data(&c, mask, err);
+    clip_close(&c);
     return rc;
 }

@@ -35,5 +35,10 @@ int h5clip_is_ref(const char *ref);
 // bare FILE.h5, rank other than 4, C outside 1..4, an unsupported element type,
 // non-finite values.
 int h5clip_read(const char *ref, ClipLayout layout, int raw_uint8, int with_data, H5Clip *clip, DfError *err);
+// A clip's foreground mask, named like a clip (FILE.h5:DATASET): (T, H, W), or 4-D with one
+// plane in the clip's layout ((T,H,W,1) for THWC, (1,T,H,W) for CTHW). Elements: any integer
+// type, booleans as h5py writes them (an enum over int8), float32/64 (NaN is an error); a
+// nonzero value is foreground. data: (1, T, H, W) of 0 and 1.
+int h5clip_read_mask(const char *ref, ClipLayout layout, int with_data, H5Clip *mask, DfError *err);
 void h5clip_free(H5Clip *clip);
 #endif

@@ -289,16 +289,38 @@ static void normalise(const PrepConfig *cfg, Grid *g, const uint8_t *mask) {
     }
 }
 
+// A clip's mask (h5clip_read_mask, in the clip's layout): the same frames and size as the clip
+// g (before geometry), taken through the same geometry, then foreground where >= 0.5.
+static int clip_mask_load(const PrepConfig *cfg, const char *path, const Grid *g, const char *mask_path, uint8_t **mout,
+                          DfError *err) {
+    H5Clip m;
+    if (h5clip_read_mask(mask_path, cfg->clip_layout, 1, &m, err)) return -1;
+    if (m.T != g->D || m.H != g->H || m.W != g->W) {
+        df_err(err, "%s: mask is %d frames of %dx%d but the clip %s is %d frames of %dx%d", mask_path, m.T, m.H, m.W, path, g->D,
+               g->H, g->W);
+        h5clip_free(&m);
+        return -1;
+    }
+    Grid mg = { .C = 1, .D = m.T, .H = m.H, .W = m.W, .sd = 1.0, .sh = 1.0, .sw = 1.0, .x = m.data };
+    geometry(cfg, &mg, NULL);
+    size_t V = (size_t)mg.D * mg.H * mg.W;
+    uint8_t *mask = xmalloc(V);
+    for (size_t i = 0; i < V; i++) mask[i] = mg.x[i] >= 0.5f;
+    free(mg.x);
+    *mout = mask;
+    return 0;
+}
+
 int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, float **xout, uint8_t **mout, Shape *shape,
               DfError *err) {
     *xout = NULL;
     *mout = NULL;
     if (h5clip_is_ref(path)) {
-        if (mask_path) return df_err(err, "%s: masks are supported for NIfTI images only, not HDF5 clips", mask_path);
         Grid g;
         if (clip_grid(cfg, path, 1, &g, err)) return -1;
+        if (mask_path && clip_mask_load(cfg, path, &g, mask_path, mout, err)) { free(g.x); return -1; }
         geometry(cfg, &g, NULL);
-        normalise(cfg, &g, NULL);
+        normalise(cfg, &g, NULL);  // over the whole clip: a clip's mask marks the actor, not where the data are
         *xout = g.x;
         *shape = (Shape){ g.C, g.D, g.H, g.W };
         return 0;
@@ -388,16 +410,30 @@ static int at_row(const PackConfig *cfg, const Manifest *m, int i, DfError *err)
     return df_err(err, "%s:%d: %s", cfg->manifest, m->line[i], msg);
 }
 
+// A clip's mask, by its header: readable as a mask and of the clip's frames and size.
+static int clip_mask_check(const PrepConfig *cfg, const char *path, const char *mask_path, DfError *err) {
+    H5Clip c, m;
+    if (h5clip_read(path, cfg->clip_layout, cfg->clip_raw, 0, &c, err) || h5clip_read_mask(mask_path, cfg->clip_layout, 0, &m, err))
+        return -1;
+    if (m.T != c.T || m.H != c.H || m.W != c.W)
+        return df_err(err, "%s: mask is %d frames of %dx%d but the clip %s is %d frames of %dx%d", mask_path, m.T, m.H, m.W, path,
+                      c.T, c.H, c.W);
+    return 0;
+}
+
 // Every header, on every rank: cheap, and it finds bad files before anything is written,
 // identically on every rank. *shape: what every sample comes out as.
 static int check_headers(const PackConfig *cfg, const Manifest *m, Shape *shape, DfError *err) {
     for (int i = 0; i < m->n; i++) {
         Shape s;
         if (prep_shape(&cfg->prep, m->paths[i], &s, err)) return at_row(cfg, m, i, err);
-        if (m->masks && h5clip_is_ref(m->paths[i]))
-            return df_err(err, "%s:%d: %s: masks are supported for NIfTI images only, not HDF5 clips", cfg->manifest, m->line[i],
-                          m->masks[i]);
-        if (m->masks) {
+        if (m->masks && h5clip_is_ref(m->paths[i]) != h5clip_is_ref(m->masks[i]))
+            return df_err(err, "%s:%d: mask %s: %s", cfg->manifest, m->line[i], m->masks[i],
+                          h5clip_is_ref(m->paths[i]) ? "an HDF5 clip's mask is an HDF5 array too (FILE.h5:DATASET)"
+                                                     : "a NIfTI volume's mask is a NIfTI file too");
+        if (m->masks && h5clip_is_ref(m->paths[i])) {
+            if (clip_mask_check(&cfg->prep, m->paths[i], m->masks[i], err)) return at_row(cfg, m, i, err);
+        } else if (m->masks) {
             Shape ms;
             PrepConfig mc = cfg->prep;
             mc.four_d = PACK_4D_CHANNELS;

@@ -498,7 +498,7 @@ static void test_h5clip(void) {
     expect_pack_error("path,label\nu8.h5:video,0\nnone.h5:video,1\n", "none.h5: cannot open", NULL);
     expect_pack_error("path,label\nu8.h5:video,0\nnoth5.h5:video,1\n", "noth5.h5: not an HDF5 file", NULL);
     expect_pack_error("path,label,mask\nu8.h5:video,0,ok.nii\n", "bad.csv:2: ", NULL);
-    expect_pack_error("path,label,mask\nu8.h5:video,0,ok.nii\n", "masks are supported for NIfTI images only", NULL);
+    expect_pack_error("path,label,mask\nu8.h5:video,0,ok.nii\n", "ok.nii: an HDF5 clip's mask is an HDF5 array too", NULL);
     // A NIfTI volume and a clip of different shapes: the usual mixed-shape message.
     expect_pack_error("path,label\nu8.h5:video,0\nok.nii,1\n", "bad.csv:3: ", NULL);
     static uint8_t zeros[8 * H * W * C];
@@ -507,6 +507,87 @@ static void test_h5clip(void) {
     PackConfig lay = plain_cfg(NULL, NULL);
     lay.prep.clip_layout = CLIP_CTHW;  // 8 THWC frames read as CTHW: 8 colour planes
     expect_pack_error("path,label\nt8.h5:video,0\n", "t8.h5: video: 8x4x5x3 read as CTHW gives 8 colour planes (1 to 4 expected; is the layout THWC?)", &lay);
+}
+
+// Clips with masks as h5py writes them (tests/ref/clips, tests/gen_h5py_clips.py): a bool
+// (T,H,W) mask beside a THWC uint8 clip, a uint8 (1,T,H,W) mask beside a CTHW float32 clip, a
+// float64 (T,H,W,1) plane. The mask is read in the clip's layout and goes through the clip's
+// geometry: every packed mask voxel is the mask at the clip voxel the image holds there.
+enum { MC = 3, MT = 4, MH = 6, MW = 5 };
+static int mask_at(int t, int y, int x) { return (t + 2 * y + 3 * x) % 4 == 0; }
+
+static void copy_fixture(const char *name) {
+    char src[1024];
+    tu_ref_path(src, sizeof src, name);
+    FILE *in = fopen(src, "rb"), *out = fopen(tu_path(strrchr(name, '/') + 1), "wb");
+    CU_ASSERT_FATAL(in && out);
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, k, out);
+    fclose(in);
+    fclose(out);
+}
+
+// Each packed mask voxel against the mask at the (t, y, x) its image voxel came from: plane 0
+// of the image holds t * 30 + y * 5 + x (divided by 255 for a uint8 clip), one code per voxel.
+static int mask_mismatches(const Cohort *c, float scale) {
+    size_t numel = shape_numel(c->shape), V = shape_spatial(c->shape);
+    int bad = 0;
+    for (int i = 0; i < c->n; i++)
+        for (size_t v = 0; v < V; v++) {
+            int code = (int)lrintf(c->images[(size_t)i * numel + v] * scale);
+            bad += mask_at(code / 30, code % 30 / 5, code % 5) != c->masks[(size_t)i * V + v];
+        }
+    return bad;
+}
+
+static void test_clip_masks(void) {
+    copy_fixture("clips/thwc.h5");
+    copy_fixture("clips/cthw.h5");
+    copy_fixture("clips/plane.h5");
+    copy_fixture("clips/bad.h5");
+    DfError err = { "" };
+    H5Clip m;
+    const char *thw_refs[2] = { "thwc.h5:mask", "plane.h5:mask" };
+    for (int k = 0; k < 3; k++) {
+        const char *ref = k < 2 ? tu_path(thw_refs[k]) : tu_path("cthw.h5:mask");
+        CU_ASSERT_EQUAL_FATAL(h5clip_read_mask(ref, k < 2 ? CLIP_THWC : CLIP_CTHW, 1, &m, &err), 0);
+        CU_ASSERT(m.C == 1 && m.T == MT && m.H == MH && m.W == MW);
+        int bad = 0;
+        for (int t = 0; t < MT; t++)
+            for (int y = 0; y < MH; y++)
+                for (int x = 0; x < MW; x++) bad += m.data[(t * MH + y) * MW + x] != (float)mask_at(t, y, x);
+        CU_ASSERT_EQUAL(bad, 0);
+        h5clip_free(&m);
+    }
+    // packed as they are, and cropped to 4x4 pixels: the mask follows the image
+    Cohort c;
+    for (int crop = 0; crop < 2; crop++) {
+        write_text(tu_path("mclips.csv"), "path,label,mask\nthwc.h5:video,0,thwc.h5:mask\nplane.h5:video,1,plane.h5:mask\n");
+        PackConfig cfg = plain_cfg(tu_path("mclips.csv"), tu_path(crop ? "mclips_crop" : "mclips_out"));
+        if (crop) { cfg.prep.shape[0] = MT; cfg.prep.shape[1] = 4; cfg.prep.shape[2] = 4; }
+        CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(shard_read(tu_path(crop ? "mclips_crop/shard-00000.h5" : "mclips_out/shard-00000.h5"), &c, &err), 0);
+        CU_ASSERT(c.has_masks && c.shape.c == MC && c.shape.d == MT && c.shape.h == (crop ? 4 : MH) && c.shape.w == (crop ? 4 : MW));
+        CU_ASSERT_EQUAL(mask_mismatches(&c, 255.0f), 0);
+        cohort_free(&c);
+    }
+    write_text(tu_path("mclips2.csv"), "path,label,mask\ncthw.h5:video,0,cthw.h5:mask\n");
+    PackConfig cfg = plain_cfg(tu_path("mclips2.csv"), tu_path("mclips2_out"));
+    cfg.prep.clip_layout = CLIP_CTHW;
+    CU_ASSERT_EQUAL_FATAL(pack_run(&cfg, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(shard_read(tu_path("mclips2_out/shard-00000.h5"), &c, &err), 0);
+    CU_ASSERT_EQUAL(mask_mismatches(&c, 1.0f), 0);
+    cohort_free(&c);
+    // a mask of other size, of two planes, read in the wrong layout, a NIfTI mask for a clip
+    expect_pack_error("path,label,mask\nthwc.h5:video,0,thwc.h5:mask\nbad.h5:video,1,bad.h5:mask\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label,mask\nbad.h5:video,1,bad.h5:mask\n",
+                      "bad.h5:mask: mask is 4 frames of 6x4 but the clip ", NULL);
+    expect_pack_error("path,label,mask\nbad.h5:video,1,bad.h5:mask2\n", "bad.h5: mask2: a mask must be (T,H,W) or one plane (T,H,W,1)", NULL);
+    PackConfig lay = plain_cfg(NULL, NULL);
+    lay.prep.clip_layout = CLIP_CTHW;
+    expect_pack_error("path,label,mask\ncthw.h5:video,0,plane.h5:mask\n", "plane.h5: mask: a mask must be (T,H,W) or one plane (1,T,H,W)", &lay);
+    expect_pack_error("path,label,mask\nthwc.h5:video,0,thwc.nii\n", "thwc.nii: an HDF5 clip's mask is an HDF5 array too", NULL);
 }
 
 // ---- subject lists and split files ------------------------------------------------------------
@@ -594,6 +675,7 @@ int main(void) {
     CU_add_test(s, "resampling, reorientation, crop/pad, zscore", test_preprocessing);
     CU_add_test(s, "bad inputs: message, nothing left behind", test_pack_errors);
     CU_add_test(s, "HDF5 clips: layouts, dtypes, bare files, bad clips", test_h5clip);
+    CU_add_test(s, "HDF5 clips with masks written by h5py: both layouts, geometry, errors", test_clip_masks);
     s = CU_add_suite("subjects", NULL, NULL);
     CU_add_test(s, "subject lists (pack --subjects)", test_subject_list);
     CU_add_test(s, "split files ([data] split_file)", test_split_file);
