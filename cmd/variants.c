@@ -95,7 +95,7 @@ int cmd_variants(int argc, char **argv) {
         if (shard_read(a.in, &c, &err)) df_die(DF_EXIT_INPUT, "variants: %s", err.msg);
         if (!c.has_masks)
             df_die(DF_EXIT_INPUT, "variants: %s has no /masks: the variants need each sample's foreground mask "
-                   "(pack with a mask column; synth video and biased-fmnist write them)", a.in);
+                   "(pack with a mask column; synth video and biased-fmnist write them, mri3d with --masks 1)", a.in);
         // every check before the first file, so a refused run writes nothing
         int *partner[BG_N_VARIANTS] = { 0 };
         for (int v = 0; v < BG_N_VARIANTS; v++) {

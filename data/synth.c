@@ -104,6 +104,11 @@ void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg) {
                 float r = sqrtf(x * x + y * y + z * z);
                 mask[v] = 1.0f / (1.0f + expf((r - 1.0f) / brain_edge));
             }
+    if (cfg->masks) {
+        cohort_alloc_masks(out);
+        for (int i = 0; i < n; i++)
+            for (v = 0; v < V; v++) out->masks[(size_t)i * V + v] = mask[v] >= 0.5f;
+    }
     blob_template(t_label, mask, &blob_label1, D, H, W);
     blob_template(tmp, mask, &blob_label2, D, H, W);
     for (v = 0; v < V; v++) t_label[v] += tmp[v];

@@ -13,6 +13,7 @@
 typedef struct {
     int n, D, H, W;
     uint64_t seed;
+    int masks;  // 1: also the brain masks, M >= 0.5 (the same for every volume)
 } SynthMri3dConfig;
 
 void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg);

@@ -11,6 +11,7 @@
 static const SynthParam mri3d_params[] = {
     { "n", SYNTH_INT, "256", 4, 1 << 24, "volumes" },
     { "shape", SYNTH_SHAPE, "32", 8, 512, "D,H,W (one value: a cube)" },
+    { "masks", SYNTH_INT, "0", 0, 1, "1: also write brain masks (the foreground, for variants and CLAD)" },
     SEED, END,
 };
 static const SynthParam mdn2d_params[] = {
@@ -111,7 +112,7 @@ int synth_from_config(Cohort *out, const char *name, const Ini *ini, IniSection 
     uint64_t seed = (uint64_t)num(&v, "seed");
     int n = (int)num(&v, "n");
     if (!strcmp(name, "mri3d")) {
-        SynthMri3dConfig c = { n, v.shape[0], v.shape[1], v.shape[2], seed };
+        SynthMri3dConfig c = { n, v.shape[0], v.shape[1], v.shape[2], seed, (int)num(&v, "masks") };
         synth_mri3d(out, &c);
     } else if (!strcmp(name, "mdn2d")) {
         SynthMdn2dConfig c = { n, seed };

@@ -74,6 +74,9 @@ int resume_check_config(const Ini *now, const char *saved_text, const char *ckpt
             if (!x->used || may_change(s->name, x->key)) continue;
             const IniEntry *y = find_key(t, x->key);
             if (y ? strcmp(x->value, y->value) == 0 : !resolved) continue;
+            // a key at its default that the checkpoint's version did not have: a key is only
+            // ever added with a default that keeps the old behaviour, so the training is the same
+            if (!y && x->is_default && t) continue;
             char where[512];
             if (x->is_default) snprintf(where, sizeof where, "%s", now->origin);
             else ini_where(now, s, x->key, where, sizeof where);

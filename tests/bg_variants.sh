@@ -24,6 +24,13 @@ check "the same seed, the same bytes" cmp -s "$WORK/v/mixed-rand.h5" "$WORK/v2/m
     h5diff -q "$WORK/v/mixed-rand.h5" "$WORK/v2/mixed-rand.h5"
 "$DF" variants "$test_shard" --out "$WORK/v3" --seed 4 --only mixed-rand >/dev/null
 check "another seed, other pairs" bash -c "! h5diff -q '$WORK/v/mixed-rand.h5' '$WORK/v3/mixed-rand.h5' /images"
+# synthetic MRI with brain masks: the same volumes as without, and their variants
+"$DF" synth mri3d --out "$WORK/mri" --n 12 --shape 12 --masks 1 >/dev/null &&
+    "$DF" synth mri3d --out "$WORK/mri0" --n 12 --shape 12 >/dev/null
+check "synth mri3d --masks 1: the same volumes" h5diff -q "$WORK/mri/shard-00000.h5" "$WORK/mri0/shard-00000.h5" /images
+check "synth mri3d --masks 1: brain masks" bash -c "'$DF' info '$WORK/mri/shard-00000.h5' | grep -q masks"
+"$DF" variants "$WORK/mri/shard-00000.h5" --out "$WORK/mv" >/dev/null
+check "variants of MRI volumes" [ -s "$WORK/mv/mixed-rand.h5" ]
 
 cat >"$WORK/video.ini" <<INI
 [data]
