@@ -49,15 +49,21 @@ for m in end mi; do
 done
 
 # A debiasing loss beside MDN layers (pipelines/mdn-mri3d.ini: MDN after conv3 and fc1
-# removing age and site) and another [loss]: EnD on fc1_relu removing sex; 1 and 3 ranks agree.
+# removing age and site) and another [loss]: EnD on fc1_relu removing sex; 1 and 3 ranks agree
+# over the first epoch (6 steps). Not longer: this small setting (global batch 10, alpha = beta
+# = 1, MDN's batch kernel on 10 rows) multiplies rounding differences by 10-100 per epoch --
+# |sum g_ij| has a kink where a class's sum crosses 0 -- so after 3 epochs 1 and 3 ranks
+# differed by 5e-4 on OpenBLAS's Prescott kernels and 2e-5 on Haswell's. After the first epoch,
+# measured on Prescott, Haswell and SkylakeX at 1, 2 and 3 ranks: train loss within 2e-7
+# relative, the terms within 1.3e-6; a fault in the global batch moves them by far more.
 mcfg="$top_srcdir/pipelines/mdn-mri3d.ini"
 (cat "$mcfg"; printf '\n[debias]\nmethod = end\nlayer = fc1_relu\nbias = sex\nalpha = 1\nbeta = 1\n') >"$WORK/mdn-end.ini"
 for np in 1 3; do
-    mpi $np "$DF" train "$WORK/mdn-end.ini" "${args[@]}" --set loss.type=bce_logits --set fc2.out=1 \
+    mpi $np "$DF" train "$WORK/mdn-end.ini" "${args[@]}" --set train.epochs=1 --set loss.type=bce_logits --set fc2.out=1 \
         --set "train.out_dir=$WORK/me$np" >"$WORK/me$np.log" 2>&1
     check "EnD beside MDN layers and a BCE loss at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/me$np.log"
 done
-check "EnD beside MDN: 3 ranks match 1 rank" losses_match "$WORK/me1" "$WORK/me3" 6
+check "EnD beside MDN: 3 ranks match 1 rank" losses_match "$WORK/me1" "$WORK/me3" 2
 check "EnD beside MDN: the terms' logs match" terms_match "$WORK/me1" "$WORK/me3"
 
 # MI stopped mid-epoch (SIGTERM before global step 7, 5 steps per epoch: inside epoch 2) and
