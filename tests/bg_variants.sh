@@ -57,4 +57,10 @@ for v in original mixed-same mixed-rand only-bg; do
         --out "$WORK/$v-feats.h5" --accuracy-by background >"$WORK/eval-$v.log" 2>&1
     check "eval on $v, with its accuracy" grep -q 'accuracy' "$WORK/eval-$v.log" || cat "$WORK/eval-$v.log"
 done
+# the video pipeline config trains as committed (smaller), with its scene report
+mpi 2 "$DF" train "$top_srcdir/pipelines/video.ini" --set data.n=64 --set data.shape=4,16,16 --set train.epochs=1 \
+    --set "train.out_dir=$WORK/pv" >"$WORK/pv.log" 2>&1
+check "pipelines/video.ini trains" [ $? = 0 ] || tail -5 "$WORK/pv.log"
+check "pipelines/video.ini: scene-aligned and -conflicting accuracy, dCor with the scene" \
+    bash -c "grep -q '(aligned [0-9.]*, conflicting [0-9.]*)' '$WORK/pv.log' && grep -q '^  background ' '$WORK/pv.log'"
 finish
