@@ -2,18 +2,18 @@
 // computed in double from the float features, so a row's value and gradient depend only on
 // that row and the queues: the same bits at any rank count.
 #include "nn/clad.h"
+#include "base/common.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CLAD_EPS 1e-8  // torch's cosine_similarity: u.v / max(|u| |v|, eps)
 
-int clad_queues_alloc(CladQueues *q, int n_classes, int length, int d) {
+void clad_queues_alloc(CladQueues *q, int n_classes, int length, int d) {
     q->n_classes = n_classes;
     q->length = length;
     q->d = d;
-    q->feat = calloc((size_t)n_classes * length * d, sizeof(float));
-    return q->feat ? 0 : -1;
+    q->feat = xcalloc((size_t)n_classes * length * d, sizeof(float));
 }
 
 void clad_queues_free(CladQueues *q) {
@@ -27,11 +27,10 @@ void clad_queues_init(CladQueues *q, const float *a, const int *y, int B) {
         float *queue = q->feat + (size_t)k * q->length * d;
         memset(queue, 0, (size_t)q->length * d * sizeof(float));
         int m = 0, any = 0;
-        for (int pass = 0; m < q->length; pass++) {
+        do {  // in batch order, again from the first while the queue is not full
             for (int i = 0; i < B && m < q->length; i++)
                 if (y[i] != k) memcpy(queue + (size_t)m++ * d, a + (size_t)i * d, d * sizeof(float)), any = 1;
-            if (!any) break;  // no anchor of another class: keep zeros
-        }
+        } while (any && m < q->length);  // no anchor of another class: keep zeros
     }
 }
 
@@ -85,8 +84,7 @@ static double row_similarities(double *s, double *den, const float *a, double na
 double clad_forward(double *loss_rows, const float *a, const float *p, const int *y, int n, const CladQueues *q,
                     double tau) {
     int d = q->d, L = q->length;
-    double *s = malloc((size_t)(L + 1) * 2 * sizeof(double)), total = 0.0;
-    if (!s) abort();
+    double *s = xmalloc((size_t)(L + 1) * 2 * sizeof(double)), total = 0.0;
     double *den = s + L + 1;
     for (int i = 0; i < n; i++) {
         const float *ai = a + (size_t)i * d;
@@ -103,8 +101,7 @@ double clad_forward(double *loss_rows, const float *a, const float *p, const int
 void clad_backward(float *da, float *dp, const float *a, const float *p, const int *y, int n, const CladQueues *q,
                    double tau, double scale) {
     int d = q->d, L = q->length;
-    double *s = malloc(((size_t)(L + 1) * 2 + 2 * (size_t)d) * sizeof(double));
-    if (!s) abort();
+    double *s = xmalloc(((size_t)(L + 1) * 2 + 2 * (size_t)d) * sizeof(double));
     double *den = s + L + 1, *ga = den + L + 1, *gp = ga + d;
     for (int i = 0; i < n; i++) {
         const float *ai = a + (size_t)i * d, *pi = p + (size_t)i * d;

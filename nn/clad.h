@@ -25,8 +25,8 @@ typedef struct {
     float *feat;  // (n_classes, length, d): row m of queue k is its m-th oldest entry
 } CladQueues;
 
-// Allocates the queues (zeros). Returns 0, or -1 when out of memory.
-int clad_queues_alloc(CladQueues *q, int n_classes, int length, int d);
+// Allocates the queues (zeros).
+void clad_queues_alloc(CladQueues *q, int n_classes, int length, int d);
 void clad_queues_free(CladQueues *q);
 
 // Queue k = the features of the first `length` anchors of the batch (a: (B, d), labels y)

@@ -39,33 +39,11 @@ import sys
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_torch_ref import DT, Writer, f32  # noqa: E402  (the reference files' one writer)
+
 torch.set_num_threads(1)
-DT = torch.float64
 M64 = (1 << 64) - 1
-
-
-class Writer:
-    def __init__(self, path, comment):
-        self.path = path
-        self.lines = ["# " + c for c in comment.strip().splitlines()]
-
-    def add(self, name, t, exact32=False):
-        t = torch.as_tensor(t, dtype=DT).detach()
-        if t.dim() == 0:
-            t = t.reshape(1)
-        fmt = "%.9g" if exact32 else "%.17g"
-        vals = t.reshape(-1).tolist()
-        self.lines.append("%s %d %s" % (name, t.dim(), " ".join(str(d) for d in t.shape)))
-        for i in range(0, len(vals), 8):
-            self.lines.append(" ".join(fmt % v for v in vals[i:i + 8]))
-
-    def close(self):
-        with open(self.path, "w") as f:
-            f.write("\n".join(self.lines) + "\n")
-
-
-def f32(t):
-    return t.to(torch.float32).to(DT)
 
 
 # ---- the C side's generator (base/rng.c), for the permutations of the bound ----------------

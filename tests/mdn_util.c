@@ -53,15 +53,7 @@ void residual_ref(double *out, const float *F, const double *X, const double *be
 
 // Worst |got - want| / (atol + rtol |want|), printing the worst entry when > 1.
 double ratio_d(const char *what, const float *got, const double *want, size_t n, double atol, double rtol) {
-    double worst = 0;
-    size_t wi = 0;
-    for (size_t i = 0; i < n; i++) {
-        double r = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (isnan(r)) r = INFINITY;
-        if (r > worst) { worst = r; wi = i; }
-    }
-    if (worst > 1) fprintf(stderr, "  %s: mismatch at %zu: %.9g vs %.9g (ratio %.3g)\n", what, wi, got[wi], want[wi], worst);
-    return worst;
+    return tu_ref_ratio(what, got, want, n, atol, rtol);
 }
 double ratio_dd(const char *what, const double *got, const double *want, size_t n, double atol, double rtol) {
     double worst = 0;

@@ -324,7 +324,7 @@ double tu_ref_ratio(const char *what, const float *got, const double *want, size
     if (getenv("TORCH_REF_VERBOSE"))  // margins of every comparison, for tuning tolerances
         fprintf(stderr, "  %-34s n=%-5zu worst ratio %.3g\n", what, n, worst);
     if (worst > 1.0)
-        fprintf(stderr, "\n  %s: worst mismatch at [%zu] of %zu: C %.9g vs PyTorch %.9g (ratio %.3g to tolerance)\n",
+        fprintf(stderr, "\n  %s: worst mismatch at [%zu] of %zu: C %.9g vs reference %.9g (ratio %.3g to tolerance)\n",
                 what, wi, n, n ? got[wi] : 0.0, n ? want[wi] : 0.0, worst);
     return worst;
 }
