@@ -4,6 +4,7 @@
 #include "base/rng.h"
 #include "mpi/h5mpi.h"
 #include "data/h5util.h"
+#include "data/paste.h"
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #define AUG_STREAM 0xa06e17ULL
+#define POSITIVE_STREAM 0x9051717eULL
 
 typedef struct {
     Batch b;
@@ -27,6 +29,10 @@ struct Loader {
     Shape shape;
     size_t per, V;  // floats per sample, voxels per channel
     int k, has_masks, max_local;
+    // Positives: the global batch's labels and partners, and a partner's raw image (only the
+    // thread filling a batch uses them: the producer, or the main thread without prefetch).
+    int *glabels, *partner;
+    float *bg;
     // Samples on disk: one descriptor and layout per shard (raw) or HDF5 reads (!raw).
     int on_disk, raw;
     int *fds;
@@ -222,6 +228,36 @@ static int read_sample(Loader *l, int idx, float *x, uint8_t *mask, DfError *err
     return 0;
 }
 
+void loader_positive_partners(int *partner, const int *labels, int Bg, uint64_t seed, int epoch, long first) {
+    for (int g = 0; g < Bg; g++) {
+        int others = 0;
+        for (int h = 0; h < Bg; h++) others += labels[h] != labels[g];
+        partner[g] = g;
+        if (!others) continue;
+        Rng r;
+        rng_seed_stream(&r, seed ^ POSITIVE_STREAM, (uint64_t)epoch, (uint64_t)(first + g));
+        int pick = (int)rng_below(&r, (uint64_t)others);
+        for (int h = 0; h < Bg; h++)
+            if (labels[h] != labels[g] && pick-- == 0) { partner[g] = h; break; }
+    }
+}
+
+// Sample j's positive (the batch's slot j): its raw foreground on its partner's raw image,
+// then the anchor's augmentation. x and m: the anchor as read, before its augmentation.
+static int make_positive(Loader *l, Batch *b, int j, int start, int lo, const float *x, const uint8_t *m, DfError *err) {
+    int pg = l->partner[lo + j];
+    int pidx = l->order[start + pg];
+    float *pos = b->positives + (size_t)j * l->per;
+    b->positive_bg[j] = l->ds->cohort.labels[pidx];
+    if (pg == lo + j) memcpy(pos, x, l->per * sizeof(float));
+    else {
+        if (read_sample(l, pidx, l->bg, NULL, err)) return -1;
+        paste_foreground(pos, x, m, l->bg, l->shape);
+    }
+    if (l->cfg.augment && l->ds->aug.enabled) loader_augment(pos, NULL, l->shape, &l->ds->aug, l->cfg.seed, l->epoch, (long)start + lo + j);
+    return 0;
+}
+
 // Fills slot storage with step s of the current epoch.
 static int fill(Loader *l, Batch *b, int s, DfError *err) {
     int B = l->cfg.global_batch, N = l->n_split;
@@ -234,6 +270,10 @@ static int fill(Loader *l, Batch *b, int s, DfError *err) {
     b->first_sample = (long)start + lo;
     b->n_meta = l->k;
     const Cohort *c = &l->ds->cohort;
+    if (l->cfg.positives) {
+        for (int g = 0; g < Bg; g++) l->glabels[g] = c->labels[l->order[start + g]];
+        loader_positive_partners(l->partner, l->glabels, Bg, l->cfg.seed, l->epoch, start);
+    }
     for (int j = 0; j < b->n; j++) {
         long pos = (long)start + lo + j;
         int idx = l->order[pos];
@@ -243,6 +283,7 @@ static int fill(Loader *l, Batch *b, int s, DfError *err) {
         float *x = b->images + (size_t)j * l->per;
         uint8_t *m = l->has_masks ? b->masks + (size_t)j * l->V : NULL;
         if (read_sample(l, idx, x, m, err)) return -1;
+        if (l->cfg.positives && make_positive(l, b, j, start, lo, x, m, err)) return -1;
         if (l->cfg.augment && l->ds->aug.enabled) loader_augment(x, m, l->shape, &l->ds->aug, l->cfg.seed, l->epoch, pos);
     }
     return 0;
@@ -366,6 +407,12 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) 
         idx = all;
     }
     if (n < 1) { free(all); df_err(err, "%s: the %s split is empty", ds->source, names[cfg->split]); return NULL; }
+    if (cfg->positives && !ds->cohort.has_masks) {
+        free(all);
+        df_err(err, "%s: has no foreground masks, which CLAD's positives need (pack the data with a mask column; docs/formats.md)",
+               ds->source);
+        return NULL;
+    }
     Loader *l = xcalloc(1, sizeof *l);
     l->own_idx = all;
     l->ds = ds;
@@ -415,7 +462,16 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) 
         b->meta = xcalloc((size_t)l->max_local * (size_t)(l->k ? l->k : 1), sizeof(double));
         b->index = xcalloc((size_t)l->max_local, sizeof(int));
         if (l->has_masks) b->masks = xcalloc((size_t)l->max_local * l->V, 1);
+        if (cfg->positives) {
+            b->positives = df_alloc_floats((size_t)l->max_local * l->per);
+            b->positive_bg = xcalloc((size_t)l->max_local, sizeof(int32_t));
+        }
         l->ready[i] = -1;
+    }
+    if (cfg->positives) {
+        l->glabels = xmalloc(sizeof(int) * (size_t)cfg->global_batch);
+        l->partner = xmalloc(sizeof(int) * (size_t)cfg->global_batch);
+        l->bg = df_alloc_floats(l->per);
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
@@ -490,11 +546,13 @@ void loader_free(Loader *l) {
         for (int i = 0; i < l->depth; i++) {
             Batch *b = &l->slots[i].b;
             free(b->images); free(b->labels); free(b->meta); free(b->index); free(b->masks);
+            free(b->positives); free(b->positive_bg);
         }
     }
     if (l->h5f) close_mpiio(l);
     if (l->fds) for (int f = 0; f < l->ds->n_files; f++) if (l->fds[f] >= 0) close(l->fds[f]);
     if (l->layouts) for (int f = 0; f < l->ds->n_files; f++) shard_layout_free(&l->layouts[f]);
+    free(l->glabels); free(l->partner); free(l->bg);
     free(l->fds); free(l->layouts); free(l->slots); free(l->ready); free(l->order); free(l->own_idx);
     free(l);
 }

@@ -26,6 +26,15 @@
 // sample is read as a hyperslab with an independent transfer (shares differ between ranks,
 // may be empty), on the main thread in loader_next, never prefetched.
 //
+// Positives (LoaderConfig.positives, CLAD's: nn/clad.h). Each sample of a training batch also
+// gets a positive: its foreground (by its mask) pasted onto the raw image of a partner -- a
+// sample of another class in the same global batch, drawn uniformly among them from
+// rng_seed_stream(seed ^ POSITIVE, epoch, global position) -- then given the sample's own
+// augmentation (the same flips, shift and intensity change as the anchor). The pairs depend on
+// (seed, epoch, position) alone, so every rank count makes the same positives. A global batch
+// of one class gives a sample no partner: its positive is the sample itself, its background
+// class its own (the reference pairs within the batch too).
+//
 // Prefetch. A pthread fills a ring of `prefetch` batches ahead of the consumer for the
 // current epoch and then waits; loader_next() hands out batches in order and accumulates
 // the time it spent waiting for one (loader_wait_seconds).
@@ -47,6 +56,7 @@ typedef struct {
     int drop_last;      // 1: skip a final partial global batch
     int augment;        // 1: apply Dataset.aug (training)
     int prefetch;       // batches to read ahead (0: read synchronously in loader_next; always 0 with read = mpiio)
+    int positives;      // 1: make CLAD's positives (Batch.positives, .positive_bg); needs masks
 } LoaderConfig;
 
 // Batches are nn/batch.h's: the local share of one global batch. Its arrays belong to the
@@ -75,6 +85,11 @@ void loader_free(Loader *l);
 // The epoch order of a split (n_split positions -> sample index): what the sampler visits.
 // For tests and for tools that need the order without reading data.
 void loader_epoch_order(int *order, const int *split_idx, int n_split, uint64_t seed, int epoch, int shuffle);
+// The positives' partners of one global batch: partner[g] = the position within the batch
+// (0..Bg-1) whose background sample g's positive takes, given the batch's labels (Bg); g
+// itself when no sample of another class is in the batch. first: the batch's first position
+// in the epoch.
+void loader_positive_partners(int *partner, const int *labels, int Bg, uint64_t seed, int epoch, long first);
 // Rank r's share [lo, hi) of a global batch of Bg samples.
 void loader_share(int Bg, int rank, int nranks, int *lo, int *hi);
 // The augmentation of one sample in place: x (C,D,H,W) and mask (1,D,H,W) or NULL.

@@ -1,8 +1,9 @@
 // batch.h: a batch is one value. It is this rank's share of one global batch: the images and
 // everything that belongs to them -- labels, metadata rows (coded as the network's schema,
-// nn/metadata.h), masks, and where the samples sit in the data set and in the epoch. The
-// loader fills it (data/loader.h); the network's forward and backward take it, and so do
-// the layers that need more than the images (MDN reads the metadata) and the losses.
+// nn/metadata.h), masks, CLAD's positives, and where the samples sit in the data set and in
+// the epoch. The loader fills it (data/loader.h); the network's forward and backward take
+// it, and so do the layers that need more than the images (MDN reads the metadata) and the
+// losses.
 // Nothing about the current samples travels any other way.
 #ifndef DF_BATCH_H
 #define DF_BATCH_H
@@ -20,6 +21,11 @@ typedef struct {
     double *meta;        // (n, n_meta) metadata rows, or NULL
     int n_meta;          // metadata columns per row
     uint8_t *masks;      // (n, 1, D, H, W) foreground masks, or NULL
+    // CLAD's positives (nn/clad.h), when the loader makes them (LoaderConfig.positives): sample
+    // i's foreground pasted onto the background of another class's sample of the same global
+    // batch, augmented as sample i; positive_bg[i] is that background's class. Else NULL.
+    float *positives;    // (n, C, D, H, W)
+    int32_t *positive_bg; // (n)
     int *index;          // (n) sample indices into the data set, or NULL
 } Batch;
 

@@ -3,6 +3,7 @@
 // that row and the queues: the same bits at any rank count.
 #include "nn/clad.h"
 #include "base/common.h"
+#include "nn/term.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,3 +123,135 @@ void clad_backward(float *da, float *dp, const float *a, const float *p, const i
     }
     free(s);
 }
+
+// ---- the term on a network ([debias] method = clad) ---------------------------------------
+// The queues live in t->state (checkpointed, identical on every rank): they are updated from
+// the gathered global batch, in its order, whatever the rank count. counters[0] is 1 once the
+// first batch has filled them.
+
+typedef struct {
+    double lambda, tau;
+    CladQueues q;     // feat points into t->state
+    int max_global;
+    float *a, *p;     // (G, d) the global batch's anchor and positive features
+    double *codes;    // 2 (G) gathered: labels, then positives' background classes
+    int *y, *bg;      // (G)
+    double *mine;     // this rank's codes
+    double *rows;     // (max local) per-row loss
+} Clad;
+
+// Logged: the mean cosine similarity of anchors and positives, and the fraction of anchors
+// whose positive is more similar than every negative (the contrastive task's accuracy).
+enum { LOG_POS_COS, LOG_TOP1 };
+
+static int clad_build(LossTerm *t, const Ini *ini, IniSection *sec, const MetaSchema *schema, DfError *err) {
+    (void)schema;
+    Clad *c = xcalloc(1, sizeof *c);
+    t->impl = c;
+    int length;
+    // the reference's defaults (DESIGN.md 3.4): lambda 1, temperature 0.2, 32 entries per queue
+    if (ini_double(ini, sec, "lambda", 1.0, 0.0, 1e6, &c->lambda, err)) return -1;
+    if (ini_double(ini, sec, "temperature", 0.2, 1e-3, 100.0, &c->tau, err)) return -1;
+    if (ini_int(ini, sec, "queue", 32, 1, 65536, &length, err)) return -1;
+    if (ini_int(ini, sec, "warmup", 0, 0, 1000000, &t->warmup_epochs, err)) return -1;
+    if (t->n_classes < 2) {
+        char where[512];
+        ini_where_key(ini, sec, "method", where, sizeof where);
+        return df_err(err, "%s = clad: CLAD contrasts classes, but the data have %d (a classification task is needed)", where,
+                      t->n_classes);
+    }
+    t->weight = c->lambda;
+    t->positives = 1;
+    t->n_state = (size_t)t->n_classes * length * t->d;
+    t->state = xcalloc(t->n_state, sizeof(float));
+    t->n_counters = 1;
+    c->q = (CladQueues){ t->n_classes, length, t->d, t->state };
+    loss_term_add_log(t, "pos_cos", TERM_LOG_MEAN);
+    loss_term_add_log(t, "top1", TERM_LOG_MEAN);
+    return 0;
+}
+
+static void clad_reserve(Clad *c, int G, int n, int d) {
+    if (G > c->max_global) {
+        free(c->a); free(c->p); free(c->codes); free(c->y); free(c->bg); free(c->mine); free(c->rows);
+        c->max_global = G;
+        c->a = xmalloc((size_t)G * d * sizeof(float));
+        c->p = xmalloc((size_t)G * d * sizeof(float));
+        c->codes = xmalloc(2 * (size_t)G * sizeof(double));
+        c->y = xmalloc((size_t)G * sizeof(int));
+        c->bg = xmalloc((size_t)G * sizeof(int));
+        c->mine = xmalloc(2 * (size_t)G * sizeof(double));
+        c->rows = xmalloc((size_t)G * sizeof(double));
+    }
+    DF_ASSERT(n <= G);
+}
+
+// The global batch's labels and background classes, in batch order.
+static void gather_codes(Clad *c, const Batch *b, int n_classes, Reducer *red) {
+    int G = b->global_n;
+    for (int i = 0; i < b->n; i++) {
+        int y = b->labels[i], bg = b->positive_bg[i];
+        if (y < 0 || y >= n_classes || bg < 0 || bg >= n_classes)
+            df_die(DF_EXIT_INPUT, "[debias] method = clad: sample %ld has class %d (or background class %d), not 0..%d",
+                   b->first_sample + i, y, bg, n_classes - 1);
+        c->mine[i] = y;
+        c->mine[b->n + i] = bg;
+    }
+    reduce_gather_f64(red, c->codes, (size_t)G, c->mine, (size_t)b->offset, (size_t)b->n);
+    reduce_gather_f64(red, c->codes + G, (size_t)G, c->mine + b->n, (size_t)b->offset, (size_t)b->n);
+    for (int g = 0; g < G; g++) {
+        c->y[g] = (int)c->codes[g];
+        c->bg[g] = (int)c->codes[G + g];
+    }
+}
+
+static double clad_forward_backward_pair(LossTerm *t, const float *feat, const float *feat_pos, const Batch *b, float *dfeat,
+                                         float *dfeat_pos, float scale, Reducer *red, double *logs) {
+    Clad *c = t->impl;
+    int G = b->global_n, d = t->d, lo = b->offset, n = b->n;
+    DF_ASSERT(b->labels && b->positive_bg);
+    clad_reserve(c, G, n, d);
+    gather_codes(c, b, t->n_classes, red);
+    reduce_gather_f32(red, c->p, (size_t)G * d, feat_pos, (size_t)lo * d, (size_t)n * d);
+    if (!t->counters[0]) {  // the first batch: queues from its anchors of other classes
+        reduce_gather_f32(red, c->a, (size_t)G * d, feat, (size_t)lo * d, (size_t)n * d);
+        clad_queues_init(&c->q, c->a, c->y, G);
+        t->counters[0] = 1;
+    }
+    clad_queues_push(&c->q, c->p, c->bg, G);  // detached, before the loss (as the reference)
+    const int *y = c->y + lo;
+    double sum = clad_forward(c->rows, feat, feat_pos, y, n, &c->q, c->tau);
+    if (dfeat) clad_backward(dfeat, dfeat_pos, feat, feat_pos, y, n, &c->q, c->tau, (double)scale * c->lambda);
+    // logs: this rank's means (the trainer weights them by its samples)
+    double cos_sum = 0.0, top1 = 0.0;
+    for (int i = 0; i < n; i++) {
+        // top1: the positive is more similar to the anchor than every negative of its queue
+        const float *ai = feat + (size_t)i * d, *pi = feat_pos + (size_t)i * d;
+        double na = norm2(ai, d), den, s0 = cosine(&den, ai, na, pi, norm2(pi, d), d);
+        cos_sum += s0;
+        int best = 1;
+        const float *queue = c->q.feat + (size_t)y[i] * c->q.length * d;
+        for (int m = 0; m < c->q.length && best; m++) {
+            const float *qm = queue + (size_t)m * d;
+            if (cosine(&den, ai, na, qm, norm2(qm, d), d) >= s0) best = 0;
+        }
+        top1 += best;
+    }
+    logs[LOG_POS_COS] = n ? cos_sum / n : 0.0;
+    logs[LOG_TOP1] = n ? top1 / n : 0.0;
+    return c->lambda * sum;
+}
+
+static void clad_destroy(LossTerm *t) {
+    Clad *c = t->impl;
+    if (c) {
+        free(c->a); free(c->p); free(c->codes); free(c->y); free(c->bg); free(c->mine); free(c->rows);
+        free(c);
+    }
+    free(t->state);
+    t->impl = NULL;
+    t->state = NULL;
+}
+
+const LossTermOps clad_ops = { .type = "clad", .build = clad_build, .forward_backward_pair = clad_forward_backward_pair,
+                               .destroy = clad_destroy };

@@ -168,6 +168,24 @@ void net_enable_input_grad(Net *net) {
     net->layers[0].din = net->dacts[0];
 }
 
+void net_share_tensors(Net *twin, Net *net) {
+    DF_ASSERT(twin->n_layers == net->n_layers && twin->n_params == net->n_params && twin->n_state == net->n_state);
+    if (!twin->borrowed) { free(twin->params); free(twin->grads); free(twin->state); }
+    twin->params = net->params;
+    twin->grads = net->grads;
+    twin->state = net->state;
+    twin->borrowed = 1;
+    twin->ctx.seed = net->ctx.seed;
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *T = &twin->layers[i];
+        const Layer *L = &net->layers[i];
+        DF_ASSERT(T->ops == L->ops && T->n_params == L->n_params && T->n_state == L->n_state);
+        T->params = L->params;
+        T->grads = L->grads;
+        T->state = L->state;
+    }
+}
+
 void net_zero_grad(Net *net) { memset(net->grads, 0, net->n_params * sizeof(float)); }
 
 Layer *net_layer(Net *net, const char *name) {
@@ -205,9 +223,11 @@ void net_free(Net *net) {
     free(net->acts);
     free(net->dacts);
     free(net->layers);
-    free(net->params);
-    free(net->grads);
-    free(net->state);
+    if (!net->borrowed) {
+        free(net->params);
+        free(net->grads);
+        free(net->state);
+    }
     free(net->ctx.workspace);
     memset(net, 0, sizeof *net);
 }

@@ -29,6 +29,7 @@ typedef struct {
     // When set (n_layers each), net_forward / net_backward add each layer's seconds here
     // (`deconfound bench --profile`).
     double *seconds_fwd, *seconds_bwd;
+    int borrowed;  // params, grads and state are another net's (net_share_tensors)
 } Net;
 
 // Builds the layers listed in `ini` for inputs of in_shape and at most max_batch samples per
@@ -61,6 +62,12 @@ float *net_output_grad(Net *net, int act);
 // Also compute the gradient with respect to the input (net->dacts[0]); off by default, since
 // training never needs it. Used by tests and by input-attribution tools.
 void net_enable_input_grad(Net *net);
+// Makes twin -- built from the same configuration -- run on net's parameters, gradients and
+// state, with activations of its own: a second forward and backward of the same network on
+// other inputs in one step (CLAD's positives). twin's backward adds into net->grads; its
+// training forward updates the shared running statistics, as a second call of the same
+// module does in PyTorch. twin must not outlive net; net_free(twin) leaves the tensors.
+void net_share_tensors(Net *twin, Net *net);
 Layer *net_layer(Net *net, const char *name);  // by name, NULL if absent
 // Index i such that net->acts[i] holds the named layer's output; -1 if absent.
 int net_layer_output_index(const Net *net, const char *name);

@@ -8,8 +8,8 @@
 // A section header that is a term type is also listed in nn/net.c's non_layer_sections (the
 // network skips it).
 static const LossTermOps *const term_types[] = { &feature_l2_ops, NULL };       // by section header
-static const LossTermOps *const debias_methods[] = { &end_ops, &mi_ops, NULL };  // [debias] method =
-static const char *const debias_method_names[] = { "end", "mi", NULL };
+static const LossTermOps *const debias_methods[] = { &end_ops, &mi_ops, &clad_ops, NULL };  // [debias] method =
+static const char *const debias_method_names[] = { "end", "mi", "clad", NULL };
 
 const LossTermOps *loss_term_ops_find(const char *type) {
     for (int i = 0; term_types[i]; i++)
@@ -57,6 +57,7 @@ static int build_one(LossTerm *t, const Ini *cini, IniSection *sec, const Net *n
     }
     t->ops = ops;
     t->seed = seed;
+    t->n_classes = schema ? schema->n_classes : 0;
     snprintf(t->section, sizeof t->section, "%s", sec->name);
     if (place_term(t, ini, sec, net, ops != loss_term_ops_find(sec->name), err)) return -1;
     return ops->build(t, ini, sec, schema, err);

@@ -18,6 +18,11 @@
 //                at the new parameters, the term's gradient on the layers up to its layer is
 //                capped tensor by tensor at the norm of the main loss's gradient and applied
 //                by a second optimiser (the main one's kind, lr x lr_scale).
+// A term on two views (CLAD) reads the layer's output for the batch's images and for its
+// positives (Batch.positives, made by the loader): the trainer runs the positives through a
+// twin of the network sharing its parameters (nn/net.h, net_share_tensors) and calls
+// forward_backward_pair instead, whose gradients go down both passes.
+//
 // A term may also own an adversary fitted on the layer's features, detached (MI's statistics
 // network): `fit` updates it, fit_steps times after each step and, with fit_pass, once per
 // batch of a pass over the training data before each epoch. Its parameters and optimiser
@@ -41,7 +46,7 @@ typedef struct LossTerm LossTerm;
 typedef enum { TERM_LOG_MEAN, TERM_LOG_COUNT } TermLogKind;
 
 typedef struct {
-    const char *type;  // its name: a section header ([feature_l2]), or a [debias] method (end, mi)
+    const char *type;  // its name: a section header ([feature_l2]), or a [debias] method (end, mi, clad)
     // Reads the section's keys (through ini getters, so unknown keys are caught) but
     // `layer`, which the registry has read and placed (t->layer, t->act, t->d are set, and
     // t->seed); sets t->weight, the schedule fields and the logs, allocates t->state.
@@ -61,6 +66,11 @@ typedef struct {
     // (detached: nothing flows back to the network). Writes logs like forward_backward.
     void (*fit)(LossTerm *t, const float *feat, const Batch *b, Reducer *red, double *logs);
     void (*destroy)(LossTerm *t);  // frees t->impl and t->state (may be NULL)
+    // Instead of forward_backward, for a term on two views (LossTerm.positives): also the
+    // layer's output for the batch's positives (feat_pos, (b->n, t->d)), and its gradient
+    // (dfeat_pos, NULL exactly when dfeat is).
+    double (*forward_backward_pair)(LossTerm *t, const float *feat, const float *feat_pos, const Batch *b, float *dfeat,
+                                    float *dfeat_pos, float scale, Reducer *red, double *logs);
 } LossTermOps;
 
 struct LossTerm {
@@ -69,9 +79,11 @@ struct LossTerm {
     char layer[64];    // the layer it reads
     int act;           // that layer's output: an index into Net.acts (set by the trainer)
     int d;             // values per sample of that output (set by the trainer)
+    int n_classes;     // label values 0..n_classes-1 (the schema's; 0 without one)
     double weight;
     // schedule (see above)
     int alternating;
+    int positives;       // 1: a term on two views (forward_backward_pair; the batches carry positives)
     double lr_scale;     // alternating: the term's optimiser runs at lr x lr_scale
     int warmup_epochs;   // epochs at the start during which the term does not act on the network
     int fit_steps;       // fit calls after each step
@@ -109,6 +121,6 @@ double feature_l2_forward(const float *feat, int B, int d, double weight);
 // dfeat (B, d) += scale * 2 * weight * feat
 void feature_l2_backward(float *dfeat, const float *feat, int B, int d, double weight, float scale);
 extern const LossTermOps feature_l2_ops;
-// ---- the debiasing losses: nn/end.h, nn/mi.h ----------------------------------------------
-extern const LossTermOps end_ops, mi_ops;
+// ---- the debiasing losses: nn/end.h, nn/mi.h, nn/clad.h -----------------------------------
+extern const LossTermOps end_ops, mi_ops, clad_ops;
 #endif

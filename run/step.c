@@ -8,6 +8,7 @@ void step_run(const Stepper *s, const Batch *b, int epoch, double lr, LossStats 
     loss_batch(s->loss, logits, s->K, b, s->dlogits, scale, s->scratch, ls);
     terms_joint(s->terms, net, b, epoch, scale);  // their gradients join the backward at their layer
     net_zero_grad(net);
+    terms_backward_positives(s->terms);  // CLAD's positives' pass, into the same gradients
     net_backward(net, b, s->dlogits);
     gradsync_finish(s->gs);
     optim_step(s->opt, net->params, net->grads, lr);

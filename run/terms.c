@@ -49,6 +49,18 @@ void terms_setup(TermRunner *r, LossTerm *terms, int n, const Net *net, const Op
     r->gu = df_alloc_floats(max_enc + 1);
 }
 
+int terms_need_positives(const TermRunner *r) {
+    for (int j = 0; j < r->n; j++)
+        if (r->terms[j].positives) return 1;
+    return 0;
+}
+
+void terms_set_twin(TermRunner *r, Net *twin) {
+    r->twin = twin;
+    free(r->zeros);
+    r->zeros = xcalloc((size_t)twin->ctx.max_batch * shape_numel(twin->out_shape), sizeof(float));
+}
+
 void terms_free(TermRunner *r) {
     for (int j = 0; j < r->n; j++)
         if (r->alt[j].m) optim_free(&r->alt[j]);
@@ -59,6 +71,7 @@ void terms_free(TermRunner *r) {
     free(r->step_acc);
     free(r->blobs);
     free(r->gu);
+    free(r->zeros);
     memset(r, 0, sizeof *r);
 }
 
@@ -102,15 +115,41 @@ static void accumulate(TermRunner *r, int j, const double *value, const double *
     }
 }
 
+// The positives of batch b through the twin, once per step.
+static void forward_positives(TermRunner *r, const Batch *b, int *ran) {
+    if (*ran) return;
+    DF_ASSERT(r->twin && b->positives);  // the trainer asks the loader for positives
+    r->pos = *b;
+    r->pos.images = b->positives;
+    net_forward(r->twin, &r->pos, 1);
+    *ran = 1;
+}
+
 void terms_joint(TermRunner *r, Net *net, const Batch *b, int epoch, float scale) {
+    int ran = 0;
+    r->twin_due = 0;
     for (int j = 0; j < r->n; j++) {
         LossTerm *lt = &r->terms[j];
         if (lt->alternating) continue;
-        double logs[TERM_MAX_LOGS];
+        double logs[TERM_MAX_LOGS], v;
         float *dfeat = epoch >= lt->warmup_epochs ? net_output_grad(net, lt->act) : NULL;
-        double v = lt->ops->forward_backward(lt, net->acts[lt->act], b, dfeat, scale, net->ctx.reducer, logs);
+        if (lt->positives) {
+            forward_positives(r, b, &ran);
+            float *dpos = dfeat ? net_output_grad(r->twin, lt->act) : NULL;
+            v = lt->ops->forward_backward_pair(lt, net->acts[lt->act], r->twin->acts[lt->act], b, dfeat, dpos, scale,
+                                               net->ctx.reducer, logs);
+            r->twin_due |= dfeat != NULL;
+        } else {
+            v = lt->ops->forward_backward(lt, net->acts[lt->act], b, dfeat, scale, net->ctx.reducer, logs);
+        }
         accumulate(r, j, &v, logs, b);
     }
+}
+
+void terms_backward_positives(TermRunner *r) {
+    if (!r->twin_due) return;
+    net_backward(r->twin, &r->pos, r->zeros);
+    r->twin_due = 0;
 }
 
 static double norm2(const float *x, size_t n) {

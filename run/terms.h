@@ -23,6 +23,13 @@ typedef struct {
     CheckpointBlob *blobs;  // the terms' state and their optimisers', for the checkpoint
     int n_blobs;
     int n_columns;    // report columns: per term its value then its logs
+    // Terms on two views (CLAD): the network's twin, on its parameters (net_share_tensors),
+    // runs the batch's positives; its backward is due after the main loss's gradients are
+    // zeroed and before the main backward (terms_backward_positives).
+    Net *twin;        // not owned; NULL when no term reads positives
+    float *zeros;     // (max_batch, outputs): the twin's gradient at its output
+    Batch pos;        // this step's positives as a batch
+    int twin_due;     // 1: the twin ran forward with gradients to carry down
 } TermRunner;
 
 // What a training step works with (run/step.h builds the step from it).
@@ -38,6 +45,10 @@ typedef struct {
 
 void terms_setup(TermRunner *r, LossTerm *terms, int n, const Net *net, const OptConfig *main_opt);
 void terms_free(TermRunner *r);
+// 1 when some term reads the batch's positives (then the loader makes them, and the trainer
+// hands a twin of the network to terms_set_twin).
+int terms_need_positives(const TermRunner *r);
+void terms_set_twin(TermRunner *r, Net *twin);
 // The checkpoint holds r->blobs (TrainState.blobs): the alternating optimisers' step counts
 // are copied into them before a save and back after a load.
 void terms_before_save(TermRunner *r);
@@ -48,8 +59,12 @@ void terms_prepare(TermRunner *r, const double *meta, const int *labels, int n_l
 // Every rank takes rank 0's term state (as the network's parameters are broadcast).
 void terms_bcast(TermRunner *r);
 // In a step, after the main loss and before the backward: joint terms add their gradients at
-// their layers (or, in their warm-up epochs, are only computed and logged).
+// their layers (or, in their warm-up epochs, are only computed and logged). A term on two
+// views first has the batch's positives run through the twin (training mode).
 void terms_joint(TermRunner *r, Net *net, const Batch *b, int epoch, float scale);
+// After the gradients are zeroed and before the main backward: the positives' pass down the
+// twin, adding into the shared gradients (a no-op when no term read positives this step).
+void terms_backward_positives(TermRunner *r);
 // After the step's optimiser update: alternating terms' steps, then every adversary's fits.
 void terms_after_step(TermRunner *r, const Stepper *c, const Batch *b, int epoch, double lr);
 // 1 when some term fits its adversary in a pass over the training data before each epoch.

@@ -150,6 +150,7 @@ typedef struct {
     MetaSchema *schema;     // the metadata coding (the checkpoint's when resuming)
     TrainConfig tc;
     Net net;
+    Net twin;               // the network again, on its tensors, for CLAD's positives (built when a term needs them)
     Optimizer opt;
     TrainState ts;          // epoch, step, RNG: what a checkpoint resumes
     Loader *train, *val;    // val is NULL without a validation split
@@ -205,6 +206,17 @@ static void setup_config(Trainer *t) {
         loss_terms_build(&t->terms, &t->n_terms, &t->ini, &t->net, t->schema, t->tc.seed, &err) || ini_check_unused(&t->ini, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     terms_setup(&t->tr, t->terms, t->n_terms, &t->net, &t->tc.opt);
+    if (terms_need_positives(&t->tr)) {
+        if (!t->ds.cohort.has_masks) {
+            char where[512];
+            ini_where_key(&t->ini, ini_section(&t->ini, "debias"), "method", where, sizeof where);
+            df_die_collective(DF_EXIT_INPUT, "%s = clad: CLAD pastes each sample's foreground onto other backgrounds, but %s has no "
+                              "foreground masks (pack the data with a mask column, docs/formats.md)", where, t->ds.source);
+        }
+        if (net_build_meta(&t->twin, &t->ini, t->ds.cohort.shape, max_local, dist_reducer(), t->schema, &err))
+            df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+        terms_set_twin(&t->tr, &t->twin);
+    }
     if (t->tr.n_columns > REPORT_MAX_TERM_COLS)
         df_die_collective(DF_EXIT_INPUT, "%s: the loss terms log %d quantities (at most %d)", t->args.config, t->tr.n_columns,
                           REPORT_MAX_TERM_COLS);
@@ -239,6 +251,7 @@ static void check_config(Trainer *t) {
 static void setup_state(Trainer *t) {
     DfError err;
     net_init(&t->net, t->tc.seed);
+    if (t->tr.twin) net_share_tensors(&t->twin, &t->net);
     optim_init(&t->opt, &t->tc.opt, t->net.n_params);
     rng_seed_stream(&t->ts.rng, t->tc.seed, 0x5eed, 1);
     t->config_text = ini_serialize(&t->ini);
@@ -281,7 +294,8 @@ static void prepare_layers(Trainer *t) {
         labels[i - lo] = ds->cohort.labels[j];
     }
     DfError err;
-    if (net_prepare(&t->net, meta, labels, hi - lo, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (net_prepare(&t->net, meta, labels, hi - lo, &err) || (t->tr.twin && net_prepare(&t->twin, meta, labels, hi - lo, &err)))
+        df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     terms_prepare(&t->tr, meta, labels, hi - lo, lo, ds->n_train, dist_reducer());
     free(meta);
     free(labels);
@@ -289,11 +303,11 @@ static void prepare_layers(Trainer *t) {
 
 static void setup_loaders(Trainer *t) {
     DfError err;
-    LoaderConfig lc = { SPLIT_TRAIN, t->tc.batch, t->rank, t->P, t->tc.seed, 1, 0, 1, t->ds.prefetch };
+    LoaderConfig lc = { SPLIT_TRAIN, t->tc.batch, t->rank, t->P, t->tc.seed, 1, 0, 1, t->ds.prefetch, t->tr.twin != NULL };
     if (!(t->train = loader_create(&t->ds, &lc, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     if (t->ds.n_val > 0) {
         lc.split = SPLIT_VAL;
-        lc.shuffle = lc.augment = 0;
+        lc.shuffle = lc.augment = lc.positives = 0;
         if (!(t->val = loader_create(&t->ds, &lc, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     }
     t->steps_per_epoch = (t->ds.n_train + t->tc.batch - 1) / t->tc.batch;
@@ -361,6 +375,7 @@ static void teardown(Trainer *t) {
     free(t->config_text);
     loss_terms_free(t->terms, t->n_terms);
     optim_free(&t->opt);
+    net_free(&t->twin);  // (all zeros when never built)
     net_free(&t->net);
     free(t->schema);
     dataset_free(&t->ds);

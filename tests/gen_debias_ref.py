@@ -381,12 +381,76 @@ def gen_clad(outdir):
     w.close()
 
 
+def info_nce(a, p, y, queues, tau):
+    """The rows of CLAD's term: positive p_i against the queue of anchor i's class."""
+    num = torch.exp(F.cosine_similarity(a, p) / tau)
+    den = num.clone()
+    for m in range(queues[0].shape[0]):
+        neg = torch.stack([queues[y[i]][m] for i in range(a.shape[0])])
+        den = den + torch.exp(F.cosine_similarity(a, neg) / tau)
+    return -torch.log(num / den)
+
+
+def gen_clad_steps(outdir):
+    """Training steps with CLAD on TinyNet: the anchors' forward, then the positives' through
+    the same network (both update BatchNorm's running statistics, in that order), the queues
+    filled from the first batch's anchors and pushed with the step's positives before the
+    loss; loss = CE + lambda * mean InfoNCE; Adam."""
+    w = Writer(os.path.join(outdir, "clad_steps.txt"), "CLAD training-step reference (tests/gen_debias_ref.py)")
+    gen = torch.Generator().manual_seed(23)
+    B, K, L, tau, lam, lr, wd, epochs = 8, 3, 4, 0.2, 0.7, 0.01, 0.01, 2
+    net = TinyNet(gen)
+    batches = []
+    for _ in range(2):
+        x = f32(torch.randn(B, 6, generator=gen, dtype=DT))
+        xp = f32(torch.randn(B, 6, generator=gen, dtype=DT))
+        y = torch.randint(0, K, (B,), generator=gen)
+        if not batches:  # the first fill needs L anchors outside each class (the reference tops up at random)
+            y = torch.tensor([0, 1, 2, 0, 1, 2, 1, 0])
+        bg = [(int(y[i]) + 1 + int(torch.randint(0, K - 1, (1,), generator=gen))) % K for i in range(B)]
+        batches.append((x, xp, y, bg))
+    for k, q in enumerate(net.params()):
+        w.add("init.%d" % k, q, exact32=True)
+    for k, (x, xp, y, bg) in enumerate(batches):
+        w.add("x%d" % k, x, exact32=True)
+        w.add("xp%d" % k, xp, exact32=True)
+        w.add("y%d" % k, y.to(DT), exact32=True)
+        w.add("bg%d" % k, torch.tensor(bg, dtype=DT), exact32=True)
+    for name, v in [("B", B), ("K", K), ("queue", L), ("tau", tau), ("lambda", lam), ("lr", lr), ("weight_decay", wd),
+                    ("epochs", epochs)]:
+        w.add(name, torch.tensor(float(v), dtype=DT))
+    state, queues = {}, None
+    for epoch in range(epochs):
+        values, coss = [], []
+        for x, xp, y, bg in batches:
+            z, logits = net.forward(x)
+            zp, _ = net.forward(xp)
+            if queues is None:
+                queues = clad_queues(z.detach(), y.tolist(), K, L)
+            queues = clad_push(queues, zp, bg)
+            rows = info_nce(z, zp, y.tolist(), queues, tau)
+            loss = F.cross_entropy(logits, y) + lam * rows.mean()
+            g = torch.autograd.grad(loss, net.params())
+            adam_step(net.params(), g, state, lr, wd)
+            values.append(lam * rows.mean().item())
+            coss.append(F.cosine_similarity(z, zp).mean().item())
+        w.add("epoch%d.value" % epoch, torch.tensor(sum(values) / len(values), dtype=DT))
+        w.add("epoch%d.pos_cos" % epoch, torch.tensor(sum(coss) / len(coss), dtype=DT))
+    for k, q in enumerate(net.params()):
+        w.add("final.%d" % k, q)
+    w.add("final.running_mean", net.rm)
+    w.add("final.running_var", net.rv)
+    w.add("final.queues", torch.stack(queues))
+    w.close()
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "tests/ref"
     gen_end(outdir)
     gen_mi(outdir)
     gen_mi_schedule(outdir)
     gen_clad(outdir)
+    gen_clad_steps(outdir)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@
 #include "mdn_util.h"
 #include "data/bgvariant.h"
 #include "data/paste.h"
+#include "mpi/gradsync.h"
 #include "nn/clad.h"
+#include "nn/net.h"
+#include "nn/term.h"
+#include "run/step.h"
 #include "testutil.h"
 
 static int *ref_ints(const RefTensor *t) {
@@ -229,6 +233,249 @@ static void test_bg_variants(void) {
     free(img);
 }
 
+static double refv(RefFile *f, const char *name) {
+    RefTensor *t = tu_ref_get(f, name);
+    CU_ASSERT_FATAL(t != NULL);
+    return t->v[0];
+}
+
+// CLAD through step_run against PyTorch (tests/ref/clad_steps.txt): the positives through the
+// network's twin on the same parameters (both forwards update BatchNorm's running statistics,
+// anchors first), the queues filled from the first batch and pushed before the loss, CE +
+// lambda * InfoNCE with the gradient down both passes, Adam; 2 epochs of 2 batches.
+static void test_clad_steps(void) {
+    RefFile f;
+    CU_ASSERT_FATAL(tu_ref_load(&f, "clad_steps.txt") == 0);
+    int B = (int)refv(&f, "B"), K = (int)refv(&f, "K"), epochs = (int)refv(&f, "epochs");
+    char text[1024], key[64];
+    snprintf(text, sizeof text,
+             "[linear]\nname = enc\nout = 4\nbias = false\n[batchnorm3d]\nname = bn\n[tanh]\nname = feat\n[linear]\nname = fc\nout = 3\n"
+             "[debias]\nmethod = clad\nlayer = feat\nlambda = %g\ntemperature = %g\nqueue = %d\n",
+             refv(&f, "lambda"), refv(&f, "tau"), (int)refv(&f, "queue"));
+    static const char *const names[] = { "b" };
+    static const MetaKind kinds[] = { META_CATEGORICAL };
+    double m0[] = { 0, 1, 0 };
+    int32_t l0[] = { 0, 1, 2 };
+    Cohort co;
+    cohort_of(&co, 3, 1, names, kinds, m0, l0);
+    MetaSchema schema;
+    DfError err;
+    Ini ini;
+    Net net, twin;
+    CU_ASSERT_FATAL(meta_schema_build(&schema, &co, &err) == 0 && schema.n_classes == K);
+    CU_ASSERT_FATAL(ini_parse_string(&ini, text, "c.ini", &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&net, &ini, (Shape){ 6, 1, 1, 1 }, B, NULL, &schema, &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&twin, &ini, (Shape){ 6, 1, 1, 1 }, B, NULL, &schema, &err) == 0);
+    LossTerm *terms;
+    int n_terms;
+    CU_ASSERT_FATAL(loss_terms_build(&terms, &n_terms, &ini, &net, &schema, 1, &err) == 0 && n_terms == 1);
+    CU_ASSERT_FATAL(ini_check_unused(&ini, &err) == 0);
+    net_init(&net, 1);
+    net_share_tensors(&twin, &net);
+    const int which[5][2] = { { 0, 0 }, { 1, 0 }, { 1, 1 }, { 3, 0 }, { 3, 1 } };
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof key, "init.%d", k);
+        RefTensor *t = tu_ref_get(&f, key);
+        float *dst = layer_param(&net.layers[which[k][0]], which[k][1]);
+        for (size_t i = 0; i < t->n; i++) dst[i] = (float)t->v[i];
+    }
+    OptConfig oc = { .kind = OPT_ADAM, .weight_decay = refv(&f, "weight_decay"), .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8 };
+    Optimizer opt;
+    optim_init(&opt, &oc, net.n_params);
+    TermRunner tr;
+    terms_setup(&tr, terms, n_terms, &net, &oc);
+    CU_ASSERT_FATAL(terms_need_positives(&tr));
+    terms_set_twin(&tr, &twin);
+    LossConfig lc = { LOSS_CROSS_ENTROPY, -1 };
+    float *dlogits = calloc((size_t)B * 3, sizeof(float)), *scratch = calloc((size_t)B * 6, sizeof(float));
+    GradSync *gs = gradsync_create(net.grads, net.n_params, 1 << 20);
+    Stepper st = { &net, &opt, &lc, 3, dlogits, scratch, gs, &tr };
+    Batch batches[2];
+    float *x[2], *xp[2];
+    int32_t y[2][16], bg[2][16];
+    for (int k = 0; k < 2; k++) {
+        snprintf(key, sizeof key, "x%d", k);
+        x[k] = tu_ref_floats(tu_ref_get(&f, key));
+        snprintf(key, sizeof key, "xp%d", k);
+        xp[k] = tu_ref_floats(tu_ref_get(&f, key));
+        snprintf(key, sizeof key, "y%d", k);
+        RefTensor *yt = tu_ref_get(&f, key);
+        snprintf(key, sizeof key, "bg%d", k);
+        RefTensor *bt = tu_ref_get(&f, key);
+        for (int i = 0; i < B; i++) { y[k][i] = (int32_t)yt->v[i]; bg[k][i] = (int32_t)bt->v[i]; }
+        batches[k] = (Batch){ .n = B, .global_n = B, .images = x[k], .labels = y[k], .positives = xp[k], .positive_bg = bg[k],
+                              .step = k };
+    }
+    double lr = refv(&f, "lr");
+    for (int e = 0; e < epochs; e++) {
+        for (int k = 0; k < 2; k++) {
+            LossStats ls = { 0, 0, 0 };
+            step_run(&st, &batches[k], e, lr, &ls);
+            terms_sync(&tr);
+        }
+        double cols[3];  // value, pos_cos, top1
+        terms_epoch_end(&tr, 2.0 * B, cols);
+        snprintf(key, sizeof key, "epoch%d.value", e);
+        tu_ref_check_scalar(key, cols[0], refv(&f, key), 1e-7, 1e-5);
+        snprintf(key, sizeof key, "epoch%d.pos_cos", e);
+        tu_ref_check_scalar(key, cols[1], refv(&f, key), 1e-7, 1e-5);
+    }
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof key, "final.%d", k);
+        tu_ref_check(&f, key, layer_param(&net.layers[which[k][0]], which[k][1]), tu_ref_get(&f, key)->n, 1e-6, 1e-5);
+    }
+    tu_ref_check(&f, "final.running_mean", layer_state(&net.layers[1], 0), 4, 1e-6, 1e-5);
+    tu_ref_check(&f, "final.running_var", layer_state(&net.layers[1], 1), 4, 1e-6, 1e-5);
+    tu_ref_check(&f, "final.queues", terms[0].state, terms[0].n_state, 1e-6, 1e-5);
+    CU_ASSERT_EQUAL(terms[0].counters[0], 1);
+    gradsync_free(gs);
+    free(dlogits); free(scratch);
+    for (int k = 0; k < 2; k++) { free(x[k]); free(xp[k]); }
+    terms_free(&tr);
+    optim_free(&opt);
+    loss_terms_free(terms, n_terms);
+    net_free(&twin);
+    net_free(&net);
+    ini_free(&ini);
+    tu_ref_free(&f);
+}
+
+// [debias] method = clad on a network whose `feat` gives 6 values, 3 classes.
+static void clad_term(Ini *ini, Net *net, LossTerm **terms, const char *keys) {
+    static const char *const names[] = { "b" };
+    static const MetaKind kinds[] = { META_CATEGORICAL };
+    double m0[] = { 0, 1, 0 };
+    int32_t l0[] = { 0, 1, 2 };
+    Cohort co;
+    cohort_of(&co, 3, 1, names, kinds, m0, l0);
+    MetaSchema schema;
+    DfError err;
+    char text[512];
+    snprintf(text, sizeof text, "[linear]\nout = 6\n[tanh]\nname = feat\n[linear]\nname = fc\nout = 3\n[debias]\nmethod = clad\n%s", keys);
+    int n;
+    CU_ASSERT_FATAL(meta_schema_build(&schema, &co, &err) == 0);
+    CU_ASSERT_FATAL(ini_parse_string(ini, text, "c.ini", &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(net, ini, (Shape){ 3, 1, 1, 1 }, 64, NULL, &schema, &err) == 0);
+    CU_ASSERT_FATAL(loss_terms_build(terms, &n, ini, net, &schema, 1, &err) == 0 && n == 1);
+    CU_ASSERT_FATAL(ini_check_unused(ini, &err) == 0);
+}
+
+// P ranks, each with its share of two global batches in turn: every rank ends with the same
+// queues, and each rank's values, logs and gradient rows are bit for bit one rank's.
+enum { RB = 11, RD = 6, RSTEPS = 2 };
+typedef struct {
+    LossTerm *t;
+    float *f, *fp;           // (RSTEPS, RB, RD)
+    int32_t y[RSTEPS][RB], bg[RSTEPS][RB];
+    float *state0;           // the queues before the first step
+    float *grad, *gradp;     // (RSTEPS, RB, RD)
+    double value[RSTEPS];    // summed over ranks
+    float *queues[3];        // each rank's queues at the end
+    double logs[3][RSTEPS][TERM_MAX_LOGS];
+} CladRanks;
+
+static TuSim g_sim;
+static float max_abs(const float *x, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
+    return m;
+}
+
+static void clad_rank_sim(void *p, int r, int P) {
+    CladRanks *a = p;
+    LossTerm *t = a->t;
+    memcpy(t->state, a->state0, t->n_state * sizeof(float));  // every rank starts as the others
+    t->counters[0] = 0;
+    if (r == 0) memset(a->value, 0, sizeof a->value);
+    int lo, hi;
+    tu_share(RB, r, P, &lo, &hi);
+    for (int s = 0; s < RSTEPS; s++) {
+        size_t o = ((size_t)s * RB + lo) * RD;
+        Batch b = { .n = hi - lo, .global_n = RB, .offset = lo, .first_sample = lo, .labels = a->y[s] + lo,
+                    .positive_bg = a->bg[s] + lo };
+        memset(a->grad + o, 0, sizeof(float) * (size_t)(hi - lo) * RD);
+        memset(a->gradp + o, 0, sizeof(float) * (size_t)(hi - lo) * RD);
+        a->value[s] += t->ops->forward_backward_pair(t, a->f + o, a->fp + o, &b, a->grad + o, a->gradp + o, 1.0f / RB,
+                                                      &g_sim.base, a->logs[r][s]);
+    }
+    memcpy(a->queues[r], t->state, t->n_state * sizeof(float));
+}
+
+static void test_clad_term_ranks(void) {
+    Ini ini;
+    Net net;
+    LossTerm *terms;
+    clad_term(&ini, &net, &terms, "layer = feat\nqueue = 3\nlambda = 0.5\n");
+    LossTerm *t = &terms[0];
+    CU_ASSERT(t->positives && t->n_classes == 3 && t->d == RD && t->n_state == 3 * 3 * RD && t->weight == 0.5);
+    Rng rng;
+    rng_seed(&rng, 21);
+    CladRanks a = { .t = t };
+    a.f = tu_rand(RSTEPS * RB * RD, -1, 1, &rng);
+    a.fp = tu_rand(RSTEPS * RB * RD, -1, 1, &rng);
+    for (int s = 0; s < RSTEPS; s++)
+        for (int i = 0; i < RB; i++) {
+            a.y[s][i] = (int32_t)rng_below(&rng, 3);
+            a.bg[s][i] = (a.y[s][i] + 1 + (int32_t)rng_below(&rng, 2)) % 3;
+        }
+    a.state0 = calloc(t->n_state, sizeof(float));
+    a.grad = calloc(RSTEPS * RB * RD, sizeof(float));
+    a.gradp = calloc(RSTEPS * RB * RD, sizeof(float));
+    float *ref_g = malloc(sizeof(float) * RSTEPS * RB * RD), *ref_gp = malloc(sizeof(float) * RSTEPS * RB * RD);
+    float *ref_q = malloc(sizeof(float) * t->n_state);
+    double ref_value[RSTEPS];
+    for (int r = 0; r < 3; r++) a.queues[r] = calloc(t->n_state, sizeof(float));
+    for (int P = 1; P <= 3; P++) {
+        tu_simulate(&g_sim, P, clad_rank_sim, &a);
+        if (P == 1) {
+            memcpy(ref_g, a.grad, sizeof(float) * RSTEPS * RB * RD);
+            memcpy(ref_gp, a.gradp, sizeof(float) * RSTEPS * RB * RD);
+            memcpy(ref_q, a.queues[0], sizeof(float) * t->n_state);
+            memcpy(ref_value, a.value, sizeof ref_value);
+            // the value is lambda times the sum of the rows; the queues changed; the
+            // gradient reached both views
+            CU_ASSERT(a.value[0] > 0 && memcmp(ref_q, a.state0, sizeof(float) * t->n_state) != 0);
+            CU_ASSERT(max_abs(ref_g, RSTEPS * RB * RD) > 0 && max_abs(ref_gp, RSTEPS * RB * RD) > 0);
+            continue;
+        }
+        CU_ASSERT(memcmp(ref_g, a.grad, sizeof(float) * RSTEPS * RB * RD) == 0);
+        CU_ASSERT(memcmp(ref_gp, a.gradp, sizeof(float) * RSTEPS * RB * RD) == 0);
+        for (int r = 0; r < P; r++) CU_ASSERT(memcmp(ref_q, a.queues[r], sizeof(float) * t->n_state) == 0);
+        // per-rank row sums added in another order: equal to double rounding
+        for (int s = 0; s < RSTEPS; s++) CU_ASSERT(fabs(a.value[s] - ref_value[s]) <= 1e-14 * ref_value[s]);
+    }
+    free(a.f); free(a.fp); free(a.state0); free(a.grad); free(a.gradp); free(ref_g); free(ref_gp); free(ref_q);
+    for (int r = 0; r < 3; r++) free(a.queues[r]);
+    loss_terms_free(terms, 1);
+    net_free(&net);
+    ini_free(&ini);
+}
+
+// A task without classes (one class) is refused where [debias] says clad.
+static void test_clad_term_errors(void) {
+    Ini ini;
+    Net net;
+    LossTerm *terms = NULL;
+    int n = 0;
+    DfError err;
+    MetaSchema schema;
+    memset(&schema, 0, sizeof schema);
+    schema.n_classes = 1;
+    CU_ASSERT_FATAL(ini_parse_string(&ini, "[linear]\nout = 4\n[tanh]\nname = feat\n[linear]\nout = 1\n[debias]\nmethod = clad\nlayer = feat\n",
+                                     "e.ini", &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&net, &ini, (Shape){ 3, 1, 1, 1 }, 8, NULL, NULL, &err) == 0);
+    CU_ASSERT(loss_terms_build(&terms, &n, &ini, &net, &schema, 1, &err) == -1);
+    CU_ASSERT(tu_contains(err.msg, "e.ini:8") && tu_contains(err.msg, "CLAD contrasts classes, but the data have 1"));
+    ini_free(&ini);
+    ini_parse_string(&ini, "[linear]\nout = 4\n[tanh]\nname = feat\n[linear]\nout = 2\n[debias]\nmethod = clad\nlayer = feat\ntemperature = 0\n",
+                     "e.ini", &err);
+    schema.n_classes = 2;
+    CU_ASSERT(loss_terms_build(&terms, &n, &ini, &net, &schema, 1, &err) == -1);
+    CU_ASSERT(tu_contains(err.msg, "e.ini:10") && tu_contains(err.msg, "temperature"));
+    net_free(&net);
+    ini_free(&ini);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("clad", NULL, NULL);
@@ -236,6 +483,9 @@ int main(void) {
     CU_add_test(s, "CLAD InfoNCE: finite differences", test_clad_fd);
     CU_add_test(s, "CLAD InfoNCE: shares of a batch give the same bits", test_clad_shares);
     CU_add_test(s, "CLAD queues: first fill, FIFO push", test_clad_queues);
+    CU_add_test(s, "CLAD term: 1, 2 and 3 ranks, the same queues and bits", test_clad_term_ranks);
+    CU_add_test(s, "CLAD term: configuration errors", test_clad_term_errors);
+    CU_add_test(s, "CLAD training steps (twin network, queues, BatchNorm) against PyTorch", test_clad_steps);
     CU_add_test(s, "paste: foreground bit for bit, background from the other", test_paste);
     CU_add_test(s, "background variants: pairs and images", test_bg_variants);
     return tu_run_all();

@@ -288,7 +288,7 @@ static void test_config_errors(void) {
     expect_error("method = end\nlayer = feat\nbias = site\nbins = 3\n", "d.ini:13", "categorical");
     expect_error("method = end\nlayer = feat\nbias = age\nbins = 1\n", "d.ini:13", "at least 2 bins");
     expect_error("method = end\nlayer = feat\nbias = age\nbin_edges = 50, 30\n", "d.ini:13", "edges must increase");
-    expect_error("method = clad\nlayer = feat\nbias = site\n", "d.ini:10", "not one of: end, mi");
+    expect_error("method = clade\nlayer = feat\nbias = site\n", "d.ini:10", "not one of: end, mi, clad");
     expect_error("method = end\nbias = site\n", "d.ini:9", "missing");
     expect_error("method = end\nlayer = feat\nbias = site\nalpha = -1\n", "d.ini:13", "alpha");
     // a layer with nothing trainable at or below it

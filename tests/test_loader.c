@@ -514,6 +514,122 @@ static void test_biased_fmnist(void) {
     CU_ASSERT(strstr(err.msg, "/nonexistent") != NULL);
 }
 
+// CLAD's positives. Every sample's positive holds its own foreground bit for bit and, at every
+// other voxel, its partner's raw image; the partner is a sample of another class in the same
+// global batch and the positive's background class is the partner's label; 1, 2 and 3 ranks
+// make the same positives; with augmentation the positive is transformed as its anchor (where
+// the anchor's augmented mask is set the two agree bit for bit).
+typedef struct {
+    float *pos;   // (n, per) by global position in the epoch
+    int32_t *bg;  // (n)
+    float *img;   // (n, per) the anchors as delivered
+    uint8_t *mask;
+} PosEpoch;
+
+static PosEpoch pos_epoch(const Dataset *ds, int B, int P, int epoch, int augment) {
+    int n = ds->n_train;
+    size_t per = shape_numel(ds->cohort.shape), V = shape_spatial(ds->cohort.shape);
+    PosEpoch e = { xcalloc((size_t)n * per, sizeof(float)), xcalloc((size_t)n, sizeof(int32_t)), xcalloc((size_t)n * per, sizeof(float)),
+                   xcalloc((size_t)n * V, 1) };
+    DfError err = { "" };
+    for (int r = 0; r < P; r++) {
+        LoaderConfig cfg = { .split = SPLIT_TRAIN, .global_batch = B, .rank = r, .nranks = P, .seed = 7, .shuffle = 1,
+                             .augment = augment, .prefetch = r % 2 ? 2 : 0, .positives = 1 };
+        Loader *l = loader_create(ds, &cfg, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+        loader_begin_epoch(l, epoch);
+        const Batch *b;
+        while ((b = loader_next(l, &err))) {
+            CU_ASSERT_PTR_NOT_NULL_FATAL(b->positives);
+            for (int j = 0; j < b->n; j++) {
+                long g = b->first_sample + j;
+                memcpy(e.pos + g * per, b->positives + j * per, per * sizeof(float));
+                memcpy(e.img + g * per, b->images + j * per, per * sizeof(float));
+                memcpy(e.mask + g * V, b->masks + j * V, V);
+                e.bg[g] = b->positive_bg[j];
+            }
+        }
+        CU_ASSERT(!loader_failed(l));
+        loader_free(l);
+    }
+    return e;
+}
+
+static void pos_free(PosEpoch *e) { free(e->pos); free(e->bg); free(e->img); free(e->mask); }
+
+static void test_positives(void) {
+    Dataset *ds = load("[data]\nsource = synth:video\nn = 60\nshape = 4,8,8\nclasses = 3\nseed = 5\nval_fraction = 0.2\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    const Cohort *c = &ds->cohort;
+    int n = ds->n_train, B = 10, epoch = 1;
+    size_t per = shape_numel(c->shape), V = shape_spatial(c->shape);
+    PosEpoch e1 = pos_epoch(ds, B, 1, epoch, 0);
+    int *order = xmalloc(sizeof(int) * (size_t)n), glab[16], partner[16];
+    loader_epoch_order(order, ds->train_idx, n, 7, epoch, 1);
+    long fg = 0, bgv = 0, moved = 0;
+    for (int start = 0; start < n; start += B) {
+        int Bg = DF_MIN(B, n - start);
+        for (int g = 0; g < Bg; g++) glab[g] = c->labels[order[start + g]];
+        loader_positive_partners(partner, glab, Bg, 7, epoch, start);
+        for (int g = 0; g < Bg; g++) {
+            int idx = order[start + g], pidx = order[start + partner[g]];
+            CU_ASSERT(c->labels[pidx] != c->labels[idx]);  // every batch here holds several classes
+            CU_ASSERT_EQUAL(e1.bg[start + g], c->labels[pidx]);
+            const float *pos = e1.pos + (size_t)(start + g) * per;
+            for (size_t v = 0; v < per; v++) {
+                int in_fg = c->masks[(size_t)idx * V + v % V] != 0;
+                float want = in_fg ? c->images[(size_t)idx * per + v] : c->images[(size_t)pidx * per + v];
+                if (memcmp(&pos[v], &want, sizeof want) != 0) { CU_FAIL("positive voxel"); break; }
+                fg += in_fg;
+                bgv += !in_fg;
+                moved += !in_fg && pos[v] != c->images[(size_t)idx * per + v];
+            }
+        }
+    }
+    CU_ASSERT(fg > 0 && bgv > 0 && moved > bgv / 2);  // the scenes differ between classes
+    for (int P = 2; P <= 3; P++) {
+        PosEpoch eP = pos_epoch(ds, B, P, epoch, 0);
+        CU_ASSERT(memcmp(eP.pos, e1.pos, (size_t)n * per * sizeof(float)) == 0);
+        CU_ASSERT(memcmp(eP.bg, e1.bg, (size_t)n * sizeof(int32_t)) == 0);
+        pos_free(&eP);
+    }
+    pos_free(&e1);
+    // the anchor's augmentation: where its (augmented) mask is set, anchor and positive agree
+    dataset_free(ds);
+    free(ds);
+    ds = load("[data]\nsource = synth:video\nn = 60\nshape = 4,8,8\nclasses = 3\nseed = 5\nval_fraction = 0.2\n"
+              "flip = h,w\nshift = 1\nintensity_scale = 0.2\nintensity_shift = 0.1\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    PosEpoch a1 = pos_epoch(ds, B, 1, epoch, 1), a3 = pos_epoch(ds, B, 3, epoch, 1), plain = pos_epoch(ds, B, 1, epoch, 0);
+    CU_ASSERT(memcmp(a1.pos, a3.pos, (size_t)n * per * sizeof(float)) == 0);
+    CU_ASSERT(memcmp(a1.pos, plain.pos, (size_t)n * per * sizeof(float)) != 0);  // augmented
+    long agree = 0, set = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t v = 0; v < per; v++)
+            if (a1.mask[(size_t)i * V + v % V]) {
+                set++;
+                agree += memcmp(&a1.pos[(size_t)i * per + v], &a1.img[(size_t)i * per + v], sizeof(float)) == 0;
+            }
+    CU_ASSERT(set > 0 && agree == set);
+    pos_free(&a1); pos_free(&a3); pos_free(&plain);
+    free(order);
+    drop(ds);
+    // positives need masks; a batch of one class pairs each sample with itself
+    ds = load(small_mri);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
+    CU_ASSERT(!ds->cohort.has_masks);
+    LoaderConfig cfg = { .split = SPLIT_TRAIN, .global_batch = 4, .nranks = 1, .positives = 1 };
+    DfError err = { "" };
+    CU_ASSERT_PTR_NULL(loader_create(ds, &cfg, &err));
+    CU_ASSERT(tu_contains(err.msg, "synth:mri3d") && tu_contains(err.msg, "no foreground masks"));
+    drop(ds);
+    int same[4] = { 2, 2, 2, 2 }, mixed[4] = { 0, 1, 1, 1 };
+    loader_positive_partners(partner, same, 4, 1, 0, 0);
+    for (int g = 0; g < 4; g++) CU_ASSERT_EQUAL(partner[g], g);
+    loader_positive_partners(partner, mixed, 4, 1, 0, 0);
+    CU_ASSERT(partner[0] >= 1 && partner[1] == 0 && partner[2] == 0 && partner[3] == 0);
+}
+
 int main(void) {
     h5_quiet();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/df-loader-XXXXXX");
@@ -523,6 +639,7 @@ int main(void) {
     CU_add_test(s, "1, 2 and 4 ranks see the same global batches", test_sampler_invariance);
     CU_add_test(s, "augmentation: seeded per sample, rank-count invariant", test_augmentation_invariance);
     CU_add_test(s, "shards on disk (pread, HDF5 fallback) equal memory", test_disk_reads);
+    CU_add_test(s, "CLAD's positives: foreground, partner's background, ranks, augmentation", test_positives);
     s = CU_add_suite("splits", NULL, NULL);
     CU_add_test(s, "subject-level, stratified, k-fold, test split", test_splits);
     s = CU_add_suite("generators", NULL, NULL);
