@@ -8,7 +8,9 @@
 //   sex:    one small blob (left-back), amplitude 0.15 * sex, sex ~ Bernoulli(1/2)
 //   site:   P(site | y) = (.5,.3,.2) for y=0 and (.2,.3,.5) for y=1; each site has its own
 //           intensity scale and offset inside the brain and its own noise level inside and
-//           outside it ("texture").
+//           outside it ("texture"). Options (synth.h) make the site a background shortcut:
+//           site_rho ties it to the label, site_outside_only keeps it out of the brain,
+//           site_background adds a per-site intensity outside the brain.
 // The A ranges overlap, so the label alone is ~83% predictable from the blobs; age and site
 // are correlated with the label, so a network can do better by also reading the confounder
 // regions -- the shortcut a deconfounding method has to remove. The sizes and amplitudes
@@ -125,6 +127,10 @@ void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg) {
         int sex = (int)rng_below(&r, 2);
         double u = rng_uniform(&r);
         int site = u < site_prob[y][0] ? 0 : u < site_prob[y][0] + site_prob[y][1] ? 1 : 2;
+        if (cfg->tie_site) {  // the label's site (0 or 2) with probability site_rho
+            int own = y ? 2 : 0;
+            site = u < cfg->site_rho ? own : (own + 1 + (int)rng_below(&r, 2)) % 3;
+        }
 
         out->labels[i] = y;
         out->meta[(size_t)i * 3 + 0] = 20.0 + 12.0 * (a - 1.0);
@@ -132,14 +138,17 @@ void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg) {
         out->meta[(size_t)i * 3 + 2] = site;
 
         float aL = 0.15f * A, aA = 0.1f * (float)a, aS = 0.15f * (float)sex;
-        float sc = site_scale[site], off = site_offset[site];
-        float sin_ = site_noise_in[site], sout = site_noise_out[site];
+        int in = !cfg->site_outside_only;
+        float sc = in ? site_scale[site] : 1.0f, off = in ? site_offset[site] : 0.0f;
+        float sin_ = site_noise_in[in ? site : 0], sout = site_noise_out[site];
+        float bg = (float)(cfg->site_background * 0.5 * site);
         float *img = out->images + (size_t)i * V;
         for (v = 0; v < V; v++) {
             float m = mask[v];
             float signal = m * (sc * (1.0f + aL * t_label[v] + aA * t_age[v] + aS * t_sex[v]) + off);
             float sd = m * sin_ + (1.0f - m) * sout;
             img[v] = signal + sd * fast_normal(&r);
+            if (bg != 0.0f) img[v] += (1.0f - m) * bg;
         }
     }
     free(mask); free(t_label); free(t_age); free(t_sex); free(tmp);

@@ -14,6 +14,12 @@ typedef struct {
     int n, D, H, W;
     uint64_t seed;
     int masks;  // 1: also the brain masks, M >= 0.5 (the same for every volume)
+    // The site as a background shortcut (pipelines/background). Zeros give the design above,
+    // byte for byte.
+    int tie_site;            // 1: the site is the label's (0 for y=0, 2 for y=1) with
+    double site_rho;         //    probability site_rho, else one of the other two
+    int site_outside_only;   // 1: the site changes nothing inside the brain (scale, offset, noise)
+    double site_background;  // plus (1 - M) * site_background * (0, 0.5, 1)[site] outside the brain
 } SynthMri3dConfig;
 
 void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg);

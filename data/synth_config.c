@@ -12,6 +12,9 @@ static const SynthParam mri3d_params[] = {
     { "n", SYNTH_INT, "256", 4, 1 << 24, "volumes" },
     { "shape", SYNTH_SHAPE, "32", 8, 512, "D,H,W (one value: a cube)" },
     { "masks", SYNTH_INT, "0", 0, 1, "1: also write brain masks (the foreground, for variants and CLAD)" },
+    { "site_rho", SYNTH_REAL, "-1", -1, 1, "P(site = the label's: 0 or 2); -1: the weak default table" },
+    { "site_outside_only", SYNTH_INT, "0", 0, 1, "1: the site changes only the background, not the brain" },
+    { "site_background", SYNTH_REAL, "0", 0, 10, "per-site intensity outside the brain: (0, .5, 1) x this" },
     SEED, END,
 };
 static const SynthParam mdn2d_params[] = {
@@ -112,7 +115,8 @@ int synth_from_config(Cohort *out, const char *name, const Ini *ini, IniSection 
     uint64_t seed = (uint64_t)num(&v, "seed");
     int n = (int)num(&v, "n");
     if (!strcmp(name, "mri3d")) {
-        SynthMri3dConfig c = { n, v.shape[0], v.shape[1], v.shape[2], seed, (int)num(&v, "masks") };
+        SynthMri3dConfig c = { n, v.shape[0], v.shape[1], v.shape[2], seed, (int)num(&v, "masks"), num(&v, "site_rho") >= 0,
+                               num(&v, "site_rho"), (int)num(&v, "site_outside_only"), num(&v, "site_background") };
         synth_mri3d(out, &c);
     } else if (!strcmp(name, "mdn2d")) {
         SynthMdn2dConfig c = { n, seed };

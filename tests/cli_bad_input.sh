@@ -81,6 +81,12 @@ debias end global_avgpool1 label
 expect_fail "debias: the label as the bias" "debias.ini:19: .*not the class label" "$DF" train "$WORK/debias.ini"
 debias mdn global_avgpool1 site
 expect_fail "debias: unknown method" "debias.ini:17: .*method = 'mdn' is not one of: end, mi" "$DF" train "$WORK/debias.ini"
+# CLAD on data without foreground masks (the synthetic volumes write them only with masks = 1)
+(cat "$good"; printf '[debias]\nmethod = clad\nlayer = global_avgpool1\n') >"$WORK/clad.ini"
+expect_fail "debias: CLAD without masks" "clad.ini:17: \[debias\] method = clad: .* synth:mri3d has no foreground masks" \
+    mpi 2 "$DF" train "$WORK/clad.ini"
+(cat "$good"; printf '[debias]\nmethod = clad\nlayer = global_avgpool1\nbias = site\n') >"$WORK/clad.ini"
+expect_fail "debias: CLAD takes no bias column" "clad.ini:19: unknown key 'bias'" "$DF" train "$WORK/clad.ini" --set data.masks=1
 debias end global_avgpool1 scanner
 expect_fail "debias: collective under mpirun" "debias.ini:19: .*no such column" mpi 2 "$DF" train "$WORK/debias.ini"
 echo "not hdf5" >"$WORK/fake.h5"

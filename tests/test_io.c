@@ -464,6 +464,47 @@ static void test_synth_determinism(void) {
     cohort_free(&small);
 }
 
+// The site as a background shortcut: tied to the label at site_rho, out of the brain, with a
+// per-site intensity outside it; the label, age and sex draws are those of the default design.
+static void test_synth_site_background(void) {
+    int n = 300, D = 12;
+    SynthMri3dConfig def = { n, D, D, D, 5, 1 }, cfg = def;
+    cfg.tie_site = 1;
+    cfg.site_rho = 0.9;
+    cfg.site_outside_only = 1;
+    cfg.site_background = 0.4;
+    Cohort a, b;
+    synth_mri3d(&a, &def);
+    synth_mri3d(&b, &cfg);
+    CU_ASSERT_EQUAL(memcmp(a.labels, b.labels, (size_t)n * sizeof(int32_t)), 0);
+    size_t V = (size_t)D * D * D;
+    int own = 0;
+    // inside: per site over label-0 volumes (the label moves the brain's intensity itself)
+    double in_sum[3] = { 0 }, out_sum[3] = { 0 }, in_n[3] = { 0 }, out_n[3] = { 0 };
+    for (int i = 0; i < n; i++) {
+        CU_ASSERT(b.meta[3 * i] == a.meta[3 * i] && b.meta[3 * i + 1] == a.meta[3 * i + 1]);  // age, sex
+        int site = (int)b.meta[3 * i + 2];
+        own += site == (b.labels[i] ? 2 : 0);
+        for (size_t v = 0; v < V; v++) {
+            // the centre voxels (the brain, away from the blobs' peaks) and the corners' (air)
+            int z = (int)(v / (D * D)), y = (int)(v / D % D), x = (int)(v % D);
+            float val = b.images[(size_t)i * V + v];
+            if (z == D / 2 && y == D / 2 && x == D / 2 && b.labels[i] == 0) { in_sum[site] += val; in_n[site]++; }
+            if ((z == 0 || z == D - 1) && (y == 0 || y == D - 1) && (x == 0 || x == D - 1)) { out_sum[site] += val; out_n[site]++; }
+        }
+    }
+    CU_ASSERT(own > 0.85 * n && own < 0.95 * n);  // 270 expected
+    for (int s = 0; s < 3; s++) {
+        CU_ASSERT_FATAL(in_n[s] > 0 && out_n[s] > 0);
+        // outside: 0.2 * site plus noise of sd <= 0.05; inside: the same brain at every site
+        // (the default design moves site 1 by about 0.12 there)
+        CU_ASSERT(fabs(out_sum[s] / out_n[s] - 0.2 * s) < 0.01);
+        CU_ASSERT(fabs(in_sum[s] / in_n[s] - in_sum[0] / in_n[0]) < 0.04);
+    }
+    cohort_free(&a);
+    cohort_free(&b);
+}
+
 static void test_synth_statistics(void) {
     int n = 400, D = 16;
     SynthMri3dConfig cfg = { n, D, D, D, 2024 };
@@ -767,6 +808,7 @@ int main(void) {
     s = CU_add_suite("synth", NULL, NULL);
     CU_add_test(s, "mri3d determinism", test_synth_determinism);
     CU_add_test(s, "mri3d statistics", test_synth_statistics);
+    CU_add_test(s, "mri3d: the site as a background shortcut", test_synth_site_background);
     CU_add_test(s, "mri3d speed", test_synth_speed);
     s = CU_add_suite("checkpoint", NULL, NULL);
     CU_add_test(s, "save/load round trip", test_checkpoint_roundtrip);
