@@ -48,12 +48,18 @@ int bg_partners(int *partner, const Cohort *c, BgVariant v, uint64_t seed, const
 
 void bg_variant_images(float *images, const Cohort *c, BgVariant v, const int *partner, float fill) {
     size_t numel = shape_numel(c->shape), sp = shape_spatial(c->shape);
+    float *bg = xmalloc(numel * sizeof(float));
     for (int i = 0; i < c->n; i++) {
         const float *x = c->images + (size_t)i * numel;
         const uint8_t *mask = c->masks + (size_t)i * sp;
         float *out = images + (size_t)i * numel;
         if (v == BG_ORIGINAL) memcpy(out, x, numel * sizeof(float));
         else if (v == BG_ONLY_BG) paste_blank_foreground(out, x, mask, fill, c->shape);
-        else paste_foreground(out, x, mask, c->images + (size_t)partner[i] * numel, c->shape);
+        else {  // the partner's background without its own object, under this foreground
+            int j = partner[i];
+            paste_background_only(bg, c->images + (size_t)j * numel, c->masks + (size_t)j * sp, c->shape);
+            paste_foreground(out, x, mask, bg, c->shape);
+        }
     }
+    free(bg);
 }

@@ -7,8 +7,9 @@
 //   mixed-rand   its foreground on the background of a random other sample (any class);
 //   only-bg      its foreground blanked (set to a fill value), the background kept.
 // BG-gap = accuracy(mixed-same) - accuracy(mixed-rand): how much a network's answer follows
-// the background rather than the object. "The background of sample j" is every voxel of j
-// outside sample i's mask (data/paste.h), so the foreground keeps its values bit for bit.
+// the background rather than the object. "The background of sample j" is j with its own
+// object removed (paste_background_only, data/paste.h), taken at every voxel outside sample
+// i's mask, so the foreground keeps its values bit for bit and no second object appears.
 #ifndef DF_BGVARIANT_H
 #define DF_BGVARIANT_H
 #include "base/common.h"

@@ -32,7 +32,8 @@ struct Loader {
     // Positives: the global batch's labels and partners, and a partner's raw image (only the
     // thread filling a batch uses them: the producer, or the main thread without prefetch).
     int *glabels, *partner;
-    float *bg;
+    float *bg, *bg_only;
+    uint8_t *bg_mask;
     // Samples on disk: one descriptor and layout per shard (raw) or HDF5 reads (!raw).
     int on_disk, raw;
     int *fds;
@@ -242,8 +243,9 @@ void loader_positive_partners(int *partner, const int *labels, int Bg, uint64_t 
     }
 }
 
-// Sample j's positive (the batch's slot j): its raw foreground on its partner's raw image,
-// then the anchor's augmentation. x and m: the anchor as read, before its augmentation.
+// Sample j's positive (the batch's slot j): its raw foreground on its partner's raw background
+// (the partner's object removed, data/paste.h), then the anchor's augmentation. x and m: the
+// anchor as read, before its augmentation.
 static int make_positive(Loader *l, Batch *b, int j, int start, int lo, const float *x, const uint8_t *m, DfError *err) {
     int pg = l->partner[lo + j];
     int pidx = l->order[start + pg];
@@ -251,8 +253,9 @@ static int make_positive(Loader *l, Batch *b, int j, int start, int lo, const fl
     b->positive_bg[j] = l->ds->cohort.labels[pidx];
     if (pg == lo + j) memcpy(pos, x, l->per * sizeof(float));
     else {
-        if (read_sample(l, pidx, l->bg, NULL, err)) return -1;
-        paste_foreground(pos, x, m, l->bg, l->shape);
+        if (read_sample(l, pidx, l->bg, l->bg_mask, err)) return -1;
+        paste_background_only(l->bg_only, l->bg, l->bg_mask, l->shape);
+        paste_foreground(pos, x, m, l->bg_only, l->shape);
     }
     if (l->cfg.augment && l->ds->aug.enabled) loader_augment(pos, NULL, l->shape, &l->ds->aug, l->cfg.seed, l->epoch, (long)start + lo + j);
     return 0;
@@ -472,6 +475,8 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg, DfError *err) 
         l->glabels = xmalloc(sizeof(int) * (size_t)cfg->global_batch);
         l->partner = xmalloc(sizeof(int) * (size_t)cfg->global_batch);
         l->bg = df_alloc_floats(l->per);
+        l->bg_only = df_alloc_floats(l->per);
+        l->bg_mask = xmalloc(l->V);
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
@@ -552,7 +557,7 @@ void loader_free(Loader *l) {
     if (l->h5f) close_mpiio(l);
     if (l->fds) for (int f = 0; f < l->ds->n_files; f++) if (l->fds[f] >= 0) close(l->fds[f]);
     if (l->layouts) for (int f = 0; f < l->ds->n_files; f++) shard_layout_free(&l->layouts[f]);
-    free(l->glabels); free(l->partner); free(l->bg);
+    free(l->glabels); free(l->partner); free(l->bg); free(l->bg_only); free(l->bg_mask);
     free(l->fds); free(l->layouts); free(l->slots); free(l->ready); free(l->order); free(l->own_idx);
     free(l);
 }

@@ -27,8 +27,8 @@
 // may be empty), on the main thread in loader_next, never prefetched.
 //
 // Positives (LoaderConfig.positives, CLAD's: nn/clad.h). Each sample of a training batch also
-// gets a positive: its foreground (by its mask) pasted onto the raw image of a partner -- a
-// sample of another class in the same global batch, drawn uniformly among them from
+// gets a positive: its foreground (by its mask) pasted onto the raw background of a partner
+// (its own object removed, data/paste.h) -- a sample of another class in the same global batch, drawn uniformly among them from
 // rng_seed_stream(seed ^ POSITIVE, epoch, global position) -- then given the sample's own
 // augmentation (the same flips, shift and intensity change as the anchor). The pairs depend on
 // (seed, epoch, position) alone, so every rank count makes the same positives. A global batch

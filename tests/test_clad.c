@@ -173,6 +173,57 @@ static void test_paste(void) {
     free(fg); free(bg); free(bg2); free(out); free(mask);
 }
 
+// Voxel k of x's background alone, as paste_background_only documents it, one voxel at a time.
+static float background_voxel(const float *x, const uint8_t *m, Shape s, size_t k) {
+    size_t sp = shape_spatial(s), plane = (size_t)s.h * s.w, v = k % sp, c = k / sp;
+    const float *xc = x + c * sp;
+    if (!m[v]) return xc[v];
+    int d = (int)(v / plane);
+    size_t p = v % plane;
+    for (int j = 1; j < s.d; j++) {
+        if (d - j >= 0 && !m[(size_t)(d - j) * plane + p]) return xc[(size_t)(d - j) * plane + p];
+        if (d + j < s.d && !m[(size_t)(d + j) * plane + p]) return xc[(size_t)(d + j) * plane + p];
+    }
+    double sum = 0.0;
+    size_t nb = 0;
+    for (size_t u = 0; u < sp; u++)
+        if (!m[u]) { sum += xc[u]; nb++; }
+    return nb ? (float)(sum / (double)nb) : 0.0f;
+}
+
+// A sample's background alone: its foreground filled from the nearest background voxel along
+// D (the lower d on a tie), or its channel's background mean where the whole line is
+// foreground; the background itself bit for bit.
+static void test_background_only(void) {
+    // one channel, D = 5 lines of one pixel: by hand
+    Shape s1 = { 1, 5, 1, 2 };
+    float x[10] = { 1, 10, 2, 20, 3, 30, 4, 40, 5, 50 };  // (d, w): x[d * 2 + w]
+    uint8_t m[10] = { 0, 1, 1, 1, 1, 1, 0, 1, 1, 1 };      // w = 1: all foreground
+    float out[10];
+    paste_background_only(out, x, m, s1);
+    // w = 0, background at d = 0 and 3: d 1 takes d 0 (at 1, before d 3 at 2), d 2 and d 4
+    // take d 3; w = 1 has no background: the channel's background mean, (1 + 4) / 2
+    float want[10] = { 1, 2.5f, 1, 2.5f, 4, 2.5f, 4, 2.5f, 4, 2.5f };
+    CU_ASSERT(memcmp(out, want, sizeof want) == 0);
+    // random data, several channels, against the voxel-by-voxel reading
+    Shape s = { 3, 6, 4, 5 };
+    size_t n = shape_numel(s), sp = shape_spatial(s);
+    Rng rng;
+    rng_seed(&rng, 12);
+    float *xr = tu_rand(n, -1, 1, &rng), *o = malloc(n * sizeof(float));
+    uint8_t *mr = malloc(sp);
+    for (size_t v = 0; v < sp; v++) mr[v] = (uint8_t)(rng_below(&rng, 3) != 0);  // 2/3 foreground
+    for (int d = 0; d < s.d; d++) mr[(size_t)d * 20 + 7] = 1;                     // one line all foreground
+    paste_background_only(o, xr, mr, s);
+    int bad = 0;
+    for (size_t k = 0; k < n; k++) {
+        float w = background_voxel(xr, mr, s, k);
+        bad += memcmp(&o[k], &w, sizeof w) != 0;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(xr); free(o); free(mr);
+}
+
 // ---- the Background Challenge's variants of a cohort with masks -------------------------------
 
 static void test_bg_variants(void) {
@@ -207,16 +258,17 @@ static void test_bg_variants(void) {
         } else CU_ASSERT_EQUAL(self, N);
         if (v == BG_MIXED_SAME) CU_ASSERT_EQUAL(same_class, N);
         if (v == BG_MIXED_RAND) CU_ASSERT(same_class < N / 2);  // 3 balanced classes: about a third
-        // every voxel: the sample's own inside its mask; outside, the partner's (or the fill)
+        // every voxel: the sample's own inside its mask; outside, the partner's background (or the fill)
         bg_variant_images(img, &c, (BgVariant)v, partner, -5.0f);
         int bad = 0;
         for (int i = 0; i < N; i++)
             for (size_t k = 0; k < numel; k++) {
-                const float *want = c.images + (size_t)i * numel + k;
-                int fg = c.masks[(size_t)i * sp + k % sp] != 0;
-                if (!fg && v != BG_ORIGINAL && v != BG_ONLY_BG) want = c.images + (size_t)partner[i] * numel + k;
+                float want = c.images[(size_t)i * numel + k];
+                int fg = c.masks[(size_t)i * sp + k % sp] != 0, j = partner[i];
+                if (!fg && v != BG_ORIGINAL && v != BG_ONLY_BG)  // the partner's background, its object removed
+                    want = background_voxel(c.images + (size_t)j * numel, c.masks + (size_t)j * sp, s, k);
                 float got = img[(size_t)i * numel + k];
-                bad += v == BG_ONLY_BG && fg ? got != -5.0f : memcmp(&got, want, sizeof got) != 0;
+                bad += v == BG_ONLY_BG && fg ? got != -5.0f : memcmp(&got, &want, sizeof got) != 0;
             }
         CU_ASSERT_EQUAL(bad, 0);
     }
@@ -487,6 +539,7 @@ int main(void) {
     CU_add_test(s, "CLAD term: configuration errors", test_clad_term_errors);
     CU_add_test(s, "CLAD training steps (twin network, queues, BatchNorm) against PyTorch", test_clad_steps);
     CU_add_test(s, "paste: foreground bit for bit, background from the other", test_paste);
+    CU_add_test(s, "paste: a sample's background alone", test_background_only);
     CU_add_test(s, "background variants: pairs and images", test_bg_variants);
     return tu_run_all();
 }

@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "data/h5util.h"
 #include "data/loader.h"
+#include "data/paste.h"
 #include "data/synth.h"
 
 static char tmpdir[256];
@@ -515,7 +516,7 @@ static void test_biased_fmnist(void) {
 }
 
 // CLAD's positives. Every sample's positive holds its own foreground bit for bit and, at every
-// other voxel, its partner's raw image; the partner is a sample of another class in the same
+// other voxel, its partner's raw background (the partner's object removed, data/paste.h); the partner is a sample of another class in the same
 // global batch and the positive's background class is the partner's label; 1, 2 and 3 ranks
 // make the same positives; with augmentation the positive is transformed as its anchor (where
 // the anchor's augmented mask is set the two agree bit for bit).
@@ -565,6 +566,7 @@ static void test_positives(void) {
     size_t per = shape_numel(c->shape), V = shape_spatial(c->shape);
     PosEpoch e1 = pos_epoch(ds, B, 1, epoch, 0);
     int *order = xmalloc(sizeof(int) * (size_t)n), glab[16], partner[16];
+    float *bg_only = xmalloc(per * sizeof(float));
     loader_epoch_order(order, ds->train_idx, n, 7, epoch, 1);
     long fg = 0, bgv = 0, moved = 0;
     for (int start = 0; start < n; start += B) {
@@ -576,9 +578,10 @@ static void test_positives(void) {
             CU_ASSERT(c->labels[pidx] != c->labels[idx]);  // every batch here holds several classes
             CU_ASSERT_EQUAL(e1.bg[start + g], c->labels[pidx]);
             const float *pos = e1.pos + (size_t)(start + g) * per;
+            paste_background_only(bg_only, c->images + (size_t)pidx * per, c->masks + (size_t)pidx * V, c->shape);
             for (size_t v = 0; v < per; v++) {
                 int in_fg = c->masks[(size_t)idx * V + v % V] != 0;
-                float want = in_fg ? c->images[(size_t)idx * per + v] : c->images[(size_t)pidx * per + v];
+                float want = in_fg ? c->images[(size_t)idx * per + v] : bg_only[v];
                 if (memcmp(&pos[v], &want, sizeof want) != 0) { CU_FAIL("positive voxel"); break; }
                 fg += in_fg;
                 bgv += !in_fg;
@@ -587,6 +590,7 @@ static void test_positives(void) {
         }
     }
     CU_ASSERT(fg > 0 && bgv > 0 && moved > bgv / 2);  // the scenes differ between classes
+    free(bg_only);
     for (int P = 2; P <= 3; P++) {
         PosEpoch eP = pos_epoch(ds, B, P, epoch, 0);
         CU_ASSERT(memcmp(eP.pos, e1.pos, (size_t)n * per * sizeof(float)) == 0);
