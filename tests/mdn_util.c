@@ -104,6 +104,17 @@ void age_site_schema(MetaSchema *s) {
     CU_ASSERT_FATAL(meta_schema_build(s, &c, &err) == 0);
 }
 
+void b_three_class_schema(MetaSchema *s) {
+    static const char *const names[] = { "b" };
+    static const MetaKind kinds[] = { META_CATEGORICAL };
+    double meta[] = { 0, 1, 0 };
+    int32_t labels[] = { 0, 1, 2 };
+    Cohort c;
+    cohort_of(&c, 3, 1, names, kinds, meta, labels);
+    DfError err;
+    CU_ASSERT_FATAL(meta_schema_build(s, &c, &err) == 0);
+}
+
 // Design rows (n,k) of raw rows.
 void design_rows(double *X, const MetaDesign *d, const MetaSchema *s, const double *meta, const int32_t *labels, int n) {
     for (int i = 0; i < n; i++) CU_ASSERT(meta_design_row(d, s, meta + (size_t)i * s->n_cols, labels[i], X + (size_t)i * d->k) == 0);

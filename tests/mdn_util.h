@@ -29,6 +29,8 @@ void cohort_of(Cohort *c, int n, int k, const char *const *names, const MetaKind
 void random_rows(double *meta, int32_t *labels, int n, Rng *rng);
 // The schema of age (continuous) and site (levels 0, 2, 5), binary label.
 void age_site_schema(MetaSchema *s);
+// The schema of one categorical column b (levels 0, 1) and three classes.
+void b_three_class_schema(MetaSchema *s);
 // Design rows (n,k) of raw rows.
 void design_rows(double *X, const MetaDesign *d, const MetaSchema *s, const double *meta, const int32_t *labels, int n);
 // n random rows (random_rows) and their design rows X (n,k).

@@ -304,17 +304,12 @@ static void test_clad_steps(void) {
              "[linear]\nname = enc\nout = 4\nbias = false\n[batchnorm3d]\nname = bn\n[tanh]\nname = feat\n[linear]\nname = fc\nout = 3\n"
              "[debias]\nmethod = clad\nlayer = feat\nlambda = %g\ntemperature = %g\nqueue = %d\n",
              refv(&f, "lambda"), refv(&f, "tau"), (int)refv(&f, "queue"));
-    static const char *const names[] = { "b" };
-    static const MetaKind kinds[] = { META_CATEGORICAL };
-    double m0[] = { 0, 1, 0 };
-    int32_t l0[] = { 0, 1, 2 };
-    Cohort co;
-    cohort_of(&co, 3, 1, names, kinds, m0, l0);
     MetaSchema schema;
+    b_three_class_schema(&schema);
     DfError err;
     Ini ini;
     Net net, twin;
-    CU_ASSERT_FATAL(meta_schema_build(&schema, &co, &err) == 0 && schema.n_classes == K);
+    CU_ASSERT_FATAL(schema.n_classes == K);
     CU_ASSERT_FATAL(ini_parse_string(&ini, text, "c.ini", &err) == 0);
     CU_ASSERT_FATAL(net_build_meta(&net, &ini, (Shape){ 6, 1, 1, 1 }, B, NULL, &schema, &err) == 0);
     CU_ASSERT_FATAL(net_build_meta(&twin, &ini, (Shape){ 6, 1, 1, 1 }, B, NULL, &schema, &err) == 0);
@@ -394,18 +389,12 @@ static void test_clad_steps(void) {
 
 // [debias] method = clad on a network whose `feat` gives 6 values, 3 classes.
 static void clad_term(Ini *ini, Net *net, LossTerm **terms, const char *keys) {
-    static const char *const names[] = { "b" };
-    static const MetaKind kinds[] = { META_CATEGORICAL };
-    double m0[] = { 0, 1, 0 };
-    int32_t l0[] = { 0, 1, 2 };
-    Cohort co;
-    cohort_of(&co, 3, 1, names, kinds, m0, l0);
     MetaSchema schema;
+    b_three_class_schema(&schema);
     DfError err;
     char text[512];
     snprintf(text, sizeof text, "[linear]\nout = 6\n[tanh]\nname = feat\n[linear]\nname = fc\nout = 3\n[debias]\nmethod = clad\n%s", keys);
     int n;
-    CU_ASSERT_FATAL(meta_schema_build(&schema, &co, &err) == 0);
     CU_ASSERT_FATAL(ini_parse_string(ini, text, "c.ini", &err) == 0);
     CU_ASSERT_FATAL(net_build_meta(net, ini, (Shape){ 3, 1, 1, 1 }, 64, NULL, &schema, &err) == 0);
     CU_ASSERT_FATAL(loss_terms_build(terms, &n, ini, net, &schema, 1, &err) == 0 && n == 1);

@@ -223,18 +223,11 @@ static void test_mi_schedule(void) {
              "[debias]\nmethod = mi\nlayer = feat\nbias = b\nlambda = %g\nestimator_lr = %g\nestimator_steps = %d\n"
              "estimator_hidden = %d\nwarmup = %d\n",
              refv(&f, "lambda"), refv(&f, "estimator_lr"), (int)refv(&f, "estimator_steps"), (int)refv(&f, "h"), (int)refv(&f, "warmup"));
-    // one categorical metadata column b (levels 0, 1), three classes
-    static const char *const names[] = { "b" };
-    static const MetaKind kinds[] = { META_CATEGORICAL };
-    double m0[] = { 0, 1, 0 };
-    int32_t l0[] = { 0, 1, 2 };
-    Cohort co;
-    cohort_of(&co, 3, 1, names, kinds, m0, l0);
     MetaSchema schema;
+    b_three_class_schema(&schema);
     DfError err;
     Ini ini;
     Net net;
-    CU_ASSERT_FATAL(meta_schema_build(&schema, &co, &err) == 0);
     CU_ASSERT_FATAL(ini_parse_string(&ini, text, "s.ini", &err) == 0);
     CU_ASSERT_FATAL(net_build_meta(&net, &ini, (Shape){ 6, 1, 1, 1 }, B, NULL, &schema, &err) == 0);
     LossTerm *terms;
