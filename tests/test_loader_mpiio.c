@@ -1,7 +1,8 @@
 // test_loader_mpiio.c: [data] read = mpiio (HDF5's MPI-IO driver, independent transfers) gives
-// the same batches as read = pread, byte for byte: indices, images, labels, metadata, masks,
-// for the training split (shuffled, augmented) and the validation split, with global batches
-// that leave ranks uneven shares and, at 2 and 3 ranks, no sample at all in the last batch.
+// the same batches as read = pread, byte for byte: indices, images, labels, metadata, masks
+// and CLAD's positives, for the training split (shuffled, augmented) and the validation
+// split, with global batches that leave ranks uneven shares and, at 2 and 3 ranks, no sample
+// at all in the last batch.
 // Also: the images equal the ones written, prefetch is forced off, a bad value is rejected.
 //
 // Run under mpirun by tests/loader_mpiio.sh at 1, 2 and 3 ranks (each rank checks its own
@@ -82,7 +83,7 @@ static void drop(Dataset *ds) {
 static int compare_epoch(const Dataset *a, const Dataset *b, int split, int B, int epoch, int augment) {
     int rank = dist_rank(), P = dist_size(), empty = 0;
     LoaderConfig cfg = { .split = split, .global_batch = B, .rank = rank, .nranks = P, .seed = 9, .shuffle = split == SPLIT_TRAIN,
-                         .augment = augment, .prefetch = 2 };
+                         .augment = augment, .prefetch = 2, .positives = split == SPLIT_TRAIN };
     DfError err = { "" };
     // Same creation order on every rank (b's MPI-IO open is collective).
     Loader *la = loader_create(a, &cfg, &err), *lb = loader_create(b, &cfg, &err);
@@ -110,6 +111,13 @@ static int compare_epoch(const Dataset *a, const Dataset *b, int split, int B, i
         CU_ASSERT_EQUAL(memcmp(x->meta, y->meta, sizeof(double) * (size_t)k * (size_t)n), 0);
         CU_ASSERT_PTR_NOT_NULL(y->masks);
         if (x->masks && y->masks) CU_ASSERT_EQUAL(memcmp(x->masks, y->masks, V * (size_t)n), 0);
+        // CLAD's positives (training): partners read through either path, the same bits
+        CU_ASSERT_EQUAL(x->positives != NULL, cfg.positives);
+        CU_ASSERT_EQUAL(y->positives != NULL, cfg.positives);
+        if (x->positives && y->positives) {
+            CU_ASSERT_EQUAL(memcmp(x->positives, y->positives, sizeof(float) * per * (size_t)n), 0);
+            CU_ASSERT_EQUAL(memcmp(x->positive_bg, y->positive_bg, sizeof(int32_t) * (size_t)n), 0);
+        }
         // Without augmentation the images and masks are the ones written.
         for (int j = 0; j < n && !augment; j++) {
             CU_ASSERT_EQUAL(memcmp(y->images + (size_t)j * per, src.images + (size_t)y->index[j] * per, sizeof(float) * per), 0);
