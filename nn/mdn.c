@@ -176,13 +176,43 @@ void mdn_backward(float *dinp, const float *dout, const double *X, const double 
     free(A);
 }
 
+int mdn_rls_step(double *P, double *beta, const double *XtX, const double *XtF, int k, int d, double lambda, double rho) {
+    size_t kk = (size_t)k * k;
+    double *Pinv = xmalloc(3 * kk * sizeof(double)), *A = Pinv + kk, *Ainv = A + kk;
+    int bad;
+    if (mdn_inverse_spd(Pinv, P, k, &bad)) { free(Pinv); return -1; }
+    for (size_t i = 0; i < kk; i++) A[i] = lambda * Pinv[i] + XtX[i];
+    if (mdn_inverse_spd(Ainv, A, k, &bad)) { free(Pinv); return -1; }
+    // beta += Ainv (XtF - XtX beta), column by column of d
+    double *r = xmalloc((size_t)k * sizeof(double));
+    for (int j = 0; j < d; j++) {
+        for (int a = 0; a < k; a++) {
+            double v = XtF[(size_t)a * d + j];
+            for (int b = 0; b < k; b++) v -= XtX[a * k + b] * beta[(size_t)b * d + j];
+            r[a] = v;
+        }
+        for (int a = 0; a < k; a++) {
+            double v = 0.0;
+            for (int b = 0; b < k; b++) v += Ainv[a * k + b] * r[b];
+            beta[(size_t)a * d + j] += v;
+        }
+    }
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) P[a * k + b] = Ainv[a * k + b] + (a == b ? rho : 0.0);
+    free(r);
+    free(Pinv);
+    return 0;
+}
+
 // ---- layer table ---------------------------------------------------------------------------
 
 typedef struct {
     MetaDesign design;
     int k, d;
     int batch_kernel;     // 0: dataset kernel (fitted by prepare), 1: per global batch
+    int recursive;        // 1: R-MDN (kernel = recursive): P and beta in the state, updated per step
     double ridge, momentum;
+    double forgetting, p0;  // R-MDN's lambda and initial P = p0 I
     double n_train;       // training-set size (dataset kernel)
     int prepared;
     double *K;            // (k,k) kernel in use
@@ -192,7 +222,7 @@ typedef struct {
     int trained;          // 1 when the last forward was a training one (backward needs its beta path)
 } MdnImpl;
 
-static const char *const kernel_names[] = { "dataset", "batch", NULL };
+static const char *const kernel_names[] = { "dataset", "batch", "recursive", NULL };
 
 static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     char where[512];
@@ -205,11 +235,16 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     MdnImpl *m = xcalloc(1, sizeof *m);
     L->impl = m;
     int kernel;
-    if (ini_choice(ini, sec, "kernel", "dataset", kernel_names, &kernel, err) ||
-        ini_double(ini, sec, "ridge", 0.0, 0.0, 1e12, &m->ridge, err) ||
-        ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &m->momentum, err))
-        return -1;
+    if (ini_choice(ini, sec, "kernel", "dataset", kernel_names, &kernel, err)) return -1;
     m->batch_kernel = kernel == 1;
+    m->recursive = kernel == 2;
+    // R-MDN's defaults are its reference's: lambda 0.999, rho 1e-4, P0 = I / 0.01; its beta is
+    // its own estimate, so it has no momentum
+    if (ini_double(ini, sec, "ridge", m->recursive ? 1e-4 : 0.0, 0.0, 1e12, &m->ridge, err) ||
+        (!m->recursive && ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &m->momentum, err)) ||
+        (m->recursive && ini_double(ini, sec, "forgetting", 0.999, 1e-6, 1.0, &m->forgetting, err)) ||
+        (m->recursive && ini_double(ini, sec, "p0", 100.0, 1e-12, 1e12, &m->p0, err)))
+        return -1;
     char what[600];
     ini_where(ini, sec, ini_entry(sec, "remove") ? "remove" : NULL, where, sizeof where);
     snprintf(what, sizeof what, "%s: [mdn] %s", where, L->name);
@@ -218,6 +253,7 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     m->d = (int)shape_numel(L->in_shape);
     L->out_shape = L->in_shape;
     int kk[2] = { m->k, m->k }, kd[2] = { m->k, m->d };
+    // R-MDN: "kernel" holds P and "running_beta" its beta, both updated by every training step
     layer_add_state(L, "kernel", 2, kk);
     layer_add_state(L, "running_beta", 2, kd);
     m->K = xcalloc((size_t)m->k * m->k, sizeof(double));
@@ -226,7 +262,12 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     return 0;
 }
 
-static void mdn_init(Layer *L, Rng *rng) { memset(L->state, 0, L->n_state * sizeof(float)); }
+static void mdn_init(Layer *L, Rng *rng) {
+    MdnImpl *m = L->impl;
+    memset(L->state, 0, L->n_state * sizeof(float));
+    if (m->recursive)  // P0 = p0 I, beta 0
+        for (int a = 0; a < m->k; a++) layer_state(L, 0)[a * m->k + a] = (float)m->p0;
+}
 
 // What meta_design_row rejected in a sample's raw row: "site = 3 (levels: 0, 2, 5)".
 static void describe_bad_value(const MetaDesign *d, const MetaSchema *s, const double *row, int label, char *buf, size_t n) {
@@ -282,7 +323,7 @@ static int fail_singular(Layer *L, int bad, const char *where, DfError *err) {
 static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_local, DfError *err) {
     MdnImpl *m = L->impl;
     int k = m->k;
-    if (m->batch_kernel) { m->prepared = 1; return 0; }
+    if (m->batch_kernel || m->recursive) { m->prepared = 1; return 0; }
     double *XtX = xcalloc((size_t)k * k + 1, sizeof(double)), *x = xmalloc((size_t)k * sizeof(double));
     const MetaSchema *s = L->ctx->meta_schema;
     for (int i = 0; i < n_local; i++) {
@@ -307,6 +348,38 @@ static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_lo
     return 0;
 }
 
+// R-MDN's training step: X^T X and X^T F of the global batch (one all-reduce), the recursive
+// update of P and beta from their float32 state, written back as float32 -- so a run resumed
+// from a checkpoint continues from exactly the values a straight run has -- and the residual
+// with the new beta as stored.
+static void rls_forward(Layer *L, int B) {
+    MdnImpl *m = L->impl;
+    int k = m->k, d = m->d;
+    size_t kk = (size_t)k * k, kd = (size_t)k * d;
+    double *sums = xcalloc(kk + kd, sizeof(double)), *P = xmalloc(kk * sizeof(double));
+    mdn_accumulate_xtx(sums, m->X, B, k);
+    double *XtF = sums + kk;
+    for (int i = 0; i < B; i++) {
+        const float *f = L->in + (size_t)i * d;
+        for (int a = 0; a < k; a++) {
+            double x = m->X[i * k + a];
+            if (x == 0.0) continue;  // dummies are mostly 0
+            for (int j = 0; j < d; j++) XtF[(size_t)a * d + j] += x * f[j];
+        }
+    }
+    reduce_sum_f64(L->ctx->reducer, sums, kk + kd);
+    float *Ps = layer_state(L, 0), *bs = layer_state(L, 1);
+    for (size_t i = 0; i < kk; i++) P[i] = Ps[i];
+    for (size_t i = 0; i < kd; i++) m->beta[i] = bs[i];
+    if (mdn_rls_step(P, m->beta, sums, XtF, k, d, m->forgetting, m->ridge))
+        df_die(DF_EXIT_FAIL, "layer %s (mdn, kernel = recursive): P is no longer positive definite (raise ridge)", L->name);
+    for (size_t i = 0; i < kk; i++) Ps[i] = (float)P[i];
+    for (size_t i = 0; i < kd; i++) m->beta[i] = bs[i] = (float)m->beta[i];
+    free(sums);
+    free(P);
+    mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
+}
+
 static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
     MdnImpl *m = L->impl;
@@ -317,6 +390,10 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     if (!training) {
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
         mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
+        return;
+    }
+    if (m->recursive) {
+        rls_forward(L, B);
         return;
     }
     if (!m->prepared && !m->batch_kernel)
@@ -345,8 +422,8 @@ static void mdn_bwd(Layer *L, const Batch *batch) {
     MdnImpl *m = L->impl;
     // Even without a din (MDN as first layer) the reduction is collective: every rank joins.
     float *dinp = L->din;
-    if (!m->trained) {  // eval mode: beta_run is a constant, so out = inp - const (no reduction
-        // on any rank: every rank runs the same mode)
+    if (!m->trained || m->recursive) {  // eval mode, or R-MDN: beta is a constant to the
+        // network, so out = inp - const (no reduction on any rank: every rank runs the same mode)
         if (dinp)
             for (size_t i = 0; i < (size_t)B * m->d; i++) dinp[i] += L->dout[i];
         return;

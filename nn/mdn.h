@@ -44,6 +44,17 @@ double mdn_forward_train(float *out, double *beta, const float *inp, const doubl
 // dinp (B,d) += dout - X M^T H (see above); scale is what mdn_forward_train returned.
 void mdn_backward(float *dinp, const float *dout, const double *X, const double *K, const unsigned char *removed,
                   int B, int k, int d, double scale, Reducer *red);
+// R-MDN (Shah et al., ICML 2025; DESIGN.md 3.8): recursive least squares with forgetting,
+// one step per global batch. The reference's
+//   P <- P / lambda;  K = P X^T (I + X P X^T)^-1;  P <- P - K X P + rho I;  beta += K (F - X beta)
+// is, by Woodbury, with A = lambda P^-1 + X^T X (k x k, not B x B):
+//   beta += A^-1 (X^T F - X^T X beta);  P = A^-1 + rho I
+// so the global batch enters through XtX = X^T X (k,k) and XtF = X^T F (k,d) alone: sums
+// that all-reduce. P (k,k) and beta (k,d) are updated in place. beta is an estimate, not a
+// function the network differentiates (the reference updates it under no_grad): the layer's
+// gradient is the identity. Returns 0, or -1 when P or A is not positive definite (P, beta
+// unchanged).
+int mdn_rls_step(double *P, double *beta, const double *XtX, const double *XtF, int k, int d, double lambda, double rho);
 // out (B,d) = inp - X_S beta_S (no reduction: per sample).
 void mdn_forward_eval(float *out, const float *inp, const double *X, const double *beta,
                       const unsigned char *removed, int B, int k, int d);

@@ -4,7 +4,8 @@
 # tests/lib.sh, losses_match). Two [mdn] layers remove age and site: one after a conv (dataset kernel, fitted
 # over the ranks' shares of the training split) and one after a linear layer (batch kernel
 # with ridge). A global batch of 10 over 3 ranks is split 3/3/4 and each epoch's last batch
-# is partial (8 of 48). Then: the checkpoint holds the MDN state; bad columns are refused
+# is partial (8 of 48). The same with R-MDN in both places, and its resume. Then: the
+# checkpoint holds the MDN state; bad columns are refused
 # with one message; predict on other data runs, the same at 1 and 2 ranks.
 . "${top_srcdir:-.}/tests/lib.sh"
 cfg="$WORK/mdn.ini"
@@ -59,6 +60,26 @@ done
 echo "losses at 1 rank: $(run_losses "$WORK/np1" | paste -sd' ')"
 check "2 ranks match 1 rank" losses_match "$WORK/np1" "$WORK/np2" 6
 check "3 ranks (uneven split) match 1 rank" losses_match "$WORK/np1" "$WORK/np3" 6
+
+# R-MDN (kernel = recursive) in both places: the same at 1, 2 and 3 ranks (its sums X^T X and
+# X^T F all-reduce), and a run stopped mid-epoch and resumed continues exactly (P and beta
+# come back from the checkpoint)
+rm_args=(--set mdn1.kernel=recursive --set mdn2.kernel=recursive --set mdn2.ridge=0.001 --set mdn1.forgetting=0.99)
+for np in 1 2 3; do
+    mpi $np "$DF" train "$cfg" "${rm_args[@]}" --set "train.out_dir=$WORK/rm$np" >"$WORK/rm$np.log" 2>&1
+    check "R-MDN at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/rm$np.log"
+done
+check "R-MDN: 2 ranks match 1 rank" losses_match "$WORK/rm1" "$WORK/rm2" 6
+check "R-MDN: 3 ranks match 1 rank" losses_match "$WORK/rm1" "$WORK/rm3" 6
+run_losses "$WORK/np1" >"$WORK/l-mdn"; run_losses "$WORK/rm1" >"$WORK/l-rmdn"
+check "R-MDN trains differently from MDN" bash -c "! cmp -s '$WORK/l-mdn' '$WORK/l-rmdn'"
+DECONFOUND_FAULT=1:8:term mpi 2 "$DF" train "$cfg" "${rm_args[@]}" --set "train.out_dir=$WORK/rmi" >"$WORK/rmi.log" 2>&1
+check "R-MDN: SIGTERM mid-epoch exits 3" [ $? = 3 ]
+mpi 2 "$DF" train "$cfg" "${rm_args[@]}" --set "train.out_dir=$WORK/rmi" --resume "$WORK/rmi/checkpoint.h5" >"$WORK/rmr.log" 2>&1
+check "R-MDN: resume exits 0" [ $? = 0 ] || cat "$WORK/rmr.log"
+check "R-MDN: stop mid-epoch + resume equals straight through" \
+    bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/rm2.log' | sed 's/ | [0-9.]* samples.*//') \
+                  <(grep '^epoch [23]/3 done' '$WORK/rmr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/rmr.log'"
 
 # the checkpoint lists the MDN state of both layers
 "$DF" info "$WORK/np2/checkpoint.h5" >"$WORK/info.txt" 2>&1

@@ -10,6 +10,9 @@
 //     columns and a global batch without a level as OLS on the columns present, backward
 //     included; ridge > 0 gives the ridge fit;
 //   - evaluation uses the running beta (exponential average of the per-step betas);
+//   - R-MDN (kernel = recursive): the Woodbury step against the reference's B x B recursion,
+//     against least squares on a stationary stream, and the layer's state, residuals and
+//     pass-through gradient;
 //   - missing metadata is a clear error.
 // Across ranks: test_mdn_ranks.c; against PyTorch and the checkpoint: test_mdn_ref.c.
 #include "testutil.h"
@@ -523,6 +526,167 @@ static void test_running_beta(void) {
     }
 }
 
+// ---- R-MDN (kernel = recursive) -------------------------------------------------------------
+
+// A (n,n) inverted in place by Gauss-Jordan with partial pivoting (the reference's B x B form).
+static void gj_inverse(double *A, int n) {
+    double *M = calloc((size_t)n * 2 * n, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) M[i * 2 * n + j] = A[i * n + j];
+        M[i * 2 * n + n + i] = 1.0;
+    }
+    for (int c = 0; c < n; c++) {
+        int p = c;
+        for (int r = c + 1; r < n; r++) if (fabs(M[r * 2 * n + c]) > fabs(M[p * 2 * n + c])) p = r;
+        for (int j = 0; j < 2 * n; j++) { double t = M[c * 2 * n + j]; M[c * 2 * n + j] = M[p * 2 * n + j]; M[p * 2 * n + j] = t; }
+        double piv = M[c * 2 * n + c];
+        for (int j = 0; j < 2 * n; j++) M[c * 2 * n + j] /= piv;
+        for (int r = 0; r < n; r++) {
+            if (r == c) continue;
+            double f = M[r * 2 * n + c];
+            for (int j = 0; j < 2 * n; j++) M[r * 2 * n + j] -= f * M[c * 2 * n + j];
+        }
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) A[i * n + j] = M[i * 2 * n + n + j];
+    free(M);
+}
+
+// One step of the reference's recursion as written (rmdn.py), with the B x B inverse:
+// P <- P / lambda; K = P X^T (I + X P X^T)^-1; P <- P - K X P + rho I; beta += K (F - X beta).
+static void rls_reference(double *P, double *beta, const double *X, const double *F, int B, int k, int d, double lambda, double rho) {
+    double *Kg = calloc((size_t)k * B, sizeof(double)), *S = calloc((size_t)B * B, sizeof(double));
+    double *PX = calloc((size_t)k * B, sizeof(double)), *KXP = calloc((size_t)k * k, sizeof(double));
+    for (int i = 0; i < k * k; i++) P[i] /= lambda;
+    for (int a = 0; a < k; a++)  // PX = P X^T (k,B)
+        for (int i = 0; i < B; i++)
+            for (int b = 0; b < k; b++) PX[a * B + i] += P[a * k + b] * X[i * k + b];
+    for (int i = 0; i < B; i++)  // S = I + X P X^T
+        for (int j = 0; j < B; j++) {
+            double v = i == j;
+            for (int a = 0; a < k; a++) v += X[i * k + a] * PX[a * B + j];
+            S[i * B + j] = v;
+        }
+    gj_inverse(S, B);
+    for (int a = 0; a < k; a++)  // K = PX S^-1
+        for (int j = 0; j < B; j++)
+            for (int i = 0; i < B; i++) Kg[a * B + j] += PX[a * B + i] * S[i * B + j];
+    for (int a = 0; a < k; a++)  // K X P
+        for (int b = 0; b < k; b++)
+            for (int i = 0; i < B; i++)
+                for (int c = 0; c < k; c++) KXP[a * k + b] += Kg[a * B + i] * X[i * k + c] * P[c * k + b];
+    for (int j = 0; j < d; j++) {
+        double *r = calloc((size_t)B, sizeof(double));
+        for (int i = 0; i < B; i++) {
+            r[i] = F[i * d + j];
+            for (int a = 0; a < k; a++) r[i] -= X[i * k + a] * beta[a * d + j];
+        }
+        for (int a = 0; a < k; a++)
+            for (int i = 0; i < B; i++) beta[a * d + j] += Kg[a * B + i] * r[i];
+        free(r);
+    }
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) P[a * k + b] += -KXP[a * k + b] + (a == b ? rho : 0.0);
+    free(Kg); free(S); free(PX); free(KXP);
+}
+
+// The Woodbury step equals the reference's B x B recursion; with lambda = 1 and rho = 0 it is
+// the least-squares fit of everything seen, with the prior P0 = p0 I: beta = (sum X^T X + I /
+// p0)^-1 sum X^T F; and the layer updates its state so, subtracts X_S beta_S, and passes the
+// gradient through unchanged (beta is an estimate, detached as in the reference).
+static void test_recursive(void) {
+    enum { B = 7, K = 5, D = 4, STEPS = 4 };
+    Rng rng;
+    rng_seed(&rng, 77);
+    MetaSchema s;
+    age_site_schema(&s);
+    MetaDesign des = mdn_design(&s, "label", "age, site");
+    CU_ASSERT_FATAL(des.k == K);
+    double P[K * K] = { 0 }, Pr[K * K] = { 0 }, beta[K * D] = { 0 }, br[K * D] = { 0 };
+    double sXX[K * K] = { 0 }, sXF[K * D] = { 0 };
+    for (int a = 0; a < K; a++) P[a * K + a] = Pr[a * K + a] = 100.0;
+    for (int pass = 0; pass < 2; pass++) {  // 0: lambda 0.9, rho 1e-3 against the reference; 1: lambda 1, rho 0
+        double lambda = pass ? 1.0 : 0.9, rho = pass ? 0.0 : 1e-3;
+        for (int t = 0; t < STEPS; t++) {
+            double meta[B * 2], X[B * K], F[B * D], XtX[K * K] = { 0 }, XtF[K * D] = { 0 };
+            int32_t labels[B];
+            random_design(X, meta, labels, B, &des, &s, &rng);
+            for (int i = 0; i < B * D; i++) F[i] = 2.0 * rng_uniform(&rng) - 1.0 + 0.3 * X[(i / D) * K + 1];
+            mdn_accumulate_xtx(XtX, X, B, K);
+            for (int i = 0; i < B; i++)
+                for (int a = 0; a < K; a++)
+                    for (int j = 0; j < D; j++) XtF[a * D + j] += X[i * K + a] * F[i * D + j];
+            CU_ASSERT_FATAL(mdn_rls_step(P, beta, XtX, XtF, K, D, lambda, rho) == 0);
+            if (!pass) rls_reference(Pr, br, X, F, B, K, D, lambda, rho);
+            for (int i = 0; i < K * K; i++) sXX[i] += XtX[i];
+            for (int i = 0; i < K * D; i++) sXF[i] += XtF[i];
+        }
+        if (!pass) {
+            // equal in exact arithmetic; in double they round differently: the Woodbury form
+            // inverts P and A (k x k, P0 = 100 I beside X^T X of raw ages), the reference
+            // S = I + X P X^T (B x B). Measured: P within 1e-9, beta within 3e-8 relative.
+            CU_ASSERT(ratio_dd("R-MDN P vs the B x B recursion", P, Pr, K * K, 1e-12, 1e-8) <= 1);
+            CU_ASSERT(ratio_dd("R-MDN beta vs the B x B recursion", beta, br, K * D, 1e-12, 2e-7) <= 1);
+            memset(P, 0, sizeof P);  // start again from the prior for the stationary stream
+            memset(beta, 0, sizeof beta);
+            memset(sXX, 0, sizeof sXX);
+            memset(sXF, 0, sizeof sXF);
+            for (int a = 0; a < K; a++) P[a * K + a] = 100.0;
+        }
+    }
+    double A[K * K], want[K * D] = { 0 };
+    memcpy(A, sXX, sizeof A);
+    for (int a = 0; a < K; a++) A[a * K + a] += 1.0 / 100.0;
+    gj_inverse(A, K);
+    for (int a = 0; a < K; a++)
+        for (int j = 0; j < D; j++)
+            for (int b = 0; b < K; b++) want[a * D + j] += A[a * K + b] * sXF[b * D + j];
+    CU_ASSERT(ratio_dd("R-MDN beta (lambda 1, rho 0) vs least squares over the stream", beta, want, K * D, 1e-12, 1e-9) <= 1);
+
+    // the layer: state P0 = 100 I, beta 0; each step as mdn_rls_step from the float32 state
+    TuLayer fx;
+    CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\nkernel = recursive\nforgetting = 0.95\nridge = 0.001\n",
+                                   (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+    CU_ASSERT(fx.state[0] == 100.0f && fx.state[1] == 0.0f && fx.state[K * K] == 0.0f);
+    for (int t = 0; t < 3; t++) {
+        double meta[B * 2], X[B * K], XtX[K * K] = { 0 }, XtF[K * D] = { 0 }, Pd[K * K], bd[K * D];
+        int32_t labels[B];
+        random_design(X, meta, labels, B, &des, &s, &rng);
+        tu_fill_uniform(fx.in, (size_t)B * D, -1, 1, &rng);
+        for (int i = 0; i < B; i++) fx.in[i * D] += 0.2f * (float)meta[i * 2];
+        mdn_accumulate_xtx(XtX, X, B, K);
+        for (int i = 0; i < B; i++)
+            for (int a = 0; a < K; a++)
+                for (int j = 0; j < D; j++) XtF[a * D + j] += X[i * K + a] * fx.in[i * D + j];
+        for (int i = 0; i < K * K; i++) Pd[i] = fx.state[i];
+        for (int i = 0; i < K * D; i++) bd[i] = fx.state[K * K + i];
+        CU_ASSERT_FATAL(mdn_rls_step(Pd, bd, XtX, XtF, K, D, 0.95, 0.001) == 0);
+        mdn_fx_meta(&fx, meta, labels);
+        tu_layer_forward(&fx, B, 1);
+        int bad = 0;
+        for (int i = 0; i < K * K; i++) bad += fx.state[i] != (float)Pd[i];
+        for (int i = 0; i < K * D; i++) bad += fx.state[K * K + i] != (float)bd[i];
+        CU_ASSERT_EQUAL(bad, 0);
+        double bf[K * D], res[B * D];
+        for (int i = 0; i < K * D; i++) bf[i] = (float)bd[i];
+        residual_ref(res, fx.in, X, bf, des.removed, B, K, D);
+        CU_ASSERT(ratio_d("R-MDN residuals", fx.out, res, (size_t)B * D, 1e-7, 1e-6) <= 1);
+        // the gradient passes unchanged (added to what is there)
+        float *R = tu_rand((size_t)B * D, -1, 1, &rng), want_g[B * D];
+        memcpy(fx.dout, R, sizeof(float) * B * D);
+        for (int i = 0; i < B * D; i++) { fx.din[i] = 0.25f; want_g[i] = 0.25f + R[i]; }
+        tu_layer_backward(&fx, B);
+        CU_ASSERT(memcmp(fx.din, want_g, sizeof want_g) == 0);
+        free(R);
+    }
+    // eval subtracts the same beta and changes no state
+    float before[K * K + K * D];
+    memcpy(before, fx.state, sizeof before);
+    tu_layer_forward(&fx, B, 0);
+    CU_ASSERT(memcmp(before, fx.state, sizeof before) == 0);
+    tu_layer_free(&fx);
+}
+
 static void test_missing_metadata(void) {
     MetaSchema s;
     age_site_schema(&s);
@@ -570,6 +734,7 @@ int main(void) {
     CU_add_test(s, "singular designs", test_singular);
     CU_add_test(s, "batch kernel: a batch without a level", test_batch_missing_level);
     CU_add_test(s, "eval uses the running beta", test_running_beta);
+    CU_add_test(s, "R-MDN: Woodbury step, least squares, the layer", test_recursive);
     CU_add_test(s, "missing metadata is a clear error", test_missing_metadata);
     return tu_run_all();
 }

@@ -1,7 +1,7 @@
 // test_mdn_ranks.c: MDN's global-batch statistics across ranks, simulated in one process
 // (testutil.h, tu_simulate): 2 and 3 ranks give the one-rank residuals, input gradients,
-// parameter gradients and running beta -- for the plain functions, the layer, and a whole
-// network with two [mdn] layers (an uneven split, and a rank with no samples).
+// parameter gradients and running beta (R-MDN: its P and beta) -- for the plain functions,
+// the layer (dataset, batch and recursive kernels), and a whole network with two [mdn] layers (an uneven split, and a rank with no samples).
 #include "testutil.h"
 #include "tests/mdn_util.h"
 #include "base/rng.h"
@@ -69,8 +69,11 @@ static void test_ranks_layer(void) {
     float *F = tu_rand((size_t)B * D, -1, 1, &rng), *R = tu_rand((size_t)B * D, -1, 1, &rng);
     for (int i = 0; i < B; i++) F[i * D] += 0.05f * (float)meta[i * 2];
     TuSim fr;
-    for (int mode = 0; mode < 2; mode++) {
-        const char *cfg = mode ? "[mdn]\nremove = age, site\n" : "[mdn]\nremove = age, site\nkernel = batch\nridge = 0.5\n";
+    static const char *const cfgs[3] = { "[mdn]\nremove = age, site\nkernel = batch\nridge = 0.5\n", "[mdn]\nremove = age, site\n",
+                                          "[mdn]\nremove = age, site\nkernel = recursive\nforgetting = 0.9\n" };
+    static const char *const names[3] = { "batch", "dataset", "recursive" };
+    for (int mode = 0; mode < 3; mode++) {
+        const char *cfg = cfgs[mode];
         float ref_out[B * D], ref_din[B * D], ref_state[25 + 5 * D], *state0 = NULL;
         for (int P = 1; P <= 3; P++) {
             tu_sim_init(&fr, P);
@@ -90,11 +93,11 @@ static void test_ranks_layer(void) {
                 memcpy(ref_din, din, sizeof din);
                 memcpy(ref_state, fx.state, sizeof(float) * fx.L.n_state);
             } else {
-                snprintf(what, sizeof what, "%s kernel, %d ranks: residuals", mode ? "dataset" : "batch", P);
+                snprintf(what, sizeof what, "%s kernel, %d ranks: residuals", names[mode], P);
                 TU_ASSERT_CLOSE(out, ref_out, (size_t)B * D, 1e-6, 1e-5, what);
-                snprintf(what, sizeof what, "%s kernel, %d ranks: input gradients", mode ? "dataset" : "batch", P);
+                snprintf(what, sizeof what, "%s kernel, %d ranks: input gradients", names[mode], P);
                 TU_ASSERT_CLOSE(din, ref_din, (size_t)B * D, 1e-6, 1e-5, what);
-                snprintf(what, sizeof what, "%s kernel, %d ranks: kernel and running beta", mode ? "dataset" : "batch", P);
+                snprintf(what, sizeof what, "%s kernel, %d ranks: kernel (R-MDN: P) and running beta", names[mode], P);
                 TU_ASSERT_CLOSE(fx.state, ref_state, fx.L.n_state, 1e-9, 1e-5, what);
             }
             free(state0);
