@@ -227,4 +227,4 @@ static void bn_destroy(Layer *L) {
     L->impl = NULL;
 }
 
-const LayerOps batchnorm3d_ops = { "batchnorm3d", bn_build, bn_init, bn_forward, bn_backward, bn_destroy };
+const LayerOps batchnorm3d_ops = { "batchnorm3d", bn_build, bn_init, bn_forward, bn_backward, bn_destroy, .batch_statistics = 1 };

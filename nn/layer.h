@@ -83,6 +83,10 @@ typedef struct LayerOps {
     // design columns by name), as text of at most n bytes. A checkpoint records it beside
     // the layer's tensors and refuses to load into a layer whose signature differs.
     void (*signature)(const Layer *L, char *buf, size_t n);
+    // 1 for a layer whose training-mode output uses statistics of the batch (BatchNorm, MDN):
+    // its eval-mode output can drift from what the layers after it saw in training, which
+    // [train] train_eval_gap measures (run/gap.h).
+    int batch_statistics;
 } LayerOps;
 
 struct Layer {

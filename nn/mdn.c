@@ -446,4 +446,5 @@ static void mdn_signature(const Layer *L, char *buf, size_t n) {
     meta_design_describe(&m->design, buf, n);
 }
 
-const LayerOps mdn_ops = { "mdn", mdn_build, mdn_init, mdn_fwd, mdn_bwd, mdn_destroy, mdn_prepare, mdn_signature };
+const LayerOps mdn_ops = { "mdn", mdn_build, mdn_init, mdn_fwd, mdn_bwd, mdn_destroy, mdn_prepare, mdn_signature,
+                           .batch_statistics = 1 };

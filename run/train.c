@@ -13,6 +13,7 @@
 #include "mpi/comm.h"
 #include "mpi/gradsync.h"
 #include "run/dcor_report.h"
+#include "run/gap.h"
 #include "run/infer.h"
 #include "run/report.h"
 #include "run/resume.h"
@@ -71,6 +72,7 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
     if (strlen(dl) >= sizeof tc->dcor_layer) return df_err(err, "%s: [train] dcor_layer is too long", ini->origin);
     snprintf(tc->dcor_layer, sizeof tc->dcor_layer, "%s", dl);
     if (ini_int(ini, t, "dcor_every", 0, 0, 1000000, &tc->dcor_every, err)) return -1;
+    if (ini_bool(ini, t, "train_eval_gap", 0, &tc->train_eval_gap, err)) return -1;
     const char *dc = ini_str(t, "dcor_columns", NULL);
     if (cohort && (dc || *dl)) {  // default: every metadata column
         char where[512];
@@ -163,6 +165,7 @@ typedef struct {
     LossTerm *terms;        // the experiment's loss terms on named layers (nn/term.h)
     int n_terms;
     TermRunner tr;          // and how the loop runs them (run/terms.h)
+    GapMeter gap;           // [train] train_eval_gap: the meter (no layers tracked when off)
     Report report;
     FaultPlan fault;
     double t_run;           // wall clock at the first step, for the ETA
@@ -245,6 +248,11 @@ static void check_config(Trainer *t) {
                               config, t->K, maxlab, maxlab + 1);
     }
     if (t->ds.n_train < 1) df_die_collective(DF_EXIT_INPUT, "%s: the training split is empty", config);
+    if (t->tc.train_eval_gap && t->ds.n_val < 1) {
+        char where[512];
+        ini_where_key(&t->ini, ini_section(&t->ini, "train"), "train_eval_gap", where, sizeof where);
+        df_die_collective(DF_EXIT_INPUT, "%s: [train] train_eval_gap is measured on the validation split, and there is none", where);
+    }
 }
 
 // Initial parameters and optimiser, or a checkpoint's; the same on every rank.
@@ -354,6 +362,12 @@ static void setup(Trainer *t, const TrainArgs *args) {
         terms_column_name(&t->tr, c, name, sizeof name);
         report_add_column(&t->report, name);
     }
+    if (t->tc.train_eval_gap) gap_init(&t->gap, &t->net, REPORT_MAX_TERM_COLS - t->tr.n_columns);
+    for (int j = 0; j < t->gap.n; j++) {
+        char name[140];
+        snprintf(name, sizeof name, "train_eval_gap(%s)", t->net.layers[t->gap.layer[j]].name);
+        report_add_column(&t->report, name);
+    }
     // Gradients are summed over ranks in buckets started during backward (mpi/gradsync.c).
     t->gs = gradsync_create(t->net.grads, t->net.n_params, (size_t)(t->tc.bucket_mb * 1048576.0));
     t->net.grads_ready = grads_ready;
@@ -370,6 +384,7 @@ static void teardown(Trainer *t) {
     loader_free(t->val);
     report_free(&t->report);
     terms_free(&t->tr);
+    gap_free(&t->gap);
     free(t->dlogits);
     free(t->scratch);
     free(t->config_text);
@@ -467,18 +482,20 @@ typedef struct {
     float *scratch;
     LossStats st;
     double by[6];  // accuracy_by_tally
+    GapMeter *gap;
 } Validation;
 
 static void validation_visit(void *arg, const Net *net, const Batch *b) {
     Validation *v = arg;
     loss_batch(v->lc, net->acts[net->n_layers], v->K, b, NULL, 0.0f, v->scratch, &v->st);
     if (v->accuracy_by >= 0) accuracy_by_tally(v->by, net->acts[net->n_layers], v->K, b, v->accuracy_by);
+    gap_visit(v->gap, (Net *)net, b);  // last: it overwrites the activations with training mode's
 }
 
 // The validation split's loss and accuracy (collective; global sums); with [train]
 // accuracy_by, the accuracy over its bias-aligned and bias-conflicting samples (else NaN).
 static LossStats validate(Trainer *t, double *aligned, double *conflicting) {
-    Validation v = { &t->tc.loss, t->K, t->tc.accuracy_by, t->scratch, { 0, 0, 0 }, { 0 } };
+    Validation v = { &t->tc.loss, t->K, t->tc.accuracy_by, t->scratch, { 0, 0, 0 }, { 0 }, &t->gap };
     DfError err;
     if (infer_run(&t->net, t->val, validation_visit, &v, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
     double sums[9] = { v.st.sum, (double)v.st.correct, (double)v.st.count };
@@ -509,6 +526,7 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3],
                      .comm_wait_ms = 1e3 * gradsync_wait_seconds(t->gs) / steps, .data_wait_ms = 1e3 * data_wait / steps,
                      .val_acc_aligned = aligned, .val_acc_conflicting = conflicting };
     terms_epoch_end(&t->tr, sums[2], l->terms);  // the whole epoch: its sums survive a mid-epoch resume
+    if (t->val) gap_epoch_end(&t->gap, l->terms + t->tr.n_columns);
     t->ts.epoch = epoch + 1;
     t->ts.epoch_step = 0;
     memset(t->ts.epoch_sums, 0, sizeof t->ts.epoch_sums);

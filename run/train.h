@@ -25,6 +25,7 @@ typedef struct {
     int dcor_every;       // epochs between reports (0: at the end only)
     int dcor_cols[16], n_dcor_cols;  // metadata columns reported
     int accuracy_by;      // validation accuracy also over bias-aligned / -conflicting samples of this column (-1: no)
+    int train_eval_gap;   // 1: each epoch, the train/eval gap of every BatchNorm and MDN layer (run/gap.h)
 } TrainConfig;
 
 // Parses [train] and [loss]. The cohort names the metadata columns of dcor_columns, the

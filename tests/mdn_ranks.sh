@@ -81,6 +81,23 @@ check "R-MDN: stop mid-epoch + resume equals straight through" \
     bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/rm2.log' | sed 's/ | [0-9.]* samples.*//') \
                   <(grep '^epoch [23]/3 done' '$WORK/rmr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/rmr.log'"
 
+# [train] train_eval_gap: each epoch, per BatchNorm/MDN layer, how far the eval-mode output
+# is from the training-mode one on the validation split; measuring changes nothing else (the
+# same losses to the bit), and 1 and 2 ranks measure the same to rounding (sums in another
+# order: 1e-4 relative, as losses_match)
+for np in 1 2; do
+    mpi $np "$DF" train "$cfg" --set train.train_eval_gap=true --set "train.out_dir=$WORK/gap$np" >"$WORK/gap$np.log" 2>&1
+    check "train_eval_gap at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/gap$np.log"
+done
+run_losses "$WORK/np2" >"$WORK/l-plain2"; run_losses "$WORK/gap2" >"$WORK/l-gap2"
+check "train_eval_gap: the losses are those of the run without it" cmp "$WORK/l-plain2" "$WORK/l-gap2"
+check "train_eval_gap: both MDN layers, every epoch, a number >= 0" \
+    bash -c "[ \$(grep -o '\"train_eval_gap(mdn[12])\": [0-9][0-9.e+-]*' '$WORK/gap1/metrics.json' | wc -l) = 6 ]"
+check "train_eval_gap: printed on the epoch line" grep -q '^epoch 3/3 done: .*train_eval_gap(mdn1) [0-9.e-]* | train_eval_gap(mdn2)' "$WORK/gap1.log"
+check "train_eval_gap: 2 ranks measure what 1 rank does" bash -c "paste <(grep -o '\"train_eval_gap([a-z0-9_]*)\": [-0-9.e+]*' '$WORK/gap1/metrics.json') \
+    <(grep -o '\"train_eval_gap([a-z0-9_]*)\": [-0-9.e+]*' '$WORK/gap2/metrics.json') | tr -d '\":' |
+    awk '{ d = \$2 - \$4; if (d < 0) d = -d; if (\$1 != \$3 || d > 1e-4 * \$2 + 1e-7) bad = 1 } END { exit bad || NR != 6 }'"
+
 # the checkpoint lists the MDN state of both layers
 "$DF" info "$WORK/np2/checkpoint.h5" >"$WORK/info.txt" 2>&1
 has_state() { grep -q "mdn1/kernel" "$WORK/info.txt" && grep -q "mdn1/running_beta" "$WORK/info.txt" &&
