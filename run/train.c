@@ -362,10 +362,12 @@ static void setup(Trainer *t, const TrainArgs *args) {
         terms_column_name(&t->tr, c, name, sizeof name);
         report_add_column(&t->report, name);
     }
-    if (t->tc.train_eval_gap) gap_init(&t->gap, &t->net, REPORT_MAX_TERM_COLS - t->tr.n_columns);
-    for (int j = 0; j < t->gap.n; j++) {
+    if (t->tc.train_eval_gap) gap_init(&t->gap, &t->net, (REPORT_MAX_TERM_COLS - t->tr.n_columns) / 2);
+    for (int j = 0; j < t->gap.n; j++) {  // as gap_epoch_end orders them: own, then in context
         char name[140];
         snprintf(name, sizeof name, "train_eval_gap(%s)", t->net.layers[t->gap.layer[j]].name);
+        report_add_column(&t->report, name);
+        snprintf(name, sizeof name, "train_eval_gap(%s).in_context", t->net.layers[t->gap.layer[j]].name);
         report_add_column(&t->report, name);
     }
     // Gradients are summed over ranks in buckets started during backward (mpi/gradsync.c).
