@@ -19,7 +19,7 @@
 # Full protocol (default): seeds 1 2 3 (the training seed and the data seed), MRI 2048
 # volumes of 32^3 for 20 epochs, video 2048 clips of 8x32x32 for 12 epochs, test sets of
 # 1000. --quick: seed 1, 1024 volumes/clips, 12 (MRI) and 8 (video) epochs, test sets of 400:
-# about 10 minutes on 2 cores. --n, --n-test and --epochs change the sizes and the epochs
+# about 7 minutes on 2 cores (the full protocol: 77). --n, --n-test and --epochs change the sizes and the epochs
 # (of both data sets); --set passes a setting to every training run.
 #
 # Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
