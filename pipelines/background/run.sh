@@ -18,9 +18,9 @@
 #
 # Full protocol (default): seeds 1 2 3 (the training seed and the data seed), MRI 2048
 # volumes of 32^3 for 20 epochs, video 2048 clips of 8x32x32 for 12 epochs, test sets of
-# 1000. --quick: seed 1, 1024 volumes/clips, 12 (MRI) and 8 (video) epochs, test sets of 400:
-# about 7 minutes on 2 cores (the full protocol: 77). --n, --n-test and --epochs change the sizes and the epochs
-# (of both data sets); --set passes a setting to every training run.
+# 1000 (77 minutes on 2 cores). --quick: seed 1, 1024 volumes/clips, 12 (MRI) and 8 (video)
+# epochs, test sets of 400 (about 7 minutes). --n, --n-test and --epochs change the sizes
+# and the epochs (of both data sets); --set passes a setting to every training run.
 #
 # Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
 # results.csv; default runs/background), RANKS (MPI ranks; default: the cores). A run goes to
