@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
         --n-test) n_test_opt=$2; shift ;;
         --epochs) epochs_opt=$2; shift ;;
         --set) extra+=(--set "$2"); shift ;;
-        -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
