@@ -134,10 +134,10 @@ typedef struct {
     CladQueues q;     // feat points into t->state
     int max_global;
     float *a, *p;     // (G, d) the global batch's anchor and positive features
-    double *codes;    // 2 (G) gathered: labels, then positives' background classes
+    double *codes;    // (G, 2) gathered: each sample's label and its positive's background class
     int *y, *bg;      // (G)
     double *mine;     // this rank's codes
-    double *rows;     // (max local) per-row loss
+    double *sims;     // (2 (queue + 1)) one row's similarities and their denominators
 } Clad;
 
 // Logged: the mean cosine similarity of anchors and positives, and the fraction of anchors
@@ -166,6 +166,7 @@ static int clad_build(LossTerm *t, const Ini *ini, IniSection *sec, const MetaSc
     t->state = xcalloc(t->n_state, sizeof(float));
     t->n_counters = 1;
     c->q = (CladQueues){ t->n_classes, length, t->d, t->state };
+    c->sims = xmalloc(2 * ((size_t)length + 1) * sizeof(double));
     loss_term_add_log(t, "pos_cos", TERM_LOG_MEAN);
     loss_term_add_log(t, "top1", TERM_LOG_MEAN);
     return 0;
@@ -173,7 +174,7 @@ static int clad_build(LossTerm *t, const Ini *ini, IniSection *sec, const MetaSc
 
 static void clad_reserve(Clad *c, int G, int n, int d) {
     if (G > c->max_global) {
-        free(c->a); free(c->p); free(c->codes); free(c->y); free(c->bg); free(c->mine); free(c->rows);
+        free(c->a); free(c->p); free(c->codes); free(c->y); free(c->bg); free(c->mine);
         c->max_global = G;
         c->a = xmalloc((size_t)G * d * sizeof(float));
         c->p = xmalloc((size_t)G * d * sizeof(float));
@@ -181,7 +182,6 @@ static void clad_reserve(Clad *c, int G, int n, int d) {
         c->y = xmalloc((size_t)G * sizeof(int));
         c->bg = xmalloc((size_t)G * sizeof(int));
         c->mine = xmalloc(2 * (size_t)G * sizeof(double));
-        c->rows = xmalloc((size_t)G * sizeof(double));
     }
     DF_ASSERT(n <= G);
 }
@@ -194,14 +194,13 @@ static void gather_codes(Clad *c, const Batch *b, int n_classes, Reducer *red) {
         if (y < 0 || y >= n_classes || bg < 0 || bg >= n_classes)
             df_die(DF_EXIT_INPUT, "[debias] method = clad: sample %ld has class %d (or background class %d), not 0..%d",
                    b->first_sample + i, y, bg, n_classes - 1);
-        c->mine[i] = y;
-        c->mine[b->n + i] = bg;
+        c->mine[2 * i] = y;
+        c->mine[2 * i + 1] = bg;
     }
-    reduce_gather_f64(red, c->codes, (size_t)G, c->mine, (size_t)b->offset, (size_t)b->n);
-    reduce_gather_f64(red, c->codes + G, (size_t)G, c->mine + b->n, (size_t)b->offset, (size_t)b->n);
+    reduce_gather_f64(red, c->codes, 2 * (size_t)G, c->mine, 2 * (size_t)b->offset, 2 * (size_t)b->n);
     for (int g = 0; g < G; g++) {
-        c->y[g] = (int)c->codes[g];
-        c->bg[g] = (int)c->codes[G + g];
+        c->y[g] = (int)c->codes[2 * g];
+        c->bg[g] = (int)c->codes[2 * g + 1];
     }
 }
 
@@ -220,21 +219,18 @@ static double clad_forward_backward_pair(LossTerm *t, const float *feat, const f
     }
     clad_queues_push(&c->q, c->p, c->bg, G);  // detached, before the loss (as the reference)
     const int *y = c->y + lo;
-    double sum = clad_forward(c->rows, feat, feat_pos, y, n, &c->q, c->tau);
+    double sum = clad_forward(NULL, feat, feat_pos, y, n, &c->q, c->tau);
     if (dfeat) clad_backward(dfeat, dfeat_pos, feat, feat_pos, y, n, &c->q, c->tau, (double)scale * c->lambda);
-    // logs: this rank's means (the trainer weights them by its samples)
-    double cos_sum = 0.0, top1 = 0.0;
+    // logs: this rank's means (the trainer weights them by its samples); top1: the positive is
+    // more similar to the anchor than every negative of its queue
+    int L = c->q.length;
+    double cos_sum = 0.0, top1 = 0.0, *s = c->sims, *den = s + L + 1;
     for (int i = 0; i < n; i++) {
-        // top1: the positive is more similar to the anchor than every negative of its queue
-        const float *ai = feat + (size_t)i * d, *pi = feat_pos + (size_t)i * d;
-        double na = norm2(ai, d), den, s0 = cosine(&den, ai, na, pi, norm2(pi, d), d);
-        cos_sum += s0;
+        const float *ai = feat + (size_t)i * d, *queue = c->q.feat + (size_t)y[i] * L * d;
+        row_similarities(s, den, ai, norm2(ai, d), feat_pos + (size_t)i * d, queue, L, d, c->tau);
         int best = 1;
-        const float *queue = c->q.feat + (size_t)y[i] * c->q.length * d;
-        for (int m = 0; m < c->q.length && best; m++) {
-            const float *qm = queue + (size_t)m * d;
-            if (cosine(&den, ai, na, qm, norm2(qm, d), d) >= s0) best = 0;
-        }
+        for (int m = 1; m <= L; m++) best &= s[m] < s[0];
+        cos_sum += s[0];
         top1 += best;
     }
     logs[LOG_POS_COS] = n ? cos_sum / n : 0.0;
@@ -245,7 +241,7 @@ static double clad_forward_backward_pair(LossTerm *t, const float *feat, const f
 static void clad_destroy(LossTerm *t) {
     Clad *c = t->impl;
     if (c) {
-        free(c->a); free(c->p); free(c->codes); free(c->y); free(c->bg); free(c->mine); free(c->rows);
+        free(c->a); free(c->p); free(c->codes); free(c->y); free(c->bg); free(c->mine); free(c->sims);
         free(c);
     }
     free(t->state);

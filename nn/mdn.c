@@ -74,13 +74,10 @@ void mdn_accumulate_xtx(double *XtX, const double *X, int n, int k) {
             for (int b = 0; b < k; b++) XtX[a * k + b] += X[i * k + a] * X[i * k + b];
 }
 
-double mdn_forward_train(float *out, double *beta, const float *inp, const double *X, const double *K,
-                         const unsigned char *removed, int B, int k, int d, double n_train, Reducer *red) {
-    // G (k,d) and the global batch size in one reduction.
-    size_t kd = (size_t)k * d;
-    double *G = xcalloc(kd + 1, sizeof(double));
+// G (k,d) += X^T F for B design rows X (B,k) and feature rows F (B,d).
+static void accumulate_xtf(double *G, const double *X, const float *F, int B, int k, int d) {
     for (int i = 0; i < B; i++) {
-        const float *f = inp + (size_t)i * d;
+        const float *f = F + (size_t)i * d;
         for (int a = 0; a < k; a++) {
             double x = X[i * k + a];
             if (x == 0.0) continue;  // dummies are mostly 0
@@ -88,6 +85,14 @@ double mdn_forward_train(float *out, double *beta, const float *inp, const doubl
             for (int j = 0; j < d; j++) g[j] += x * f[j];
         }
     }
+}
+
+double mdn_forward_train(float *out, double *beta, const float *inp, const double *X, const double *K,
+                         const unsigned char *removed, int B, int k, int d, double n_train, Reducer *red) {
+    // G (k,d) and the global batch size in one reduction.
+    size_t kd = (size_t)k * d;
+    double *G = xcalloc(kd + 1, sizeof(double));
+    accumulate_xtf(G, X, inp, B, k, d);
     G[kd] = B;
     reduce_sum_f64(red, G, kd + 1);
     double Bg = G[kd];
@@ -359,14 +364,7 @@ static void rls_forward(Layer *L, int B) {
     double *sums = xcalloc(kk + kd, sizeof(double)), *P = xmalloc(kk * sizeof(double));
     mdn_accumulate_xtx(sums, m->X, B, k);
     double *XtF = sums + kk;
-    for (int i = 0; i < B; i++) {
-        const float *f = L->in + (size_t)i * d;
-        for (int a = 0; a < k; a++) {
-            double x = m->X[i * k + a];
-            if (x == 0.0) continue;  // dummies are mostly 0
-            for (int j = 0; j < d; j++) XtF[(size_t)a * d + j] += x * f[j];
-        }
-    }
+    accumulate_xtf(XtF, m->X, L->in, B, k, d);
     reduce_sum_f64(L->ctx->reducer, sums, kk + kd);
     float *Ps = layer_state(L, 0), *bs = layer_state(L, 1);
     for (size_t i = 0; i < kk; i++) P[i] = Ps[i];

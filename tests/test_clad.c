@@ -492,6 +492,31 @@ static void test_clad_term_ranks(void) {
     ini_free(&ini);
 }
 
+// The logs: positives equal to their anchors give pos_cos 1 and top1 1 (no random negative is
+// as close); positives opposite to them give -1 and 0.
+static void test_clad_term_logs(void) {
+    Ini ini;
+    Net net;
+    LossTerm *terms;
+    clad_term(&ini, &net, &terms, "layer = feat\nqueue = 3\n");
+    enum { B = 6 };
+    Rng rng;
+    rng_seed(&rng, 5);
+    float *a = tu_rand(B * RD, -1, 1, &rng), *neg = malloc(sizeof(float) * B * RD);
+    for (int i = 0; i < B * RD; i++) neg[i] = -a[i];
+    int32_t y[B] = { 0, 1, 2, 0, 1, 2 }, bg[B] = { 1, 2, 0, 2, 0, 1 };
+    Batch b = { .n = B, .global_n = B, .labels = y, .positive_bg = bg };
+    double logs[TERM_MAX_LOGS];
+    terms[0].ops->forward_backward_pair(&terms[0], a, a, &b, NULL, NULL, 1.0f / B, NULL, logs);
+    CU_ASSERT(fabs(logs[0] - 1.0) < 1e-12 && logs[1] == 1.0);
+    terms[0].ops->forward_backward_pair(&terms[0], a, neg, &b, NULL, NULL, 1.0f / B, NULL, logs);
+    CU_ASSERT(fabs(logs[0] + 1.0) < 1e-12 && logs[1] == 0.0);
+    free(a); free(neg);
+    loss_terms_free(terms, 1);
+    net_free(&net);
+    ini_free(&ini);
+}
+
 // A task without classes (one class) is refused where [debias] says clad.
 static void test_clad_term_errors(void) {
     Ini ini;
@@ -525,6 +550,7 @@ int main(void) {
     CU_add_test(s, "CLAD InfoNCE: shares of a batch give the same bits", test_clad_shares);
     CU_add_test(s, "CLAD queues: first fill, FIFO push", test_clad_queues);
     CU_add_test(s, "CLAD term: 1, 2 and 3 ranks, the same queues and bits", test_clad_term_ranks);
+    CU_add_test(s, "CLAD term: pos_cos and top1", test_clad_term_logs);
     CU_add_test(s, "CLAD term: configuration errors", test_clad_term_errors);
     CU_add_test(s, "CLAD training steps (twin network, queues, BatchNorm) against PyTorch", test_clad_steps);
     CU_add_test(s, "paste: foreground bit for bit, background from the other", test_paste);
