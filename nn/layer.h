@@ -51,6 +51,9 @@ typedef struct {
     // from it), or NULL when the data have none. The metadata themselves come with each
     // batch (Batch.meta).
     const struct MetaSchema *meta_schema;
+    // 1 while the trainer's refit pass runs (LayerOps.refit): the training split forward in
+    // training mode, no backward, the network's state restored afterwards.
+    int refitting;
 } NetCtx;
 
 typedef struct Layer Layer;
@@ -87,6 +90,12 @@ typedef struct LayerOps {
     // its eval-mode output can drift from what the layers after it saw in training, which
     // [train] train_eval_gap measures (run/gap.h).
     int batch_statistics;
+    // Optional: evaluation statistics fitted over the whole training split once per epoch
+    // instead of a running average ([mdn] eval_beta = epoch). refit(L, 0) before the pass
+    // returns 1 when the layer wants it (0: the trainer may skip the pass); during the pass
+    // (ctx->refitting) the layer's training forwards add to sums of its own; refit(L, 1) after
+    // it is collective on every rank and turns the sums into the layer's evaluation state.
+    int (*refit)(Layer *L, int finish);
 } LayerOps;
 
 struct Layer {

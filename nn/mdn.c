@@ -225,7 +225,11 @@ typedef struct {
     double *X;            // (max_batch, k) design rows of the current batch
     double scale;         // s of the last training forward
     int trained;          // 1 when the last forward was a training one (backward needs its beta path)
+    int eval_epoch;       // eval_beta = epoch: the evaluation beta fitted over the training split
+    double *sums;         // eval_epoch: X^T X (k,k), X^T F (k,d) and the count over the refit pass
 } MdnImpl;
+
+static const char *const eval_beta_names[] = { "running", "epoch", NULL };
 
 static const char *const kernel_names[] = { "dataset", "batch", "recursive", NULL };
 
@@ -248,8 +252,13 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     if (ini_double(ini, sec, "ridge", m->recursive ? 1e-4 : 0.0, 0.0, 1e12, &m->ridge, err) ||
         (!m->recursive && ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &m->momentum, err)) ||
         (m->recursive && ini_double(ini, sec, "forgetting", 0.999, 1e-6, 1.0, &m->forgetting, err)) ||
-        (m->recursive && ini_double(ini, sec, "p0", 100.0, 1e-12, 1e12, &m->p0, err)))
+        (m->recursive && ini_double(ini, sec, "p0", 100.0, 1e-12, 1e12, &m->p0, err)) ||
+        ini_choice(ini, sec, "eval_beta", "running", eval_beta_names, &m->eval_epoch, err))
         return -1;
+    if (m->recursive && m->eval_epoch) {
+        ini_where(ini, sec, "eval_beta", where, sizeof where);
+        return df_err(err, "%s: eval_beta = epoch is for kernel = dataset or batch, not recursive (R-MDN evaluates with the beta it trains with)", where);
+    }
     char what[600];
     ini_where(ini, sec, ini_entry(sec, "remove") ? "remove" : NULL, where, sizeof where);
     snprintf(what, sizeof what, "%s: [mdn] %s", where, L->name);
@@ -264,6 +273,7 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     m->K = xcalloc((size_t)m->k * m->k, sizeof(double));
     m->beta = xcalloc((size_t)m->k * m->d, sizeof(double));
     m->X = xcalloc((size_t)L->ctx->max_batch * m->k, sizeof(double));
+    if (m->eval_epoch) m->sums = xcalloc((size_t)m->k * m->k + (size_t)m->k * m->d, sizeof(double));
     return 0;
 }
 
@@ -390,9 +400,18 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
         mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
         return;
     }
+    if (m->recursive && L->ctx->refitting) {  // another layer's refit pass: R-MDN's estimate stays
+        for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
+        mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
+        return;
+    }
     if (m->recursive) {
         rls_forward(L, B);
         return;
+    }
+    if (m->eval_epoch && L->ctx->refitting) {  // this rank's share of X^T X and X^T F
+        mdn_accumulate_xtx(m->sums, m->X, B, k);
+        accumulate_xtf(m->sums + (size_t)k * k, m->X, L->in, B, k, d);
     }
     if (!m->prepared && !m->batch_kernel)
         df_die(DF_EXIT_FAIL, "layer %s (mdn): the dataset kernel was not fitted before training", L->name);
@@ -432,9 +451,42 @@ static void mdn_bwd(Layer *L, const Batch *batch) {
     free(scratch);
 }
 
+// eval_beta = epoch: the least-squares beta of the features on the design over the whole
+// training split, as its training-mode forward saw them in the refit pass (run/refit.h), is
+// the evaluation beta -- instead of a momentum average of per-batch betas, which trails the
+// features as they change and carries the batches' noise (docs/mdn.md).
+static int mdn_refit(Layer *L, int finish) {
+    MdnImpl *m = L->impl;
+    if (!m->eval_epoch) return 0;
+    size_t kk = (size_t)m->k * m->k, kd = (size_t)m->k * m->d;
+    if (!finish) {
+        memset(m->sums, 0, (kk + kd) * sizeof(double));
+        return 1;
+    }
+    reduce_sum_f64(L->ctx->reducer, m->sums, kk + kd);
+    double *K = xmalloc(kk * sizeof(double));
+    for (int a = 0; a < m->k; a++) m->sums[a * m->k + a] += m->ridge;
+    mdn_pinv_sym(K, m->sums, m->k);  // a level absent from the whole split gets coefficient 0
+    float *running = layer_state(L, 1);
+    const double *XtF = m->sums + kk;
+    double *row = xmalloc((size_t)m->d * sizeof(double));
+    for (int a = 0; a < m->k; a++) {  // beta row a = sum over b of K[a][b] (X^T F) row b
+        memset(row, 0, (size_t)m->d * sizeof(double));
+        for (int b = 0; b < m->k; b++) {
+            double w = K[a * m->k + b];
+            const double *g = XtF + (size_t)b * m->d;
+            for (int j = 0; j < m->d; j++) row[j] += w * g[j];
+        }
+        for (int j = 0; j < m->d; j++) running[(size_t)a * m->d + j] = (float)row[j];
+    }
+    free(row);
+    free(K);
+    return 1;
+}
+
 static void mdn_destroy(Layer *L) {
     MdnImpl *m = L->impl;
-    if (m) { free(m->K); free(m->beta); free(m->X); }
+    if (m) { free(m->K); free(m->beta); free(m->X); free(m->sums); }
     free(m);
     L->impl = NULL;
 }
@@ -445,4 +497,4 @@ static void mdn_signature(const Layer *L, char *buf, size_t n) {
 }
 
 const LayerOps mdn_ops = { "mdn", mdn_build, mdn_init, mdn_fwd, mdn_bwd, mdn_destroy, mdn_prepare, mdn_signature,
-                           .batch_statistics = 1 };
+                           .batch_statistics = 1, .refit = mdn_refit };

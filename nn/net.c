@@ -28,6 +28,22 @@ int net_prepare(Net *net, const double *meta, const int *labels, int n_local, Df
     return 0;
 }
 
+int net_refit_begin(Net *net) {
+    int want = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *L = &net->layers[i];
+        if (L->ops->refit) want += L->ops->refit(L, 0);
+    }
+    return want;
+}
+
+void net_refit_finish(Net *net) {
+    for (int i = 0; i < net->n_layers; i++) {  // layer order: the same collectives on every rank
+        Layer *L = &net->layers[i];
+        if (L->ops->refit) L->ops->refit(L, 1);
+    }
+}
+
 int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
                    const struct MetaSchema *schema, DfError *err) {
     memset(net, 0, sizeof *net);

@@ -45,6 +45,11 @@ int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Redu
 // Runs every layer's LayerOps.prepare (collective) with this rank's share of the training
 // split's raw metadata rows (n_local, schema columns) and labels.
 int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err);
+// The refit pass's two ends (LayerOps.refit): begin returns how many layers want the pass;
+// finish (collective) turns their sums into evaluation state. Between them the caller runs
+// the training split forward in training mode with ctx.refitting set (run/refit.h).
+int net_refit_begin(Net *net);
+void net_refit_finish(Net *net);
 // Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).
 void net_init(Net *net, uint64_t seed);
 // Runs the batch b (b->images is (b->n, in_shape)) through every layer. Returns the output

@@ -14,6 +14,7 @@
 #include "mpi/gradsync.h"
 #include "run/dcor_report.h"
 #include "run/gap.h"
+#include "run/refit.h"
 #include "run/infer.h"
 #include "run/report.h"
 #include "run/resume.h"
@@ -519,6 +520,8 @@ static void save_checkpoint(Trainer *t) {
 static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], double t_epoch, int first_step, int stopped) {
     double t_train = df_now() - t_epoch, data_wait = loader_wait_seconds(t->train) - t->data_wait0;
     double aligned = NAN, conflicting = NAN;
+    DfError err;
+    if (refit_run(&t->net, t->train, epoch, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);  // before anything evaluates
     LossStats val = t->val ? validate(t, &aligned, &conflicting) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
     int steps = DF_MAX(1, t->steps_per_epoch - first_step);
@@ -535,7 +538,6 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3],
     int last = epoch + 1 == t->tc.epochs, every = t->tc.dcor_every;
     int report = t->dcor_out >= 0 && (last || stopped || (every > 0 && (epoch + 1) % every == 0));
     DcorReport rep;
-    DfError err;
     if (report && dcor_report_run(&rep, &t->net, t->val, &t->ds, t->ds.val_idx, t->ds.n_val, t->dcor_out, t->tc.dcor_cols,
                                   t->tc.n_dcor_cols, &err))
         df_die(DF_EXIT_FAIL, "dCor report: %s", err.msg);

@@ -4,7 +4,8 @@
 # tests/lib.sh, losses_match). Two [mdn] layers remove age and site: one after a conv (dataset kernel, fitted
 # over the ranks' shares of the training split) and one after a linear layer (batch kernel
 # with ridge). A global batch of 10 over 3 ranks is split 3/3/4 and each epoch's last batch
-# is partial (8 of 48). The same with R-MDN in both places, and its resume. Then: the
+# is partial (8 of 48). The same with R-MDN in both places, and its resume; with the
+# evaluation beta refitted each epoch (eval_beta = epoch), and its resume. Then: the
 # checkpoint holds the MDN state; bad columns are refused
 # with one message; predict on other data runs, the same at 1 and 2 ranks.
 . "${top_srcdir:-.}/tests/lib.sh"
@@ -80,6 +81,30 @@ check "R-MDN: resume exits 0" [ $? = 0 ] || cat "$WORK/rmr.log"
 check "R-MDN: stop mid-epoch + resume equals straight through" \
     bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/rm2.log' | sed 's/ | [0-9.]* samples.*//') \
                   <(grep '^epoch [23]/3 done' '$WORK/rmr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/rmr.log'"
+
+# [mdn] eval_beta = epoch in both places: each epoch ends with the refit pass (run/refit.h),
+# whose evaluation beta is the least-squares fit over the training split. The same at 1, 2
+# and 3 ranks; training itself is untouched (the same train losses to the bit as the running
+# average's run: the pass restores the state it ran over), validation is not (another beta);
+# a run stopped mid-epoch and resumed ends as a straight one.
+ep_args=(--set mdn1.eval_beta=epoch --set mdn2.eval_beta=epoch)
+for np in 1 2 3; do
+    mpi $np "$DF" train "$cfg" "${ep_args[@]}" --set "train.out_dir=$WORK/ep$np" >"$WORK/ep$np.log" 2>&1
+    check "eval_beta = epoch at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/ep$np.log"
+done
+check "eval_beta = epoch: 2 ranks match 1 rank" losses_match "$WORK/ep1" "$WORK/ep2" 6
+check "eval_beta = epoch: 3 ranks match 1 rank" losses_match "$WORK/ep1" "$WORK/ep3" 6
+check "eval_beta = epoch: train losses those of the running average's run" \
+    cmp <(run_losses "$WORK/np2" | grep train) <(run_losses "$WORK/ep2" | grep train)
+run_losses "$WORK/np2" | grep val >"$WORK/v-running"; run_losses "$WORK/ep2" | grep val >"$WORK/v-epoch"
+check "eval_beta = epoch: validation losses differ from it" bash -c "! cmp -s '$WORK/v-running' '$WORK/v-epoch'"
+DECONFOUND_FAULT=1:8:term mpi 2 "$DF" train "$cfg" "${ep_args[@]}" --set "train.out_dir=$WORK/epi" >"$WORK/epi.log" 2>&1
+check "eval_beta = epoch: SIGTERM mid-epoch exits 3" [ $? = 3 ]
+mpi 2 "$DF" train "$cfg" "${ep_args[@]}" --set "train.out_dir=$WORK/epi" --resume "$WORK/epi/checkpoint.h5" >"$WORK/epr.log" 2>&1
+check "eval_beta = epoch: resume exits 0" [ $? = 0 ] || cat "$WORK/epr.log"
+check "eval_beta = epoch: stop mid-epoch + resume equals straight through" \
+    bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/ep2.log' | sed 's/ | [0-9.]* samples.*//') \
+                  <(grep '^epoch [23]/3 done' '$WORK/epr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/epr.log'"
 
 # [train] train_eval_gap: each epoch, per BatchNorm/MDN layer, how far the eval-mode output
 # is from the training-mode one on the validation split; measuring changes nothing else (the

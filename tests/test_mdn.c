@@ -9,7 +9,8 @@
 //     column and suggest kernel = batch; kernel = batch (a pseudo-inverse) fits collinear
 //     columns and a global batch without a level as OLS on the columns present, backward
 //     included; ridge > 0 gives the ridge fit;
-//   - evaluation uses the running beta (exponential average of the per-step betas);
+//   - evaluation uses the running beta (exponential average of the per-step betas), or with
+//     eval_beta = epoch the least-squares beta of a whole refit pass;
 //   - R-MDN (kernel = recursive): the Woodbury step against the reference's B x B recursion,
 //     against least squares on a stationary stream, and the layer's state, residuals and
 //     pass-through gradient;
@@ -526,6 +527,111 @@ static void test_running_beta(void) {
     }
 }
 
+// ---- eval_beta = epoch: the refit pass ------------------------------------------------------
+
+// Over a refit pass (ctx.refitting, training forwards of several batches) the layer's
+// outputs are its ordinary training outputs, and at the end the evaluation beta is the least-
+// squares fit of every row the pass saw, as ols_ref solves it on all rows at once (double;
+// the stored beta is float32, hence 1e-6). A level absent from the whole pass gets
+// coefficient 0 (the pseudo-inverse). A layer without eval_beta = epoch does not ask for
+// the pass; R-MDN refuses the key, and a refit pass leaves its estimate alone.
+static void test_refit(void) {
+    enum { B = 7, D = 6, STEPS = 5, N = B * STEPS };
+    Rng rng;
+    rng_seed(&rng, 43);
+    MetaSchema s;
+    age_site_schema(&s);
+    MetaDesign des = mdn_design(&s, "label", "age, site");
+    int k = des.k;
+    for (int mode = 0; mode < 2; mode++) {
+        TuLayer fx, plain;
+        const char *cfg = mode ? "[mdn]\nremove = age, site\neval_beta = epoch\n" : "[mdn]\nremove = age, site\nkernel = batch\neval_beta = epoch\n";
+        CU_ASSERT_FATAL(tu_layer_build(&fx, cfg, (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+        CU_ASSERT_FATAL(tu_layer_build(&plain, mode ? "[mdn]\nremove = age, site\n" : "[mdn]\nremove = age, site\nkernel = batch\n",
+                                       (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+        double meta[N * 2], X[N * 5];
+        int32_t labels[N];
+        float F[N * D];
+        random_design(X, meta, labels, N, &des, &s, &rng);
+        tu_fill_uniform(F, (size_t)N * D, -1, 1, &rng);
+        for (int i = 0; i < N; i++) F[i * D + 2] += 3.0f + 0.5f * (float)meta[i * 2] - (float)labels[i];
+        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == 0);
+        CU_ASSERT_FATAL(mdn_ops.prepare(&plain.L, meta, labels, N, &plain.err) == 0);
+        CU_ASSERT(mdn_ops.refit(&plain.L, 0) == 0);  // the running average: no pass wanted
+        CU_ASSERT(mdn_ops.refit(&fx.L, 0) == 1);
+        fx.ctx.refitting = 1;
+        for (int t = 0; t < STEPS; t++) {
+            memcpy(fx.in, F + t * B * D, sizeof(float) * B * D);
+            memcpy(plain.in, fx.in, sizeof(float) * B * D);
+            mdn_fx_meta(&fx, meta + t * B * 2, labels + t * B);
+            mdn_fx_meta(&plain, meta + t * B * 2, labels + t * B);
+            tu_layer_forward(&fx, B, 1);
+            tu_layer_forward(&plain, B, 1);
+            CU_ASSERT(memcmp(fx.out, plain.out, sizeof(float) * B * D) == 0);
+        }
+        fx.ctx.refitting = 0;
+        CU_ASSERT(mdn_ops.refit(&fx.L, 1) == 1);
+        double want[5 * D];
+        ols_ref(want, X, F, N, k, D, 0.0);
+        CU_ASSERT(ratio_d(mode ? "refit beta (dataset kernel)" : "refit beta (batch kernel)", fx.state + k * k, want, (size_t)k * D, 1e-6, 1e-6) <= 1);
+        tu_layer_free(&plain);
+        // a site no sample of the pass has: its dummy's coefficient is 0, the rest the fit without it
+        CU_ASSERT(mdn_ops.refit(&fx.L, 0) == 1);
+        fx.ctx.refitting = 1;
+        int n2 = 0;
+        double X2[N * 5];
+        float F2[N * D];
+        for (int i = 0; i < N; i++) {
+            if (X[i * k + 3] != 0.0) continue;  // design column 3: the dummy of site 5
+            memcpy(F2 + (size_t)n2 * D, F + (size_t)i * D, sizeof(float) * D);
+            memcpy(X2 + (size_t)n2 * k, X + (size_t)i * k, sizeof(double) * k);
+            fx.batch.meta = meta + i * 2;  // one sample per forward
+            fx.batch.labels = labels + i;
+            memcpy(fx.in, F + (size_t)i * D, sizeof(float) * D);
+            tu_layer_forward(&fx, 1, 1);
+            n2++;
+        }
+        fx.ctx.refitting = 0;
+        mdn_ops.refit(&fx.L, 1);
+        CU_ASSERT_FATAL(n2 > k);
+        double X2r[N * 4], want2[5 * D] = { 0 }, w3[4 * D];  // the design without column 3
+        for (int i = 0; i < n2; i++)
+            for (int a = 0, c = 0; a < k; a++)
+                if (a != 3) X2r[i * (k - 1) + c++] = X2[i * k + a];
+        ols_ref(w3, X2r, F2, n2, k - 1, D, 0.0);
+        for (int a = 0, c = 0; a < k; a++)
+            if (a != 3) memcpy(want2 + a * D, w3 + c++ * D, sizeof(double) * D);
+        CU_ASSERT(ratio_d("refit beta, a site absent", fx.state + k * k, want2, (size_t)k * D, 1e-6, 1e-5) <= 1);
+        tu_layer_free(&fx);
+    }
+    TuLayer r;
+    CU_ASSERT(tu_layer_build(&r, "[mdn]\nremove = age\nkernel = recursive\neval_beta = epoch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) != 0);
+    CU_ASSERT(strstr(r.err.msg, "eval_beta") && strstr(r.err.msg, "recursive"));
+    tu_layer_free(&r);
+    // R-MDN inside another layer's refit pass: its P and beta stay, its output uses the beta
+    CU_ASSERT_FATAL(tu_layer_build(&r, "[mdn]\nremove = age\nkernel = recursive\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+    MetaDesign d1 = mdn_design(&s, "label", "age");
+    double meta[B * 2], X[B * 5];
+    int32_t labels[B];
+    random_design(X, meta, labels, B, &d1, &s, &rng);
+    tu_fill_uniform(r.in, (size_t)B * D, -1, 1, &rng);
+    mdn_fx_meta(&r, meta, labels);
+    tu_layer_forward(&r, B, 1);  // one ordinary step: beta no longer 0
+    float before[64];
+    CU_ASSERT_FATAL(r.L.n_state <= 64);
+    memcpy(before, r.state, sizeof(float) * r.L.n_state);
+    r.ctx.refitting = 1;
+    tu_fill_uniform(r.in, (size_t)B * D, -1, 1, &rng);
+    tu_layer_forward(&r, B, 1);
+    r.ctx.refitting = 0;
+    CU_ASSERT(memcmp(before, r.state, sizeof(float) * r.L.n_state) == 0);
+    double beta[3 * D], want[B * D];
+    for (int i = 0; i < d1.k * D; i++) beta[i] = r.state[d1.k * d1.k + i];
+    residual_ref(want, r.in, X, beta, d1.removed, B, d1.k, D);
+    CU_ASSERT(ratio_d("R-MDN output in a refit pass", r.out, want, (size_t)B * D, 1e-6, 1e-6) <= 1);
+    tu_layer_free(&r);
+}
+
 // ---- R-MDN (kernel = recursive) -------------------------------------------------------------
 
 // A (n,n) inverted in place by Gauss-Jordan with partial pivoting (the reference's B x B form).
@@ -734,6 +840,7 @@ int main(void) {
     CU_add_test(s, "singular designs", test_singular);
     CU_add_test(s, "batch kernel: a batch without a level", test_batch_missing_level);
     CU_add_test(s, "eval uses the running beta", test_running_beta);
+    CU_add_test(s, "eval_beta = epoch: the refit pass", test_refit);
     CU_add_test(s, "R-MDN: Woodbury step, least squares, the layer", test_recursive);
     CU_add_test(s, "missing metadata is a clear error", test_missing_metadata);
     return tu_run_all();
