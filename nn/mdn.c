@@ -225,11 +225,15 @@ typedef struct {
     double *X;            // (max_batch, k) design rows of the current batch
     double scale;         // s of the last training forward
     int trained;          // 1 when the last forward was a training one (backward needs its beta path)
+    int V;                // pool = channel: values per channel (D*H*W) averaged into one feature; else 1
+    float *pooled;        // pool = channel: (max_batch, C) channel means of the input, or its gradient's sums
+    float *scratch;       // pool = channel: (max_batch, C)
     int eval_epoch;       // eval_beta = epoch: the evaluation beta fitted over the training split
     double *sums;         // eval_epoch: X^T X (k,k), X^T F (k,d) and the count over the refit pass
 } MdnImpl;
 
 static const char *const eval_beta_names[] = { "running", "epoch", NULL };
+static const char *const pool_names[] = { "none", "channel", NULL };
 
 static const char *const kernel_names[] = { "dataset", "batch", "recursive", NULL };
 
@@ -253,7 +257,8 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
         (!m->recursive && ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &m->momentum, err)) ||
         (m->recursive && ini_double(ini, sec, "forgetting", 0.999, 1e-6, 1.0, &m->forgetting, err)) ||
         (m->recursive && ini_double(ini, sec, "p0", 100.0, 1e-12, 1e12, &m->p0, err)) ||
-        ini_choice(ini, sec, "eval_beta", "running", eval_beta_names, &m->eval_epoch, err))
+        ini_choice(ini, sec, "eval_beta", "running", eval_beta_names, &m->eval_epoch, err) ||
+        ini_choice(ini, sec, "pool", "none", pool_names, &m->V, err))
         return -1;
     if (m->recursive && m->eval_epoch) {
         ini_where(ini, sec, "eval_beta", where, sizeof where);
@@ -264,7 +269,15 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     snprintf(what, sizeof what, "%s: [mdn] %s", where, L->name);
     if (meta_design_build(&m->design, schema, keep, remove, what, err)) return -1;
     m->k = m->design.k;
-    m->d = (int)shape_numel(L->in_shape);
+    // pool = channel: one feature per channel, its mean over D*H*W, and one beta per channel
+    // (k x C instead of k x C*D*H*W), subtracted at every position of the channel
+    int per_channel = m->V;
+    m->V = per_channel ? L->in_shape.d * L->in_shape.h * L->in_shape.w : 1;
+    m->d = (int)shape_numel(L->in_shape) / m->V;
+    if (per_channel) {
+        m->pooled = df_alloc_floats((size_t)L->ctx->max_batch * m->d);
+        m->scratch = df_alloc_floats((size_t)L->ctx->max_batch * m->d);
+    }
     L->out_shape = L->in_shape;
     int kk[2] = { m->k, m->k }, kd[2] = { m->k, m->d };
     // R-MDN: "kernel" holds P and "running_beta" its beta, both updated by every training step
@@ -363,6 +376,36 @@ static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_lo
     return 0;
 }
 
+// The features the regression sees (B,d): the input, or with pool = channel its channel means.
+static const float *regressed(Layer *L, int B) {
+    MdnImpl *m = L->impl;
+    if (m->V == 1) return L->in;
+    for (size_t r = 0; r < (size_t)B * m->d; r++) {
+        const float *f = L->in + r * m->V;
+        double sum = 0.0;
+        for (int v = 0; v < m->V; v++) sum += f[v];
+        m->pooled[r] = (float)(sum / m->V);
+    }
+    return m->pooled;
+}
+
+// out = in - X_S beta_S, beta (k,d) broadcast over the V positions of a channel when pooled.
+static void residual(Layer *L, int B) {
+    MdnImpl *m = L->impl;
+    if (m->V == 1) {
+        mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, m->k, m->d);
+        return;
+    }
+    for (int i = 0; i < B; i++)
+        for (int c = 0; c < m->d; c++) {
+            double shift = 0.0;
+            for (int a = 0; a < m->k; a++)
+                if (m->design.removed[a]) shift += m->X[i * m->k + a] * m->beta[(size_t)a * m->d + c];
+            size_t at = ((size_t)i * m->d + c) * m->V;
+            for (int v = 0; v < m->V; v++) L->out[at + v] = (float)(L->in[at + v] - shift);
+        }
+}
+
 // R-MDN's training step: X^T X and X^T F of the global batch (one all-reduce), the recursive
 // update of P and beta from their float32 state, written back as float32 -- so a run resumed
 // from a checkpoint continues from exactly the values a straight run has -- and the residual
@@ -374,7 +417,7 @@ static void rls_forward(Layer *L, int B) {
     double *sums = xcalloc(kk + kd, sizeof(double)), *P = xmalloc(kk * sizeof(double));
     mdn_accumulate_xtx(sums, m->X, B, k);
     double *XtF = sums + kk;
-    accumulate_xtf(XtF, m->X, L->in, B, k, d);
+    accumulate_xtf(XtF, m->X, regressed(L, B), B, k, d);
     reduce_sum_f64(L->ctx->reducer, sums, kk + kd);
     float *Ps = layer_state(L, 0), *bs = layer_state(L, 1);
     for (size_t i = 0; i < kk; i++) P[i] = Ps[i];
@@ -385,7 +428,7 @@ static void rls_forward(Layer *L, int B) {
     for (size_t i = 0; i < kd; i++) m->beta[i] = bs[i] = (float)m->beta[i];
     free(sums);
     free(P);
-    mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
+    residual(L, B);
 }
 
 static void mdn_fwd(Layer *L, const Batch *batch, int training) {
@@ -397,21 +440,22 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     m->trained = training;
     if (!training) {
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
-        mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
+        residual(L, B);
         return;
     }
     if (m->recursive && L->ctx->refitting) {  // another layer's refit pass: R-MDN's estimate stays
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
-        mdn_forward_eval(L->out, L->in, m->X, m->beta, m->design.removed, B, k, d);
+        residual(L, B);
         return;
     }
     if (m->recursive) {
         rls_forward(L, B);
         return;
     }
+    const float *F = regressed(L, B);
     if (m->eval_epoch && L->ctx->refitting) {  // this rank's share of X^T X and X^T F
         mdn_accumulate_xtx(m->sums, m->X, B, k);
-        accumulate_xtf(m->sums + (size_t)k * k, m->X, L->in, B, k, d);
+        accumulate_xtf(m->sums + (size_t)k * k, m->X, F, B, k, d);
     }
     if (!m->prepared && !m->batch_kernel)
         df_die(DF_EXIT_FAIL, "layer %s (mdn): the dataset kernel was not fitted before training", L->name);
@@ -427,11 +471,35 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     // float32 record for the checkpoint; reading K back from it would cost about 1e-5 relative
     // accuracy in the residuals whenever the design is not well conditioned (age next to an
     // intercept is enough).
-    m->scale = mdn_forward_train(L->out, m->beta, L->in, m->X, m->K, m->design.removed, B, k, d,
+    m->scale = mdn_forward_train(m->V == 1 ? L->out : m->scratch, m->beta, F, m->X, m->K, m->design.removed, B, k, d,
                                  m->batch_kernel ? 0.0 : m->n_train, L->ctx->reducer);
+    if (m->V > 1) residual(L, B);
     if (m->scale > 0)
         for (size_t i = 0; i < (size_t)k * d; i++)
             running[i] = (float)((1.0 - m->momentum) * running[i] + m->momentum * m->beta[i]);
+}
+
+// pool = channel: out = f - x_S beta_S(fbar) with fbar the channel means, so with gsum (B,C)
+// the gradient summed over each channel's positions, dL/df = g + c / V where c (B,C) is
+// what mdn_backward subtracts for the features fbar and the gradient gsum: c = -X M^T H,
+// H = sum over the global batch of x_S^T gsum (its one all-reduce).
+static void pooled_backward(Layer *L, float *dinp, int B) {
+    MdnImpl *m = L->impl;
+    for (size_t r = 0; r < (size_t)B * m->d; r++) {
+        const float *g = L->dout + r * m->V;
+        double sum = 0.0;
+        for (int v = 0; v < m->V; v++) sum += g[v];
+        m->pooled[r] = (float)sum;
+        m->scratch[r] = 0.0f;
+    }
+    mdn_backward(m->scratch, m->pooled, m->X, m->K, m->design.removed, B, m->k, m->d, m->scale, L->ctx->reducer);
+    if (!dinp) return;  // the reduction above is collective: every rank joined it
+    for (size_t r = 0; r < (size_t)B * m->d; r++) {
+        float c = (float)(((double)m->scratch[r] - m->pooled[r]) / m->V);
+        float *di = dinp + r * m->V;
+        const float *g = L->dout + r * m->V;
+        for (int v = 0; v < m->V; v++) di[v] += g[v] + c;
+    }
 }
 
 static void mdn_bwd(Layer *L, const Batch *batch) {
@@ -442,7 +510,11 @@ static void mdn_bwd(Layer *L, const Batch *batch) {
     if (!m->trained || m->recursive) {  // eval mode, or R-MDN: beta is a constant to the
         // network, so out = inp - const (no reduction on any rank: every rank runs the same mode)
         if (dinp)
-            for (size_t i = 0; i < (size_t)B * m->d; i++) dinp[i] += L->dout[i];
+            for (size_t i = 0; i < (size_t)B * m->d * m->V; i++) dinp[i] += L->dout[i];
+        return;
+    }
+    if (m->V > 1) {  // pooled: see pooled_backward
+        pooled_backward(L, dinp, B);
         return;
     }
     float *scratch = NULL;
@@ -486,7 +558,7 @@ static int mdn_refit(Layer *L, int finish) {
 
 static void mdn_destroy(Layer *L) {
     MdnImpl *m = L->impl;
-    if (m) { free(m->K); free(m->beta); free(m->X); free(m->sums); }
+    if (m) { free(m->K); free(m->beta); free(m->X); free(m->sums); free(m->pooled); free(m->scratch); }
     free(m);
     L->impl = NULL;
 }

@@ -5,7 +5,8 @@
 # over the ranks' shares of the training split) and one after a linear layer (batch kernel
 # with ridge). A global batch of 10 over 3 ranks is split 3/3/4 and each epoch's last batch
 # is partial (8 of 48). The same with R-MDN in both places, and its resume; with the
-# evaluation beta refitted each epoch (eval_beta = epoch), and its resume. Then: the
+# evaluation beta refitted each epoch (eval_beta = epoch), and its resume; one beta per
+# channel (pool = channel). Then: the
 # checkpoint holds the MDN state; bad columns are refused
 # with one message; predict on other data runs, the same at 1 and 2 ranks.
 . "${top_srcdir:-.}/tests/lib.sh"
@@ -105,6 +106,16 @@ check "eval_beta = epoch: resume exits 0" [ $? = 0 ] || cat "$WORK/epr.log"
 check "eval_beta = epoch: stop mid-epoch + resume equals straight through" \
     bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/ep2.log' | sed 's/ | [0-9.]* samples.*//') \
                   <(grep '^epoch [23]/3 done' '$WORK/epr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/epr.log'"
+
+# [mdn] pool = channel after the conv (one beta per channel, from the channel means; its
+# sums all-reduce like the others): 1 and 3 ranks the same
+for np in 1 3; do
+    mpi $np "$DF" train "$cfg" --set mdn1.pool=channel --set mdn1.eval_beta=epoch --set "train.out_dir=$WORK/pool$np" >"$WORK/pool$np.log" 2>&1
+    check "pool = channel at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/pool$np.log"
+done
+check "pool = channel: 3 ranks match 1 rank" losses_match "$WORK/pool1" "$WORK/pool3" 6
+"$DF" info "$WORK/pool1/checkpoint.h5" >"$WORK/pool-info.txt" 2>&1
+check "pool = channel: the checkpoint holds one beta per channel" grep -q "mdn1/running_beta  *\[[0-9]*,4\]" "$WORK/pool-info.txt"
 
 # [train] train_eval_gap: each epoch, per BatchNorm/MDN layer, how far the eval-mode output
 # is from the training-mode one on the validation split; measuring changes nothing else (the

@@ -11,6 +11,8 @@
 //     included; ridge > 0 gives the ridge fit;
 //   - evaluation uses the running beta (exponential average of the per-step betas), or with
 //     eval_beta = epoch the least-squares beta of a whole refit pass;
+//   - pool = channel: one beta per channel from the channel means, subtracted at every
+//     position; its input gradient against finite differences;
 //   - R-MDN (kernel = recursive): the Woodbury step against the reference's B x B recursion,
 //     against least squares on a stationary stream, and the layer's state, residuals and
 //     pass-through gradient;
@@ -632,6 +634,81 @@ static void test_refit(void) {
     tu_layer_free(&r);
 }
 
+// ---- pool = channel -------------------------------------------------------------------------
+
+// One beta per channel from the channel means: with the batch kernel the layer's output is
+// the input minus x_S beta_S, beta the least-squares fit of the channel means (ols_ref on the
+// means, double), the same shift at every position of a channel; evaluation broadcasts the
+// running beta the same way; the refit pass fits the means; the input gradient of both
+// kernels against finite differences.
+static void test_pool_channel(void) {
+    enum { B = 9, C = 3, V = 8, N = 40 };
+    Rng rng;
+    rng_seed(&rng, 47);
+    MetaSchema s;
+    age_site_schema(&s);
+    MetaDesign des = mdn_design(&s, "label", "age, site");
+    int k = des.k;
+    Shape in = { C, 2, 2, 2 };
+    double meta[N * 2], X[N * 5];
+    int32_t labels[N];
+    random_design(X, meta, labels, N, &des, &s, &rng);
+    float *F = tu_rand((size_t)B * C * V, -2, 2, &rng), *R = tu_rand((size_t)B * C * V, -1, 1, &rng);
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < C * V; j++) F[i * C * V + j] += 0.05f * (float)meta[i * 2] * (float)(j % V) / V;
+    float means[B * C];
+    for (int r = 0; r < B * C; r++) {
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += F[r * V + v];
+        means[r] = (float)(sum / V);
+    }
+    for (int mode = 0; mode < 2; mode++) {
+        TuLayer fx;
+        CU_ASSERT_FATAL(tu_layer_build(&fx, mode ? "[mdn]\nremove = age, site\npool = channel\neval_beta = epoch\n"
+                                                 : "[mdn]\nremove = age, site\nkernel = batch\npool = channel\neval_beta = epoch\n",
+                                       in, B, NULL, &s) == 0);
+        CU_ASSERT(fx.L.state_info[1].dims[1] == C);  // running_beta [k, C]
+        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == 0);
+        memcpy(fx.in, F, sizeof(float) * B * C * V);
+        memcpy(fx.dout, R, sizeof(float) * B * C * V);
+        mdn_fx_meta(&fx, meta, labels);
+        mdn_ops.refit(&fx.L, 0);
+        fx.ctx.refitting = 1;
+        tu_layer_forward(&fx, B, 1);
+        fx.ctx.refitting = 0;
+        double beta[5 * C], want[B * C * V];
+        ols_ref(beta, X, means, B, k, C, 0.0);
+        if (mode == 0) {  // batch kernel: the fit of this batch's means
+            for (int i = 0; i < B; i++)
+                for (int c = 0; c < C; c++) {
+                    double shift = 0;
+                    for (int a = 0; a < k; a++)
+                        if (des.removed[a]) shift += X[i * k + a] * beta[a * C + c];
+                    for (int v = 0; v < V; v++) want[(i * C + c) * V + v] = F[(i * C + c) * V + v] - shift;
+                }
+            CU_ASSERT(ratio_d("pooled residuals", fx.out, want, (size_t)B * C * V, 1e-5, 1e-5) <= 1);
+        }
+        tu_layer_backward(&fx, B);
+        FdCtx c = { NULL, NULL, R, NULL, NULL, NULL, B, k, C * V, 0, &fx };
+        CU_ASSERT(tu_fd_check(fd_loss, &c, fx.in, fx.din, (size_t)B * C * V, (size_t)B * C * V, 0.25, 1e-4, 1e-4,
+                              mode ? "pooled dataset kernel din" : "pooled batch kernel din") <= 1.0);
+        // the refit beta: the least-squares fit of the means; evaluation subtracts it per channel
+        mdn_ops.refit(&fx.L, 1);
+        CU_ASSERT(ratio_d("pooled refit beta", fx.state + k * k, beta, (size_t)k * C, 1e-5, 1e-5) <= 1);
+        tu_layer_forward(&fx, B, 0);
+        for (int i = 0; i < B; i++)
+            for (int c = 0; c < C; c++) {
+                double shift = 0;
+                for (int a = 0; a < k; a++)
+                    if (des.removed[a]) shift += X[i * k + a] * (double)fx.state[k * k + a * C + c];
+                for (int v = 0; v < V; v++) want[(i * C + c) * V + v] = F[(i * C + c) * V + v] - shift;
+            }
+        CU_ASSERT(ratio_d("pooled eval output", fx.out, want, (size_t)B * C * V, 1e-6, 1e-6) <= 1);
+        tu_layer_free(&fx);
+    }
+    free(F); free(R);
+}
+
 // ---- R-MDN (kernel = recursive) -------------------------------------------------------------
 
 // A (n,n) inverted in place by Gauss-Jordan with partial pivoting (the reference's B x B form).
@@ -841,6 +918,7 @@ int main(void) {
     CU_add_test(s, "batch kernel: a batch without a level", test_batch_missing_level);
     CU_add_test(s, "eval uses the running beta", test_running_beta);
     CU_add_test(s, "eval_beta = epoch: the refit pass", test_refit);
+    CU_add_test(s, "pool = channel: one beta per channel", test_pool_channel);
     CU_add_test(s, "R-MDN: Woodbury step, least squares, the layer", test_recursive);
     CU_add_test(s, "missing metadata is a clear error", test_missing_metadata);
     return tu_run_all();
