@@ -63,6 +63,22 @@ echo "losses at 1 rank: $(run_losses "$WORK/np1" | paste -sd' ')"
 check "2 ranks match 1 rank" losses_match "$WORK/np1" "$WORK/np2" 6
 check "3 ranks (uneven split) match 1 rank" losses_match "$WORK/np1" "$WORK/np3" 6
 
+# stop_and_resume WHAT STRAIGHT NAME SETTINGS...: a 2-rank run with SETTINGS stopped by
+# SIGTERM mid-epoch (exit 3) and resumed from its checkpoint ends as the straight run
+# $WORK/STRAIGHT did (epochs 2 and 3 print the same losses).
+stop_and_resume() {
+    local what=$1 straight=$2 name=$3
+    shift 3
+    DECONFOUND_FAULT=1:8:term mpi 2 "$DF" train "$cfg" "$@" --set "train.out_dir=$WORK/$name" >"$WORK/$name-stop.log" 2>&1
+    check "$what: SIGTERM mid-epoch exits 3" [ $? = 3 ]
+    mpi 2 "$DF" train "$cfg" "$@" --set "train.out_dir=$WORK/$name" --resume "$WORK/$name/checkpoint.h5" >"$WORK/$name-resume.log" 2>&1
+    check "$what: resume exits 0" [ $? = 0 ] || cat "$WORK/$name-resume.log"
+    check "$what: stop mid-epoch + resume equals straight through" \
+        bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/$straight.log' | sed 's/ | [0-9.]* samples.*//') \
+                      <(grep '^epoch [23]/3 done' '$WORK/$name-resume.log' | sed 's/ | [0-9.]* samples.*//') &&
+                 grep -q '^epoch 3/3 done' '$WORK/$name-resume.log'"
+}
+
 # R-MDN (kernel = recursive) in both places: the same at 1, 2 and 3 ranks (its sums X^T X and
 # X^T F all-reduce), and a run stopped mid-epoch and resumed continues exactly (P and beta
 # come back from the checkpoint)
@@ -75,13 +91,7 @@ check "R-MDN: 2 ranks match 1 rank" losses_match "$WORK/rm1" "$WORK/rm2" 6
 check "R-MDN: 3 ranks match 1 rank" losses_match "$WORK/rm1" "$WORK/rm3" 6
 run_losses "$WORK/np1" >"$WORK/l-mdn"; run_losses "$WORK/rm1" >"$WORK/l-rmdn"
 check "R-MDN trains differently from MDN" bash -c "! cmp -s '$WORK/l-mdn' '$WORK/l-rmdn'"
-DECONFOUND_FAULT=1:8:term mpi 2 "$DF" train "$cfg" "${rm_args[@]}" --set "train.out_dir=$WORK/rmi" >"$WORK/rmi.log" 2>&1
-check "R-MDN: SIGTERM mid-epoch exits 3" [ $? = 3 ]
-mpi 2 "$DF" train "$cfg" "${rm_args[@]}" --set "train.out_dir=$WORK/rmi" --resume "$WORK/rmi/checkpoint.h5" >"$WORK/rmr.log" 2>&1
-check "R-MDN: resume exits 0" [ $? = 0 ] || cat "$WORK/rmr.log"
-check "R-MDN: stop mid-epoch + resume equals straight through" \
-    bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/rm2.log' | sed 's/ | [0-9.]* samples.*//') \
-                  <(grep '^epoch [23]/3 done' '$WORK/rmr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/rmr.log'"
+stop_and_resume "R-MDN" rm2 rmi "${rm_args[@]}"
 
 # [mdn] eval_beta = epoch in both places: each epoch ends with the refit pass (run/refit.h),
 # whose evaluation beta is the least-squares fit over the training split. The same at 1, 2
@@ -99,13 +109,7 @@ check "eval_beta = epoch: train losses those of the running average's run" \
     cmp <(run_losses "$WORK/np2" | grep train) <(run_losses "$WORK/ep2" | grep train)
 run_losses "$WORK/np2" | grep val >"$WORK/v-running"; run_losses "$WORK/ep2" | grep val >"$WORK/v-epoch"
 check "eval_beta = epoch: validation losses differ from it" bash -c "! cmp -s '$WORK/v-running' '$WORK/v-epoch'"
-DECONFOUND_FAULT=1:8:term mpi 2 "$DF" train "$cfg" "${ep_args[@]}" --set "train.out_dir=$WORK/epi" >"$WORK/epi.log" 2>&1
-check "eval_beta = epoch: SIGTERM mid-epoch exits 3" [ $? = 3 ]
-mpi 2 "$DF" train "$cfg" "${ep_args[@]}" --set "train.out_dir=$WORK/epi" --resume "$WORK/epi/checkpoint.h5" >"$WORK/epr.log" 2>&1
-check "eval_beta = epoch: resume exits 0" [ $? = 0 ] || cat "$WORK/epr.log"
-check "eval_beta = epoch: stop mid-epoch + resume equals straight through" \
-    bash -c "diff <(grep '^epoch [23]/3 done' '$WORK/ep2.log' | sed 's/ | [0-9.]* samples.*//') \
-                  <(grep '^epoch [23]/3 done' '$WORK/epr.log' | sed 's/ | [0-9.]* samples.*//') && grep -q '^epoch 3/3 done' '$WORK/epr.log'"
+stop_and_resume "eval_beta = epoch" ep2 epi "${ep_args[@]}"
 
 # [mdn] pool = channel after the conv (one beta per channel, from the channel means; its
 # sums all-reduce like the others): 1 and 3 ranks the same
