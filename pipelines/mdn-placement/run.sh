@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# run.sh -- where MDN goes (issue 14): MDN after every convolution, as the MDN paper places
+# it, against the showcase's placement after the last convolution and fc1, on the synthetic
+# MRI cohort of ../mdn-mri3d.ini. Each variant is one way of estimating beta; README.md holds
+# the measured table.
+#
+#   pipelines/mdn-placement/run.sh [--quick] [--variants "last every-batch-epoch"]
+#                                  [--seeds "1 2"] [--epochs N] [--set section.key=value ...]
+#
+# Variants (placement-kernel[-eval beta][-global batch]):
+#   last                    ../mdn-mri3d.ini: MDN after conv3 and fc1, dataset kernel,
+#                           running beta (the showcase)
+#   every-dataset           every.ini: MDN after conv1, conv2, conv3 and fc1, dataset kernel,
+#                           running beta (momentum 0.1) for evaluation
+#   every-dataset-epoch     the same, the evaluation beta fitted over the training split at
+#                           each epoch's end (eval_beta = epoch)
+#   every-batch             kernel = batch (least squares on each global batch), running beta
+#   every-batch-epoch       kernel = batch, eval_beta = epoch
+#   every-recursive         R-MDN (kernel = recursive, the reference's lambda 0.999)
+#   every-dataset-b128      every-dataset at global batch 128 (4 times the samples per beta)
+#   every-pooled            every-batch-epoch with one beta per channel after the three
+#                           convolutions (pool = channel; fc1's beta per feature as before)
+# All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
+# schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
+#
+# Full protocol (default): seeds 1 2 (the training seed: initialisation and batch order; the
+# cohort is the same), all variants, 20 epochs (about 50 minutes on 2 cores). --quick: seed
+# 1, 8 epochs (about 10 minutes). --epochs changes the epochs; --set passes a setting to
+# every run.
+#
+# Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
+# results.csv; default runs/mdn-placement), RANKS (MPI ranks; default: the cores). A run goes
+# to OUT_DIR/<variant>-s<seed>/ and is skipped when its result.csv exists.
+# results.csv: variant,placement,kernel,eval_beta,batch,ranks,val_acc,train_acc,
+# dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,
+# gap_first_mdn -- means over the seeds run: accuracies in % at the last epoch; per-class
+# bias-corrected dCor^2 of the fc1 features (after the ReLU) with age and with site (one-hot)
+# on the validation split at the end; dcor2_u_max the largest of those four over the reports
+# of the second half of training; gap_first_mdn the first MDN layer's own train/eval gap at
+# the last epoch (run/gap.h); seeds, how many runs the means are over. results_by_seed.csv:
+# every run, with its seed.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+DF=${DECONFOUND:-$top/deconfound}
+OUT_DIR=${OUT_DIR:-runs/mdn-placement}
+RANKS=${RANKS:-$(nproc)}
+all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-dataset-b128 every-pooled"
+variants=$all_variants seeds="1 2" epochs=20 extra=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) seeds="1" epochs=8 ;;
+        --variants) variants=$2; shift ;;
+        --seeds) seeds=$2; shift ;;
+        --epochs) epochs=$2; shift ;;
+        --set) extra+=(--set "$2"); shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -x "$DF" ] || { echo "run.sh: $DF is not an executable (build the project or set DECONFOUND)" >&2; exit 2; }
+for v in $variants; do
+    case " $all_variants " in *" $v "*) ;; *) echo "run.sh: unknown variant '$v' ($all_variants)" >&2; exit 2 ;; esac
+done
+for s in $seeds $epochs; do
+    case $s in *[!0-9]*|'') echo "run.sh: '$s' is not a non-negative integer (--seeds, --epochs)" >&2; exit 2 ;; esac
+done
+mkdir -p "$OUT_DIR"
+flags="--oversubscribe -q"
+[ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+
+# The config and settings of a variant, as "placement kernel eval_beta batch" and --set args.
+describe() {
+    case $1 in
+        last) echo "last dataset running 32" ;;
+        every-dataset) echo "every dataset running 32" ;;
+        every-dataset-epoch) echo "every dataset epoch 32" ;;
+        every-batch) echo "every batch running 32" ;;
+        every-batch-epoch) echo "every batch epoch 32" ;;
+        every-recursive) echo "every recursive - 32" ;;
+        every-dataset-b128) echo "every dataset running 128" ;;
+        every-pooled) echo "every-pooled batch epoch 32" ;;
+    esac
+}
+settings() {
+    local placement kernel eval_beta batch l
+    read -r placement kernel eval_beta batch <<<"$(describe "$1")"
+    echo "--set train.batch=$batch"
+    [ "$placement" = last ] && return 0
+    [ "$placement" = every-pooled ] && echo "--set mdn_conv1.pool=channel --set mdn_conv2.pool=channel --set mdn_conv3.pool=channel"
+    for l in mdn_conv1 mdn_conv2 mdn_conv3 mdn_fc1; do
+        echo "--set $l.kernel=$kernel"
+        [ "$eval_beta" = - ] || echo "--set $l.eval_beta=$eval_beta"
+    done
+}
+
+# One run: train, then its result.csv line from metrics.json (one epoch per line) and
+# dcor.json (one report per line).
+run_one() {
+    local v=$1 s=$2 dir=$3 cfg=$here/every.ini
+    [ "$v" = last ] && cfg=$here/../mdn-mri3d.ini
+    mkdir -p "$dir"
+    # shellcheck disable=SC2046
+    if ! mpirun $flags -np "$RANKS" "$DF" train "$cfg" $(settings "$v") --set train.seed="$s" --set train.epochs="$epochs" \
+         --set train.dcor_every=2 --set train.dcor_columns=age,site --set train.train_eval_gap=true \
+         "${extra[@]}" --set train.out_dir="$dir" >"$dir/train.log" 2>&1; then
+        echo "run.sh: $v seed $s failed; the end of $dir/train.log:" >&2
+        tail -5 "$dir/train.log" >&2
+        exit 1
+    fi
+    local last accs dcor gap
+    last=$(grep '"epoch": ' "$dir/metrics.json" | tail -1)
+    accs=$(echo "$last" | grep -o '"\(val\|train\)_acc": [-0-9.e]*' | sort | awk '{ printf ",%.2f", 100 * $2 }')  # train, val
+    gap=$(echo "$last" | grep -o '"train_eval_gap(mdn_[a-z0-9]*)": [-0-9.e+]*' | head -1 | awk '{ printf "%.3f", $2 }')
+    # per class: age class 0, class 1, site class 0, class 1 at the end; the max of them over
+    # the reports after half the epochs
+    dcor=$(awk -v half="$((epochs / 2))" '{
+            e = $0; sub(/.*"epoch": /, "", e); e += 0
+            for (c = 0; c < 2; c++) { col = c ? "site" : "age"
+                t = $0; sub(".*\"" col "\": {[^}]*\"by_class\": \\[", "", t); sub(/\].*/, "", t)
+                split(t, v, ", *"); last[2 * c] = v[1]; last[2 * c + 1] = v[2]
+                if (e > half) for (j = 1; j <= 2; j++) if (!seen || v[j] + 0 > max) { max = v[j] + 0; seen = 1 } } }
+            END { printf "%.4f,%.4f,%.4f,%.4f,%.4f", last[0], last[1], last[2], last[3], max }' "$dir/dcor.json")
+    local placement kernel eval_beta batch
+    read -r placement kernel eval_beta batch <<<"$(describe "$v")"
+    # accs is ",train,val": the columns want val, then train
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$v" "$placement" "$kernel" "$eval_beta" "$batch" "$RANKS" "$s" \
+        "$(echo "$accs" | cut -d, -f3)" "$(echo "$accs" | cut -d, -f2)" "$dcor" "$gap" >"$dir/result.csv.tmp"
+    mv "$dir/result.csv.tmp" "$dir/result.csv"
+}
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+echo "mdn-placement: variants $variants; seeds $seeds; $epochs epochs; $RANKS ranks; $cpu"
+for s in $seeds; do
+    for v in $variants; do
+        dir="$OUT_DIR/$v-s$s"
+        if [ -s "$dir/result.csv" ]; then echo "$v seed $s: done before ($dir/result.csv)"; continue; fi
+        start=$(date +%s)
+        run_one "$v" "$s" "$dir"
+        echo "$v seed $s: $(cut -d, -f8- "$dir/result.csv") ($(( $(date +%s) - start )) s; $(grep -m1 '^blas:' "$dir/train.log"))"
+    done
+done
+
+# Every finished run (this invocation's and earlier ones'), then the means over seeds; each
+# file written whole, atomically.
+cols="val_acc,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,gap_first_mdn"
+{
+    echo "variant,placement,kernel,eval_beta,batch,ranks,seed,$cols"
+    for v in $all_variants; do
+        for f in "$OUT_DIR/$v"-s*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
+    done
+} >"$OUT_DIR/results_by_seed.csv.tmp" && mv "$OUT_DIR/results_by_seed.csv.tmp" "$OUT_DIR/results_by_seed.csv"
+awk -F, -v cols="$cols" 'NR == 1 { print "variant,placement,kernel,eval_beta,batch,ranks," cols ",seeds"; next }
+         { k = $1 "," $2 "," $3 "," $4 "," $5 "," $6; if (!(k in n)) order[++K] = k; n[k]++; for (c = 8; c <= 15; c++) sum[k, c] += $c }
+         END { for (i = 1; i <= K; i++) { k = order[i]; printf "%s", k
+                   for (c = 8; c <= 15; c++) printf (c <= 9 ? ",%.2f" : c == 15 ? ",%.3f" : ",%.4f"), sum[k, c] / n[k]; print "," n[k] } }' \
+    "$OUT_DIR/results_by_seed.csv" >"$OUT_DIR/results.csv.tmp" && mv "$OUT_DIR/results.csv.tmp" "$OUT_DIR/results.csv"
+echo
+echo "$OUT_DIR/results.csv ($cpu; means over the seeds run):"
+column -t -s, "$OUT_DIR/results.csv"
