@@ -6,6 +6,7 @@
 #include "nn/lapack.h"
 #include "nn/layer.h"
 #include "nn/metadata.h"
+#include "nn/optim.h"
 
 // The per-sample passes (residuals, input gradients) and H run over column tiles of d: the
 // double row buffer and the H tile stay in L1/L2, where whole rows (d = 8 x 32^3 doubles =
@@ -209,6 +210,16 @@ int mdn_rls_step(double *P, double *beta, const double *XtX, const double *XtF, 
     return 0;
 }
 
+void mdn_penalty_grad(double *grad, const double *beta, const double *XtX, const double *XtF, double n, int k, int d) {
+    double w = n > 0 ? -2.0 / (n * d) : 0.0;
+    for (int a = 0; a < k; a++)
+        for (int j = 0; j < d; j++) {
+            double r = XtF[(size_t)a * d + j];
+            for (int b = 0; b < k; b++) r -= XtX[a * k + b] * beta[(size_t)b * d + j];
+            grad[(size_t)a * d + j] = w * r;
+        }
+}
+
 // ---- layer table ---------------------------------------------------------------------------
 
 typedef struct {
@@ -216,6 +227,8 @@ typedef struct {
     int k, d;
     int batch_kernel;     // 0: dataset kernel (fitted by prepare), 1: per global batch
     int recursive;        // 1: R-MDN (kernel = recursive): P and beta in the state, updated per step
+    int penalty;          // 1: PMDN (kernel = penalty): beta and its Adam moments in the state
+    double lr;            // PMDN: beta's Adam learning rate
     double ridge, momentum;
     double forgetting, p0;  // R-MDN's lambda and initial P = p0 I
     double n_train;       // training-set size (dataset kernel)
@@ -235,7 +248,7 @@ typedef struct {
 static const char *const eval_beta_names[] = { "running", "epoch", NULL };
 static const char *const pool_names[] = { "none", "channel", NULL };
 
-static const char *const kernel_names[] = { "dataset", "batch", "recursive", NULL };
+static const char *const kernel_names[] = { "dataset", "batch", "recursive", "penalty", NULL };
 
 static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     char where[512];
@@ -251,18 +264,22 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     if (ini_choice(ini, sec, "kernel", "dataset", kernel_names, &kernel, err)) return -1;
     m->batch_kernel = kernel == 1;
     m->recursive = kernel == 2;
+    m->penalty = kernel == 3;
+    int own_beta = m->recursive || m->penalty;  // beta is the layer's estimate: no running average
     // R-MDN's defaults are its reference's: lambda 0.999, rho 1e-4, P0 = I / 0.01; its beta is
     // its own estimate, so it has no momentum
-    if (ini_double(ini, sec, "ridge", m->recursive ? 1e-4 : 0.0, 0.0, 1e12, &m->ridge, err) ||
-        (!m->recursive && ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &m->momentum, err)) ||
+    if ((!m->penalty && ini_double(ini, sec, "ridge", m->recursive ? 1e-4 : 0.0, 0.0, 1e12, &m->ridge, err)) ||
+        (!own_beta && ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &m->momentum, err)) ||
+        (m->penalty && ini_double(ini, sec, "lr", 0.045, 1e-12, 1e3, &m->lr, err)) ||
         (m->recursive && ini_double(ini, sec, "forgetting", 0.999, 1e-6, 1.0, &m->forgetting, err)) ||
         (m->recursive && ini_double(ini, sec, "p0", 100.0, 1e-12, 1e12, &m->p0, err)) ||
         ini_choice(ini, sec, "eval_beta", "running", eval_beta_names, &m->eval_epoch, err) ||
         ini_choice(ini, sec, "pool", "none", pool_names, &m->V, err))
         return -1;
-    if (m->recursive && m->eval_epoch) {
+    if (own_beta && m->eval_epoch) {
         ini_where(ini, sec, "eval_beta", where, sizeof where);
-        return df_err(err, "%s: eval_beta = epoch is for kernel = dataset or batch, not recursive (R-MDN evaluates with the beta it trains with)", where);
+        return df_err(err, "%s: eval_beta = epoch is for kernel = dataset or batch, not %s (%s evaluates with the beta it trains with)",
+                      where, kernel_names[kernel], m->recursive ? "R-MDN" : "PMDN");
     }
     char what[600];
     ini_where(ini, sec, ini_entry(sec, "remove") ? "remove" : NULL, where, sizeof where);
@@ -283,6 +300,12 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     // R-MDN: "kernel" holds P and "running_beta" its beta, both updated by every training step
     layer_add_state(L, "kernel", 2, kk);
     layer_add_state(L, "running_beta", 2, kd);
+    if (m->penalty) {  // PMDN: beta's Adam moments and step count
+        int one[1] = { 1 };
+        layer_add_state(L, "adam_m", 2, kd);
+        layer_add_state(L, "adam_v", 2, kd);
+        layer_add_state(L, "adam_step", 1, one);
+    }
     m->K = xcalloc((size_t)m->k * m->k, sizeof(double));
     m->beta = xcalloc((size_t)m->k * m->d, sizeof(double));
     m->X = xcalloc((size_t)L->ctx->max_batch * m->k, sizeof(double));
@@ -351,7 +374,7 @@ static int fail_singular(Layer *L, int bad, const char *where, DfError *err) {
 static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_local, DfError *err) {
     MdnImpl *m = L->impl;
     int k = m->k;
-    if (m->batch_kernel || m->recursive) { m->prepared = 1; return 0; }
+    if (m->batch_kernel || m->recursive || m->penalty) { m->prepared = 1; return 0; }
     double *XtX = xcalloc((size_t)k * k + 1, sizeof(double)), *x = xmalloc((size_t)k * sizeof(double));
     const MetaSchema *s = L->ctx->meta_schema;
     for (int i = 0; i < n_local; i++) {
@@ -431,6 +454,34 @@ static void rls_forward(Layer *L, int B) {
     residual(L, B);
 }
 
+// PMDN's training step: the penalty's gradient from X^T X and X^T F of the global batch (one
+// all-reduce), one Adam step (PyTorch's rule, nn/optim.c) on beta and its moments in the
+// state, then the residual with the new beta.
+static void penalty_forward(Layer *L, int B) {
+    MdnImpl *m = L->impl;
+    int k = m->k, d = m->d;
+    size_t kk = (size_t)k * k, kd = (size_t)k * d;
+    double *sums = xcalloc(kk + kd + 1, sizeof(double)), *grad = xmalloc(kd * sizeof(double));
+    mdn_accumulate_xtx(sums, m->X, B, k);
+    accumulate_xtf(sums + kk, m->X, regressed(L, B), B, k, d);
+    sums[kk + kd] = B;
+    reduce_sum_f64(L->ctx->reducer, sums, kk + kd + 1);
+    float *beta = layer_state(L, 1), *step = layer_state(L, 4);
+    for (size_t i = 0; i < kd; i++) m->beta[i] = beta[i];
+    mdn_penalty_grad(grad, m->beta, sums, sums + kk, sums[kk + kd], k, d);
+    float *g = df_alloc_floats(kd);
+    for (size_t i = 0; i < kd; i++) g[i] = (float)grad[i];
+    Optimizer o = { .cfg = { .kind = OPT_ADAM, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8 }, .n = kd,
+                    .m = layer_state(L, 2), .v = layer_state(L, 3), .step = (long)step[0] };
+    if (sums[kk + kd] > 0) {
+        optim_step(&o, beta, g, m->lr);
+        step[0] = (float)o.step;
+    }
+    for (size_t i = 0; i < kd; i++) m->beta[i] = beta[i];
+    free(sums); free(grad); free(g);
+    residual(L, B);
+}
+
 static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
     MdnImpl *m = L->impl;
@@ -443,13 +494,17 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
         residual(L, B);
         return;
     }
-    if (m->recursive && L->ctx->refitting) {  // another layer's refit pass: R-MDN's estimate stays
+    if ((m->recursive || m->penalty) && L->ctx->refitting) {  // another layer's refit pass: the estimate stays
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
         residual(L, B);
         return;
     }
     if (m->recursive) {
         rls_forward(L, B);
+        return;
+    }
+    if (m->penalty) {
+        penalty_forward(L, B);
         return;
     }
     const float *F = regressed(L, B);
@@ -507,7 +562,7 @@ static void mdn_bwd(Layer *L, const Batch *batch) {
     MdnImpl *m = L->impl;
     // Even without a din (MDN as first layer) the reduction is collective: every rank joins.
     float *dinp = L->din;
-    if (!m->trained || m->recursive) {  // eval mode, or R-MDN: beta is a constant to the
+    if (!m->trained || m->recursive || m->penalty) {  // eval mode, or R-MDN: beta is a constant to the
         // network, so out = inp - const (no reduction on any rank: every rank runs the same mode)
         if (dinp)
             for (size_t i = 0; i < (size_t)B * m->d * m->V; i++) dinp[i] += L->dout[i];

@@ -55,6 +55,12 @@ void mdn_backward(float *dinp, const float *dout, const double *X, const double 
 // gradient is the identity. Returns 0, or -1 when P or A is not positive definite (P, beta
 // unchanged).
 int mdn_rls_step(double *P, double *beta, const double *XtX, const double *XtF, int k, int d, double lambda, double rho);
+// PMDN (Vento et al., MICCAI 2022; DESIGN.md 3.8): beta (k,d) is a tensor of its own, moved by
+// its own Adam to minimise the penalty P = mean over the n x d values of (F - X beta)^2 of the
+// global batch (n samples), F detached; the network then trains on F - X_S beta_S, beta a
+// constant to it. grad (k,d) = dP/dbeta = -2 / (n d) (X^T F - X^T X beta): like R-MDN, the
+// batch enters through XtX and XtF alone, sums that all-reduce.
+void mdn_penalty_grad(double *grad, const double *beta, const double *XtX, const double *XtF, double n, int k, int d);
 // out (B,d) = inp - X_S beta_S (no reduction: per sample).
 void mdn_forward_eval(float *out, const float *inp, const double *X, const double *beta,
                       const unsigned char *removed, int B, int k, int d);

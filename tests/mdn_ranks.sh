@@ -5,7 +5,8 @@
 # over the ranks' shares of the training split) and one after a linear layer (batch kernel
 # with ridge). A global batch of 10 over 3 ranks is split 3/3/4 and each epoch's last batch
 # is partial (8 of 48). The same with R-MDN in both places, and its resume; with the
-# evaluation beta refitted each epoch (eval_beta = epoch), and its resume; one beta per
+# evaluation beta refitted each epoch (eval_beta = epoch), and its resume; PMDN
+# (kernel = penalty), and its resume; one beta per
 # channel (pool = channel). Then: the
 # checkpoint holds the MDN state; bad columns are refused
 # with one message; predict on other data runs, the same at 1 and 2 ranks.
@@ -92,6 +93,21 @@ check "R-MDN: 3 ranks match 1 rank" losses_match "$WORK/rm1" "$WORK/rm3" 6
 run_losses "$WORK/np1" >"$WORK/l-mdn"; run_losses "$WORK/rm1" >"$WORK/l-rmdn"
 check "R-MDN trains differently from MDN" bash -c "! cmp -s '$WORK/l-mdn' '$WORK/l-rmdn'"
 stop_and_resume "R-MDN" rm2 rmi "${rm_args[@]}"
+
+# PMDN (kernel = penalty) after the conv (mdn2 keeps its batch kernel, whose ridge PMDN has
+# no use for): beta moved by its own Adam on the penalty, from
+# X^T X and X^T F of the global batch; the same at 1, 2 and 3 ranks, and across a resume
+# (beta and its Adam moments come back from the checkpoint)
+pm_args=(--set mdn1.kernel=penalty --set mdn1.lr=0.01)
+for np in 1 2 3; do
+    mpi $np "$DF" train "$cfg" "${pm_args[@]}" --set "train.out_dir=$WORK/pm$np" >"$WORK/pm$np.log" 2>&1
+    check "PMDN at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/pm$np.log"
+done
+check "PMDN: 2 ranks match 1 rank" losses_match "$WORK/pm1" "$WORK/pm2" 6
+check "PMDN: 3 ranks match 1 rank" losses_match "$WORK/pm1" "$WORK/pm3" 6
+stop_and_resume "PMDN" pm2 pmi "${pm_args[@]}"
+"$DF" info "$WORK/pm1/checkpoint.h5" >"$WORK/pm-info.txt" 2>&1
+check "PMDN: the checkpoint holds beta's Adam moments" bash -c "grep -q 'mdn1/adam_m' '$WORK/pm-info.txt' && grep -q 'mdn1/adam_step' '$WORK/pm-info.txt'"
 
 # [mdn] eval_beta = epoch in both places: each epoch ends with the refit pass (run/refit.h),
 # whose evaluation beta is the least-squares fit over the training split. The same at 1, 2

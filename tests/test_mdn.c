@@ -16,6 +16,9 @@
 //   - R-MDN (kernel = recursive): the Woodbury step against the reference's B x B recursion,
 //     against least squares on a stationary stream, and the layer's state, residuals and
 //     pass-through gradient;
+//   - PMDN (kernel = penalty): the penalty's gradient against finite differences, beta's
+//     Adam steps against PyTorch (tests/ref/pmdn_steps.txt), the residual, the identity
+//     gradient;
 //   - missing metadata is a clear error.
 // Across ranks: test_mdn_ranks.c; against PyTorch and the checkpoint: test_mdn_ref.c.
 #include "testutil.h"
@@ -870,6 +873,97 @@ static void test_recursive(void) {
     tu_layer_free(&fx);
 }
 
+// ---- PMDN (kernel = penalty) ----------------------------------------------------------------
+
+static double penalty_value(const double *beta, const double *X, const double *F, int B, int k, int d) {
+    double sum = 0;
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < d; j++) {
+            double r = F[i * d + j];
+            for (int a = 0; a < k; a++) r -= X[i * k + a] * beta[a * d + j];
+            sum += r * r;
+        }
+    return sum / (B * d);
+}
+
+// The penalty's gradient against central differences of the penalty itself (double);
+// then the layer over the 5 batches of tests/ref/pmdn_steps.txt, where PyTorch moved a
+// float32 beta by Adam (lr 0.045) on mse_loss(X beta, F): beta after every step to 1e-5
+// relative (the gradient is summed in double here, in float32 there), the residual F -
+// X_S beta_S with that beta, the identity gradient, and eval_beta = epoch refused.
+static void test_penalty(void) {
+    enum { B = 6, K = 3, D = 4, STEPS = 5 };
+    Rng rng;
+    rng_seed(&rng, 53);
+    double X[B * K], F[B * D], beta[K * D], XtX[K * K] = { 0 }, XtF[K * D] = { 0 }, grad[K * D];
+    for (int i = 0; i < B * K; i++) X[i] = rng_uniform(&rng) * 2 - 1;
+    for (int i = 0; i < B * D; i++) F[i] = rng_uniform(&rng) * 2 - 1;
+    for (int i = 0; i < K * D; i++) beta[i] = rng_uniform(&rng) - 0.5;
+    mdn_accumulate_xtx(XtX, X, B, K);
+    for (int i = 0; i < B; i++)
+        for (int a = 0; a < K; a++)
+            for (int j = 0; j < D; j++) XtF[a * D + j] += X[i * K + a] * F[i * D + j];
+    mdn_penalty_grad(grad, beta, XtX, XtF, B, K, D);
+    double worst = 0;
+    for (int i = 0; i < K * D; i++) {
+        double keep = beta[i], h = 1e-5;
+        beta[i] = keep + h;
+        double up = penalty_value(beta, X, F, B, K, D);
+        beta[i] = keep - h;
+        double down = penalty_value(beta, X, F, B, K, D);
+        beta[i] = keep;
+        worst = fmax(worst, fabs((up - down) / (2 * h) - grad[i]));
+    }
+    CU_ASSERT(worst < 1e-8);
+
+    RefFile f;
+    CU_ASSERT_FATAL(tu_ref_load(&f, "pmdn_steps.txt") == 0);
+    MetaSchema s;
+    age_site_schema(&s);
+    TuLayer fx;
+    CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age\nkernel = penalty\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+    CU_ASSERT_FATAL(fx.L.n_state == (size_t)(K * K + 3 * K * D + 1));
+    MetaDesign des = mdn_design(&s, "label", "age");  // [label, age, 1]: the reference's columns
+    CU_ASSERT_FATAL(des.k == K);
+    for (int t = 0; t < STEPS; t++) {
+        char name[16];
+        snprintf(name, sizeof name, "X%d", t);
+        RefTensor *xt = tu_ref_get(&f, name);
+        snprintf(name, sizeof name, "F%d", t);
+        RefTensor *ft = tu_ref_get(&f, name);
+        CU_ASSERT_FATAL(xt && ft && xt->n == B * K && ft->n == B * D);
+        double meta[B * 2];
+        int32_t labels[B];
+        for (int i = 0; i < B; i++) {
+            labels[i] = (int32_t)xt->v[i * K];
+            meta[i * 2] = xt->v[i * K + 1];  // age
+            meta[i * 2 + 1] = 0;             // site: its first level
+        }
+        for (int i = 0; i < B * D; i++) fx.in[i] = (float)ft->v[i];
+        mdn_fx_meta(&fx, meta, labels);
+        tu_layer_forward(&fx, B, 1);
+        snprintf(name, sizeof name, "beta%d", t);
+        tu_ref_check(&f, name, fx.state + K * K, K * D, 1e-7, 1e-5);
+        double b[K * D], want[B * D];
+        for (int i = 0; i < K * D; i++) b[i] = fx.state[K * K + i];
+        residual_ref(want, fx.in, xt->v, b, des.removed, B, K, D);
+        CU_ASSERT(ratio_d("PMDN residual", fx.out, want, (size_t)B * D, 1e-6, 1e-6) <= 1);
+    }
+    CU_ASSERT(fx.state[K * K + 3 * K * D] == (float)STEPS);  // Adam's step count
+    float *R = tu_rand((size_t)B * D, -1, 1, &rng);
+    memcpy(fx.dout, R, sizeof(float) * B * D);
+    for (int i = 0; i < B * D; i++) fx.din[i] = 0.5f;
+    tu_layer_backward(&fx, B);
+    for (int i = 0; i < B * D; i++) R[i] += 0.5f;
+    CU_ASSERT(memcmp(fx.din, R, sizeof(float) * B * D) == 0);  // beta is a constant to the network
+    free(R);
+    tu_layer_free(&fx);
+    tu_ref_free(&f);
+    CU_ASSERT(tu_layer_build(&fx, "[mdn]\nremove = age\nkernel = penalty\neval_beta = epoch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) != 0);
+    CU_ASSERT(strstr(fx.err.msg, "eval_beta") && strstr(fx.err.msg, "penalty"));
+    tu_layer_free(&fx);
+}
+
 static void test_missing_metadata(void) {
     MetaSchema s;
     age_site_schema(&s);
@@ -920,6 +1014,7 @@ int main(void) {
     CU_add_test(s, "eval_beta = epoch: the refit pass", test_refit);
     CU_add_test(s, "pool = channel: one beta per channel", test_pool_channel);
     CU_add_test(s, "R-MDN: Woodbury step, least squares, the layer", test_recursive);
+    CU_add_test(s, "PMDN: the penalty's gradient, steps against PyTorch", test_penalty);
     CU_add_test(s, "missing metadata is a clear error", test_missing_metadata);
     return tu_run_all();
 }
