@@ -12,14 +12,14 @@ run "${tiny[@]}" >"$WORK/run.log" 2>&1
 check "run.sh exits 0" [ $? = 0 ] || cat "$WORK/run.log"
 csv="$WORK/study/results.csv"
 check "results.csv: the study's columns" bash -c "head -1 '$csv' | grep -qx \
-    'variant,placement,kernel,eval_beta,batch,ranks,val_acc,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,gap_first_mdn,seeds'"
+    'variant,placement,kernel,eval_beta,batch,ranks,val_acc,val_acc_last5,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,gap_first_mdn,seeds'"
 check "results.csv: every variant, as described" bash -c "tail -n +2 '$csv' | cut -d, -f1-6 | paste -sd' ' | grep -qx \
     'last,last,dataset,running,32,2 every-batch-epoch,every,batch,epoch,32,2 every-recursive,every,recursive,-,32,2'"
 check "results.csv: accuracies in [0, 100], dCor^2 numbers, the maximum at least the last, a gap >= 0" awk -F, 'NR > 1 {
-    for (i = 7; i <= 8; i++) if ($i == "" || $i < 0 || $i > 100) bad = 1
-    for (i = 9; i <= 13; i++) if ($i !~ /^-?[0-9.]+$/) bad = 1
-    for (i = 9; i <= 12; i++) if ($i > $13 + 1e-9) bad = 1
-    if ($14 !~ /^[0-9.]+$/) bad = 1 } END { exit bad || NR != 4 }' "$csv"
+    for (i = 7; i <= 9; i++) if ($i == "" || $i < 0 || $i > 100) bad = 1
+    for (i = 10; i <= 14; i++) if ($i !~ /^-?[0-9.]+$/) bad = 1
+    for (i = 10; i <= 13; i++) if ($i > $14 + 1e-9) bad = 1
+    if ($15 !~ /^[0-9.]+$/ || $16 != 1) bad = 1 } END { exit bad || NR != 4 }' "$csv"
 check "results_by_seed.csv: every run with its seed" bash -c "[ \$(grep -c ',1,' '$WORK/study/results_by_seed.csv') = 3 ]"
 check "the table is printed" grep -q '^every-recursive  *every' "$WORK/run.log"
 check "each run logs its OpenBLAS kernel" bash -c "[ \$(grep -c 'blas: OpenBLAS' '$WORK/run.log') = 3 ]"

@@ -17,6 +17,7 @@
 #   every-batch             kernel = batch (least squares on each global batch), running beta
 #   every-batch-epoch       kernel = batch, eval_beta = epoch
 #   every-recursive         R-MDN (kernel = recursive, the reference's lambda 0.999)
+#   every-penalty           PMDN (kernel = penalty, beta's Adam at the reference's lr 0.045)
 #   every-dataset-b128      every-dataset at global batch 128 (4 times the samples per beta)
 #   every-pooled            every-batch-epoch with one beta per channel after the three
 #                           convolutions (pool = channel; fc1's beta per feature as before)
@@ -24,16 +25,18 @@
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
 # Full protocol (default): seeds 1 2 (the training seed: initialisation and batch order; the
-# cohort is the same), all variants, 20 epochs (about 50 minutes on 2 cores). --quick: seed
-# 1, 8 epochs (about 10 minutes). --epochs changes the epochs; --set passes a setting to
+# cohort is the same), all variants, 20 epochs (about 60 minutes on 2 cores). --quick: seed
+# 1, 8 epochs (about 11 minutes). --epochs changes the epochs; --set passes a setting to
 # every run.
 #
 # Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
 # results.csv; default runs/mdn-placement), RANKS (MPI ranks; default: the cores). A run goes
-# to OUT_DIR/<variant>-s<seed>/ and is skipped when its result.csv exists.
-# results.csv: variant,placement,kernel,eval_beta,batch,ranks,val_acc,train_acc,
+# to OUT_DIR/<variant>-s<seed>/ and is not trained again once it has all its epochs (its
+# result.csv line is made again from its metrics.json and dcor.json).
+# results.csv: variant,placement,kernel,eval_beta,batch,ranks,val_acc,val_acc_last5,train_acc,
 # dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,
-# gap_first_mdn -- means over the seeds run: accuracies in % at the last epoch; per-class
+# gap_first_mdn -- means over the seeds run: accuracies in % at the last epoch (and
+# validation's mean over the last 5 epochs: it swings from epoch to epoch); per-class
 # bias-corrected dCor^2 of the fc1 features (after the ReLU) with age and with site (one-hot)
 # on the validation split at the end; dcor2_u_max the largest of those four over the reports
 # of the second half of training; gap_first_mdn the first MDN layer's own train/eval gap at
@@ -45,7 +48,7 @@ top=$(cd "$here/../.." && pwd)
 DF=${DECONFOUND:-$top/deconfound}
 OUT_DIR=${OUT_DIR:-runs/mdn-placement}
 RANKS=${RANKS:-$(nproc)}
-all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-dataset-b128 every-pooled"
+all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-penalty every-dataset-b128 every-pooled"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -79,6 +82,7 @@ describe() {
         every-batch) echo "every batch running 32" ;;
         every-batch-epoch) echo "every batch epoch 32" ;;
         every-recursive) echo "every recursive - 32" ;;
+        every-penalty) echo "every penalty - 32" ;;
         every-dataset-b128) echo "every dataset running 128" ;;
         every-pooled) echo "every-pooled batch epoch 32" ;;
     esac
@@ -95,8 +99,7 @@ settings() {
     done
 }
 
-# One run: train, then its result.csv line from metrics.json (one epoch per line) and
-# dcor.json (one report per line).
+# One run: train; its checkpoint.h5 says it finished.
 run_one() {
     local v=$1 s=$2 dir=$3 cfg=$here/every.ini
     [ "$v" = last ] && cfg=$here/../mdn-mri3d.ini
@@ -109,9 +112,15 @@ run_one() {
         tail -5 "$dir/train.log" >&2
         exit 1
     fi
-    local last accs dcor gap
+}
+
+# A finished run's result.csv line, from its metrics.json (one epoch per line) and dcor.json
+# (one report per line).
+summarise() {
+    local v=$1 s=$2 dir=$3 last accs last5 dcor gap
     last=$(grep '"epoch": ' "$dir/metrics.json" | tail -1)
     accs=$(echo "$last" | grep -o '"\(val\|train\)_acc": [-0-9.e]*' | sort | awk '{ printf ",%.2f", 100 * $2 }')  # train, val
+    last5=$(grep -o '"val_acc": [-0-9.e]*' "$dir/metrics.json" | tail -5 | awk '{ s += $2 } END { printf "%.2f", 100 * s / NR }')
     gap=$(echo "$last" | grep -o '"train_eval_gap(mdn_[a-z0-9]*)": [-0-9.e+]*' | head -1 | awk '{ printf "%.3f", $2 }')
     # per class: age class 0, class 1, site class 0, class 1 at the end; the max of them over
     # the reports after half the epochs
@@ -125,8 +134,8 @@ run_one() {
     local placement kernel eval_beta batch
     read -r placement kernel eval_beta batch <<<"$(describe "$v")"
     # accs is ",train,val": the columns want val, then train
-    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$v" "$placement" "$kernel" "$eval_beta" "$batch" "$RANKS" "$s" \
-        "$(echo "$accs" | cut -d, -f3)" "$(echo "$accs" | cut -d, -f2)" "$dcor" "$gap" >"$dir/result.csv.tmp"
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$v" "$placement" "$kernel" "$eval_beta" "$batch" "$RANKS" "$s" \
+        "$(echo "$accs" | cut -d, -f3)" "$last5" "$(echo "$accs" | cut -d, -f2)" "$dcor" "$gap" >"$dir/result.csv.tmp"
     mv "$dir/result.csv.tmp" "$dir/result.csv"
 }
 
@@ -135,16 +144,21 @@ echo "mdn-placement: variants $variants; seeds $seeds; $epochs epochs; $RANKS ra
 for s in $seeds; do
     for v in $variants; do
         dir="$OUT_DIR/$v-s$s"
-        if [ -s "$dir/result.csv" ]; then echo "$v seed $s: done before ($dir/result.csv)"; continue; fi
+        if [ -s "$dir/checkpoint.h5" ] && grep -q "\"epoch\": $epochs," "$dir/metrics.json" 2>/dev/null; then
+            summarise "$v" "$s" "$dir"
+            echo "$v seed $s: done before ($dir)"
+            continue
+        fi
         start=$(date +%s)
         run_one "$v" "$s" "$dir"
+        summarise "$v" "$s" "$dir"
         echo "$v seed $s: $(cut -d, -f8- "$dir/result.csv") ($(( $(date +%s) - start )) s; $(grep -m1 '^blas:' "$dir/train.log"))"
     done
 done
 
 # Every finished run (this invocation's and earlier ones'), then the means over seeds; each
 # file written whole, atomically.
-cols="val_acc,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,gap_first_mdn"
+cols="val_acc,val_acc_last5,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1,dcor2_u_max,gap_first_mdn"
 {
     echo "variant,placement,kernel,eval_beta,batch,ranks,seed,$cols"
     for v in $all_variants; do
@@ -152,9 +166,9 @@ cols="val_acc,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor
     done
 } >"$OUT_DIR/results_by_seed.csv.tmp" && mv "$OUT_DIR/results_by_seed.csv.tmp" "$OUT_DIR/results_by_seed.csv"
 awk -F, -v cols="$cols" 'NR == 1 { print "variant,placement,kernel,eval_beta,batch,ranks," cols ",seeds"; next }
-         { k = $1 "," $2 "," $3 "," $4 "," $5 "," $6; if (!(k in n)) order[++K] = k; n[k]++; for (c = 8; c <= 15; c++) sum[k, c] += $c }
+         { k = $1 "," $2 "," $3 "," $4 "," $5 "," $6; if (!(k in n)) order[++K] = k; n[k]++; for (c = 8; c <= 16; c++) sum[k, c] += $c }
          END { for (i = 1; i <= K; i++) { k = order[i]; printf "%s", k
-                   for (c = 8; c <= 15; c++) printf (c <= 9 ? ",%.2f" : c == 15 ? ",%.3f" : ",%.4f"), sum[k, c] / n[k]; print "," n[k] } }' \
+                   for (c = 8; c <= 16; c++) printf (c <= 10 ? ",%.2f" : c == 16 ? ",%.3f" : ",%.4f"), sum[k, c] / n[k]; print "," n[k] } }' \
     "$OUT_DIR/results_by_seed.csv" >"$OUT_DIR/results.csv.tmp" && mv "$OUT_DIR/results.csv.tmp" "$OUT_DIR/results.csv"
 echo
 echo "$OUT_DIR/results.csv ($cpu; means over the seeds run):"
