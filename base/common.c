@@ -169,6 +169,11 @@ int df_parse_long(const char *s, long *out) {
     return 0;
 }
 
+int df_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int df_parse_double(const char *s, double *out) {
     if (!s || !*s) return -1;
     char *end;

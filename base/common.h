@@ -66,6 +66,9 @@ int df_parse_long(const char *s, long *out);
 int df_parse_double(const char *s, double *out);
 int df_parse_bool(const char *s, int *out);  // true/false/yes/no/1/0/on/off
 
+// qsort comparison of two doubles, ascending.
+int df_cmp_double(const void *a, const void *b);
+
 #define DF_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DF_MAX(a, b) ((a) > (b) ? (a) : (b))
 #endif

@@ -227,11 +227,6 @@ int cohort_append(Cohort *all, const char *first_path, const Cohort *h, const ch
 
 // ---- the network's schema ------------------------------------------------------------------
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // A name the schema can hold: shorter than META_NAME_LEN (len is its full length), without
 // the tab or line break its text form (meta_schema_to_text) separates fields with.
 static int bad_name(const char *what, const char *name, size_t len, DfError *err) {
@@ -243,7 +238,7 @@ static int bad_name(const char *what, const char *name, size_t len, DfError *err
 // Column j's distinct values, sorted, with their names.
 static int schema_levels(MetaSchema *s, const Cohort *c, int j, double *tmp, DfError *err) {
     for (int i = 0; i < c->n; i++) tmp[i] = c->meta[(size_t)i * c->k + j];
-    qsort(tmp, (size_t)c->n, sizeof(double), cmp_double);
+    qsort(tmp, (size_t)c->n, sizeof(double), df_cmp_double);
     int n = 0;
     for (int i = 0; i < c->n; i++) {
         if (i > 0 && tmp[i] == tmp[i - 1]) continue;

@@ -82,17 +82,12 @@ int bias_coding_build(BiasCoding *bc, const Ini *ini, IniSection *sec, const Met
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int bias_coding_prepare(BiasCoding *bc, const double *meta, int n_local, long lo, long n_total, Reducer *red, DfError *err) {
     if (!bc->quantile_bins) return 0;
     double *all = xmalloc((size_t)(n_total ? n_total : 1) * sizeof(double)), *mine = xmalloc((size_t)(n_local + 1) * sizeof(double));
     for (int i = 0; i < n_local; i++) mine[i] = meta[(size_t)i * bc->n_cols + bc->col];
     reduce_gather_f64(red, all, (size_t)n_total, mine, (size_t)lo, (size_t)n_local);
-    qsort(all, (size_t)n_total, sizeof(double), cmp_double);
+    qsort(all, (size_t)n_total, sizeof(double), df_cmp_double);
     // edge k (k = 1..nb-1) is the value at the k/nb quantile: a sample at or above it is in bin k
     for (int k = 1; k < bc->n_classes; k++) bc->edges[k - 1] = n_total ? all[(size_t)(k * n_total / bc->n_classes)] : 0.0;
     free(all);

@@ -732,11 +732,6 @@ int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dcor
 
 // ---- groups ----------------------------------------------------------------------------------
 
-static int cmp_double(const void *a, const void *b) {
-    double p = *(const double *)a, q = *(const double *)b;
-    return p < q ? -1 : p > q;
-}
-
 static double *subset(const DcorVar *v, const int *idx, int m, DcorVar *out) {
     double *x = xmalloc((size_t)m * v->d * sizeof(double) + 1);
     for (int i = 0; i < m; i++) memcpy(x + (size_t)i * v->d, v->x + (size_t)idx[i] * v->d, (size_t)v->d * sizeof(double));
@@ -754,7 +749,7 @@ int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const Dco
         if (!isfinite(by[i])) { free(vals); return df_err(err, "dcor: the group variable has a non-finite value at sample %d", i); }
         vals[i] = by[i];
     }
-    qsort(vals, (size_t)n, sizeof(double), cmp_double);
+    qsort(vals, (size_t)n, sizeof(double), df_cmp_double);
     int g = 0;
     for (int i = 0; i < n; i++) {
         if (i > 0 && vals[i] == vals[i - 1]) continue;

@@ -51,10 +51,12 @@ typedef struct {
     // from it), or NULL when the data have none. The metadata themselves come with each
     // batch (Batch.meta).
     const struct MetaSchema *meta_schema;
-    // 1 while the trainer's refit pass runs (LayerOps.refit): the training split forward in
-    // training mode, no backward, the network's state restored afterwards.
+    // While the trainer's refit pass runs (LayerOps.refit), the pass: REFIT_TRAINING (the
+    // training split forward in training mode, no backward, the network's state restored
+    // afterwards) or REFIT_EVALUATION (the same in evaluation mode); 0 otherwise.
     int refitting;
 } NetCtx;
+enum { REFIT_TRAINING = 1, REFIT_EVALUATION = 2 };  // NetCtx.refitting, LayerOps.refit
 
 typedef struct Layer Layer;
 
@@ -79,9 +81,10 @@ typedef struct LayerOps {
     void (*destroy)(Layer *L);
     // Optional (NULL for most layers): called once before training on every rank with this
     // rank's share of the training split's raw metadata rows (n_local, schema columns) and
-    // labels, so a layer can fit statistics of the whole training set through ctx->reducer
-    // (MDN's kernel). Collective. Returns 0, or -1 with a message in err.
-    int (*prepare)(Layer *L, const double *meta, const int *labels, int n_local, DfError *err);
+    // labels -- rows lo .. lo + n_local of the n_total -- so a layer can fit statistics of the
+    // whole training set through ctx->reducer (MDN's kernel and spline knots). Collective.
+    // Returns 0, or -1 with a message in err.
+    int (*prepare)(Layer *L, const double *meta, const int *labels, int n_local, long lo, long n_total, DfError *err);
     // Optional: what the layer was built from that its tensor shapes do not show (MDN: its
     // design columns by name), as text of at most n bytes. A checkpoint records it beside
     // the layer's tensors and refuses to load into a layer whose signature differs.
@@ -91,10 +94,11 @@ typedef struct LayerOps {
     // [train] train_eval_gap measures (run/gap.h).
     int batch_statistics;
     // Optional: evaluation statistics fitted over the whole training split once per epoch
-    // instead of a running average ([mdn] eval_beta = epoch). refit(L, 0) before the pass
-    // returns 1 when the layer wants it (0: the trainer may skip the pass); during the pass
-    // (ctx->refitting) the layer's training forwards add to sums of its own; refit(L, 1) after
-    // it is collective on every rank and turns the sums into the layer's evaluation state.
+    // instead of a running average ([mdn] eval_beta = epoch or epoch_eval). refit(L, 0)
+    // before the passes returns the passes the layer wants, REFIT_TRAINING and/or
+    // REFIT_EVALUATION (0: none; the trainer may skip them); during its pass (ctx->refitting)
+    // the layer's forwards add to sums of its own; refit(L, 1) after them is collective on
+    // every rank and turns the sums into the layer's evaluation state.
     int (*refit)(Layer *L, int finish);
 } LayerOps;
 

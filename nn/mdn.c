@@ -241,11 +241,14 @@ typedef struct {
     int V;                // pool = channel: values per channel (D*H*W) averaged into one feature; else 1
     float *pooled;        // pool = channel: (max_batch, C) channel means of the input, or its gradient's sums
     float *scratch;       // pool = channel: (max_batch, C)
-    int eval_epoch;       // eval_beta = epoch: the evaluation beta fitted over the training split
+    int eval_epoch;       // eval_beta = epoch / epoch_eval: the evaluation beta fitted over the
+                          // training split in the refit pass REFIT_TRAINING / REFIT_EVALUATION
+    int n_splines;        // NAME:splineN columns of the design; their knots are the state tensor
+    int knots_state;      // "knots" (n_splines, META_SPLINE_MAX_DF + 1), fitted by prepare
     double *sums;         // eval_epoch: X^T X (k,k), X^T F (k,d) and the count over the refit pass
 } MdnImpl;
 
-static const char *const eval_beta_names[] = { "running", "epoch", NULL };
+static const char *const eval_beta_names[] = { "running", "epoch", "epoch_eval", NULL };
 static const char *const pool_names[] = { "none", "channel", NULL };
 
 static const char *const kernel_names[] = { "dataset", "batch", "recursive", "penalty", NULL };
@@ -278,8 +281,8 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
         return -1;
     if (own_beta && m->eval_epoch) {
         ini_where(ini, sec, "eval_beta", where, sizeof where);
-        return df_err(err, "%s: eval_beta = epoch is for kernel = dataset or batch, not %s (%s evaluates with the beta it trains with)",
-                      where, kernel_names[kernel], m->recursive ? "R-MDN" : "PMDN");
+        return df_err(err, "%s: eval_beta = %s is for kernel = dataset or batch, not %s (%s evaluates with the beta it trains with)",
+                      where, eval_beta_names[m->eval_epoch], kernel_names[kernel], m->recursive ? "R-MDN" : "PMDN");
     }
     char what[600];
     ini_where(ini, sec, ini_entry(sec, "remove") ? "remove" : NULL, where, sizeof where);
@@ -305,6 +308,13 @@ static int mdn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
         layer_add_state(L, "adam_m", 2, kd);
         layer_add_state(L, "adam_v", 2, kd);
         layer_add_state(L, "adam_step", 1, one);
+    }
+    // spline knots: quantiles of the training split, kept with the model so that evaluation
+    // codes a sample as training did
+    if ((m->n_splines = meta_design_splines(&m->design)) > 0) {
+        int kn[2] = { m->n_splines, META_SPLINE_MAX_DF + 1 };
+        m->knots_state = L->n_state_info;
+        layer_add_state(L, "knots", 2, kn);
     }
     m->K = xcalloc((size_t)m->k * m->k, sizeof(double));
     m->beta = xcalloc((size_t)m->k * m->d, sizeof(double));
@@ -343,10 +353,58 @@ static void describe_bad_value(const MetaDesign *d, const MetaSchema *s, const d
     }
 }
 
+// The spline knots from the state (prepare's, or a checkpoint's) into the design; -1 when
+// they were never fitted (not ascending).
+static int load_knots(Layer *L) {
+    MdnImpl *m = L->impl;
+    for (int g = 0; g < m->n_splines; g++) {
+        int df = m->design.spline_df[meta_design_spline_column(&m->design, g)];
+        const float *kf = layer_state(L, m->knots_state) + (size_t)g * (META_SPLINE_MAX_DF + 1);
+        double knots[META_SPLINE_MAX_DF + 1];
+        for (int j = 0; j <= df; j++) {
+            knots[j] = kf[j];
+            if (j > 0 && !(knots[j] > knots[j - 1])) return -1;
+        }
+        meta_design_set_knots(&m->design, g, knots);
+    }
+    return 0;
+}
+
+// Spline knots at the quantiles of each spline column over the whole training split: the
+// ranks' shares gathered exactly (every rank sorts the same values), rounded to the float32
+// the state keeps.
+static int fit_knots(Layer *L, const double *meta, int n_local, long lo, long n_total, DfError *err) {
+    MdnImpl *m = L->impl;
+    const MetaSchema *s = L->ctx->meta_schema;
+    double *all = xmalloc((size_t)(n_total + 1) * sizeof(double)), *mine = xmalloc((size_t)(n_local + 1) * sizeof(double));
+    int rc = 0;
+    for (int g = 0; g < m->n_splines && !rc; g++) {
+        int c = meta_design_spline_column(&m->design, g), col = m->design.source[c], df = m->design.spline_df[c];
+        for (int i = 0; i < n_local; i++) mine[i] = meta[(size_t)i * s->n_cols + col];
+        reduce_gather_f64(L->ctx->reducer, all, (size_t)n_total, mine, (size_t)lo, (size_t)n_local);
+        qsort(all, (size_t)n_total, sizeof(double), df_cmp_double);
+        double knots[META_SPLINE_MAX_DF + 1];
+        if (meta_spline_knots(knots, df, all, n_total)) {
+            rc = df_err(err, "layer %s (mdn): %s:spline%d needs %d distinct quantiles of '%s' over the training split "
+                        "(0, 1/%d, ..., 1), and some coincide (%ld samples): use fewer (splineN with a smaller N) or the column "
+                        "itself", L->name, s->names[col], df, df + 1, s->names[col], df, n_total);
+            break;
+        }
+        float *kf = layer_state(L, m->knots_state) + (size_t)g * (META_SPLINE_MAX_DF + 1);
+        for (int j = 0; j <= df; j++) kf[j] = (float)knots[j];
+    }
+    free(all);
+    free(mine);
+    return rc ? rc : load_knots(L) ? df_err(err, "layer %s (mdn): the spline knots coincide in float32", L->name) : 0;
+}
+
 // The design rows of the batch's samples, from the metadata rows and labels it brings.
 static void fill_design(Layer *L, const Batch *batch) {
     MdnImpl *m = L->impl;
     const MetaSchema *s = L->ctx->meta_schema;
+    if (m->n_splines && load_knots(L))
+        df_die(DF_EXIT_INPUT, "layer %s (mdn): its spline knots were never fitted (train the model, or load a checkpoint "
+               "that was trained)", L->name);
     if (batch->n > 0 && (!batch->meta || !batch->labels))
         df_die(DF_EXIT_INPUT, "layer %s (mdn) needs the metadata (confounders) of the samples it sees, and none were given", L->name);
     for (int i = 0; i < batch->n; i++) {
@@ -371,9 +429,10 @@ static int fail_singular(Layer *L, int bad, const char *where, DfError *err) {
                                               : "");
 }
 
-static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_local, DfError *err) {
+static int mdn_prepare(Layer *L, const double *meta, const int *labels, int n_local, long lo, long n_total, DfError *err) {
     MdnImpl *m = L->impl;
     int k = m->k;
+    if (m->n_splines && fit_knots(L, meta, n_local, lo, n_total, err)) return -1;
     if (m->batch_kernel || m->recursive || m->penalty) { m->prepared = 1; return 0; }
     double *XtX = xcalloc((size_t)k * k + 1, sizeof(double)), *x = xmalloc((size_t)k * sizeof(double));
     const MetaSchema *s = L->ctx->meta_schema;
@@ -491,6 +550,11 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     m->trained = training;
     if (!training) {
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
+        if (m->eval_epoch == REFIT_EVALUATION && L->ctx->refitting == REFIT_EVALUATION) {  // epoch_eval's sums
+            const float *F = regressed(L, B);
+            mdn_accumulate_xtx(m->sums, m->X, B, k);
+            accumulate_xtf(m->sums + (size_t)k * k, m->X, F, B, k, d);
+        }
         residual(L, B);
         return;
     }
@@ -508,7 +572,7 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
         return;
     }
     const float *F = regressed(L, B);
-    if (m->eval_epoch && L->ctx->refitting) {  // this rank's share of X^T X and X^T F
+    if (m->eval_epoch == REFIT_TRAINING && L->ctx->refitting == REFIT_TRAINING) {  // this rank's share of X^T X and X^T F
         mdn_accumulate_xtx(m->sums, m->X, B, k);
         accumulate_xtf(m->sums + (size_t)k * k, m->X, F, B, k, d);
     }
@@ -578,17 +642,18 @@ static void mdn_bwd(Layer *L, const Batch *batch) {
     free(scratch);
 }
 
-// eval_beta = epoch: the least-squares beta of the features on the design over the whole
-// training split, as its training-mode forward saw them in the refit pass (run/refit.h), is
-// the evaluation beta -- instead of a momentum average of per-batch betas, which trails the
-// features as they change and carries the batches' noise (docs/mdn.md).
+// eval_beta = epoch (epoch_eval): the least-squares beta of the features on the design over
+// the whole training split, as its training-mode (evaluation-mode) forward saw them in the
+// refit pass (run/refit.h), is the evaluation beta -- instead of a momentum average of
+// per-batch betas, which trails the features as they change and carries the batches' noise
+// (docs/mdn.md).
 static int mdn_refit(Layer *L, int finish) {
     MdnImpl *m = L->impl;
     if (!m->eval_epoch) return 0;
     size_t kk = (size_t)m->k * m->k, kd = (size_t)m->k * m->d;
     if (!finish) {
         memset(m->sums, 0, (kk + kd) * sizeof(double));
-        return 1;
+        return m->eval_epoch;  // REFIT_TRAINING or REFIT_EVALUATION
     }
     reduce_sum_f64(L->ctx->reducer, m->sums, kk + kd);
     double *K = xmalloc(kk * sizeof(double));

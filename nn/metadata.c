@@ -146,26 +146,34 @@ static char *trim(char *p) {
     return p;
 }
 
-// Appends the design columns of one metadata column (several for a categorical one).
-static int add_column(MetaDesign *d, const MetaSchema *s, int col, int removed, const char *what, DfError *err) {
+// Appends the design columns of one metadata column: one for a continuous column, df for
+// its spline (df > 0), one dummy per level but the first for a categorical one.
+static int add_column(MetaDesign *d, const MetaSchema *s, int col, int df, int removed, const char *what, DfError *err) {
     for (int c = 0; c < d->k; c++)
         if (d->source[c] == col)
             return df_err(err, "%s: column '%s' is named twice", what, col == META_LABEL ? "label" : s->names[col]);
     int categorical = col == META_LABEL ? s->n_classes > 2 : s->categorical[col];
     int n_levels = col == META_LABEL ? s->n_classes : s->n_levels[col];
     const char *name = col == META_LABEL ? "label" : s->names[col];
-    int first = categorical ? 1 : 0, last = categorical ? n_levels - 1 : 0;  // drop the first level
+    if (df && (col == META_LABEL || categorical))
+        return df_err(err, "%s: '%s:spline%d': a spline expands a continuous column, and '%s' is %s", what, name, df, name,
+                      col == META_LABEL ? "the class label" : "categorical");
+    int first = categorical ? 1 : 0, last = categorical ? n_levels - 1 : df ? df - 1 : 0;  // drop the first level
     for (int l = first; l <= last; l++) {
         if (d->k >= MDN_MAX_COLS - 1) return df_err(err, "%s: more than %d design columns", what, MDN_MAX_COLS - 1);
         int c = d->k++;
         d->source[c] = col;
         d->removed[c] = (unsigned char)removed;
         d->is_dummy[c] = categorical;
+        d->spline_df[c] = df;
+        d->basis[c] = df ? l : 0;
         if (categorical) {
             d->level[c] = col == META_LABEL ? (double)l : s->levels[col][l];
             char tmp[META_NAME_LEN];
             snprintf(d->names[c], sizeof d->names[c], "%s=%s", name,
                      col == META_LABEL ? meta_class_name(s, l, tmp) : s->level_names[col][l]);
+        } else if (df) {
+            snprintf(d->names[c], sizeof d->names[c], "%s:spline%d.%d", name, df, l + 1);
         } else {
             snprintf(d->names[c], sizeof d->names[c], "%s", name);
         }
@@ -173,15 +181,31 @@ static int add_column(MetaDesign *d, const MetaSchema *s, int col, int removed, 
     return 0;
 }
 
+// "age:spline4" -> 4 (the name cut at the colon); 0 for a plain name; -1 for another suffix.
+static int spline_suffix(char *name) {
+    char *colon = strchr(name, ':');
+    if (!colon) return 0;
+    *colon = '\0';
+    const char *p = colon + 1;
+    if (strncmp(p, "spline", 6) != 0 || p[6] < '2' || p[6] > '0' + META_SPLINE_MAX_DF || p[7]) return -1;
+    return p[6] - '0';
+}
+
 static int add_list(MetaDesign *d, const MetaSchema *s, const char *list, int removed, const char *what, DfError *err) {
     if (!list || !*list) return 0;
     char *copy = xstrdup(list), *save = NULL;
     int rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
-        char *name = trim(tok);
+        char *name = trim(tok), suffix[64];
         if (!*name) continue;
+        snprintf(suffix, sizeof suffix, "%s", strchr(name, ':') ? strchr(name, ':') : "");
+        int df = spline_suffix(name);
+        name = trim(name);  // "age :spline4"
         int col = meta_column(s, name);
-        if (col == -3) {
+        if (df < 0) {
+            rc = df_err(err, "%s: '%s%s': the only expansion of a column is NAME:splineN, a natural cubic spline of N = 2..%d "
+                        "columns (e.g. age:spline4)", what, name, suffix, META_SPLINE_MAX_DF);
+        } else if (col == -3) {
             char avail[1024] = "label";
             for (int j = 0; j < s->n_cols; j++) {
                 strncat(avail, ", ", sizeof avail - strlen(avail) - 1);
@@ -191,7 +215,7 @@ static int add_list(MetaDesign *d, const MetaSchema *s, const char *list, int re
         } else if (col >= 0 && s->absent[col]) {
             rc = df_err(err, "%s: the data have no column '%s', which this layer %s", what, name, removed ? "removes" : "keeps");
         } else {
-            rc = add_column(d, s, col, removed, what, err);
+            rc = add_column(d, s, col, df, removed, what, err);
         }
     }
     free(copy);
@@ -223,6 +247,48 @@ void meta_design_describe(const MetaDesign *d, char *buf, size_t n) {
     }
 }
 
+int meta_design_splines(const MetaDesign *d) {
+    int g = 0;
+    for (int c = 0; c < d->k; c++) g += d->spline_df[c] && d->basis[c] == 0;
+    return g;
+}
+
+int meta_design_spline_column(const MetaDesign *d, int g) {
+    for (int c = 0; c < d->k; c++)
+        if (d->spline_df[c] && d->basis[c] == 0 && g-- == 0) return c;
+    return -1;
+}
+
+void meta_design_set_knots(MetaDesign *d, int g, const double *knots) {
+    int first = meta_design_spline_column(d, g);
+    DF_ASSERT(first >= 0);
+    for (int c = first; c < d->k && d->source[c] == d->source[first]; c++)
+        memcpy(d->knots[c], knots, (size_t)(d->spline_df[first] + 1) * sizeof(double));
+}
+
+int meta_spline_knots(double *knots, int df, const double *sorted, long n) {
+    if (n < 1) return -1;
+    for (int j = 0; j <= df; j++) {  // type 7: h = (n - 1) p, x[floor h] + (h - floor h)(x[floor h + 1] - x[floor h])
+        double h = (double)(n - 1) * j / df;
+        long lo = (long)floor(h);
+        knots[j] = lo + 1 < n ? sorted[lo] + (h - (double)lo) * (sorted[lo + 1] - sorted[lo]) : sorted[n - 1];
+        if (j > 0 && !(knots[j] > knots[j - 1])) return -1;
+    }
+    return 0;
+}
+
+// ((u - t_i)+^3 - (u - t_df)+^3) / (t_df - t_i), t_df = 1
+static double spline_d(double u, double ti) {
+    double a = u > ti ? (u - ti) * (u - ti) * (u - ti) : 0.0, b = u > 1.0 ? (u - 1.0) * (u - 1.0) * (u - 1.0) : 0.0;
+    return (a - b) / (1.0 - ti);
+}
+
+double meta_spline_basis(double x, const double *knots, int df, int j) {
+    double lo = knots[0], span = knots[df] - knots[0], u = (x - lo) / span;
+    if (j == 0) return u;
+    return spline_d(u, (knots[j - 1] - lo) / span) - spline_d(u, (knots[df - 1] - lo) / span);
+}
+
 int meta_design_row(const MetaDesign *d, const MetaSchema *s, const double *row, int label, double *x) {
     for (int c = 0; c < d->k; c++) {
         // a label outside 0..n_classes-1 would silently code as the reference class
@@ -238,7 +304,7 @@ int meta_design_row(const MetaDesign *d, const MetaSchema *s, const double *row,
             }
             x[c] = v == d->level[c] ? 1.0 : 0.0;
         } else {
-            x[c] = v;
+            x[c] = d->spline_df[c] ? meta_spline_basis(v, d->knots[c], d->spline_df[c], d->basis[c]) : v;
         }
     }
     return 0;

@@ -57,21 +57,47 @@ int meta_schema_from_text(MetaSchema *s, const char *text, const char *origin, D
 // aside); otherwise 0 with the first difference in `why`.
 int meta_schema_equal(const MetaSchema *a, const MetaSchema *b, char *why, size_t n);
 #define MDN_MAX_COLS 64
+#define META_SPLINE_MAX_DF 8     // age:splineN, N = 2..8
 typedef struct {
     int k;                          // design columns (including the intercept, last)
     int source[MDN_MAX_COLS];       // schema column, META_LABEL, or -2 for the intercept
     double level[MDN_MAX_COLS];     // categorical: the value this dummy indicates
     int is_dummy[MDN_MAX_COLS];
+    // A continuous column written "age:spline4" is expanded into a natural cubic spline basis
+    // of 4 columns (the linear term first), with knots at the training values' quantiles
+    // 0, 1/4, ..., 1 (meta_spline_knots). For such a column spline_df > 0 and basis is the
+    // basis function's index (0 .. df-1); the knots are the design's once set.
+    int spline_df[MDN_MAX_COLS];
+    int basis[MDN_MAX_COLS];
+    double knots[MDN_MAX_COLS][META_SPLINE_MAX_DF + 1];
     unsigned char removed[MDN_MAX_COLS];  // 1 for confounder columns and the intercept
     char names[MDN_MAX_COLS][META_NAME_LEN + 72];  // "age", "site=2", "site=B", "label=1", "intercept"
 } MetaDesign;
 
-// keep / remove: comma-separated column names ("label" is the class label). Returns -1
-// with "<what>: ..." in err for an unknown or repeated column, or one the data lack.
+// keep / remove: comma-separated column names ("label" is the class label; a continuous
+// column may be written NAME:splineN). Returns -1 with "<what>: ..." in err for an unknown
+// or repeated column, one the data lack, or a spline of a categorical column.
 int meta_design_build(MetaDesign *d, const MetaSchema *s, const char *keep, const char *remove, const char *what, DfError *err);
 // "keep label; remove age, site=B, site=C, intercept": the design columns by name, which a
 // checkpoint records so that a model is never applied with another design.
 void meta_design_describe(const MetaDesign *d, char *buf, size_t n);
+// Spline groups: the number of NAME:splineN columns of the design; group g's schema column
+// and df through its first design column, meta_design_spline_column(d, g).
+int meta_design_splines(const MetaDesign *d);
+int meta_design_spline_column(const MetaDesign *d, int g);
+// Sets the knots (df + 1 values, ascending) of spline group g on each of its design columns.
+void meta_design_set_knots(MetaDesign *d, int g, const double *knots);
+// knots[0..df] = the type-7 quantiles (R's default, which splines::ns uses) at 0, 1/df, ...,
+// 1 of the n values `sorted` (ascending). -1 when two of them coincide (too few distinct
+// values for df), 0 otherwise.
+int meta_spline_knots(double *knots, int df, const double *sorted, long n);
+// Basis function j (0 .. df-1) at x of the natural cubic spline with knots[0..df]: with
+// u = (x - knots[0]) / (knots[df] - knots[0]) and t the knots scaled alike, N_0 = u and
+// N_j = D_{j-1}(u) - D_{df-1}(u), D_i(u) = ((u - t_i)+^3 - (u - t_df)+^3) / (t_df - t_i)
+// (Hastie, Tibshirani & Friedman, ESL eq. 5.4-5.5): cubic between knots, linear beyond the
+// boundary knots, twice continuously differentiable. Scaling to [0, 1] keeps X^T X well
+// conditioned whatever the column's units.
+double meta_spline_basis(double x, const double *knots, int df, int j);
 // x (k) = the design row of a sample with raw metadata `row` (schema->n_cols) and `label`.
 // -1 when a categorical value is not one of the schema's levels.
 int meta_design_row(const MetaDesign *d, const MetaSchema *s, const double *row, int label, double *x);

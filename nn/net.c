@@ -20,10 +20,10 @@ int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *
     return net_build_meta(net, ini, in_shape, max_batch, red, NULL, err);
 }
 
-int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err) {
+int net_prepare(Net *net, const double *meta, const int *labels, int n_local, long lo, long n_total, DfError *err) {
     for (int i = 0; i < net->n_layers; i++) {
         Layer *L = &net->layers[i];
-        if (L->ops->prepare && L->ops->prepare(L, meta, labels, n_local, err)) return -1;
+        if (L->ops->prepare && L->ops->prepare(L, meta, labels, n_local, lo, n_total, err)) return -1;
     }
     return 0;
 }
@@ -32,7 +32,7 @@ int net_refit_begin(Net *net) {
     int want = 0;
     for (int i = 0; i < net->n_layers; i++) {
         Layer *L = &net->layers[i];
-        if (L->ops->refit) want += L->ops->refit(L, 0);
+        if (L->ops->refit) want |= L->ops->refit(L, 0);
     }
     return want;
 }

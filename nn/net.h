@@ -43,11 +43,12 @@ struct MetaSchema;
 int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red,
                    const struct MetaSchema *schema, DfError *err);
 // Runs every layer's LayerOps.prepare (collective) with this rank's share of the training
-// split's raw metadata rows (n_local, schema columns) and labels.
-int net_prepare(Net *net, const double *meta, const int *labels, int n_local, DfError *err);
-// The refit pass's two ends (LayerOps.refit): begin returns how many layers want the pass;
-// finish (collective) turns their sums into evaluation state. Between them the caller runs
-// the training split forward in training mode with ctx.refitting set (run/refit.h).
+// split's raw metadata rows (n_local, schema columns; rows lo .. lo + n_local of n_total) and labels.
+int net_prepare(Net *net, const double *meta, const int *labels, int n_local, long lo, long n_total, DfError *err);
+// The refit passes' two ends (LayerOps.refit): begin returns the passes the layers want
+// (REFIT_TRAINING | REFIT_EVALUATION); finish (collective) turns their sums into evaluation
+// state. Between them the caller runs the training split forward in each mode wanted with
+// ctx.refitting set to it (run/refit.h).
 int net_refit_begin(Net *net);
 void net_refit_finish(Net *net);
 // Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).

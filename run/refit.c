@@ -3,18 +3,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-int refit_run(Net *net, Loader *train, int epoch, DfError *err) {
-    if (!net_refit_begin(net)) return 0;  // the same answer on every rank: it is the configuration's
+// One pass over the training split in the given mode; the state is restored after it.
+static int refit_pass(Net *net, Loader *train, int epoch, int mode, DfError *err) {
     float *state = df_alloc_floats(net->n_state + 1);
     memcpy(state, net->state, net->n_state * sizeof(float));
-    net->ctx.refitting = 1;
+    net->ctx.refitting = mode;
     loader_begin_epoch_at(train, epoch, 0);
     const Batch *b;
-    while ((b = loader_next(train, err))) net_forward(net, b, 1);
+    while ((b = loader_next(train, err))) net_forward(net, b, mode == REFIT_TRAINING);
     net->ctx.refitting = 0;
     memcpy(net->state, state, net->n_state * sizeof(float));
     free(state);
-    if (loader_failed(train)) return -1;
+    return loader_failed(train) ? -1 : 0;
+}
+
+int refit_run(Net *net, Loader *train, int epoch, DfError *err) {
+    int want = net_refit_begin(net);  // the same answer on every rank: it is the configuration's
+    if (!want) return 0;
+    if ((want & REFIT_TRAINING) && refit_pass(net, train, epoch, REFIT_TRAINING, err)) return -1;
+    if ((want & REFIT_EVALUATION) && refit_pass(net, train, epoch, REFIT_EVALUATION, err)) return -1;
     net_refit_finish(net);
     return 0;
 }

@@ -1,15 +1,19 @@
-// refit.h: the refit pass -- evaluation statistics fitted over the whole training split at
-// an epoch's end, for the layers that ask for it (LayerOps.refit; [mdn] eval_beta = epoch).
-// A layer with batch statistics normalises in training with the global batch's estimate and
-// in evaluation with a stored one; a momentum average of the per-batch estimates trails the
-// features as the network learns and keeps the batches' noise. The pass runs the training
-// split once more through the network in training mode -- the inputs the layers after each
-// refitted layer saw in training -- with no backward and no optimiser step; each refitting
-// layer sums what it needs over every rank's share, and one reduction per layer at the end
-// gives its estimate on the whole split, identical on every rank and at any rank count up to
-// float summation order. The rest of the network's state (BatchNorm's running statistics,
-// R-MDN's estimate) is restored afterwards, so the pass changes nothing else. Cost: one
-// forward over the training split per epoch (about a third of an epoch's compute).
+// refit.h: the refit passes -- evaluation statistics fitted over the whole training split
+// at an epoch's end, for the layers that ask for them (LayerOps.refit; [mdn] eval_beta =
+// epoch or epoch_eval). A layer with batch statistics normalises in training with the global
+// batch's estimate and in evaluation with a stored one; a momentum average of the per-batch
+// estimates trails the features as the network learns and keeps the batches' noise. A pass
+// runs the training split once more through the network, with no backward and no optimiser
+// step: in training mode (REFIT_TRAINING, eval_beta = epoch) each refitting layer sees the
+// inputs it saw in training, batch statistics of the layers before it included; in
+// evaluation mode (REFIT_EVALUATION, eval_beta = epoch_eval) the inputs evaluation will give
+// it, through the stored statistics of the layers before it (their values before this
+// epoch's refit). Each refitting layer sums what it needs over every rank's share, and one
+// reduction per layer at the end gives its estimate on the whole split, identical on every
+// rank and at any rank count up to float summation order. The rest of the network's state
+// (BatchNorm's running statistics, R-MDN's estimate) is restored after each pass, so the
+// passes change nothing else. Cost: one forward over the training split per pass and epoch
+// (about a third of an epoch's compute each).
 #ifndef DF_RUN_REFIT_H
 #define DF_RUN_REFIT_H
 #include "data/loader.h"

@@ -303,7 +303,8 @@ static void prepare_layers(Trainer *t) {
         labels[i - lo] = ds->cohort.labels[j];
     }
     DfError err;
-    if (net_prepare(&t->net, meta, labels, hi - lo, &err) || (t->tr.twin && net_prepare(&t->twin, meta, labels, hi - lo, &err)))
+    if (net_prepare(&t->net, meta, labels, hi - lo, lo, ds->n_train, &err) ||
+        (t->tr.twin && net_prepare(&t->twin, meta, labels, hi - lo, lo, ds->n_train, &err)))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     terms_prepare(&t->tr, meta, labels, hi - lo, lo, ds->n_train, dist_reducer());
     free(meta);

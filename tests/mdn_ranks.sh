@@ -5,9 +5,9 @@
 # over the ranks' shares of the training split) and one after a linear layer (batch kernel
 # with ridge). A global batch of 10 over 3 ranks is split 3/3/4 and each epoch's last batch
 # is partial (8 of 48). The same with R-MDN in both places, and its resume; with the
-# evaluation beta refitted each epoch (eval_beta = epoch), and its resume; PMDN
+# evaluation beta refitted each epoch (eval_beta = epoch), and its resume, or in evaluation mode (epoch_eval); PMDN
 # (kernel = penalty), and its resume; one beta per
-# channel (pool = channel). Then: the
+# channel (pool = channel); age as a spline (remove = age:spline3). Then: the
 # checkpoint holds the MDN state; bad columns are refused
 # with one message; predict on other data runs, the same at 1 and 2 ranks.
 . "${top_srcdir:-.}/tests/lib.sh"
@@ -127,6 +127,20 @@ run_losses "$WORK/np2" | grep val >"$WORK/v-running"; run_losses "$WORK/ep2" | g
 check "eval_beta = epoch: validation losses differ from it" bash -c "! cmp -s '$WORK/v-running' '$WORK/v-epoch'"
 stop_and_resume "eval_beta = epoch" ep2 epi "${ep_args[@]}"
 
+# eval_beta = epoch_eval: the refit pass in evaluation mode (the features validation sees);
+# 1 and 3 ranks the same, training untouched, validation neither the running average's nor
+# the training-mode refit's
+ee_args=(--set mdn1.eval_beta=epoch_eval --set mdn2.eval_beta=epoch_eval)
+for np in 1 3; do
+    mpi $np "$DF" train "$cfg" "${ee_args[@]}" --set "train.out_dir=$WORK/ee$np" >"$WORK/ee$np.log" 2>&1
+    check "eval_beta = epoch_eval at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/ee$np.log"
+done
+check "eval_beta = epoch_eval: 3 ranks match 1 rank" losses_match "$WORK/ee1" "$WORK/ee3" 6
+check "eval_beta = epoch_eval: train losses those of the running average's run" \
+    cmp <(run_losses "$WORK/np1" | grep train) <(run_losses "$WORK/ee1" | grep train)
+run_losses "$WORK/ee1" | grep val >"$WORK/v-epoch-eval"; run_losses "$WORK/ep1" | grep val >"$WORK/v-epoch1"
+check "eval_beta = epoch_eval: validation losses differ from epoch's" bash -c "! cmp -s '$WORK/v-epoch1' '$WORK/v-epoch-eval'"
+
 # [mdn] pool = channel after the conv (one beta per channel, from the channel means; its
 # sums all-reduce like the others): 1 and 3 ranks the same
 for np in 1 3; do
@@ -136,6 +150,19 @@ done
 check "pool = channel: 3 ranks match 1 rank" losses_match "$WORK/pool1" "$WORK/pool3" 6
 "$DF" info "$WORK/pool1/checkpoint.h5" >"$WORK/pool-info.txt" 2>&1
 check "pool = channel: the checkpoint holds one beta per channel" grep -q "mdn1/running_beta  *\[[0-9]*,4\]" "$WORK/pool-info.txt"
+
+# remove = age:spline3 (age as a natural cubic spline, knots at the quantiles of the training
+# ages gathered from the ranks' shares): 1 and 3 ranks the same, the knots in the checkpoint
+for np in 1 3; do
+    mpi $np "$DF" train "$cfg" --set "mdn1.remove=age:spline3, site" --set "mdn2.remove=age:spline3, site" \
+        --set "train.out_dir=$WORK/spl$np" >"$WORK/spl$np.log" 2>&1
+    check "age:spline3 at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/spl$np.log"
+done
+check "age:spline3: 3 ranks match 1 rank" losses_match "$WORK/spl1" "$WORK/spl3" 6
+check "age:spline3 trains differently from a linear age" bash -c "! cmp -s <(grep -o '\"train_loss\": [-0-9.e]*' '$WORK/np1/metrics.json') \
+    <(grep -o '\"train_loss\": [-0-9.e]*' '$WORK/spl1/metrics.json')"
+"$DF" info "$WORK/spl1/checkpoint.h5" >"$WORK/spl-info.txt" 2>&1
+check "age:spline3: the checkpoint holds the knots" grep -q "mdn1/knots  *\[1,9\]" "$WORK/spl-info.txt" || cat "$WORK/spl-info.txt"
 
 # [train] train_eval_gap: each epoch, per BatchNorm/MDN layer, how far the eval-mode output
 # is from the training-mode one on the validation split; measuring changes nothing else (the

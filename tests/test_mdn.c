@@ -70,7 +70,7 @@ static void test_ols_residuals(void) {
     TuLayer fx;
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\nkernel = batch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
     CU_ASSERT_EQUAL(fx.L.n_state, (size_t)(k * k + k * D));
-    CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, B, &fx.err) == 0);
+    CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, B, 0, B, &fx.err) == 0);
     memcpy(fx.in, F, sizeof(float) * B * D);
     mdn_fx_meta(&fx, (double *)(meta), (int32_t *)(labels));
     tu_layer_forward(&fx, B, 1);
@@ -79,7 +79,7 @@ static void test_ols_residuals(void) {
 
     // the layer, kernel = dataset, the training set being this very batch (N = B, s = 1)
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
-    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, B, &fx.err) == 0);
+    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, B, 0, B, &fx.err) == 0);
     memcpy(fx.in, F, sizeof(float) * B * D);
     mdn_fx_meta(&fx, (double *)(meta), (int32_t *)(labels));
     tu_layer_forward(&fx, B, 1);
@@ -194,7 +194,7 @@ static void test_backward_fd(void) {
     for (int mode = 0; mode < 2; mode++) {
         TuLayer fx;
         CU_ASSERT_FATAL(tu_layer_build(&fx, mode ? "[mdn]\nremove = age, site\n" : "[mdn]\nremove = age,site\nkernel = batch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
-        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == 0);
+        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, 0, N, &fx.err) == 0);
         memcpy(fx.in, F, sizeof(float) * B * D);
         memcpy(fx.dout, R, sizeof(float) * B * D);
         mdn_fx_meta(&fx, (double *)(meta), (int32_t *)(labels));
@@ -284,6 +284,32 @@ static void test_categorical(void) {
     CU_ASSERT(strstr(err.msg, "'age'") != NULL && strstr(err.msg, "twice") != NULL);
     CU_ASSERT(meta_design_build(&d, &s, "label", "label", "cfg", &err) == -1);
 
+    // age:spline4: four columns, named, coded through the basis once the knots are set
+    cohort_of(&c, 5, 3, names, kinds, meta, bin);  // the binary label again
+    CU_ASSERT_FATAL(meta_schema_build(&s, &c, &err) == 0);
+    CU_ASSERT_FATAL(meta_design_build(&d, &s, "label", "site, age :spline4", "cfg", &err) == 0);
+    CU_ASSERT_EQUAL(d.k, 1 + 2 + 4 + 1);
+    CU_ASSERT_STRING_EQUAL(d.names[3], "age:spline4.1");
+    CU_ASSERT_STRING_EQUAL(d.names[6], "age:spline4.4");
+    CU_ASSERT(meta_design_splines(&d) == 1 && meta_design_spline_column(&d, 0) == 3);
+    const double kn[5] = { 20, 30, 40, 50, 80 };
+    meta_design_set_knots(&d, 0, kn);
+    double srow[3] = { 47, 0, 2 }, sx[8];
+    CU_ASSERT(meta_design_row(&d, &s, srow, 1, sx) == 0);
+    for (int j = 0; j < 4; j++) CU_ASSERT_DOUBLE_EQUAL(sx[3 + j], meta_spline_basis(47, kn, 4, j), 0);
+    CU_ASSERT(sx[0] == 1 && sx[7] == 1);
+    // a categorical column, the label, another suffix, a column named twice
+    CU_ASSERT(meta_design_build(&d, &s, "label", "site:spline3", "cfg.ini:4", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "cfg.ini:4") && strstr(err.msg, "'site' is categorical"));
+    CU_ASSERT(meta_design_build(&d, &s, "label:spline2", "age", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "class label") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age:poly2", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'age:poly2'") && strstr(err.msg, "NAME:splineN"));
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age:spline9", "cfg", &err) == -1);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age:spline1", "cfg", &err) == -1);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age, age:spline3", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "twice") != NULL);
+
     // the layer's own errors: through build, with the file:line
     TuLayer fx;
     CU_ASSERT(tu_layer_build(&fx, "[mdn]\nremove = age, sitee\n", (Shape){ 3, 1, 1, 1 }, 4, NULL, &s) == -1);
@@ -340,7 +366,7 @@ static void test_singular(void) {
         if (meta[i * 2 + 1] == 5) meta[i * 2 + 1] = 2;  // no subject of site 5 in these rows
     TuLayer fx;
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\n", (Shape){ D, 1, 1, 1 }, N, NULL, &s) == 0);
-    CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == -1);
+    CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, N, 0, N, &fx.err) == -1);
     CU_ASSERT(strstr(fx.err.msg, "'site=5'") != NULL);
     CU_ASSERT(strstr(fx.err.msg, "kernel = batch") != NULL);
     CU_ASSERT(strstr(fx.err.msg, "mdn1") != NULL);
@@ -349,7 +375,7 @@ static void test_singular(void) {
     // no subject of the reference site 0: site=2 + site=5 = intercept, the intercept is named
     for (int i = 0; i < N; i++) meta[i * 2 + 1] = i % 2 ? 2 : 5;
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\n", (Shape){ D, 1, 1, 1 }, N, NULL, &s) == 0);
-    CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == -1);
+    CU_ASSERT(mdn_ops.prepare(&fx.L, meta, labels, N, 0, N, &fx.err) == -1);
     CU_ASSERT(strstr(fx.err.msg, "'intercept'") != NULL && strstr(fx.err.msg, "first level") != NULL);
     tu_layer_free(&fx);
 
@@ -364,7 +390,7 @@ static void test_singular(void) {
     cohort_of(&c, N, 2, names, kinds, ab, labels);
     CU_ASSERT_FATAL(meta_schema_build(&s2, &c, &err) == 0);
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = a, b\n", (Shape){ D, 1, 1, 1 }, N, NULL, &s2) == 0);
-    CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, &fx.err) == -1);
+    CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, 0, N, &fx.err) == -1);
     CU_ASSERT(strstr(fx.err.msg, "'b'") != NULL);
     CU_ASSERT(strstr(fx.err.msg, "kernel = batch") != NULL);
     tu_layer_free(&fx);
@@ -372,7 +398,7 @@ static void test_singular(void) {
     // kernel = batch, ridge 0: the pseudo-inverse fits the same span as a alone -- the
     // residual is that of the design without b (the kept label column is identifiable)
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = a, b\nkernel = batch\n", (Shape){ D, 1, 1, 1 }, N, NULL, &s2) == 0);
-    CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, &fx.err) == 0);
+    CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, 0, N, &fx.err) == 0);
     mdn_fx_meta(&fx, (double *)(ab), (int32_t *)(labels));
     tu_fill_uniform(fx.in, (size_t)N * D, -1, 1, &rng);
     for (int i = 0; i < N; i++) fx.in[i * D + 1] -= 2.0f * (float)ab[i * 2];
@@ -389,7 +415,7 @@ static void test_singular(void) {
 
     // kernel = batch with ridge > 0: works, and is the ridge fit
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = a, b\nkernel = batch\nridge = 0.01\n", (Shape){ D, 1, 1, 1 }, N, NULL, &s2) == 0);
-    CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, &fx.err) == 0);
+    CU_ASSERT(mdn_ops.prepare(&fx.L, ab, labels, N, 0, N, &fx.err) == 0);
     mdn_fx_meta(&fx, (double *)(ab), (int32_t *)(labels));
     tu_fill_uniform(fx.in, (size_t)N * D, -1, 1, &rng);
     for (int i = 0; i < N; i++) fx.in[i * D] += 3.0f * (float)ab[i * 2];
@@ -425,7 +451,7 @@ static void test_batch_missing_level(void) {
     for (int i = 0; i < B; i++) meta[i * 2 + 1] = i % 2 ? 2 : 0;  // no site 5 in this batch
     TuLayer fx;
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\nkernel = batch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
-    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, B, &fx.err) == 0);
+    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, B, 0, B, &fx.err) == 0);
     mdn_fx_meta(&fx, (double *)(meta), (int32_t *)(labels));
     tu_fill_uniform(fx.in, (size_t)B * D, -1, 1, &rng);
     float *R = tu_rand((size_t)B * D, -1, 1, &rng);
@@ -476,7 +502,7 @@ static void test_running_beta(void) {
         int32_t tlabels[N];
         random_design(Xt, tmeta, tlabels, N, &des, &s, &rng);
         kernel_of(K, Xt, N, k);
-        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, tmeta, tlabels, N, &fx.err) == 0);
+        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, tmeta, tlabels, N, 0, N, &fx.err) == 0);
         double run[5 * D] = { 0 }, beta[5 * D], meta[B * 2], X[B * 5];
         int32_t labels[B];
         for (int t = 0; t < STEPS; t++) {
@@ -560,8 +586,8 @@ static void test_refit(void) {
         random_design(X, meta, labels, N, &des, &s, &rng);
         tu_fill_uniform(F, (size_t)N * D, -1, 1, &rng);
         for (int i = 0; i < N; i++) F[i * D + 2] += 3.0f + 0.5f * (float)meta[i * 2] - (float)labels[i];
-        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == 0);
-        CU_ASSERT_FATAL(mdn_ops.prepare(&plain.L, meta, labels, N, &plain.err) == 0);
+        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, 0, N, &fx.err) == 0);
+        CU_ASSERT_FATAL(mdn_ops.prepare(&plain.L, meta, labels, N, 0, N, &plain.err) == 0);
         CU_ASSERT(mdn_ops.refit(&plain.L, 0) == 0);  // the running average: no pass wanted
         CU_ASSERT(mdn_ops.refit(&fx.L, 0) == 1);
         fx.ctx.refitting = 1;
@@ -608,6 +634,51 @@ static void test_refit(void) {
             if (a != 3) memcpy(want2 + a * D, w3 + c++ * D, sizeof(double) * D);
         CU_ASSERT(ratio_d("refit beta, a site absent", fx.state + k * k, want2, (size_t)k * D, 1e-6, 1e-5) <= 1);
         tu_layer_free(&fx);
+    }
+    // eval_beta = epoch_eval: it wants the evaluation-mode pass, where its forwards are
+    // evaluation's (the running beta, bit for bit) and add up the inputs; the least squares
+    // over them is its new evaluation beta. In a training-mode pass it adds nothing, and a
+    // layer with eval_beta = epoch adds nothing in an evaluation-mode pass.
+    {
+        TuLayer ev, tr, plain;
+        CU_ASSERT_FATAL(tu_layer_build(&ev, "[mdn]\nremove = age, site\nkernel = batch\neval_beta = epoch_eval\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+        CU_ASSERT_FATAL(tu_layer_build(&tr, "[mdn]\nremove = age, site\nkernel = batch\neval_beta = epoch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+        CU_ASSERT_FATAL(tu_layer_build(&plain, "[mdn]\nremove = age, site\nkernel = batch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
+        double meta[N * 2], X[N * 5];
+        int32_t labels[N];
+        float F[N * D];
+        random_design(X, meta, labels, N, &des, &s, &rng);
+        tu_fill_uniform(F, (size_t)N * D, -1, 1, &rng);
+        for (int i = 0; i < N; i++) F[i * D + 1] += 2.0f - 0.3f * (float)meta[i * 2 + 1] + (float)labels[i];
+        for (size_t i = 0; i < ev.L.n_state; i++) ev.state[i] = tr.state[i] = plain.state[i] = 0.01f * (float)(i % 5);
+        CU_ASSERT(mdn_ops.refit(&ev.L, 0) == REFIT_EVALUATION);
+        CU_ASSERT(mdn_ops.refit(&tr.L, 0) == REFIT_TRAINING);
+        for (int pass = REFIT_TRAINING; pass <= REFIT_EVALUATION; pass++) {
+            ev.ctx.refitting = tr.ctx.refitting = pass;
+            for (int t = 0; t < STEPS; t++) {
+                TuLayer *all[3] = { &ev, &tr, &plain };
+                for (int l = 0; l < 3; l++) {
+                    // the training-mode pass sees other features: 3 - F
+                    for (int i = 0; i < B * D; i++) all[l]->in[i] = pass == REFIT_TRAINING ? 3.0f - F[t * B * D + i] : F[t * B * D + i];
+                    mdn_fx_meta(all[l], meta + t * B * 2, labels + t * B);
+                    tu_layer_forward(all[l], B, pass == REFIT_TRAINING);
+                }
+                if (pass == REFIT_EVALUATION) CU_ASSERT(memcmp(ev.out, plain.out, sizeof(float) * B * D) == 0);
+            }
+        }
+        ev.ctx.refitting = tr.ctx.refitting = 0;
+        CU_ASSERT(mdn_ops.refit(&ev.L, 1) == 1);
+        double want[5 * D];
+        ols_ref(want, X, F, N, k, D, 0.0);
+        CU_ASSERT(ratio_d("epoch_eval: refit beta from the evaluation-mode pass alone", ev.state + k * k, want, (size_t)k * D, 1e-6, 1e-6) <= 1);
+        CU_ASSERT(mdn_ops.refit(&tr.L, 1) == 1);
+        float G[N * D];
+        for (int i = 0; i < N * D; i++) G[i] = 3.0f - F[i];
+        ols_ref(want, X, G, N, k, D, 0.0);
+        CU_ASSERT(ratio_d("epoch: refit beta from the training-mode pass alone", tr.state + k * k, want, (size_t)k * D, 1e-6, 1e-6) <= 1);
+        tu_layer_free(&ev);
+        tu_layer_free(&tr);
+        tu_layer_free(&plain);
     }
     TuLayer r;
     CU_ASSERT(tu_layer_build(&r, "[mdn]\nremove = age\nkernel = recursive\neval_beta = epoch\n", (Shape){ D, 1, 1, 1 }, B, NULL, &s) != 0);
@@ -671,7 +742,7 @@ static void test_pool_channel(void) {
                                                  : "[mdn]\nremove = age, site\nkernel = batch\npool = channel\neval_beta = epoch\n",
                                        in, B, NULL, &s) == 0);
         CU_ASSERT(fx.L.state_info[1].dims[1] == C);  // running_beta [k, C]
-        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, &fx.err) == 0);
+        CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, meta, labels, N, 0, N, &fx.err) == 0);
         memcpy(fx.in, F, sizeof(float) * B * C * V);
         memcpy(fx.dout, R, sizeof(float) * B * C * V);
         mdn_fx_meta(&fx, meta, labels);

@@ -29,6 +29,7 @@ typedef struct {
     const float *F, *R;
     float *out, *din;    // (B,d) gathered from the ranks
     const float *state0; // state before the step (restored at each pass)
+    int prepare_rc[3];   // each rank's prepare, from the last pass
 } LayerRanks;
 
 static void layer_prepare_rank(void *p, int r, int P) {
@@ -36,7 +37,9 @@ static void layer_prepare_rank(void *p, int r, int P) {
     int lo, hi;
     tu_share(a->N, r, P, &lo, &hi);
     DfError err;
-    CU_ASSERT(mdn_ops.prepare(&a->fx->L, a->tmeta + (size_t)lo * 2, a->tlabels + lo, hi - lo, &err) == 0);
+    // checked after tu_simulate: in its earlier passes a reduction returns only this rank's
+    // share, on which the spline knots may coincide; the last pass has every sum
+    a->prepare_rc[r] = mdn_ops.prepare(&a->fx->L, a->tmeta + (size_t)lo * 2, a->tlabels + lo, hi - lo, lo, a->N, &err);
 }
 
 static void layer_step_rank(void *p, int r, int P) {
@@ -69,12 +72,14 @@ static void test_ranks_layer(void) {
     float *F = tu_rand((size_t)B * D, -1, 1, &rng), *R = tu_rand((size_t)B * D, -1, 1, &rng);
     for (int i = 0; i < B; i++) F[i * D] += 0.05f * (float)meta[i * 2];
     TuSim fr;
-    static const char *const cfgs[3] = { "[mdn]\nremove = age, site\nkernel = batch\nridge = 0.5\n", "[mdn]\nremove = age, site\n",
-                                          "[mdn]\nremove = age, site\nkernel = recursive\nforgetting = 0.9\n" };
-    static const char *const names[3] = { "batch", "dataset", "recursive" };
-    for (int mode = 0; mode < 3; mode++) {
+    // the last: age as a natural spline, whose knots prepare takes from the gathered training ages
+    static const char *const cfgs[4] = { "[mdn]\nremove = age, site\nkernel = batch\nridge = 0.5\n", "[mdn]\nremove = age, site\n",
+                                          "[mdn]\nremove = age, site\nkernel = recursive\nforgetting = 0.9\n",
+                                          "[mdn]\nremove = age:spline3, site\n" };
+    static const char *const names[4] = { "batch", "dataset", "recursive", "dataset, age:spline3" };
+    for (int mode = 0; mode < 4; mode++) {
         const char *cfg = cfgs[mode];
-        float ref_out[B * D], ref_din[B * D], ref_state[25 + 5 * D], *state0 = NULL;
+        float ref_out[B * D], ref_din[B * D], ref_state[49 + 7 * D + 9], *state0 = NULL;
         for (int P = 1; P <= 3; P++) {
             tu_sim_init(&fr, P);
             TuLayer fx;
@@ -84,6 +89,7 @@ static void test_ranks_layer(void) {
             float out[B * D], din[B * D];
             LayerRanks a = { &fx, B, N, D, meta, tmeta, labels, tlabels, F, R, out, din, NULL };
             tu_simulate(&fr, P, layer_prepare_rank, &a);
+            for (int r = 0; r < P; r++) CU_ASSERT(a.prepare_rc[r] == 0);
             state0 = tu_copy(fx.state, fx.L.n_state);
             a.state0 = state0;
             tu_simulate(&fr, P, layer_step_rank, &a);
@@ -184,7 +190,7 @@ static void net_prepare_rank(void *p, int r, int P) {
     int lo, hi;
     tu_share(a->N, r, P, &lo, &hi);
     DfError err;
-    CU_ASSERT(net_prepare(a->net, a->tmeta + (size_t)lo * 2, a->tlabels + lo, hi - lo, &err) == 0);
+    CU_ASSERT(net_prepare(a->net, a->tmeta + (size_t)lo * 2, a->tlabels + lo, hi - lo, lo, a->N, &err) == 0);
 }
 
 static void net_step_rank(void *p, int r, int P) {

@@ -122,7 +122,7 @@ static void check_torch_case(const char *file, int batch_kernel) {
     CU_ASSERT(!ridge || ridge->v[0] == 0.5);
     TuLayer fx;
     CU_ASSERT_FATAL(tu_layer_build(&fx, cfg, (Shape){ d, 1, 1, 1 }, B, NULL, &s) == 0);
-    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, tmeta, tlab, N, &fx.err) == 0);
+    CU_ASSERT_FATAL(mdn_ops.prepare(&fx.L, tmeta, tlab, N, 0, N, &fx.err) == 0);
     if (!batch_kernel) {
         float Kf[25];
         for (int i = 0; i < 25; i++) Kf[i] = fx.state[i];
@@ -169,7 +169,7 @@ static void test_checkpoint(void) {
     CU_ASSERT_FATAL(net_build_meta(&b, &ini, in, B, NULL, &s, &err) == 0);
     net_init(&a, 3);
     net_init(&b, 4);
-    CU_ASSERT_FATAL(net_prepare(&a, meta, labels, N, &err) == 0);
+    CU_ASSERT_FATAL(net_prepare(&a, meta, labels, N, 0, N, &err) == 0);
     Batch batch = mdn_batch(img, B, meta, labels);
     for (int t = 0; t < 3; t++) net_forward(&a, &batch, 1);  // running beta moves
     char path[] = "/tmp/test_mdn_ckpt_XXXXXX";
@@ -201,11 +201,174 @@ static void test_checkpoint(void) {
     free(img);
 }
 
+// ---- spline-expanded columns against R's splines::ns ---------------------------------------
+
+// For df = 2, 4, 6 (tests/gen_spline_ref.R): the knots ns(x, df) chose, and the predictions of
+// a least-squares fit on [basis, intercept] -- a natural cubic spline space is the same
+// whatever its basis, so they must match R's lm(y ~ ns(x, df)) at points inside and outside
+// the boundary knots. Tolerance 1e-9 of the predictions' size: the normal equations of a
+// well-conditioned 7-column design in double lose a few digits of 1e-16, nothing more.
+static void test_spline_r(void) {
+    RefF f;
+    CU_ASSERT_FATAL(ref_load(&f, "spline_ns.txt") == 0);
+    const RefT *x = ref_get(&f, "x"), *y = ref_get(&f, "y"), *xs = ref_get(&f, "xs");
+    CU_ASSERT_FATAL(x && y && xs);
+    int n = x->n;
+    double *sorted = malloc(sizeof(double) * n);
+    memcpy(sorted, x->v, sizeof(double) * n);
+    qsort(sorted, (size_t)n, sizeof(double), df_cmp_double);
+    for (int df = 2; df <= 6; df += 2) {
+        char name[32];
+        snprintf(name, sizeof name, "knots%d", df);
+        const RefT *kr = ref_get(&f, name);
+        snprintf(name, sizeof name, "pred%d", df);
+        const RefT *pr = ref_get(&f, name);
+        CU_ASSERT_FATAL(kr && pr && kr->n == df + 1 && pr->n == xs->n);
+        double knots[META_SPLINE_MAX_DF + 1];
+        CU_ASSERT_FATAL(meta_spline_knots(knots, df, sorted, n) == 0);
+        CU_ASSERT(ratio_dd("knots vs R's ns", knots, kr->v, (size_t)df + 1, 1e-12, 1e-12) <= 1);
+        int k = df + 1;
+        double *X = malloc(sizeof(double) * n * k), XtX[64] = { 0 }, K[64], Xty[8] = { 0 }, beta[8] = { 0 };
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < df; j++) X[i * k + j] = meta_spline_basis(x->v[i], knots, df, j);
+            X[i * k + df] = 1.0;
+            for (int a = 0; a < k; a++) Xty[a] += X[i * k + a] * y->v[i];
+        }
+        mdn_accumulate_xtx(XtX, X, n, k);
+        int bad;
+        CU_ASSERT_FATAL(mdn_inverse_spd(K, XtX, k, &bad) == 0);
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++) beta[a] += K[a * k + b] * Xty[b];
+        double pred[16];
+        for (int p = 0; p < xs->n; p++) {
+            pred[p] = beta[df];
+            for (int j = 0; j < df; j++) pred[p] += beta[j] * meta_spline_basis(xs->v[p], knots, df, j);
+        }
+        CU_ASSERT(ratio_dd("predictions vs R's lm(y ~ ns(x, df))", pred, pr->v, (size_t)xs->n, 1e-9, 1e-9) <= 1);
+        free(X);
+    }
+    free(sorted);
+    ref_free(&f);
+}
+
+// The basis itself: cubic pieces joined with continuous first and second derivatives at
+// every knot, and linear (second derivative 0) beyond the boundary knots. Knots in [0, 1],
+// where the basis and its derivatives are O(1): one-sided differences with step h on either
+// side of a knot differ by O(h) (0.01 and 0.05 at h = 1e-3) when the derivative is
+// continuous, by O(1) when it jumps; rounding adds ~1e-16 / h^2 = 1e-10.
+static void test_spline_shape(void) {
+    const double knots[5] = { 0, 0.19, 0.45, 0.53, 1 };
+    const double h = 1e-3;
+    for (int j = 0; j < 4; j++) {
+        for (int t = 0; t < 5; t++) {
+            double x = knots[t];
+            double f0 = meta_spline_basis(x, knots, 4, j), fl = meta_spline_basis(x - h, knots, 4, j),
+                   fr = meta_spline_basis(x + h, knots, 4, j), fl2 = meta_spline_basis(x - 2 * h, knots, 4, j),
+                   fr2 = meta_spline_basis(x + 2 * h, knots, 4, j);
+            // one-sided second derivatives from the left and from the right agree (C^2)
+            double d2l = (f0 - 2 * fl + fl2) / (h * h), d2r = (fr2 - 2 * fr + f0) / (h * h);
+            CU_ASSERT(fabs(d2l - d2r) < 0.05);
+            double d1l = (f0 - fl) / h, d1r = (fr - f0) / h;  // first derivatives, O(h) apart
+            CU_ASSERT(fabs(d1l - d1r) < 0.01);
+        }
+        for (double x = -3.0; x < 4.0; x += 0.17) {  // linear outside [0, 1]
+            if (x > knots[0] - 2 * h && x < knots[4] + 2 * h) continue;
+            double d2 = meta_spline_basis(x + h, knots, 4, j) - 2 * meta_spline_basis(x, knots, 4, j) +
+                        meta_spline_basis(x - h, knots, 4, j);
+            CU_ASSERT(fabs(d2) / (h * h) < 1e-6);
+        }
+    }
+    // N_0 is the column scaled to the knots' range, whatever its units
+    const double years[5] = { 20, 31.4, 47, 52, 80 };
+    CU_ASSERT_DOUBLE_EQUAL(meta_spline_basis(20, years, 4, 0), 0.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(meta_spline_basis(80, years, 4, 0), 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(meta_spline_basis(50, years, 4, 2), meta_spline_basis(0.5, (const double[]){ 0, 0.19, 0.45, 0.5333333333333333, 1 }, 4, 2), 1e-12);
+    // too few distinct values for the quantiles
+    double ties[6] = { 1, 1, 1, 1, 2, 3 }, kn[5];
+    CU_ASSERT(meta_spline_knots(kn, 4, ties, 6) == -1);
+    CU_ASSERT(meta_spline_knots(kn, 2, ties, 6) == -1);
+    CU_ASSERT(meta_spline_knots(kn, 2, ties + 2, 4) == 0);
+}
+
+// A network whose MDN layers remove age:spline3: prepare fits the knots at the training
+// values' quantiles into the layer's state, and a second network that only loads the
+// checkpoint (never prepared) codes every sample as the first does.
+static void test_spline_checkpoint(void) {
+    enum { B = 6, N = 20 };
+    Rng rng;
+    rng_seed(&rng, 82);
+    MetaSchema s;
+    age_site_schema(&s);
+    Shape in = { 1, 4, 4, 3 };
+    size_t in_n = shape_numel(in);
+    double meta[N * 2];
+    int32_t labels[N];
+    random_rows(meta, labels, N, &rng);
+    float *img = tu_rand(B * in_n, -1, 1, &rng);
+    const char *cfg = "[conv3d]\nname = conv1\nout = 2\nkernel = 3\npad = 1\n"
+                      "[mdn]\nname = mdn1\nremove = age:spline3, site\n"
+                      "[flatten]\n[linear]\nname = fc\nout = 2\n";
+    Ini ini;
+    DfError err;
+    CU_ASSERT_FATAL(ini_parse_string(&ini, cfg, "net.ini", &err) == 0);
+    Net a, b;
+    CU_ASSERT_FATAL(net_build_meta(&a, &ini, in, B, NULL, &s, &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&b, &ini, in, B, NULL, &s, &err) == 0);
+    net_init(&a, 3);
+    net_init(&b, 4);
+    CU_ASSERT_FATAL(net_prepare(&a, meta, labels, N, 0, N, &err) == 0);
+    Layer *m1 = net_layer(&a, "mdn1");
+    const float *kn = NULL;
+    for (int i = 0; i < m1->n_state_info; i++)
+        if (strcmp(m1->state_info[i].name, "knots") == 0) kn = layer_state(m1, i);
+    CU_ASSERT_FATAL(kn != NULL);
+    double ages[N], want[4];
+    for (int i = 0; i < N; i++) ages[i] = meta[i * 2];
+    qsort(ages, N, sizeof(double), df_cmp_double);
+    CU_ASSERT_FATAL(meta_spline_knots(want, 3, ages, N) == 0);
+    for (int j = 0; j < 4; j++) CU_ASSERT_EQUAL(kn[j], (float)want[j]);
+    Batch batch = mdn_batch(img, B, meta, labels);
+    for (int t = 0; t < 3; t++) net_forward(&a, &batch, 1);
+    char path[] = "/tmp/test_mdn_spline_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    CU_ASSERT_FATAL(checkpoint_save(path, cfg, &a, NULL, NULL, &err) == 0);
+    CU_ASSERT_FATAL(checkpoint_load(path, &b, NULL, NULL, &err) == 0);
+    unlink(path);
+    CU_ASSERT(memcmp(a.state, b.state, a.n_state * sizeof(float)) == 0);
+    float *ea = tu_copy(net_forward(&a, &batch, 0), B * 2);
+    const float *eb = net_forward(&b, &batch, 0);
+    CU_ASSERT(memcmp(ea, eb, sizeof(float) * B * 2) == 0);
+    free(ea);
+    // a model trained with a linear age is not this one
+    Ini lin;
+    Net c;
+    char cfg2[512];
+    snprintf(cfg2, sizeof cfg2, "%s", cfg);
+    char *at = strstr(cfg2, "age:spline3");
+    memmove(at + 3, at + 11, strlen(at + 11) + 1);
+    CU_ASSERT_FATAL(ini_parse_string(&lin, cfg2, "lin.ini", &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&c, &lin, in, B, NULL, &s, &err) == 0);
+    CU_ASSERT_FATAL(checkpoint_save(path, cfg, &a, NULL, NULL, &err) == 0);
+    CU_ASSERT(checkpoint_load(path, &c, NULL, NULL, &err) == -1);
+    unlink(path);
+    net_free(&a);
+    net_free(&b);
+    net_free(&c);
+    ini_free(&ini);
+    ini_free(&lin);
+    free(img);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("mdn reference", NULL, NULL);
     CU_add_test(s, "PyTorch reference, dataset kernel", test_torch_dataset);
     CU_add_test(s, "PyTorch reference, batch kernel", test_torch_batch);
     CU_add_test(s, "checkpoint holds the MDN state", test_checkpoint);
+    CU_add_test(s, "spline columns against R's splines::ns", test_spline_r);
+    CU_add_test(s, "spline basis: C2 at the knots, linear outside", test_spline_shape);
+    CU_add_test(s, "spline knots fitted by prepare, kept by the checkpoint", test_spline_checkpoint);
     return tu_run_all();
 }
