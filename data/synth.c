@@ -239,10 +239,15 @@ void synth_video(Cohort *out, const SynthVideoConfig *cfg) {
     int n = cfg->n, T = cfg->T, H = cfg->H, W = cfg->W, K = cfg->classes;
     DF_ASSERT(n >= 0 && T > 0 && H > 0 && W > 0 && K >= 2 && K <= 8);
     Shape shape = { 3, T, H, W };
-    cohort_alloc(out, n, shape, 1);
+    int lit = cfg->brightness > 0;
+    cohort_alloc(out, n, shape, lit ? 2 : 1);
     cohort_alloc_masks(out);
     out->columns[0] = xstrdup("background");
     out->kinds[0] = META_CATEGORICAL;
+    if (lit) {
+        out->columns[1] = xstrdup("brightness");
+        out->kinds[1] = META_CONTINUOUS;
+    }
     size_t plane = (size_t)H * W, V = (size_t)T * plane;
     float radius = DF_MAX(2.0f, (float)DF_MIN(H, W) / 6.0f);
     for (int i = 0; i < n; i++) {
@@ -252,7 +257,7 @@ void synth_video(Cohort *out, const SynthVideoConfig *cfg) {
         int b = y;
         if (rng_uniform(&r) >= cfg->rho) b = (y + 1 + (int)rng_below(&r, (uint64_t)(K - 1))) % K;
         out->labels[i] = y;
-        out->meta[i] = b;
+        out->meta[(size_t)i * out->k] = b;
         float cy = rng_uniformf(&r, radius, H - 1 - radius), cx = rng_uniformf(&r, radius, W - 1 - radius);
         float vy = rng_uniformf(&r, -1.5f, 1.5f), vx = rng_uniformf(&r, -1.5f, 1.5f);
         float col[3];
@@ -274,6 +279,13 @@ void synth_video(Cohort *out, const SynthVideoConfig *cfg) {
             cy += vy; cx += vx;
             if (cy < radius || cy > H - 1 - radius) { vy = -vy; cy += 2 * vy; }
             if (cx < radius || cx > W - 1 - radius) { vx = -vx; cx += 2 * vx; }
+        }
+        if (lit) {  // the illumination, from a stream of its own: the clip's other draws stay
+            Rng rl;
+            rng_seed_stream(&rl, cfg->seed, (uint64_t)i, 4);
+            double g = cfg->brightness * ((2.0 * y / (K - 1) - 1.0) + 0.5 * rng_normal(&rl));
+            out->meta[(size_t)i * out->k + 1] = g;
+            for (size_t v = 0; v < 3 * V; v++) img[v] *= (float)(1.0 + g);
         }
     }
 }

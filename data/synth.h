@@ -41,10 +41,15 @@ void synth_mdn2d(Cohort *out, const SynthMdn2dConfig *cfg);
 // the borders) over a background scene. The class is the object's shape; the background
 // scene is the class's own with probability rho, else one of the others -- a shortcut a
 // network can take. Masks mark the object. Metadata: `background` (categorical scene).
+// brightness > 0 adds a continuous confounder tied to the class: the whole clip is
+// multiplied by 1 + g, g = brightness * (c_y + e / 2) with c_y = 2y/(classes-1) - 1 in
+// [-1, 1] and e ~ N(0,1) of the clip's own stream; metadata column `brightness` holds g.
+// With brightness 0 (the default) the clips are the same bytes as without the option.
 typedef struct {
     int n, T, H, W, classes;  // classes <= 8
     double rho;
     uint64_t seed;
+    double brightness;
 } SynthVideoConfig;
 void synth_video(Cohort *out, const SynthVideoConfig *cfg);
 

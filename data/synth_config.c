@@ -26,6 +26,7 @@ static const SynthParam video_params[] = {
     { "shape", SYNTH_SHAPE, "8,32,32", 4, 256, "frames,H,W" },
     { "rho", SYNTH_REAL, "0.9", 0, 1, "probability that the background is the class's own" },
     { "classes", SYNTH_INT, "4", 2, 8, "object shapes" },
+    { "brightness", SYNTH_REAL, "0", 0, 1, "a clip brightness tied to the class: gain 1 + b (c_y + N(0,1)/2), column brightness" },
     SEED, END,
 };
 static const SynthParam fmnist_params[] = {
@@ -123,7 +124,7 @@ int synth_from_config(Cohort *out, const char *name, const Ini *ini, IniSection 
         synth_mdn2d(out, &c);
     } else if (!strcmp(name, "video")) {
         SynthVideoConfig c = { .n = n, .T = v.shape[0], .H = v.shape[1], .W = v.shape[2], .classes = (int)num(&v, "classes"),
-                               .rho = num(&v, "rho"), .seed = seed };
+                               .rho = num(&v, "rho"), .seed = seed, .brightness = num(&v, "brightness") };
         synth_video(out, &c);
     } else {
         SynthFmnistConfig c = { .dir = v.text, .n_train = n, .n_test = (int)num(&v, "n_test"), .rho = num(&v, "rho"),

@@ -479,6 +479,29 @@ static void test_video(void) {
     printf("\n  %d of %d objects moved between frames 0 and 5\n", n_moved, c.n);
     CU_ASSERT(n_moved >= 180);
     CU_ASSERT(agree > 160 && agree < 195);  // rho = 0.9
+    // brightness: the same clips times 1 + g, g in a second metadata column whose class means
+    // are brightness * (2y/3 - 1) and whose spread within a class is brightness / 2
+    Cohort lit;
+    SynthVideoConfig cl = cfg;
+    cl.brightness = 0.3;
+    synth_video(&lit, &cl);
+    CU_ASSERT_FATAL(lit.k == 2 && c.k == 1);
+    CU_ASSERT(strcmp(lit.columns[1], "brightness") == 0 && lit.kinds[1] == META_CONTINUOUS);
+    double sum[4] = { 0 }, sq[4] = { 0 };
+    int cnt[4] = { 0 }, exact = 1;
+    for (int i = 0; i < c.n; i++) {
+        double g = lit.meta[i * 2 + 1];
+        CU_ASSERT(lit.meta[i * 2] == c.meta[i] && lit.labels[i] == c.labels[i]);
+        for (size_t v = 0; v < 3 * V; v += 97) exact &= lit.images[(size_t)i * 3 * V + v] == c.images[(size_t)i * 3 * V + v] * (float)(1.0 + g);
+        sum[c.labels[i]] += g; sq[c.labels[i]] += g * g; cnt[c.labels[i]]++;
+    }
+    CU_ASSERT(exact);
+    for (int y = 0; y < 4; y++) {  // 50 clips a class: the mean within 4 standard errors (0.15/sqrt(50))
+        double mean = sum[y] / cnt[y], sd = sqrt(sq[y] / cnt[y] - mean * mean);
+        CU_ASSERT(fabs(mean - 0.3 * (2.0 * y / 3.0 - 1.0)) < 4 * 0.15 / sqrt(cnt[y]));
+        CU_ASSERT(sd > 0.1 && sd < 0.2);
+    }
+    cohort_free(&lit);
     cohort_free(&c);
 }
 
