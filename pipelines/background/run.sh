@@ -32,6 +32,7 @@
 # seed, and dCor^2 within each class.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 top=$(cd "$here/../.." && pwd)
 DF=${DECONFOUND:-$top/deconfound}
 OUT_DIR=${OUT_DIR:-runs/background}
@@ -50,24 +51,17 @@ while [ $# -gt 0 ]; do
         --n-test) n_test_opt=$2; shift ;;
         --epochs) epochs_opt=$2; shift ;;
         --set) extra+=(--set "$2"); shift ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        -h|--help) study_help "$0"; exit 0 ;;
+        *) study_fail "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
-[ -x "$DF" ] || { echo "run.sh: $DF is not an executable (build the project or set DECONFOUND)" >&2; exit 2; }
-for m in $methods; do
-    case $m in baseline|clad|end|mdn) ;; *) echo "run.sh: unknown method '$m' (baseline, clad, end, mdn)" >&2; exit 2 ;; esac
-done
-for d in $datasets; do
-    case $d in mri|video-0.9|video-0.99) ;; *) echo "run.sh: unknown dataset '$d' (mri, video-0.9, video-0.99)" >&2; exit 2 ;; esac
-done
-for s in $seeds $n_opt $n_test_opt $epochs_opt; do
-    case $s in *[!0-9]*|'') echo "run.sh: '$s' is not a non-negative integer (--seeds, --n, --n-test, --epochs)" >&2; exit 2 ;; esac
-done
+study_binary "$DF"
+study_choose method "baseline clad end mdn" $methods
+study_choose dataset "mri video-0.9 video-0.99" $datasets
+study_counts "--seeds, --n, --n-test, --epochs" $seeds $n_opt $n_test_opt $epochs_opt
 mkdir -p "$OUT_DIR"
-flags="--oversubscribe -q"
-[ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+flags=$(study_mpirun_flags)
 if [ $quick = 1 ]; then n=1024 n_test=400 mri_epochs=12 video_epochs=8
 else n=2048 n_test=1000 mri_epochs=20 video_epochs=12; fi
 n=${n_opt:-$n} n_test=${n_test_opt:-$n_test}
@@ -139,11 +133,10 @@ run_one() {
     dcor=$(tail -1 "$dir/dcor.json" | grep -o "\"$bias\": {\"dcor2_u\": [-0-9.e+]*" | awk '{print $NF}')
     by_class=$(tail -1 "$dir/dcor.json" | grep -o "\"$bias\": {[^}]*}" | grep -o '"by_class": \[[^]]*\]' | tr -d '"by_clas:[] ' | tr ',' ' ')
     printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$d" "$m" "$s" "${accs[0]}" "${accs[1]}" "${accs[2]}" "${accs[3]}" \
-        "$(awk -v a="${accs[1]}" -v b="${accs[2]}" 'BEGIN { printf "%.2f", a - b }')" "$dcor" "$by_class" >"$dir/result.csv.tmp"
-    mv "$dir/result.csv.tmp" "$dir/result.csv"
+        "$(awk -v a="${accs[1]}" -v b="${accs[2]}" 'BEGIN { printf "%.2f", a - b }')" "$dcor" "$by_class" | study_publish "$dir/result.csv"
 }
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+cpu=$(study_cpu)
 echo "background: datasets $datasets; methods $methods; seeds $seeds$([ $quick = 1 ] && echo ' (quick)'); $RANKS ranks; $cpu"
 for s in $seeds; do
     for d in $datasets; do
@@ -172,12 +165,12 @@ done
             for f in "$OUT_DIR/$d-$m"-s*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
         done
     done
-} >"$OUT_DIR/results_by_seed.csv.tmp" && mv "$OUT_DIR/results_by_seed.csv.tmp" "$OUT_DIR/results_by_seed.csv"
+} | study_publish "$OUT_DIR/results_by_seed.csv"
 awk -F, 'NR == 1 { print "dataset,method,original_acc,mixed_same_acc,mixed_rand_acc,only_bg_acc,bg_gap,dcor2_u"; next }
          { k = $1 "," $2; if (!(k in n)) order[++K] = k; n[k]++; for (c = 4; c <= 9; c++) sum[k, c] += $c }
          END { for (i = 1; i <= K; i++) { k = order[i]; printf "%s", k
                    for (c = 4; c <= 8; c++) printf ",%.2f", sum[k, c] / n[k]; printf ",%.4f\n", sum[k, 9] / n[k] } }' \
-    "$OUT_DIR/results_by_seed.csv" >"$OUT_DIR/results.csv.tmp" && mv "$OUT_DIR/results.csv.tmp" "$OUT_DIR/results.csv"
+    "$OUT_DIR/results_by_seed.csv" | study_publish "$OUT_DIR/results.csv"
 echo
 echo "$OUT_DIR/results.csv ($cpu; accuracies in % on the test variants, means over seeds $seeds):"
 column -t -s, "$OUT_DIR/results.csv"

@@ -21,6 +21,7 @@
 # results_by_class.csv: the same dCor^2 per class.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 top=$(cd "$here/../.." && pwd)
 DF=${DECONFOUND:-$top/deconfound}
 OUT_DIR=${OUT_DIR:-runs/bfmnist}
@@ -35,18 +36,15 @@ while [ $# -gt 0 ]; do
         --methods) methods=$2; shift ;;
         --epochs) epochs=$2; shift ;;
         --set) extra+=(--set "$2"); shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        -h|--help) study_help "$0"; exit 0 ;;
+        *) study_fail "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
-[ -x "$DF" ] || { echo "run.sh: $DF is not an executable (build the project or set DECONFOUND)" >&2; exit 2; }
-for m in $methods; do
-    case $m in baseline|end|mi|mdn) ;; *) echo "run.sh: unknown method '$m' (baseline, end, mi, mdn)" >&2; exit 2 ;; esac
-done
+study_binary "$DF"
+study_choose method "baseline end mi mdn" $methods
 mkdir -p "$OUT_DIR"
-flags="--oversubscribe -q"
-[ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+flags=$(study_mpirun_flags)
 
 sets=()
 if [ $quick = 1 ]; then
@@ -83,7 +81,7 @@ result_line() {
     printf '%s,%s,%s,%s,%s,%s\n' "$m" "$rho" "$(field val_acc)" "$(field val_acc_conflicting)" "$(field val_acc_aligned)" "$dcor"
 }
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+cpu=$(study_cpu)
 echo "bfmnist: methods $methods, rho $rhos$([ $quick = 1 ] && echo ' (quick)'), $RANKS ranks, $cpu"
 for rho in $rhos; do
     for m in $methods; do
@@ -100,7 +98,7 @@ for rho in $rhos; do
             exit 1
         fi
         echo "  $(grep '^blas:' "$dir/train.log" | head -1); $(( $(date +%s) - start )) s"
-        result_line "$m" "$rho" "$dir" >"$dir/result.csv.tmp" && mv "$dir/result.csv.tmp" "$dir/result.csv"
+        result_line "$m" "$rho" "$dir" | study_publish "$dir/result.csv"
         tail -1 "$dir/dcor.json" | grep -o '"by_class": \[[^]]*\]' | tr -d '"by_clas:[] ' | tr ',' '\n' |
             awk -v m="$m" -v r="$rho" '{ printf "%s,%s,%d,%s\n", m, r, NR - 1, $1 }' >"$dir/by_class.csv"
     done
@@ -114,11 +112,11 @@ done
             if [ -s "$OUT_DIR/$m-rho$rho/result.csv" ]; then cat "$OUT_DIR/$m-rho$rho/result.csv"; fi
         done
     done
-} >"$OUT_DIR/results.csv.tmp" && mv "$OUT_DIR/results.csv.tmp" "$OUT_DIR/results.csv"
+} | study_publish "$OUT_DIR/results.csv"
 {
     echo "method,rho,class,dcor2_u"
     for f in "$OUT_DIR"/*-rho*/by_class.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
-} >"$OUT_DIR/results_by_class.csv.tmp" && mv "$OUT_DIR/results_by_class.csv.tmp" "$OUT_DIR/results_by_class.csv"
+} | study_publish "$OUT_DIR/results_by_class.csv"
 echo
 echo "$OUT_DIR/results.csv ($cpu; accuracies on the test images, dCor^2 of feat vs colour):"
 column -t -s, "$OUT_DIR/results.csv"

@@ -29,6 +29,7 @@
 # second half of training.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 top=$(cd "$here/../.." && pwd)
 DF=${DECONFOUND:-$top/deconfound}
 OUT_DIR=${OUT_DIR:-runs/mdn-variants}
@@ -42,24 +43,17 @@ while [ $# -gt 0 ]; do
         --batches) batches=$2; shift ;;
         --ranks) ranks=$2; shift ;;
         --set) extra+=(--set "$2"); shift ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        -h|--help) study_help "$0"; exit 0 ;;
+        *) study_fail "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
-[ -x "$DF" ] || { echo "run.sh: $DF is not an executable (build the project or set DECONFOUND)" >&2; exit 2; }
-for d in $data; do
-    case $d in mdn2d|mri3d) ;; *) echo "run.sh: unknown data '$d' (mdn2d, mri3d)" >&2; exit 2 ;; esac
-done
-for k in $kernels; do
-    case $k in dataset|batch|recursive|penalty) ;; *) echo "run.sh: unknown kernel '$k' (dataset, batch, recursive, penalty)" >&2; exit 2 ;; esac
-done
-for s in $batches $ranks; do
-    case $s in *[!0-9]*|''|0) echo "run.sh: '$s' is not a positive integer (--batches, --ranks)" >&2; exit 2 ;; esac
-done
+study_binary "$DF"
+study_choose data "mdn2d mri3d" $data
+study_choose kernel "dataset batch recursive penalty" $kernels
+study_positive "--batches, --ranks" $batches $ranks
 mkdir -p "$OUT_DIR"
-flags="--oversubscribe -q"
-[ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+flags=$(study_mpirun_flags)
 cores=$(nproc)
 
 # The config, MDN layers, confounders and settings of a data set.
@@ -97,11 +91,10 @@ run_one() {
             last0 = cls[0]; last1 = cls[1]
             if (e > half) for (c = 0; c < 2; c++) if (!seen || cls[c] > max) { max = cls[c]; seen = 1 } }
             END { printf "%.4f,%.4f,%.4f", last0, last1, max }' "$dir/dcor.json")
-    printf '%s,%s,%s,%s,%s,%s\n' "$d" "$k" "$b" "$r" "$acc" "$dcor" >"$dir/result.csv.tmp"
-    mv "$dir/result.csv.tmp" "$dir/result.csv"
+    printf '%s,%s,%s,%s,%s,%s\n' "$d" "$k" "$b" "$r" "$acc" "$dcor" | study_publish "$dir/result.csv"
 }
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+cpu=$(study_cpu)
 echo "mdn-variants: data $data; kernels $kernels; global batch $batches; ranks $ranks$([ $quick = 1 ] && echo ' (quick)'); $cpu"
 for d in $data; do
     for k in $kernels; do
@@ -125,7 +118,7 @@ done
             for f in "$OUT_DIR/$d-$k"-b*-r*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
         done
     done | sort -t, -k1,1 -k2,2 -s -k3,3n -k4,4n
-} >"$OUT_DIR/results.csv.tmp" && mv "$OUT_DIR/results.csv.tmp" "$OUT_DIR/results.csv"
+} | study_publish "$OUT_DIR/results.csv"
 echo
 echo "$OUT_DIR/results.csv ($cpu):"
 column -t -s, "$OUT_DIR/results.csv"
