@@ -21,13 +21,25 @@
 #   every-dataset-b128      every-dataset at global batch 128 (4 times the samples per beta)
 #   every-pooled            every-batch-epoch with one beta per channel after the three
 #                           convolutions (pool = channel; fc1's beta per feature as before)
+# What a linear MDN leaves behind in the showcase's placement (README, "Non-linear effects"):
+#   last-epoch              last, the evaluation beta fitted over the training split at each
+#                           epoch's end (eval_beta = epoch)
+#   last-spline             last, age removed as a natural cubic spline of 4 columns
+#                           (remove = age:spline4, site) instead of a line
+#   last-spline-epoch       both
+#   last-epoch-eval         last, the evaluation beta fitted at each epoch's end to the
+#                           features evaluation sees (eval_beta = epoch_eval)
+#   last-spline-epoch-eval  last-spline with eval_beta = epoch_eval
+#   every-pooled-eval       every-pooled with eval_beta = epoch_eval
+#   every-pooled-spline-eval  the same removing age:spline4 and site in all four MDN layers
 # All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
 # Full protocol (default): seeds 1 2 (the training seed: initialisation and batch order; the
-# cohort is the same), all variants, 20 epochs (about 60 minutes on 2 cores). --quick: seed
-# 1, 8 epochs (about 11 minutes). --epochs changes the epochs; --set passes a setting to
-# every run.
+# cohort is the same), all variants, 20 epochs (about 100 minutes on 2 cores). --quick: seed
+# 1, 8 epochs, the variants last every-dataset every-batch-epoch every-pooled last-epoch-eval
+# last-spline-epoch-eval (about 7 minutes). --epochs changes the epochs; --set passes a setting
+# to every run.
 #
 # Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
 # results.csv; default runs/mdn-placement), RANKS (MPI ranks; default: the cores). A run goes
@@ -44,39 +56,42 @@
 # every run, with its seed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 top=$(cd "$here/../.." && pwd)
 DF=${DECONFOUND:-$top/deconfound}
 OUT_DIR=${OUT_DIR:-runs/mdn-placement}
 RANKS=${RANKS:-$(nproc)}
 all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-penalty every-dataset-b128 every-pooled"
+all_variants="$all_variants last-epoch last-spline last-spline-epoch last-epoch-eval last-spline-epoch-eval"
+all_variants="$all_variants every-pooled-eval every-pooled-spline-eval"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) seeds="1" epochs=8 ;;
+        --quick) seeds="1" epochs=8 variants="last every-dataset every-batch-epoch every-pooled last-epoch-eval last-spline-epoch-eval" ;;
         --variants) variants=$2; shift ;;
         --seeds) seeds=$2; shift ;;
         --epochs) epochs=$2; shift ;;
         --set) extra+=(--set "$2"); shift ;;
-        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        -h|--help) study_help "$0"; exit 0 ;;
+        *) study_fail "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
-[ -x "$DF" ] || { echo "run.sh: $DF is not an executable (build the project or set DECONFOUND)" >&2; exit 2; }
-for v in $variants; do
-    case " $all_variants " in *" $v "*) ;; *) echo "run.sh: unknown variant '$v' ($all_variants)" >&2; exit 2 ;; esac
-done
-for s in $seeds $epochs; do
-    case $s in *[!0-9]*|'') echo "run.sh: '$s' is not a non-negative integer (--seeds, --epochs)" >&2; exit 2 ;; esac
-done
+study_binary "$DF"
+study_choose variant "$all_variants" $variants
+study_counts "--seeds, --epochs" $seeds $epochs
 mkdir -p "$OUT_DIR"
-flags="--oversubscribe -q"
-[ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+flags=$(study_mpirun_flags)
 
 # The config and settings of a variant, as "placement kernel eval_beta batch" and --set args.
 describe() {
     case $1 in
         last) echo "last dataset running 32" ;;
+        last-epoch) echo "last dataset epoch 32" ;;
+        last-spline) echo "last-spline dataset running 32" ;;
+        last-spline-epoch) echo "last-spline dataset epoch 32" ;;
+        last-epoch-eval) echo "last dataset epoch_eval 32" ;;
+        last-spline-epoch-eval) echo "last-spline dataset epoch_eval 32" ;;
         every-dataset) echo "every dataset running 32" ;;
         every-dataset-epoch) echo "every dataset epoch 32" ;;
         every-batch) echo "every batch running 32" ;;
@@ -85,16 +100,26 @@ describe() {
         every-penalty) echo "every penalty - 32" ;;
         every-dataset-b128) echo "every dataset running 128" ;;
         every-pooled) echo "every-pooled batch epoch 32" ;;
+        every-pooled-eval) echo "every-pooled batch epoch_eval 32" ;;
+        every-pooled-spline-eval) echo "every-pooled-spline batch epoch_eval 32" ;;
     esac
 }
 settings() {
     local placement kernel eval_beta batch l
     read -r placement kernel eval_beta batch <<<"$(describe "$1")"
     echo "--set train.batch=$batch"
-    [ "$placement" = last ] && return 0
-    [ "$placement" = every-pooled ] && echo "--set mdn_conv1.pool=channel --set mdn_conv2.pool=channel --set mdn_conv3.pool=channel"
+    case $placement in
+        last*)  # the showcase's two MDN layers
+            for l in mdn_conv3 mdn_fc1; do
+                [ "$eval_beta" = running ] || echo "--set $l.eval_beta=$eval_beta"
+                [ "$placement" = last-spline ] && echo "--set $l.remove=age:spline4,site"
+            done
+            return 0 ;;
+    esac
+    case $placement in every-pooled*) echo "--set mdn_conv1.pool=channel --set mdn_conv2.pool=channel --set mdn_conv3.pool=channel" ;; esac
     for l in mdn_conv1 mdn_conv2 mdn_conv3 mdn_fc1; do
         echo "--set $l.kernel=$kernel"
+        [ "$placement" = every-pooled-spline ] && echo "--set $l.remove=age:spline4,site"
         [ "$eval_beta" = - ] || echo "--set $l.eval_beta=$eval_beta"
     done
 }
@@ -102,7 +127,7 @@ settings() {
 # One run: train; its checkpoint.h5 says it finished.
 run_one() {
     local v=$1 s=$2 dir=$3 cfg=$here/every.ini
-    [ "$v" = last ] && cfg=$here/../mdn-mri3d.ini
+    case $v in last*) cfg=$here/../mdn-mri3d.ini ;; esac
     mkdir -p "$dir"
     # shellcheck disable=SC2046
     if ! mpirun $flags -np "$RANKS" "$DF" train "$cfg" $(settings "$v") --set train.seed="$s" --set train.epochs="$epochs" \
@@ -135,11 +160,10 @@ summarise() {
     read -r placement kernel eval_beta batch <<<"$(describe "$v")"
     # accs is ",train,val": the columns want val, then train
     printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$v" "$placement" "$kernel" "$eval_beta" "$batch" "$RANKS" "$s" \
-        "$(echo "$accs" | cut -d, -f3)" "$last5" "$(echo "$accs" | cut -d, -f2)" "$dcor" "$gap" >"$dir/result.csv.tmp"
-    mv "$dir/result.csv.tmp" "$dir/result.csv"
+        "$(echo "$accs" | cut -d, -f3)" "$last5" "$(echo "$accs" | cut -d, -f2)" "$dcor" "$gap" | study_publish "$dir/result.csv"
 }
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+cpu=$(study_cpu)
 echo "mdn-placement: variants $variants; seeds $seeds; $epochs epochs; $RANKS ranks; $cpu"
 for s in $seeds; do
     for v in $variants; do
@@ -162,14 +186,14 @@ cols="val_acc,val_acc_last5,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_si
 {
     echo "variant,placement,kernel,eval_beta,batch,ranks,seed,$cols"
     for v in $all_variants; do
-        for f in "$OUT_DIR/$v"-s*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
+        for f in "$OUT_DIR/$v"-s[0-9]*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
     done
-} >"$OUT_DIR/results_by_seed.csv.tmp" && mv "$OUT_DIR/results_by_seed.csv.tmp" "$OUT_DIR/results_by_seed.csv"
+} | study_publish "$OUT_DIR/results_by_seed.csv"
 awk -F, -v cols="$cols" 'NR == 1 { print "variant,placement,kernel,eval_beta,batch,ranks," cols ",seeds"; next }
          { k = $1 "," $2 "," $3 "," $4 "," $5 "," $6; if (!(k in n)) order[++K] = k; n[k]++; for (c = 8; c <= 16; c++) sum[k, c] += $c }
          END { for (i = 1; i <= K; i++) { k = order[i]; printf "%s", k
                    for (c = 8; c <= 16; c++) printf (c <= 10 ? ",%.2f" : c == 16 ? ",%.3f" : ",%.4f"), sum[k, c] / n[k]; print "," n[k] } }' \
-    "$OUT_DIR/results_by_seed.csv" >"$OUT_DIR/results.csv.tmp" && mv "$OUT_DIR/results.csv.tmp" "$OUT_DIR/results.csv"
+    "$OUT_DIR/results_by_seed.csv" | study_publish "$OUT_DIR/results.csv"
 echo
 echo "$OUT_DIR/results.csv ($cpu; means over the seeds run):"
 column -t -s, "$OUT_DIR/results.csv"
