@@ -149,56 +149,87 @@ static void test_torch_batch(void) { check_torch_case("mdn_batch.txt", 1); }
 
 // ---- checkpoint and missing metadata --------------------------------------------------------
 
-static void test_checkpoint(void) {
-    enum { B = 6, N = 20 };
-    Rng rng;
-    rng_seed(&rng, 81);
+// Two networks of one config on the age/site schema: `a` prepared on N training rows and
+// stepped 3 times in training mode (its running beta moves), `b` built and initialised
+// differently, for a checkpoint of `a` to be loaded into.
+enum { CK_B = 6, CK_N = 20 };
+typedef struct {
     MetaSchema s;
-    age_site_schema(&s);
-    Shape in = { 1, 4, 4, 3 };
-    size_t in_n = shape_numel(in);
-    double meta[N * 2];
-    int32_t labels[N];
-    random_rows(meta, labels, N, &rng);
-    float *img = tu_rand(B * in_n, -1, 1, &rng);
+    Shape in;
+    double meta[CK_N * 2];
+    int32_t labels[CK_N];
+    float *img;
     Ini ini;
-    DfError err;
-    CU_ASSERT_FATAL(ini_parse_string(&ini, NET_INI, "net.ini", &err) == 0);
     Net a, b;
-    CU_ASSERT_FATAL(net_build_meta(&a, &ini, in, B, NULL, &s, &err) == 0);
-    CU_ASSERT_FATAL(net_build_meta(&b, &ini, in, B, NULL, &s, &err) == 0);
-    net_init(&a, 3);
-    net_init(&b, 4);
-    CU_ASSERT_FATAL(net_prepare(&a, meta, labels, N, 0, N, &err) == 0);
-    Batch batch = mdn_batch(img, B, meta, labels);
-    for (int t = 0; t < 3; t++) net_forward(&a, &batch, 1);  // running beta moves
+    Batch batch;
+} CkptFx;
+
+static void ckpt_fx_init(CkptFx *f, const char *cfg, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    age_site_schema(&f->s);
+    f->in = (Shape){ 1, 4, 4, 3 };
+    random_rows(f->meta, f->labels, CK_N, &rng);
+    f->img = tu_rand(CK_B * shape_numel(f->in), -1, 1, &rng);
+    DfError err;
+    CU_ASSERT_FATAL(ini_parse_string(&f->ini, cfg, "net.ini", &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&f->a, &f->ini, f->in, CK_B, NULL, &f->s, &err) == 0);
+    CU_ASSERT_FATAL(net_build_meta(&f->b, &f->ini, f->in, CK_B, NULL, &f->s, &err) == 0);
+    net_init(&f->a, 3);
+    net_init(&f->b, 4);
+    CU_ASSERT_FATAL(net_prepare(&f->a, f->meta, f->labels, CK_N, 0, CK_N, &err) == 0);
+    f->batch = mdn_batch(f->img, CK_B, f->meta, f->labels);
+    for (int t = 0; t < 3; t++) net_forward(&f->a, &f->batch, 1);
+}
+
+// Saves `a` (config cfg) to a temporary file and loads it into `net`: the load's status.
+static int ckpt_save_load(CkptFx *f, const char *cfg, Net *net) {
     char path[] = "/tmp/test_mdn_ckpt_XXXXXX";
     int fd = mkstemp(path);
     CU_ASSERT_FATAL(fd >= 0);
     close(fd);
-    CU_ASSERT_FATAL(checkpoint_save(path, NET_INI, &a, NULL, NULL, &err) == 0);
-    CU_ASSERT_FATAL(checkpoint_load(path, &b, NULL, NULL, &err) == 0);
+    DfError err;
+    CU_ASSERT_FATAL(checkpoint_save(path, cfg, &f->a, NULL, NULL, &err) == 0);
+    int rc = checkpoint_load(path, net, NULL, NULL, &err);
     unlink(path);
-    CU_ASSERT(memcmp(a.state, b.state, a.n_state * sizeof(float)) == 0);
-    Layer *m1 = net_layer(&b, "mdn1");
+    return rc;
+}
+
+// `b` loaded from `a`'s checkpoint: the same state, the same evaluation outputs bit for bit.
+static void ckpt_roundtrip(CkptFx *f, const char *cfg) {
+    CU_ASSERT_FATAL(ckpt_save_load(f, cfg, &f->b) == 0);
+    CU_ASSERT(memcmp(f->a.state, f->b.state, f->a.n_state * sizeof(float)) == 0);
+    float *ea = tu_copy(net_forward(&f->a, &f->batch, 0), CK_B * 2);
+    const float *eb = net_forward(&f->b, &f->batch, 0);
+    CU_ASSERT(memcmp(ea, eb, sizeof(float) * CK_B * 2) == 0);
+    free(ea);
+}
+
+static void ckpt_fx_free(CkptFx *f) {
+    net_free(&f->a);
+    net_free(&f->b);
+    ini_free(&f->ini);
+    free(f->img);
+}
+
+// The state tensor `name` of a layer, or NULL.
+static const float *state_named(const Layer *L, const char *name) {
+    for (int i = 0; i < L->n_state_info; i++)
+        if (strcmp(L->state_info[i].name, name) == 0) return layer_state(L, i);
+    return NULL;
+}
+
+static void test_checkpoint(void) {
+    CkptFx f;
+    ckpt_fx_init(&f, NET_INI, 81);
+    ckpt_roundtrip(&f, NET_INI);
+    Layer *m1 = net_layer(&f.b, "mdn1");
     CU_ASSERT_FATAL(m1 != NULL);
-    int has_k = 0, has_b = 0;
-    for (int i = 0; i < m1->n_state_info; i++) {
-        has_k |= strcmp(m1->state_info[i].name, "kernel") == 0;
-        has_b |= strcmp(m1->state_info[i].name, "running_beta") == 0;
-    }
-    CU_ASSERT(has_k && has_b);
+    CU_ASSERT(state_named(m1, "kernel") && state_named(m1, "running_beta"));
     float kmax = 0;
     for (int i = 0; i < 25; i++) kmax = fmaxf(kmax, fabsf(m1->state[i]));
     CU_ASSERT(kmax > 0);  // the fitted kernel itself was saved
-    float *ea = tu_copy(net_forward(&a, &batch, 0), B * 2);
-    const float *eb = net_forward(&b, &batch, 0);
-    CU_ASSERT(memcmp(ea, eb, sizeof(float) * B * 2) == 0);
-    free(ea);
-    net_free(&a);
-    net_free(&b);
-    ini_free(&ini);
-    free(img);
+    ckpt_fx_free(&f);
 }
 
 // ---- spline-expanded columns against R's splines::ns ---------------------------------------
@@ -290,75 +321,37 @@ static void test_spline_shape(void) {
     CU_ASSERT(meta_spline_knots(kn, 2, ties + 2, 4) == 0);
 }
 
-// A network whose MDN layers remove age:spline3: prepare fits the knots at the training
+// A network whose MDN layer removes age:spline3: prepare fits the knots at the training
 // values' quantiles into the layer's state, and a second network that only loads the
 // checkpoint (never prepared) codes every sample as the first does.
 static void test_spline_checkpoint(void) {
-    enum { B = 6, N = 20 };
-    Rng rng;
-    rng_seed(&rng, 82);
-    MetaSchema s;
-    age_site_schema(&s);
-    Shape in = { 1, 4, 4, 3 };
-    size_t in_n = shape_numel(in);
-    double meta[N * 2];
-    int32_t labels[N];
-    random_rows(meta, labels, N, &rng);
-    float *img = tu_rand(B * in_n, -1, 1, &rng);
     const char *cfg = "[conv3d]\nname = conv1\nout = 2\nkernel = 3\npad = 1\n"
                       "[mdn]\nname = mdn1\nremove = age:spline3, site\n"
                       "[flatten]\n[linear]\nname = fc\nout = 2\n";
-    Ini ini;
-    DfError err;
-    CU_ASSERT_FATAL(ini_parse_string(&ini, cfg, "net.ini", &err) == 0);
-    Net a, b;
-    CU_ASSERT_FATAL(net_build_meta(&a, &ini, in, B, NULL, &s, &err) == 0);
-    CU_ASSERT_FATAL(net_build_meta(&b, &ini, in, B, NULL, &s, &err) == 0);
-    net_init(&a, 3);
-    net_init(&b, 4);
-    CU_ASSERT_FATAL(net_prepare(&a, meta, labels, N, 0, N, &err) == 0);
-    Layer *m1 = net_layer(&a, "mdn1");
-    const float *kn = NULL;
-    for (int i = 0; i < m1->n_state_info; i++)
-        if (strcmp(m1->state_info[i].name, "knots") == 0) kn = layer_state(m1, i);
+    CkptFx f;
+    ckpt_fx_init(&f, cfg, 82);
+    const float *kn = state_named(net_layer(&f.a, "mdn1"), "knots");
     CU_ASSERT_FATAL(kn != NULL);
-    double ages[N], want[4];
-    for (int i = 0; i < N; i++) ages[i] = meta[i * 2];
-    qsort(ages, N, sizeof(double), df_cmp_double);
-    CU_ASSERT_FATAL(meta_spline_knots(want, 3, ages, N) == 0);
+    double ages[CK_N], want[4];
+    for (int i = 0; i < CK_N; i++) ages[i] = f.meta[i * 2];
+    qsort(ages, CK_N, sizeof(double), df_cmp_double);
+    CU_ASSERT_FATAL(meta_spline_knots(want, 3, ages, CK_N) == 0);
     for (int j = 0; j < 4; j++) CU_ASSERT_EQUAL(kn[j], (float)want[j]);
-    Batch batch = mdn_batch(img, B, meta, labels);
-    for (int t = 0; t < 3; t++) net_forward(&a, &batch, 1);
-    char path[] = "/tmp/test_mdn_spline_XXXXXX";
-    int fd = mkstemp(path);
-    CU_ASSERT_FATAL(fd >= 0);
-    close(fd);
-    CU_ASSERT_FATAL(checkpoint_save(path, cfg, &a, NULL, NULL, &err) == 0);
-    CU_ASSERT_FATAL(checkpoint_load(path, &b, NULL, NULL, &err) == 0);
-    unlink(path);
-    CU_ASSERT(memcmp(a.state, b.state, a.n_state * sizeof(float)) == 0);
-    float *ea = tu_copy(net_forward(&a, &batch, 0), B * 2);
-    const float *eb = net_forward(&b, &batch, 0);
-    CU_ASSERT(memcmp(ea, eb, sizeof(float) * B * 2) == 0);
-    free(ea);
+    ckpt_roundtrip(&f, cfg);
     // a model trained with a linear age is not this one
-    Ini lin;
-    Net c;
     char cfg2[512];
     snprintf(cfg2, sizeof cfg2, "%s", cfg);
     char *at = strstr(cfg2, "age:spline3");
     memmove(at + 3, at + 11, strlen(at + 11) + 1);
+    Ini lin;
+    Net c;
+    DfError err;
     CU_ASSERT_FATAL(ini_parse_string(&lin, cfg2, "lin.ini", &err) == 0);
-    CU_ASSERT_FATAL(net_build_meta(&c, &lin, in, B, NULL, &s, &err) == 0);
-    CU_ASSERT_FATAL(checkpoint_save(path, cfg, &a, NULL, NULL, &err) == 0);
-    CU_ASSERT(checkpoint_load(path, &c, NULL, NULL, &err) == -1);
-    unlink(path);
-    net_free(&a);
-    net_free(&b);
+    CU_ASSERT_FATAL(net_build_meta(&c, &lin, f.in, CK_B, NULL, &f.s, &err) == 0);
+    CU_ASSERT(ckpt_save_load(&f, cfg, &c) == -1);
     net_free(&c);
-    ini_free(&ini);
     ini_free(&lin);
-    free(img);
+    ckpt_fx_free(&f);
 }
 
 int main(void) {
