@@ -541,6 +541,15 @@ static void penalty_forward(Layer *L, int B) {
     residual(L, B);
 }
 
+// In the refit pass `mode` (run/refit.h), a layer refitting its evaluation beta from that
+// pass adds this rank's share of X^T X and X^T F.
+static void add_refit_sums(Layer *L, int B, int mode) {
+    MdnImpl *m = L->impl;
+    if (m->eval_epoch != mode) return;
+    mdn_accumulate_xtx(m->sums, m->X, B, m->k);
+    accumulate_xtf(m->sums + (size_t)m->k * m->k, m->X, regressed(L, B), B, m->k, m->d);
+}
+
 static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
     MdnImpl *m = L->impl;
@@ -550,11 +559,7 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
     m->trained = training;
     if (!training) {
         for (size_t i = 0; i < (size_t)k * d; i++) m->beta[i] = running[i];
-        if (m->eval_epoch == REFIT_EVALUATION && L->ctx->refitting == REFIT_EVALUATION) {  // epoch_eval's sums
-            const float *F = regressed(L, B);
-            mdn_accumulate_xtx(m->sums, m->X, B, k);
-            accumulate_xtf(m->sums + (size_t)k * k, m->X, F, B, k, d);
-        }
+        if (L->ctx->refitting == REFIT_EVALUATION) add_refit_sums(L, B, REFIT_EVALUATION);
         residual(L, B);
         return;
     }
@@ -571,11 +576,8 @@ static void mdn_fwd(Layer *L, const Batch *batch, int training) {
         penalty_forward(L, B);
         return;
     }
+    if (L->ctx->refitting == REFIT_TRAINING) add_refit_sums(L, B, REFIT_TRAINING);
     const float *F = regressed(L, B);
-    if (m->eval_epoch == REFIT_TRAINING && L->ctx->refitting == REFIT_TRAINING) {  // this rank's share of X^T X and X^T F
-        mdn_accumulate_xtx(m->sums, m->X, B, k);
-        accumulate_xtf(m->sums + (size_t)k * k, m->X, F, B, k, d);
-    }
     if (!m->prepared && !m->batch_kernel)
         df_die(DF_EXIT_FAIL, "layer %s (mdn): the dataset kernel was not fitted before training", L->name);
     if (m->batch_kernel) {  // K = pinv(X_B^T X_B + ridge I) over the global batch

@@ -198,7 +198,8 @@ static int add_list(MetaDesign *d, const MetaSchema *s, const char *list, int re
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
         char *name = trim(tok), suffix[64];
         if (!*name) continue;
-        snprintf(suffix, sizeof suffix, "%s", strchr(name, ':') ? strchr(name, ':') : "");
+        const char *colon = strchr(name, ':');
+        snprintf(suffix, sizeof suffix, "%s", colon ? colon : "");
         int df = spline_suffix(name);
         name = trim(name);  // "age :spline4"
         int col = meta_column(s, name);
