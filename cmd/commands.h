@@ -12,4 +12,5 @@ int cmd_pack(int argc, char **argv);     // cmd/pack.c
 int cmd_dcor(int argc, char **argv);     // cmd/dcor.c
 int cmd_eval(int argc, char **argv);     // cmd/eval.c
 int cmd_variants(int argc, char **argv); // cmd/variants.c
+int cmd_residualize(int argc, char **argv); // cmd/residualize.c
 #endif

@@ -19,6 +19,7 @@ static const struct {
     { "info", cmd_info, "describe a NIfTI file, a shard or a checkpoint" },
     { "eval", cmd_eval, "write the features of named layers for every sample, from a checkpoint" },
     { "variants", cmd_variants, "write a test shard's background variants (original, mixed-same, mixed-rand, only-bg)" },
+    { "residualize", cmd_residualize, "voxel-wise confound regression of shards' images (ScaLAPACK least squares)" },
     { "dcor", cmd_dcor, "distance correlation (biased, bias-corrected, partial, per group, p-value)" },
     { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },
 };
@@ -26,7 +27,7 @@ static const struct {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: deconfound COMMAND [ARGS...]   (run under mpirun / srun for several ranks)\n\ncommands:\n");
-    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].what);
     fprintf(f, "\n'deconfound COMMAND --help' describes each. deconfound %s\n", PACKAGE_VERSION);
 }
 

@@ -89,12 +89,18 @@ static int write_ds(hid_t loc, const char *path, const char *name, hid_t memtype
         df_err(err, "%s: %s: cannot set chunking", path, name);
         goto done;
     }
+    // No data: every chunk allocated now and never filled, so other writers can put the
+    // values at the chunks' file offsets (h5_create_f32_unwritten).
+    if (!data && (H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)) {
+        df_err(err, "%s: %s: cannot set the allocation", path, name);
+        goto done;
+    }
     ds = H5Dcreate2(loc, name, filetype, space, lcpl, dcpl, H5P_DEFAULT);
     if (ds < 0) { df_err(err, "%s: %s: cannot create the dataset", path, name); goto done; }
     hssize_t npoints = H5Sget_simple_extent_npoints(space);
     if (npoints < 0) { df_err(err, "%s: %s: cannot size the dataspace", path, name); goto done; }
     // A zero-sized dataset has nothing to write (and H5Dwrite rejects a NULL buffer).
-    if (npoints > 0 && H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+    if (npoints > 0 && data && H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         df_err(err, "%s: %s: write failed", path, name);
         goto done;
     }
@@ -109,6 +115,10 @@ int h5_write_f32(hid_t loc, const char *path, const char *name, const float *dat
 int h5_write_f32_chunked(hid_t loc, const char *path, const char *name, const float *data, int ndim,
                          const hsize_t *dims, const hsize_t *chunk, DfError *err) {
     return write_ds(loc, path, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, data, ndim, dims, chunk, err);
+}
+int h5_create_f32_unwritten(hid_t loc, const char *path, const char *name, int ndim, const hsize_t *dims,
+                            const hsize_t *chunk, DfError *err) {
+    return write_ds(loc, path, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, NULL, ndim, dims, chunk, err);
 }
 int h5_write_f64(hid_t loc, const char *path, const char *name, const double *data, int ndim, const hsize_t *dims, DfError *err) {
     return write_ds(loc, path, name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, data, ndim, dims, NULL, err);

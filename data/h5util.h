@@ -37,6 +37,10 @@ int h5_attr_exists(hid_t obj, const char *name);  // 1 if the attribute exists o
 // As h5_write_f32, with the dataset chunked by `chunk` (ndim entries, no compression).
 int h5_write_f32_chunked(hid_t loc, const char *path, const char *name, const float *data, int ndim,
                          const hsize_t *dims, const hsize_t *chunk, DfError *err);
+// The same dataset with its chunks allocated in the file but never written (no fill either):
+// for writers that put the values at the chunks' offsets themselves (data/voxels.c).
+int h5_create_f32_unwritten(hid_t loc, const char *path, const char *name, int ndim, const hsize_t *dims,
+                            const hsize_t *chunk, DfError *err);
 // Reads rows [start, start+count) along the first axis of a float dataset into data
 // (count * product of the other dims floats); the range must lie inside the dataset.
 int h5_read_f32_rows(hid_t loc, const char *path, const char *name, hsize_t start, hsize_t count,

@@ -2,9 +2,11 @@
 #include "data/shard.h"
 #include "data/cohort.h"
 #include "data/h5util.h"
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const kind_names[] = { "continuous", "categorical" };
 
@@ -48,7 +50,7 @@ static int check_cohort(const char *path, const Cohort *c, DfError *err) {
         return df_err(err, "%s: bad sample shape (%d,%d,%d,%d)", path, c->shape.c, c->shape.d, c->shape.h, c->shape.w);
     if (c->k < 0 || c->k > META_MAX_COLS)
         return df_err(err, "%s: %d metadata columns (at most %d)", path, c->k, META_MAX_COLS);
-    if (!c->images || !c->labels || (c->k > 0 && !c->meta)) return df_err(err, "%s: cohort has no data", path);
+    if (!c->labels || (c->k > 0 && !c->meta)) return df_err(err, "%s: cohort has no data", path);
     for (int j = 0; j < c->k; j++) {
         if (!c->columns[j] || !c->columns[j][0]) return df_err(err, "%s: metadata column %d has no name", path, j);
         if (strchr(c->columns[j], ','))
@@ -218,7 +220,9 @@ static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *e
     hsize_t ldims[1] = { (hsize_t)c->n };
     hsize_t mdims[2] = { (hsize_t)c->n, (hsize_t)c->k };
     if (h5_write_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0) return -1;
-    if (h5_write_f32_chunked(f, path, "images", c->images, 5, idims, chunk, err) != 0) return -1;
+    if ((c->images ? h5_write_f32_chunked(f, path, "images", c->images, 5, idims, chunk, err)
+                   : h5_create_f32_unwritten(f, path, "images", 5, idims, chunk, err)) != 0)
+        return -1;
     if (h5_write_i32(f, path, "labels", c->labels, 1, ldims, err) != 0) return -1;
     if (h5_write_f64(f, path, "meta", c->meta, 2, mdims, err) != 0) return -1;
 
@@ -255,7 +259,21 @@ static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *e
     return rc;
 }
 
+int shard_create_unwritten(const char *path, const Cohort *c, const char *derived, DfError *err) {
+    if (c->images) return df_err(err, "%s: internal: images given to shard_create_unwritten", path);
+    if (check_cohort(path, c, err) != 0) return -1;
+    h5_quiet();
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return df_err(err, "%s: cannot create: %s", path, strerror(errno));
+    int rc = write_contents(f, path, c, err);
+    if (rc == 0 && derived) rc = h5_attr_write_string(f, path, "derived_by", derived, err);
+    if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed (disk full?)", path);
+    if (rc != 0) unlink(path);
+    return rc;
+}
+
 int shard_write(const char *path, const Cohort *c, DfError *err) {
+    if (!c->images) return df_err(err, "%s: cohort has no images", path);
     if (check_cohort(path, c, err) != 0) return -1;
     char *tmp;
     hid_t f = h5_create_atomic(path, &tmp, err);

@@ -22,6 +22,11 @@
 
 
 int shard_write(const char *path, const Cohort *c, DfError *err);
+// A shard holding everything of c but the image values, written to `path` itself (the caller
+// names it temporarily and renames it): /images is allocated, one sample per chunk, and left
+// for writers that put each sample's bytes at shard_layout's offsets (data/voxels.c). The
+// root attribute `derived_by` records how the images were made (NULL: none).
+int shard_create_unwritten(const char *path, const Cohort *c, const char *derived, DfError *err);
 // Reads the whole shard into memory; checks the format attribute, version and shapes.
 int shard_read(const char *path, Cohort *c, DfError *err);
 // Reads everything except the images (n, shape, columns, kinds, labels, meta -- all small);

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The folders are layers (docs/architecture.md): base/ -> mpi/ -> nn/ -> data/ -> run/ -> cmd/.
+# The folders are layers (docs/architecture.md): base/ -> mpi/ -> nn/ -> data/ -> prep/ -> run/ -> cmd/.
 # A file may include only from its own folder and the folders before it, and there is no
 # cycle between files. MPI is called only in mpi/; HDF5 and the NIfTI library only in data/
 # (and mpi/h5mpi.c, which opens HDF5 files through MPI-IO). Reads the sources, runs nothing.
 . "${top_srcdir:-.}/tests/lib.sh"
 cd "$top_srcdir" || exit 1
-layers=(base mpi nn data run cmd)
+layers=(base mpi nn data prep run cmd)
 rank_of() { local i; for i in "${!layers[@]}"; do [ "${layers[$i]}" = "$1" ] && { echo "$i"; return; }; done; echo -1; }
 bad=0
 for dir in "${layers[@]}"; do

@@ -1,0 +1,326 @@
+// residualize.c: voxel-wise confound regression on ScaLAPACK (see residualize.h).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "mpi/comm.h"
+#include "mpi/scalapack.h"
+#include "prep/design.h"
+#include "prep/residualize.h"
+
+// After a step where any rank may have failed on its own (a read, a write): every rank learns
+// whether one did, and the lowest failing rank's message becomes everyone's. Collective.
+static int agree(int rc, DfError *err) {
+    int P = dist_size();
+    double who = rc ? (double)(P - dist_rank()) : 0.0;
+    dist_allreduce_max_f64(&who, 1);
+    if (who == 0.0) return 0;
+    dist_bcast(err->msg, sizeof err->msg, P - (int)who);
+    return -1;
+}
+
+// ---- the plan: grid, blocks, chunks ------------------------------------------------------------
+
+typedef struct {
+    int nprow, npcol, mb;
+    long chunk;            // voxel columns per chunk
+    double bytes;          // per rank
+} Plan;
+
+// Row blocks of mb subjects; each chunk's voxel columns split into one block per process
+// column (nb = chunk / npcol), so a rank reads one contiguous span per subject and chunk.
+// The default grid is 1 x P: the design has only k columns, so the Householder vectors are
+// cheap to broadcast along a process row while a process column of several rows would have to
+// sum k x nb partial products for every block; more process rows only pay when N x nb no
+// longer fits one rank's memory. Memory per rank: the chunk's training block twice (Y and
+// Q^T Y) and the largest held-out set's block.
+static int plan_make(Plan *p, const ResidualizeOptions *o, long n, long n_apply_max, long m, DfError *err) {
+    int P = dist_size();
+    p->nprow = o->nprow ? o->nprow : 1;
+    p->npcol = o->npcol ? o->npcol : P / p->nprow;
+    if (p->nprow * p->npcol != P)
+        return df_err(err, "residualize: --grid %dx%d does not use the %d ranks", p->nprow, p->npcol, P);
+    p->mb = o->block ? o->block : 64;
+    long rows_loc = (n + p->nprow - 1) / p->nprow + p->mb, apply_loc = (n_apply_max + p->nprow - 1) / p->nprow + p->mb;
+    if (n_apply_max == 0) apply_loc = 0;
+    double per_col = 8.0 * (double)(2 * rows_loc + apply_loc);  // bytes per local voxel column
+    long cols_loc = (long)(o->memory_mb * 1048576.0 / per_col);
+    if (cols_loc < 1)
+        return df_err(err, "residualize: --memory %.0f MB per rank cannot hold one voxel column of %ld subjects "
+                      "(%.1f MB needed): raise --memory or use more ranks", o->memory_mb, n + n_apply_max,
+                      per_col / 1048576.0);
+    p->chunk = cols_loc * p->npcol;
+    if (p->chunk > m) p->chunk = m;
+    p->bytes = per_col * (double)((p->chunk + p->npcol - 1) / p->npcol);
+    return 0;
+}
+
+// ---- distributed blocks ------------------------------------------------------------------
+
+// The replicated design rows x [n, k] into this rank's blocks of the distributed X.
+static void scatter_design(double *xl, const DistMat *X, const DistGrid *g, const double *x, int k) {
+    for (int jl = 0; jl < X->nloc; jl++)
+        for (int il = 0; il < X->mloc; il++)
+            xl[il + (size_t)jl * X->lld] = x[(size_t)dist_row_global(X, g, il) * k + dist_col_global(X, g, jl)];
+}
+
+// This rank's columns of the chunk starting at voxel column c0: [*j0, *j1) in the matrix's
+// global columns (one block per process column).
+static void my_columns(const DistMat *Y, const DistGrid *g, long c0, long *j0, long *j1) {
+    *j0 = c0 + (Y->nloc ? dist_col_global(Y, g, 0) : 0);
+    *j1 = *j0 + Y->nloc;
+}
+
+static int read_block(double *yl, const DistMat *Y, const DistGrid *g, ShardRows *rows, const VoxelSet *vs, long c0,
+                      DfError *err) {
+    long j0, j1;
+    my_columns(Y, g, c0, &j0, &j1);
+    for (int il = 0; il < Y->mloc; il++)
+        if (shard_rows_read_strided(rows, vs, dist_row_global(Y, g, il), j0, j1, yl + il, Y->lld, err)) return -1;
+    return 0;
+}
+
+static int write_block(ShardOut *out, const double *yl, const DistMat *Y, const DistGrid *g, const VoxelSet *vs,
+                       long c0, DfError *err) {
+    long j0, j1;
+    my_columns(Y, g, c0, &j0, &j1);
+    for (int il = 0; il < Y->mloc; il++)
+        if (shard_out_put(out, vs, dist_row_global(Y, g, il), j0, j1, yl + il, Y->lld, err)) return -1;
+    return 0;
+}
+
+// ---- the job ---------------------------------------------------------------------------
+
+typedef struct {
+    ShardRows rows;
+    ShardOut out;
+    double *x;          // [n, k] design rows, confounder columns centred, the rest zero (X~)
+    DistMat Xd, Yd;
+    double *xl, *yl;
+} Set;
+
+// X~: what is subtracted is the confounders' deviation from their training means.
+static void centre_confounders(double *x, long n, const MetaDesign *md, const double *mean) {
+    for (long i = 0; i < n; i++)
+        for (int c = 0; c < md->k; c++) {
+            double *v = x + (size_t)i * md->k + c;
+            *v = md->removed[c] && md->source[c] != -2 ? *v - mean[c] : 0.0;
+        }
+}
+
+static void set_free(Set *s) {
+    shard_rows_close(&s->rows);
+    shard_out_free(&s->out);
+    free(s->x);
+    free(s->xl);
+    free(s->yl);
+}
+
+typedef struct {
+    const ResidualizeOptions *o;
+    ResidualizeReport *rep;
+    PrepDesign d;
+    VoxelSet vs;
+    Set *sets;          // [0] training, then the held-out sets
+    int n_sets;
+    DistGrid g;
+    Plan plan;
+    DistMat A;          // X, factorised
+    double *al, *tau, *cl;  // its local blocks, tau, and Q^T Y's
+    DistMat C;
+} Job;
+
+// Every input header, the design (training) and its rows (every set), the voxels.
+static int open_inputs(Job *j, DfError *err) {
+    const ResidualizeOptions *o = j->o;
+    j->n_sets = 1 + o->n_apply;
+    j->sets = xcalloc((size_t)j->n_sets, sizeof(Set));
+    for (int s = 0; s < j->n_sets; s++)
+        if (shard_rows_open(&j->sets[s].rows, s ? o->apply[s - 1] : o->train, err)) return -1;
+    for (int s = 1; s < j->n_sets; s++) {
+        Shape a = j->sets[0].rows.shape, b = j->sets[s].rows.shape;
+        if (a.c != b.c || a.d != b.d || a.h != b.h || a.w != b.w)
+            return df_err(err, "%s: samples are %dx%dx%dx%d, the training shards' %dx%dx%dx%d", o->apply[s - 1], b.c, b.d,
+                          b.h, b.w, a.c, a.d, a.h, a.w);
+    }
+    if (prep_design_build(&j->d, &j->sets[0].rows, o->keep, o->remove, "residualize", err)) return -1;
+    int k = j->d.design.k;
+    if (j->d.n <= k)
+        return df_err(err, "residualize: %ld training subjects for %d design columns: need more subjects than columns",
+                      j->d.n, k);
+    double mean[MDN_MAX_COLS] = { 0 };
+    for (long i = 0; i < j->d.n; i++)
+        for (int c = 0; c < k; c++) mean[c] += j->d.x[(size_t)i * k + c] / (double)j->d.n;
+    for (int s = 0; s < j->n_sets; s++) {
+        Set *S = &j->sets[s];
+        S->x = xmalloc(sizeof(double) * (size_t)S->rows.n * (size_t)k);
+        if (s == 0) memcpy(S->x, j->d.x, sizeof(double) * (size_t)S->rows.n * (size_t)k);
+        else if (prep_design_rows(S->x, &j->d, &S->rows, err)) return -1;
+        centre_confounders(S->x, S->rows.n, &j->d.design, mean);
+    }
+    Shape sh = j->sets[0].rows.shape;
+    if (o->mask) return voxels_from_mask(&j->vs, o->mask, sh, err);
+    voxels_all(&j->vs, sh);
+    return 0;
+}
+
+// Output names (every set into --out, base names unique across sets); rank 0 creates them.
+static int create_outputs(Job *j, const char *tag, DfError *err) {
+    int rc = 0;
+    for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_init(&j->sets[s].out, &j->sets[s].rows, j->o->out_dir, tag, err);
+    for (int s = 0; s < j->n_sets && !rc; s++)
+        for (int t = 0; t < s && !rc; t++)
+            for (int a = 0; a < j->sets[s].out.n_shards && !rc; a++)
+                for (int b = 0; b < j->sets[t].out.n_shards && !rc; b++)
+                    if (!strcmp(j->sets[s].out.final[a], j->sets[t].out.final[b]))
+                        rc = df_err(err, "%s and %s: both would be written as %s", j->sets[t].rows.paths[b],
+                                    j->sets[s].rows.paths[a], j->sets[s].out.final[a]);
+    if (rc) return -1;  // the same on every rank: no file created yet
+    char what[1400];
+    snprintf(what, sizeof what, "deconfound residualize: %s (the training mean kept); fitted on %ld subjects of %s",
+             j->rep->design, j->d.n, j->o->train);
+    if (dist_rank() == 0)
+        for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_create(&j->sets[s].out, &j->sets[s].rows, what, err);
+    if (agree(rc, err)) return -1;
+    for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_open(&j->sets[s].out, err);
+    return agree(rc, err);
+}
+
+// The design's QR, once: A = X (n x k, one column block).
+static int factor_design(Job *j, DfError *err) {
+    int k = j->d.design.k;
+    Set *T = &j->sets[0];
+    dist_mat_init(&j->A, &j->g, (int)T->rows.n, k, j->plan.mb, k);
+    j->al = xmalloc(sizeof(double) * (size_t)j->A.lld * (size_t)(j->A.nloc > 0 ? j->A.nloc : 1));
+    scatter_design(j->al, &j->A, &j->g, j->d.x, k);
+    j->tau = xmalloc(sizeof(double) * (size_t)(j->A.nloc > 0 ? j->A.nloc : 1));
+    return dist_qr(j->al, &j->A, j->tau, err);
+}
+
+// Matrices of chunk width w for every set (the last chunk may be narrower).
+static void shape_chunk(Job *j, long w) {
+    int k = j->d.design.k, nb = (int)((w + j->plan.npcol - 1) / j->plan.npcol);
+    for (int s = 0; s < j->n_sets; s++) {
+        Set *S = &j->sets[s];
+        dist_mat_init(&S->Yd, &j->g, (int)S->rows.n, (int)w, j->plan.mb, nb);
+        dist_mat_init(&S->Xd, &j->g, (int)S->rows.n, k, j->plan.mb, k);
+    }
+    dist_mat_init(&j->C, &j->g, (int)j->sets[0].rows.n, (int)w, j->plan.mb, nb);
+    j->rep->nb = nb;
+}
+
+// One chunk of voxel columns [c0, c0 + w): read, solve, subtract, write.
+static int run_chunk(Job *j, long c0, long w, DfError *err) {
+    int k = j->d.design.k, rc = 0;
+    ResidualizeReport *rep = j->rep;
+    shape_chunk(j, w);
+    double t = df_now();
+    for (int s = 0; s < j->n_sets && !rc; s++) rc = read_block(j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->sets[s].rows, &j->vs, c0, err);
+    if (agree(rc, err)) return -1;
+    rep->seconds_read += df_now() - t;
+    t = df_now();
+    Set *T = &j->sets[0];
+    memcpy(j->cl, T->yl, sizeof(double) * (size_t)T->Yd.lld * (size_t)T->Yd.nloc);
+    if (agree(dist_apply_qt(j->cl, &j->C, j->al, &j->A, j->tau, k, err), err)) return -1;
+    dist_solve_r(j->cl, &j->C, j->al, &j->A, k);  // rows 0..k-1 of cl: the coefficients b
+    for (int s = 0; s < j->n_sets; s++) {
+        Set *S = &j->sets[s];
+        scatter_design(S->xl, &S->Xd, &j->g, S->x, k);
+        dist_sub_product(S->yl, &S->Yd, S->xl, &S->Xd, j->cl, &j->C, k);
+    }
+    rep->seconds_solve += df_now() - t;
+    t = df_now();
+    for (int s = 0; s < j->n_sets && !rc; s++)
+        rc = write_block(&j->sets[s].out, j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->vs, c0, err);
+    if (agree(rc, err)) return -1;
+    rep->seconds_write += df_now() - t;
+    return 0;
+}
+
+static void allocate_blocks(Job *j) {
+    shape_chunk(j, j->plan.chunk);  // the widest chunk sizes the buffers
+    for (int s = 0; s < j->n_sets; s++) {
+        Set *S = &j->sets[s];
+        S->yl = xmalloc(sizeof(double) * ((size_t)S->Yd.lld * (size_t)S->Yd.nloc + 1));
+        S->xl = xmalloc(sizeof(double) * ((size_t)S->Xd.lld * (size_t)(S->Xd.nloc > 0 ? S->Xd.nloc : 1)));
+    }
+    j->cl = xmalloc(sizeof(double) * ((size_t)j->C.lld * (size_t)j->C.nloc + 1));
+}
+
+static void print_plan(const Job *j) {
+    const ResidualizeReport *r = j->rep;
+    if (dist_rank() != 0) return;
+    printf("residualize: %ld training subjects, %ld held-out, %ld voxels%s; design %s (%d columns)\n", r->n_train,
+           r->n_apply, r->voxels, j->o->mask ? " (mask)" : "", r->design, r->k);
+    printf("residualize: %dx%d process grid, blocks of %d subjects x %d voxels; %ld chunk%s of %ld voxels; "
+           "%.1f MB of image blocks per rank (budget %.0f MB)\n", r->nprow, r->npcol, r->mb, r->nb, r->chunks,
+           r->chunks == 1 ? "" : "s", r->chunk, r->bytes_per_rank / 1048576.0, j->o->memory_mb);
+    fflush(stdout);
+}
+
+static int run_job(Job *j, DfError *err) {
+    const ResidualizeOptions *o = j->o;
+    ResidualizeReport *rep = j->rep;
+    if (open_inputs(j, err)) return -1;
+    long n_apply = 0, n_apply_max = 0;
+    for (int s = 1; s < j->n_sets; s++) {
+        n_apply += j->sets[s].rows.n;
+        if (j->sets[s].rows.n > n_apply_max) n_apply_max = j->sets[s].rows.n;
+    }
+    if (plan_make(&j->plan, o, j->d.n, n_apply_max, j->vs.m, err)) return -1;
+    rep->n_train = j->d.n;
+    rep->n_apply = n_apply;
+    rep->voxels = j->vs.m;
+    rep->k = j->d.design.k;
+    meta_design_describe(&j->d.design, rep->design, sizeof rep->design);
+    rep->nprow = j->plan.nprow;
+    rep->npcol = j->plan.npcol;
+    rep->mb = j->plan.mb;
+    rep->chunk = j->plan.chunk;
+    rep->chunks = (j->vs.m + j->plan.chunk - 1) / j->plan.chunk;
+    rep->bytes_per_rank = j->plan.bytes;
+    if (dist_grid_create(&j->g, j->plan.nprow, j->plan.npcol, err)) return -1;
+    allocate_blocks(j);
+    print_plan(j);
+    double tag_pid = dist_rank() == 0 ? (double)getpid() : 0.0;
+    dist_allreduce_sum_f64(&tag_pid, 1);  // rank 0's pid names the job's temporary files
+    char tag[48];
+    snprintf(tag, sizeof tag, "residualize-%.0f", tag_pid);
+    if (create_outputs(j, tag, err)) return -1;
+    if (agree(factor_design(j, err), err)) return -1;
+    for (long c0 = 0; c0 < j->vs.m; c0 += j->plan.chunk)
+        if (run_chunk(j, c0, DF_MIN(j->plan.chunk, j->vs.m - c0), err)) return -1;
+    int rc = 0;
+    for (int s = 0; s < j->n_sets; s++) rc |= shard_out_close(&j->sets[s].out, err);
+    if (agree(rc, err)) return -1;
+    if (dist_rank() == 0)
+        for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_commit(&j->sets[s].out, err);
+    if (agree(rc, err)) return -1;
+    double n = (double)j->d.n, k = rep->k, m = (double)j->vs.m;
+    rep->flops = m * (4 * n * k - 2 * k * k + k * k + 2 * (n + (double)n_apply) * k);
+    return 0;
+}
+
+int residualize_run(const ResidualizeOptions *o, ResidualizeReport *rep, DfError *err) {
+    Job j;
+    memset(&j, 0, sizeof j);
+    memset(rep, 0, sizeof *rep);
+    j.o = o;
+    j.rep = rep;
+    j.g.myrow = -1;
+    double t0 = df_now();
+    int rc = run_job(&j, err);
+    if (rc && dist_rank() == 0)
+        for (int s = 0; s < j.n_sets; s++) if (j.sets[s].out.n_shards) shard_out_abandon(&j.sets[s].out);
+    for (int s = 0; s < j.n_sets; s++) set_free(&j.sets[s]);
+    free(j.sets);
+    free(j.al);
+    free(j.tau);
+    free(j.cl);
+    if (j.g.myrow >= 0) dist_grid_free(&j.g);
+    voxels_free(&j.vs);
+    prep_design_free(&j.d);
+    rep->seconds_total = df_now() - t0;
+    return rc;
+}
