@@ -13,4 +13,5 @@ int cmd_dcor(int argc, char **argv);     // cmd/dcor.c
 int cmd_eval(int argc, char **argv);     // cmd/eval.c
 int cmd_variants(int argc, char **argv); // cmd/variants.c
 int cmd_residualize(int argc, char **argv); // cmd/residualize.c
+int cmd_harmonize(int argc, char **argv);  // cmd/harmonize.c
 #endif

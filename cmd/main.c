@@ -20,6 +20,7 @@ static const struct {
     { "eval", cmd_eval, "write the features of named layers for every sample, from a checkpoint" },
     { "variants", cmd_variants, "write a test shard's background variants (original, mixed-same, mixed-rand, only-bg)" },
     { "residualize", cmd_residualize, "voxel-wise confound regression of shards' images (ScaLAPACK least squares)" },
+    { "harmonize", cmd_harmonize, "ComBat site harmonisation of shards' images (learn on training shards, apply to any)" },
     { "dcor", cmd_dcor, "distance correlation (biased, bias-corrected, partial, per group, p-value)" },
     { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },
 };

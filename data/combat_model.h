@@ -25,8 +25,24 @@ typedef struct {
     // Priors (the same on every rank; empirical-Bayes hyper-parameters over the voxels)
     double *gamma_bar, *tau2, *a_prior, *b_prior;  // [S] each
     int *iterations;                               // [S] parametric: EB iterations run
+    // What the model file adds (harmonize sets them; combat_fit and combat_apply ignore them):
+    // the training sites by name and their sizes, the site column, the kept covariates as
+    // written (--keep) and the schema they are coded with (nn/metadata.h text), the voxels.
+    char **site_names;    // [S]
+    int *site_counts;     // [S]
+    char *site_column, *keep, *schema_text;
+    long *voxels;         // [v] sample positions (ascending)
+    int shape[4];         // the samples' C, D, H, W
 } CombatModel;
 
 void combat_model_alloc(CombatModel *m, int n_sites, int k_cov, long v);
 void combat_model_free(CombatModel *m);
+// voxels [v0, v0 + count) of `all` (the estimates; the file's parts are not copied).
+void combat_model_slice(CombatModel *part, const CombatModel *all, long v0, long count);
+
+// The model file (HDF5, docs/formats.md "ComBat model"): every field above, all voxels.
+// Written to a temporary name and renamed. Reading checks the format, the version and every
+// array's shape; -1 with "PATH: ..." in err.
+int combat_model_write(const char *path, const CombatModel *m, DfError *err);
+int combat_model_read(const char *path, CombatModel *m, DfError *err);
 #endif

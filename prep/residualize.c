@@ -3,22 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "mpi/comm.h"
 #include "mpi/scalapack.h"
 #include "prep/design.h"
+#include "prep/outputs.h"
 #include "prep/residualize.h"
-
-// After a step where any rank may have failed on its own (a read, a write): every rank learns
-// whether one did, and the lowest failing rank's message becomes everyone's. Collective.
-static int agree(int rc, DfError *err) {
-    int P = dist_size();
-    double who = rc ? (double)(P - dist_rank()) : 0.0;
-    dist_allreduce_max_f64(&who, 1);
-    if (who == 0.0) return 0;
-    dist_bcast(err->msg, sizeof err->msg, P - (int)who);
-    return -1;
-}
 
 // ---- the plan: grid, blocks, chunks ------------------------------------------------------------
 
@@ -94,7 +83,6 @@ static int write_block(ShardOut *out, const double *yl, const DistMat *Y, const 
 
 typedef struct {
     ShardRows rows;
-    ShardOut out;
     double *x;          // [n, k] design rows, confounder columns centred, the rest zero (X~)
     DistMat Xd, Yd;
     double *xl, *yl;
@@ -111,7 +99,6 @@ static void centre_confounders(double *x, long n, const MetaDesign *md, const do
 
 static void set_free(Set *s) {
     shard_rows_close(&s->rows);
-    shard_out_free(&s->out);
     free(s->x);
     free(s->xl);
     free(s->yl);
@@ -123,6 +110,7 @@ typedef struct {
     PrepDesign d;
     VoxelSet vs;
     Set *sets;          // [0] training, then the held-out sets
+    ShardOut *outs;     // their outputs
     int n_sets;
     DistGrid g;
     Plan plan;
@@ -166,25 +154,16 @@ static int open_inputs(Job *j, DfError *err) {
 }
 
 // Output names (every set into --out, base names unique across sets); rank 0 creates them.
-static int create_outputs(Job *j, const char *tag, DfError *err) {
-    int rc = 0;
-    for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_init(&j->sets[s].out, &j->sets[s].rows, j->o->out_dir, tag, err);
-    for (int s = 0; s < j->n_sets && !rc; s++)
-        for (int t = 0; t < s && !rc; t++)
-            for (int a = 0; a < j->sets[s].out.n_shards && !rc; a++)
-                for (int b = 0; b < j->sets[t].out.n_shards && !rc; b++)
-                    if (!strcmp(j->sets[s].out.final[a], j->sets[t].out.final[b]))
-                        rc = df_err(err, "%s and %s: both would be written as %s", j->sets[t].rows.paths[b],
-                                    j->sets[s].rows.paths[a], j->sets[s].out.final[a]);
-    if (rc) return -1;  // the same on every rank: no file created yet
+static int create_outputs(Job *j, DfError *err) {
     char what[1400];
-    snprintf(what, sizeof what, "deconfound residualize: %s (the training mean kept); fitted on %ld subjects of %s",
-             j->rep->design, j->d.n, j->o->train);
-    if (dist_rank() == 0)
-        for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_create(&j->sets[s].out, &j->sets[s].rows, what, err);
-    if (agree(rc, err)) return -1;
-    for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_open(&j->sets[s].out, err);
-    return agree(rc, err);
+    snprintf(what, sizeof what, "deconfound residualize: %s; fitted on %ld subjects of %s", j->rep->design, j->d.n,
+             j->o->train);
+    const ShardRows **rows = xcalloc((size_t)j->n_sets, sizeof *rows);
+    for (int s = 0; s < j->n_sets; s++) rows[s] = &j->sets[s].rows;
+    j->outs = xcalloc((size_t)j->n_sets, sizeof(ShardOut));
+    int rc = prep_outputs_open(j->outs, rows, j->n_sets, j->o->out_dir, "residualize", what, err);
+    free(rows);
+    return rc;
 }
 
 // The design's QR, once: A = X (n x k, one column block).
@@ -217,12 +196,12 @@ static int run_chunk(Job *j, long c0, long w, DfError *err) {
     shape_chunk(j, w);
     double t = df_now();
     for (int s = 0; s < j->n_sets && !rc; s++) rc = read_block(j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->sets[s].rows, &j->vs, c0, err);
-    if (agree(rc, err)) return -1;
+    if (prep_agree(rc, err)) return -1;
     rep->seconds_read += df_now() - t;
     t = df_now();
     Set *T = &j->sets[0];
     memcpy(j->cl, T->yl, sizeof(double) * (size_t)T->Yd.lld * (size_t)T->Yd.nloc);
-    if (agree(dist_apply_qt(j->cl, &j->C, j->al, &j->A, j->tau, k, err), err)) return -1;
+    if (prep_agree(dist_apply_qt(j->cl, &j->C, j->al, &j->A, j->tau, k, err), err)) return -1;
     dist_solve_r(j->cl, &j->C, j->al, &j->A, k);  // rows 0..k-1 of cl: the coefficients b
     for (int s = 0; s < j->n_sets; s++) {
         Set *S = &j->sets[s];
@@ -232,8 +211,8 @@ static int run_chunk(Job *j, long c0, long w, DfError *err) {
     rep->seconds_solve += df_now() - t;
     t = df_now();
     for (int s = 0; s < j->n_sets && !rc; s++)
-        rc = write_block(&j->sets[s].out, j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->vs, c0, err);
-    if (agree(rc, err)) return -1;
+        rc = write_block(&j->outs[s], j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->vs, c0, err);
+    if (prep_agree(rc, err)) return -1;
     rep->seconds_write += df_now() - t;
     return 0;
 }
@@ -259,6 +238,16 @@ static void print_plan(const Job *j) {
     fflush(stdout);
 }
 
+// "keep label=1; remove age, site=B, site=C; the training mean kept" (the intercept is in the
+// fit but, unlike MDN's, not removed).
+static void describe_design(char *buf, size_t n, const MetaDesign *md) {
+    MetaDesign shown = *md;
+    shown.k--;  // the intercept is last
+    meta_design_describe(&shown, buf, n);
+    size_t len = strlen(buf);
+    snprintf(buf + len, n > len ? n - len : 0, "; each voxel's training mean kept");
+}
+
 static int run_job(Job *j, DfError *err) {
     const ResidualizeOptions *o = j->o;
     ResidualizeReport *rep = j->rep;
@@ -273,7 +262,7 @@ static int run_job(Job *j, DfError *err) {
     rep->n_apply = n_apply;
     rep->voxels = j->vs.m;
     rep->k = j->d.design.k;
-    meta_design_describe(&j->d.design, rep->design, sizeof rep->design);
+    describe_design(rep->design, sizeof rep->design, &j->d.design);
     rep->nprow = j->plan.nprow;
     rep->npcol = j->plan.npcol;
     rep->mb = j->plan.mb;
@@ -283,20 +272,11 @@ static int run_job(Job *j, DfError *err) {
     if (dist_grid_create(&j->g, j->plan.nprow, j->plan.npcol, err)) return -1;
     allocate_blocks(j);
     print_plan(j);
-    double tag_pid = dist_rank() == 0 ? (double)getpid() : 0.0;
-    dist_allreduce_sum_f64(&tag_pid, 1);  // rank 0's pid names the job's temporary files
-    char tag[48];
-    snprintf(tag, sizeof tag, "residualize-%.0f", tag_pid);
-    if (create_outputs(j, tag, err)) return -1;
-    if (agree(factor_design(j, err), err)) return -1;
+    if (create_outputs(j, err)) return -1;
+    if (prep_agree(factor_design(j, err), err)) return -1;
     for (long c0 = 0; c0 < j->vs.m; c0 += j->plan.chunk)
         if (run_chunk(j, c0, DF_MIN(j->plan.chunk, j->vs.m - c0), err)) return -1;
-    int rc = 0;
-    for (int s = 0; s < j->n_sets; s++) rc |= shard_out_close(&j->sets[s].out, err);
-    if (agree(rc, err)) return -1;
-    if (dist_rank() == 0)
-        for (int s = 0; s < j->n_sets && !rc; s++) rc = shard_out_commit(&j->sets[s].out, err);
-    if (agree(rc, err)) return -1;
+    if (prep_outputs_commit(j->outs, j->n_sets, err)) return -1;
     double n = (double)j->d.n, k = rep->k, m = (double)j->vs.m;
     rep->flops = m * (4 * n * k - 2 * k * k + k * k + 2 * (n + (double)n_apply) * k);
     return 0;
@@ -311,8 +291,8 @@ int residualize_run(const ResidualizeOptions *o, ResidualizeReport *rep, DfError
     j.g.myrow = -1;
     double t0 = df_now();
     int rc = run_job(&j, err);
-    if (rc && dist_rank() == 0)
-        for (int s = 0; s < j.n_sets; s++) if (j.sets[s].out.n_shards) shard_out_abandon(&j.sets[s].out);
+    if (j.outs) prep_outputs_free(j.outs, j.n_sets, rc != 0);
+    free(j.outs);
     for (int s = 0; s < j.n_sets; s++) set_free(&j.sets[s]);
     free(j.sets);
     free(j.al);
