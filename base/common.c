@@ -1,10 +1,13 @@
 // common.c: error reporting, checked allocation, atomic file writes, strict number parsing.
+#define _DEFAULT_SOURCE  // madvise(MADV_HUGEPAGE) is a Linux extension
 #include "base/common.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -92,6 +95,24 @@ float *df_alloc_floats_impl(size_t n, const char *file, int line) {
         df_die(DF_EXIT_FAIL, "%s:%d: out of memory allocating %zu floats", file, line, n);
     memset(p, 0, bytes);
     return p;
+}
+
+void *df_alloc_large_impl(size_t bytes, const char *file, int line) {
+    const size_t huge = (size_t)2 << 20;
+    size_t size = (bytes + huge - 1) / huge * huge;
+    void *p = NULL;
+    if (size == 0) size = huge;
+    if (posix_memalign(&p, huge, size) != 0) df_die(DF_EXIT_FAIL, "%s:%d: out of memory (%zu bytes)", file, line, size);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, size, MADV_HUGEPAGE);  // advice: ignored where huge pages are off
+#endif
+    return p;
+}
+
+double df_peak_rss_mb(void) {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+    return (double)u.ru_maxrss / 1024.0;  // kilobytes on Linux
 }
 
 double df_now(void) {

@@ -46,6 +46,12 @@ char *df_strdup_impl(const char *s, const char *file, int line);
 // 64-byte aligned float buffer (for BLAS and vector loops), zero-filled.
 float *df_alloc_floats_impl(size_t n, const char *file, int line);
 #define df_alloc_floats(n) df_alloc_floats_impl((n), __FILE__, __LINE__)
+// A large work array (hundreds of MB, freed with free()), aligned to 2 MB and advised to the
+// kernel as huge-page memory: first touching it then costs one page fault per 2 MB instead of
+// per 4 KB, which in a virtual machine was most of the time of a pass over the array
+// (docs/baselines.md). Harmless where transparent huge pages are off.
+void *df_alloc_large_impl(size_t bytes, const char *file, int line);
+#define df_alloc_large(n) df_alloc_large_impl((n), __FILE__, __LINE__)
 
 // Internal invariant check: a failure is a bug, not bad input.
 #define DF_ASSERT(cond) \
@@ -53,6 +59,8 @@ float *df_alloc_floats_impl(size_t n, const char *file, int line);
 
 // Monotonic wall-clock seconds.
 double df_now(void);
+// This process's peak resident memory so far, in MB (getrusage).
+double df_peak_rss_mb(void);
 
 // Writes `len` bytes to `path` atomically: temporary name in the same directory, fsync, rename.
 int df_write_file_atomic(const char *path, const void *data, size_t len, DfError *err);

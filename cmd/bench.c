@@ -26,13 +26,13 @@ static const Shape brnet3d_input = { 1, 32, 64, 64 };
 
 static const char *bench_help =
     "usage: deconfound bench brnet3d [--batch B] [--steps S] [--threads T] [--profile] [--json]\n"
-    "       deconfound bench sgemm [--size N] [--threads T] [--json]\n"
+    "       deconfound bench sgemm|dgemm [--size N] [--threads T] [--json]\n"
     "\n"
     "brnet3d: samples/s of full training steps (forward, cross-entropy, backward, SGD with\n"
     "  momentum) of the BR-Net 3D CNN on input 1x32x64x64 (defaults: batch 16, 10 timed steps\n"
     "  after 2 warm-up steps) -- the network of ../shared/bench/torch_brnet3d.py. --profile\n"
     "  adds per-layer forward/backward times. --json prints one JSON object (samples_per_s).\n"
-    "sgemm: GFLOP/s of OpenBLAS cblas_sgemm on N x N x N (default 2048).\n"
+    "sgemm, dgemm: GFLOP/s of OpenBLAS cblas_sgemm / cblas_dgemm on N x N x N (default 2048).\n"
     "Threads default to the cores on the node divided by the ranks on the node.\n";
 
 // Multiply-accumulates of the conv and linear layers for one sample's forward pass.
@@ -46,24 +46,37 @@ static double forward_macs(const Net *net) {
     return macs;
 }
 
-static int bench_sgemm(int n, int json) {
-    float *a = df_alloc_floats((size_t)n * n), *b = df_alloc_floats((size_t)n * n), *c = df_alloc_floats((size_t)n * n);
-    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.2f; }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+// One n x n x n product in single or double precision.
+static void gemm_once(int dbl, int n, const void *a, const void *b, void *c) {
+    if (dbl) cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+}
+
+// GFLOP/s of OpenBLAS's sgemm (dbl = 0) or dgemm (the rate the voxel-wise baselines' least
+// squares is measured against, docs/baselines.md).
+static int bench_gemm(int dbl, int n, int json) {
+    size_t nn = (size_t)n * n, es = dbl ? sizeof(double) : sizeof(float);
+    char *a = xmalloc(nn * es), *b = xmalloc(nn * es), *c = xmalloc(nn * es);
+    for (size_t i = 0; i < nn; i++) {
+        if (dbl) ((double *)a)[i] = (double)(i % 7) * 0.1, ((double *)b)[i] = (double)(i % 5) * 0.2;
+        else ((float *)a)[i] = (float)(i % 7) * 0.1f, ((float *)b)[i] = (float)(i % 5) * 0.2f;
+    }
+    gemm_once(dbl, n, a, b, c);
     int reps = 0;
     double t0 = df_now(), t;
     do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        gemm_once(dbl, n, a, b, c);
         reps++;
         t = df_now() - t0;
     } while (t < 2.0 || reps < 3);
     double gflops = 2.0 * n * (double)n * n * reps / t / 1e9;
     int threads = openblas_get_num_threads();
+    const char *name = dbl ? "dgemm" : "sgemm";
     if (json)
-        printf("{\"bench\": \"sgemm\", \"size\": %d, \"threads\": %d, \"blas_core\": \"%s\", \"gflops\": %.2f}\n", n, threads,
-               blas_core_name(), gflops);
+        printf("{\"bench\": \"%s\", \"size\": %d, \"threads\": %d, \"blas_core\": \"%s\", \"gflops\": %.2f}\n", name, n,
+               threads, blas_core_name(), gflops);
     else
-        printf("sgemm %dx%dx%d, %d thread%s, core %s: %.1f GFLOP/s\n", n, n, n, threads, threads == 1 ? "" : "s",
+        printf("%s %dx%dx%d, %d thread%s, core %s: %.1f GFLOP/s\n", name, n, n, n, threads, threads == 1 ? "" : "s",
                blas_core_name(), gflops);
     free(a); free(b); free(c);
     return 0;
@@ -152,10 +165,11 @@ int cmd_bench(int argc, char **argv) {
         else if (!which) which = argv[i];
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    if (!which) cli_usage_error(cmd, "missing the benchmark name (brnet3d or sgemm)");
+    if (!which) cli_usage_error(cmd, "missing the benchmark name (brnet3d, sgemm or dgemm)");
     if (dist_size() > 1) cli_usage_error(cmd, "benchmarks run on one rank");
     dist_set_blas_threads(threads);
     if (strcmp(which, "brnet3d") == 0) return bench_brnet3d(batch, steps, profile, json);
-    if (strcmp(which, "sgemm") == 0) return bench_sgemm(size, json);
-    cli_usage_error(cmd, "unknown benchmark '%s' (brnet3d, sgemm)", which);
+    if (strcmp(which, "sgemm") == 0) return bench_gemm(0, size, json);
+    if (strcmp(which, "dgemm") == 0) return bench_gemm(1, size, json);
+    cli_usage_error(cmd, "unknown benchmark '%s' (brnet3d, sgemm, dgemm)", which);
 }

@@ -73,12 +73,15 @@ int cmd_harmonize(int argc, char **argv) {
     HarmonizeReport r;
     DfError err;
     if (harmonize_run(&o, &r, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    double peak = df_peak_rss_mb();  // the largest rank's
+    dist_allreduce_max_f64(&peak, 1);
     if (dist_rank() == 0) {
         char blas[160];
         blas_core_describe(blas, sizeof blas);
         printf("harmonize: done in %.2f s (read %.2f, fit and adjust %.2f, write %.2f); %ld of %ld voxels left as "
-               "they were (no variance within a site); %d rank%s x %d BLAS thread%s; %s\n", r.seconds_total,
-               r.seconds_read, r.seconds_fit, r.seconds_write, r.passed, r.voxels, dist_size(), dist_size() == 1 ? "" : "s",
+               "they were (no variance within a site); peak memory %.0f MB per rank; %d rank%s x %d BLAS thread%s; %s\n",
+               r.seconds_total, r.seconds_read, r.seconds_fit, r.seconds_write, r.passed, r.voxels, peak, dist_size(),
+               dist_size() == 1 ? "" : "s",
                nt, nt == 1 ? "" : "s", blas);
         printf("harmonize: wrote %ld training and %ld held-out subjects into %s%s%s\n", r.n_train, r.n_apply, o.out_dir,
                o.train && o.model ? "; the model into " : "", o.train && o.model ? o.model : "");

@@ -83,12 +83,14 @@ int cmd_residualize(int argc, char **argv) {
     ResidualizeReport r;
     DfError err;
     if (residualize_run(&o, &r, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    double peak = df_peak_rss_mb();  // the largest rank's
+    dist_allreduce_max_f64(&peak, 1);
     if (dist_rank() == 0) {
         char blas[160];
         blas_core_describe(blas, sizeof blas);
         printf("residualize: done in %.2f s (read %.2f, solve %.2f, write %.2f); %.2f GFLOP at %.2f GFLOP/s in the solve; "
-               "%d rank%s x %d BLAS thread%s; %s\n", r.seconds_total, r.seconds_read, r.seconds_solve, r.seconds_write,
-               r.flops / 1e9, r.seconds_solve > 0 ? r.flops / 1e9 / r.seconds_solve : 0.0, dist_size(),
+               "peak memory %.0f MB per rank; %d rank%s x %d BLAS thread%s; %s\n", r.seconds_total, r.seconds_read, r.seconds_solve,
+               r.seconds_write, r.flops / 1e9, r.seconds_solve > 0 ? r.flops / 1e9 / r.seconds_solve : 0.0, peak, dist_size(),
                dist_size() == 1 ? "" : "s", nt, nt == 1 ? "" : "s", blas);
         printf("residualize: wrote %ld training and %ld held-out subjects into %s\n", r.n_train, r.n_apply, o.out_dir);
     }

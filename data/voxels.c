@@ -56,6 +56,16 @@ long voxels_start(const VoxelSet *vs, long j) {
 
 // ---- reading ------------------------------------------------------------------------------
 
+// buf holding at least n floats (grown, never shrunk).
+static float *span_buffer(float **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        free(*buf);
+        *cap = n + n / 4;
+        *buf = df_alloc_floats(*cap);
+    }
+    return *buf;
+}
+
 static char *list_item(const char **p) {
     const char *s = *p, *e = strchr(s, ',');
     size_t len = e ? (size_t)(e - s) : strlen(s);
@@ -123,6 +133,7 @@ void shard_rows_close(ShardRows *s) {
     free(s->layout);
     free(s->fd);
     free(s->sample);
+    free(s->span);
     cohort_free(&s->header);
     memset(s, 0, sizeof *s);
 }
@@ -165,21 +176,16 @@ static int read_span(ShardRows *s, long r, long a, long b, float *span, DfError 
     return 0;
 }
 
-int shard_rows_read_strided(ShardRows *s, const VoxelSet *vs, long r, long j0, long j1, double *out, long stride,
-                            DfError *err) {
+int shard_rows_read(ShardRows *s, const VoxelSet *vs, long r, long j0, long j1, double *out, DfError *err) {
     if (j1 <= j0) return 0;
     long a = vs->index[j0], b = vs->index[j1 - 1] + 1;
-    float *span = df_alloc_floats((size_t)(b - a));
+    float *span = span_buffer(&s->span, &s->span_cap, (size_t)(b - a));
     int rc = read_span(s, r, a, b, span, err);
     if (rc == 0)
-        for (long j = j0; j < j1; j++) out[(j - j0) * stride] = span[vs->index[j] - a];
-    free(span);
+        for (long j = j0; j < j1; j++) out[j - j0] = span[vs->index[j] - a];
     return rc;
 }
 
-int shard_rows_read(ShardRows *s, const VoxelSet *vs, long r, long j0, long j1, double *out, DfError *err) {
-    return shard_rows_read_strided(s, vs, r, j0, j1, out, 1, err);
-}
 
 // ---- writing ------------------------------------------------------------------------------
 
@@ -233,6 +239,7 @@ void shard_out_free(ShardOut *o) {
     free(o->first);
     free(o->fd);
     free(o->layout);
+    free(o->span);
     memset(o, 0, sizeof *o);
 }
 
@@ -277,18 +284,16 @@ static int pwrite_all(int fd, const void *buf, size_t bytes, off_t off, const ch
     return 0;
 }
 
-int shard_out_put(ShardOut *o, const VoxelSet *vs, long r, long j0, long j1, const double *vals, long stride,
-                  DfError *err) {
+int shard_out_put(ShardOut *o, const VoxelSet *vs, long r, long j0, long j1, const double *vals, DfError *err) {
     if (j1 <= j0) return 0;
     int i = 0;
     while (i + 1 < o->n_shards && r >= o->first[i + 1]) i++;
     long a = voxels_start(vs, j0), b = voxels_start(vs, j1);
-    float *span = xcalloc((size_t)(b - a), sizeof(float));
-    for (long j = j0; j < j1; j++) span[vs->index[j] - a] = (float)vals[(j - j0) * stride];
+    float *span = span_buffer(&o->span, &o->span_cap, (size_t)(b - a));
+    memset(span, 0, sizeof(float) * (size_t)(b - a));  // positions outside the mask
+    for (long j = j0; j < j1; j++) span[vs->index[j] - a] = (float)vals[j - j0];
     off_t off = (off_t)o->layout[i].image_off[r - o->first[i]] + (off_t)a * (off_t)sizeof(float);
-    int rc = pwrite_all(o->fd[i], span, sizeof(float) * (size_t)(b - a), off, o->tmp[i], err);
-    free(span);
-    return rc;
+    return pwrite_all(o->fd[i], span, sizeof(float) * (size_t)(b - a), off, o->tmp[i], err);
 }
 
 int shard_out_close(ShardOut *o, DfError *err) {

@@ -44,6 +44,8 @@ typedef struct {
     int *fd;              // per shard, raw reads
     float *sample;        // one sample, for reads through HDF5
     long sample_row;      // which row `sample` holds (-1: none)
+    float *span;          // a read's positions, reused (a fresh buffer per read was mostly page faults)
+    size_t span_cap;
 } ShardRows;
 
 // Opens a comma-separated list of shards ("a.h5,b.h5"). -1 with "PATH: ..." in err.
@@ -51,9 +53,6 @@ int shard_rows_open(ShardRows *s, const char *list, DfError *err);
 void shard_rows_close(ShardRows *s);
 // out[0 .. j1-j0) = columns [j0, j1) of row r (as double). -1 with err on a read error.
 int shard_rows_read(ShardRows *s, const VoxelSet *vs, long r, long j0, long j1, double *out, DfError *err);
-// For a rank's local block of a column-major matrix: the same, out[(j - j0) * stride].
-int shard_rows_read_strided(ShardRows *s, const VoxelSet *vs, long r, long j0, long j1, double *out, long stride,
-                            DfError *err);
 
 // Rewritten copies of the shards of a ShardRows, one per input, named DIR/<input's base name>.
 // Protocol (each step by the ranks named; the caller puts barriers between them):
@@ -70,6 +69,8 @@ typedef struct {
     long *first;
     int *fd;
     ShardLayout *layout;
+    float *span;          // a write's positions, reused
+    size_t span_cap;
 } ShardOut;
 
 // The output paths; -1 when two inputs share a base name or DIR is not a writable folder.
@@ -77,9 +78,8 @@ int shard_out_init(ShardOut *o, const ShardRows *in, const char *dir, const char
 void shard_out_free(ShardOut *o);
 int shard_out_create(const ShardOut *o, const ShardRows *in, const char *what, DfError *err);
 int shard_out_open(ShardOut *o, DfError *err);
-// Writes row r's span of columns [j0, j1) from vals[(j - j0) * stride] (as float32).
-int shard_out_put(ShardOut *o, const VoxelSet *vs, long r, long j0, long j1, const double *vals, long stride,
-                  DfError *err);
+// Writes row r's span of columns [j0, j1) from vals[0 .. j1-j0) (as float32).
+int shard_out_put(ShardOut *o, const VoxelSet *vs, long r, long j0, long j1, const double *vals, DfError *err);
 int shard_out_close(ShardOut *o, DfError *err);
 int shard_out_commit(const ShardOut *o, DfError *err);
 void shard_out_abandon(const ShardOut *o);

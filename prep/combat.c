@@ -427,7 +427,7 @@ int combat_fit(CombatModel *m, const double *y, int n, long v, long v_offset, lo
         combat_model_alloc(m, S, kc, v);
         m->prior = prior;
         size_t nv = (size_t)(v > 0 ? v : 1);
-        double *B = xmalloc((size_t)p * nv * sizeof(double)), *z = xmalloc((size_t)n * nv * sizeof(double)),
+        double *B = xmalloc((size_t)p * nv * sizeof(double)), *z = df_alloc_large((size_t)n * nv * sizeof(double)),
                *gh = xmalloc((size_t)S * nv * sizeof(double)), *dh = xmalloc((size_t)S * nv * sizeof(double));
         flag_pass(m->pass, y, v, rows, off, S);
         fit_location(m, B, L, y, n, site, n_s, cov);

@@ -109,7 +109,7 @@ static int read_rows(double *y, Job *j, ShardRows *rows, DfError *err) {
 
 static int write_rows(ShardOut *out, const double *y, Job *j, long n, DfError *err) {
     int rc = 0;
-    for (long i = 0; i < n && !rc; i++) rc = shard_out_put(out, &j->vs, i, j->v0, j->v0 + j->v, y + (size_t)i * j->v, 1, err);
+    for (long i = 0; i < n && !rc; i++) rc = shard_out_put(out, &j->vs, i, j->v0, j->v0 + j->v, y + (size_t)i * j->v, err);
     return prep_agree(rc, err);
 }
 
@@ -120,7 +120,7 @@ static int harmonise_set(Job *j, int s, double *y, DfError *err) {
     double *cov = NULL, *own = NULL, t = df_now();
     if (site_indices(site, j, rows, err) || !(cov = covariates(j, rows, err))) goto done;
     if (!y) {
-        y = own = xmalloc(sizeof(double) * ((size_t)rows->n * (size_t)j->v + 1));
+        y = own = df_alloc_large(sizeof(double) * ((size_t)rows->n * (size_t)j->v + 1));
         if (read_rows(y, j, rows, err)) goto done;
     }
     j->rep->seconds_read += df_now() - t;
@@ -217,7 +217,7 @@ static void print_priors(const Job *j, const int *site) {
 static int fit(Job *j, DfError *err) {
     ShardRows *tr = &j->rows[0];
     int *site = xmalloc(sizeof(int) * (size_t)(tr->n + 1)), rc = -1;
-    double *cov = NULL, *y = xmalloc(sizeof(double) * ((size_t)tr->n * (size_t)j->v + 1)), t = df_now();
+    double *cov = NULL, *y = df_alloc_large(sizeof(double) * ((size_t)tr->n * (size_t)j->v + 1)), t = df_now();
     if (site_indices(site, j, tr, err) || !(cov = covariates(j, tr, err))) goto done;
     if (read_rows(y, j, tr, err)) goto done;
     j->rep->seconds_read += df_now() - t;
