@@ -48,8 +48,8 @@ float *df_alloc_floats_impl(size_t n, const char *file, int line);
 #define df_alloc_floats(n) df_alloc_floats_impl((n), __FILE__, __LINE__)
 // A large work array (hundreds of MB, freed with free()), aligned to 2 MB and advised to the
 // kernel as huge-page memory: first touching it then costs one page fault per 2 MB instead of
-// per 4 KB, which in a virtual machine was most of the time of a pass over the array
-// (docs/baselines.md). Harmless where transparent huge pages are off.
+// per 4 KB (in this project's virtual machines page faults were a third of residualize's
+// time, docs/baselines.md). Harmless where transparent huge pages are off.
 void *df_alloc_large_impl(size_t bytes, const char *file, int line);
 #define df_alloc_large(n) df_alloc_large_impl((n), __FILE__, __LINE__)
 

@@ -78,6 +78,7 @@ static void describe_shard(const char *path, int json) {
     if (json) printf("], \"masks\": %s, \"subjects\": %d}\n", c.has_masks ? "true" : "false", distinct);
     else printf("masks: %s; subject ids: %s", c.has_masks ? "yes" : "no", c.subjects ? "" : "none\n");
     if (!json && c.subjects) printf("%d distinct\n", distinct);
+    if (!json && c.derived_by) printf("derived by: %s\n", c.derived_by);
     free(counts);
     cohort_free(&c);
 }

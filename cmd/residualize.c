@@ -33,8 +33,8 @@ static const char *residualize_help =
     "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 2048)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
     "\n"
-    "The least squares is ScaLAPACK's QR: PDGEQRF of X once, then per chunk of voxels Q^T Y\n"
-    "(PDORMQR), R^-1 (PDTRSM) and Y - X~ b (PDGEMM). A design that is not of full rank over the\n"
+    "The least squares is ScaLAPACK's QR: X = QR once (PDGEQRF, PDORGQR), then per chunk of\n"
+    "voxels b = R^-1 Q^T Y (PDGEMM, PDTRSM) and Y - X~ b (PDGEMM). A design that is not of full rank over the\n"
     "training subjects (a constant column, a level no training subject has) stops with exit\n"
     "status 2 naming the column; so does a held-out shard with a level training never saw.\n"
     "Outputs are written under temporary names and renamed when every one is complete.\n";

@@ -34,6 +34,7 @@ typedef struct {
     char **label_names;
     int n_levels[META_MAX_COLS];  // categorical column j: level index -> name
     char **levels[META_MAX_COLS];
+    char *derived_by;    // a shard's `derived_by` attribute: how residualize/harmonize made its images
 } Cohort;
 
 void cohort_alloc(Cohort *c, int n, Shape shape, int k);

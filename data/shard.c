@@ -396,6 +396,7 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
     if ((meta = H5Dopen2(f, "meta", H5P_DEFAULT)) < 0) { df_err(err, "%s: meta: cannot open", path); goto done; }
     if (read_meta_attrs(meta, path, c, err) || read_labels_meta(f, path, c, err)) goto done;
     if (h5_exists(f, "subject") && read_subjects(f, path, c, err) != 0) goto done;
+    if (h5_attr_exists(f, "derived_by") && !(c->derived_by = h5_attr_read_string(f, path, "derived_by", err))) goto done;
     if (read_masks_part(f, path, c, with_images, err) || cohort_check_values(c, path, err) != 0) goto done;
     if (with_images) {
         size_t count = (size_t)c->n * shape_numel(c->shape);

@@ -253,7 +253,15 @@ int shard_out_create(const ShardOut *o, const ShardRows *in, const char *what, D
             h.masks = xmalloc(shape_spatial(h.shape) * (size_t)h.n);
             rc = shard_read_masks(in->paths[i], 0, h.n, h.masks, err);
         }
-        if (rc == 0) rc = shard_create_unwritten(o->tmp[i], &h, what, err);
+        // A chain (ComBat, then regression) keeps the whole story.
+        char *story = NULL;
+        if (h.derived_by) {
+            size_t len = strlen(what) + strlen(h.derived_by) + 32;
+            story = xmalloc(len);
+            snprintf(story, len, "%s; on images made by %s", what, h.derived_by);
+        }
+        if (rc == 0) rc = shard_create_unwritten(o->tmp[i], &h, story ? story : what, err);
+        free(story);
         cohort_free(&h);
         if (rc != 0) return -1;
     }

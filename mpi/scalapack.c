@@ -16,9 +16,8 @@ void descinit_(int *desc, const int *m, const int *n, const int *mb, const int *
                const int *icsrc, const int *ctxt, const int *lld, int *info);
 void pdgeqrf_(const int *m, const int *n, double *a, const int *ia, const int *ja, const int *desca, double *tau,
               double *work, const int *lwork, int *info);
-void pdormqr_(const char *side, const char *trans, const int *m, const int *n, const int *k, const double *a,
-              const int *ia, const int *ja, const int *desca, const double *tau, double *c, const int *ic,
-              const int *jc, const int *descc, double *work, const int *lwork, int *info, size_t, size_t);
+void pdorgqr_(const int *m, const int *n, const int *k, double *a, const int *ia, const int *ja, const int *desca,
+              const double *tau, double *work, const int *lwork, int *info);
 void pdtrsm_(const char *side, const char *uplo, const char *transa, const char *diag, const int *m, const int *n,
              const double *alpha, const double *a, const int *ia, const int *ja, const int *desca, double *b,
              const int *ib, const int *jb, const int *descb, size_t, size_t, size_t, size_t);
@@ -80,22 +79,26 @@ int dist_qr(double *a, const DistMat *A, double *tau, DfError *err) {
     return info ? df_err(err, "PDGEQRF failed (info %d)", info) : 0;
 }
 
-int dist_apply_qt(double *c, const DistMat *C, const double *a, const DistMat *A, const double *tau, int k,
-                  DfError *err) {
+int dist_form_q(double *a, const DistMat *A, const double *tau, DfError *err) {
     int info = 0, lwork = -1;
     double q;
-    pdormqr_("L", "T", &C->m, &C->n, &k, a, &ONE, &ONE, A->desc, tau, c, &ONE, &ONE, C->desc, &q, &lwork, &info, 1, 1);
+    pdorgqr_(&A->m, &A->n, &A->n, a, &ONE, &ONE, A->desc, tau, &q, &lwork, &info);
     lwork = (int)q + 1;
     double *work = xmalloc(sizeof(double) * (size_t)lwork);
-    pdormqr_("L", "T", &C->m, &C->n, &k, a, &ONE, &ONE, A->desc, tau, c, &ONE, &ONE, C->desc, work, &lwork, &info,
-             1, 1);
+    pdorgqr_(&A->m, &A->n, &A->n, a, &ONE, &ONE, A->desc, tau, work, &lwork, &info);
     free(work);
-    return info ? df_err(err, "PDORMQR failed (info %d)", info) : 0;
+    return info ? df_err(err, "PDORGQR failed (info %d)", info) : 0;
 }
 
-void dist_solve_r(double *c, const DistMat *C, const double *a, const DistMat *A, int k) {
+void dist_product_tn(double *b, const DistMat *B, const double *a, const DistMat *A, const double *y, const DistMat *Y) {
+    const double one = 1.0, zero = 0.0;
+    pdgemm_("T", "N", &A->n, &Y->n, &A->m, &one, a, &ONE, &ONE, A->desc, y, &ONE, &ONE, Y->desc, &zero, b, &ONE, &ONE,
+            B->desc, 1, 1);
+}
+
+void dist_solve_r(double *b, const DistMat *B, const double *r, const DistMat *R, int k) {
     const double one = 1.0;
-    pdtrsm_("L", "U", "N", "N", &k, &C->n, &one, a, &ONE, &ONE, A->desc, c, &ONE, &ONE, C->desc, 1, 1, 1, 1);
+    pdtrsm_("L", "U", "N", "N", &k, &B->n, &one, r, &ONE, &ONE, R->desc, b, &ONE, &ONE, B->desc, 1, 1, 1, 1);
 }
 
 void dist_sub_product(double *y, const DistMat *Y, const double *x, const DistMat *X, const double *b,

@@ -35,12 +35,13 @@ long dist_col_global(const DistMat *a, const DistGrid *g, int jl);
 // QR factorisation of a (m x n, m >= n) in place (PDGEQRF): R above the diagonal, the
 // Householder vectors below, their scalars in tau (nloc entries). -1 with err on failure.
 int dist_qr(double *a, const DistMat *A, double *tau, DfError *err);
-// c = Q^T c (PDORMQR), Q the k reflectors of dist_qr's a; c has A's rows and row blocking.
-int dist_apply_qt(double *c, const DistMat *C, const double *a, const DistMat *A, const double *tau, int k,
-                  DfError *err);
-// Rows 0..k-1 of c := R^{-1} rows 0..k-1 of c (PDTRSM), R the upper triangle of a's first k
-// rows and columns: the least-squares coefficients once c = Q^T y.
-void dist_solve_r(double *c, const DistMat *C, const double *a, const DistMat *A, int k);
+// The explicit m x n Q of dist_qr's factorisation, in place of a (PDORGQR); copy R out first.
+int dist_form_q(double *a, const DistMat *A, const double *tau, DfError *err);
+// b := a^T y (PDGEMM): a is m x k, y m x n, b k x n.
+void dist_product_tn(double *b, const DistMat *B, const double *a, const DistMat *A, const double *y, const DistMat *Y);
+// Rows 0..k-1 of b := R^{-1} rows 0..k-1 of b (PDTRSM), R the upper triangle of r's first k
+// rows and columns: the least-squares coefficients once b = Q^T y.
+void dist_solve_r(double *b, const DistMat *B, const double *r, const DistMat *R, int k);
 // y := y - x * (rows 0..k-1 of b) (PDGEMM): x is m x k, b has k or more rows.
 void dist_sub_product(double *y, const DistMat *Y, const double *x, const DistMat *X, const double *b,
                       const DistMat *B, int k);

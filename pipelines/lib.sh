@@ -45,3 +45,28 @@ study_cpu() { grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'; }
 # study_publish FILE: standard input into FILE whole or not at all (a temporary name, then
 # a rename), so an interrupted study never leaves a half-written table.
 study_publish() { cat >"$1.tmp" && mv "$1.tmp" "$1"; }
+
+# study_accuracies RUN_DIR: "val,val_last5,train" in % from a finished run's metrics.json
+# (one epoch per line): the last epoch's validation and training accuracy, and validation's
+# mean over the last 5 epochs (it swings from epoch to epoch).
+study_accuracies() {
+    local last val train last5
+    last=$(grep '"epoch": ' "$1/metrics.json" | tail -1)
+    val=$(echo "$last" | grep -o '"val_acc": [-0-9.e]*' | awk '{ printf "%.2f", 100 * $2 }')
+    train=$(echo "$last" | grep -o '"train_acc": [-0-9.e]*' | awk '{ printf "%.2f", 100 * $2 }')
+    last5=$(grep -o '"val_acc": [-0-9.e]*' "$1/metrics.json" | tail -5 | awk '{ s += $2 } END { printf "%.2f", 100 * s / NR }')
+    echo "$val,$last5,$train"
+}
+
+# study_dcor_by_class RUN_DIR HALF: "age0,age1,site0,site1,max" from a run's dcor.json (one
+# report per line, columns age and site): the per-class bias-corrected dCor^2 of the last
+# report, and the largest of those four over the reports after epoch HALF.
+study_dcor_by_class() {
+    awk -v half="$2" '{
+            e = $0; sub(/.*"epoch": /, "", e); e += 0
+            for (c = 0; c < 2; c++) { col = c ? "site" : "age"
+                t = $0; sub(".*\"" col "\": {[^}]*\"by_class\": \\[", "", t); sub(/\].*/, "", t)
+                split(t, v, ", *"); last[2 * c] = v[1]; last[2 * c + 1] = v[2]
+                if (e > half) for (j = 1; j <= 2; j++) if (!seen || v[j] + 0 > max) { max = v[j] + 0; seen = 1 } } }
+            END { printf "%.4f,%.4f,%.4f,%.4f,%.4f", last[0], last[1], last[2], last[3], max }' "$1/dcor.json"
+}

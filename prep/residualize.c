@@ -19,12 +19,12 @@ typedef struct {
 
 // Row blocks of mb subjects; each chunk's voxel columns split into one block per process
 // column (nb = chunk / npcol), so a rank reads one contiguous span per subject and chunk.
-// The default grid is 1 x P: the design has only k columns, so the Householder vectors are
-// cheap to broadcast along a process row while a process column of several rows would have to
-// sum k x nb partial products for every block; more process rows only pay when N x nb no
-// longer fits one rank's memory. Memory per rank: the chunk's training block twice (Y and
-// Q^T Y) and the largest held-out set's block.
-static int plan_make(Plan *p, const ResidualizeOptions *o, long n, long n_apply_max, long m, DfError *err) {
+// The default grid is 1 x P: the design has only k columns, so Q (n x k) is cheap to
+// broadcast along a process row, while a process column of several rows would have to sum
+// k x nb partial products of Q^T Y for every block; more process rows only pay when n x nb
+// no longer fits one rank's memory. Memory per rank: the chunk's training block and the largest
+// held-out set's block (and the k coefficients per column).
+static int plan_make(Plan *p, const ResidualizeOptions *o, long n, long n_apply_max, long m, int k, DfError *err) {
     int P = dist_size();
     p->nprow = o->nprow ? o->nprow : 1;
     p->npcol = o->npcol ? o->npcol : P / p->nprow;
@@ -33,7 +33,7 @@ static int plan_make(Plan *p, const ResidualizeOptions *o, long n, long n_apply_
     p->mb = o->block ? o->block : 64;
     long rows_loc = (n + p->nprow - 1) / p->nprow + p->mb, apply_loc = (n_apply_max + p->nprow - 1) / p->nprow + p->mb;
     if (n_apply_max == 0) apply_loc = 0;
-    double per_col = 8.0 * (double)(2 * rows_loc + apply_loc);  // bytes per local voxel column
+    double per_col = 8.0 * (double)(rows_loc + apply_loc + k);  // bytes per local voxel column
     long cols_loc = (long)(o->memory_mb * 1048576.0 / per_col);
     if (cols_loc < 1)
         return df_err(err, "residualize: --memory %.0f MB per rank cannot hold one voxel column of %ld subjects "
@@ -63,8 +63,7 @@ static void my_columns(const DistMat *Y, const DistGrid *g, long c0, long *j0, l
 
 // Rows go through a row-major buffer of ROWS rows: one contiguous read (or write) per row,
 // then a blocked transpose into ScaLAPACK's column-major block, so that each cache line
-// written holds several rows of one column instead of one value (reading straight into the
-// column-major block scattered every value onto its own cache line: 3x slower).
+// written holds several rows of one column instead of one value.
 #define ROWS 32
 #define TILE 256
 
@@ -150,8 +149,9 @@ typedef struct {
     DistGrid g;
     Plan plan;
     DistMat A;          // X, factorised
-    double *al, *tau, *cl;  // its local blocks, tau, and Q^T Y's
-    DistMat C;
+    double *ql, *rl, *tau;  // its Q and R (local blocks), and the reflectors' scalars
+    DistMat B;          // the chunk's coefficients b (k x chunk)
+    double *bl;
 } Job;
 
 // Every input header, the design (training) and its rows (every set), the voxels.
@@ -201,15 +201,22 @@ static int create_outputs(Job *j, DfError *err) {
     return rc;
 }
 
-// The design's QR, once: A = X (n x k, one column block).
+// The design's QR, once: X = QR (n x k, one column block), R kept, Q formed explicitly, so
+// that each chunk's b = R^-1 Q^T Y is one PDGEMM and one PDTRSM that leave Y as it is:
+// applying the reflectors (PDORMQR) overwrites what they are applied to, which needed a copy
+// of the chunk -- twice the memory -- to subtract X~ b from afterwards.
 static int factor_design(Job *j, DfError *err) {
     int k = j->d.design.k;
     Set *T = &j->sets[0];
     dist_mat_init(&j->A, &j->g, (int)T->rows.n, k, j->plan.mb, k);
-    j->al = xmalloc(sizeof(double) * (size_t)j->A.lld * (size_t)(j->A.nloc > 0 ? j->A.nloc : 1));
-    scatter_design(j->al, &j->A, &j->g, j->d.x, k);
+    size_t local = (size_t)j->A.lld * (size_t)(j->A.nloc > 0 ? j->A.nloc : 1);
+    j->ql = xmalloc(sizeof(double) * local);
+    j->rl = xmalloc(sizeof(double) * local);
+    scatter_design(j->ql, &j->A, &j->g, j->d.x, k);
     j->tau = xmalloc(sizeof(double) * (size_t)(j->A.nloc > 0 ? j->A.nloc : 1));
-    return dist_qr(j->al, &j->A, j->tau, err);
+    if (dist_qr(j->ql, &j->A, j->tau, err)) return -1;
+    memcpy(j->rl, j->ql, sizeof(double) * local);
+    return dist_form_q(j->ql, &j->A, j->tau, err);
 }
 
 // Matrices of chunk width w for every set (the last chunk may be narrower).
@@ -220,7 +227,7 @@ static void shape_chunk(Job *j, long w) {
         dist_mat_init(&S->Yd, &j->g, (int)S->rows.n, (int)w, j->plan.mb, nb);
         dist_mat_init(&S->Xd, &j->g, (int)S->rows.n, k, j->plan.mb, k);
     }
-    dist_mat_init(&j->C, &j->g, (int)j->sets[0].rows.n, (int)w, j->plan.mb, nb);
+    dist_mat_init(&j->B, &j->g, k, (int)w, j->plan.mb, nb);
     j->rep->nb = nb;
 }
 
@@ -235,13 +242,12 @@ static int run_chunk(Job *j, long c0, long w, DfError *err) {
     rep->seconds_read += df_now() - t;
     t = df_now();
     Set *T = &j->sets[0];
-    memcpy(j->cl, T->yl, sizeof(double) * (size_t)T->Yd.lld * (size_t)T->Yd.nloc);
-    if (prep_agree(dist_apply_qt(j->cl, &j->C, j->al, &j->A, j->tau, k, err), err)) return -1;
-    dist_solve_r(j->cl, &j->C, j->al, &j->A, k);  // rows 0..k-1 of cl: the coefficients b
+    dist_product_tn(j->bl, &j->B, j->ql, &j->A, T->yl, &T->Yd);  // Q^T Y
+    dist_solve_r(j->bl, &j->B, j->rl, &j->A, k);                  // b = R^-1 Q^T Y
     for (int s = 0; s < j->n_sets; s++) {
         Set *S = &j->sets[s];
         scatter_design(S->xl, &S->Xd, &j->g, S->x, k);
-        dist_sub_product(S->yl, &S->Yd, S->xl, &S->Xd, j->cl, &j->C, k);
+        dist_sub_product(S->yl, &S->Yd, S->xl, &S->Xd, j->bl, &j->B, k);
     }
     rep->seconds_solve += df_now() - t;
     t = df_now();
@@ -259,7 +265,7 @@ static void allocate_blocks(Job *j) {
         S->yl = df_alloc_large(sizeof(double) * ((size_t)S->Yd.lld * (size_t)S->Yd.nloc + 1));
         S->xl = xmalloc(sizeof(double) * ((size_t)S->Xd.lld * (size_t)(S->Xd.nloc > 0 ? S->Xd.nloc : 1)));
     }
-    j->cl = df_alloc_large(sizeof(double) * ((size_t)j->C.lld * (size_t)j->C.nloc + 1));
+    j->bl = xmalloc(sizeof(double) * ((size_t)j->B.lld * (size_t)j->B.nloc + 1));
 }
 
 static void print_plan(const Job *j) {
@@ -292,7 +298,7 @@ static int run_job(Job *j, DfError *err) {
         n_apply += j->sets[s].rows.n;
         if (j->sets[s].rows.n > n_apply_max) n_apply_max = j->sets[s].rows.n;
     }
-    if (plan_make(&j->plan, o, j->d.n, n_apply_max, j->vs.m, err)) return -1;
+    if (plan_make(&j->plan, o, j->d.n, n_apply_max, j->vs.m, j->d.design.k, err)) return -1;
     rep->n_train = j->d.n;
     rep->n_apply = n_apply;
     rep->voxels = j->vs.m;
@@ -313,7 +319,7 @@ static int run_job(Job *j, DfError *err) {
         if (run_chunk(j, c0, DF_MIN(j->plan.chunk, j->vs.m - c0), err)) return -1;
     if (prep_outputs_commit(j->outs, j->n_sets, err)) return -1;
     double n = (double)j->d.n, k = rep->k, m = (double)j->vs.m;
-    rep->flops = m * (4 * n * k - 2 * k * k + k * k + 2 * (n + (double)n_apply) * k);
+    rep->flops = m * (2 * n * k + k * k + 2 * (n + (double)n_apply) * k);
     return 0;
 }
 
@@ -330,9 +336,10 @@ int residualize_run(const ResidualizeOptions *o, ResidualizeReport *rep, DfError
     free(j.outs);
     for (int s = 0; s < j.n_sets; s++) set_free(&j.sets[s]);
     free(j.sets);
-    free(j.al);
+    free(j.ql);
+    free(j.rl);
     free(j.tau);
-    free(j.cl);
+    free(j.bl);
     if (j.g.myrow >= 0) dist_grid_free(&j.g);
     voxels_free(&j.vs);
     prep_design_free(&j.d);

@@ -9,8 +9,8 @@
 // voxel means is the least-squares residual e, orthogonal to the design.
 //
 // Distribution. The subjects x voxels matrix Y is block-cyclic over a nprow x npcol grid
-// (mpi/scalapack.h), processed in chunks of voxel columns that fit the memory budget. Per
-// chunk: C = Q^T Y (PDORMQR, Q from one PDGEQRF of X), b = R^{-1} C[0:k] (PDTRSM), then
+// (mpi/scalapack.h), processed in chunks of voxel columns that fit the memory budget. X = QR
+// once (PDGEQRF, Q formed by PDORGQR); per chunk b = R^{-1} Q^T Y (PDGEMM, PDTRSM), then
 // Y -= X~ b (PDGEMM, X~ the centred confounder columns) for the training set and every
 // held-out set. Each rank reads and writes only its own blocks (data/voxels.h).
 #ifndef DF_RESIDUALIZE_H
@@ -37,7 +37,7 @@ typedef struct {
     long chunk, chunks;             // voxel columns per chunk, and their number
     double bytes_per_rank;          // the image blocks' memory per rank
     double seconds_read, seconds_solve, seconds_write, seconds_total;
-    double flops;                   // the QR solve's (per voxel: 4nk - 2k^2 for Q^T y, k^2 for R^-1, 2nk for X~ b)
+    double flops;                   // the solve's (per voxel: 2nk for Q^T y, k^2 for R^-1, 2nk per set for X~ b)
 } ResidualizeReport;
 
 // Collective. Prints the plan (rank 0) before the work. Returns 0, or -1 with err (the same

@@ -139,28 +139,16 @@ run_one() {
     fi
 }
 
-# A finished run's result.csv line, from its metrics.json (one epoch per line) and dcor.json
-# (one report per line).
+# A finished run's result.csv line, from its metrics.json and dcor.json.
 summarise() {
-    local v=$1 s=$2 dir=$3 last accs last5 dcor gap
-    last=$(grep '"epoch": ' "$dir/metrics.json" | tail -1)
-    accs=$(echo "$last" | grep -o '"\(val\|train\)_acc": [-0-9.e]*' | sort | awk '{ printf ",%.2f", 100 * $2 }')  # train, val
-    last5=$(grep -o '"val_acc": [-0-9.e]*' "$dir/metrics.json" | tail -5 | awk '{ s += $2 } END { printf "%.2f", 100 * s / NR }')
-    gap=$(echo "$last" | grep -o '"train_eval_gap(mdn_[a-z0-9]*)": [-0-9.e+]*' | head -1 | awk '{ printf "%.3f", $2 }')
-    # per class: age class 0, class 1, site class 0, class 1 at the end; the max of them over
-    # the reports after half the epochs
-    dcor=$(awk -v half="$((epochs / 2))" '{
-            e = $0; sub(/.*"epoch": /, "", e); e += 0
-            for (c = 0; c < 2; c++) { col = c ? "site" : "age"
-                t = $0; sub(".*\"" col "\": {[^}]*\"by_class\": \\[", "", t); sub(/\].*/, "", t)
-                split(t, v, ", *"); last[2 * c] = v[1]; last[2 * c + 1] = v[2]
-                if (e > half) for (j = 1; j <= 2; j++) if (!seen || v[j] + 0 > max) { max = v[j] + 0; seen = 1 } } }
-            END { printf "%.4f,%.4f,%.4f,%.4f,%.4f", last[0], last[1], last[2], last[3], max }' "$dir/dcor.json")
-    local placement kernel eval_beta batch
+    local v=$1 s=$2 dir=$3 accs dcor gap placement kernel eval_beta batch
+    accs=$(study_accuracies "$dir")  # val,val_last5,train
+    gap=$(grep '"epoch": ' "$dir/metrics.json" | tail -1 | grep -o '"train_eval_gap(mdn_[a-z0-9]*)": [-0-9.e+]*' | head -1 |
+        awk '{ printf "%.3f", $2 }')
+    dcor=$(study_dcor_by_class "$dir" "$((epochs / 2))")
     read -r placement kernel eval_beta batch <<<"$(describe "$v")"
-    # accs is ",train,val": the columns want val, then train
-    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$v" "$placement" "$kernel" "$eval_beta" "$batch" "$RANKS" "$s" \
-        "$(echo "$accs" | cut -d, -f3)" "$last5" "$(echo "$accs" | cut -d, -f2)" "$dcor" "$gap" | study_publish "$dir/result.csv"
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$v" "$placement" "$kernel" "$eval_beta" "$batch" "$RANKS" "$s" "$accs" \
+        "$dcor" "$gap" | study_publish "$dir/result.csv"
 }
 
 cpu=$(study_cpu)
