@@ -17,26 +17,45 @@ typedef struct {
     double bytes;          // per rank
 } Plan;
 
+// Rows of n a rank holds at most on an nprow-row grid with blocks of mb (whole blocks, dealt
+// out cyclically).
+static long rows_at_most(long n, int nprow, int mb) { return ((n + mb - 1) / mb + nprow - 1) / nprow * mb; }
+
+// The row block: --block, else 64 subjects or fewer, so that every process row gets some.
+static int row_block(const ResidualizeOptions *o, long n, int nprow) {
+    long even = (n + nprow - 1) / nprow;
+    return o->block ? o->block : (int)(even < 64 ? (even > 0 ? even : 1) : 64);
+}
+
+// Bytes per local voxel column on an nprow-row grid: the rank's training rows, the largest
+// held-out set's rows, the k coefficients.
+static double bytes_per_column(const ResidualizeOptions *o, long n, long n_apply_max, int k, int nprow) {
+    int mb = row_block(o, n, nprow);
+    return 8.0 * (double)(rows_at_most(n, nprow, mb) + (n_apply_max ? rows_at_most(n_apply_max, nprow, mb) : 0) + k);
+}
+
 // Row blocks of mb subjects; each chunk's voxel columns split into one block per process
 // column (nb = chunk / npcol), so a rank reads one contiguous span per subject and chunk.
-// The default grid is 1 x P: the design has only k columns, so Q (n x k) is cheap to
-// broadcast along a process row, while a process column of several rows would have to sum
-// k x nb partial products of Q^T Y for every block; more process rows only pay when n x nb
-// no longer fits one rank's memory. Memory per rank: the chunk's training block and the largest
-// held-out set's block (and the k coefficients per column).
+// The grid is 1 x P when a rank can hold at least MIN_COLUMNS voxel columns of all the
+// subjects: the design has only k columns, so Q (n x k) is cheap to broadcast along a process
+// row, while a process column of several rows has to sum k x nb partial products of Q^T Y
+// for every block. Otherwise (many subjects, little memory) the fewest process rows that
+// give a rank MIN_COLUMNS columns. --grid overrides.
+#define MIN_COLUMNS 256
 static int plan_make(Plan *p, const ResidualizeOptions *o, long n, long n_apply_max, long m, int k, DfError *err) {
     int P = dist_size();
-    p->nprow = o->nprow ? o->nprow : 1;
+    p->nprow = o->nprow;
+    for (int r = 1; !p->nprow && r <= P; r++)
+        if (P % r == 0 && (r == P || o->memory_mb * 1048576.0 / bytes_per_column(o, n, n_apply_max, k, r) >= MIN_COLUMNS))
+            p->nprow = r;
     p->npcol = o->npcol ? o->npcol : P / p->nprow;
     if (p->nprow * p->npcol != P)
         return df_err(err, "residualize: --grid %dx%d does not use the %d ranks", p->nprow, p->npcol, P);
-    p->mb = o->block ? o->block : 64;
-    long rows_loc = (n + p->nprow - 1) / p->nprow + p->mb, apply_loc = (n_apply_max + p->nprow - 1) / p->nprow + p->mb;
-    if (n_apply_max == 0) apply_loc = 0;
-    double per_col = 8.0 * (double)(rows_loc + apply_loc + k);  // bytes per local voxel column
+    p->mb = row_block(o, n, p->nprow);
+    double per_col = bytes_per_column(o, n, n_apply_max, k, p->nprow);
     long cols_loc = (long)(o->memory_mb * 1048576.0 / per_col);
     if (cols_loc < 1)
-        return df_err(err, "residualize: --memory %.0f MB per rank cannot hold one voxel column of %ld subjects "
+        return df_err(err, "residualize: --memory %.4g MB per rank cannot hold one voxel column of %ld subjects "
                       "(%.1f MB needed): raise --memory or use more ranks", o->memory_mb, n + n_apply_max,
                       per_col / 1048576.0);
     p->chunk = cols_loc * p->npcol;
@@ -274,7 +293,7 @@ static void print_plan(const Job *j) {
     printf("residualize: %ld training subjects, %ld held-out, %ld voxels%s; design %s (%d columns)\n", r->n_train,
            r->n_apply, r->voxels, j->o->mask ? " (mask)" : "", r->design, r->k);
     printf("residualize: %dx%d process grid, blocks of %d subjects x %d voxels; %ld chunk%s of %ld voxels; "
-           "%.1f MB of image blocks per rank (budget %.0f MB)\n", r->nprow, r->npcol, r->mb, r->nb, r->chunks,
+           "%.1f MB of image blocks per rank (budget %.4g MB)\n", r->nprow, r->npcol, r->mb, r->nb, r->chunks,
            r->chunks == 1 ? "" : "s", r->chunk, r->bytes_per_rank / 1048576.0, j->o->memory_mb);
     fflush(stdout);
 }

@@ -32,6 +32,12 @@ done
 run nokeep 2
 "$T" check "$WORK" "$WORK/nokeep" none 0 >"$WORK/nokeep.check" 2>&1
 check "2 ranks without --keep: LAPACK's outputs, residuals orthogonal to the design" [ $? = 0 ] || cat "$WORK/nokeep.check"
+# Too little memory for 256 voxel columns of every subject on one rank: more process rows.
+run autogrid 4 --keep label --memory 0.2
+grep -q "2x2 process grid" "$WORK/autogrid.log"
+check "4 ranks, 0.2 MB: a 2x2 grid chosen, and printed" [ $? = 0 ] || head -n 2 "$WORK/autogrid.log"
+"$T" check "$WORK" "$WORK/autogrid" label 0 >"$WORK/autogrid.check" 2>&1
+check "4 ranks on the chosen 2x2 grid: outputs equal LAPACK's" [ $? = 0 ] || cat "$WORK/autogrid.check"
 grep -q "[2-9] chunks" "$WORK/r4grid2x2block5memory025.log"
 check "a 0.25 MB budget splits the voxels into chunks" [ $? = 0 ] || head -n 3 "$WORK/r4grid2x2block5memory025.log"
 
