@@ -11,8 +11,8 @@
 
 static const char *harmonize_help =
     "usage: deconfound harmonize --train SHARDS --site COL [--keep COLS] [--apply SHARDS]... --out DIR\n"
-    "                            [--model FILE] [--mask MASK.nii] [--nonparametric | --no-eb]\n"
-    "       deconfound harmonize --model FILE --apply SHARDS [--apply SHARDS]... --out DIR\n"
+    "                            [--model FILE] [--mask MASK.nii] [--nonparametric | --no-eb] [--memory MB]\n"
+    "       deconfound harmonize --model FILE --apply SHARDS [--apply SHARDS]... --out DIR [--memory MB]\n"
     "\n"
     "ComBat (Johnson et al. 2007; Fortin et al. 2017 for images), as R/Bioconductor sva::ComBat\n"
     "computes it: per voxel a least-squares fit on the site indicators and the kept covariates,\n"
@@ -31,10 +31,13 @@ static const char *harmonize_help =
     "  --mask MASK.nii   fit only the mask's nonzero voxels (others are written as 0)\n"
     "  --nonparametric   sva's non-parametric prior (cost: voxels^2 x subjects per site)\n"
     "  --no-eb           no empirical Bayes: each voxel's own site estimates\n"
+    "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 2048)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
     "\n"
-    "Voxels are split over the ranks; the priors need only sums over voxels (all-reduced), so\n"
-    "any rank count gives the same model. A voxel with no variance within some training site\n"
+    "Voxels are split over the ranks, and each rank's share into chunks that fit --memory (the\n"
+    "training subjects are read once per chunk to fit, every set once more to adjust); the\n"
+    "priors need only sums over voxels (all-reduced), so any rank count and any chunking give\n"
+    "the same model. A voxel with no variance within some training site\n"
     "(outside the brain, say) is left as it was, as sva does. A subject whose site the model was\n"
     "not fitted on stops the job with exit status 2 naming the site and the file; so does a\n"
     "training site with fewer than 2 subjects. Outputs are written under temporary names and\n"
@@ -44,6 +47,7 @@ int cmd_harmonize(int argc, char **argv) {
     const char *cmd = "harmonize", *v;
     HarmonizeOptions o = { 0 };
     o.prior = COMBAT_PARAMETRIC;
+    o.memory_mb = 2048;
     o.apply = xcalloc((size_t)argc, sizeof(char *));
     int threads = 0, nonpar = 0, noeb = 0;
     for (int i = 1; i < argc; i++) {
@@ -55,6 +59,10 @@ int cmd_harmonize(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--mask", &v, cmd)) o.mask = v;
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) o.out_dir = v;
         else if (cli_opt(argc, argv, &i, "--model", &v, cmd)) o.model = v;
+        else if (cli_opt(argc, argv, &i, "--memory", &v, cmd)) {
+            if (df_parse_double(v, &o.memory_mb) || !(o.memory_mb > 0) || o.memory_mb > 1e8)
+                cli_usage_error(cmd, "--memory expects megabytes > 0, got '%s'", v);
+        }
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_flag(argv, i, "--nonparametric")) nonpar = 1;
         else if (cli_flag(argv, i, "--no-eb")) noeb = 1;

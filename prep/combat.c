@@ -11,6 +11,9 @@
 //   or the hats themselves (COMBAT_NO_EB)
 //   out_i = (z_i - gamma_star_s) / sqrt(delta_star_s) * sqrt(var_pooled) + stand_mean_i
 // A voxel with zero variance within some site is passed through and left out of the priors.
+// Everything down to gamma_hat and delta_hat is per voxel: combat_fit_chunk computes it for a
+// chunk of voxels at a time. The stars need only gamma_hat, delta_hat and n_s: both priors use
+// sum over site s's subjects of (z - g)^2 = (n_s - 1) delta_hat_s + n_s (gamma_hat_s - g)^2.
 //
 // Reductions, in order, the same on every rank: (1) the counts and sums for the priors'
 // means, (2) the sums of squared deviations from them, then one per parametric iteration
@@ -110,7 +113,7 @@ static void chol_solve(double *b, const double *L, int p, long v) {
     }
 }
 
-// ---- the location and scale fit ---------------------------------------------------------------
+// ---- the location and scale fit, per chunk of voxels ----------------------------------------
 
 // pass (v) |= 1 where a site's values are all equal: sva's var(x) == 0 within a batch, which
 // for finite data is the same test (a variance of unequal values does not round to 0).
@@ -177,49 +180,99 @@ static void stand_mean_row(double *sm, const CombatModel *m, const double *c) {
     for (long j = 0; j < v; j++) sm[j] = m->grand_mean[j] + sm[j];
 }
 
-// z (n, v): the standardised data, (y - stand_mean) / sqrt(var_pooled) (pass voxels: 0).
-static void standardise(double *z, const CombatModel *m, const double *y, int n, const double *cov) {
-    long v = m->v;
-    double *sm = xmalloc((size_t)(v > 0 ? v : 1) * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        stand_mean_row(sm, m, cov ? cov + (size_t)i * m->k_cov : NULL);
-        const double *yi = y + (size_t)i * v;
-        double *zi = z + (size_t)i * v;
-        for (long j = 0; j < v; j++) zi[j] = m->pass[j] ? 0 : (yi[j] - sm[j]) / sqrt(m->var_pooled[j]);
-    }
-    free(sm);
+// z (v): one subject's row yi standardised, (yi - stand_mean) / sd with sd = sqrt(var_pooled)
+// (sva's s.data; pass voxels: 0); sm (v) is scratch, ci the subject's covariates.
+static void standardise_row(double *z, double *sm, const CombatModel *m, const double *sd, const double *yi,
+                            const double *ci) {
+    stand_mean_row(sm, m, ci);
+    for (long j = 0; j < m->v; j++) z[j] = m->pass[j] ? 0 : (yi[j] - sm[j]) / sd[j];
 }
 
-// gh, dh (S, v): per site the mean of z and its sample variance (/ (n_s - 1), two-pass as
-// genefilter's rowVars, which sva calls).
-static void site_moments(double *gh, double *dh, const double *z, long v, const int *rows, const int *off, int S) {
+// gh, dh (S, v): per site the mean of the standardised data z and its sample variance
+// (/ (n_s - 1), two-pass as genefilter's rowVars, which sva calls). z is remade a row at a time
+// in each pass instead of being stored: no (n, v) copy, and the same values in the same order.
+static void site_moments(double *gh, double *dh, const CombatModel *m, const double *y, const CombatFit *f) {
+    int S = f->n_sites, kc = f->k_cov;
+    long v = m->v;
+    size_t nv = (size_t)(v > 0 ? v : 1);
+    double *z = xmalloc(nv * sizeof(double)), *sm = xmalloc(nv * sizeof(double)), *sd = xmalloc(nv * sizeof(double));
+    for (long j = 0; j < v; j++) sd[j] = sqrt(m->var_pooled[j]);
     memset(gh, 0, (size_t)S * v * sizeof(double));
     memset(dh, 0, (size_t)S * v * sizeof(double));
-    for (int s = 0; s < S; s++) {
-        double *g = gh + (size_t)s * v, *d = dh + (size_t)s * v;
-        int ns = off[s + 1] - off[s];
-        for (int k = off[s]; k < off[s + 1]; k++)
-            for (long j = 0; j < v; j++) g[j] += z[(size_t)rows[k] * v + j];
-        for (long j = 0; j < v; j++) g[j] /= ns;
-        for (int k = off[s]; k < off[s + 1]; k++)
-            for (long j = 0; j < v; j++) {
-                double e = z[(size_t)rows[k] * v + j] - g[j];
-                d[j] += e * e;
-            }
-        for (long j = 0; j < v; j++) d[j] /= ns - 1;
+    for (int i = 0; i < f->n; i++) {  // each site's rows ascending, as a loop over the site would add them
+        standardise_row(z, sm, m, sd, y + (size_t)i * v, f->cov ? f->cov + (size_t)i * kc : NULL);
+        double *g = gh + (size_t)f->site[i] * v;
+        for (long j = 0; j < v; j++) g[j] += z[j];
     }
+    for (int s = 0; s < S; s++)
+        for (long j = 0; j < v; j++) gh[(size_t)s * v + j] /= f->n_s[s];
+    for (int i = 0; i < f->n; i++) {
+        standardise_row(z, sm, m, sd, y + (size_t)i * v, f->cov ? f->cov + (size_t)i * kc : NULL);
+        const double *g = gh + (size_t)f->site[i] * v;
+        double *d = dh + (size_t)f->site[i] * v;
+        for (long j = 0; j < v; j++) {
+            double e = z[j] - g[j];
+            d[j] += e * e;
+        }
+    }
+    for (int s = 0; s < S; s++)
+        for (long j = 0; j < v; j++) dh[(size_t)s * v + j] /= f->n_s[s] - 1;
+    free(z); free(sm); free(sd);
+}
+
+// Columns [0, w) of a (rows, w) array into columns [c0, c0 + w) of a (rows, v) one.
+static void put_cols(double *to, const double *from, int rows, long v, long c0, long w) {
+    for (int r = 0; r < rows; r++) memcpy(to + (size_t)r * v + c0, from + (size_t)r * w, (size_t)w * sizeof(double));
+}
+
+static long count_nonfinite(const double *y, size_t count) {
+    long bad = 0;
+    for (size_t i = 0; i < count; i++) bad += !isfinite(y[i]);
+    return bad;
+}
+
+double combat_chunk_bytes(int S, int kc, long w) {
+    // the chunk's model (grand_mean, var_pooled, beta_cov, gamma/delta_star), B, gamma/delta_hat,
+    // and the row buffers (z, sm, sd, the fit), in double; pass and differs, a byte each
+    double per_voxel = 8.0 * (2 + (kc > 0 ? kc : 1) + 2 * S + (S + kc) + 2 * S + 4) + 2;
+    return per_voxel * (double)(w > 0 ? w : 1);
+}
+
+void combat_fit_chunk(CombatFit *f, const double *y, long c0, long w) {
+    int S = f->n_sites, kc = f->k_cov;
+    long v = f->m.v;
+    DF_ASSERT(c0 >= 0 && w >= 0 && c0 + w <= v);
+    if (w == 0) return;
+    CombatModel c;  // the chunk's voxels
+    combat_model_alloc(&c, S, kc, w);
+    double *B = xmalloc((size_t)(S + kc) * w * sizeof(double)), *gh = xmalloc((size_t)S * w * sizeof(double)),
+           *dh = xmalloc((size_t)S * w * sizeof(double));
+    f->n_bad += count_nonfinite(y, (size_t)f->n * w);
+    flag_pass(c.pass, y, w, f->rows, f->off, S);
+    fit_location(&c, B, f->L, y, f->n, f->site, f->n_s, f->cov);
+    // a voxel the design fits exactly: sva would divide by zero and return NaN
+    for (long j = 0; j < w; j++) c.pass[j] |= !(c.var_pooled[j] > 0);
+    site_moments(gh, dh, &c, y, f);
+    put_cols(f->m.grand_mean, c.grand_mean, 1, v, c0, w);
+    put_cols(f->m.var_pooled, c.var_pooled, 1, v, c0, w);
+    put_cols(f->m.beta_cov, c.beta_cov, kc, v, c0, w);
+    put_cols(f->gamma_hat, gh, S, v, c0, w);
+    put_cols(f->delta_hat, dh, S, v, c0, w);
+    memcpy(f->m.pass + c0, c.pass, (size_t)w);
+    combat_model_free(&c);
+    free(B); free(gh); free(dh);
 }
 
 // ---- the priors --------------------------------------------------------------------------------
 
 // Reduction (1): non-finite values, kept voxels, and per site the sums of gamma_hat and
 // delta_hat over the kept voxels. Returns the kept voxels over all ranks, or -1 with err.
-static long prior_means(CombatModel *m, double *dbar, const double *y, int n, const double *gh, const double *dh,
-                        Reducer *r, DfError *err) {
+static long prior_means(CombatModel *m, double *dbar, long n_bad_here, const double *gh, const double *dh, Reducer *r,
+                        DfError *err) {
     int S = m->n_sites;
     long v = m->v;
     double *buf = xcalloc((size_t)(2 + 2 * S), sizeof(double));
-    for (size_t i = 0; i < (size_t)n * v; i++) buf[0] += !isfinite(y[i]);
+    buf[0] = (double)n_bad_here;
     for (long j = 0; j < v; j++) {
         if (m->pass[j]) continue;
         buf[1] += 1;
@@ -240,11 +293,11 @@ static long prior_means(CombatModel *m, double *dbar, const double *y, int n, co
 // (sample variance), aprior and bprior (the method of moments of an inverse gamma on delta_hat,
 // from its mean and sample variance). Two passes over all-reduced sums: the means, then the
 // squared deviations from them, so no large sums cancel. 0, or -1 with err (on every rank).
-static int fit_priors(CombatModel *m, const double *y, int n, const double *gh, const double *dh, Reducer *r, DfError *err) {
+static int fit_priors(CombatModel *m, long n_bad, const double *gh, const double *dh, Reducer *r, DfError *err) {
     int S = m->n_sites;
     long v = m->v;
     double *dbar = xmalloc((size_t)S * sizeof(double)), *ss = xcalloc((size_t)(2 * S), sizeof(double));
-    long n_keep = prior_means(m, dbar, y, n, gh, dh, r, err);
+    long n_keep = prior_means(m, dbar, n_bad, gh, dh, r, err);
     int rc = n_keep < 0 ? -1 : 0;
     if (!rc && n_keep < 2 && m->prior != COMBAT_NO_EB)
         rc = df_err(err, "ComBat: %ld voxel%s within every site; the empirical-Bayes priors need at least 2", n_keep,
@@ -273,32 +326,24 @@ static int fit_priors(CombatModel *m, const double *y, int n, const double *gh, 
 
 // ---- empirical Bayes ---------------------------------------------------------------------------
 
-// One pass of sva's it.sol for site s over this rank's kept voxels: gs, ds (v) hold g.old and
-// d.old and receive g.new and d.new (postmean with d.old, then postvar from the site's squared
-// deviations from g.new); gnew and sum2 (v) are scratch. Returns how many voxels changed by
-// more than COMBAT_CONV. sva continues while max(|g.new - g.old| / g.old, |d.new - d.old| /
-// d.old) > conv over all voxels (g.old signed, as there: a negative one never counts), which
-// is exactly "some voxel's change exceeds conv": counted here, summed over ranks by the caller.
-static long it_sol_pass(double *gs, double *ds, double *gnew, double *sum2, const CombatModel *m, int s,
-                        const double *gh, const double *z, const int *rows, int ns) {
+// One pass of sva's it.sol for site s (ns subjects) over this rank's kept voxels: gs, ds (v)
+// hold g.old and d.old and receive g.new and d.new (postmean with d.old, then postvar from the
+// site's squared deviations from g.new). Those are sum over the site's subjects of
+// (z - g.new)^2 = (n_s - 1) delta_hat + n_s (gamma_hat - g.new)^2, so the iteration needs only
+// gh, dh (v) and no subject's data (sva sums over the subjects; the two agree to rounding).
+// Returns how many voxels changed by more than COMBAT_CONV. sva continues while
+// max(|g.new - g.old| / g.old, |d.new - d.old| / d.old) > conv over all voxels (g.old signed,
+// as there: a negative one never counts), which is exactly "some voxel's change exceeds conv":
+// counted here, summed over ranks by the caller.
+static long it_sol_pass(double *gs, double *ds, const CombatModel *m, int s, const double *gh, const double *dh, int ns) {
     long v = m->v, changed = 0;
     double gbar = m->gamma_bar[s], t2 = m->tau2[s], a = m->a_prior[s], b = m->b_prior[s];
     for (long j = 0; j < v; j++) {
-        gnew[j] = (t2 * ns * gh[j] + ds[j] * gbar) / (t2 * ns + ds[j]);
-        sum2[j] = 0;
-    }
-    for (int k = 0; k < ns; k++) {
-        const double *zi = z + (size_t)rows[k] * v;
-        for (long j = 0; j < v; j++) {
-            double e = zi[j] - gnew[j];
-            sum2[j] += e * e;
-        }
-    }
-    for (long j = 0; j < v; j++) {
         if (m->pass[j]) continue;
-        double dnew = (0.5 * sum2[j] + b) / (ns / 2.0 + a - 1);
-        if (fabs(gnew[j] - gs[j]) / gs[j] > COMBAT_CONV || fabs(dnew - ds[j]) / ds[j] > COMBAT_CONV) changed++;
-        gs[j] = gnew[j];
+        double gnew = (t2 * ns * gh[j] + ds[j] * gbar) / (t2 * ns + ds[j]), eg = gh[j] - gnew;
+        double sum2 = (ns - 1) * dh[j] + ns * eg * eg, dnew = (0.5 * sum2 + b) / (ns / 2.0 + a - 1);
+        if (fabs(gnew - gs[j]) / gs[j] > COMBAT_CONV || fabs(dnew - ds[j]) / ds[j] > COMBAT_CONV) changed++;
+        gs[j] = gnew;
         ds[j] = dnew;
     }
     return changed;
@@ -308,22 +353,19 @@ static long it_sol_pass(double *gs, double *ds, double *gnew, double *sum2, cons
 // reduction per iteration (the S counts of changed voxels); a site stops after the first
 // iteration in which no voxel on any rank changed by more than COMBAT_CONV, as its own loop in
 // sva would. iterations[s]: how many it ran.
-static int eb_parametric(CombatModel *m, const double *gh, const double *dh, const double *z, const int *rows,
-                         const int *off, Reducer *r, DfError *err) {
+static int eb_parametric(CombatModel *m, const double *gh, const double *dh, const int *off, Reducer *r, DfError *err) {
     int S = m->n_sites, rc = 0;
     long v = m->v;
-    size_t nv = (size_t)(v > 0 ? v : 1);
     memcpy(m->gamma_star, gh, (size_t)S * v * sizeof(double));
     memcpy(m->delta_star, dh, (size_t)S * v * sizeof(double));
-    double *cnt = xmalloc((size_t)S * sizeof(double)), *gnew = xmalloc(nv * sizeof(double)),
-           *sum2 = xmalloc(nv * sizeof(double));
+    double *cnt = xmalloc((size_t)S * sizeof(double));
     unsigned char *active = xmalloc((size_t)S);
     memset(active, 1, (size_t)S);
     for (int it = 1;; it++) {
         for (int s = 0; s < S; s++)
             cnt[s] = !active[s] ? 0
-                                : (double)it_sol_pass(m->gamma_star + (size_t)s * v, m->delta_star + (size_t)s * v, gnew, sum2,
-                                                      m, s, gh + (size_t)s * v, z, rows + off[s], off[s + 1] - off[s]);
+                                : (double)it_sol_pass(m->gamma_star + (size_t)s * v, m->delta_star + (size_t)s * v, m, s,
+                                                      gh + (size_t)s * v, dh + (size_t)s * v, off[s + 1] - off[s]);
         reduce_sum_f64(r, cnt, (size_t)S);
         int more = 0;
         for (int s = 0; s < S; s++) {
@@ -339,7 +381,7 @@ static int eb_parametric(CombatModel *m, const double *gh, const double *dh, con
             break;
         }
     }
-    free(cnt); free(gnew); free(sum2); free(active);
+    free(cnt); free(active);
     return rc;
 }
 
@@ -395,14 +437,15 @@ static void eb_nonparametric(CombatModel *m, const double *gh, const double *dh,
 
 // ---- fit and apply -----------------------------------------------------------------------------
 
-// The site-by-site estimates, once the location fit and the site moments are known.
-static int fit_stars(CombatModel *m, const double *y, int n, const double *z, const double *gh, const double *dh,
-                     const int *rows, const int *off, long v_offset, long v_total, Reducer *r, DfError *err) {
-    if (fit_priors(m, y, n, gh, dh, r, err)) return -1;
+// The site-by-site estimates, once every chunk's location fit and site moments are in f.
+static int fit_stars(CombatFit *f, long v_offset, long v_total, Reducer *r, DfError *err) {
+    CombatModel *m = &f->m;
+    const double *gh = f->gamma_hat, *dh = f->delta_hat;
+    if (fit_priors(m, f->n_bad, gh, dh, r, err)) return -1;
     int rc = 0;
     size_t sv = (size_t)m->n_sites * m->v;
-    if (m->prior == COMBAT_PARAMETRIC) rc = eb_parametric(m, gh, dh, z, rows, off, r, err);
-    else if (m->prior == COMBAT_NONPARAMETRIC) eb_nonparametric(m, gh, dh, off, v_offset, v_total, r);
+    if (m->prior == COMBAT_PARAMETRIC) rc = eb_parametric(m, gh, dh, f->off, r, err);
+    else if (m->prior == COMBAT_NONPARAMETRIC) eb_nonparametric(m, gh, dh, f->off, v_offset, v_total, r);
     else { memcpy(m->gamma_star, gh, sv * sizeof(double)); memcpy(m->delta_star, dh, sv * sizeof(double)); }
     for (int s = 0; s < m->n_sites; s++)  // passed-through voxels: the identity adjustment
         for (long j = 0; j < m->v; j++)
@@ -410,36 +453,55 @@ static int fit_stars(CombatModel *m, const double *y, int n, const double *z, co
     return rc;
 }
 
+int combat_fit_begin(CombatFit *f, int n, long v, const int *site, int S, const double *cov, int kc, CombatPrior prior,
+                     DfError *err) {
+    memset(f, 0, sizeof *f);
+    if (S < 1 || n < 1 || kc < 0 || (kc > 0 && !cov) || v < 0)
+        return df_err(err, "ComBat: bad arguments (n %d, S %d, kc %d, voxels %ld)", n, S, kc, v);
+    int p = S + kc;
+    f->n = n, f->n_sites = S, f->k_cov = kc, f->site = site, f->cov = kc ? cov : NULL;
+    f->n_s = xmalloc((size_t)S * sizeof(int));
+    f->off = xmalloc((size_t)(S + 1) * sizeof(int));
+    f->rows = xmalloc((size_t)n * sizeof(int));
+    f->L = xmalloc((size_t)p * p * sizeof(double));
+    if (site_rows(f->n_s, f->off, f->rows, site, n, S, err) || check_cov(cov, n, kc, err)) return -1;
+    design_gram(f->L, site, f->n_s, cov, n, S, kc);
+    if (design_factor(f->L, S, kc, err)) return -1;
+    combat_model_alloc(&f->m, S, kc, v);
+    f->m.prior = prior;
+    size_t sv = (size_t)S * (size_t)(v > 0 ? v : 1);
+    f->gamma_hat = xcalloc(sv, sizeof(double));
+    f->delta_hat = xcalloc(sv, sizeof(double));
+    return 0;
+}
+
+int combat_fit_finish(CombatModel *m, CombatFit *f, long v_offset, long v_total, Reducer *r, DfError *err) {
+    memset(m, 0, sizeof *m);
+    if (v_offset < 0 || v_offset + f->m.v > v_total)
+        return df_err(err, "ComBat: bad arguments (voxels %ld at %ld of %ld)", f->m.v, v_offset, v_total);
+    if (fit_stars(f, v_offset, v_total, r, err)) return -1;
+    *m = f->m;
+    memset(&f->m, 0, sizeof f->m);
+    return 0;
+}
+
+void combat_fit_free(CombatFit *f) {
+    free(f->n_s); free(f->off); free(f->rows); free(f->L);
+    free(f->gamma_hat); free(f->delta_hat);
+    combat_model_free(&f->m);
+    memset(f, 0, sizeof *f);
+}
+
 int combat_fit(CombatModel *m, const double *y, int n, long v, long v_offset, long v_total, const int *site, int S,
                const double *cov, int kc, CombatPrior prior, Reducer *r, DfError *err) {
     memset(m, 0, sizeof *m);
-    if (S < 1 || n < 1 || kc < 0 || (kc > 0 && !cov) || v < 0 || v_offset < 0 || v_offset + v > v_total)
-        return df_err(err, "ComBat: bad arguments (n %d, S %d, kc %d, voxels %ld at %ld of %ld)", n, S, kc, v, v_offset, v_total);
-    int p = S + kc, *n_s = xmalloc((size_t)S * sizeof(int)), *off = xmalloc((size_t)(S + 1) * sizeof(int)),
-        *rows = xmalloc((size_t)n * sizeof(int));
-    double *L = xmalloc((size_t)p * p * sizeof(double));
-    int rc = site_rows(n_s, off, rows, site, n, S, err) || check_cov(cov, n, kc, err) ? -1 : 0;
+    CombatFit f;
+    int rc = combat_fit_begin(&f, n, v, site, S, cov, kc, prior, err);
     if (!rc) {
-        design_gram(L, site, n_s, cov, n, S, kc);
-        rc = design_factor(L, S, kc, err);
+        combat_fit_chunk(&f, y, 0, v);
+        rc = combat_fit_finish(m, &f, v_offset, v_total, r, err);
     }
-    if (!rc) {
-        combat_model_alloc(m, S, kc, v);
-        m->prior = prior;
-        size_t nv = (size_t)(v > 0 ? v : 1);
-        double *B = xmalloc((size_t)p * nv * sizeof(double)), *z = df_alloc_large((size_t)n * nv * sizeof(double)),
-               *gh = xmalloc((size_t)S * nv * sizeof(double)), *dh = xmalloc((size_t)S * nv * sizeof(double));
-        flag_pass(m->pass, y, v, rows, off, S);
-        fit_location(m, B, L, y, n, site, n_s, cov);
-        // a voxel the design fits exactly: sva would divide by zero and return NaN
-        for (long j = 0; j < v; j++) m->pass[j] |= !(m->var_pooled[j] > 0);
-        standardise(z, m, y, n, cov);
-        site_moments(gh, dh, z, v, rows, off, S);
-        rc = fit_stars(m, y, n, z, gh, dh, rows, off, v_offset, v_total, r, err);
-        free(B); free(z); free(gh); free(dh);
-        if (rc) combat_model_free(m);
-    }
-    free(n_s); free(off); free(rows); free(L);
+    combat_fit_free(&f);
     return rc;
 }
 

@@ -23,6 +23,9 @@ typedef struct {
     ShardRows *rows;       // [0] training (when fitting), then the held-out sets
     int n_sets, fitting;
     ShardOut *outs;
+    long chunk, chunks;    // voxel columns per chunk (from the largest share), chunks per rank
+    double *y;             // (rows, chunk): one set's rows x one chunk's columns
+    int y_holds_train;     // y still holds the training data (one chunk): pass 2 need not reread it
 } Job;
 
 static const char *const prior_name[] = { "parametric", "non-parametric", "none (--no-eb)" };
@@ -99,41 +102,66 @@ static double *covariates(const Job *j, const ShardRows *rows, DfError *err) {
     return cov;
 }
 
-// ---- reading and writing this rank's voxels ---------------------------------------------------
+// ---- reading and writing this rank's voxels, a chunk at a time -------------------------------
 
-static int read_rows(double *y, Job *j, ShardRows *rows, DfError *err) {
+// This rank's columns of chunk k: [*c0, *c0 + w) of its share, w returned (0 past its end).
+static long chunk_cols(const Job *j, long k, long *c0) {
+    *c0 = DF_MIN(k * j->chunk, j->v);
+    return DF_MIN(j->chunk, j->v - *c0);
+}
+
+// y (rows->n, w) = columns [c0, c0 + w) of this rank's share, every row. Collective.
+static int read_rows(double *y, Job *j, ShardRows *rows, long c0, long w, DfError *err) {
     int rc = 0;
-    for (long i = 0; i < rows->n && !rc; i++) rc = shard_rows_read(rows, &j->vs, i, j->v0, j->v0 + j->v, y + (size_t)i * j->v, err);
+    long j0 = j->v0 + c0;
+    for (long i = 0; i < rows->n && w > 0 && !rc; i++) rc = shard_rows_read(rows, &j->vs, i, j0, j0 + w, y + (size_t)i * w, err);
     return prep_agree(rc, err);
 }
 
-static int write_rows(ShardOut *out, const double *y, Job *j, long n, DfError *err) {
+// Writes y (n, w) as columns [c0, c0 + w) of this rank's share of every row. Collective.
+static int write_rows(ShardOut *out, const double *y, Job *j, long n, long c0, long w, DfError *err) {
     int rc = 0;
-    for (long i = 0; i < n && !rc; i++) rc = shard_out_put(out, &j->vs, i, j->v0, j->v0 + j->v, y + (size_t)i * j->v, err);
+    long j0 = j->v0 + c0;
+    for (long i = 0; i < n && w > 0 && !rc; i++) rc = shard_out_put(out, &j->vs, i, j0, j0 + w, y + (size_t)i * w, err);
     return prep_agree(rc, err);
 }
 
-// Set s: read (unless y already holds it), adjust with this rank's part of the model, write.
-static int harmonise_set(Job *j, int s, double *y, DfError *err) {
+// Site indices and kept covariates of a set's rows; agreed over the ranks (a header read may
+// fail on one). Collective.
+static int rows_design(int *site, double **cov, const Job *j, const ShardRows *rows, DfError *err) {
+    int rc = site_indices(site, j, rows, err) || !(*cov = covariates(j, rows, err)) ? -1 : 0;
+    return prep_agree(rc, err);
+}
+
+// Chunk k of set s: read (unless y still holds it), adjust with the chunk's slice of this
+// rank's model, write. Collective.
+static int harmonise_chunk(Job *j, int s, const int *site, const double *cov, long k, DfError *err) {
     ShardRows *rows = &j->rows[s];
-    int *site = xmalloc(sizeof(int) * (size_t)(rows->n + 1)), rc = -1;
-    double *cov = NULL, *own = NULL, t = df_now();
-    if (site_indices(site, j, rows, err) || !(cov = covariates(j, rows, err))) goto done;
-    if (!y) {
-        y = own = df_alloc_large(sizeof(double) * ((size_t)rows->n * (size_t)j->v + 1));
-        if (read_rows(y, j, rows, err)) goto done;
-    }
+    long c0, w = chunk_cols(j, k, &c0);
+    double t = df_now();
+    if (!(j->fitting && s == 0 && j->y_holds_train) && read_rows(j->y, j, rows, c0, w, err)) return -1;
     j->rep->seconds_read += df_now() - t;
     t = df_now();
-    combat_apply(y, &j->part, y, (int)rows->n, site, j->d.design.k > 1 ? cov : NULL);
+    CombatModel part;
+    combat_model_slice(&part, &j->part, c0, w);
+    combat_apply(j->y, &part, j->y, (int)rows->n, site, j->d.design.k > 1 ? cov : NULL);
+    combat_model_free(&part);
     j->rep->seconds_fit += df_now() - t;
     t = df_now();
-    rc = write_rows(&j->outs[s], y, j, rows->n, err);
+    int rc = write_rows(&j->outs[s], j->y, j, rows->n, c0, w, err);
     j->rep->seconds_write += df_now() - t;
-done:
+    return rc;
+}
+
+// Pass 2 for set s: every chunk. Collective.
+static int harmonise_set(Job *j, int s, DfError *err) {
+    ShardRows *rows = &j->rows[s];
+    int *site = xmalloc(sizeof(int) * (size_t)(rows->n + 1));
+    double *cov = NULL;
+    int rc = rows_design(site, &cov, j, rows, err);
+    for (long k = 0; k < j->chunks && !rc; k++) rc = harmonise_chunk(j, s, site, cov, k, err);
     free(site);
     free(cov);
-    free(own);
     return rc;
 }
 
@@ -212,33 +240,42 @@ static void print_priors(const Job *j, const int *site) {
     fflush(stdout);
 }
 
-// Training: sites, covariates, this rank's voxels read and fitted; the training shards are
-// then written from the same memory (rows[0]).
-static int fit(Job *j, DfError *err) {
-    ShardRows *tr = &j->rows[0];
-    int *site = xmalloc(sizeof(int) * (size_t)(tr->n + 1)), rc = -1;
-    double *cov = NULL, *y = df_alloc_large(sizeof(double) * ((size_t)tr->n * (size_t)j->v + 1)), t = df_now();
-    if (site_indices(site, j, tr, err) || !(cov = covariates(j, tr, err))) goto done;
-    if (read_rows(y, j, tr, err)) goto done;
+// Pass 1, chunk k: the training subjects' values of its columns into the fit. Collective.
+static int fit_chunk(Job *j, CombatFit *f, long k, DfError *err) {
+    long c0, w = chunk_cols(j, k, &c0);
+    double t = df_now();
+    if (read_rows(j->y, j, &j->rows[0], c0, w, err)) return -1;
     j->rep->seconds_read += df_now() - t;
     t = df_now();
-    int kc = j->d.design.k - 1;
-    rc = combat_fit(&j->part, y, (int)tr->n, j->v, j->v0, j->vs.m, site, j->S, kc ? cov : NULL, kc, j->o->prior,
-                    dist_reducer(), err);
+    combat_fit_chunk(f, j->y, c0, w);
     j->rep->seconds_fit += df_now() - t;
-    if (prep_agree(rc, err)) { rc = -1; goto done; }
-    print_priors(j, site);
-    if (j->o->model && (rc = save_model(j, site, err))) goto done;
-    t = df_now();
-    combat_apply(y, &j->part, y, (int)tr->n, site, kc ? cov : NULL);
-    j->rep->seconds_fit += df_now() - t;
-    t = df_now();
-    rc = write_rows(&j->outs[0], y, j, tr->n, err);
-    j->rep->seconds_write += df_now() - t;
-done:
+    return 0;
+}
+
+// Training: sites and covariates; pass 1 over the chunks (everything per voxel); then the
+// priors and the site estimates over every rank's voxels; the model saved if asked.
+static int fit(Job *j, DfError *err) {
+    ShardRows *tr = &j->rows[0];
+    int *site = xmalloc(sizeof(int) * (size_t)(tr->n + 1)), kc = j->d.design.k - 1, rc;
+    double *cov = NULL;
+    CombatFit f;
+    memset(&f, 0, sizeof f);
+    rc = rows_design(site, &cov, j, tr, err);
+    if (!rc) rc = prep_agree(combat_fit_begin(&f, (int)tr->n, j->v, site, j->S, kc ? cov : NULL, kc, j->o->prior, err), err);
+    for (long k = 0; k < j->chunks && !rc; k++) rc = fit_chunk(j, &f, k, err);
+    if (!rc) {
+        double t = df_now();
+        rc = prep_agree(combat_fit_finish(&j->part, &f, j->v0, j->vs.m, dist_reducer(), err), err);
+        j->rep->seconds_fit += df_now() - t;
+    }
+    if (!rc) {
+        j->y_holds_train = j->chunks == 1;
+        print_priors(j, site);
+        if (j->o->model) rc = save_model(j, site, err);
+    }
+    combat_fit_free(&f);
     free(site);
     free(cov);
-    free(y);
     return rc;
 }
 
@@ -320,19 +357,60 @@ static int setup(Job *j, DfError *err) {
     return 0;
 }
 
+// ---- the plan: chunks ---------------------------------------------------------------------
+
+static long largest_set(const Job *j) {
+    long n_max = 0;
+    for (int s = 0; s < j->n_sets; s++) n_max = DF_MAX(n_max, j->rows[s].n);
+    return n_max;
+}
+
+// Bytes of the model's per-voxel arrays a rank holds beside the chunk: its share of the model,
+// and while fitting gamma_hat, delta_hat, the non-parametric prior's gathered estimates and
+// (rank 0, saving) the whole model; applying a saved one, the whole model read from the file.
+static double model_bytes(const Job *j, long v_max) {
+    int S = j->S, kc = j->d.design.k - 1;
+    double per_voxel = 8.0 * (2 + DF_MAX(kc, 1) + 2 * S) + 1, M = (double)j->vs.m;
+    double b = per_voxel * (double)v_max;
+    if (!j->fitting) return b + (per_voxel + 8) * M;
+    b += 16.0 * S * (double)v_max;
+    if (j->o->prior == COMBAT_NONPARAMETRIC) b += 8.0 * (2 * S + 2) * M;
+    if (j->o->model && dist_rank() == 0) b += (per_voxel + 8) * M;
+    return b;
+}
+
+// Chunks of voxel columns within --memory: the buffer holds the largest set's rows (the
+// training set's among them) x the chunk's columns in double, plus, while fitting, the fit's
+// per-voxel scratch (prep/combat.h). The width comes from the largest share, so every rank has
+// the same number of chunks (a smaller share's last one narrower, or empty) and makes the same
+// collectives in the same order; the chunks are as even as the share allows.
+static int plan_chunks(Job *j, DfError *err) {
+    int P = dist_size(), kc = j->d.design.k - 1;
+    long n_max = largest_set(j), v_max = (j->vs.m + P - 1) / P;
+    double per_col = 8.0 * (double)n_max + (j->fitting ? combat_chunk_bytes(j->S, kc, 1) : 0);
+    double cols = j->o->memory_mb * 1048576.0 / per_col;
+    if (!(cols >= 1))
+        return df_err(err, "harmonize: --memory %g MB per rank cannot hold one voxel column of %ld subjects (%.3g MB "
+                      "needed): raise --memory", j->o->memory_mb, n_max, per_col / 1048576.0);
+    long fit = DF_MAX(1, (long)DF_MIN(cols, (double)v_max));  // the widest chunk the budget holds
+    j->chunks = DF_MAX(1, (v_max + fit - 1) / fit);
+    j->chunk = DF_MAX(1, (v_max + j->chunks - 1) / j->chunks);  // even widths, not a full one and a sliver
+    j->rep->chunk = j->chunk;
+    j->rep->chunks = j->chunks;
+    j->rep->bytes_chunk = per_col * (double)j->chunk;
+    j->rep->bytes_per_rank = j->rep->bytes_chunk + model_bytes(j, v_max);
+    return 0;
+}
+
 static void report_plan(Job *j) {
     HarmonizeReport *rep = j->rep;
-    long n_max = 0;
     for (int s = 0; s < j->n_sets; s++) {
         if (j->fitting && s == 0) rep->n_train = j->rows[0].n;
         else rep->n_apply += j->rows[s].n;
-        if (j->rows[s].n > n_max) n_max = j->rows[s].n;
     }
     rep->voxels = j->vs.m;
     rep->n_sites = j->S;
     rep->k_cov = j->d.design.k - 1;
-    // the training block twice (data and its standardised copy) or the largest set's once
-    rep->bytes_per_rank = 8.0 * (double)(j->vs.m / dist_size() + 1) * (double)(j->fitting ? 2 * rep->n_train + n_max : n_max);
     if (dist_rank() != 0) return;
     char keep[1024] = "none";
     for (int c = 0, len = 0; c < rep->k_cov; c++)
@@ -343,13 +421,17 @@ static void report_plan(Job *j) {
            "covariates kept: %s; prior %s\n", j->fitting ? "fitting on" : "applying a saved model fitted on", n_fit,
            rep->n_apply, rep->voxels, j->o->mask ? " (mask)" : "", j->site, j->S, keep,
            prior_name[j->fitting ? j->o->prior : j->full.prior]);
-    printf("harmonize: %d rank%s, %ld voxels each (contiguous shares); %.1f MB per rank\n", dist_size(),
-           dist_size() == 1 ? "" : "s", (j->vs.m + dist_size() - 1) / dist_size(), rep->bytes_per_rank / 1048576.0);
+    printf("harmonize: %d rank%s, %ld voxels each (contiguous shares) in %ld chunk%s of %ld; per rank %.1f MB for "
+           "the image chunk (budget %g MB) + %.1f MB for the model's per-voxel arrays\n", dist_size(),
+           dist_size() == 1 ? "" : "s", (j->vs.m + dist_size() - 1) / dist_size(), rep->chunks,
+           rep->chunks == 1 ? "" : "s", rep->chunk, rep->bytes_chunk / 1048576.0, j->o->memory_mb,
+           (rep->bytes_per_rank - rep->bytes_chunk) / 1048576.0);
     fflush(stdout);
 }
 
 static int run_job(Job *j, DfError *err) {
-    if (setup(j, err)) return -1;
+    if (!(j->o->memory_mb > 0)) return df_err(err, "harmonize: the memory budget must be > 0 MB, got %g", j->o->memory_mb);
+    if (setup(j, err) || plan_chunks(j, err)) return -1;
     report_plan(j);
     char what[1400];
     snprintf(what, sizeof what, "deconfound harmonize: ComBat on site column '%s', prior %s; fitted on %s", j->site,
@@ -360,9 +442,10 @@ static int run_job(Job *j, DfError *err) {
     int rc = prep_outputs_open(j->outs, rows, j->n_sets, j->o->out_dir, "harmonize", what, err);
     free(rows);
     if (rc) return -1;
+    j->y = df_alloc_large(sizeof(double) * ((size_t)largest_set(j) * (size_t)j->chunk + 1));
     if (j->fitting && fit(j, err)) return -1;
-    for (int s = j->fitting; s < j->n_sets; s++)
-        if (harmonise_set(j, s, NULL, err)) return -1;
+    for (int s = 0; s < j->n_sets; s++)
+        if (harmonise_set(j, s, err)) return -1;
     for (long i = 0; i < j->part.v; i++) j->rep->passed += j->part.pass[i];
     double passed = (double)j->rep->passed;
     dist_allreduce_sum_f64(&passed, 1);
@@ -382,6 +465,7 @@ int harmonize_run(const HarmonizeOptions *o, HarmonizeReport *rep, DfError *err)
     free(j.outs);
     for (int s = 0; s < j.n_sets; s++) shard_rows_close(&j.rows[s]);
     free(j.rows);
+    free(j.y);
     combat_model_free(&j.part);
     combat_model_free(&j.full);
     voxels_free(&j.vs);

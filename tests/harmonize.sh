@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `deconfound harmonize` under mpirun: sva::ComBat's output (tests/ref/combat.txt, case 2)
-# through shards at 2 ranks; the same outputs at 1, 2 and 3 ranks; a model saved at 2 ranks
-# and applied later at 3 gives the fit's own outputs; and the input errors: exit status 2,
-# one message naming the site, the column or the file, nothing written.
+# through shards at 2 ranks; the same outputs at 1, 2 and 3 ranks, in one chunk of voxels per
+# rank or several (--memory of a few kB: some ranks' last chunk empty); a model saved at 2
+# ranks and applied later at 3, in one chunk or several, gives the fit's own outputs; and the
+# input errors: exit status 2, one message naming the site, the column or the file, nothing
+# written.
 . "${top_srcdir:-.}/tests/lib.sh"
 T="$top_builddir/tests/test_harmonize"
 "$T" write "$WORK" >"$WORK/write.log" 2>&1
@@ -28,9 +30,22 @@ for np in 2 3; do
     check "$np ranks give 1 rank's outputs (to 2 float ulps: sums over voxels in another order)" [ $? = 0 ] ||
         cat "$WORK/same$np.log"
 done
+# 1.7 kB per rank: chunks of 3 voxels for 34 training subjects (514 bytes a column with the
+# fit's scratch); 20 voxels are 4 chunks per rank at 2 ranks, 3 at 3 (shares 6, 7, 7: rank 0's
+# last chunk is empty, and it still makes every collective)
+for np in 2 3; do
+    run "c$np" $np --train "$train" --apply "$WORK/apply.h5" --site site --keep age,sex --memory 0.0017
+    want=$([ $np = 2 ] && echo "in 4 chunks of 3" || echo "in 3 chunks of 3")
+    check "c$np: the plan says $want" grep -qF "$want" "$WORK/c$np.log" || head -n 3 "$WORK/c$np.log"
+    "$T" same "$WORK/r1" "$WORK/c$np" >"$WORK/chunks$np.log" 2>&1
+    check "$np ranks in chunks give 1 rank's one-chunk outputs (to 2 float ulps)" [ $? = 0 ] || cat "$WORK/chunks$np.log"
+done
 run later 3 --model "$WORK/model2.h5" --apply "$WORK/apply.h5" --apply "$train"
 "$T" same "$WORK/r2" "$WORK/later" >"$WORK/later.check" 2>&1
 check "the model saved at 2 ranks, applied at 3, gives the fit's outputs" [ $? = 0 ] || cat "$WORK/later.check"
+run later_chunks 3 --model "$WORK/model2.h5" --apply "$WORK/apply.h5" --apply "$train" --memory 0.0017
+"$T" same "$WORK/r2" "$WORK/later_chunks" >"$WORK/later_chunks.check" 2>&1
+check "the model applied at 3 ranks in chunks gives the fit's outputs" [ $? = 0 ] || cat "$WORK/later_chunks.check"
 grep -q "applying a saved model fitted on 34 training subjects" "$WORK/later.log"
 check "the applying run says what the model was fitted on" [ $? = 0 ] || head -n 2 "$WORK/later.log"
 
@@ -50,6 +65,8 @@ expect_error contsite "--site age is a continuous column" 2 --train "$train" --s
 expect_error keepsite "--keep names the site column 'site'" 2 --train "$train" --site site --keep age,site
 expect_error priors "--nonparametric and --no-eb exclude each other" 1 --train "$train" --site site --nonparametric --no-eb
 expect_error nomodel "nothing.h5" 2 --model "$WORK/nothing.h5" --apply "$WORK/apply.h5"
+expect_error memory "--memory expects megabytes > 0, got '0'" 2 --train "$train" --site site --memory 0
+expect_error budget "cannot hold one voxel column of 34 subjects" 2 --train "$train" --site site --memory 0.0001
 expect_error unseen "unseen.h5: column 'site' has level 'Siemens-7'" 2 --train "$train" --site site \
     --apply "$WORK/unseen.h5"
 finish

@@ -74,9 +74,10 @@ static const char *const case_what[N_CASES + 1] = { "", "3 balanced sites, param
                                                      "non-parametric", "no empirical Bayes", "a voxel constant in a site" };
 
 // Tolerances against sva. Only rounding differs: the least squares (Cholesky here, LU in R),
-// the order of the sums (BLAS and long-double row sums in R), and for the non-parametric prior
-// the weights, exp(log L - max) here against sva's product, with sum2 from (n_s - 1) delta_hat +
-// n_s (gamma_hat - g)^2 instead of a sum over subjects (an exp argument of size |log L| carries
+// the order of the sums (BLAS and long-double row sums in R), in both priors sum2 from
+// (n_s - 1) delta_hat + n_s (gamma_hat - g)^2 instead of a sum over the subjects (so that the
+// fit can stream the voxels in chunks), and for the non-parametric prior the weights,
+// exp(log L - max) here against sva's product (an exp argument of size |log L| carries
 // ~|log L| 1e-16). The parametric cases run the same it.sol iteration to the same stopping
 // point: the iteration counts must be equal. The no-EB reference (case 4) is the R script's
 // hand implementation, sva's arithmetic without the star step.
@@ -299,6 +300,76 @@ static void test_nonparametric_many_subjects(void) {
     free(site);
 }
 
+// ---- chunks ---------------------------------------------------------------------------------
+
+// Chunk width w's pieces of y (n, v): begin, every chunk (columns copied into a (n, w) buffer,
+// as harmonize reads them, and an empty chunk at the end, as a rank with a smaller share has),
+// finish. 0, or -1 with err.
+static int fit_in_chunks(CombatModel *m, const Case *c, long w, DfError *err) {
+    CombatFit f;
+    int rc = combat_fit_begin(&f, c->n, c->v, c->site, c->S, c->cov, c->kc, c->prior, err);
+    double *buf = xmalloc((size_t)c->n * w * sizeof(double));
+    for (long c0 = 0; c0 < c->v && !rc; c0 += w) {
+        long cw = c0 + w < c->v ? w : c->v - c0;
+        for (int i = 0; i < c->n; i++) memcpy(buf + (size_t)i * cw, c->y + (size_t)i * c->v + c0, (size_t)cw * sizeof(double));
+        combat_fit_chunk(&f, buf, c0, cw);
+    }
+    if (!rc) combat_fit_chunk(&f, buf, c->v, 0);
+    if (!rc) rc = combat_fit_finish(m, &f, 0, c->v, NULL, err);
+    combat_fit_free(&f);
+    free(buf);
+    return rc;
+}
+
+static int same_doubles(const double *a, const double *b, size_t n) { return memcmp(a, b, n * sizeof(double)) == 0; }
+
+// Every per-voxel value is computed by the same operations in the same order whatever the
+// chunks, and the priors and stars see the same arrays: the model is the one-chunk fit's bit
+// for bit, for widths 1, 3, 7 and v.
+static void test_chunks(void) {
+    RefFile f;
+    CU_ASSERT_FATAL(tu_ref_load(&f, "combat.txt") == 0);
+    for (int id = 1; id <= N_CASES; id++) {
+        Case c;
+        CU_ASSERT_FATAL(load_case(&c, &f, id) == 0);
+        CombatModel ref, m;
+        DfError err;
+        CU_ASSERT_FATAL(combat_fit(&ref, c.y, c.n, c.v, 0, c.v, c.site, c.S, c.cov, c.kc, c.prior, NULL, &err) == 0);
+        long widths[4] = { 1, 3, 7, c.v };
+        for (int k = 0; k < 4; k++) {
+            CU_ASSERT_FATAL(fit_in_chunks(&m, &c, widths[k], &err) == 0);
+            size_t v = (size_t)c.v, sv = (size_t)c.S * v;
+            int same = same_doubles(m.grand_mean, ref.grand_mean, v) && same_doubles(m.var_pooled, ref.var_pooled, v) &&
+                       same_doubles(m.beta_cov, ref.beta_cov, (size_t)c.kc * v) && same_doubles(m.gamma_star, ref.gamma_star, sv) &&
+                       same_doubles(m.delta_star, ref.delta_star, sv) && memcmp(m.pass, ref.pass, v) == 0 &&
+                       same_doubles(m.gamma_bar, ref.gamma_bar, (size_t)c.S) && same_doubles(m.tau2, ref.tau2, (size_t)c.S) &&
+                       same_doubles(m.a_prior, ref.a_prior, (size_t)c.S) && same_doubles(m.b_prior, ref.b_prior, (size_t)c.S) &&
+                       memcmp(m.iterations, ref.iterations, (size_t)c.S * sizeof(int)) == 0;
+            if (!same) fprintf(stderr, "\n  case%d, chunks of %ld voxels: not the one-chunk model\n", id, widths[k]);
+            CU_ASSERT(same);
+            combat_model_free(&m);
+        }
+        combat_model_free(&ref);
+        free(c.site);
+    }
+    tu_ref_free(&f);
+}
+
+// Non-finite values counted over every chunk: the error names them all; the model is empty.
+static void test_chunks_nonfinite(void) {
+    enum { N = 12, V = 6 };
+    double y[N * V], cov[N * 2];
+    int site[N];
+    small_data(y, site, cov, N, V, 3);
+    y[1] = NAN, y[4 * V + 5] = INFINITY;
+    Case c = { N, 3, 2, V, COMBAT_PARAMETRIC, y, cov, NULL, NULL, NULL, NULL, NULL, site };
+    CombatModel m;
+    DfError err;
+    CU_ASSERT(fit_in_chunks(&m, &c, 2, &err) == -1);
+    CU_ASSERT(tu_contains(err.msg, "2 non-finite values"));
+    CU_ASSERT(m.gamma_star == NULL);
+}
+
 // ---- applying the model ---------------------------------------------------------------------------
 
 // The model applied to the training subjects gives the fit's output (sva's, above) also in
@@ -415,6 +486,8 @@ int main(void) {
     CU_add_test(s, "a voxel constant within a site passes through", test_constant_voxel);
     CU_add_test(s, "1, 2 and 3 ranks give the same model", test_ranks);
     CU_add_test(s, "a rank without voxels", test_rank_without_voxels);
+    CU_add_test(s, "the fit in chunks gives the one-chunk model bit for bit", test_chunks);
+    CU_add_test(s, "non-finite values in several chunks", test_chunks_nonfinite);
     CU_add_test(s, "non-parametric prior with 1500 subjects per site (no underflow)", test_nonparametric_many_subjects);
     CU_add_test(s, "applying to the training subjects, in place and a subset", test_apply_subset);
     CU_add_test(s, "errors: one subject, singular covariates, non-finite, no priors", test_errors);

@@ -1,7 +1,8 @@
 // test_harmonize.c: `deconfound harmonize` (prep/harmonize.c) end to end, through shards:
 // sva::ComBat's outputs (tests/ref/combat.txt, tests/gen_combat_ref.R) reproduced from shards
-// whose sites are named and numbered differently in each file; the saved model applied later
-// gives the same bytes; the errors a user meets stop before anything is written.
+// whose sites are named and numbered differently in each file, in one chunk of voxels and in
+// several; the saved model applied later gives the same bytes; the errors a user meets stop
+// before anything is written.
 //
 // usage: test_harmonize                    in-process at 1 rank: every check below
 //        test_harmonize write DIR          shards of sva's case 2 (tests/harmonize.sh)
@@ -132,8 +133,13 @@ static double same(const char *a, const char *b) {
 static char dir[512];
 static RefFile ref;
 
+// A budget of a few kB per rank: chunks of 3 or 4 voxel columns for these cases (20 voxels of
+// ~40 subjects), so the voxels go in several chunks.
+#define TINY_MB 0.002
+#define DEFAULT_MB 2048.0
+
 static int run(const char *c, const char *out, CombatPrior prior, const char *keep, const char *model, int fit_too,
-               DfError *err) {
+               double memory_mb, DfError *err) {
     char d[700], o_dir[800], tr[1500], ap[800];
     snprintf(d, sizeof d, "%s/%s", dir, c);
     snprintf(o_dir, sizeof o_dir, "%s/%s", d, out);
@@ -142,7 +148,7 @@ static int run(const char *c, const char *out, CombatPrior prior, const char *ke
     snprintf(ap, sizeof ap, "%s/apply.h5", d);
     const char *aps[2] = { ap, tr };
     HarmonizeOptions o = { .train = fit_too ? tr : NULL, .apply = aps, .n_apply = fit_too ? 1 : 2, .site = "site",
-                           .keep = keep, .out_dir = o_dir, .model = model, .prior = prior };
+                           .keep = keep, .out_dir = o_dir, .model = model, .prior = prior, .memory_mb = memory_mb };
     HarmonizeReport r;
     return harmonize_run(&o, &r, err);
 }
@@ -164,31 +170,57 @@ static void expect_sva(const char *c, const char *out) {
     CU_ASSERT(w <= 2);
 }
 
-// sva fitted every subject of a case, so the reference runs train on all three shards.
-static int run_all(const char *c, const char *out, CombatPrior prior, const char *keep, DfError *err) {
+// sva fitted every subject of a case, so the reference runs train on all three shards. r: the
+// run's report (its chunks).
+static int run_all(const char *c, const char *out, CombatPrior prior, const char *keep, double memory_mb,
+                   HarmonizeReport *r, DfError *err) {
     char d[700], o_dir[800], tr[2200];
     snprintf(d, sizeof d, "%s/%s", dir, c);
     snprintf(o_dir, sizeof o_dir, "%s/%s", d, out);
     mkdir(o_dir, 0755);
     snprintf(tr, sizeof tr, "%s/train1.h5,%s/train2.h5,%s/apply.h5", d, d, d);
-    HarmonizeOptions o = { .train = tr, .site = "site", .keep = keep, .out_dir = o_dir, .prior = prior };
-    HarmonizeReport r;
-    return harmonize_run(&o, &r, err);
+    HarmonizeOptions o = { .train = tr, .site = "site", .keep = keep, .out_dir = o_dir, .prior = prior,
+                           .memory_mb = memory_mb };
+    return harmonize_run(&o, r, err);
 }
+
+static const struct { const char *c; CombatPrior p; const char *keep; } cases[] = {
+    { "case1", COMBAT_PARAMETRIC, NULL }, { "case2", COMBAT_PARAMETRIC, "age,sex" },
+    { "case3", COMBAT_NONPARAMETRIC, "age,sex" }, { "case4", COMBAT_NO_EB, "age,sex" },
+    { "case5", COMBAT_PARAMETRIC, NULL },
+};
 
 static void t_sva(void) {
     DfError err = { "" };
-    struct { const char *c; CombatPrior p; const char *keep; } cases[] = {
-        { "case1", COMBAT_PARAMETRIC, NULL }, { "case2", COMBAT_PARAMETRIC, "age,sex" },
-        { "case3", COMBAT_NONPARAMETRIC, "age,sex" }, { "case4", COMBAT_NO_EB, "age,sex" },
-        { "case5", COMBAT_PARAMETRIC, NULL },
-    };
     for (int i = 0; i < 5; i++) {
+        HarmonizeReport r;
         prepare(cases[i].c, 6);
-        int rc = run_all(cases[i].c, "all", cases[i].p, cases[i].keep, &err);
+        int rc = run_all(cases[i].c, "all", cases[i].p, cases[i].keep, DEFAULT_MB, &r, &err);
         if (rc) printf("%s\n", err.msg);
         CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT_EQUAL(r.chunks, 1);
         expect_sva(cases[i].c, "all");
+    }
+}
+
+// The same fits with a budget of a few kB: 4 to 7 chunks, and the one-chunk outputs (prep/combat.h
+// computes every per-voxel value alike whatever the chunks: measured 0 ulps; the test allows
+// 2), so still sva's.
+static void t_chunks(void) {
+    DfError err = { "" };
+    for (int i = 0; i < 5; i++) {
+        HarmonizeReport r;
+        int rc = run_all(cases[i].c, "chunks", cases[i].p, cases[i].keep, TINY_MB, &r, &err);
+        if (rc) printf("%s\n", err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT(r.chunks >= 4);
+        char a[800], b[800];
+        snprintf(a, sizeof a, "%s/%s/all", dir, cases[i].c);
+        snprintf(b, sizeof b, "%s/%s/chunks", dir, cases[i].c);
+        double w = same(a, b);
+        printf(" [%s: %ld chunks, %.2g float ulps from one chunk]", cases[i].c, r.chunks, w);
+        CU_ASSERT(w <= 2);
+        expect_sva(cases[i].c, "chunks");
     }
 }
 
@@ -198,10 +230,14 @@ static void t_model_file(void) {
     DfError err = { "" };
     char model[800], a[800], b[800];
     snprintf(model, sizeof model, "%s/case2/model.h5", dir);
-    CU_ASSERT_EQUAL_FATAL(run("case2", "fit", COMBAT_PARAMETRIC, "age,sex", model, 1, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(run("case2", "later", COMBAT_PARAMETRIC, NULL, model, 0, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(run("case2", "fit", COMBAT_PARAMETRIC, "age,sex", model, 1, DEFAULT_MB, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(run("case2", "later", COMBAT_PARAMETRIC, NULL, model, 0, DEFAULT_MB, &err), 0);
     snprintf(a, sizeof a, "%s/case2/fit", dir);
     snprintf(b, sizeof b, "%s/case2/later", dir);
+    CU_ASSERT_EQUAL(same(a, b), 0.0);
+    // the model applied in chunks
+    CU_ASSERT_EQUAL_FATAL(run("case2", "later_chunks", COMBAT_PARAMETRIC, NULL, model, 0, TINY_MB, &err), 0);
+    snprintf(b, sizeof b, "%s/case2/later_chunks", dir);
     CU_ASSERT_EQUAL(same(a, b), 0.0);
 }
 
@@ -239,7 +275,7 @@ static void t_errors(void) {
     char tr[1500];
     snprintf(tr, sizeof tr, "%s/train1.h5,%s/train2.h5", d, d);
     const char *aps[1] = { p };
-    HarmonizeOptions opt = { .train = tr, .apply = aps, .n_apply = 1, .site = "site", .out_dir = o };
+    HarmonizeOptions opt = { .train = tr, .apply = aps, .n_apply = 1, .site = "site", .out_dir = o, .memory_mb = TINY_MB };
     HarmonizeReport r;
     CU_ASSERT_EQUAL(harmonize_run(&opt, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "unseen.h5") && tu_contains(err.msg, "Siemens-7"));
@@ -255,6 +291,12 @@ static void t_errors(void) {
     opt.n_apply = 0;
     CU_ASSERT_EQUAL(harmonize_run(&opt, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "site 'site2' has 1 training subject"));
+    CU_ASSERT(dir_is_empty(o));
+    // a budget that cannot hold one voxel column of the training subjects
+    opt.train = tr;
+    opt.memory_mb = 1e-5;
+    CU_ASSERT_EQUAL(harmonize_run(&opt, &r, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "cannot hold one voxel column of 39 subjects"));
     CU_ASSERT(dir_is_empty(o));
 }
 
@@ -282,7 +324,8 @@ int main(int argc, char **argv) {
         CU_initialize_registry();
         CU_pSuite s = CU_add_suite("harmonize", NULL, NULL);
         CU_add_test(s, "sva::ComBat's outputs through shards (parametric, non-parametric, no EB, a passed voxel)", t_sva);
-        CU_add_test(s, "the saved model applied later gives the fit's bytes", t_model_file);
+        CU_add_test(s, "several chunks per rank give the one-chunk outputs, and sva's", t_chunks);
+        CU_add_test(s, "the saved model applied later gives the fit's bytes, in one chunk or several", t_model_file);
         CU_add_test(s, "an unseen site, a site with one subject: the file named, nothing written", t_errors);
         rc = tu_run_all();
     } else {
