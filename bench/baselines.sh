@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 MPI="mpirun --oversubscribe -q"; [ "$(id -u)" = 0 ] && MPI="$MPI --allow-run-as-root"
 cores=$(nproc)
-cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
+cpu="$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1) (family $(sed -n 's/^cpu family[^:]*: //p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[^:]*: //p' /proc/cpuinfo | grep -v '[A-Za-z]' | head -1))"
 rate=$("$DF" bench dgemm --threads "$cores" --json | sed 's/.*"gflops": \([0-9.]*\).*/\1/')
 core=$("$DF" bench dgemm --threads 1 --size 256 --json | sed 's/.*"blas_core": "\([^"]*\)".*/\1/')
 echo "CPU: $cpu, $cores cores; OpenBLAS core $core; dgemm 2048^3 on $cores threads: $rate GFLOP/s"
@@ -33,8 +33,11 @@ mkdir -p "$data"
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# field LOG NAME: a number from the "done in" line ("read 0.31" -> 0.31).
-field() { sed -n "s/.*done in.*$2 \([0-9.]*\).*/\1/p" "$1" | head -1; }
+# field LOG NAME: a number from the "done in" line ("read 0.31" -> 0.31; "done in" -> the total).
+field() {
+    if [ "$2" = "done in" ]; then sed -n 's/.*done in \([0-9.]*\) s.*/\1/p' "$1" | head -1
+    else sed -n "s/.*done in.*$2 \([0-9.]*\).*/\1/p" "$1" | head -1; fi
+}
 
 printf '%-6s %-5s %-12s %9s %8s %8s %8s %9s %8s %10s %10s\n' N ranks command "median s" "read s" "work s" "write s" \
     "GFLOP/s" "peak MB" "cat s" "x target"

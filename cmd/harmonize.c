@@ -31,7 +31,7 @@ static const char *harmonize_help =
     "  --mask MASK.nii   fit only the mask's nonzero voxels (others are written as 0)\n"
     "  --nonparametric   sva's non-parametric prior (cost: voxels^2 x subjects per site)\n"
     "  --no-eb           no empirical Bayes: each voxel's own site estimates\n"
-    "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 2048)\n"
+    "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 256)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
     "\n"
     "Voxels are split over the ranks, and each rank's share into chunks that fit --memory (the\n"
@@ -47,7 +47,7 @@ int cmd_harmonize(int argc, char **argv) {
     const char *cmd = "harmonize", *v;
     HarmonizeOptions o = { 0 };
     o.prior = COMBAT_PARAMETRIC;
-    o.memory_mb = 2048;
+    o.memory_mb = 256;  // larger chunks were slower: first touching the buffer costs more (docs/baselines.md)
     o.apply = xcalloc((size_t)argc, sizeof(char *));
     int threads = 0, nonpar = 0, noeb = 0;
     for (int i = 1; i < argc; i++) {

@@ -31,7 +31,7 @@ static const char *residualize_help =
     "  --grid RxC        ScaLAPACK process grid (default 1 x ranks, or more rows when a rank\n"
     "                    cannot hold 256 voxel columns of every subject)\n"
     "  --block B         subjects per row block (default 64, fewer to give every row some)\n"
-    "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 2048)\n"
+    "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 256)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
     "\n"
     "The least squares is ScaLAPACK's QR: X = QR once (PDGEQRF, PDORGQR), then per chunk of\n"
@@ -56,7 +56,7 @@ static void parse_grid(const char *v, int *r, int *c) {
 int cmd_residualize(int argc, char **argv) {
     const char *cmd = "residualize", *v;
     ResidualizeOptions o = { 0 };
-    o.memory_mb = 2048;
+    o.memory_mb = 256;  // larger chunks were slower: first touching the buffer costs more (docs/baselines.md)
     o.apply = xcalloc((size_t)argc, sizeof(char *));
     int threads = 0;
     for (int i = 1; i < argc; i++) {

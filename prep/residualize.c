@@ -60,6 +60,8 @@ static int plan_make(Plan *p, const ResidualizeOptions *o, long n, long n_apply_
                       per_col / 1048576.0);
     p->chunk = cols_loc * p->npcol;
     if (p->chunk > m) p->chunk = m;
+    long chunks = (m + p->chunk - 1) / p->chunk;
+    p->chunk = (m + chunks - 1) / chunks;  // as many chunks, of even widths (not one full and a sliver)
     p->bytes = per_col * (double)((p->chunk + p->npcol - 1) / p->npcol);
     return 0;
 }
@@ -84,18 +86,22 @@ static void my_columns(const DistMat *Y, const DistGrid *g, long c0, long *j0, l
 // then a blocked transpose into ScaLAPACK's column-major block, so that each cache line
 // written holds several rows of one column instead of one value.
 #define ROWS 32
-#define TILE 256
 
-// dst[il + j * ld] = src[(il - il0) * w + j] for rows [il0, il0 + nr) (or back, when to_rows).
-static void transpose_rows(double *block, int ld, double *rows, int il0, int nr, long w, int to_rows) {
-    for (long j0 = 0; j0 < w; j0 += TILE) {
-        long j1 = j0 + TILE < w ? j0 + TILE : w;
-        for (long j = j0; j < j1; j++)
-            for (int r = 0; r < nr; r++) {
-                double *b = block + il0 + r + (size_t)j * ld, *x = rows + (size_t)r * w + j;
-                if (to_rows) *x = *b;
-                else *b = *x;
+// block[il0 + r + j * ld] = rows[r * w + j] for r < nr, j < w (to_rows: the other way), in
+// square tiles of 8 rows x 8 columns: 8 cache lines read and 8 written per tile, each whole.
+static void transpose_rows(double *restrict block, int ld, double *restrict rows, int il0, int nr, long w, int to_rows) {
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        int r1 = r0 + 8 < nr ? r0 + 8 : nr;
+        for (long j0 = 0; j0 < w; j0 += 8) {
+            long j1 = j0 + 8 < w ? j0 + 8 : w;
+            if (to_rows) {
+                for (int r = r0; r < r1; r++)
+                    for (long j = j0; j < j1; j++) rows[(size_t)r * w + j] = block[il0 + r + (size_t)j * ld];
+            } else {
+                for (long j = j0; j < j1; j++)
+                    for (int r = r0; r < r1; r++) block[il0 + r + (size_t)j * ld] = rows[(size_t)r * w + j];
             }
+        }
     }
 }
 
