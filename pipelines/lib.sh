@@ -70,3 +70,11 @@ study_dcor_by_class() {
                 if (e > half) for (j = 1; j <= 2; j++) if (!seen || v[j] + 0 > max) { max = v[j] + 0; seen = 1 } } }
             END { printf "%.4f,%.4f,%.4f,%.4f,%.4f", last[0], last[1], last[2], last[3], max }' "$1/dcor.json"
 }
+
+# study_finished RUN_DIR EPOCHS: the run has its checkpoint and all its epochs (it is not
+# trained again; its result line is made again from its files).
+study_finished() { [ -s "$1/checkpoint.h5" ] && grep -q "\"epoch\": $2," "$1/metrics.json" 2>/dev/null; }
+
+# study_cat FILE...: the files that exist and are not empty, concatenated (a glob that
+# matched nothing stays a literal name, and is skipped).
+study_cat() { local f; for f; do if [ -s "$f" ]; then cat "$f"; fi; done; }

@@ -127,7 +127,7 @@ echo "data: $data ($(( $(date +%s) - start )) s); $(grep -h 'done in' "$data/res
 for s in $seeds; do
     for a in $arms; do
         dir="$OUT_DIR/$a-s$s"
-        if [ -s "$dir/checkpoint.h5" ] && grep -q "\"epoch\": $epochs," "$dir/metrics.json" 2>/dev/null; then
+        if study_finished "$dir" "$epochs"; then
             summarise "$a" "$s" "$dir"
             echo "$a seed $s: done before ($dir)"
             continue
@@ -144,7 +144,7 @@ cols="val_acc,val_acc_last5,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_si
 {
     echo "arm,input,ranks,seed,$cols"
     for a in $all_arms; do
-        for f in "$OUT_DIR/$a"-s[0-9]*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
+        study_cat "$OUT_DIR/$a"-s[0-9]*/result.csv
     done
 } | study_publish "$OUT_DIR/results_by_seed.csv"
 awk -F, -v cols="$cols" 'NR == 1 { print "arm,input,ranks," cols ",seeds"; next }

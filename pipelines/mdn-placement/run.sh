@@ -156,7 +156,7 @@ echo "mdn-placement: variants $variants; seeds $seeds; $epochs epochs; $RANKS ra
 for s in $seeds; do
     for v in $variants; do
         dir="$OUT_DIR/$v-s$s"
-        if [ -s "$dir/checkpoint.h5" ] && grep -q "\"epoch\": $epochs," "$dir/metrics.json" 2>/dev/null; then
+        if study_finished "$dir" "$epochs"; then
             summarise "$v" "$s" "$dir"
             echo "$v seed $s: done before ($dir)"
             continue
@@ -174,7 +174,7 @@ cols="val_acc,val_acc_last5,train_acc,dcor2_age_class0,dcor2_age_class1,dcor2_si
 {
     echo "variant,placement,kernel,eval_beta,batch,ranks,seed,$cols"
     for v in $all_variants; do
-        for f in "$OUT_DIR/$v"-s[0-9]*/result.csv; do if [ -s "$f" ]; then cat "$f"; fi; done
+        study_cat "$OUT_DIR/$v"-s[0-9]*/result.csv
     done
 } | study_publish "$OUT_DIR/results_by_seed.csv"
 awk -F, -v cols="$cols" 'NR == 1 { print "variant,placement,kernel,eval_beta,batch,ranks," cols ",seeds"; next }
