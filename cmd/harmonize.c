@@ -21,7 +21,7 @@ static const char *harmonize_help =
     "training estimates to the training shards and every --apply set, each written as\n"
     "DIR/<its file name>.\n"
     "\n"
-    "  --train SHARDS    comma-separated training shards (the fit)\n"
+    "  --train SHARDS    the training shards (the fit): files or folders of them, comma-separated\n"
     "  --site COL        the site (scanner, batch) column, categorical\n"
     "  --keep COLS       covariates whose effects are kept, e.g. label,age (default: none;\n"
     "                    'label' is the class); ComBat leaves their part of each voxel alone\n"

@@ -21,7 +21,7 @@ static const char *residualize_help =
     "with the training coefficients b, for the training shards and every --apply set alike. The\n"
     "kept columns' part (say the label's) and each voxel's training mean stay.\n"
     "\n"
-    "  --train SHARDS    comma-separated training shards (the fit)\n"
+    "  --train SHARDS    the training shards (the fit): files or folders of them, comma-separated\n"
     "  --remove COLS     confounder columns (categorical ones dummy-coded by level name;\n"
     "                    NAME:splineN for a natural cubic spline of a continuous column)\n"
     "  --keep COLS       columns kept in the fit but not removed ('label' is the class)\n"

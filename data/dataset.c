@@ -5,6 +5,7 @@
 #include "mpi/comm.h"
 #include "data/csv.h"
 #include "data/pack.h"
+#include "data/shard.h"
 #include "data/synth.h"
 #include "data/synth_config.h"
 #include <dirent.h>
@@ -14,7 +15,6 @@
 #include <sys/stat.h>
 
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 static char **g_subjects;  // for cmp_by_subject (qsort has no context argument)
 static int cmp_by_subject(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b, c = strcmp(g_subjects[i], g_subjects[j]);
@@ -185,40 +185,10 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-// Shard paths of one source item: the file itself, or a directory's *.h5 files (sorted).
-static int list_item(const char *item, char ***paths, int *n, int *cap, DfError *err) {
-    struct stat st;
-    if (stat(item, &st) != 0) return df_err(err, "%s: cannot open: %s", item, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) {
-        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
-        (*paths)[(*n)++] = xstrdup(item);
-        return 0;
-    }
-    DIR *d = opendir(item);
-    if (!d) return df_err(err, "%s: cannot list: %s", item, strerror(errno));
-    int before = *n;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !ends_with(e->d_name, ".h5")) continue;  // skips .tmp files
-        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
-        size_t len = strlen(item) + strlen(e->d_name) + 2;
-        char *p = xmalloc(len);
-        snprintf(p, len, "%s/%s", item, e->d_name);
-        (*paths)[(*n)++] = p;
-    }
-    closedir(d);
-    if (*n == before) return df_err(err, "%s: directory holds no .h5 shards", item);
-    qsort(*paths + before, (size_t)(*n - before), sizeof(char *), cmp_str);
-    return 0;
-}
-
 static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int cache_mode, DfError *err) {
-    char **paths = NULL, *copy = xstrdup(source);
-    int np = 0, cap = 0, rc = -1;
-    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        if (list_item(tok, &paths, &np, &cap, err)) goto done;
-    }
+    char **paths = NULL;
+    int np = 0, rc = -1;
+    if (shard_list_source(source, &paths, &np, err)) goto done;
     Cohort *c = &ds->cohort;
     memset(c, 0, sizeof *c);
     ds->files = xcalloc((size_t)np, sizeof(DatasetFile));
@@ -250,7 +220,6 @@ static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int 
 done:
     for (int i = 0; i < np; i++) free(paths[i]);
     free(paths);
-    free(copy);
     return rc;
 }
 

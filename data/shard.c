@@ -2,10 +2,12 @@
 #include "data/shard.h"
 #include "data/cohort.h"
 #include "data/h5util.h"
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const kind_names[] = { "continuous", "categorical" };
@@ -533,5 +535,64 @@ int shard_layout(const char *path, ShardLayout *l, DfError *err) {
     if (H5Fclose(f) < 0 && rc >= 0) rc = df_err(err, "%s: closing failed", path);
     if (rc != 0) shard_layout_free(l);
     cohort_free(&c);
+    return rc;
+}
+
+// ---- source lists ---------------------------------------------------------------------------
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int ends_with_h5(const char *s) {
+    size_t n = strlen(s);
+    return n >= 3 && strcmp(s + n - 3, ".h5") == 0;
+}
+
+// Shard paths of one source item: the file itself, or a directory's *.h5 files (sorted).
+static int list_item(const char *item, char ***paths, int *n, int *cap, DfError *err) {
+    struct stat st;
+    if (stat(item, &st) != 0) return df_err(err, "%s: cannot open: %s", item, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
+        (*paths)[(*n)++] = xstrdup(item);
+        return 0;
+    }
+    DIR *d = opendir(item);
+    if (!d) return df_err(err, "%s: cannot list: %s", item, strerror(errno));
+    int before = *n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !ends_with_h5(e->d_name)) continue;  // skips .tmp files
+        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
+        size_t len = strlen(item) + strlen(e->d_name) + 2;
+        char *p = xmalloc(len);
+        snprintf(p, len, "%s/%s", item, e->d_name);
+        (*paths)[(*n)++] = p;
+    }
+    closedir(d);
+    if (*n == before) return df_err(err, "%s: directory holds no .h5 shards", item);
+    qsort(*paths + before, (size_t)(*n - before), sizeof(char *), cmp_str);
+    return 0;
+}
+
+int shard_list_source(const char *source, char ***paths, int *n, DfError *err) {
+    char *copy = xstrdup(source), *save = NULL;
+    int cap = 0, rc = 0;
+    *paths = NULL;
+    *n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && tok[len - 1] == ' ') tok[--len] = 0;
+        if (!*tok) rc = df_err(err, "'%s': an empty item in the list of shards", source);
+        else rc = list_item(tok, paths, n, &cap, err);
+    }
+    free(copy);
+    if (rc == 0 && *n == 0) rc = df_err(err, "'%s': no shards named", source);
+    if (rc) {
+        for (int i = 0; i < *n; i++) free((*paths)[i]);
+        free(*paths);
+        *paths = NULL;
+        *n = 0;
+    }
     return rc;
 }

@@ -38,6 +38,12 @@ int shard_read_images(const char *path, int start, int count, float *images, DfE
 // Same for /masks (count * D*H*W bytes); an error when the shard has none.
 int shard_read_masks(const char *path, int start, int count, uint8_t *masks, DfError *err);
 
+// The shard files of a source list ("a.h5, dir, b.h5"): each item a file, or a directory's
+// *.h5 files in name order (hidden ones -- temporary files -- skipped). *paths (n of them;
+// the caller frees each and the array). -1 with err naming the item that is missing, an
+// empty directory, or an empty list.
+int shard_list_source(const char *source, char ***paths, int *n, DfError *err);
+
 // Where each sample's bytes lie in the file, for a reader that bypasses HDF5 (the loader's
 // prefetch thread: Debian's parallel HDF5 is not thread-safe, so that thread reads with
 // pread). Available when /images is stored the way shard_write stores it -- little-endian

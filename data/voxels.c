@@ -66,16 +66,6 @@ static float *span_buffer(float **buf, size_t *cap, size_t n) {
     return *buf;
 }
 
-static char *list_item(const char **p) {
-    const char *s = *p, *e = strchr(s, ',');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    char *item = xmalloc(len + 1);
-    memcpy(item, s, len);
-    item[len] = 0;
-    *p = e ? e + 1 : s + len;
-    return item;
-}
-
 // The shards' headers appended into s->header, each shard's raw layout and descriptor.
 static int open_shard(ShardRows *s, int i, DfError *err) {
     Cohort h;
@@ -97,29 +87,21 @@ static int open_shard(ShardRows *s, int i, DfError *err) {
 int shard_rows_open(ShardRows *s, const char *list, DfError *err) {
     memset(s, 0, sizeof *s);
     s->sample_row = -1;
-    int n = 1;
-    for (const char *c = list; *c; c++) n += *c == ',';
-    s->paths = xcalloc((size_t)n, sizeof(char *));
+    int n;
+    if (shard_list_source(list, &s->paths, &n, err)) return -1;
     s->first = xcalloc((size_t)n + 1, sizeof(long));
     s->layout = xcalloc((size_t)n, sizeof(ShardLayout));
     s->fd = xmalloc(sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++) s->fd[i] = -1;
-    const char *p = list;
-    for (int i = 0; i < n; i++) {
-        s->paths[i] = list_item(&p);
-        s->n_shards = i + 1;
-        if (!s->paths[i][0]) {
-            df_err(err, "'%s': an empty shard name in the list", list);
-            goto fail;
+    s->n_shards = n;
+    for (int i = 0; i < n; i++)
+        if (open_shard(s, i, err) != 0) {
+            shard_rows_close(s);
+            return -1;
         }
-        if (open_shard(s, i, err) != 0) goto fail;
-    }
     s->n = s->first[n];
     s->shape = s->header.shape;
     return 0;
-fail:
-    shard_rows_close(s);
-    return -1;
 }
 
 void shard_rows_close(ShardRows *s) {

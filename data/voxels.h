@@ -48,7 +48,8 @@ typedef struct {
     size_t span_cap;
 } ShardRows;
 
-// Opens a comma-separated list of shards ("a.h5,b.h5"). -1 with "PATH: ..." in err.
+// Opens a source list of shards as training takes it ("a.h5, b.h5" or a folder of them;
+// shard_list_source). -1 with "PATH: ..." in err.
 int shard_rows_open(ShardRows *s, const char *list, DfError *err);
 void shard_rows_close(ShardRows *s);
 // out[0 .. j1-j0) = columns [j0, j1) of row r (as double). -1 with err on a read error.

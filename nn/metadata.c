@@ -158,6 +158,10 @@ static int add_column(MetaDesign *d, const MetaSchema *s, int col, int df, int r
     if (df && (col == META_LABEL || categorical))
         return df_err(err, "%s: '%s:spline%d': a spline expands a continuous column, and '%s' is %s", what, name, df, name,
                       col == META_LABEL ? "the class label" : "categorical");
+    // One level gets no dummy at all: the column would silently explain nothing.
+    if (col != META_LABEL && categorical && n_levels < 2)
+        return df_err(err, "%s: column '%s' has one level ('%s') in the data the design is built from, so it "
+                      "explains nothing (drop it)", what, name, n_levels ? s->level_names[col][0] : "");
     int first = categorical ? 1 : 0, last = categorical ? n_levels - 1 : df ? df - 1 : 0;  // drop the first level
     for (int l = first; l <= last; l++) {
         if (d->k >= MDN_MAX_COLS - 1) return df_err(err, "%s: more than %d design columns", what, MDN_MAX_COLS - 1);

@@ -23,22 +23,6 @@ static int fit_knots(PrepDesign *d, const Cohort *h, const char *what, DfError *
     return rc;
 }
 
-// A categorical column whose training subjects all have one level gets no dummy column at all
-// (the schema knows no other level), so the rank check below cannot see it: name it here.
-static int check_named_levels(const PrepDesign *d, const Cohort *h, const char *list, const char *what, DfError *err) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", list ? list : "");
-    for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
-        char *colon = strchr(tok, ':');
-        if (colon) *colon = 0;
-        int col = meta_column(d->schema, tok);
-        if (col >= 0 && d->schema->categorical[col] && d->schema->n_levels[col] < 2)
-            return df_err(err, "%s: column '%s' is constant over the %d training subjects (every one has level '%s'): "
-                          "its effect cannot be estimated (drop it)", what, tok, h->n, d->schema->level_names[col][0]);
-    }
-    return 0;
-}
-
 int prep_design_build(PrepDesign *d, const ShardRows *train, const char *keep, const char *remove, const char *what,
                       DfError *err) {
     memset(d, 0, sizeof *d);
@@ -49,7 +33,6 @@ int prep_design_build(PrepDesign *d, const ShardRows *train, const char *keep, c
     if (meta_schema_build(d->schema, h, err) != 0) goto fail;
     snprintf(msg, sizeof msg, "%s --remove/--keep", what);
     if (meta_design_build(&d->design, d->schema, keep ? keep : "", remove, msg, err) != 0) goto fail;
-    if (check_named_levels(d, h, keep, what, err) || check_named_levels(d, h, remove, what, err)) goto fail;
     if (fit_knots(d, h, what, err) != 0) goto fail;
     int k = d->design.k;
     d->x = xmalloc(sizeof(double) * (size_t)d->n * (size_t)k);

@@ -49,24 +49,14 @@ check "the model applied at 3 ranks in chunks gives the fit's outputs" [ $? = 0 
 grep -q "applying a saved model fitted on 34 training subjects" "$WORK/later.log"
 check "the applying run says what the model was fitted on" [ $? = 0 ] || head -n 2 "$WORK/later.log"
 
-# expect_error NAME WANT NP ARGS...: exit status 2, one line naming WANT, nothing in --out.
-expect_error() {
-    local name=$1 want=$2 np=$3; shift 3
-    mkdir -p "$WORK/$name"
-    timeout 120 "$MPIEXEC" $MPI_FLAGS -np "$np" "$DF" harmonize --out "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
-    local status=$?
-    check "$name: exit status 2 (got $status)" [ $status = 2 ]
-    check "$name: the message names $want" grep -qF -- "$want" "$WORK/$name.log" || cat "$WORK/$name.log"
-    check "$name: nothing written" [ -z "$(ls -A "$WORK/$name")" ]
-}
-expect_error nosite "missing --site COL" 1 --train "$train"
-expect_error labelsite "--site cannot be the class label" 2 --train "$train" --site label
-expect_error contsite "--site age is a continuous column" 2 --train "$train" --site age
-expect_error keepsite "--keep names the site column 'site'" 2 --train "$train" --site site --keep age,site
-expect_error priors "--nonparametric and --no-eb exclude each other" 1 --train "$train" --site site --nonparametric --no-eb
-expect_error nomodel "nothing.h5" 2 --model "$WORK/nothing.h5" --apply "$WORK/apply.h5"
-expect_error memory "--memory expects megabytes > 0, got '0'" 2 --train "$train" --site site --memory 0
-expect_error budget "cannot hold one voxel column of 34 subjects" 2 --train "$train" --site site --memory 0.0001
-expect_error unseen "unseen.h5: column 'site' has level 'Siemens-7'" 2 --train "$train" --site site \
+expect_rewrite_error nosite "missing --site COL" 1 harmonize --train "$train"
+expect_rewrite_error labelsite "--site cannot be the class label" 2 harmonize --train "$train" --site label
+expect_rewrite_error contsite "--site age is a continuous column" 2 harmonize --train "$train" --site age
+expect_rewrite_error keepsite "--keep names the site column 'site'" 2 harmonize --train "$train" --site site --keep age,site
+expect_rewrite_error priors "--nonparametric and --no-eb exclude each other" 1 harmonize --train "$train" --site site --nonparametric --no-eb
+expect_rewrite_error nomodel "nothing.h5" 2 harmonize --model "$WORK/nothing.h5" --apply "$WORK/apply.h5"
+expect_rewrite_error memory "--memory expects megabytes > 0, got '0'" 2 harmonize --train "$train" --site site --memory 0
+expect_rewrite_error budget "cannot hold one voxel column of 34 subjects" 2 harmonize --train "$train" --site site --memory 0.0001
+expect_rewrite_error unseen "unseen.h5: column 'site' has level 'Siemens-7'" 2 harmonize --train "$train" --site site \
     --apply "$WORK/unseen.h5"
 finish

@@ -48,3 +48,15 @@ losses_match() {
           if ($4 == "" || $1 != $3 || d > tol * a) { print "differs: " $1 " " $2 " vs " $4; bad = 1 } }
         END { exit bad || NR == 0 || (want > 0 && NR != want) }'
 }
+# expect_rewrite_error NAME WANT NP COMMAND ARGS...: `deconfound COMMAND --out $WORK/NAME ARGS`
+# (a command that rewrites shards into a folder: residualize, harmonize) on NP ranks exits
+# with status 2, one message naming WANT, and nothing in the folder.
+expect_rewrite_error() {
+    local name=$1 want=$2 np=$3 cmd=$4; shift 4
+    mkdir -p "$WORK/$name"
+    timeout 120 "$MPIEXEC" $MPI_FLAGS -np "$np" "$DF" "$cmd" --out "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
+    local status=$?
+    check "$name: exit status 2 (got $status)" [ $status = 2 ]
+    check "$name: the message names $want" grep -qF -- "$want" "$WORK/$name.log" || cat "$WORK/$name.log"
+    check "$name: nothing written" [ -z "$(ls -A "$WORK/$name")" ]
+}

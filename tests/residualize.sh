@@ -29,6 +29,14 @@ for cfg in "1" "2" "3" "4 --grid 2x2 --block 5 --memory 0.25" "4 --grid 4x1 --bl
     "$T" check "$WORK" "$WORK/$name" label $masked >"$WORK/$name.check" 2>&1
     check "$np rank(s) ${args[*]}: outputs equal LAPACK's (to 2 float ulps)" [ $? = 0 ] || cat "$WORK/$name.check"
 done
+# a folder of shards, as training takes them
+mkdir -p "$WORK/trainset" && ln -s "$WORK/train1.h5" "$WORK/train2.h5" "$WORK/trainset/"
+mkdir -p "$WORK/folder"
+timeout 120 "$MPIEXEC" $MPI_FLAGS -np 2 "$DF" residualize --train "$WORK/trainset" --apply "$WORK/apply.h5" \
+    --remove age,sex,site --keep label --out "$WORK/folder" >"$WORK/folder.log" 2>&1
+check "--train a folder of shards: exit 0" [ $? = 0 ] || tail -n 3 "$WORK/folder.log"
+"$T" check "$WORK" "$WORK/folder" label 0 >"$WORK/folder.check" 2>&1
+check "--train a folder of shards: the outputs of naming them" [ $? = 0 ] || cat "$WORK/folder.check"
 run nokeep 2
 "$T" check "$WORK" "$WORK/nokeep" none 0 >"$WORK/nokeep.check" 2>&1
 check "2 ranks without --keep: LAPACK's outputs, residuals orthogonal to the design" [ $? = 0 ] || cat "$WORK/nokeep.check"
@@ -41,24 +49,14 @@ check "4 ranks on the chosen 2x2 grid: outputs equal LAPACK's" [ $? = 0 ] || cat
 grep -q "[2-9] chunks" "$WORK/r4grid2x2block5memory025.log"
 check "a 0.25 MB budget splits the voxels into chunks" [ $? = 0 ] || head -n 3 "$WORK/r4grid2x2block5memory025.log"
 
-# expect_error NAME WANT NP ARGS...: exit status 2, one line naming WANT, nothing in --out.
-expect_error() {
-    local name=$1 want=$2 np=$3; shift 3
-    mkdir -p "$WORK/$name"
-    timeout 120 "$MPIEXEC" $MPI_FLAGS -np "$np" "$DF" residualize --out "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
-    local status=$?
-    check "$name: exit status 2 (got $status)" [ $status = 2 ]
-    check "$name: the message names $want" grep -qF -- "$want" "$WORK/$name.log" || cat "$WORK/$name.log"
-    check "$name: nothing written" [ -z "$(ls -A "$WORK/$name")" ]
-}
-expect_error onesite "column 'site' is constant over the 30 training subjects" 2 --train "$WORK/onesite.h5" \
+expect_rewrite_error onesite "column 'site' has one level ('A')" 2 residualize --train "$WORK/onesite.h5" \
     --remove age,site
-expect_error unseen "unseen.h5: column 'site' has level 'D'" 2 --train "$train" --apply "$WORK/unseen.h5" \
+expect_rewrite_error unseen "unseen.h5: column 'site' has level 'D'" 2 residualize --train "$train" --apply "$WORK/unseen.h5" \
     --remove age,sex,site --keep label
-expect_error unknown "the data have no column 'age2'" 1 --train "$train" --remove age,age2
-expect_error collinear "design column 'dose' is a linear combination of the columns before it" 3 --train "$train" \
+expect_rewrite_error unknown "the data have no column 'age2'" 1 residualize --train "$train" --remove age,age2
+expect_rewrite_error collinear "design column 'dose' is a linear combination of the columns before it" 3 residualize --train "$train" \
     --remove age,dose
-expect_error grid "--grid 3x3 does not use the 2 ranks" 2 --train "$train" --remove age --grid 3x3
-expect_error noremove "missing --remove" 1 --train "$train"
-expect_error badmask "apply.h5" 1 --train "$train" --remove age --mask "$WORK/apply.h5"
+expect_rewrite_error grid "--grid 3x3 does not use the 2 ranks" 2 residualize --train "$train" --remove age --grid 3x3
+expect_rewrite_error noremove "missing --remove" 1 residualize --train "$train"
+expect_rewrite_error badmask "apply.h5" 1 residualize --train "$train" --remove age --mask "$WORK/apply.h5"
 finish

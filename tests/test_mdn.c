@@ -283,6 +283,12 @@ static void test_categorical(void) {
     CU_ASSERT(meta_design_build(&d, &s, "label", "age, site, age", "cfg", &err) == -1);
     CU_ASSERT(strstr(err.msg, "'age'") != NULL && strstr(err.msg, "twice") != NULL);
     CU_ASSERT(meta_design_build(&d, &s, "label", "label", "cfg", &err) == -1);
+    // a categorical column with one level in the data: an error, not a column that removes nothing
+    int site_col = meta_column(&s, "site"), saved = s.n_levels[site_col];
+    s.n_levels[site_col] = 1;
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age, site", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "column 'site' has one level") != NULL);
+    s.n_levels[site_col] = saved;
 
     // age:spline4: four columns, named, coded through the basis once the knots are set
     cohort_of(&c, 5, 3, names, kinds, meta, bin);  // the binary label again
