@@ -14,13 +14,14 @@ typedef struct {
     int n_zero;     // pairs dropped because x == y
     double v;       // R's V: the sum of the ranks of |x - y| over pairs with x > y
     double p;       // two-sided p-value; NAN when n == 0
-    int exact;      // 1: the exact null distribution (n < 50 and no ties among |x - y|),
+    int exact;      // 1: the exact null distribution (n < 50, no ties among |x - y| and no
+                    // zero dropped: R takes the normal approximation whenever it dropped one),
                     // 0: the normal approximation with continuity and tie corrections
     double median_diff;  // median of x - y over the pairs used (NAN when n == 0)
 } WilcoxonResult;
 
 // Wilcoxon signed-rank test of x (n) against y (n), paired by index; a pair with a
-// non-finite value is skipped. Matches R's wilcox.test(x, y, paired = TRUE, exact = NULL,
-// correct = TRUE) in V and p.
+// non-finite value is skipped (R skips NA and NaN but ranks an infinite difference). Matches
+// R's wilcox.test(x, y, paired = TRUE, exact = NULL, correct = TRUE) in V and p.
 void stats_wilcoxon_signed_rank(WilcoxonResult *out, const double *x, const double *y, int n);
 #endif
