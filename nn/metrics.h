@@ -18,7 +18,8 @@ double metric_balanced_accuracy_tally(const double *tally, int K);
 
 // Area under the ROC curve of `score` for telling positive[i] != 0 from positive[i] == 0
 // (scikit-learn's roc_auc_score): the probability that a random positive scores above a
-// random negative, a tie counting one half. O(n log n). NAN when either class is absent.
+// random negative, a tie counting one half. O(n log n). NAN when either class is absent
+// (or a score is NaN: it has no place in the order; scikit-learn refuses it).
 double metric_roc_auc(const double *score, const int *positive, int n);
 
 // Accuracy within each group: group[i] in [0, n_groups) (or < 0: in no group), hit[i] 1
