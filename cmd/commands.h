@@ -14,4 +14,5 @@ int cmd_eval(int argc, char **argv);     // cmd/eval.c
 int cmd_variants(int argc, char **argv); // cmd/variants.c
 int cmd_residualize(int argc, char **argv); // cmd/residualize.c
 int cmd_harmonize(int argc, char **argv);  // cmd/harmonize.c
+int cmd_plot(int argc, char **argv);     // cmd/plot.c
 #endif

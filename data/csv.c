@@ -2,6 +2,7 @@
 #include "data/csv.h"
 #include "data/cohort.h"
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,19 @@ int csv_column(const CsvTable *t, const char *name) {
     for (int j = 0; j < t->ncols; j++)
         if (strcmp(t->header[j], name) == 0) return j;
     return -1;
+}
+
+int csv_numbers(const CsvTable *t, int col, double lo, double hi, double *out, DfError *err) {
+    for (int i = 0; i < t->nrows; i++) {
+        const char *s = csv_cell(t, i, col);
+        out[i] = NAN;
+        if (!s[0]) continue;
+        if (df_parse_double(s, &out[i]) != 0)
+            return df_err(err, "%s:%d: %s: '%s' is not a number", t->origin, t->line[i], t->header[col], s);
+        if (out[i] < lo || out[i] > hi)
+            return df_err(err, "%s:%d: %s: %s is outside [%g, %g]", t->origin, t->line[i], t->header[col], s, lo, hi);
+    }
+    return 0;
 }
 
 // ---- manifest ----------------------------------------------------------------------------

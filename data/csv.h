@@ -38,6 +38,10 @@ int csv_read(CsvTable *t, const char *path, DfError *err);
 void csv_free(CsvTable *t);
 static inline const char *csv_cell(const CsvTable *t, int row, int col) { return t->cells[(size_t)row * t->ncols + col]; }
 int csv_column(const CsvTable *t, const char *name);  // index, or -1
+// Column `col` as numbers into out[nrows]: an empty cell is NaN ("not available"); any other
+// cell must be a finite number in [lo, hi] (pass -INFINITY, INFINITY for any), else an error
+// naming the file, the line and the column: "metrics.csv:4: val_acc: 'abc' is not a number".
+int csv_numbers(const CsvTable *t, int col, double lo, double hi, double *out, DfError *err);
 
 #define MANIFEST_MAX_LEVELS 256
 

@@ -6,7 +6,10 @@ PKGS="build-essential autoconf automake libtool pkg-config
       libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       libnifti2-dev libniftiio-dev libznz-dev zlib1g-dev
       libopenblas-dev libscalapack-openmpi-dev libcunit1-dev
+      gnuplot-nox
       dataset-fashion-mnist python3-nibabel"
+# gnuplot-nox draws the plots (`deconfound plot`, plot.png at the end of a run); a run
+# without it still succeeds and says so once; tests/plot.sh skips its plots.
 # The last two are test data only: Fashion-MNIST's IDX files (synth:biased-fmnist and its
 # test) and the real NIfTI files nibabel ships (tests/test_nifti.c compares them with
 # tests/ref/nibabel_stats.txt; no Python runs at test time). Both tests skip without them.

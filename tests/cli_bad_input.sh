@@ -104,8 +104,9 @@ mkdir -p "$WORK/vout" && touch "$WORK/vout/only-bg.h5"
 expect_fail "variants: an existing file" "vout/only-bg.h5 already exists" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/vout" --only original,only-bg
 check "variants: nothing written beside the existing file" test ! -e "$WORK/vout/original.h5"
 
-for c in train predict synth info bench eval dcor pack variants; do
+for c in train predict synth info bench eval dcor pack variants plot; do
     check "$c --help" bash -c "'$DF' $c --help | grep -q '^usage: deconfound $c'"
 done
+expect_fail "plot: not a run directory" "runs: No such file or directory \(expected a run directory\)" "$DF" plot "$WORK/runs"
 check "deconfound --help" bash -c "'$DF' --help | grep -q 'commands:'"
 finish

@@ -77,6 +77,45 @@ static void test_csv_dialect(void) {
     }
 }
 
+// Numeric columns (metrics.csv of a run): empty cells are NaN, everything else a number in
+// range, errors name file:line and column; header names with brackets and quoted commas.
+static void test_csv_numbers(void) {
+    CsvTable t;
+    DfError err = { "" };
+    const char *text =
+        "epoch,val_acc,\"val_acc[site=A]\",val_worst_group,\"odd,name\"\n"
+        "1,0.5,0.25,site=B,-3e2\n"
+        "2,,1,\"site=\"\"C\"\"\",\n";
+    CU_ASSERT_EQUAL_FATAL(csv_parse(&t, text, "m.csv", &err), 0);
+    CU_ASSERT_EQUAL(csv_column(&t, "val_acc[site=A]"), 2);
+    CU_ASSERT_EQUAL(csv_column(&t, "odd,name"), 4);
+    CU_ASSERT_STRING_EQUAL(csv_cell(&t, 1, 3), "site=\"C\"");
+    double v[2];
+    CU_ASSERT_EQUAL(csv_numbers(&t, 1, 0, 1, v, &err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(v[0], 0.5, 0);
+    CU_ASSERT(isnan(v[1]));
+    CU_ASSERT_EQUAL(csv_numbers(&t, 2, 0, 1, v, &err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(v[1], 1.0, 0);
+    CU_ASSERT_EQUAL(csv_numbers(&t, 4, -INFINITY, INFINITY, v, &err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(v[0], -300.0, 0);
+    CU_ASSERT_EQUAL(csv_numbers(&t, 4, 0, 1, v, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "m.csv:2: odd,name: -3e2 is outside [0, 1]"));
+    CU_ASSERT_EQUAL(csv_numbers(&t, 3, -INFINITY, INFINITY, v, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "m.csv:2: val_worst_group: 'site=B' is not a number"));
+    csv_free(&t);
+    const char *bad[] = { "a\n0.5x\n", "a\nnan\n", "a\ninf\n", "a\n1e999\n", "a\n\"\"\n2\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int parsed = csv_parse(&t, bad[i], "b.csv", &err) == 0;
+        CU_ASSERT_FATAL(parsed);
+        double w[2];
+        int rc = csv_numbers(&t, 0, -INFINITY, INFINITY, w, &err);
+        int ok = i < 4 ? rc == -1 && tu_contains(err.msg, "b.csv:2: a: '") && tu_contains(err.msg, "is not a number")
+                       : rc == 0 && isnan(w[0]) && w[1] == 2;  // a quoted empty cell is empty too
+        CU_ASSERT(ok);
+        csv_free(&t);
+    }
+}
+
 static void test_manifest(void) {
     Manifest m;
     DfError err = { "" };
@@ -668,6 +707,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("csv", NULL, NULL);
     CU_add_test(s, "dialect and errors", test_csv_dialect);
+    CU_add_test(s, "numeric columns: NaN for empty, errors name file:line and column", test_csv_numbers);
     CU_add_test(s, "manifest kinds, labels, paths, row errors", test_manifest);
     s = CU_add_suite("pack", NULL, NULL);
     CU_add_test(s, "NIfTI -> shard -> values: datatypes, byte orders, gz, NIfTI-2, masks", test_pack_roundtrip);
