@@ -15,4 +15,6 @@ int cmd_variants(int argc, char **argv); // cmd/variants.c
 int cmd_residualize(int argc, char **argv); // cmd/residualize.c
 int cmd_harmonize(int argc, char **argv);  // cmd/harmonize.c
 int cmd_plot(int argc, char **argv);     // cmd/plot.c
+int cmd_compare(int argc, char **argv);    // cmd/compare.c
+int cmd_cv(int argc, char **argv);         // cmd/cv.c
 #endif

@@ -21,6 +21,8 @@ static const struct {
     { "variants", cmd_variants, "write a test shard's background variants (original, mixed-same, mixed-rand, only-bg)" },
     { "residualize", cmd_residualize, "voxel-wise confound regression of shards' images (ScaLAPACK least squares)" },
     { "harmonize", cmd_harmonize, "ComBat site harmonisation of shards' images (learn on training shards, apply to any)" },
+    { "cv", cmd_cv, "k-fold cross-validation: every fold trained in turn, then compared" },
+    { "compare", cmd_compare, "runs side by side: accuracy, balanced and worst-group accuracy, dCor²; mean ± sd, paired tests" },
     { "plot", cmd_plot, "draw training runs' curves into one PNG (loss, accuracy, dCor, groups; needs gnuplot)" },
     { "dcor", cmd_dcor, "distance correlation (biased, bias-corrected, partial, per group, p-value)" },
     { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },

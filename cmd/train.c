@@ -12,7 +12,11 @@ static const char *train_help =
     "Trains the network described by CONFIG.ini (layers in order, [data], [train], [loss];\n"
     "see docs/config.md) data-parallel over the MPI ranks it is started on. The global batch\n"
     "([train] batch) is split over the ranks; results do not depend on the rank count.\n"
-    "Rank 0 prints progress and writes <out_dir>/checkpoint.h5 and <out_dir>/metrics.json.\n"
+    "Rank 0 prints progress and keeps the run directory ([train] out_dir, default\n"
+    "runs/<config name>-<date>-<time>; a resumed run, its checkpoint's folder): run.json (command,\n"
+    "code version, machine, ranks, threads), config.ini (every default filled in), log.txt,\n"
+    "checkpoint.h5, metrics.csv / metrics.jsonl / metrics.json (per epoch), dcor.csv / dcor.json\n"
+    "([train] dcor_layer) and plot.png (docs/formats.md, \"The run directory\").\n"
     "\n"
     "  --set s.k=v    override a config value (s is a section or a layer's name); repeatable\n"
     "  --resume FILE  continue from a checkpoint written by an earlier run of the same config\n"
@@ -22,7 +26,7 @@ static const char *train_help =
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train", *v;
     const char **sets = xcalloc((size_t)argc, sizeof(char *));  // --set values, in order
-    TrainArgs a = { .sets = sets };
+    TrainArgs a = { .sets = sets, .argc = argc, .argv = argv };
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(train_help, stdout); free(sets); return 0; }
         else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) sets[a.n_sets++] = v;

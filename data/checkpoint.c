@@ -203,9 +203,9 @@ static int write_contents(hid_t f, const char *path, const char *config_text, co
     }
     if (ts) {
         hsize_t four = 4;
-        hsize_t three = 3;
+        hsize_t n_sums = TRAIN_SUMS;
         if (h5_write_u64(f, path, "train/rng", ts->rng.s, 1, &four, err) != 0) return -1;
-        if (h5_write_f64(f, path, "train/epoch_sums", ts->epoch_sums, 1, &three, err) != 0) return -1;
+        if (h5_write_f64(f, path, "train/epoch_sums", ts->epoch_sums, 1, &n_sums, err) != 0) return -1;
         hid_t t = H5Gopen2(f, "train", H5P_DEFAULT);
         if (t < 0) return df_err(err, "%s: train: cannot open the group", path);
         int rc = h5_attr_write_i64(t, path, "epoch", ts->epoch, err);
@@ -373,7 +373,13 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
     if (ts) {
         Rng r;
         if (h5_read_u64(f, path, "train/rng", r.s, 4, err) != 0) return -1;
-        if (h5_read_f64(f, path, "train/epoch_sums", ts->epoch_sums, 3, err) != 0) return -1;
+        // Checkpoints written before the per-class tallies were kept hold 3 sums; the tallies
+        // of that partial epoch are then zero (only its balanced accuracy is partial).
+        hsize_t n_sums = 0;
+        memset(ts->epoch_sums, 0, sizeof ts->epoch_sums);
+        if (h5_dims(f, path, "train/epoch_sums", &n_sums, 1, err) != 1) return -1;
+        if (n_sums != 3 && n_sums != TRAIN_SUMS) return df_err(err, "%s: train/epoch_sums has %llu values (3 or %d expected)", path, (unsigned long long)n_sums, TRAIN_SUMS);
+        if (h5_read_f64(f, path, "train/epoch_sums", ts->epoch_sums, (size_t)n_sums, err) != 0) return -1;
         if (read_blobs(f, path, ts, err) != 0) return -1;
         // The sums of the loss terms' logs over a partial epoch: absent (zero) in checkpoints
         // written before they were kept; then only that epoch's logged means are partial.

@@ -5,7 +5,8 @@
 //                               also live here, as in a PyTorch state_dict)
 //   /optimizer/m, /optimizer/v  float32 flat, same order as the parameter buffer; attribute step
 //   /train attributes: epoch, step (global optimiser steps), epoch_step (steps into an unfinished
-//                               epoch); /train/rng uint64[4]; /train/epoch_sums float64[3]
+//                               epoch); /train/rng uint64[4]; /train/epoch_sums float64[3] or
+//                               [3 + 2 * TRAIN_TALLY_CLASSES] (with per-class tallies)
 //   /train/extra/<name>         float32, with <name>_counters uint64: loss terms' state (below)
 //   /schema                     string, the metadata schema (nn/metadata.h, text form), when the
 //                               network was built with one
@@ -33,12 +34,17 @@ typedef struct {
     int n_counters;
 } CheckpointBlob;
 
+#define TRAIN_TALLY_CLASSES 64
+#define TRAIN_SUMS (3 + 2 * TRAIN_TALLY_CLASSES)
+
 typedef struct {
     int epoch;          // epochs completed
     long step;          // optimiser steps completed
     Rng rng;            // trainer root RNG state (epoch order and dropout use seed-derived streams)
     int epoch_step;     // steps done in the current (unfinished) epoch: > 0 after a mid-epoch stop
-    double epoch_sums[3];  // that partial epoch's loss sum, correct count, sample count
+    // that partial epoch's loss sum, correct count, sample count, then per class (up to
+    // TRAIN_TALLY_CLASSES) its samples and how many were predicted right (balanced accuracy)
+    double epoch_sums[TRAIN_SUMS];
     CheckpointBlob *blobs;  // extra state saved and loaded with the train state (not owned)
     int n_blobs;
     double *term_sums;      // the loss terms' sums over that partial epoch (not owned; /train/term_sums)

@@ -143,3 +143,16 @@ void accuracy_by_tally(double tally[6], const float *logits, int K, const Batch 
         tally[group + 1] += hit;
     }
 }
+
+void class_tally(double *tally, int max_classes, const float *logits, int K, const Batch *b) {
+    for (int i = 0; i < b->n; i++) {
+        const float *o = logits + (size_t)i * K;
+        int pred = 0, c = b->labels[i];
+        if (K == 1) pred = o[0] > 0.0f;
+        else
+            for (int k = 1; k < K; k++) if (o[k] > o[pred]) pred = k;
+        if (c < 0 || c >= max_classes) continue;
+        tally[2 * c] += 1;
+        tally[2 * c + 1] += pred == c;
+    }
+}

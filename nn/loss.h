@@ -56,4 +56,9 @@ void loss_batch(const LossConfig *lc, const float *logits, int K, const Batch *b
 // -- whose column value equals their class index, as colour k is class k's in Biased MNIST --
 // then over the bias-conflicting ones.
 void accuracy_by_tally(double tally[6], const float *logits, int K, const Batch *b, int col);
+
+// Per-class tallies for balanced accuracy: tally is (max_classes, 2); for each sample of
+// class c < max_classes, tally[c][0] += 1 and tally[c][1] += 1 when argmax (K = 1: logit > 0)
+// is c. Samples of a class >= max_classes are not counted.
+void class_tally(double *tally, int max_classes, const float *logits, int K, const Batch *b);
 #endif

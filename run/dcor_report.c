@@ -40,11 +40,17 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
     opt.rank = dist_rank();
     opt.nranks = dist_size();
     double *labels = xmalloc((size_t)n_split * sizeof(double));
-    int max_label = 0;
+    int max_label = 0, min_label = 0;
     for (int p = 0; p < n_split; p++) {
         labels[p] = c->labels[split_idx[p]];
         max_label = DF_MAX(max_label, c->labels[split_idx[p]]);
+        min_label = p ? DF_MIN(min_label, c->labels[split_idx[p]]) : c->labels[split_idx[p]];
     }
+    // z: the label one-hot (labels are class indices >= 0), for the partial dCor given it
+    int dz = max_label + 1, has_z = min_label < max_label;
+    double *Z = xcalloc((size_t)n_split * dz, sizeof(double));
+    for (int p = 0; p < n_split; p++) Z[(size_t)p * dz + c->labels[split_idx[p]]] = 1.0;
+    DcorVar z = { Z, n_split, dz };
     rep->n = n_split;
     rep->n_classes = DF_MIN(max_label + 1, REPORT_MAX_CLASSES);
     rep->n_cols = DF_MIN(n_cols, REPORT_MAX_COLS);
@@ -74,8 +80,8 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
         }
         DcorVar y = { Y, n_split, dy };
         DcorResult r;
-        rc = dcor_compute(&r, &x, &y, NULL, &opt, err);
-        if (!rc) rep->all[j] = r.dcor2_u;
+        rc = dcor_compute(&r, &x, &y, has_z ? &z : NULL, &opt, err);
+        if (!rc) rep->all[j] = r.dcor2_u, rep->given_label[j] = has_z ? r.pdcor2_u : NAN;
         DcorGroups g;
         if (!rc) rc = dcor_by_group(&g, &x, &y, NULL, labels, &opt, err);
         for (int k = 0; k < REPORT_MAX_CLASSES; k++) rep->by_class[j][k] = NAN;
@@ -87,6 +93,7 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
         free(Y);
     }
     free(labels);
+    free(Z);
     free(F);
     return rc;
 }
@@ -97,11 +104,11 @@ void dcor_report_print(const DcorReport *rep, const char *layer, int epoch, FILE
                 rep->n, epoch);
         fprintf(f, "  %-12s %8s", "column", "all");
         for (int k = 0; k < rep->n_classes; k++) fprintf(f, "  class %-2d", k);
-        fprintf(f, "\n");
+        fprintf(f, "  %11s\n", "given label");
         for (int j = 0; j < rep->n_cols; j++) {
             fprintf(f, "  %-12s %8.4f", rep->names[j], rep->all[j]);
             for (int k = 0; k < rep->n_classes; k++) fprintf(f, "  %8.4f", rep->by_class[j][k]);
-            fprintf(f, "\n");
+            fprintf(f, "  %11.4f\n", rep->given_label[j]);
         }
     }
     if (json) {
@@ -115,8 +122,29 @@ void dcor_report_print(const DcorReport *rep, const char *layer, int epoch, FILE
                 if (isfinite(rep->by_class[j][k])) fprintf(json, "%s%.6g", k ? ", " : "", rep->by_class[j][k]);
                 else fprintf(json, "%snull", k ? ", " : "");
             }
-            fprintf(json, "]}");
+            fprintf(json, "], \"given_label\": ");
+            if (isfinite(rep->given_label[j])) fprintf(json, "%.6g}", rep->given_label[j]);
+            else fprintf(json, "null}");
         }
         fprintf(json, "}}\n");
+    }
+}
+
+static void csv_row(FILE *csv, int epoch, const char *layer, const char *col, const char *scope, double v) {
+    fprintf(csv, "%d,%s,%s,%s,", epoch, layer, col, scope);
+    if (isfinite(v)) fprintf(csv, "%.6g", v);
+    fputc('\n', csv);
+}
+
+// Layer and column names are identifiers (no commas): written as they are.
+void dcor_report_csv(const DcorReport *rep, const char *layer, int epoch, FILE *csv) {
+    for (int j = 0; j < rep->n_cols; j++) {
+        csv_row(csv, epoch, layer, rep->names[j], "all", rep->all[j]);
+        for (int k = 0; k < rep->n_classes; k++) {
+            char scope[32];
+            snprintf(scope, sizeof scope, "class=%d", k);
+            csv_row(csv, epoch, layer, rep->names[j], scope, rep->by_class[j][k]);
+        }
+        csv_row(csv, epoch, layer, rep->names[j], "given_label", rep->given_label[j]);
     }
 }

@@ -12,10 +12,16 @@
 #include "data/loader.h"
 #include "mpi/comm.h"
 #include "mpi/gradsync.h"
+#include "base/console.h"
+#include "base/version.h"
+#include "nn/metrics.h"
 #include "run/dcor_report.h"
+#include "run/figures.h"
 #include "run/gap.h"
+#include "run/record.h"
 #include "run/refit.h"
 #include "run/infer.h"
+#include "run/plot.h"
 #include "run/report.h"
 #include "run/resume.h"
 #include "run/step.h"
@@ -62,7 +68,7 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
     if (ini_double(ini, t, "gamma", 0.1, 0.0, 1.0, &tc->sched.gamma, err)) return -1;
     if (ini_double(ini, t, "min_lr", 0.0, 0.0, 100.0, &tc->sched.min_lr, err)) return -1;
     if (ini_int(ini, t, "warmup_epochs", 0, 0, 1000000, &tc->sched.warmup_epochs, err)) return -1;
-    const char *out = ini_str(t, "out_dir", "runs/train");
+    const char *out = ini_str(t, "out_dir", "");  // "": chosen when the run starts (record.h)
     if (strlen(out) >= sizeof tc->out_dir) return df_err(err, "%s: [train] out_dir is too long", ini->origin);
     snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
     if (ini_int(ini, t, "checkpoint_every", 1, 0, 1000000, &tc->checkpoint_every, err)) return -1;
@@ -161,7 +167,12 @@ typedef struct {
     char *config_text;      // the configuration as run, stored in every checkpoint
     char ckpt_path[600];
     int P, rank, K, classification, steps_per_epoch;
-    int dcor_out;           // net->acts index of [train] dcor_layer, or -1
+    int n_dcor;             // [train] dcor_layer: the layers reported
+    int dcor_out[4];        // their net->acts indexes
+    char dcor_name[4][64];
+    GroupSet groups;        // the per-group accuracy's groups: every categorical column's levels
+    RunRecord rec;          // run.json
+    int threads;            // OpenBLAS threads per rank
     float *dlogits, *scratch;
     LossTerm *terms;        // the experiment's loss terms on named layers (nn/term.h)
     int n_terms;
@@ -189,6 +200,82 @@ static int mkdir_p(const char *path) {
 
 // ---- setting up ---------------------------------------------------------------------------
 
+// The run directory: [train] out_dir; else, when resuming, the checkpoint's folder (a resumed
+// run continues its own records); else runs/<config>-<time>, which rank 0 chooses for all.
+// The choice is recorded as out_dir's value, so config.ini names it.
+static void choose_run_dir(Trainer *t) {
+    if (t->tc.out_dir[0]) return;
+    char dir[512] = "";
+    if (t->args.resume) {
+        snprintf(dir, sizeof dir, "%s", t->args.resume);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+    } else if (t->rank == 0) {
+        record_default_dir(dir, sizeof dir, t->args.config, NULL);
+    }
+    dist_bcast(dir, sizeof dir, 0);
+    snprintf(t->tc.out_dir, sizeof t->tc.out_dir, "%s", dir);
+    IniEntry *set_empty = ini_entry(ini_section(&t->ini, "train"), "out_dir");  // "out_dir =" given
+    if (set_empty) free(set_empty->value), set_empty->value = xstrdup(dir);
+    else ini_note_default(ini_section(&t->ini, "train"), "out_dir", dir);
+}
+
+// [data] kfold and fold as the file or --set gave them (0 when absent), for run.json.
+static int data_key(Ini *ini, const char *key) {
+    IniEntry *e = ini_entry(ini_section(ini, "data"), key);
+    return e ? atoi(e->value) : 0;
+}
+
+// Rank 0: the run directory's records of the run itself (record.h), and its log from here on.
+static void start_records(Trainer *t) {
+    DfError err;
+    char path[600];
+    snprintf(path, sizeof path, "%s/log.txt", t->tc.out_dir);
+    if (console_tee(path, &err)) df_die(DF_EXIT_INPUT, "%s", err.msg);
+    if (t->args.resume) printf("\n---- resumed %s\n", t->args.resume);
+    RunRecord *r = &t->rec;
+    snprintf(r->dir, sizeof r->dir, "%s", t->tc.out_dir);
+    snprintf(r->config, sizeof r->config, "%s", t->args.config);
+    r->command = record_quote_command(t->args.argc, t->args.argv);
+    r->ranks = t->P;
+    r->threads = t->threads;
+    blas_core_describe(r->blas, sizeof r->blas);
+    record_now_iso(r->started);
+    r->status = "running";
+    r->seed = (long)t->tc.seed;
+    r->kfold = data_key(&t->ini, "kfold");
+    r->fold = data_key(&t->ini, "fold");
+    r->epochs = t->tc.epochs;
+    r->epochs_done = t->ts.epoch;
+    r->classification = t->classification;
+    if (t->args.resume) snprintf(r->resumed_from, sizeof r->resumed_from, "%s", t->args.resume);
+    snprintf(path, sizeof path, "%s/config.ini", t->tc.out_dir);
+    if (df_write_file_atomic(path, t->config_text, strlen(t->config_text), &err) || record_write(r, &err))
+        df_die(DF_EXIT_FAIL, "%s", err.msg);
+}
+
+// Rank 0, at the end (finished, or stopped by a signal with a checkpoint to resume from):
+// run.json's ending, and plot.png. Without gnuplot the run still succeeds; how to get plots
+// is said once per process (a cross-validation trains several runs).
+static void finish_records(Trainer *t, int status) {
+    DfError err;
+    record_now_iso(t->rec.finished);
+    t->rec.status = status == DF_EXIT_OK ? "finished" : "stopped";
+    t->rec.epochs_done = t->ts.epoch;
+    if (record_write(&t->rec, &err)) fprintf(stderr, "deconfound: %s\n", err.msg);
+    static int said;
+    char png[600];
+    const char *dir = t->tc.out_dir;
+    snprintf(png, sizeof png, "%s/plot.png", dir);
+    int rc = t->ts.epoch > 0 ? plot_runs(&dir, 1, png, &err) : 0;
+    if (rc == 0 && t->ts.epoch > 0) printf("plot: %s\n", png);
+    else if (rc == PLOT_NO_GNUPLOT && !said++)
+        printf("plots: none drawn (%s); the run's tables are complete, and `deconfound plot %s` draws them later\n", err.msg,
+               dir);
+    else if (rc == PLOT_BAD_INPUT) fprintf(stderr, "deconfound: plot: %s\n", err.msg);
+}
+
 // The configuration, the data and their metadata schema, the network. Every error is one
 // every rank finds identically: one message, status 2.
 static void setup_config(Trainer *t) {
@@ -205,6 +292,7 @@ static void setup_config(Trainer *t) {
     if (t->args.threads > 0) t->tc.threads = t->args.threads;
     t->P = dist_size();
     t->rank = dist_rank();
+    choose_run_dir(t);
     int max_local = (t->tc.batch + t->P - 1) / t->P;
     if (net_build_meta(&t->net, &t->ini, t->ds.cohort.shape, max_local, dist_reducer(), t->schema, &err) ||
         loss_terms_build(&t->terms, &t->n_terms, &t->ini, &t->net, t->schema, t->tc.seed, &err) || ini_check_unused(&t->ini, &err))
@@ -231,13 +319,18 @@ static void setup_config(Trainer *t) {
 // What the configuration and the data must agree on, beyond each one's own checks.
 static void check_config(Trainer *t) {
     const char *config = t->args.config;
-    t->dcor_out = -1;
+    t->n_dcor = 0;
     if (t->tc.dcor_layer[0]) {
-        char where[512];
+        char where[512], *copy = xstrdup(t->tc.dcor_layer), *save = NULL;
         ini_where(&t->ini, ini_section(&t->ini, "train"), "dcor_layer", where, sizeof where);
-        if ((t->dcor_out = net_layer_output_index(&t->net, t->tc.dcor_layer)) < 0)
-            df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer = %s: the network has no layer of that name", where,
-                              t->tc.dcor_layer);
+        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            if (t->n_dcor == 4) df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer: at most 4 layers", where);
+            if ((t->dcor_out[t->n_dcor] = net_layer_output_index(&t->net, tok)) < 0)
+                df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer = %s: the network has no layer named %s", where,
+                                  t->tc.dcor_layer, tok);
+            snprintf(t->dcor_name[t->n_dcor++], sizeof t->dcor_name[0], "%s", tok);
+        }
+        free(copy);
         if (t->ds.n_val < 4)
             df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer needs a validation split of at least 4 samples", where);
     }
@@ -328,6 +421,7 @@ static void print_header(const Trainer *t) {
     char desc[256];
     dist_describe(desc, sizeof desc);
     printf("deconfound train: %s\n", t->args.config);
+    printf("run directory: %s (code %s)\n", t->tc.out_dir, df_code_version());
     printf("data: %s, %d samples of shape (%d,%d,%d,%d): %d train, %d validation\n", ds->source, ds->cohort.n,
            ds->cohort.shape.c, ds->cohort.shape.d, ds->cohort.shape.h, ds->cohort.shape.w, ds->n_train, ds->n_val);
     printf("run: %s; global batch %d, %d epochs, optimizer %s, lr %g (%s)\n", desc, t->tc.batch, t->tc.epochs,
@@ -346,19 +440,21 @@ static void setup(Trainer *t, const TrainArgs *args) {
     t->args = *args;
     setup_config(t);
     check_config(t);
-    dist_set_blas_threads(t->tc.threads);
+    t->threads = dist_set_blas_threads(t->tc.threads);
     setup_state(t);
     prepare_layers(t);
     setup_loaders(t);
     if (t->rank == 0) {
         if (mkdir_p(t->tc.out_dir) != 0)
             df_die(DF_EXIT_INPUT, "%s: cannot create out_dir '%s': %s", t->args.config, t->tc.out_dir, strerror(errno));
+        start_records(t);
         print_header(t);
     }
     int max_local = t->net.ctx.max_batch;
     t->dlogits = df_alloc_floats((size_t)max_local * t->K);
     t->scratch = df_alloc_floats(2 * (size_t)max_local * t->K);
-    report_init(&t->report, t->tc.out_dir, t->tc.epochs, t->ts.epoch, t->classification);
+    groups_from_schema(&t->groups, t->schema);
+    report_init(&t->report, t->tc.out_dir, t->tc.epochs, t->ts.epoch, t->classification, &t->groups);
     for (int c = 0; c < t->tr.n_columns; c++) {
         char name[140];
         terms_column_name(&t->tr, c, name, sizeof name);
@@ -372,6 +468,7 @@ static void setup(Trainer *t, const TrainArgs *args) {
         snprintf(name, sizeof name, "train_eval_gap(%s).in_context", t->net.layers[t->gap.layer[j]].name);
         report_add_column(&t->report, name);
     }
+    report_columns_done(&t->report);
     // Gradients are summed over ranks in buckets started during backward (mpi/gradsync.c).
     t->gs = gradsync_create(t->net.grads, t->net.n_params, (size_t)(t->tc.bucket_mb * 1048576.0));
     t->net.grads_ready = grads_ready;
@@ -392,6 +489,7 @@ static void teardown(Trainer *t) {
     free(t->dlogits);
     free(t->scratch);
     free(t->config_text);
+    free(t->rec.command);
     loss_terms_free(t->terms, t->n_terms);
     optim_free(&t->opt);
     net_free(&t->twin);  // (all zeros when never built)
@@ -407,7 +505,8 @@ static void teardown(Trainer *t) {
 // optimiser; then the alternating terms' steps and the adversaries' fits. stats gets the
 // global batch's loss sum, correct count and size, and whether any rank was asked to stop --
 // a signal may reach the ranks at different moments, so they agree here, after the same step.
-#define STEP_STATS 4
+// stats: loss sum, correct, count, stop flag, then the per-class tallies (class_tally).
+#define STEP_STATS (4 + 2 * TRAIN_TALLY_CLASSES)
 static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double *stats) {
     fault_check(&t->fault, t->ts.step);
     t->net.ctx.step = (uint64_t)t->ts.step;
@@ -422,6 +521,8 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     stats[1] = (double)ls.correct;
     stats[2] = (double)b->n;
     stats[3] = (double)g_stop;
+    memset(stats + 4, 0, 2 * TRAIN_TALLY_CLASSES * sizeof(double));
+    if (t->classification && b->labels) class_tally(stats + 4, TRAIN_TALLY_CLASSES, t->net.acts[t->net.n_layers], t->K, b);
     dist_allreduce_sum_f64(stats, STEP_STATS);
 }
 
@@ -447,7 +548,7 @@ static void print_progress(const Trainer *t, int epoch, int s, const double *sta
 // terms' fit pass when the epoch starts. sums: loss, correct and count over the epoch so far.
 // Returns 1 when a signal asked the run to stop: mid-epoch (ts.epoch_step then tells where),
 // or at its last step (the epoch is complete).
-static int train_epoch(Trainer *t, int epoch, double lr, double sums[3]) {
+static int train_epoch(Trainer *t, int epoch, double lr, double sums[TRAIN_SUMS]) {
     DfError err;
     const Batch *b;
     if (t->ts.epoch_step == 0 && terms_want_fit_pass(&t->tr)) {  // the adversaries' pass (MI's estimator)
@@ -459,19 +560,20 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[3]) {
     // The loader's epoch order depends on (seed, epoch) only, so a resumed run -- even one
     // stopped mid-epoch -- sees the same batches.
     loader_begin_epoch_at(t->train, epoch, t->ts.epoch_step);
-    memcpy(sums, t->ts.epoch_sums, 3 * sizeof(double));
+    memcpy(sums, t->ts.epoch_sums, TRAIN_SUMS * sizeof(double));
     double t_epoch = df_now(), samples0 = sums[2];
     int stopped = 0;
     while ((b = loader_next(t->train, &err))) {
         double stats[STEP_STATS];
         train_step(t, b, epoch, lr, stats);
         for (int j = 0; j < 3; j++) sums[j] += stats[j];
+        for (int j = 0; j < 2 * TRAIN_TALLY_CLASSES; j++) sums[3 + j] += stats[4 + j];
         if (!isfinite(stats[0])) df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, b->step + 1);
         int s = b->step;
         if (t->rank == 0 && ((s + 1) % t->tc.log_every == 0 || s + 1 == t->steps_per_epoch))
             print_progress(t, epoch, s, stats, lr, sums[2] - samples0, t_epoch);
         if (stats[3] > 0 && s + 1 < t->steps_per_epoch) {  // stop mid-epoch
-            memcpy(t->ts.epoch_sums, sums, 3 * sizeof(double));
+            memcpy(t->ts.epoch_sums, sums, TRAIN_SUMS * sizeof(double));
             return 1;
         }
         if (stats[3] > 0) stopped = 1;  // at the epoch's end: finish it normally
@@ -487,21 +589,41 @@ typedef struct {
     LossStats st;
     double by[6];  // accuracy_by_tally
     GapMeter *gap;
+    FigureRecorder *fig;  // classification: each sample's prediction, for figures.h (else NULL)
+    double *meta_rows;    // (n_val, k) and its metadata rows
+    int k;
 } Validation;
 
 static void validation_visit(void *arg, const Net *net, const Batch *b) {
     Validation *v = arg;
     loss_batch(v->lc, net->acts[net->n_layers], v->K, b, NULL, 0.0f, v->scratch, &v->st);
     if (v->accuracy_by >= 0) accuracy_by_tally(v->by, net->acts[net->n_layers], v->K, b, v->accuracy_by);
+    if (v->fig) figures_record(v->fig, net->acts[net->n_layers], b);
+    if (v->fig && v->k) figures_record_meta(v->meta_rows, v->k, b, v->fig->n);
     gap_visit(v->gap, (Net *)net, b);  // last: it overwrites the activations with training mode's
 }
 
 // The validation split's loss and accuracy (collective; global sums); with [train]
 // accuracy_by, the accuracy over its bias-aligned and bias-conflicting samples (else NaN).
-static LossStats validate(Trainer *t, double *aligned, double *conflicting) {
-    Validation v = { &t->tc.loss, t->K, t->tc.accuracy_by, t->scratch, { 0, 0, 0 }, { 0 }, &t->gap };
+static LossStats validate(Trainer *t, double *aligned, double *conflicting, Figures *fig) {
+    Validation v = { &t->tc.loss, t->K, t->tc.accuracy_by, t->scratch, { 0, 0, 0 }, { 0 }, &t->gap, NULL, NULL, 0 };
+    FigureRecorder rec;
+    int k = t->ds.cohort.k;
+    if (t->classification) {
+        figures_recorder_init(&rec, t->ds.n_val, t->K);
+        v.fig = &rec;
+        v.k = k;
+        v.meta_rows = xcalloc((size_t)t->ds.n_val * (k ? k : 1), sizeof(double));
+    }
     DfError err;
     if (infer_run(&t->net, t->val, validation_visit, &v, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    if (v.fig) {  // every rank filled its samples' rows: the sums assemble the whole split
+        dist_allreduce_sum_f64(rec.rows, (size_t)t->ds.n_val * 4);
+        if (k) dist_allreduce_sum_f64(v.meta_rows, (size_t)t->ds.n_val * k);
+        figures_compute(fig, &rec, v.meta_rows, k, &t->groups);
+        figures_recorder_free(&rec);
+        free(v.meta_rows);
+    }
     double sums[9] = { v.st.sum, (double)v.st.correct, (double)v.st.count };
     memcpy(sums + 3, v.by, sizeof v.by);
     dist_allreduce_sum_f64(sums, 9);
@@ -518,37 +640,43 @@ static void save_checkpoint(Trainer *t) {
 
 // After an epoch's steps: validation, the dCor report, the epoch line, metrics.json and
 // the checkpoint. The collective parts run on every rank, the rest on rank 0.
-static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[3], double t_epoch, int first_step, int stopped) {
+static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[TRAIN_SUMS], double t_epoch, int first_step,
+                         int stopped) {
     double t_train = df_now() - t_epoch, data_wait = loader_wait_seconds(t->train) - t->data_wait0;
     double aligned = NAN, conflicting = NAN;
+    Figures fig = { .bal_acc = NAN, .auc = NAN, .worst = -1 };
+    for (int q = 0; q < FIG_MAX_GROUPS; q++) fig.group_acc[q] = NAN;
     DfError err;
     if (refit_run(&t->net, t->train, epoch, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);  // before anything evaluates
-    LossStats val = t->val ? validate(t, &aligned, &conflicting) : (LossStats){ 0, 0, 0 };
+    LossStats val = t->val ? validate(t, &aligned, &conflicting, &fig) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
     int steps = DF_MAX(1, t->steps_per_epoch - first_step);
     *l = (EpochLog){ .lr = lr, .train_loss = sums[0] / sums[2], .train_acc = sums[1] / sums[2],
                      .val_loss = val.count ? val.sum / val.count : NAN, .val_acc = val.count ? (double)val.correct / val.count : NAN,
                      .seconds = df_now() - t_epoch, .samples_per_s = (sums[2] - t->ts.epoch_sums[2]) / t_train,
                      .comm_wait_ms = 1e3 * gradsync_wait_seconds(t->gs) / steps, .data_wait_ms = 1e3 * data_wait / steps,
-                     .val_acc_aligned = aligned, .val_acc_conflicting = conflicting };
+                     .val_acc_aligned = aligned, .val_acc_conflicting = conflicting,
+                     .train_bal_acc = t->K <= TRAIN_TALLY_CLASSES ? metric_balanced_accuracy_tally(sums + 3, DF_MAX(t->K, 2)) : NAN,
+                     .val_bal_acc = fig.bal_acc, .val_auc = fig.auc, .val = fig };
     terms_epoch_end(&t->tr, sums[2], l->terms);  // the whole epoch: its sums survive a mid-epoch resume
     if (t->val) gap_epoch_end(&t->gap, l->terms + t->tr.n_columns);
     t->ts.epoch = epoch + 1;
     t->ts.epoch_step = 0;
     memset(t->ts.epoch_sums, 0, sizeof t->ts.epoch_sums);
     int last = epoch + 1 == t->tc.epochs, every = t->tc.dcor_every;
-    int report = t->dcor_out >= 0 && (last || stopped || (every > 0 && (epoch + 1) % every == 0));
-    DcorReport rep;
-    if (report && dcor_report_run(&rep, &t->net, t->val, &t->ds, t->ds.val_idx, t->ds.n_val, t->dcor_out, t->tc.dcor_cols,
-                                  t->tc.n_dcor_cols, &err))
-        df_die(DF_EXIT_FAIL, "dCor report: %s", err.msg);
+    int report = t->n_dcor > 0 && (last || stopped || (every > 0 && (epoch + 1) % every == 0));
+    DcorReport rep[4];
+    for (int j = 0; report && j < t->n_dcor; j++)
+        if (dcor_report_run(&rep[j], &t->net, t->val, &t->ds, t->ds.val_idx, t->ds.n_val, t->dcor_out[j], t->tc.dcor_cols,
+                            t->tc.n_dcor_cols, &err))
+            df_die(DF_EXIT_FAIL, "dCor report: %s", err.msg);
     if (t->rank != 0) return;
     report_epoch(&t->report, epoch, t->val != NULL, t->P > 1);
     if (last || stopped || (t->tc.checkpoint_every > 0 && (epoch + 1) % t->tc.checkpoint_every == 0)) {
         save_checkpoint(t);
         printf("checkpoint: %s (epoch %d)\n", t->ckpt_path, t->ts.epoch);
     }
-    if (report) report_dcor(&t->report, &rep, t->tc.dcor_layer, epoch);
+    for (int j = 0; report && j < t->n_dcor; j++) report_dcor(&t->report, &rep[j], t->dcor_name[j], epoch);
     if (stopped && !last) printf("stopped by signal after epoch %d; continue with --resume %s\n", t->ts.epoch, t->ckpt_path);
     fflush(stdout);
 }
@@ -560,7 +688,7 @@ int train_run(const TrainArgs *args) {
     setup(t, args);
     int stopped = 0;
     for (int epoch = t->ts.epoch; epoch < t->tc.epochs && !stopped; epoch++) {
-        double lr = schedule_lr(&t->tc.sched, epoch), t_epoch = df_now(), sums[3];
+        double lr = schedule_lr(&t->tc.sched, epoch), t_epoch = df_now(), sums[TRAIN_SUMS];
         int first_step = t->ts.epoch_step;
         t->data_wait0 = loader_wait_seconds(t->train);
         gradsync_reset_stats(t->gs);
@@ -578,6 +706,11 @@ int train_run(const TrainArgs *args) {
     }
     int status = stopped && t->ts.epoch < t->tc.epochs ? DF_EXIT_INTERRUPTED : DF_EXIT_OK;
     if (status == DF_EXIT_OK && t->rank == 0) report_final(&t->report, t->ds.n_val);
+    if (t->rank == 0) {
+        finish_records(t, status);
+        fflush(stdout);
+        console_tee_end();
+    }
     teardown(t);
     free(t);
     return status;

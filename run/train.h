@@ -16,12 +16,12 @@ typedef struct {
     Schedule sched;
     LossConfig loss;
     uint64_t seed;        // initialisation, shuffling and dropout
-    char out_dir[512];    // checkpoint.h5 and metrics.json go here
+    char out_dir[512];    // the run directory ("" until set up: runs/<config>-<time>, record.h)
     int checkpoint_every; // epochs (0 = only at the end)
     int log_every;        // steps between progress lines
     int threads;          // BLAS threads per rank (0 = cores / ranks on the node)
     double bucket_mb;     // gradient all-reduce bucket size (MiB)
-    char dcor_layer[64];  // report dCor of this layer's features vs metadata ("" = none)
+    char dcor_layer[256]; // report dCor of these layers' features vs metadata ("a,b"; "" = none)
     int dcor_every;       // epochs between reports (0: at the end only)
     int dcor_cols[16], n_dcor_cols;  // metadata columns reported
     int accuracy_by;      // validation accuracy also over bias-aligned / -conflicting samples of this column (-1: no)
@@ -39,6 +39,8 @@ typedef struct {
     int n_sets;
     const char *resume;        // --resume CHECKPOINT, or NULL
     int threads;               // --threads (0: [train] threads)
+    int argc;                  // the command line as typed after "deconfound" (for run.json)
+    char *const *argv;
 } TrainArgs;
 
 // Runs the training on every rank (collective). Returns the exit status: 0, or
