@@ -51,5 +51,17 @@ JOBS_DIR="$jobs" sbatch --wait --array=0-1 --output=sweep-%A_%a.out "$jobs/sweep
 check "sweep.sbatch: array succeeds" [ $? = 0 ]
 check "sweep.sbatch: task 1 used its setting" grep -q 'array task 1: data.split_seed=2 train.lr=0.001' sweep-*_1.out
 check "sweep.sbatch: both tasks wrote metrics" bash -c "ls runs/deconfound-sweep-*/task-0/metrics.json runs/deconfound-sweep-*/task-1/metrics.json"
+# 4. cross-validation: the folds as an array (jobs/cv.sh -> cv.sbatch), the comparison as a job
+# that waits for every fold (--dependency=afterok) and then writes compare.md
+OUT_DIR=runs/cv JOBS_DIR="$jobs" bash "$jobs/cv.sh" "$cfg" 3 --set data.n=96 --set data.shape=16,16,16 --set train.epochs=2 >cv.txt 2>&1
+cat cv.txt
+array=$(sed -n 's/^folds: array job \([0-9]*\).*/\1/p' cv.txt) cmp=$(sed -n 's/^comparison: job \([0-9]*\).*/\1/p' cv.txt)
+check "cv.sh: submits the fold array and the comparison job" bash -c "[ -n '$array' ] && [ -n '$cmp' ]"
+check "cv.sh: the comparison waits for the folds (afterok)" bash -c "squeue -h -j $cmp -o %E | grep -q 'afterok:$array'"
+for _ in $(seq 1 300); do squeue -h -j "$array,$cmp" 2>/dev/null | grep -q . || break; sleep 1; done
+check "cv: three folds trained, each its own fold of 3" bash -c "for f in 0 1 2; do grep -q \"\\\"fold\\\": \$f,\" runs/cv/fold-\$f/run.json &&
+    grep -q '\"kfold\": 3,' runs/cv/fold-\$f/run.json && grep -q '\"status\": \"finished\"' runs/cv/fold-\$f/run.json || exit 1; done"
+check "cv: compare.md over the 3 folds, written after them" bash -c "grep -q '^| quickstart *| 3 ' runs/cv/compare.md &&
+    [ runs/cv/compare.md -nt runs/cv/fold-2/run.json ] && [ runs/cv/compare.md -nt runs/cv/fold-0/run.json ]"
 squeue -h -o %A | xargs -r scancel 2>/dev/null
 finish
