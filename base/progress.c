@@ -18,7 +18,7 @@
 static struct {
     int on;              // this process reports
     int tty_fd;          // where the terminal line goes, or -1: plain lines on stdout
-    int size_fd;         // mpirun's terminal, asked for the width when tty_fd (Open MPI's) has none
+    int size_fd;         // mpirun's terminal, for its width (Open MPI copies it to its own only at the start)
     double every;        // seconds between plain lines
     int active;          // between progress_begin and progress_end
     char what[64], unit[32];
@@ -36,7 +36,8 @@ static double now_s(void) {
 // ---- where the progress goes --------------------------------------------------------------
 
 // Whether mpirun's own stdout, seen through /proc, is a terminal device. When it is, it is
-// opened into P.size_fd for its width (Open MPI's pseudo-terminal has none).
+// opened into P.size_fd for its width: Open MPI's pseudo-terminal gets the size mpirun's
+// has at the start, and keeps it when the window is resized.
 static int launcher_on_terminal(void) {
     char path[64], target[256];
     snprintf(path, sizeof path, "/proc/%ld/fd/1", (long)getppid());
@@ -57,8 +58,8 @@ static int terminal_fd(void) {
 
 static int terminal_width(void) {
     struct winsize ws;
-    if (ioctl(P.tty_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
     if (P.size_fd >= 0 && ioctl(P.size_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    if (ioctl(P.tty_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
     return 80;
 }
 
@@ -195,6 +196,7 @@ void progress_format_duration(double seconds, char *buf, size_t n) {
 void progress_format_number(double v, int integer, char *buf, size_t n) {
     static const char suffix[] = "kMGT";
     if (!isfinite(v)) { snprintf(buf, n, "?"); return; }
+    if (integer) v = floor(v + 1e-9);  // a count shows what is complete (a fraction of permutations)
     if (fabs(v) < 10000) { snprintf(buf, n, integer ? "%.0f" : "%.1f", v); return; }
     int k = -1;
     while (fabs(v) >= 999.95 && k < 3) { v /= 1000; k++; }

@@ -61,8 +61,8 @@ void progress_clear(void);
 // The formatting, pure (tests/test_progress.c).
 // Seconds as "h:mm:ss" (hours unbounded); "-:--:--" when negative or not finite.
 void progress_format_duration(double seconds, char *buf, size_t n);
-// A count or a rate: "%.1f" below 10 000 (rates) or "%.0f" (counts, `integer`), else with
-// k, M, G, T: "12.3k", "4.56M".
+// A count or a rate: "%.1f" below 10 000 (rates) or whole (counts, `integer`: rounded down),
+// else with k, M, G, T: "12.3k", "4.6M".
 void progress_format_number(double v, int integer, char *buf, size_t n);
 // A running line: "<text>[ <percent>%] <rate> <unit>/s ETA <eta>" (percent < 0: left out;
 // rate or eta < 0: not known yet, shown as "?" and "-:--:--").
