@@ -19,14 +19,18 @@
 //   output ends up; mpirun's own stdout does: the terminal line is drawn when the launcher's
 //   (the parent process's) fd 1 is a terminal (/proc/PPID/fd/1 -> /dev/pts/N or /dev/ttyX).
 //   It goes on fd 1, the results' own channel: mpirun forwards stdout and stderr separately
-//   and may reorder them, so a clear on stderr could land after the next result line.
+//   and may reorder them, so a clear on stderr could land after the next result line. (An
+//   error message, on stderr, may still overtake the clear and follow the line's text.)
 // - Otherwise (one process run directly, a singleton MPI run, srun, other launchers): when
 //   stderr is a terminal, on fd 2. stderr rather than stdout because launchers give ranks a
 //   pseudo-terminal stdout (as above), while a terminal stderr is one the user sees; and
 //   `deconfound ... > results.txt` then keeps its progress on the screen.
-// - Under srun both are pipes or files: plain lines.
-// A rank on another node than mpirun (its parent an orted whose stdout is not a terminal)
-// gets plain lines, which is right for rank 0 there too: they reach mpirun's output.
+// - Under srun both are pipes or files: plain lines, even when srun itself runs on a
+//   terminal (its tasks cannot see that); `srun --pty` gives them one, and the line.
+// A rank 0 on another node than mpirun (its parent an orted, whose stdout is no terminal)
+// prints plain lines; they still reach mpirun's output.
+// Checked by tests/progress.sh (directly and under mpirun, in a pseudo-terminal and into a
+// file), and by hand under a one-node Slurm: srun into a file or from a terminal, and srun --pty.
 //
 // Only one process reports: progress_enable(rank == 0 && !quiet) in cmd/ (base/ knows no
 // ranks). One piece of work at a time: progress_begin replaces the one before.
