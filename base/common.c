@@ -1,6 +1,7 @@
 // common.c: error reporting, checked allocation, atomic file writes, strict number parsing.
 #define _DEFAULT_SOURCE  // madvise(MADV_HUGEPAGE) is a Linux extension
 #include "base/common.h"
+#include "base/progress.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -32,8 +33,10 @@ int df_err(DfError *err, const char *fmt, ...) {
     return -1;
 }
 
-// One line on stderr; with several ranks it names the rank, so the failing one is known.
+// One line on stderr; with several ranks it names the rank, so the failing one is known. A
+// progress line on the terminal goes first, or the message would start after its text.
 static void print_message(const char *fmt, va_list ap) {
+    progress_clear();
     fflush(stdout);
     if (hooks.size() > 1) fprintf(stderr, "deconfound (rank %d of %d): ", hooks.rank(), hooks.size());
     else fputs("deconfound: ", stderr);

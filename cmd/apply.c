@@ -15,6 +15,7 @@ int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) a->out = v;
         else if (features && cli_opt(argc, argv, &i, "--features", &v, cmd)) a->features = v;
         else if (features && cli_opt(argc, argv, &i, "--accuracy-by", &v, cmd)) a->accuracy_by = v;
+        else if (features && cli_flag(argv, i, "--quiet")) a->quiet = 1;
         else if (cli_opt(argc, argv, &i, "--batch", &v, cmd)) a->batch = (int)cli_long(cmd, "--batch", v, 1, 1 << 16);
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) a->threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) a->sets[a->n_sets++] = v;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "mpi/comm.h"
@@ -13,7 +14,7 @@
 
 static const char *cv_help =
     "usage: deconfound cv CONFIG.ini --folds K [--out DIR] [--set section.key=value ...]\n"
-    "                     [--threads N]\n"
+    "                     [--threads N] [--quiet]\n"
     "\n"
     "Trains fold 0, 1, ..., K-1 of CONFIG.ini in sequence on the ranks it is started on (each\n"
     "as `deconfound train CONFIG.ini --set data.kfold=K --set data.fold=F --set\n"
@@ -30,7 +31,8 @@ static const char *cv_help =
     "  --folds K      folds (2..100)\n"
     "  --out DIR      the cross-validation's folder (default runs/<config name>-cv<K>-<date>-<time>)\n"
     "  --set s.k=v    override a config value for every fold; repeatable\n"
-    "  --threads N    OpenBLAS threads per rank\n";
+    "  --threads N    OpenBLAS threads per rank\n"
+    "  --quiet        no progress lines\n";
 
 static int file_exists(const char *path) {
     struct stat st;
@@ -109,19 +111,21 @@ static void compare_folds(const char *out, int K) {
 int cmd_cv(int argc, char **argv) {
     const char *cmd = "cv", *v, *config = NULL, *out = NULL;
     const char **sets = xcalloc((size_t)argc, sizeof(char *));
-    int n_sets = 0, K = 0, threads = 0;
+    int n_sets = 0, K = 0, threads = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(cv_help, stdout); free(sets); return 0; }
         else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) sets[n_sets++] = v;
         else if (cli_opt(argc, argv, &i, "--folds", &v, cmd)) K = (int)cli_long(cmd, "--folds", v, 2, 100);
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) out = v;
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else if (!config) config = argv[i];
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
     if (!config) cli_usage_error(cmd, "missing CONFIG.ini");
     if (!K) cli_usage_error(cmd, "missing --folds K");
+    progress_enable(dist_rank() == 0 && !quiet);
     char dir[512];
     if (out) snprintf(dir, sizeof dir, "%s", out);
     else {  // one name for every rank: rank 0's clock

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "mpi/comm.h"
@@ -14,7 +15,7 @@
 static const char *dcor_help =
     "usage: deconfound dcor --x FILE:DATASET --y FILE:DATASET[:COLUMN] [--given FILE:DATASET[:COLUMN]]\n"
     "                       [--by FILE:DATASET[:COLUMN]] [--unbiased] [--permutations N] [--seed S]\n"
-    "                       [--tile T] [--single] [--threads T] [--json]\n"
+    "                       [--tile T] [--single] [--threads T] [--json] [--quiet]\n"
     "       deconfound dcor --random N,D [options]      (benchmark: random data, no files)\n"
     "\n"
     "Distance covariance and correlation between x and y (DESIGN.md 3.5): dCov^2 and dCor^2\n"
@@ -36,6 +37,9 @@ static const char *dcor_help =
     "  --json             one JSON object: n, dcov2, dcor2, dcov2_u, dcor2_u, [pdcor2_u],\n"
     "                     [p_value, permutations], [groups: {value: {n, dcov2, ...}}], seconds\n"
     "  --random N,D       x: N samples of D standard normals, y = x0 + x1^2/2 + noise (benchmarks)\n"
+    "  --quiet            no progress of the distance tiles and permutations (on a terminal an\n"
+    "                     updating line, in a file a line every DECONFOUND_PROGRESS_EVERY seconds,\n"
+    "                     default 30, but none with --json); the results stay\n"
     "\n"
     "Under mpirun the pairwise tiles (and permutations) are shared over the ranks; memory per\n"
     "rank is O(N*D + T^2), no N x N matrix is formed. Values that cannot be computed (the\n"
@@ -108,7 +112,7 @@ static void table_result(const DcorResult *r, const char *given, int perms) {
 int cmd_dcor(int argc, char **argv) {
     const char *cmd = "dcor", *v, *sx = NULL, *sy = NULL, *sz = NULL, *sby = NULL, *rnd = NULL;
     DcorOptions o = dcor_options_default();
-    int json = 0, threads = 0;
+    int json = 0, threads = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(dcor_help, stdout); return 0; }
         else if (cli_opt(argc, argv, &i, "--x", &v, cmd)) sx = v;
@@ -123,6 +127,7 @@ int cmd_dcor(int argc, char **argv) {
         else if (cli_flag(argv, i, "--unbiased")) o.unbiased = 1;
         else if (cli_flag(argv, i, "--single")) o.single = 1;
         else if (cli_flag(argv, i, "--json")) json = 1;
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
@@ -148,6 +153,9 @@ int cmd_dcor(int argc, char **argv) {
     o.rank = dist_rank();
     o.nranks = dist_size();
     o.red = dist_reducer();
+    o.progress = 1;  // drawn by rank 0 only
+    progress_enable(dist_rank() == 0 && !quiet);
+    if (json && !progress_on_terminal()) progress_enable(0);  // stdout is the JSON object alone
     DcorVar vx = { x.x, x.n, x.d }, vy = { y.x, y.n, y.d }, vz = { z.x, z.n, z.d };
     DcorResult res;
     DcorGroups *g = sby ? xcalloc(1, sizeof(DcorGroups)) : NULL;

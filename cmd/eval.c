@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/progress.h"
 #include "cmd/apply.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
@@ -15,7 +16,7 @@
 static const char *eval_help =
     "usage: deconfound eval CONFIG.ini --checkpoint FILE.h5 --data SHARD.h5[,SHARD.h5...]\n"
     "                       --features LAYER[,LAYER...] --out FEATS.h5 [--batch N] [--threads N]\n"
-    "                       [--set section.key=value ...]\n"
+    "                       [--set section.key=value ...] [--quiet]\n"
     "\n"
     "Builds the network of CONFIG.ini, loads the checkpoint and runs every sample of the shards\n"
     "(concatenated in the order given) through it in eval mode. FEATS.h5 holds, in input order,\n"
@@ -29,6 +30,8 @@ static const char *eval_help =
     "  --accuracy-by COLUMN   also print the classification accuracy over all samples, over\n"
     "                the bias-aligned ones (COLUMN's value equals the class index, as colour k\n"
     "                is class k's in Biased MNIST) and over the bias-conflicting ones\n"
+    "  --quiet       no progress (on a terminal an updating line, in a file a line every\n"
+    "                DECONFOUND_PROGRESS_EVERY seconds, default 30); the results stay\n"
     "Then, e.g.:\n"
     "  deconfound dcor --x FEATS.h5:features/fc1 --y FEATS.h5:meta:age --by FEATS.h5:labels\n";
 
@@ -59,12 +62,14 @@ typedef struct {
     InferOutputs *o;
     int col;              // metadata column
     double tally[6];      // n, correct: all, aligned, conflicting
+    long n, batch;        // samples, and the global batch: for the progress (rank 0's)
 } EvalVisit;
 
 static void eval_visit(void *arg, const Net *net, const Batch *b) {
     EvalVisit *v = arg;
     infer_outputs_visit(v->o, net, b);
     if (v->col >= 0 && b->labels) accuracy_by_tally(v->tally, net->acts[net->n_layers], (int)shape_numel(net->out_shape), b, v->col);
+    progress_update((double)DF_MIN(v->n, (b->step + 1) * v->batch));  // rank 0's share ends each global batch
 }
 
 static void print_accuracy(const EvalVisit *v, const char *column) {
@@ -105,6 +110,7 @@ static void write_features(const char *out, const char *ckpt, const InferSetup *
 int cmd_eval(int argc, char **argv) {
     ApplyArgs a;
     if (apply_args_parse(&a, argc, argv, "eval", eval_help, 1)) { apply_args_free(&a); return 0; }
+    progress_enable(dist_rank() == 0 && !a.quiet);
     DfError err;
     dist_set_blas_threads(a.threads);
     InferSetup in;
@@ -115,14 +121,16 @@ int cmd_eval(int argc, char **argv) {
     int n_outputs = layer_outputs(&in.net, a.features, a.config, act, names);
     InferOutputs o;
     infer_outputs_init(&o, &in.net, act, n_outputs, in.ds.cohort.n);
-    EvalVisit v = { &o, -1, { 0 } };
+    EvalVisit v = { &o, -1, { 0 }, in.ds.cohort.n, (long)a.batch * dist_size() };
     if (a.accuracy_by) {
         v.col = meta_column(in.schema, a.accuracy_by);
         if (v.col < 0 || in.schema->absent[v.col])
             df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by %s: %s has no such metadata column", a.accuracy_by, a.data);
         if (!in.ds.cohort.labels) df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by: %s has no labels", a.data);
     }
+    progress_begin("eval", "samples", 0, (double)v.n);
     if (infer_run(&in.net, in.loader, eval_visit, &v, &err)) df_die(DF_EXIT_FAIL, "eval: %s", err.msg);
+    progress_end();
     dist_allreduce_sum_f64(v.tally, 6);
     infer_outputs_gather(&o);
     if (dist_rank() == 0) write_features(a.out, a.checkpoint, &in, &o, names);

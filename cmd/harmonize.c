@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/blas_core.h"
+#include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "mpi/comm.h"
@@ -12,7 +13,8 @@
 static const char *harmonize_help =
     "usage: deconfound harmonize --train SHARDS --site COL [--keep COLS] [--apply SHARDS]... --out DIR\n"
     "                            [--model FILE] [--mask MASK.nii] [--nonparametric | --no-eb] [--memory MB]\n"
-    "       deconfound harmonize --model FILE --apply SHARDS [--apply SHARDS]... --out DIR [--memory MB]\n"
+    "                            [--quiet]\n"
+    "       deconfound harmonize --model FILE --apply SHARDS [--apply SHARDS]... --out DIR [--memory MB] [--quiet]\n"
     "\n"
     "ComBat (Johnson et al. 2007; Fortin et al. 2017 for images), as R/Bioconductor sva::ComBat\n"
     "computes it: per voxel a least-squares fit on the site indicators and the kept covariates,\n"
@@ -33,6 +35,8 @@ static const char *harmonize_help =
     "  --no-eb           no empirical Bayes: each voxel's own site estimates\n"
     "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 256)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
+    "  --quiet           no progress (on a terminal an updating line, in a file a line every\n"
+    "                    DECONFOUND_PROGRESS_EVERY seconds, default 30); the plan and results stay\n"
     "\n"
     "Voxels are split over the ranks, and each rank's share into chunks that fit --memory (the\n"
     "training subjects are read once per chunk to fit, every set once more to adjust); the\n"
@@ -49,7 +53,7 @@ int cmd_harmonize(int argc, char **argv) {
     o.prior = COMBAT_PARAMETRIC;
     o.memory_mb = 256;  // larger chunks were slower: first touching the buffer costs more (docs/baselines.md)
     o.apply = xcalloc((size_t)argc, sizeof(char *));
-    int threads = 0, nonpar = 0, noeb = 0;
+    int threads = 0, nonpar = 0, noeb = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(harmonize_help, stdout); return 0; }
         else if (cli_opt(argc, argv, &i, "--train", &v, cmd)) o.train = v;
@@ -64,6 +68,7 @@ int cmd_harmonize(int argc, char **argv) {
                 cli_usage_error(cmd, "--memory expects megabytes > 0, got '%s'", v);
         }
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
         else if (cli_flag(argv, i, "--nonparametric")) nonpar = 1;
         else if (cli_flag(argv, i, "--no-eb")) noeb = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
@@ -78,6 +83,7 @@ int cmd_harmonize(int argc, char **argv) {
     if (!o.out_dir) cli_usage_error(cmd, "missing --out DIR");
     o.prior = nonpar ? COMBAT_NONPARAMETRIC : noeb ? COMBAT_NO_EB : COMBAT_PARAMETRIC;
     int nt = dist_set_blas_threads(threads);
+    progress_enable(dist_rank() == 0 && !quiet);
     HarmonizeReport r;
     DfError err;
     if (harmonize_run(&o, &r, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);

@@ -1,6 +1,7 @@
 // pack.c: `deconfound pack`: a manifest of NIfTI files into HDF5 shards (data/pack.c).
 #include <stdlib.h>
 #include <string.h>
+#include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "mpi/comm.h"
@@ -39,7 +40,9 @@ static const char *pack_help =
     "  --subjects LIST   pack only the subjects listed in LIST (one id per line, # comments);\n"
     "                    an id the manifest lacks is an error naming LIST and the line\n"
     "  --categorical C   comma-separated confounder columns to treat as categorical\n"
-    "  --continuous C    comma-separated confounder columns to treat as continuous\n";
+    "  --continuous C    comma-separated confounder columns to treat as continuous\n"
+    "  --quiet           no progress (on a terminal an updating line, in a file a line every\n"
+    "                    DECONFOUND_PROGRESS_EVERY seconds, default 30); the summary stays\n";
 
 // The options that are manifest settings (data/pack.h, ManifestSettings) become [data] keys,
 // read by the parser training from a manifest uses: one set of names, defaults and checks.
@@ -61,6 +64,7 @@ int cmd_pack(int argc, char **argv) {
     PackConfig cfg = { 0 };
     cfg.shard_size = 64;
     cfg.verbose = 1;
+    int quiet = 0;
     Ini ini;
     DfError err;
     if (ini_parse_string(&ini, "[data]\n", "pack", &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
@@ -76,12 +80,13 @@ int cmd_pack(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--shard-size", &v, cmd)) cfg.shard_size = (int)cli_long(cmd, "--shard-size", v, 1, 1 << 20);
         else if (cli_flag(argv, i, "--reorient")) add_setting(&ini, cmd, "--reorient", "true");
         else if (cli_flag(argv, i, "--no-reorient")) add_setting(&ini, cmd, "--reorient", "false");
-        else if (cli_flag(argv, i, "--quiet")) cfg.verbose = 0;
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
     if (!cfg.manifest) cli_usage_error(cmd, "missing --manifest SUBJECTS.csv");
     if (!cfg.out) cli_usage_error(cmd, "missing --out DIR");
+    progress_enable(dist_rank() == 0 && !quiet);
     ManifestSettings ms;
     if (manifest_settings_from_ini(&ms, &ini, ini_section(&ini, "data"), &err) || ini_check_unused(&ini, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);

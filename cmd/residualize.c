@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/blas_core.h"
+#include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "mpi/comm.h"
@@ -12,7 +13,7 @@
 static const char *residualize_help =
     "usage: deconfound residualize --train SHARDS --remove COLS [--keep COLS] [--apply SHARDS]...\n"
     "                              --out DIR [--mask MASK.nii] [--grid RxC] [--block B] [--memory MB]\n"
-    "                              [--threads T]\n"
+    "                              [--threads T] [--quiet]\n"
     "\n"
     "Voxel-wise confound regression, the baseline from before learned debiasing: every voxel is\n"
     "fitted by least squares on the design X = [kept columns, confounders, 1] over the training\n"
@@ -33,6 +34,8 @@ static const char *residualize_help =
     "  --block B         subjects per row block (default 64, fewer to give every row some)\n"
     "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 256)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
+    "  --quiet           no progress (on a terminal an updating line, in a file a line every\n"
+    "                    DECONFOUND_PROGRESS_EVERY seconds, default 30); the plan and results stay\n"
     "\n"
     "The least squares is ScaLAPACK's QR: X = QR once (PDGEQRF, PDORGQR), then per chunk of\n"
     "voxels b = R^-1 Q^T Y (PDGEMM, PDTRSM) and Y - X~ b (PDGEMM). A design that is not of full rank over the\n"
@@ -58,7 +61,7 @@ int cmd_residualize(int argc, char **argv) {
     ResidualizeOptions o = { 0 };
     o.memory_mb = 256;  // larger chunks were slower: first touching the buffer costs more (docs/baselines.md)
     o.apply = xcalloc((size_t)argc, sizeof(char *));
-    int threads = 0;
+    int threads = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(residualize_help, stdout); return 0; }
         else if (cli_opt(argc, argv, &i, "--train", &v, cmd)) o.train = v;
@@ -74,6 +77,7 @@ int cmd_residualize(int argc, char **argv) {
                 cli_usage_error(cmd, "--memory expects megabytes > 0, got '%s'", v);
         }
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
+        else if (cli_flag(argv, i, "--quiet")) quiet = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
@@ -81,6 +85,7 @@ int cmd_residualize(int argc, char **argv) {
     if (!o.remove || !o.remove[0]) cli_usage_error(cmd, "missing --remove COLS (the confounders)");
     if (!o.out_dir) cli_usage_error(cmd, "missing --out DIR");
     int nt = dist_set_blas_threads(threads);
+    progress_enable(dist_rank() == 0 && !quiet);
     ResidualizeReport r;
     DfError err;
     if (residualize_run(&o, &r, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);

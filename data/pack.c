@@ -1,5 +1,6 @@
 // pack.c: per-volume preprocessing and `deconfound pack` (see pack.h).
 #include "data/pack.h"
+#include "base/progress.h"
 #include "mpi/comm.h"
 #include "data/csv.h"
 #include "data/shard.h"
@@ -513,6 +514,7 @@ static int load_rows(const PackConfig *cfg, const Manifest *m, Cohort *c, int a,
             free(mk);
         }
         if ((rc = agree(rc, err))) break;
+        progress_update(DF_MIN(q + P, b));
         dist_gather_f32(round_buf, mine, have ? stride : 0);
         for (int r = 0; rank == 0 && r < P && q + r < b; r++) {
             const float *src = round_buf + (size_t)r * stride;
@@ -552,6 +554,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     Shape shape = { 0, 0, 0, 0 };
     if (agree(check_headers(cfg, &m, &shape, err), err) || make_out_dir(cfg, tmp, sizeof tmp, err)) goto fail;
     int nshards = (m.n + cfg->shard_size - 1) / cfg->shard_size;
+    progress_begin("pack", "volumes", 0, m.n);
     for (int s = 0; s < nshards; s++) {
         int a = s * cfg->shard_size, b = DF_MIN(m.n, a + cfg->shard_size);
         Cohort c;
@@ -562,10 +565,6 @@ int pack_run(const PackConfig *cfg, DfError *err) {
             char path[4200];
             snprintf(path, sizeof path, "%s/shard-%05d.h5", tmp, s);
             rc = shard_write(path, &c, err);
-            if (rc == 0 && cfg->verbose) {
-                printf("shard %d/%d: %d samples\n", s + 1, nshards, b - a);
-                fflush(stdout);
-            }
         }
         if (rank == 0) cohort_free(&c);
         if (agree(rc, err)) goto fail;
@@ -573,6 +572,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     rc = 0;
     if (rank == 0 && rename(tmp, cfg->out) != 0) rc = df_err(err, "%s: cannot rename %s into place: %s", cfg->out, tmp, strerror(errno));
     if (agree(rc, err)) goto fail;
+    progress_end();
     if (rank == 0 && cfg->verbose) print_summary(cfg, &m, shape, nshards);
     manifest_free(&m);
     return 0;

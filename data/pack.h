@@ -76,7 +76,7 @@ typedef struct {
     int shard_size;                     // samples per shard
     const char *categorical, *continuous;  // declared column kinds (comma lists) or NULL
     const char *subjects;               // a subject list file (one id per line): pack only those, or NULL
-    int verbose;
+    int verbose;                        // 1: rank 0 prints what it wrote (the progress is base/progress.h's)
 } PackConfig;
 
 // Collective over the MPI ranks (every rank calls it with the same config): reads the

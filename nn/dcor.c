@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/progress.h"
 #include "base/rng.h"
 
 #define NV_MAX 3                       // x, y, z
@@ -181,7 +182,13 @@ typedef struct {
     float *pif, *pjf;
     double *ni, *nj, *gi, *gj;  // (T) gathered norms / centring terms
     float *nif, *njf;
+    int progress;          // DcorOptions.progress: after each tile, done += step
+    double done, step;     // (tiles, or permutations: a tile of a batch is a share of its permutations)
 } Scratch;
+
+static void tile_done(Scratch *s) {
+    if (s->progress) progress_update(s->done += s->step);
+}
 
 static void scratch_init(Scratch *s, int T, int dmax, int nv, int single, int perm) {
     memset(s, 0, sizeof *s);
@@ -274,6 +281,11 @@ static int tiles_next(TileIter *it, int rank, int nranks) {
         if (++it->k % nranks == rank) return 1;
     }
 }
+// How many tiles tiles_next gives `rank` (for the progress).
+static long tiles_of_rank(int n, int T, int rank, int nranks) {
+    long nb = (n + T - 1) / T, all = nb * (nb + 1) / 2;
+    return all / nranks + (rank < all % nranks);
+}
 
 // Pass 1: row sums of every variable's distance matrix, all-reduced.
 static void pass_rowsums(Var *vs, int nv, const DcorOptions *o, Scratch *s) {
@@ -288,6 +300,7 @@ static void pass_rowsums(Var *vs, int nv, const DcorOptions *o, Scratch *s) {
             var_tile(D, &vs[v], NULL, i0, ni, j0, nj, s);
             for (int i = 0; i < ni; i++) r[i0 + i] += rowsum_colsum(r + j0, D + (size_t)i * nj, nj, off);
         }
+        tile_done(s);
     }
     reduce_sum_f64(o->red, buf, (size_t)nv * n);
     for (int v = 0; v < nv; v++) {
@@ -325,6 +338,7 @@ static void pass_products(double sb[NP_MAX], double su[NP_MAX], Var *vs, int nv,
         }
         double w = diag ? 1.0 : 2.0;
         for (int p = 0; p < 2 * NP_MAX; p++) acc[p] += w * t[p];
+        tile_done(s);
     }
     reduce_sum_f64(o->red, acc, 2 * NP_MAX);
     for (int p = 0; p < NP_MAX; p++) { sb[p] = acc[p]; su[p] = acc[NP_MAX + p]; }
@@ -362,6 +376,7 @@ static void pass_permutations(double *stat, const int *perms, int nperm, Var *vx
             }
             stat[k] += w * t;
         }
+        tile_done(s);
     }
     reduce_sum_f64(o->red, stat, (size_t)nperm);
 }
@@ -564,6 +579,7 @@ static void pass_fused_1d_y(double sb[NP_MAX], double su[NP_MAX], Var *vx, Var *
             for (int j = 0; j < nj; j++) rho[j0 + j] += col[j];
         double w = diag ? 1.0 : 2.0;
         for (int k = 0; k < 3; k++) acc[k] += w * t[k];
+        tile_done(s);
     }
     reduce_sum_f64(o->red, buf, (size_t)n + 3);
     double tau = 0, rr = 0, tau1 = 0, rr1 = 0;
@@ -635,8 +651,14 @@ static int permutation_test_tiles(double *p_value, Var *vx, Var *vy, const DcorO
     int *perms = xmalloc((size_t)batch * n * sizeof(int));
     double *stat = xmalloc((size_t)batch * sizeof(double)), t0 = 0;
     int ge = 0;
+    // Progress in permutations: a tile of a batch is its share of the batch's (the observed
+    // statistic, one more sweep's worth, spread over them).
+    double scale = (double)P / (P + 1), tiles = (double)DF_MAX(1, tiles_of_rank(n, s->T, o->rank, o->nranks));
+    if (s->progress) progress_begin("dcor permutation test", "permutations", 0, P);
     for (int k0 = 0; k0 <= P; k0 += batch) {
         int nb = DF_MIN(batch, P + 1 - k0);
+        s->done = k0 * scale;
+        s->step = nb * scale / tiles;
         for (int k = 0; k < nb; k++) {
             int *p = perms + (size_t)k * n;
             if (k0 + k == 0) for (int i = 0; i < n; i++) p[i] = i;
@@ -648,6 +670,7 @@ static int permutation_test_tiles(double *p_value, Var *vx, Var *vy, const DcorO
             else ge += stat[k] >= t0;
         }
     }
+    if (s->progress) progress_end();
     free(perms);
     free(stat);
     *p_value = p_value_from(ge, P);
@@ -665,13 +688,16 @@ static double permutation_test_1d(Var *vx, Var *vy, const DcorOptions *o) {
     double pb, pu, t0, cnt = 0;
     products_from_sums(&pb, &pu, cross_1d(vx->x, vy->x, n), vx, vy);
     t0 = o->unbiased ? pu : pb;
+    if (o->progress) progress_begin("dcor permutation test", "permutations", 0, P);
     for (int k = 1; k <= P; k++) {
         if ((k - 1) % o->nranks != o->rank) continue;
         make_perm(p, n, o->seed, k);
         for (int i = 0; i < n; i++) { yp[i] = vy->x[p[i]]; rp[i] = vy->r[p[i]]; }
         products_from_sums(&pb, &pu, cross_1d(vx->x, yp, n), vx, &vp);
         cnt += (o->unbiased ? pu : pb) >= t0;
+        if (o->progress) progress_update(k);  // every rank is about as far
     }
+    if (o->progress) progress_end();
     reduce_sum_f64(o->red, &cnt, 1);
     free(p); free(yp); free(rp);
     return p_value_from((int)cnt, P);
@@ -713,6 +739,10 @@ int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dcor
         int fused = nv == 2 && in[0]->d > 1 && in[1]->d == 1 ? 1 : nv == 2 && in[0]->d == 1 && in[1]->d > 1 ? 2 : 0;
         Scratch s;
         scratch_init(&s, T, dmax, nv, o.single, o.permutations > 0);
+        s.progress = o.progress;
+        s.step = 1;
+        if (o.progress)  // one sweep over the tiles, or two (row sums, then products)
+            progress_begin("dcor distances", "tiles", 0, (double)tiles_of_rank(n, T, o.rank, o.nranks) * (fused ? 1 : 2));
         if (fused == 1) pass_fused_1d_y(sb, su, &vs[0], &vs[1], &o, &s);
         else if (fused == 2) {  // y is the multivariate one: the statistics are symmetric
             pass_fused_1d_y(sb, su, &vs[1], &vs[0], &o, &s);
@@ -722,6 +752,7 @@ int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dcor
             pass_rowsums(vs, nv, &o, &s);
             pass_products(sb, su, vs, nv, &o, &s);
         }
+        if (o.progress) progress_end();
         finish(out, n, sb, su, z != NULL);
         if (o.permutations > 0) permutation_test_tiles(&out->p_value, &vs[0], &vs[1], &o, &s);
         scratch_free(&s);

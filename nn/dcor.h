@@ -27,6 +27,8 @@ typedef struct {
     int rank, nranks;  // this process's share of the tiles / permutations (0, 1: all)
     Reducer *red;      // combines partial sums across ranks (NULL: one process)
     int no_fast;       // never take the O(n log n) path (tests compare the two)
+    int progress;      // 1: report the tile sweeps and the permutations (base/progress.h);
+                       // `deconfound dcor` does, training's dCor report not (its line is the training's)
 } DcorOptions;
 // Defaults: tile 512, double precision, biased test statistic, no permutations, one rank.
 DcorOptions dcor_options_default(void);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/progress.h"
 #include "mpi/comm.h"
 #include "prep/combat.h"
 #include "prep/design.h"
@@ -26,6 +27,7 @@ typedef struct {
     long chunk, chunks;    // voxel columns per chunk (from the largest share), chunks per rank
     double *y;             // (rows, chunk): one set's rows x one chunk's columns
     int y_holds_train;     // y still holds the training data (one chunk): pass 2 need not reread it
+    double done;           // subjects x voxels of this rank's share through a pass so far
 } Job;
 
 static const char *const prior_name[] = { "parametric", "non-parametric", "none (--no-eb)" };
@@ -104,6 +106,15 @@ static double *covariates(const Job *j, const ShardRows *rows, DfError *err) {
 
 // ---- reading and writing this rank's voxels, a chunk at a time -------------------------------
 
+// Progress in subject-voxels (each pass's subjects x the voxels): a chunk of n subjects and w
+// of this rank's voxels is through. Rank 0 counts its own share, scaled to every voxel (the
+// shares are even).
+static void progress_chunk(Job *j, long n, long w) {
+    if (w == 0) return;  // past the end of this rank's share: nothing new
+    j->done += (double)n * (double)w;
+    progress_update(j->v > 0 ? j->done * (double)j->vs.m / (double)j->v : 0);
+}
+
 // This rank's columns of chunk k: [*c0, *c0 + w) of its share, w returned (0 past its end).
 static long chunk_cols(const Job *j, long k, long *c0) {
     *c0 = DF_MIN(k * j->chunk, j->v);
@@ -150,6 +161,7 @@ static int harmonise_chunk(Job *j, int s, const int *site, const double *cov, lo
     t = df_now();
     int rc = write_rows(&j->outs[s], j->y, j, rows->n, c0, w, err);
     j->rep->seconds_write += df_now() - t;
+    progress_chunk(j, rows->n, w);
     return rc;
 }
 
@@ -226,6 +238,7 @@ static int save_model(const Job *j, const int *site, DfError *err) {
 
 static void print_priors(const Job *j, const int *site) {
     if (dist_rank() != 0) return;
+    progress_clear();  // between the passes: the line comes back with the next chunk
     const MetaSchema *s = j->d.schema;
     const CombatModel *m = &j->part;
     for (int l = 0; l < s->n_levels[j->site_col]; l++) {
@@ -249,6 +262,7 @@ static int fit_chunk(Job *j, CombatFit *f, long k, DfError *err) {
     t = df_now();
     combat_fit_chunk(f, j->y, c0, w);
     j->rep->seconds_fit += df_now() - t;
+    progress_chunk(j, j->rows[0].n, w);
     return 0;
 }
 
@@ -443,9 +457,13 @@ static int run_job(Job *j, DfError *err) {
     free(rows);
     if (rc) return -1;
     j->y = df_alloc_large(sizeof(double) * ((size_t)largest_set(j) * (size_t)j->chunk + 1));
+    double passes = j->fitting ? (double)j->rows[0].n : 0;  // the fit's pass, then every set's
+    for (int s = 0; s < j->n_sets; s++) passes += (double)j->rows[s].n;
+    progress_begin("harmonize", "subject-voxels", 0, passes * (double)j->vs.m);
     if (j->fitting && fit(j, err)) return -1;
     for (int s = 0; s < j->n_sets; s++)
         if (harmonise_set(j, s, err)) return -1;
+    progress_end();
     for (long i = 0; i < j->part.v; i++) j->rep->passed += j->part.pass[i];
     double passed = (double)j->rep->passed;
     dist_allreduce_sum_f64(&passed, 1);

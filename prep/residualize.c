@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/progress.h"
 #include "mpi/comm.h"
 #include "mpi/scalapack.h"
 #include "prep/design.h"
@@ -340,9 +341,14 @@ static int run_job(Job *j, DfError *err) {
     print_plan(j);
     if (create_outputs(j, err)) return -1;
     if (prep_agree(factor_design(j, err), err)) return -1;
-    for (long c0 = 0; c0 < j->vs.m; c0 += j->plan.chunk)
-        if (run_chunk(j, c0, DF_MIN(j->plan.chunk, j->vs.m - c0), err)) return -1;
+    progress_begin("residualize", "voxels", 0, (double)j->vs.m);  // every subject's, a chunk at a time
+    for (long c0 = 0; c0 < j->vs.m; c0 += j->plan.chunk) {
+        long w = DF_MIN(j->plan.chunk, j->vs.m - c0);
+        if (run_chunk(j, c0, w, err)) return -1;
+        progress_update((double)(c0 + w));
+    }
     if (prep_outputs_commit(j->outs, j->n_sets, err)) return -1;
+    progress_end();
     double n = (double)j->d.n, k = rep->k, m = (double)j->vs.m;
     rep->flops = m * (2 * n * k + k * k + 2 * (n + (double)n_apply) * k);
     return 0;

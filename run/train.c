@@ -8,6 +8,7 @@
 #include "run/train.h"
 #include "nn/term.h"
 #include "base/blas_core.h"
+#include "base/progress.h"
 #include "data/checkpoint.h"
 #include "data/loader.h"
 #include "mpi/comm.h"
@@ -72,7 +73,7 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
     if (strlen(out) >= sizeof tc->out_dir) return df_err(err, "%s: [train] out_dir is too long", ini->origin);
     snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
     if (ini_int(ini, t, "checkpoint_every", 1, 0, 1000000, &tc->checkpoint_every, err)) return -1;
-    if (ini_int(ini, t, "log_every", 10, 1, 1000000, &tc->log_every, err)) return -1;
+    if (ini_int(ini, t, "log_every", 0, 0, 1000000, &tc->log_every, err)) return -1;
     if (ini_int(ini, t, "threads", 0, 0, 1024, &tc->threads, err)) return -1;
     if (ini_double(ini, t, "bucket_mb", 4.0, 0.004, 1024.0, &tc->bucket_mb, err)) return -1;
     const char *dl = ini_str(t, "dcor_layer", "");
@@ -180,8 +181,6 @@ typedef struct {
     GapMeter gap;           // [train] train_eval_gap: the meter (no layers tracked when off)
     Report report;
     FaultPlan fault;
-    double t_run;           // wall clock at the first step, for the ETA
-    long steps_run;
     double data_wait0;      // the loader's waiting time when the epoch began
 } Trainer;
 
@@ -476,7 +475,8 @@ static void setup(Trainer *t, const TrainArgs *args) {
     install_stop_handlers();
     t->fault = fault_plan_from_env();
     snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s/checkpoint.h5", t->tc.out_dir);
-    t->t_run = df_now();
+    progress_begin("train", "samples", (double)t->ts.epoch * t->ds.n_train + t->ts.epoch_sums[2],
+                   (double)t->tc.epochs * t->ds.n_train);
 }
 
 static void teardown(Trainer *t) {
@@ -516,7 +516,6 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     terms_sync(&t->tr);
     t->ts.step++;
     t->ts.epoch_step = b->step + 1;
-    t->steps_run++;
     stats[0] = ls.sum;
     stats[1] = (double)ls.correct;
     stats[2] = (double)b->n;
@@ -526,20 +525,16 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     dist_allreduce_sum_f64(stats, STEP_STATS);
 }
 
-static void format_eta(double s, char *buf, size_t n) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long v = (long)(s + 0.5);
-    snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, (v / 60) % 60, v % 60);
-}
-
-static void print_progress(const Trainer *t, int epoch, int s, const double *stats, double lr, double samples, double t_epoch) {
-    double steps_per_s = (double)t->steps_run / (df_now() - t->t_run);
-    long left = (long)(t->tc.epochs - epoch - 1) * t->steps_per_epoch + (t->steps_per_epoch - s - 1);
-    char eta[32];
-    format_eta(left / (steps_per_s > 0 ? steps_per_s : 1), eta, sizeof eta);
-    printf("epoch %d/%d step %d/%d loss %.4f lr %.3g %.1f samples/s ETA %s\n", epoch + 1, t->tc.epochs, s + 1, t->steps_per_epoch,
-           stats[0] / stats[2], lr, samples / (df_now() - t_epoch), eta);
-    fflush(stdout);
+// The progress line (base/progress.h): on a terminal when due; in a file every
+// DECONFOUND_PROGRESS_EVERY seconds and, with [train] log_every, every log_every steps and at
+// the epoch's last. done: samples of the run so far.
+static void show_progress(const Trainer *t, int epoch, int s, const double *stats, double lr, double done) {
+    int force = t->tc.log_every > 0 && ((s + 1) % t->tc.log_every == 0 || s + 1 == t->steps_per_epoch);
+    if (!progress_at(done, force)) return;
+    char text[160];
+    snprintf(text, sizeof text, "epoch %d/%d step %d/%d loss %.4f lr %.3g", epoch + 1, t->tc.epochs, s + 1, t->steps_per_epoch,
+             stats[0] / stats[2], lr);
+    progress_show(text);
 }
 
 // ---- one epoch ----------------------------------------------------------------------------
@@ -561,7 +556,6 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[TRAIN_SUMS]
     // stopped mid-epoch -- sees the same batches.
     loader_begin_epoch_at(t->train, epoch, t->ts.epoch_step);
     memcpy(sums, t->ts.epoch_sums, TRAIN_SUMS * sizeof(double));
-    double t_epoch = df_now(), samples0 = sums[2];
     int stopped = 0;
     while ((b = loader_next(t->train, &err))) {
         double stats[STEP_STATS];
@@ -570,15 +564,17 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[TRAIN_SUMS]
         for (int j = 0; j < 2 * TRAIN_TALLY_CLASSES; j++) sums[3 + j] += stats[4 + j];
         if (!isfinite(stats[0])) df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, b->step + 1);
         int s = b->step;
-        if (t->rank == 0 && ((s + 1) % t->tc.log_every == 0 || s + 1 == t->steps_per_epoch))
-            print_progress(t, epoch, s, stats, lr, sums[2] - samples0, t_epoch);
+        show_progress(t, epoch, s, stats, lr, (double)epoch * t->ds.n_train + sums[2]);
         if (stats[3] > 0 && s + 1 < t->steps_per_epoch) {  // stop mid-epoch
             memcpy(t->ts.epoch_sums, sums, TRAIN_SUMS * sizeof(double));
+            progress_clear();
             return 1;
         }
         if (stats[3] > 0) stopped = 1;  // at the epoch's end: finish it normally
     }
     if (loader_failed(t->train)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    if (epoch + 1 == t->tc.epochs) progress_end();
+    else progress_clear();  // before the epoch's report
     return stopped;
 }
 

@@ -18,7 +18,7 @@ typedef struct {
     uint64_t seed;        // initialisation, shuffling and dropout
     char out_dir[512];    // the run directory ("" until set up: runs/<config>-<time>, record.h)
     int checkpoint_every; // epochs (0 = only at the end)
-    int log_every;        // steps between progress lines
+    int log_every;        // in a file, a progress line also every log_every steps (0: by time only)
     int threads;          // BLAS threads per rank (0 = cores / ranks on the node)
     double bucket_mb;     // gradient all-reduce bucket size (MiB)
     char dcor_layer[256]; // report dCor of these layers' features vs metadata ("a,b"; "" = none)
