@@ -343,6 +343,11 @@ static void print_csv(FILE *f, const Method *m, int n_m, const RunSummary *runs,
 // Method i against method 0 over the pairing keys both have: one line per metric.
 static void print_tests(FILE *f, const Method *m, int n_m, const RunSummary *runs, const Metric *mt, int n_mt, int markdown) {
     if (n_m < 2) return;
+    if (m[0].n < 2) {  // a test over one pair says nothing
+        fprintf(f, "\n(No paired test: %s has one run. Repeat the methods over folds or seeds -- `deconfound cv`,\n"
+                   "[train] seed -- to compare them with one.)\n", m[0].label);
+        return;
+    }
     const int rows_max = 1 + (n_m - 1) * n_mt;
     char (*cells)[COMPARE_MAX_COLS][224] = xcalloc((size_t)rows_max, sizeof *cells);
     const char *head[6] = { "method", "metric", "n", "median diff.", "V", "p" };

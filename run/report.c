@@ -274,29 +274,28 @@ void report_epoch(Report *r, int epoch, int has_val, int multi_rank) {
     write_tables(r, epoch + 1);
 }
 
+// Appends a memory stream's text to a growing file image, then rewrites the file whole.
+static void append_and_write(const Report *r, const char *name, char **text, size_t *len, char *more, size_t more_len) {
+    *text = xrealloc(*text, *len + more_len + 1);
+    memcpy(*text + *len, more, more_len + 1);
+    *len += more_len;
+    free(more);
+    write_file(r->out_dir, name, *text, *len);
+}
+
 void report_dcor(Report *r, const DcorReport *rep, const char *layer, int epoch) {
     dcor_report_print(rep, layer, epoch + 1, stdout, NULL);
-    char *line = NULL;
-    size_t len = 0;
+    char *line = NULL, *rows = NULL;
+    size_t len = 0, rows_len = 0;
     FILE *mem = open_memstream(&line, &len);
     dcor_report_print(rep, layer, epoch + 1, NULL, mem);
     fclose(mem);
-    r->dcor_json = xrealloc(r->dcor_json, r->dcor_json_len + len + 1);
-    memcpy(r->dcor_json + r->dcor_json_len, line, len + 1);
-    r->dcor_json_len += len;
-    free(line);
-    write_file(r->out_dir, "dcor.json", r->dcor_json, r->dcor_json_len);
-    char *rows = NULL;
-    size_t rows_len = 0;
+    append_and_write(r, "dcor.json", &r->dcor_json, &r->dcor_json_len, line, len);
     mem = open_memstream(&rows, &rows_len);
     if (!r->dcor_csv) fputs("epoch,layer,column,scope,dcor2_u\n", mem);
     dcor_report_csv(rep, layer, epoch + 1, mem);
     fclose(mem);
-    r->dcor_csv = xrealloc(r->dcor_csv, r->dcor_csv_len + rows_len + 1);
-    memcpy(r->dcor_csv + r->dcor_csv_len, rows, rows_len + 1);
-    r->dcor_csv_len += rows_len;
-    free(rows);
-    write_file(r->out_dir, "dcor.csv", r->dcor_csv, r->dcor_csv_len);
+    append_and_write(r, "dcor.csv", &r->dcor_csv, &r->dcor_csv_len, rows, rows_len);
 }
 
 void report_final(const Report *r, int n_val) {

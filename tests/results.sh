@@ -78,6 +78,9 @@ check "compare: one row per method, 3 runs each, mean ± sd" bash -c "grep -q '^
     grep -q '^quickstart \[train.lr=0.0005\]  *3  .*±' cmp.txt"
 check "compare: dCor² per confounder" bash -c "head -1 cmp.txt | grep -q 'dCor² age.*dCor² sex.*dCor² site'"
 check "compare: paired test over 3 seeds" grep -q 'accuracy %  *[0-3]  ' cmp.txt
+"$DF" compare "$WORK/cmp/a1" "$WORK/cmp/b1" >single.txt 2>&1
+check "compare: one run per method: rows named by run, no paired test" bash -c "grep -q '^a1  *1 ' single.txt && grep -q '^b1  *1 ' single.txt &&
+    grep -q 'No paired test' single.txt && ! grep -q 'signed-rank tests' single.txt"
 "$DF" compare "$WORK/cmp" --format markdown >cmp.md
 check "compare: markdown table; a folder of runs stands for them" bash -c "grep -q '^| method ' cmp.md && grep -q '^|---|---:' cmp.md &&
     [ \$(grep -c '^| quickstart' cmp.md) -ge 2 ]"

@@ -12,14 +12,6 @@
 #include "data/h5util.h"
 #include "testutil.h"
 
-// |a - b| <= atol + rtol |b|, both NaN counts as equal; prints the mismatch.
-static int near(double a, double b, double rtol, double atol, const char *what) {
-    if (isnan(a) && isnan(b)) return 1;
-    int ok = fabs(a - b) <= atol + rtol * fabs(b);
-    if (!ok) printf("\n  %s: got %.17g, expected %.17g (diff %.3g)\n", what, a, b, a - b);
-    return ok;
-}
-
 typedef struct {
     int n, dx, dy, dz;
     double *x, *y, *z;
@@ -84,16 +76,16 @@ static void test_against_energy(void) {
             }
             CU_ASSERT_FATAL(rc == 0);
             snprintf(what, sizeof what, "%s variant %d dcor2", cases[c], variant);
-            CU_ASSERT(near(res.dcor2, r.dcor2, rt, at, what));
+            CU_ASSERT(tu_near(res.dcor2, r.dcor2, rt, at, what));
             snprintf(what, sizeof what, "%s variant %d dcov2", cases[c], variant);
-            CU_ASSERT(near(res.dcov2, r.dcov2, rt, at, what));
+            CU_ASSERT(tu_near(res.dcov2, r.dcov2, rt, at, what));
             snprintf(what, sizeof what, "%s variant %d dcor2_u", cases[c], variant);
-            CU_ASSERT(near(res.dcor2_u, r.dcor2_u, rt, at, what));
+            CU_ASSERT(tu_near(res.dcor2_u, r.dcor2_u, rt, at, what));
             snprintf(what, sizeof what, "%s variant %d dcov2_u", cases[c], variant);
-            CU_ASSERT(near(res.dcov2_u, r.dcov2_u, rt, at, what));
+            CU_ASSERT(tu_near(res.dcov2_u, r.dcov2_u, rt, at, what));
             if (r.dz) {
                 snprintf(what, sizeof what, "%s variant %d pdcor2_u", cases[c], variant);
-                CU_ASSERT(near(res.pdcor2_u, r.pdcor2_u, rt, at, what));
+                CU_ASSERT(tu_near(res.pdcor2_u, r.pdcor2_u, rt, at, what));
             } else CU_ASSERT(isnan(res.pdcor2_u));
             CU_ASSERT(isnan(res.p_value));
         }
@@ -151,11 +143,11 @@ static void test_tiles_vs_naive(void) {
         CU_ASSERT_FATAL(dcor_compute(&res, &vx, &vy, &vz, &o, &err) == 0);
         char what[64];
         snprintf(what, sizeof what, "tile %d", tiles[t]);
-        CU_ASSERT(near(res.dcov2, ref.dcov2, 1e-10, 0, what));
-        CU_ASSERT(near(res.dcor2, ref.dcor2, 1e-10, 0, what));
-        CU_ASSERT(near(res.dcov2_u, ref.dcov2_u, 1e-10, 0, what));
-        CU_ASSERT(near(res.dcor2_u, ref.dcor2_u, 1e-10, 0, what));
-        CU_ASSERT(near(res.pdcor2_u, ref.pdcor2_u, 1e-10, 0, what));
+        CU_ASSERT(tu_near(res.dcov2, ref.dcov2, 1e-10, 0, what));
+        CU_ASSERT(tu_near(res.dcor2, ref.dcor2, 1e-10, 0, what));
+        CU_ASSERT(tu_near(res.dcov2_u, ref.dcov2_u, 1e-10, 0, what));
+        CU_ASSERT(tu_near(res.dcor2_u, ref.dcor2_u, 1e-10, 0, what));
+        CU_ASSERT(tu_near(res.pdcor2_u, ref.pdcor2_u, 1e-10, 0, what));
     }
     free(x); free(y); free(z);
 }
@@ -176,11 +168,11 @@ static void test_fast_vs_tiles(void) {
     o.no_fast = 1;
     o.tile = 77;
     CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, &vz, &o, &err) == 0);
-    CU_ASSERT(near(a.dcov2, b.dcov2, 1e-10, 0, "fast dcov2"));
-    CU_ASSERT(near(a.dcor2_u, b.dcor2_u, 1e-10, 0, "fast dcor2_u"));
-    CU_ASSERT(near(a.pdcor2_u, b.pdcor2_u, 1e-10, 0, "fast pdcor2_u"));
+    CU_ASSERT(tu_near(a.dcov2, b.dcov2, 1e-10, 0, "fast dcov2"));
+    CU_ASSERT(tu_near(a.dcor2_u, b.dcor2_u, 1e-10, 0, "fast dcor2_u"));
+    CU_ASSERT(tu_near(a.pdcor2_u, b.pdcor2_u, 1e-10, 0, "fast pdcor2_u"));
     CU_ASSERT(a.p_value == b.p_value);
-    CU_ASSERT(near(a.p_value, 1.0 / 30, 1e-12, 0, "dependent p-value"));
+    CU_ASSERT(tu_near(a.p_value, 1.0 / 30, 1e-12, 0, "dependent p-value"));
     free(x); free(y); free(z);
 }
 
@@ -207,7 +199,7 @@ static void test_permutations(void) {
     CU_ASSERT(b.p_value > 0.05);
     for (int i = 0; i < n; i++) y[i] = x[i * 4] * x[i * 4 + 1];
     CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
-    CU_ASSERT(near(b.p_value, 0.01, 1e-12, 0, "dependent p-value"));
+    CU_ASSERT(tu_near(b.p_value, 0.01, 1e-12, 0, "dependent p-value"));
     free(x); free(y);
 }
 
@@ -243,7 +235,7 @@ static void test_permutations_exact(void) {
             CU_ASSERT_FATAL(dcor_compute(&res, &vx, &vy, NULL, &o, &err) == 0);
             char what[64];
             snprintf(what, sizeof what, "p-value, d_x %d, unbiased %d", dx, unbiased);
-            CU_ASSERT(near(res.p_value, (1.0 + ge) / (1.0 + P), 1e-12, 0, what));
+            CU_ASSERT(tu_near(res.p_value, (1.0 + ge) / (1.0 + P), 1e-12, 0, what));
             CU_ASSERT(ge > 0 && ge < P);  // the case is not degenerate
             if (!(ge > 0 && ge < P)) printf("\n  %s: %d of %d replicates exceed\n", what, ge, P);
         }
@@ -275,8 +267,8 @@ static void test_groups(void) {
     DcorResult ref;
     dcor_naive(&ref, &gx, &gy, NULL);
     CU_ASSERT(gr.r[1].n == m);
-    CU_ASSERT(near(gr.r[1].dcor2_u, ref.dcor2_u, 1e-10, 0, "group 1 dcor2_u"));
-    CU_ASSERT(near(gr.r[1].dcor2, ref.dcor2, 1e-10, 0, "group 1 dcor2"));
+    CU_ASSERT(tu_near(gr.r[1].dcor2_u, ref.dcor2_u, 1e-10, 0, "group 1 dcor2_u"));
+    CU_ASSERT(tu_near(gr.r[1].dcor2, ref.dcor2, 1e-10, 0, "group 1 dcor2"));
     o.unbiased = 1;
     CU_ASSERT(dcor_by_group(&gr, &vx, &vy, NULL, by, &o, &err) == -1);
     CU_ASSERT(strstr(err.msg, "group 7 has 3 samples") != NULL);

@@ -7,23 +7,15 @@
 #include "nn/metrics.h"
 #include "testutil.h"
 
-// |a - b| <= atol + rtol |b|, both NaN counts as equal; prints the mismatch.
-static int near(double a, double b, double rtol, double atol, const char *what) {
-    if (isnan(a) && isnan(b)) return 1;
-    int ok = fabs(a - b) <= atol + rtol * fabs(b);
-    if (!ok) printf("\n  %s: got %.17g, expected %.17g (diff %.3g)\n", what, a, b, a - b);
-    return ok;
-}
-
 // Positives score 0.4, 0.8, 0.4; negatives 0.1, 0.4, 0.2. Of the 9 (positive, negative)
 // pairs, 0.8 beats all 3; each 0.4 beats 0.1 and 0.2 and ties the negative 0.4 (1/2):
 // AUC = (3 + 2.5 + 2.5) / 9 = 8/9. Without the half it would be 7/9, with a full 1 9/9.
 static void test_auc_hand(void) {
     double score[6] = { 0.1, 0.4, 0.4, 0.8, 0.4, 0.2 };
     int pos[6] = { 0, 1, 0, 1, 1, 0 };
-    CU_ASSERT(near(metric_roc_auc(score, pos, 6), 8.0 / 9, 1e-15, 0, "ties by hand"));
+    CU_ASSERT(tu_near(metric_roc_auc(score, pos, 6), 8.0 / 9, 1e-15, 0, "ties by hand"));
     int nonzero[6] = { 0, 7, 0, -1, 2, 0 };  // "positive" is any non-zero
-    CU_ASSERT(near(metric_roc_auc(score, nonzero, 6), 8.0 / 9, 1e-15, 0, "non-zero positives"));
+    CU_ASSERT(tu_near(metric_roc_auc(score, nonzero, 6), 8.0 / 9, 1e-15, 0, "non-zero positives"));
     // every score equal: every pair a tie, 1/2
     double flat[4] = { 3, 3, 3, 3 };
     int p4[4] = { 1, 0, 0, 1 };
@@ -53,7 +45,7 @@ static void test_auc_undefined(void) {
 // class 2 (never predicted) 0/1, so (1/2 + 2/3 + 0) / 3 = 7/18. Plain accuracy would be 3/6.
 static void test_bacc_hand(void) {
     int label[6] = { 0, 0, 1, 1, 1, 2 }, pred[6] = { 0, 1, 1, 1, 0, 1 };
-    CU_ASSERT(near(metric_balanced_accuracy(label, pred, 6, 3), 7.0 / 18, 1e-15, 0, "never predicted"));
+    CU_ASSERT(tu_near(metric_balanced_accuracy(label, pred, 6, 3), 7.0 / 18, 1e-15, 0, "never predicted"));
     // K = 4 with class 3 predicted but never a label: only classes 0 and 1 are averaged,
     // recall 1/2 each, so 1/2 (not (1/2 + 1/2 + 0 + 0) / 4 nor a third of anything)
     int l2[4] = { 0, 0, 1, 1 }, p2[4] = { 0, 3, 1, 3 };
@@ -84,7 +76,7 @@ static void test_bacc_tally(void) {
     CU_ASSERT(a > 0.5 && a < 1);
     // the hand case as tallies: class 0 {2, 1}, 1 {3, 2}, 2 {1, 0}
     double hand[6] = { 2, 1, 3, 2, 1, 0 };
-    CU_ASSERT(near(metric_balanced_accuracy_tally(hand, 3), 7.0 / 18, 1e-15, 0, "tally by hand"));
+    CU_ASSERT(tu_near(metric_balanced_accuracy_tally(hand, 3), 7.0 / 18, 1e-15, 0, "tally by hand"));
 }
 
 // Groups 0: hits 1 1 0 (2/3); 1: empty; 2: 1 0 0 (1/3); 3: 0 1 1 (2/3); one sample in no
@@ -96,7 +88,7 @@ static void test_groups(void) {
     int count[4];
     CU_ASSERT(metric_group_accuracy(acc, count, group, hit, 11, 4) == 2);
     CU_ASSERT(count[0] == 3 && count[1] == 0 && count[2] == 3 && count[3] == 3);
-    CU_ASSERT(near(acc[0], 2.0 / 3, 1e-15, 0, "group 0") && near(acc[2], 1.0 / 3, 1e-15, 0, "group 2"));
+    CU_ASSERT(tu_near(acc[0], 2.0 / 3, 1e-15, 0, "group 0") && tu_near(acc[2], 1.0 / 3, 1e-15, 0, "group 2"));
     CU_ASSERT(isnan(acc[1]));  // empty: NAN (and never the worst)
     // ties: group 2's samples moved to group 1 with hits 1 1 0: groups 0, 1, 3 all 2/3 and
     // group 2 empty: the lowest index of the three
@@ -137,7 +129,7 @@ static void test_sklearn(void) {
         int n = (int)l->n, *label = malloc(n * sizeof(int)), *pred = malloc(n * sizeof(int));
         for (int i = 0; i < n; i++) { label[i] = (int)l->v[i]; pred[i] = (int)p->v[i]; }
         snprintf(what, sizeof what, "sklearn bacc%d", c);
-        CU_ASSERT(near(metric_balanced_accuracy(label, pred, n, (int)k->v[0]), v->v[0], 1e-15, 0, what));
+        CU_ASSERT(tu_near(metric_balanced_accuracy(label, pred, n, (int)k->v[0]), v->v[0], 1e-15, 0, what));
         free(label); free(pred);
     }
     for (int c = 0; c < (int)counts->v[1]; c++) {
@@ -151,7 +143,7 @@ static void test_sklearn(void) {
         int n = (int)s->n, *pos = malloc(n * sizeof(int));
         for (int i = 0; i < n; i++) pos[i] = (int)p->v[i];
         snprintf(what, sizeof what, "sklearn auc%d", c);
-        CU_ASSERT(near(metric_roc_auc(s->v, pos, n), v->v[0], 1e-13, 0, what));
+        CU_ASSERT(tu_near(metric_roc_auc(s->v, pos, n), v->v[0], 1e-13, 0, what));
         free(pos);
     }
     tu_ref_free(&f);

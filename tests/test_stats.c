@@ -7,14 +7,6 @@
 #include "base/stats.h"
 #include "testutil.h"
 
-// |a - b| <= atol + rtol |b|, both NaN counts as equal; prints the mismatch.
-static int near(double a, double b, double rtol, double atol, const char *what) {
-    if (isnan(a) && isnan(b)) return 1;
-    int ok = fabs(a - b) <= atol + rtol * fabs(b);
-    if (!ok) printf("\n  %s: got %.17g, expected %.17g (diff %.3g)\n", what, a, b, a - b);
-    return ok;
-}
-
 // Non-finite values are left out of both; too few values give NAN, not 0.
 static void test_mean_sd(void) {
     int used = -1;
@@ -30,7 +22,7 @@ static void test_mean_sd(void) {
     CU_ASSERT(stats_sd(x, 3) == sqrt(2));  // 1 3: squares 1 1 over 1
     // 2 4 4 4 5 5 7 9: mean 5, squares 9 1 1 1 0 0 4 16 = 32, sd sqrt(32 / 7) (R's sd: 2.1380899352993952)
     double y[8] = { 2, 4, 4, 4, 5, 5, 7, 9 };
-    CU_ASSERT(near(stats_sd(y, 8), 2.1380899352993952, 1e-15, 0, "sd"));
+    CU_ASSERT(tu_near(stats_sd(y, 8), 2.1380899352993952, 1e-15, 0, "sd"));
     // an offset of 1e9: the one-pass formula loses the answer (sd 1) to cancellation
     double z[3] = { 1e9 + 1, 1e9 + 2, 1e9 + 3 };
     CU_ASSERT(stats_sd(z, 3) == 1 && stats_mean(z, 3, NULL) == 1e9 + 2);
@@ -48,7 +40,7 @@ static void test_wilcoxon_hand(void) {
     double x2[4] = { 2, 3, 4, 5 }, y2[4] = { 1, 1, 1, 5 };
     stats_wilcoxon_signed_rank(&r, x2, y2, 4);
     CU_ASSERT(r.n == 3 && r.n_zero == 1 && r.v == 6 && r.exact == 0);
-    CU_ASSERT(near(r.p, 0.18144920772142031, 1e-12, 0, "zero dropped"));
+    CU_ASSERT(tu_near(r.p, 0.18144920772142031, 1e-12, 0, "zero dropped"));
     // every difference zero: nothing to rank, p NAN (R: NA from 0 / 0)
     stats_wilcoxon_signed_rank(&r, x2, x2, 4);
     CU_ASSERT(r.n == 0 && r.n_zero == 4 && r.v == 0 && isnan(r.p) && isnan(r.median_diff));
@@ -101,9 +93,9 @@ static void test_wilcoxon_r(void) {
         CU_ASSERT(r.v == c.stat[2]);
         if (r.v != c.stat[2]) printf("\n  case%d: V %.17g, R %.17g\n", id, r.v, c.stat[2]);
         snprintf(what, sizeof what, "case%d p", id);
-        CU_ASSERT(near(r.p, c.p ? *c.p : NAN, 1e-12, 0, what));
+        CU_ASSERT(tu_near(r.p, c.p ? *c.p : NAN, 1e-12, 0, what));
         snprintf(what, sizeof what, "case%d median", id);
-        CU_ASSERT(near(r.median_diff, c.median ? *c.median : NAN, 1e-15, 0, what));
+        CU_ASSERT(tu_near(r.median_diff, c.median ? *c.median : NAN, 1e-15, 0, what));
         // swapped: the signs flip, V' = n (n + 1) / 2 - V, the two-sided p is the same
         stats_wilcoxon_signed_rank(&s, c.y, c.x, c.m);
         CU_ASSERT(s.v == r.n * (r.n + 1) / 2.0 - r.v && s.exact == r.exact);

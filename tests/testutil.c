@@ -347,3 +347,10 @@ void tu_ref_check_scalar(const char *what, double got, double want, double atol,
     CU_ASSERT(tu_ref_ratio(what, &g, &want, 1, atol, rtol) <= 1.0);
 }
 
+
+int tu_near(double a, double b, double rtol, double atol, const char *what) {
+    if (isnan(a) && isnan(b)) return 1;
+    int ok = fabs(a - b) <= atol + rtol * fabs(b);
+    if (!ok) printf("\n  %s: got %.17g, expected %.17g (diff %.3g)\n", what, a, b, a - b);
+    return ok;
+}

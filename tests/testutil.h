@@ -17,6 +17,9 @@ float *tu_copy(const float *x, size_t n);
 // when it exceeds 1 and `what` is non-NULL.
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol, const char *what);
 #define TU_ASSERT_CLOSE(a, b, n, atol, rtol, what) CU_ASSERT(tu_close_ratio((a), (b), (n), (atol), (rtol), (what)) <= 1.0)
+// One double: |a - b| <= atol + rtol |b|, both NaN counting as equal; prints the mismatch
+// (with `what`) when they differ.
+int tu_near(double a, double b, double rtol, double atol, const char *what);
 
 // Central finite differences: for `checks` coordinates of x (all when checks >= n, else a
 // seeded random subset), compares grad[i] with (f(x + h e_i) - f(x - h e_i)) / 2h, where f
