@@ -41,6 +41,10 @@ typedef struct {
     float *dlogits, *scratch;  // (max_batch, K) and 2 (max_batch, K)
     GradSync *gs;              // sums gradients over ranks (a no-op on one)
     TermRunner *terms;
+    // Per-class tallies of this rank's samples (nn/loss.h class_tally), or NULL: taken from
+    // the logits the loss saw, before any alternating term runs the network again.
+    double *class_tally;
+    int tally_classes;
 } Stepper;
 
 void terms_setup(TermRunner *r, LossTerm *terms, int n, const Net *net, const OptConfig *main_opt);

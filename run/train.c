@@ -511,7 +511,9 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     fault_check(&t->fault, t->ts.step);
     t->net.ctx.step = (uint64_t)t->ts.step;
     LossStats ls = { 0, 0, 0 };
-    Stepper st = { &t->net, &t->opt, &t->tc.loss, t->K, t->dlogits, t->scratch, t->gs, &t->tr };
+    memset(stats + 4, 0, 2 * TRAIN_TALLY_CLASSES * sizeof(double));
+    Stepper st = { &t->net, &t->opt, &t->tc.loss, t->K, t->dlogits, t->scratch, t->gs, &t->tr,
+                   t->classification ? stats + 4 : NULL, TRAIN_TALLY_CLASSES };
     step_run(&st, b, epoch, lr, &ls);
     terms_sync(&t->tr);
     t->ts.step++;
@@ -520,8 +522,6 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     stats[1] = (double)ls.correct;
     stats[2] = (double)b->n;
     stats[3] = (double)g_stop;
-    memset(stats + 4, 0, 2 * TRAIN_TALLY_CLASSES * sizeof(double));
-    if (t->classification && b->labels) class_tally(stats + 4, TRAIN_TALLY_CLASSES, t->net.acts[t->net.n_layers], t->K, b);
     dist_allreduce_sum_f64(stats, STEP_STATS);
 }
 

@@ -36,6 +36,10 @@ check "metrics.csv and metrics.jsonl: one row per epoch" bash -c "[ \$(wc -l <$r
 # val_acc is metrics.json's; the JSON Lines hold the CSV's values.
 check "worst group is the lowest group accuracy" awk -F, 'NR > 1 { m = 2; for (i = 16; i <= 20; i++) if ($i < m) m = $i
     if ($15 != m) bad = 1 } END { exit bad }' "$run/metrics.csv"
+# The synthetic cohort's classes are balanced and the split stratified: 36 + 36 training
+# samples, where balanced accuracy (the mean of the two recalls) equals accuracy.
+check "train_bal_acc = train_acc on a class-balanced training split" bash -c "diff <(csvcol $run/metrics.csv train_acc) \
+    <(csvcol $run/metrics.csv train_bal_acc) && [ \"\$(csvcol $run/metrics.csv train_acc | head -1)\" != '' ]"
 check "metrics.csv val_acc = metrics.json val_acc" bash -c "diff <(csvcol $run/metrics.csv val_acc) \
     <(grep -o '\"val_acc\": [0-9.e-]*' $run/metrics.json | awk '{print \$2}')"
 check "metrics.jsonl val_auc = metrics.csv val_auc" bash -c "diff <(csvcol $run/metrics.csv val_auc) \
