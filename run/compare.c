@@ -300,8 +300,9 @@ static int display_width(const char *s) {
 
 #define COMPARE_MAX_COLS (6 + 4 + COMPARE_MAX_CONFOUNDERS)
 
-// cells[row][col] as an aligned text table or a Markdown table; row 0 is the header.
-static void print_grid(FILE *f, char (*cells)[COMPARE_MAX_COLS][224], int rows, int cols, int markdown) {
+// cells[row][col] as an aligned text table or a Markdown table; row 0 is the header, the
+// first text_cols columns are text (left-aligned in Markdown), the others numbers.
+static void print_grid(FILE *f, char (*cells)[COMPARE_MAX_COLS][224], int rows, int cols, int text_cols, int markdown) {
     int width[COMPARE_MAX_COLS] = { 0 };
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) width[c] = DF_MAX(width[c], display_width(cells[r][c]));
@@ -313,7 +314,7 @@ static void print_grid(FILE *f, char (*cells)[COMPARE_MAX_COLS][224], int rows, 
         }
         fprintf(f, markdown ? "|\n" : "\n");
         if (markdown && r == 0) {
-            for (int c = 0; c < cols; c++) fprintf(f, "|%s", c ? "---:" : "---");
+            for (int c = 0; c < cols; c++) fprintf(f, "|%s", c < text_cols ? "---" : "---:");
             fprintf(f, "|\n");
         }
     }
@@ -382,7 +383,7 @@ static void print_tests(FILE *f, const Method *m, int n_m, const RunSummary *run
     fprintf(f, "\nPaired Wilcoxon signed-rank tests against %s, over the %s both ran (two-sided; as R's\n"
                "wilcox.test(paired = TRUE); n counts the pairs with a non-zero difference):\n\n",
             m[0].label, strncmp(runs[m[0].runs[0]].pair_key, "fold", 4) == 0 ? "folds" : "seeds");
-    print_grid(f, cells, rows, 6, markdown);
+    print_grid(f, cells, rows, 6, 2, markdown);
     free(cells);
     free(x);
     free(y);
@@ -409,7 +410,7 @@ void compare_runs(FILE *f, RunSummary *runs, int n, CompareFormat format) {
                 format_cell(cells[i + 1][2 + k], 224, v, m[i].n, mt[k].percent);
             }
         }
-        print_grid(f, cells, n_m + 1, 2 + n_mt, format == COMPARE_MARKDOWN);
+        print_grid(f, cells, n_m + 1, 2 + n_mt, 1, format == COMPARE_MARKDOWN);
         free(v);
         free(cells);
         // What the figures are, and runs that have not finished.
