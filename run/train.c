@@ -1,28 +1,30 @@
 // train.c: the data-parallel training loop (see train.h).
 //
 // train_run reads as the run goes: set up (configuration, data, network, a checkpoint to
-// resume from, loaders), then epoch after epoch: the steps (forward, loss, backward with the
-// gradient all-reduce overlapped, optimiser), and at the end of each epoch the validation
-// pass, the dCor report, the epoch line, metrics.json and the checkpoint. A signal stops the
-// run after the step every rank agrees on, with a checkpoint to resume from.
+// resume from, loaders, the run directory and its records), then epoch after epoch: the
+// steps (forward, loss, backward with the gradient all-reduce overlapped, optimiser), and at
+// the end of each epoch the validation pass and its figures, the dCor report, the epoch line,
+// the run directory's tables and the checkpoint; at the end run.json's status and the plot.
+// A signal stops the run after the step every rank agrees on, with a checkpoint to resume
+// from.
 #include "run/train.h"
-#include "nn/term.h"
 #include "base/blas_core.h"
+#include "base/console.h"
 #include "base/progress.h"
+#include "base/version.h"
 #include "data/checkpoint.h"
 #include "data/loader.h"
 #include "mpi/comm.h"
 #include "mpi/gradsync.h"
-#include "base/console.h"
-#include "base/version.h"
 #include "nn/metrics.h"
+#include "nn/term.h"
 #include "run/dcor_report.h"
 #include "run/figures.h"
 #include "run/gap.h"
-#include "run/record.h"
-#include "run/refit.h"
 #include "run/infer.h"
 #include "run/plot.h"
+#include "run/record.h"
+#include "run/refit.h"
 #include "run/report.h"
 #include "run/resume.h"
 #include "run/step.h"

@@ -63,5 +63,11 @@ check "cv: three folds trained, each its own fold of 3" bash -c "for f in 0 1 2;
     grep -q '\"kfold\": 3,' runs/cv/fold-\$f/run.json && grep -q '\"status\": \"finished\"' runs/cv/fold-\$f/run.json || exit 1; done"
 check "cv: compare.md over the 3 folds, written after them" bash -c "grep -q '^| quickstart *| 3 ' runs/cv/compare.md &&
     [ runs/cv/compare.md -nt runs/cv/fold-2/run.json ] && [ runs/cv/compare.md -nt runs/cv/fold-0/run.json ]"
+# 5. the same cross-validation in one job: `deconfound cv` under srun, the folds in sequence
+sbatch --wait --ntasks=2 --output=cvjob-%j.out --wrap "srun --mpi=pmix --kill-on-bad-exit=1 $DECONFOUND cv $cfg --folds 2 \
+    --out runs/cv1 --set data.n=96 --set data.shape=16,16,16 --set train.epochs=2" >/dev/null
+check "cv under srun: the job succeeds" [ $? = 0 ]
+check "cv under srun: 2 ranks, both folds, then the comparison" bash -c "grep -q '^run: 2 ranks' cvjob-*.out &&
+    [ \$(grep -c '^==== fold' cvjob-*.out) = 2 ] && grep -q '^| quickstart *| 2 ' runs/cv1/compare.md"
 squeue -h -o %A | xargs -r scancel 2>/dev/null
 finish
