@@ -75,10 +75,17 @@ static void describe_shard(const char *path, int json) {
             for (int j = 0; j < i && !seen; j++) seen = strcmp(c.subjects[i], c.subjects[j]) == 0;
             distinct += !seen;
         }
-    if (json) printf("], \"masks\": %s, \"subjects\": %d}\n", c.has_masks ? "true" : "false", distinct);
+    if (json) printf("], \"masks\": %s, \"subjects\": %d, \"geometry\": %s}\n", c.has_masks ? "true" : "false", distinct,
+                     c.affine ? "true" : "false");
     else printf("masks: %s; subject ids: %s", c.has_masks ? "yes" : "no", c.subjects ? "" : "none\n");
     if (!json && c.subjects) printf("%d distinct\n", distinct);
     if (!json && c.derived_by) printf("derived by: %s\n", c.derived_by);
+    if (!json && c.affine) {  // the first sample's, as an example
+        const double *A = c.affine;
+        printf("geometry: each sample's source image and affine; sample 0 from %s (%dx%dx%d), packed voxel -> mm:\n",
+               c.sources[0], c.source_dims[0], c.source_dims[1], c.source_dims[2]);
+        for (int r = 0; r < 3; r++) printf("  [%9.4f %9.4f %9.4f %9.4f]\n", A[r * 4], A[r * 4 + 1], A[r * 4 + 2], A[r * 4 + 3]);
+    }
     free(counts);
     cohort_free(&c);
 }

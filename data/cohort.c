@@ -30,6 +30,10 @@ void cohort_free(Cohort *c) {
     free(c->masks);
     free_strings(c->subjects, c->n);
     free(c->derived_by);
+    free_strings(c->sources, c->n);
+    free(c->source_dims);
+    free(c->source_affine);
+    free(c->affine);
     free_strings(c->label_names, c->n_label_names);
     for (int j = 0; j < META_MAX_COLS; j++) {
         free(c->columns[j]);

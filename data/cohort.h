@@ -35,6 +35,14 @@ typedef struct {
     int n_levels[META_MAX_COLS];  // categorical column j: level index -> name
     char **levels[META_MAX_COLS];
     char *derived_by;    // a shard's `derived_by` attribute: how residualize/harmonize made its images
+    // Where each sample came from, when `pack` made it from NIfTI files (else NULL): the source
+    // image, its grid, and the packed grid's place in the same world space. 4x4 affines are
+    // row-major, voxel index (i, j, k, 1) -> world millimetres; for the packed grid the index is
+    // (w, h, d). Outputs in image space (saliency maps) go back to the source's grid through them.
+    char **sources;          // (n)
+    int32_t *source_dims;    // (n, 3): the source's nx, ny, nz
+    double *source_affine;   // (n, 16)
+    double *affine;          // (n, 16): the packed sample's
 } Cohort;
 
 void cohort_alloc(Cohort *c, int n, Shape shape, int k);

@@ -50,12 +50,35 @@ int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *
     return 0;
 }
 
-// A grid of C channels of (D, H, W) voxels with its voxel size (mm) along D, H, W.
+// A grid of C channels of (D, H, W) voxels with its voxel size (mm) along D, H, W, and --
+// for a NIfTI volume -- where its voxels are: A maps a voxel's (w, h, d) index (NIfTI's
+// i, j, k) to world millimetres. Every geometric step composes its own index map into A, so
+// the packed grid keeps an exact affine back to the scanner's space (saliency maps and other
+// outputs go back to each subject's own image through it).
 typedef struct {
     int C, D, H, W;
     double sd, sh, sw;
     float *x;  // (C, D, H, W); NULL when only the geometry is tracked
+    int has_affine;
+    double A[4][4];
 } Grid;
+
+// A <- A T: T maps the new grid's (w, h, d, 1) to the old grid's.
+static void grid_compose(Grid *g, const double T[4][4]) {
+    double out[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            out[r][c] = 0;
+            for (int k = 0; k < 4; k++) out[r][c] += g->A[r][k] * T[k][c];
+        }
+    memcpy(g->A, out, sizeof out);
+}
+
+// The index map of a per-axis step new -> old: old = scale * new + shift on (w, h, d).
+static void grid_compose_axes(Grid *g, const double scale[3], const double shift[3]) {
+    double T[4][4] = { { scale[0], 0, 0, shift[0] }, { 0, scale[1], 0, shift[1] }, { 0, 0, scale[2], shift[2] }, { 0, 0, 0, 1 } };
+    grid_compose(g, T);
+}
 
 // Reorientation to RAS+: for world axis w (x, y, z), the voxel axis perm[w] (0 = i, 1 = j,
 // 2 = k) that points along it and whether it points the negative way.
@@ -93,6 +116,8 @@ static int layout(const PrepConfig *cfg, const char *path, const NiiVolume *v, G
         if (nt > 64) return df_err(err, "%s: %lld volumes in the 4th dimension: at most 64 channels (use 4d = frames for clips)", path, (long long)nt);
         g->C = (int)nt; g->D = (int)nz; g->H = (int)ny; g->W = (int)nx;
         g->sd = v->pixdim[3]; g->sh = v->pixdim[2]; g->sw = v->pixdim[1];
+        g->has_affine = 1;
+        memcpy(g->A, v->affine, sizeof g->A);
         if (v->data) {
             g->x = df_alloc_floats((size_t)v->nvox);
             memcpy(g->x, v->data, sizeof(float) * (size_t)v->nvox);
@@ -129,6 +154,16 @@ static void reorient(Grid *g, const char *orient) {
         }
         free(g->x);
         g->x = out;
+    }
+    if (g->has_affine) {  // old index perm[a] = new a, or its mirror m[a] - 1 - new a
+        double T[4][4] = { { 0 } };
+        int m[3] = { W2, H2, D2 };
+        for (int a = 0; a < 3; a++) {
+            T[perm[a]][a] = flip[a] ? -1.0 : 1.0;
+            T[perm[a]][3] = flip[a] ? m[a] - 1 : 0;
+        }
+        T[3][3] = 1;
+        grid_compose(g, T);
     }
     g->W = W2; g->H = H2; g->D = D2;
     g->sw = sp[perm[0]]; g->sh = sp[perm[1]]; g->sd = sp[perm[2]];
@@ -185,17 +220,26 @@ static void resample_to(Grid *g, int D2, int H2, int W2) {
         g->x = out;
     }
     g->sd *= (double)g->D / D2; g->sh *= (double)g->H / H2; g->sw *= (double)g->W / W2;
+    if (g->has_affine) {  // src_coord: old = (new + 0.5) n / m - 0.5 (inside the grid)
+        double r[3] = { (double)g->W / W2, (double)g->H / H2, (double)g->D / D2 }, t[3];
+        for (int a = 0; a < 3; a++) t[a] = 0.5 * r[a] - 0.5;
+        grid_compose_axes(g, r, t);
+    }
     g->D = D2; g->H = H2; g->W = W2;
 }
 
 // Centred crop / zero pad to (D2, H2, W2).
 static void crop_pad(Grid *g, int D2, int H2, int W2) {
     if (D2 == g->D && H2 == g->H && W2 == g->W) return;
+    int od = (g->D - D2) / 2, oh = (g->H - H2) / 2, ow = (g->W - W2) / 2;  // C division: towards 0
+    if (g->D < D2) od = -((D2 - g->D) / 2);
+    if (g->H < H2) oh = -((H2 - g->H) / 2);
+    if (g->W < W2) ow = -((W2 - g->W) / 2);
+    if (g->has_affine) {  // old = new + offset
+        double one[3] = { 1, 1, 1 }, t[3] = { ow, oh, od };
+        grid_compose_axes(g, one, t);
+    }
     if (g->x) {
-        int od = (g->D - D2) / 2, oh = (g->H - H2) / 2, ow = (g->W - W2) / 2;  // C division: towards 0
-        if (g->D < D2) od = -((D2 - g->D) / 2);
-        if (g->H < H2) oh = -((H2 - g->H) / 2);
-        if (g->W < W2) ow = -((W2 - g->W) / 2);
         float *out = df_alloc_floats((size_t)g->C * D2 * H2 * W2);  // zero-filled: the padding
         for (int c = 0; c < g->C; c++)
             for (int z = 0; z < D2; z++) {
@@ -259,6 +303,24 @@ int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err
     if (rc == 0) {
         geometry(cfg, &g, v.orient);
         *out = (Shape){ g.C, g.D, g.H, g.W };
+    }
+    nii_free(&v);
+    return rc;
+}
+
+int prep_geometry(const PrepConfig *cfg, const char *path, PrepGeometry *geo, DfError *err) {
+    memset(geo, 0, sizeof *geo);
+    if (h5clip_is_ref(path)) return 0;
+    NiiVolume v;
+    if (nii_read(path, &v, 0, err)) return -1;
+    Grid g;
+    int rc = layout(cfg, path, &v, &g, err);
+    if (rc == 0 && g.has_affine) {
+        geometry(cfg, &g, v.orient);
+        geo->has = 1;
+        memcpy(geo->affine, g.A, sizeof geo->affine);
+        memcpy(geo->source_affine, v.affine, sizeof geo->source_affine);
+        for (int a = 0; a < 3; a++) geo->source_dims[a] = (int)v.dim[1 + a];
     }
     nii_free(&v);
     return rc;
@@ -527,6 +589,38 @@ static int load_rows(const PackConfig *cfg, const Manifest *m, Cohort *c, int a,
     return rc;
 }
 
+static void free_strings_n(char **s, int n) {
+    for (int i = 0; s && i < n; i++) free(s[i]);
+    free(s);
+}
+
+// Rank 0: where rows [a, b) came from (data/cohort.h, Cohort.sources ...), from their
+// headers; nothing when the rows are clips (they have no world space).
+static int record_geometry(const PackConfig *cfg, const Manifest *m, Cohort *c, int a, int b, DfError *err) {
+    PrepGeometry geo;
+    for (int i = a; i < b; i++) {
+        if (prep_geometry(&cfg->prep, m->paths[i], &geo, err)) return at_row(cfg, m, i, err);
+        if (!geo.has) {  // a clip has no world space: no geometry for this shard
+            free_strings_n(c->sources, c->n), free(c->source_dims), free(c->source_affine), free(c->affine);
+            c->sources = NULL, c->source_dims = NULL, c->source_affine = NULL, c->affine = NULL;
+            return 0;
+        }
+        if (!c->affine) {
+            size_t n = (size_t)c->n;
+            c->sources = xcalloc(n, sizeof(char *));
+            c->source_dims = xmalloc(n * 3 * sizeof(int32_t));
+            c->source_affine = xmalloc(n * 16 * sizeof(double));
+            c->affine = xmalloc(n * 16 * sizeof(double));
+        }
+        size_t r = (size_t)(i - a);
+        c->sources[r] = xstrdup(m->paths[i]);
+        for (int k = 0; k < 3; k++) c->source_dims[r * 3 + k] = geo.source_dims[k];
+        memcpy(c->source_affine + r * 16, geo.source_affine, sizeof geo.source_affine);
+        memcpy(c->affine + r * 16, geo.affine, sizeof geo.affine);
+    }
+    return 0;
+}
+
 static void print_summary(const PackConfig *cfg, const Manifest *m, Shape shape, int nshards) {
     printf("wrote %s: %d samples of shape (C,D,H,W) = (%d,%d,%d,%d) in %d shard%s; labels", cfg->out, m->n, shape.c, shape.d,
            shape.h, shape.w, nshards, nshards == 1 ? "" : "s");
@@ -561,6 +655,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
         memset(&c, 0, sizeof c);
         if (rank == 0) shard_cohort(&c, &m, a, b, shape);
         rc = load_rows(cfg, &m, &c, a, b, shape, err);
+        if (rc == 0 && rank == 0) rc = record_geometry(cfg, &m, &c, a, b, err);
         if (rc == 0 && rank == 0) {
             char path[4200];
             snprintf(path, sizeof path, "%s/shard-%05d.h5", tmp, s);

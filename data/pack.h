@@ -66,6 +66,19 @@ int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err
 int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, float **x, uint8_t **mask, Shape *shape,
               DfError *err);
 
+// Where a packed NIfTI volume's voxels are in the scanner's world space (the steps above are
+// all affine: an axis permutation and flips, per-axis scaling, a shift). has = 0 for HDF5
+// clips and 4D frames, which have no millimetres. Affines are row-major 4x4, voxel index ->
+// world mm: affine takes the packed (w, h, d), source_affine the source's (i, j, k) (its
+// sform, else qform, as NiiVolume.affine).
+typedef struct {
+    int has;
+    double affine[16], source_affine[16];
+    int source_dims[3];  // the source's nx, ny, nz
+} PrepGeometry;
+// From the header alone (cheap): rank 0 of `pack` records it for every sample.
+int prep_geometry(const PrepConfig *cfg, const char *path, PrepGeometry *geo, DfError *err);
+
 // Trilinear resampling of a (C, D, H, W) grid to (C, D2, H2, W2), voxel centres aligned
 // (PyTorch's interpolate(mode="trilinear", align_corners=False) without antialiasing).
 void prep_resample(float *out, const float *in, int C, int D, int H, int W, int D2, int H2, int W2);

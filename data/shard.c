@@ -111,74 +111,96 @@ static hid_t vlen_str_type(void) {
     return t;
 }
 
-static int write_subjects(hid_t f, const char *path, const Cohort *c, DfError *err) {
-    hsize_t dims[1] = { (hsize_t)c->n };
+// A [n] dataset of variable-length UTF-8 strings.
+static int write_strings(hid_t f, const char *path, const char *name, char *const *strings, int n, DfError *err) {
+    hsize_t dims[1] = { (hsize_t)n };
     hid_t t = vlen_str_type(), space = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), ds = -1;
     int rc = -1;
     if (t < 0 || space < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) {
-        df_err(err, "%s: subject: cannot set up the dataset", path);
+        df_err(err, "%s: %s: cannot set up the dataset", path, name);
         goto done;
     }
-    ds = H5Dcreate2(f, "subject", t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (ds < 0) { df_err(err, "%s: subject: cannot create the dataset", path); goto done; }
-    if (H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->subjects) < 0) { df_err(err, "%s: subject: write failed", path); goto done; }
+    ds = H5Dcreate2(f, name, t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0) { df_err(err, "%s: %s: cannot create the dataset", path, name); goto done; }
+    if (H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings) < 0) { df_err(err, "%s: %s: write failed", path, name); goto done; }
     rc = 0;
 done:
     if ((close_quiet(ds, H5Dclose) | close_quiet(dcpl, H5Pclose) | close_quiet(space, H5Sclose) | close_quiet(t, H5Tclose)) && rc == 0)
-        rc = df_err(err, "%s: subject: close failed", path);
+        rc = df_err(err, "%s: %s: close failed", path, name);
     return rc;
 }
 
-// Reads /subject ([n] strings, variable or fixed length) into c->subjects.
-static int read_subjects(hid_t f, const char *path, Cohort *c, DfError *err) {
-    hid_t ds = H5Dopen2(f, "subject", H5P_DEFAULT), ftype = -1, space = -1, mtype = -1;
+// Reads a [n] string dataset (variable or fixed length) into *out (n new strings).
+static int read_strings(hid_t f, const char *path, const char *name, int n, char ***out, DfError *err) {
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT), ftype = -1, space = -1, mtype = -1;
     int rc = -1;
-    if (ds < 0) return df_err(err, "%s: subject: cannot open", path);
-    if ((ftype = H5Dget_type(ds)) < 0 || H5Tget_class(ftype) != H5T_STRING) { df_err(err, "%s: subject: not a string dataset", path); goto done; }
-    if ((space = H5Dget_space(ds)) < 0 || H5Sget_simple_extent_npoints(space) != c->n) {
-        df_err(err, "%s: subject: does not have one id per sample (%d)", path, c->n);
+    if (ds < 0) return df_err(err, "%s: %s: cannot open", path, name);
+    if ((ftype = H5Dget_type(ds)) < 0 || H5Tget_class(ftype) != H5T_STRING) { df_err(err, "%s: %s: not a string dataset", path, name); goto done; }
+    if ((space = H5Dget_space(ds)) < 0 || H5Sget_simple_extent_npoints(space) != n) {
+        df_err(err, "%s: %s: does not have one value per sample (%d)", path, name, n);
         goto done;
     }
     htri_t var = H5Tis_variable_str(ftype);
-    if (var < 0) { df_err(err, "%s: subject: cannot inspect the string type", path); goto done; }
-    c->subjects = xcalloc((size_t)c->n, sizeof(char *));
+    if (var < 0) { df_err(err, "%s: %s: cannot inspect the string type", path, name); goto done; }
+    char **strs = *out = xcalloc((size_t)n, sizeof(char *));
     if (var) {
-        char **p = xcalloc((size_t)c->n, sizeof(char *));
+        char **p = xcalloc((size_t)n, sizeof(char *));
         if ((mtype = vlen_str_type()) < 0 || H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, p) < 0) {
             free(p);
-            df_err(err, "%s: subject: read failed", path);
+            df_err(err, "%s: %s: read failed", path, name);
             goto done;
         }
-        for (int i = 0; i < c->n; i++) c->subjects[i] = xstrdup(p[i] ? p[i] : "");
-        if (H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, p) < 0) { free(p); df_err(err, "%s: subject: cannot free strings", path); goto done; }
+        for (int i = 0; i < n; i++) strs[i] = xstrdup(p[i] ? p[i] : "");
+        if (H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, p) < 0) { free(p); df_err(err, "%s: %s: cannot free strings", path, name); goto done; }
         free(p);
     } else {
         size_t size = H5Tget_size(ftype);
         if (size == 0 || (mtype = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mtype, size + 1) < 0 ||
             H5Tset_strpad(mtype, H5T_STR_NULLTERM) < 0) {
-            df_err(err, "%s: subject: cannot create the string type", path);
+            df_err(err, "%s: %s: cannot create the string type", path, name);
             goto done;
         }
-        char *buf = xcalloc((size_t)c->n, size + 1);
-        if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) { free(buf); df_err(err, "%s: subject: read failed", path); goto done; }
-        for (int i = 0; i < c->n; i++) {
+        char *buf = xcalloc((size_t)n, size + 1);
+        if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) { free(buf); df_err(err, "%s: %s: read failed", path, name); goto done; }
+        for (int i = 0; i < n; i++) {
             char *e = buf + (size_t)i * (size + 1);
-            size_t n = strnlen(e, size);
-            while (n > 0 && e[n - 1] == ' ') n--;
-            c->subjects[i] = xmalloc(n + 1);
-            memcpy(c->subjects[i], e, n);
-            c->subjects[i][n] = '\0';
+            size_t len = strnlen(e, size);
+            while (len > 0 && e[len - 1] == ' ') len--;
+            strs[i] = xmalloc(len + 1);
+            memcpy(strs[i], e, len);
+            strs[i][len] = '\0';
         }
         free(buf);
     }
     rc = 0;
 done:
     if ((close_quiet(mtype, H5Tclose) | close_quiet(space, H5Sclose) | close_quiet(ftype, H5Tclose) | close_quiet(ds, H5Dclose)) && rc == 0)
-        rc = df_err(err, "%s: subject: close failed", path);
+        rc = df_err(err, "%s: %s: close failed", path, name);
     return rc;
 }
 
 // Splits "a|b|c" into items (count returned).
+// Where each sample came from (Cohort.sources ...): /source [n] strings, /source_dims
+// int32 [n, 3], /source_affine and /affine float64 [n, 4, 4].
+static int write_geometry(hid_t f, const char *path, const Cohort *c, DfError *err) {
+    hsize_t d3[2] = { (hsize_t)c->n, 3 }, d44[3] = { (hsize_t)c->n, 4, 4 };
+    if (write_strings(f, path, "source", c->sources, c->n, err) || h5_write_i32(f, path, "source_dims", c->source_dims, 2, d3, err) ||
+        h5_write_f64(f, path, "source_affine", c->source_affine, 3, d44, err) || h5_write_f64(f, path, "affine", c->affine, 3, d44, err))
+        return -1;
+    return 0;
+}
+
+static int read_geometry(hid_t f, const char *path, Cohort *c, DfError *err) {
+    size_t n = (size_t)c->n;
+    c->source_dims = xmalloc(n * 3 * sizeof(int32_t));
+    c->source_affine = xmalloc(n * 16 * sizeof(double));
+    c->affine = xmalloc(n * 16 * sizeof(double));
+    if (read_strings(f, path, "source", c->n, &c->sources, err) || h5_read_i32(f, path, "source_dims", c->source_dims, n * 3, err) ||
+        h5_read_f64(f, path, "source_affine", c->source_affine, n * 16, err) || h5_read_f64(f, path, "affine", c->affine, n * 16, err))
+        return -1;
+    return 0;
+}
+
 static char **split_bar(const char *s, int *n) {
     *n = 0;
     if (!*s) return NULL;
@@ -257,7 +279,8 @@ static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *e
         if (H5Dclose(lab) < 0 && rc == 0) rc = df_err(err, "%s: labels: close failed", path);
     }
     if (rc == 0 && c->masks) rc = write_masks(f, path, c, err);
-    if (rc == 0 && c->subjects) rc = write_subjects(f, path, c, err);
+    if (rc == 0 && c->subjects) rc = write_strings(f, path, "subject", c->subjects, c->n, err);
+    if (rc == 0 && c->affine) rc = write_geometry(f, path, c, err);
     return rc;
 }
 
@@ -397,7 +420,8 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
     if (h5_check_format(f, path, SHARD_FORMAT, SHARD_VERSION, err) != 0 || read_dims(f, path, c, err)) goto done;
     if ((meta = H5Dopen2(f, "meta", H5P_DEFAULT)) < 0) { df_err(err, "%s: meta: cannot open", path); goto done; }
     if (read_meta_attrs(meta, path, c, err) || read_labels_meta(f, path, c, err)) goto done;
-    if (h5_exists(f, "subject") && read_subjects(f, path, c, err) != 0) goto done;
+    if (h5_exists(f, "subject") && read_strings(f, path, "subject", c->n, &c->subjects, err) != 0) goto done;
+    if (h5_exists(f, "affine") && read_geometry(f, path, c, err) != 0) goto done;
     if (h5_attr_exists(f, "derived_by") && !(c->derived_by = h5_attr_read_string(f, path, "derived_by", err))) goto done;
     if (read_masks_part(f, path, c, with_images, err) || cohort_check_values(c, path, err) != 0) goto done;
     if (with_images) {

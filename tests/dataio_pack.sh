@@ -39,6 +39,10 @@ for np in 2 3; do
     check "pack with $np ranks writes the same bytes as 1 rank" [ $same = 1 ]
 done
 "$DF" info "$WORK/p1/shard-00003.h5" --json | grep -q '"n": 2' && pass "last shard holds the remainder" || fail "last shard"
+# Each sample's source and geometry: the source path, its grid, the packed grid's affine
+# (tests/test_pack.c checks the affine voxel by voxel).
+check "pack records each sample's source and affine" bash -c "'$DF' info '$WORK/p1/shard-00000.h5' --json | grep -q '\"geometry\": true' &&
+    '$DF' info '$WORK/p1/shard-00000.h5' | grep -q '^geometry: .* from .*\.nii'"
 
 # Packing without preprocessing keeps the synthetic cohort's values exactly.
 "$DF" synth mri3d --out "$WORK/ref" --n 14 --shape 12,12,12 --seed 4 >/dev/null

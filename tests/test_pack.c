@@ -356,6 +356,65 @@ static void test_preprocessing(void) {
     CU_ASSERT(s.d == 1 && s.h == 2 && s.w == 2);
 }
 
+// The packed grid's affine (PrepGeometry) says where every packed voxel is. The volume holds
+// a linear function of world position, f(x, y, z) = 0.5 x - 0.25 y + 0.125 z + 3, which
+// trilinear resampling reproduces exactly: every packed voxel away from the border (where
+// resampling clamps and padding zeroes) must hold f at the world point the affine gives it.
+// The source is LPS-ordered (i -> left, j -> posterior), anisotropic (2 x 1.5 x 3 mm) and
+// off-origin, so reorientation, resampling to 1.25 mm and the centred crop/pad all move it.
+static double world_f(const double w[3]) { return 0.5 * w[0] - 0.25 * w[1] + 0.125 * w[2] + 3; }
+
+static void test_geometry(void) {
+    int nx = 10, ny = 12, nz = 7;
+    double aff[16] = { -2, 0, 0, 40, 0, -1.5, 0, 25, 0, 0, 3, -30, 0, 0, 0, 1 };
+    float *v = xmalloc(sizeof(float) * (size_t)nx * ny * nz);
+    for (int k = 0; k < nz; k++)
+        for (int j = 0; j < ny; j++)
+            for (int i = 0; i < nx; i++) {
+                double w[3];
+                for (int r = 0; r < 3; r++) w[r] = aff[r * 4] * i + aff[r * 4 + 1] * j + aff[r * 4 + 2] * k + aff[r * 4 + 3];
+                v[((size_t)k * ny + j) * nx + i] = (float)world_f(w);
+            }
+    NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT32, .affine = aff, .pixdim = { 0, 2, 1.5, 3 } };
+    int64_t dims[8] = { 3, nx, ny, nz, 1, 1, 1, 1 };
+    memcpy(sp.dims, dims, sizeof dims);
+    DfError err;
+    CU_ASSERT_EQUAL_FATAL(nii_write(tu_path("geo.nii"), &sp, v, &err), 0);
+    PrepConfig cfgs[3] = { { .reorient = 1, .spacing = 1.25, .shape = { 14, 12, 20 } },
+                           { .reorient = 0, .spacing = 0, .shape = { 9, 9, 9 } },
+                           { .reorient = 1, .shape = { 16, 8, 8 }, .fit = PACK_FIT_RESIZE } };
+    for (int t = 0; t < 3; t++) {
+        float *x;
+        uint8_t *m;
+        Shape sh;
+        PrepGeometry geo;
+        CU_ASSERT_EQUAL_FATAL(prep_load(&cfgs[t], tu_path("geo.nii"), NULL, &x, &m, &sh, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(prep_geometry(&cfgs[t], tu_path("geo.nii"), &geo, &err), 0);
+        CU_ASSERT(geo.has && geo.source_dims[0] == nx && geo.source_dims[1] == ny && geo.source_dims[2] == nz);
+        CU_ASSERT(memcmp(geo.source_affine, aff, sizeof aff) == 0);
+        double worst = 0;
+        long checked = 0;
+        for (int d = 1; d < sh.d - 1; d++)
+            for (int h = 1; h < sh.h - 1; h++)
+                for (int w = 1; w < sh.w - 1; w++) {
+                    double idx[3] = { w, h, d }, wp[3], src[3];
+                    for (int r = 0; r < 3; r++)
+                        wp[r] = geo.affine[r * 4] * idx[0] + geo.affine[r * 4 + 1] * idx[1] + geo.affine[r * 4 + 2] * idx[2] +
+                                geo.affine[r * 4 + 3];
+                    // inside the source by a voxel (no clamping, no padding): the source index
+                    src[0] = (wp[0] - 40) / -2, src[1] = (wp[1] - 25) / -1.5, src[2] = (wp[2] + 30) / 3;
+                    if (src[0] < 1 || src[0] > nx - 2 || src[1] < 1 || src[1] > ny - 2 || src[2] < 1 || src[2] > nz - 2) continue;
+                    worst = fmax(worst, fabs(x[((size_t)d * sh.h + h) * sh.w + w] - world_f(wp)));
+                    checked++;
+                }
+        CU_ASSERT(checked > 100);
+        CU_ASSERT(worst < 1e-4);  // float32 values of magnitude ~30: rounding ~4e-6
+        if (worst >= 1e-4 || checked <= 100) printf("\n  geometry case %d: worst %.3g over %ld voxels\n", t, worst, checked);
+        free(x);
+    }
+    free(v);
+}
+
 static void expect_pack_error(const char *csv_text, const char *needle, PackConfig *base) {
     write_text(tu_path("bad.csv"), csv_text);
     PackConfig cfg = base ? *base : plain_cfg(tu_path("bad.csv"), tu_path("bad_out"));
@@ -706,6 +765,7 @@ int main(void) {
     if (tu_tmpdir_create("df-pack")) return 1;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("csv", NULL, NULL);
+    CU_add_test(s, "the packed grid's affine (reorient, resample, crop, resize)", test_geometry);
     CU_add_test(s, "dialect and errors", test_csv_dialect);
     CU_add_test(s, "numeric columns: NaN for empty, errors name file:line and column", test_csv_numbers);
     CU_add_test(s, "manifest kinds, labels, paths, row errors", test_manifest);
