@@ -326,6 +326,66 @@ int prep_geometry(const PrepConfig *cfg, const char *path, PrepGeometry *geo, Df
     return rc;
 }
 
+// The inverse of an affine 4x4 (last row 0 0 0 1): -1 when its 3x3 part is singular.
+static int affine_inverse(double inv[16], const double A[16]) {
+    double a = A[0], b = A[1], c = A[2], d = A[4], e = A[5], f = A[6], g = A[8], h = A[9], k = A[10];
+    double det = a * (e * k - f * h) - b * (d * k - f * g) + c * (d * h - e * g);
+    if (!(fabs(det) > 1e-12)) return -1;
+    double m[9] = { (e * k - f * h) / det, (c * h - b * k) / det, (b * f - c * e) / det,
+                    (f * g - d * k) / det, (a * k - c * g) / det, (c * d - a * f) / det,
+                    (d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det };
+    for (int r = 0; r < 3; r++) {
+        for (int col = 0; col < 3; col++) inv[r * 4 + col] = m[r * 3 + col];
+        inv[r * 4 + 3] = -(m[r * 3] * A[3] + m[r * 3 + 1] * A[7] + m[r * 3 + 2] * A[11]);
+    }
+    inv[12] = inv[13] = inv[14] = 0, inv[15] = 1;
+    return 0;
+}
+
+// Trilinear sample of map (D, H, W) at (w, h, d); 0 beyond half a voxel outside the grid.
+static float sample_at(const float *map, int D, int H, int W, double w, double h, double d) {
+    if (w < -0.5 || h < -0.5 || d < -0.5 || w > W - 0.5 || h > H - 0.5 || d > D - 0.5) return 0.0f;
+    double p[3] = { fmin(fmax(d, 0), D - 1), fmin(fmax(h, 0), H - 1), fmin(fmax(w, 0), W - 1) };
+    int n[3] = { D, H, W }, lo[3], hi[3];
+    double f[3];
+    for (int a = 0; a < 3; a++) {
+        lo[a] = (int)floor(p[a]);
+        hi[a] = lo[a] + 1 < n[a] ? lo[a] + 1 : lo[a];
+        f[a] = p[a] - lo[a];
+    }
+    double acc = 0;
+    for (int corner = 0; corner < 8; corner++) {
+        double wgt = 1;
+        int idx[3];
+        for (int a = 0; a < 3; a++) {
+            int bit = (corner >> a) & 1;
+            idx[a] = bit ? hi[a] : lo[a];
+            wgt *= bit ? f[a] : 1 - f[a];
+        }
+        acc += wgt * map[((size_t)idx[0] * H + idx[1]) * W + idx[2]];
+    }
+    return (float)acc;
+}
+
+int prep_to_source(float *out, const float *map, int D, int H, int W, const double affine[16], const double source_affine[16],
+                   const int dims[3]) {
+    double inv[16], T[16];  // T: source voxel -> packed voxel = inv(affine) source_affine
+    if (affine_inverse(inv, affine)) return -1;
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            T[r * 4 + c] = 0;
+            for (int k = 0; k < 4; k++) T[r * 4 + c] += inv[r * 4 + k] * source_affine[k * 4 + c];
+        }
+    for (int k = 0; k < dims[2]; k++)
+        for (int j = 0; j < dims[1]; j++)
+            for (int i = 0; i < dims[0]; i++) {
+                double q[3];
+                for (int r = 0; r < 3; r++) q[r] = T[r * 4] * i + T[r * 4 + 1] * j + T[r * 4 + 2] * k + T[r * 4 + 3];
+                out[((size_t)k * dims[1] + j) * dims[0] + i] = sample_at(map, D, H, W, q[0], q[1], q[2]);
+            }
+    return 0;
+}
+
 static void normalise(const PrepConfig *cfg, Grid *g, const uint8_t *mask) {
     if (cfg->norm == PACK_NORM_NONE) return;
     size_t V = (size_t)g->D * g->H * g->W;

@@ -79,6 +79,14 @@ typedef struct {
 // From the header alone (cheap): rank 0 of `pack` records it for every sample.
 int prep_geometry(const PrepConfig *cfg, const char *path, PrepGeometry *geo, DfError *err);
 
+// The inverse of pack's geometry for one sample: a map on the packed grid (D, H, W) with
+// affine `affine` taken back to the source image's own grid (nx, ny, nz = dims, affine
+// `source_affine`): each source voxel's world position, found in the packed grid, sampled
+// trilinearly; 0 where the packed grid does not reach (cropped away). out is (nz, ny, nx).
+// -1 when the packed affine is singular.
+int prep_to_source(float *out, const float *map, int D, int H, int W, const double affine[16], const double source_affine[16],
+                   const int dims[3]);
+
 // Trilinear resampling of a (C, D, H, W) grid to (C, D2, H2, W2), voxel centres aligned
 // (PyTorch's interpolate(mode="trilinear", align_corners=False) without antialiasing).
 void prep_resample(float *out, const float *in, int C, int D, int H, int W, int D2, int H2, int W2);

@@ -410,6 +410,44 @@ static void test_geometry(void) {
         CU_ASSERT(checked > 100);
         CU_ASSERT(worst < 1e-4);  // float32 values of magnitude ~30: rounding ~4e-6
         if (worst >= 1e-4 || checked <= 100) printf("\n  geometry case %d: worst %.3g over %ld voxels\n", t, worst, checked);
+        // And back (prep_to_source, what saliency maps take): the packed values sampled at each
+        // source voxel's world point give the source's own values wherever that point lies
+        // inside the packed grid's interior (trilinear of a linear function: exact).
+        float *back = xmalloc(sizeof(float) * (size_t)nx * ny * nz);
+        CU_ASSERT_EQUAL_FATAL(prep_to_source(back, x, sh.d, sh.h, sh.w, geo.affine, geo.source_affine, geo.source_dims), 0);
+        double worst_back = 0, inv_ok = 0;
+        long back_checked = 0, zero_outside = 0, outside = 0;
+        for (int k = 0; k < nz; k++)
+            for (int j = 0; j < ny; j++)
+                for (int i = 0; i < nx; i++) {
+                    double w[3], q[3] = { 0 };
+                    for (int r = 0; r < 3; r++) w[r] = aff[r * 4] * i + aff[r * 4 + 1] * j + aff[r * 4 + 2] * k + aff[r * 4 + 3];
+                    // the packed index of w, by solving affine q = w (3x3, by Cramer's rule)
+                    const double *A = geo.affine;
+                    double rhs[3] = { w[0] - A[3], w[1] - A[7], w[2] - A[11] };
+                    double det = A[0] * (A[5] * A[10] - A[6] * A[9]) - A[1] * (A[4] * A[10] - A[6] * A[8]) + A[2] * (A[4] * A[9] - A[5] * A[8]);
+                    for (int col = 0; col < 3; col++) {
+                        double M[9] = { A[0], A[1], A[2], A[4], A[5], A[6], A[8], A[9], A[10] };
+                        for (int r = 0; r < 3; r++) M[r * 3 + col] = rhs[r];
+                        q[col] = (M[0] * (M[4] * M[8] - M[5] * M[7]) - M[1] * (M[3] * M[8] - M[5] * M[6]) + M[2] * (M[3] * M[7] - M[4] * M[6])) / det;
+                    }
+                    float got = back[((size_t)k * ny + j) * nx + i];
+                    if (q[0] >= 1 && q[0] <= sh.w - 2 && q[1] >= 1 && q[1] <= sh.h - 2 && q[2] >= 1 && q[2] <= sh.d - 2 &&
+                        i >= 1 && i <= nx - 2 && j >= 1 && j <= ny - 2 && k >= 1 && k <= nz - 2) {
+                        worst_back = fmax(worst_back, fabs(got - v[((size_t)k * ny + j) * nx + i]));
+                        back_checked++;
+                    } else if (q[0] < -0.6 || q[1] < -0.6 || q[2] < -0.6 || q[0] > sh.w - 0.4 || q[1] > sh.h - 0.4 || q[2] > sh.d - 0.4) {
+                        outside++;
+                        zero_outside += got == 0.0f;
+                    }
+                }
+        (void)inv_ok;
+        CU_ASSERT(back_checked > 50 && worst_back < 1e-4);
+        CU_ASSERT(zero_outside == outside);  // cropped away: nothing to show there
+        if (back_checked <= 50 || worst_back >= 1e-4 || zero_outside != outside)
+            printf("\n  back to source, case %d: worst %.3g over %ld voxels; %ld of %ld outside zero\n", t, worst_back, back_checked,
+                   zero_outside, outside);
+        free(back);
         free(x);
     }
     free(v);
