@@ -310,6 +310,11 @@ int nii_write(const char *path, const NiiWriteSpec *sp, const float *data, DfErr
     if (sp->affine) {
         nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
         for (int r = 0; r < 4; r++) for (int c = 0; c < 4; c++) nim->sto_xyz.m[r][c] = sp->affine[r * 4 + c];
+        // The qform too (a rotation, voxel sizes and an offset: exact for any affine without
+        // shear), so viewers that read the qform place the image where the sform does.
+        nifti_dmat44_to_quatern(nim->sto_xyz, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x, &nim->qoffset_y,
+                               &nim->qoffset_z, &nim->dx, &nim->dy, &nim->dz, &nim->qfac);
+        nim->pixdim[1] = nim->dx, nim->pixdim[2] = nim->dy, nim->pixdim[3] = nim->dz, nim->pixdim[0] = nim->qfac;
     }
     unsigned char hdr[544];
     memset(hdr, 0, sizeof hdr);  // includes the 4-byte "no extensions" flag after the header

@@ -48,6 +48,7 @@ const char *nii_datatype_name(int datatype);
 // types (slope 0 means 1), big_endian chooses the byte order written. dims[0] = ndim.
 // pixdim may be NULL (1 mm). The affine is the qform/sform diag(pixdim) unless
 // `affine` (4x4 row-major, NULL allowed) is given, which goes into the sform.
+#define NII_DT_FLOAT32 16  // NIfTI's DT_FLOAT32, for callers outside data/ (which do not include the library)
 typedef struct {
     int version, datatype, big_endian;
     int64_t dims[8];

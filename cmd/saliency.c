@@ -1,0 +1,256 @@
+// saliency.c: `deconfound saliency`: a trained network's saliency map for every sample (or the
+// chosen subjects), written as NIfTI in each subject's own image space, and their mean on the
+// packed grid (run/saliency.h computes the maps).
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "base/progress.h"
+#include "cmd/cli.h"
+#include "cmd/commands.h"
+#include "data/nifti.h"
+#include "data/pack.h"
+#include "data/shard.h"
+#include "mpi/comm.h"
+#include "run/infer.h"
+#include "run/saliency.h"
+
+static const char *saliency_help =
+    "usage: deconfound saliency CONFIG.ini --checkpoint CKPT.h5 --data SHARDS --out DIR\n"
+    "                           [--method grad|gradxinput|smoothgrad] [--subject ID ...]\n"
+    "                           [--target pred|label|K] [--samples N] [--noise F] [--seed S]\n"
+    "                           [--batch N] [--threads N] [--set section.key=value ...] [--quiet]\n"
+    "\n"
+    "For every sample of the shards (or those of the subjects named), the gradient of one\n"
+    "output logit with respect to the input image, in eval mode: --method grad (|gradient|,\n"
+    "the default), gradxinput (|gradient x image|) or smoothgrad (|gradient| averaged over\n"
+    "--samples noisy copies, noise sd --noise x the image's value range; defaults 16, 0.15).\n"
+    "--target: the predicted class (default), the labelled one, or class K.\n"
+    "\n"
+    "DIR gets one NIfTI per sample, <subject>_saliency-<method>.nii.gz (_2, _3 ... for a\n"
+    "subject's further samples), in the sample's SOURCE image space: the dimensions, affine and\n"
+    "orientation of the NIfTI file `pack` read it from (recorded in the shard), so it overlays\n"
+    "on the subject's scan in any viewer. Samples of shards without that record (synthetic\n"
+    "data) are written on the shard's own grid. DIR/mean_saliency-<method>.nii.gz is the mean\n"
+    "map over the samples written, on the packed grid (the common space every sample was\n"
+    "brought to; a template space when the images were registered to one). Samples are split\n"
+    "over the ranks; DIR is written whole or not at all.\n";
+
+typedef struct {
+    const char *config, *checkpoint, *data, *out;
+    const char **sets, **subjects;
+    int n_sets, n_subjects, batch, threads, quiet;
+    SaliencyConfig sc;
+} SaliencyArgs;
+
+static int parse_args(SaliencyArgs *a, int argc, char **argv) {
+    const char *cmd = "saliency", *v;
+    memset(a, 0, sizeof *a);
+    a->sets = xcalloc((size_t)argc, sizeof(char *));
+    a->subjects = xcalloc((size_t)argc, sizeof(char *));
+    a->batch = 8;
+    a->sc = (SaliencyConfig){ SAL_GRAD, SAL_TARGET_PRED, 16, 0.15, 1 };
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(saliency_help, stdout); return 1; }
+        else if (cli_opt(argc, argv, &i, "--checkpoint", &v, cmd)) a->checkpoint = v;
+        else if (cli_opt(argc, argv, &i, "--data", &v, cmd)) a->data = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) a->out = v;
+        else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) a->sets[a->n_sets++] = v;
+        else if (cli_opt(argc, argv, &i, "--subject", &v, cmd)) a->subjects[a->n_subjects++] = v;
+        else if (cli_opt(argc, argv, &i, "--batch", &v, cmd)) a->batch = (int)cli_long(cmd, "--batch", v, 1, 4096);
+        else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) a->threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
+        else if (cli_opt(argc, argv, &i, "--samples", &v, cmd)) a->sc.samples = (int)cli_long(cmd, "--samples", v, 1, 10000);
+        else if (cli_opt(argc, argv, &i, "--seed", &v, cmd)) a->sc.seed = (uint64_t)cli_long(cmd, "--seed", v, 0, INT64_MAX >> 1);
+        else if (cli_opt(argc, argv, &i, "--noise", &v, cmd)) {
+            char *end;
+            a->sc.noise = strtod(v, &end);
+            if (*end || !(a->sc.noise >= 0 && a->sc.noise <= 10)) cli_usage_error(cmd, "--noise %s: expected a number in [0, 10]", v);
+        } else if (cli_opt(argc, argv, &i, "--method", &v, cmd)) {
+            int m = 0;
+            while (saliency_method_names[m] && strcmp(saliency_method_names[m], v) != 0) m++;
+            if (!saliency_method_names[m]) cli_usage_error(cmd, "--method %s: expected grad, gradxinput or smoothgrad", v);
+            a->sc.method = (SaliencyMethod)m;
+        } else if (cli_opt(argc, argv, &i, "--target", &v, cmd)) {
+            if (!strcmp(v, "pred")) a->sc.target = SAL_TARGET_PRED;
+            else if (!strcmp(v, "label")) a->sc.target = SAL_TARGET_LABEL;
+            else a->sc.target = (int)cli_long(cmd, "--target", v, 0, 1 << 20);
+        } else if (cli_flag(argv, i, "--quiet")) a->quiet = 1;
+        else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        else if (!a->config) a->config = argv[i];
+        else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!a->config) cli_usage_error(cmd, "missing CONFIG.ini");
+    if (!a->checkpoint) cli_usage_error(cmd, "missing --checkpoint CKPT.h5");
+    if (!a->data) cli_usage_error(cmd, "missing --data SHARDS");
+    if (!a->out) cli_usage_error(cmd, "missing --out DIR");
+    return 0;
+}
+
+// What is known of each sample: its file name, whether it is wanted, and where it came from.
+typedef struct {
+    char name[200];
+    int selected, has_geo;
+    double affine[16], source_affine[16];
+    int dims[3];
+} SampleInfo;
+
+// Every rank reads the shards' headers (small): names, selection and geometry of all samples.
+static SampleInfo *sample_info(const InferSetup *in, const SaliencyArgs *a) {
+    const Dataset *ds = &in->ds;
+    int n = ds->cohort.n;
+    SampleInfo *info = xcalloc((size_t)(n ? n : 1), sizeof *info);
+    for (int f = 0; f < ds->n_files; f++) {
+        Cohort c;
+        DfError err;
+        if (shard_read_header(ds->files[f].path, &c, &err)) df_die_collective(DF_EXIT_INPUT, "saliency: %s", err.msg);
+        for (int i = 0; i < ds->files[f].n; i++) {
+            SampleInfo *s = &info[ds->files[f].first + i];
+            const char *subject = c.subjects ? c.subjects[i] : NULL;
+            char base[160];
+            if (subject) snprintf(base, sizeof base, "%s", subject);
+            else snprintf(base, sizeof base, "sample-%05d", ds->files[f].first + i);
+            for (char *p = base; *p; p++) if (*p == '/') *p = '_';  // ids become file names
+            int seen = 1;  // the subject's how-manieth sample: _2, _3 ... after the first
+            for (int j = 0; j < ds->files[f].first + i; j++) seen += strncmp(info[j].name, base, strlen(base)) == 0 &&
+                                                                      (info[j].name[strlen(base)] == '\0' || info[j].name[strlen(base)] == '_');
+            if (seen == 1) snprintf(s->name, sizeof s->name, "%s", base);
+            else snprintf(s->name, sizeof s->name, "%s_%d", base, seen);
+            s->selected = a->n_subjects == 0;
+            for (int k = 0; k < a->n_subjects && subject; k++) s->selected |= strcmp(a->subjects[k], subject) == 0;
+            if ((s->has_geo = c.affine != NULL)) {
+                memcpy(s->affine, c.affine + (size_t)i * 16, sizeof s->affine);
+                memcpy(s->source_affine, c.source_affine + (size_t)i * 16, sizeof s->source_affine);
+                for (int d = 0; d < 3; d++) s->dims[d] = c.source_dims[(size_t)i * 3 + d];
+            }
+        }
+        cohort_free(&c);
+    }
+    for (int k = 0; k < a->n_subjects; k++) {  // every subject asked for must exist
+        int found = 0;
+        for (int i = 0; i < n && !found; i++) found = ds->cohort.subjects && strcmp(ds->cohort.subjects[i], a->subjects[k]) == 0;
+        if (!found) df_die_collective(DF_EXIT_INPUT, "saliency: --subject %s: %s has no sample of that subject", a->subjects[k], a->data);
+    }
+    return info;
+}
+
+// One map as NIfTI: (nz, ny, nx) voxels with their affine.
+static void write_nifti(const char *path, const float *x, int nx, int ny, int nz, const double affine[16]) {
+    NiiWriteSpec sp = { .version = 1, .datatype = NII_DT_FLOAT32, .affine = affine };
+    int64_t dims[8] = { 3, nx, ny, nz, 1, 1, 1, 1 };
+    memcpy(sp.dims, dims, sizeof dims);
+    for (int a = 0; a < 3; a++)  // voxel sizes: the affine's column lengths
+        sp.pixdim[a + 1] = sqrt(affine[a] * affine[a] + affine[4 + a] * affine[4 + a] + affine[8 + a] * affine[8 + a]);
+    DfError err;
+    if (nii_write(path, &sp, x, &err)) df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
+}
+
+typedef struct {
+    const SaliencyArgs *a;
+    const SampleInfo *info;
+    const char *dir;       // the temporary output folder
+    Shape shape;           // the packed sample's (C, D, H, W)
+    float *maps;           // (batch, D, H, W)
+    double *sum;           // (D, H, W): the written maps summed, for the mean
+    double count;
+    long n, global_batch;  // for the progress
+} SalVisit;
+
+static void write_sample(SalVisit *v, long idx, const float *map) {
+    const SampleInfo *s = &v->info[idx];
+    Shape sh = v->shape;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s_saliency-%s.nii.gz", v->dir, s->name, saliency_method_names[v->a->sc.method]);
+    if (s->has_geo) {
+        float *native = xmalloc(sizeof(float) * (size_t)s->dims[0] * s->dims[1] * s->dims[2]);
+        if (prep_to_source(native, map, sh.d, sh.h, sh.w, s->affine, s->source_affine, s->dims))
+            df_die(DF_EXIT_FAIL, "saliency: sample %ld: its packed affine is singular", idx);
+        write_nifti(path, native, s->dims[0], s->dims[1], s->dims[2], s->source_affine);
+        free(native);
+    } else {
+        double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
+        write_nifti(path, map, sh.w, sh.h, sh.d, unit);
+    }
+    size_t V = shape_spatial(sh);
+    for (size_t i = 0; i < V; i++) v->sum[i] += map[i];
+    v->count += 1;
+}
+
+static void sal_visit(void *arg, const Net *net, const Batch *b) {
+    SalVisit *v = arg;
+    int any = 0;
+    for (int i = 0; i < b->n; i++) any |= v->info[b->first_sample + i].selected;
+    if (any) {
+        saliency_batch(v->maps, (Net *)net, b, &v->a->sc);
+        for (int i = 0; i < b->n; i++)
+            if (v->info[b->first_sample + i].selected) write_sample(v, b->first_sample + i, v->maps + (size_t)i * shape_spatial(v->shape));
+    }
+    progress_update((double)DF_MIN(v->n, (b->step + 1) * v->global_batch));
+}
+
+// Rank 0 makes DIR's temporary twin (DIR must not exist); every rank gets its name.
+static void make_tmp_dir(const char *out, char tmp[1024]) {
+    int rc = 0;
+    char msg[1200] = "";
+    if (dist_rank() == 0) {
+        struct stat st;
+        snprintf(tmp, 1024, "%s.tmp-%ld", out, (long)getpid());
+        if (stat(out, &st) == 0) rc = 1, snprintf(msg, sizeof msg, "saliency: %s: already exists (choose another --out)", out);
+        else if (mkdir(tmp, 0755) != 0) rc = 1, snprintf(msg, sizeof msg, "saliency: %s: cannot create: %s", tmp, strerror(errno));
+    }
+    dist_bcast(&rc, sizeof rc, 0);
+    if (rc) df_die_collective(DF_EXIT_INPUT, "%s", msg);
+    dist_bcast(tmp, 1024, 0);
+}
+
+int cmd_saliency(int argc, char **argv) {
+    SaliencyArgs a;
+    if (parse_args(&a, argc, argv)) { free(a.sets); free(a.subjects); return 0; }
+    progress_enable(dist_rank() == 0 && !a.quiet);
+    dist_set_blas_threads(a.threads ? a.threads : 1);
+    InferSetup in;
+    DfError err;
+    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.batch, &err))
+        df_die_collective(DF_EXIT_INPUT, "saliency: %s", err.msg);
+    SampleInfo *info = sample_info(&in, &a);
+    char tmp[1024];
+    make_tmp_dir(a.out, tmp);
+    net_enable_input_grad(&in.net);
+    Shape sh = in.net.in_shape;
+    size_t V = shape_spatial(sh);
+    SalVisit v = { &a, info, tmp, sh, df_alloc_floats((size_t)a.batch * V), xcalloc(V, sizeof(double)), 0,
+                   in.ds.cohort.n, (long)a.batch * dist_size() };
+    progress_begin("saliency", "samples", 0, (double)v.n);
+    if (infer_run(&in.net, in.loader, sal_visit, &v, &err)) df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
+    progress_end();
+    dist_allreduce_sum_f64(v.sum, V);
+    dist_allreduce_sum_f64(&v.count, 1);
+    if (dist_rank() == 0) {
+        float *mean = xmalloc(sizeof(float) * V);
+        for (size_t i = 0; i < V; i++) mean[i] = (float)(v.count > 0 ? v.sum[i] / v.count : 0.0);
+        const double *grid = NULL;  // the packed grid's place: any written sample's (they share it)
+        for (long i = 0; i < v.n && !grid; i++) if (info[i].selected && info[i].has_geo) grid = info[i].affine;
+        double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
+        char path[1200];
+        snprintf(path, sizeof path, "%s/mean_saliency-%s.nii.gz", tmp, saliency_method_names[a.sc.method]);
+        write_nifti(path, mean, sh.w, sh.h, sh.d, grid ? grid : unit);
+        free(mean);
+    }
+    dist_barrier();  // every rank's files are complete
+    int rc = 0;
+    if (dist_rank() == 0 && rename(tmp, a.out) != 0) rc = 1;
+    dist_bcast(&rc, sizeof rc, 0);
+    if (rc) df_die_collective(DF_EXIT_FAIL, "saliency: cannot rename %s to %s", tmp, a.out);
+    if (dist_rank() == 0)
+        printf("saliency: wrote %.0f maps (%s, target %s) and their mean into %s\n", v.count, saliency_method_names[a.sc.method],
+               a.sc.target == SAL_TARGET_PRED ? "the predicted class" : a.sc.target == SAL_TARGET_LABEL ? "the label" : "a fixed class",
+               a.out);
+    free(v.maps);
+    free(v.sum);
+    free(info);
+    infer_setup_free(&in);
+    free(a.sets);
+    free(a.subjects);
+    return 0;
+}
