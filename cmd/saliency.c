@@ -21,7 +21,7 @@ static const char *saliency_help =
     "usage: deconfound saliency CONFIG.ini --checkpoint CKPT.h5 --data SHARDS --out DIR\n"
     "                           [--method grad|gradxinput|smoothgrad] [--subject ID ...]\n"
     "                           [--target pred|label|K] [--samples N] [--noise F] [--seed S]\n"
-    "                           [--batch N] [--threads N] [--set section.key=value ...] [--quiet]\n"
+    "                           [--region MASK.nii] [--batch N] [--threads N] [--set s.k=v ...] [--quiet]\n"
     "\n"
     "For every sample of the shards (or those of the subjects named), the gradient of one\n"
     "output logit with respect to the input image, in eval mode: --method grad (|gradient|,\n"
@@ -36,10 +36,13 @@ static const char *saliency_help =
     "data) are written on the shard's own grid. DIR/mean_saliency-<method>.nii.gz is the mean\n"
     "map over the samples written, on the packed grid (the common space every sample was\n"
     "brought to; a template space when the images were registered to one). Samples are split\n"
-    "over the ranks; DIR is written whole or not at all.\n";
+    "over the ranks; DIR is written whole or not at all.\n"
+    "\n"
+    "--region MASK.nii (any grid; placed by its affine) also prints how much of the mean map\n"
+    "lies inside the mask, against the mask's share of the volume: where the network looks.\n";
 
 typedef struct {
-    const char *config, *checkpoint, *data, *out;
+    const char *config, *checkpoint, *data, *out, *region;
     const char **sets, **subjects;
     int n_sets, n_subjects, batch, threads, quiet;
     SaliencyConfig sc;
@@ -59,6 +62,7 @@ static int parse_args(SaliencyArgs *a, int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) a->out = v;
         else if (cli_opt(argc, argv, &i, "--set", &v, cmd)) a->sets[a->n_sets++] = v;
         else if (cli_opt(argc, argv, &i, "--subject", &v, cmd)) a->subjects[a->n_subjects++] = v;
+        else if (cli_opt(argc, argv, &i, "--region", &v, cmd)) a->region = v;
         else if (cli_opt(argc, argv, &i, "--batch", &v, cmd)) a->batch = (int)cli_long(cmd, "--batch", v, 1, 4096);
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) a->threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_opt(argc, argv, &i, "--samples", &v, cmd)) a->sc.samples = (int)cli_long(cmd, "--samples", v, 1, 10000);
@@ -204,6 +208,24 @@ static void make_tmp_dir(const char *out, char tmp[1024]) {
     dist_bcast(tmp, 1024, 0);
 }
 
+// --region: the mean map's mass inside the mask, against the mask's share of the volume.
+static void report_region(const char *mask, const float *mean, Shape sh, const double *grid, const char *data) {
+    size_t V = shape_spatial(sh);
+    if (!grid) df_die(DF_EXIT_INPUT, "saliency: --region: %s was not packed from NIfTI files: its grid has no place in space", data);
+    uint8_t *in = xmalloc(V);
+    DfError err;
+    if (prep_mask_on_grid(in, mask, sh.d, sh.h, sh.w, grid, &err)) df_die(DF_EXIT_INPUT, "saliency: --region: %s", err.msg);
+    double inside = 0, total = 0, voxels = 0;
+    for (size_t v = 0; v < V; v++) {
+        total += mean[v];
+        if (in[v]) inside += mean[v], voxels += 1;
+    }
+    printf("region %s: %.1f %% of the mean saliency in %.1f %% of the volume (%.2f times its share)\n", mask,
+           total > 0 ? 100 * inside / total : 0.0, 100 * voxels / (double)V,
+           voxels > 0 && total > 0 ? (inside / total) / (voxels / (double)V) : 0.0);
+    free(in);
+}
+
 int cmd_saliency(int argc, char **argv) {
     SaliencyArgs a;
     if (parse_args(&a, argc, argv)) { free(a.sets); free(a.subjects); return 0; }
@@ -214,6 +236,11 @@ int cmd_saliency(int argc, char **argv) {
     if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "saliency: %s", err.msg);
     SampleInfo *info = sample_info(&in, &a);
+    if (a.region) {  // a mask that cannot be read stops the job before any map is computed
+        uint8_t probe[1];
+        double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
+        if (prep_mask_on_grid(probe, a.region, 1, 1, 1, unit, &err)) df_die_collective(DF_EXIT_INPUT, "saliency: --region: %s", err.msg);
+    }
     char tmp[1024];
     make_tmp_dir(a.out, tmp);
     net_enable_input_grad(&in.net);
@@ -235,6 +262,7 @@ int cmd_saliency(int argc, char **argv) {
         char path[1200];
         snprintf(path, sizeof path, "%s/mean_saliency-%s.nii.gz", tmp, saliency_method_names[a.sc.method]);
         write_nifti(path, mean, sh.w, sh.h, sh.d, grid ? grid : unit);
+        if (a.region) report_region(a.region, mean, sh, grid, a.data);
         free(mean);
     }
     dist_barrier();  // every rank's files are complete

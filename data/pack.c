@@ -386,6 +386,26 @@ int prep_to_source(float *out, const float *map, int D, int H, int W, const doub
     return 0;
 }
 
+int prep_mask_on_grid(uint8_t *out, const char *mask_path, int D, int H, int W, const double affine[16], DfError *err) {
+    NiiVolume m;
+    if (nii_read(mask_path, &m, 1, err)) return -1;
+    int mx = (int)m.dim[1], my = (int)m.dim[2], mz = (int)m.dim[3], dims[3] = { W, H, D };
+    if (m.nvox != (int64_t)mx * my * mz) {
+        nii_free(&m);
+        return df_err(err, "%s: a mask must be one 3D volume", mask_path);
+    }
+    for (int64_t i = 0; i < m.nvox; i++) m.data[i] = m.data[i] > 0 ? 1.0f : 0.0f;
+    double maff[16];
+    for (int r = 0; r < 4; r++) for (int c = 0; c < 4; c++) maff[r * 4 + c] = m.affine[r][c];
+    float *on = xmalloc(sizeof(float) * (size_t)D * H * W);
+    int rc = prep_to_source(on, m.data, mz, my, mx, maff, affine, dims);  // the packed grid is the "source" here
+    nii_free(&m);
+    if (rc) { free(on); return df_err(err, "%s: its affine is singular", mask_path); }
+    for (size_t v = 0; v < (size_t)D * H * W; v++) out[v] = on[v] >= 0.5f;
+    free(on);
+    return 0;
+}
+
 static void normalise(const PrepConfig *cfg, Grid *g, const uint8_t *mask) {
     if (cfg->norm == PACK_NORM_NONE) return;
     size_t V = (size_t)g->D * g->H * g->W;

@@ -87,6 +87,11 @@ int prep_geometry(const PrepConfig *cfg, const char *path, PrepGeometry *geo, Df
 int prep_to_source(float *out, const float *map, int D, int H, int W, const double affine[16], const double source_affine[16],
                    const int dims[3]);
 
+// A NIfTI mask (any grid, any orientation: placed by its affine) on a packed grid (D, H, W)
+// with affine `affine`: out[v] = 1 where the mask, sampled trilinearly at the voxel's world
+// point, is >= 0.5. -1 with err naming the file when it cannot be read.
+int prep_mask_on_grid(uint8_t *out, const char *mask_path, int D, int H, int W, const double affine[16], DfError *err);
+
 // Trilinear resampling of a (C, D, H, W) grid to (C, D2, H2, W2), voxel centres aligned
 // (PyTorch's interpolate(mode="trilinear", align_corners=False) without antialiasing).
 void prep_resample(float *out, const float *in, int C, int D, int H, int W, int D2, int H2, int W2);

@@ -72,6 +72,14 @@ check "2 ranks write the same maps, byte for byte" bash -c "for f in sal-smoothg
 "$DF" saliency net.ini --checkpoint run/checkpoint.h5 --data packed --subject sub-a2 --subject sub-c3 --out sel --quiet >sel.log 2>&1
 check "--subject: only those maps" bash -c "[ \"\$(ls sel | tr '\n' ' ')\" = 'mean_saliency-grad.nii.gz sub-a2_saliency-grad.nii.gz sub-c3_saliency-grad.nii.gz ' ]"
 
+# --region: the mean map's mass inside a mask on another grid (the LAS image itself, placed by
+# its affine): a percentage of the saliency, of the volume, and their ratio
+"$DF" saliency net.ini --checkpoint run/checkpoint.h5 --data packed --region src/a.nii --out reg --quiet >reg.log 2>&1
+check "--region: reports the mass inside the mask" grep -q '^region src/a.nii: [0-9.]* % of the mean saliency in [0-9.]* % of the volume ([0-9.]* times its share)' reg.log
+"$DF" saliency net.ini --checkpoint run/checkpoint.h5 --data packed --region nowhere.nii --out bad4 >bad4.log 2>&1
+check "--region: an unreadable mask: status 2 before anything is written" bash -c "[ $? = 2 ] && grep -q 'nowhere.nii' bad4.log && [ ! -e bad4 ] &&
+    ! ls -d bad4.tmp-* 2>/dev/null"
+
 # bad input: exit 2, one message, nothing written
 "$DF" saliency net.ini --checkpoint run/checkpoint.h5 --data packed --subject sub-zz --out bad1 >bad1.log 2>&1
 check "an unknown subject: status 2, named, nothing written" bash -c "[ $? = 2 ] && grep -q 'sub-zz' bad1.log && [ ! -e bad1 ] &&
