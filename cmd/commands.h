@@ -18,4 +18,5 @@ int cmd_plot(int argc, char **argv);     // cmd/plot.c
 int cmd_compare(int argc, char **argv);    // cmd/compare.c
 int cmd_cv(int argc, char **argv);         // cmd/cv.c
 int cmd_saliency(int argc, char **argv);   // cmd/saliency.c
+int cmd_export(int argc, char **argv);     // cmd/export.c
 #endif

@@ -7,14 +7,15 @@
 #include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
+#include "cmd/export.h"
 #include "mpi/comm.h"
 #include "prep/harmonize.h"
 
 static const char *harmonize_help =
     "usage: deconfound harmonize --train SHARDS --site COL [--keep COLS] [--apply SHARDS]... --out DIR\n"
     "                            [--model FILE] [--mask MASK.nii] [--nonparametric | --no-eb] [--memory MB]\n"
-    "                            [--quiet]\n"
-    "       deconfound harmonize --model FILE --apply SHARDS [--apply SHARDS]... --out DIR [--memory MB] [--quiet]\n"
+    "                            [--nifti] [--quiet]\n"
+    "       deconfound harmonize --model FILE --apply SHARDS [--apply SHARDS]... --out DIR [--memory MB] [--nifti] [--quiet]\n"
     "\n"
     "ComBat (Johnson et al. 2007; Fortin et al. 2017 for images), as R/Bioconductor sva::ComBat\n"
     "computes it: per voxel a least-squares fit on the site indicators and the kept covariates,\n"
@@ -35,6 +36,8 @@ static const char *harmonize_help =
     "  --no-eb           no empirical Bayes: each voxel's own site estimates\n"
     "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 256)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
+    "  --nifti           also write every rewritten image as DIR/nifti/<subject>.nii.gz, in the\n"
+    "                    space of the NIfTI file it was packed from (deconfound export --help)\n"
     "  --quiet           no progress (on a terminal an updating line, in a file a line every\n"
     "                    DECONFOUND_PROGRESS_EVERY seconds, default 30); the plan and results stay\n"
     "\n"
@@ -53,7 +56,7 @@ int cmd_harmonize(int argc, char **argv) {
     o.prior = COMBAT_PARAMETRIC;
     o.memory_mb = 256;  // larger chunks were slower: first touching the buffer costs more (docs/baselines.md)
     o.apply = xcalloc((size_t)argc, sizeof(char *));
-    int threads = 0, nonpar = 0, noeb = 0, quiet = 0;
+    int threads = 0, nonpar = 0, noeb = 0, quiet = 0, nifti = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(harmonize_help, stdout); return 0; }
         else if (cli_opt(argc, argv, &i, "--train", &v, cmd)) o.train = v;
@@ -69,6 +72,7 @@ int cmd_harmonize(int argc, char **argv) {
         }
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_flag(argv, i, "--quiet")) quiet = 1;
+        else if (cli_flag(argv, i, "--nifti")) nifti = 1;
         else if (cli_flag(argv, i, "--nonparametric")) nonpar = 1;
         else if (cli_flag(argv, i, "--no-eb")) noeb = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
@@ -86,6 +90,7 @@ int cmd_harmonize(int argc, char **argv) {
     progress_enable(dist_rank() == 0 && !quiet);
     HarmonizeReport r;
     DfError err;
+    if (nifti) export_nifti_check(o.out_dir, cmd);
     if (harmonize_run(&o, &r, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     double peak = df_peak_rss_mb();  // the largest rank's
     dist_allreduce_max_f64(&peak, 1);
@@ -100,6 +105,7 @@ int cmd_harmonize(int argc, char **argv) {
         printf("harmonize: wrote %ld training and %ld held-out subjects into %s%s%s\n", r.n_train, r.n_apply, o.out_dir,
                o.train && o.model ? "; the model into " : "", o.train && o.model ? o.model : "");
     }
+    if (nifti) export_nifti_after(o.out_dir, cmd);
     free(o.apply);
     return 0;
 }

@@ -24,6 +24,7 @@ static const struct {
     { "cv", cmd_cv, "k-fold cross-validation: every fold trained in turn, then compared" },
     { "compare", cmd_compare, "runs side by side: accuracy, balanced and worst-group accuracy, dCor²; mean ± sd, paired tests" },
     { "plot", cmd_plot, "draw training runs' curves into one PNG (loss, accuracy, dCor, groups; needs gnuplot)" },
+    { "export", cmd_export, "shards' images as NIfTI, each in its subject's original image space" },
     { "saliency", cmd_saliency, "saliency maps of a checkpoint, as NIfTI in each subject's own image space" },
     { "dcor", cmd_dcor, "distance correlation (biased, bias-corrected, partial, per group, p-value)" },
     { "bench", cmd_bench, "time kernels and a training step (sgemm, brnet3d)" },

@@ -7,13 +7,14 @@
 #include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
+#include "cmd/export.h"
 #include "mpi/comm.h"
 #include "prep/residualize.h"
 
 static const char *residualize_help =
     "usage: deconfound residualize --train SHARDS --remove COLS [--keep COLS] [--apply SHARDS]...\n"
     "                              --out DIR [--mask MASK.nii] [--grid RxC] [--block B] [--memory MB]\n"
-    "                              [--threads T] [--quiet]\n"
+    "                              [--threads T] [--nifti] [--quiet]\n"
     "\n"
     "Voxel-wise confound regression, the baseline from before learned debiasing: every voxel is\n"
     "fitted by least squares on the design X = [kept columns, confounders, 1] over the training\n"
@@ -34,6 +35,8 @@ static const char *residualize_help =
     "  --block B         subjects per row block (default 64, fewer to give every row some)\n"
     "  --memory MB       image memory per rank; the voxels go in chunks that fit (default 256)\n"
     "  --threads T       OpenBLAS threads per rank (default: cores / ranks on the node)\n"
+    "  --nifti           also write every rewritten image as DIR/nifti/<subject>.nii.gz, in the\n"
+    "                    space of the NIfTI file it was packed from (deconfound export --help)\n"
     "  --quiet           no progress (on a terminal an updating line, in a file a line every\n"
     "                    DECONFOUND_PROGRESS_EVERY seconds, default 30); the plan and results stay\n"
     "\n"
@@ -61,7 +64,7 @@ int cmd_residualize(int argc, char **argv) {
     ResidualizeOptions o = { 0 };
     o.memory_mb = 256;  // larger chunks were slower: first touching the buffer costs more (docs/baselines.md)
     o.apply = xcalloc((size_t)argc, sizeof(char *));
-    int threads = 0, quiet = 0;
+    int threads = 0, quiet = 0, nifti = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(residualize_help, stdout); return 0; }
         else if (cli_opt(argc, argv, &i, "--train", &v, cmd)) o.train = v;
@@ -78,6 +81,7 @@ int cmd_residualize(int argc, char **argv) {
         }
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_flag(argv, i, "--quiet")) quiet = 1;
+        else if (cli_flag(argv, i, "--nifti")) nifti = 1;
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
@@ -88,6 +92,7 @@ int cmd_residualize(int argc, char **argv) {
     progress_enable(dist_rank() == 0 && !quiet);
     ResidualizeReport r;
     DfError err;
+    if (nifti) export_nifti_check(o.out_dir, cmd);
     if (residualize_run(&o, &r, &err)) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     double peak = df_peak_rss_mb();  // the largest rank's
     dist_allreduce_max_f64(&peak, 1);
@@ -100,6 +105,7 @@ int cmd_residualize(int argc, char **argv) {
                dist_size() == 1 ? "" : "s", nt, nt == 1 ? "" : "s", blas);
         printf("residualize: wrote %ld training and %ld held-out subjects into %s\n", r.n_train, r.n_apply, o.out_dir);
     }
+    if (nifti) export_nifti_after(o.out_dir, cmd);
     free(o.apply);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
+#include "data/export.h"
 #include "data/nifti.h"
 #include "data/pack.h"
 #include "data/shard.h"
@@ -105,6 +106,7 @@ static SampleInfo *sample_info(const InferSetup *in, const SaliencyArgs *a) {
     const Dataset *ds = &in->ds;
     int n = ds->cohort.n;
     SampleInfo *info = xcalloc((size_t)(n ? n : 1), sizeof *info);
+    char **ids = xcalloc((size_t)(n ? n : 1), sizeof(char *));
     for (int f = 0; f < ds->n_files; f++) {
         Cohort c;
         DfError err;
@@ -112,15 +114,9 @@ static SampleInfo *sample_info(const InferSetup *in, const SaliencyArgs *a) {
         for (int i = 0; i < ds->files[f].n; i++) {
             SampleInfo *s = &info[ds->files[f].first + i];
             const char *subject = c.subjects ? c.subjects[i] : NULL;
-            char base[160];
-            if (subject) snprintf(base, sizeof base, "%s", subject);
-            else snprintf(base, sizeof base, "sample-%05d", ds->files[f].first + i);
-            for (char *p = base; *p; p++) if (*p == '/') *p = '_';  // ids become file names
-            int seen = 1;  // the subject's how-manieth sample: _2, _3 ... after the first
-            for (int j = 0; j < ds->files[f].first + i; j++) seen += strncmp(info[j].name, base, strlen(base)) == 0 &&
-                                                                      (info[j].name[strlen(base)] == '\0' || info[j].name[strlen(base)] == '_');
-            if (seen == 1) snprintf(s->name, sizeof s->name, "%s", base);
-            else snprintf(s->name, sizeof s->name, "%s_%d", base, seen);
+            char fallback[32];
+            snprintf(fallback, sizeof fallback, "sample-%05d", ds->files[f].first + i);
+            ids[ds->files[f].first + i] = xstrdup(subject ? subject : fallback);
             s->selected = a->n_subjects == 0;
             for (int k = 0; k < a->n_subjects && subject; k++) s->selected |= strcmp(a->subjects[k], subject) == 0;
             if ((s->has_geo = c.affine != NULL)) {
@@ -131,6 +127,11 @@ static SampleInfo *sample_info(const InferSetup *in, const SaliencyArgs *a) {
         }
         cohort_free(&c);
     }
+    char (*names)[200] = xcalloc((size_t)(n ? n : 1), sizeof *names);  // as `export` names files
+    export_sample_names(names, ids, n, 0);
+    for (int i = 0; i < n; i++) snprintf(info[i].name, sizeof info[i].name, "%s", names[i]), free(ids[i]);
+    free(names);
+    free(ids);
     for (int k = 0; k < a->n_subjects; k++) {  // every subject asked for must exist
         int found = 0;
         for (int i = 0; i < n && !found; i++) found = ds->cohort.subjects && strcmp(ds->cohort.subjects[i], a->subjects[k]) == 0;

@@ -1,0 +1,16 @@
+// export.h (cmd): writing shards' samples out as NIfTI into a new folder, whole or not at all
+// -- what `deconfound export` does, and residualize/harmonize with --nifti. Collective.
+#ifndef DF_CMD_EXPORT_H
+#define DF_CMD_EXPORT_H
+
+// Every rank writes its share into out's temporary twin; rank 0 renames it into place. out
+// must not exist. Returns the number of files written; a failure ends the job with one
+// message (status 2 for bad input such as an existing out, 1 for a write failure).
+long export_to_folder(const char *out, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
+                      int n_subjects, const char *cmd);
+
+// residualize/harmonize --nifti: before the work, that DIR/nifti does not exist yet (status 2
+// otherwise); after it, the rewritten shards in DIR exported into DIR/nifti.
+void export_nifti_check(const char *dir, const char *cmd);
+void export_nifti_after(const char *dir, const char *cmd);
+#endif
