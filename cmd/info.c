@@ -129,13 +129,13 @@ static void describe_nifti(const char *path, int json) {
         for (int i = 1; i <= v.ndim; i++) printf("%s%lld", i > 1 ? ", " : "", (long long)v.dim[i]);
         printf("], \"pixdim\": [");
         for (int i = 1; i <= v.ndim; i++) printf("%s%.9g", i > 1 ? ", " : "", v.pixdim[i]);
-        printf("], \"affine\": [");  // voxel -> world mm (sform, else qform), rows 1-3
-        for (int r = 0; r < 3; r++)
-            printf("%s[%.9g, %.9g, %.9g, %.9g]", r ? ", " : "", v.affine[r][0], v.affine[r][1], v.affine[r][2], v.affine[r][3]);
         printf("], \"datatype\": \"%s\", \"byte_order\": \"%s\", \"scl_slope\": %.9g, \"scl_inter\": %.9g, "
-               "\"orientation\": \"%s\", \"min\": %.9g, \"max\": %.9g, \"mean\": %.9g, \"nonfinite\": %ld}\n",
+               "\"orientation\": \"%s\", \"min\": %.9g, \"max\": %.9g, \"mean\": %.9g, \"nonfinite\": %ld, \"affine\": [",
                nii_datatype_name(v.datatype), v.big_endian ? "big" : "little", v.slope, v.inter, v.orient, lo, hi, mean,
                nonfinite);
+        for (int r = 0; r < 3; r++)  // voxel -> world mm (sform, else qform), rows 1-3
+            printf("%s[%.9g, %.9g, %.9g, %.9g]", r ? ", " : "", v.affine[r][0], v.affine[r][1], v.affine[r][2], v.affine[r][3]);
+        printf("]}\n");
     } else {
         printf("%s: NIfTI-%d, %s-endian %s, dims", path, v.version, v.big_endian ? "big" : "little",
                nii_datatype_name(v.datatype));
