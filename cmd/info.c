@@ -16,8 +16,11 @@ static const char *info_help =
     "byte order, scaling, orientation (axis codes, e.g. RAS) and min/max/mean of the scaled data\n"
     "(JSON keys dims, pixdim, datatype, min, max, mean, ...).\n"
     "For a shard: sample count and shape, label balance, and a summary of each metadata\n"
-    "column (mean/sd/min/max for continuous ones, level counts for categorical ones).\n"
+    "column (mean/sd/min/max for continuous ones, level counts for categorical ones), and where\n"
+    "the samples came from when pack recorded it (a BIDS dataset: JSON key source).\n"
     "For a checkpoint: epoch, step, and each layer's parameters with their shapes.\n";
+
+static void json_string(const char *s);
 
 static void describe_shard(const char *path, int json) {
     Cohort c;
@@ -75,10 +78,15 @@ static void describe_shard(const char *path, int json) {
             for (int j = 0; j < i && !seen; j++) seen = strcmp(c.subjects[i], c.subjects[j]) == 0;
             distinct += !seen;
         }
-    if (json) printf("], \"masks\": %s, \"subjects\": %d}\n", c.has_masks ? "true" : "false", distinct);
+    if (json) {
+        printf("], \"masks\": %s, \"subjects\": %d", c.has_masks ? "true" : "false", distinct);
+        if (c.source) { printf(", \"source\": "); json_string(c.source); }
+        printf("}\n");
+    }
     else printf("masks: %s; subject ids: %s", c.has_masks ? "yes" : "no", c.subjects ? "" : "none\n");
     if (!json && c.subjects) printf("%d distinct\n", distinct);
     if (!json && c.derived_by) printf("derived by: %s\n", c.derived_by);
+    if (!json && c.source) printf("source: %s\n", c.source);
     free(counts);
     cohort_free(&c);
 }

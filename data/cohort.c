@@ -30,6 +30,7 @@ void cohort_free(Cohort *c) {
     free(c->masks);
     free_strings(c->subjects, c->n);
     free(c->derived_by);
+    free(c->source);
     free_strings(c->label_names, c->n_label_names);
     for (int j = 0; j < META_MAX_COLS; j++) {
         free(c->columns[j]);

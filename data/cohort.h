@@ -35,6 +35,7 @@ typedef struct {
     int n_levels[META_MAX_COLS];  // categorical column j: level index -> name
     char **levels[META_MAX_COLS];
     char *derived_by;    // a shard's `derived_by` attribute: how residualize/harmonize made its images
+    char *source;        // a shard's `source` attribute: where pack found the samples ("bids:DIR ...")
 } Cohort;
 
 void cohort_alloc(Cohort *c, int n, Shape shape, int k);

@@ -258,6 +258,7 @@ static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *e
     }
     if (rc == 0 && c->masks) rc = write_masks(f, path, c, err);
     if (rc == 0 && c->subjects) rc = write_subjects(f, path, c, err);
+    if (rc == 0 && c->source) rc = h5_attr_write_string(f, path, "source", c->source, err);
     return rc;
 }
 
@@ -399,6 +400,7 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
     if (read_meta_attrs(meta, path, c, err) || read_labels_meta(f, path, c, err)) goto done;
     if (h5_exists(f, "subject") && read_subjects(f, path, c, err) != 0) goto done;
     if (h5_attr_exists(f, "derived_by") && !(c->derived_by = h5_attr_read_string(f, path, "derived_by", err))) goto done;
+    if (h5_attr_exists(f, "source") && !(c->source = h5_attr_read_string(f, path, "source", err))) goto done;
     if (read_masks_part(f, path, c, with_images, err) || cohort_check_values(c, path, err) != 0) goto done;
     if (with_images) {
         size_t count = (size_t)c->n * shape_numel(c->shape);
