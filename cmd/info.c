@@ -16,8 +16,11 @@ static const char *info_help =
     "byte order, scaling, orientation (axis codes, e.g. RAS) and min/max/mean of the scaled data\n"
     "(JSON keys dims, pixdim, datatype, min, max, mean, ...).\n"
     "For a shard: sample count and shape, label balance, and a summary of each metadata\n"
-    "column (mean/sd/min/max for continuous ones, level counts for categorical ones).\n"
+    "column (mean/sd/min/max for continuous ones, level counts for categorical ones), and where\n"
+    "the samples came from when pack recorded it (a BIDS dataset: JSON key source).\n"
     "For a checkpoint: epoch, step, and each layer's parameters with their shapes.\n";
+
+static void json_string(const char *s);
 
 static void describe_shard(const char *path, int json) {
     Cohort c;
@@ -75,11 +78,16 @@ static void describe_shard(const char *path, int json) {
             for (int j = 0; j < i && !seen; j++) seen = strcmp(c.subjects[i], c.subjects[j]) == 0;
             distinct += !seen;
         }
-    if (json) printf("], \"masks\": %s, \"subjects\": %d, \"geometry\": %s}\n", c.has_masks ? "true" : "false", distinct,
-                     c.affine ? "true" : "false");
+    if (json) {
+        printf("], \"masks\": %s, \"subjects\": %d, \"geometry\": %s", c.has_masks ? "true" : "false", distinct,
+               c.affine ? "true" : "false");
+        if (c.source) { printf(", \"source\": "); json_string(c.source); }
+        printf("}\n");
+    }
     else printf("masks: %s; subject ids: %s", c.has_masks ? "yes" : "no", c.subjects ? "" : "none\n");
     if (!json && c.subjects) printf("%d distinct\n", distinct);
     if (!json && c.derived_by) printf("derived by: %s\n", c.derived_by);
+    if (!json && c.source) printf("source: %s\n", c.source);
     if (!json && c.affine) {  // the first sample's, as an example
         const double *A = c.affine;
         printf("geometry: each sample's source image and affine; sample 0 from %s (%dx%dx%d), packed voxel -> mm:\n",

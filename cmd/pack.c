@@ -1,4 +1,5 @@
-// pack.c: `deconfound pack`: a manifest of NIfTI files into HDF5 shards (data/pack.c).
+// pack.c: `deconfound pack`: a manifest of NIfTI files, or a BIDS dataset, into HDF5 shards
+// (data/pack.c, data/bids.c).
 #include <stdlib.h>
 #include <string.h>
 #include "base/progress.h"
@@ -8,11 +9,13 @@
 #include "data/pack.h"
 
 static const char *pack_help =
-    "usage: deconfound pack --manifest SUBJECTS.csv --out DIR [--shape D,H,W] [--spacing MM]\n"
-    "                       [--shard-size N] [--fit crop|resize] [--normalize none|zscore|minmax]\n"
-    "                       [--reorient|--no-reorient] [--4d channels|frames]\n"
-    "                       [--clip-layout THWC|CTHW] [--clip-uint8 scale|raw] [--subjects LIST]\n"
-    "                       [--categorical COLS] [--continuous COLS] [--quiet]\n"
+    "usage: deconfound pack --manifest SUBJECTS.csv --out DIR [OPTIONS]\n"
+    "       deconfound pack --bids DATASET --label COL [--confounders COLS] [--suffix T1w]\n"
+    "                       [--session SES] [--drop-missing] --out DIR [OPTIONS]\n"
+    "OPTIONS: [--shape D,H,W] [--spacing MM] [--shard-size N] [--fit crop|resize]\n"
+    "         [--normalize none|zscore|minmax] [--reorient|--no-reorient] [--4d channels|frames]\n"
+    "         [--clip-layout THWC|CTHW] [--clip-uint8 scale|raw] [--subjects LIST]\n"
+    "         [--categorical COLS] [--continuous COLS] [--quiet]\n"
     "\n"
     "Reads the manifest (CSV header path,label[,subject][,mask][,confounders...]; docs/formats.md),\n"
     "loads every .nii/.nii.gz (NIfTI-1 or -2, any byte order, scl_slope/scl_inter applied) and\n"
@@ -24,6 +27,22 @@ static const char *pack_help =
     "the ranks; the shards written are the same bytes as with one rank. DIR must not exist; it\n"
     "appears only when every shard is written.\n"
     "\n"
+    "With --bids, the rows come from a BIDS dataset instead (docs/formats.md, \"BIDS\"): one per\n"
+    "image DATASET/sub-XX[/ses-YY]/anat/sub-XX[_ses-YY][_...]_T1w.nii[.gz], the subject its\n"
+    "participant_id, the label and confounders columns of participants.tsv -- or, for a\n"
+    "session, of sub-XX/sub-XX_sessions.tsv when it has them (e.g. the age at that scan).\n"
+    "participants.json's Units of months, weeks or days are converted to years; a column with\n"
+    "Levels is categorical. Several images of one subject and session (runs) are an error.\n"
+    "Participants without an image, images without a participants.tsv row and n/a values are\n"
+    "all reported in one message (exit 2), or dropped and listed with --drop-missing.\n"
+    "\n"
+    "  --bids DATASET    a BIDS dataset's root (participants.tsv, sub-*/...) instead of --manifest\n"
+    "  --label COL       the column holding the class (class indices 0, 1, ... or names)\n"
+    "  --confounders C   comma-separated columns to keep as confounders (kinds as a manifest's)\n"
+    "  --suffix S        the images' BIDS suffix (default T1w; T2w, FLAIR, ...)\n"
+    "  --session SES     only session SES (ses-SES); default: every session's image is a row\n"
+    "  --drop-missing    leave out participants without an image, images without a row and\n"
+    "                    rows with n/a in the label or a confounder, listing them\n"
     "  --shape D,H,W     common sample shape (required when the volumes differ)\n"
     "  --spacing MM      isotropic voxel size to resample to (default: keep each grid)\n"
     "  --shard-size N    samples per shard (default 64)\n"
@@ -38,7 +57,8 @@ static const char *pack_help =
     "                    planes; uint8, float32 or float64; stored as (C, D = frames, H, W)\n"
     "  --clip-uint8 M    HDF5 clips of uint8: scale (default: divide by 255 into [0,1]) or raw\n"
     "  --subjects LIST   pack only the subjects listed in LIST (one id per line, # comments);\n"
-    "                    an id the manifest lacks is an error naming LIST and the line\n"
+    "                    an id the manifest (participants.tsv) lacks is an error naming LIST\n"
+    "                    and the line\n"
     "  --categorical C   comma-separated confounder columns to treat as categorical\n"
     "  --continuous C    comma-separated confounder columns to treat as continuous\n"
     "  --quiet           no progress (on a terminal an updating line, in a file a line every\n"
@@ -48,6 +68,9 @@ static const char *pack_help =
 // read by the parser training from a manifest uses: one set of names, defaults and checks.
 static const char *const setting_options[] = { "--shape", "--spacing", "--fit", "--normalize", "--4d", "--clip-layout",
                                                 "--clip-uint8", "--subjects", "--categorical", "--continuous", NULL };
+// A BIDS dataset's options and their [data] keys (bids_query_from_ini).
+static const char *const bids_options[][2] = { { "--suffix", "--bids-suffix" }, { "--session", "--bids-session" },
+                                               { "--label", "--label" }, { "--confounders", "--confounders" } };
 
 static void add_setting(Ini *ini, const char *cmd, const char *opt, const char *value) {
     char set[4096];
@@ -65,6 +88,7 @@ int cmd_pack(int argc, char **argv) {
     cfg.shard_size = 64;
     cfg.verbose = 1;
     int quiet = 0;
+    const char *bids = NULL, *bids_opt = NULL;  // --bids DIR; a BIDS option given
     Ini ini;
     DfError err;
     if (ini_parse_string(&ini, "[data]\n", "pack", &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
@@ -73,23 +97,38 @@ int cmd_pack(int argc, char **argv) {
         int setting = 0;
         for (int k = 0; setting_options[k] && !setting; k++)
             if (cli_opt(argc, argv, &i, setting_options[k], &v, cmd)) { add_setting(&ini, cmd, setting_options[k], v); setting = 1; }
+        for (int k = 0; k < 4 && !setting; k++)
+            if (cli_opt(argc, argv, &i, bids_options[k][0], &v, cmd)) {
+                add_setting(&ini, cmd, bids_options[k][1], v);
+                setting = 1;
+                bids_opt = bids_options[k][0];
+            }
         if (setting) continue;
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(pack_help, stdout); ini_free(&ini); return 0; }
         else if (cli_opt(argc, argv, &i, "--manifest", &v, cmd)) cfg.manifest = v;
+        else if (cli_opt(argc, argv, &i, "--bids", &v, cmd)) bids = v;
         else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) cfg.out = v;
         else if (cli_opt(argc, argv, &i, "--shard-size", &v, cmd)) cfg.shard_size = (int)cli_long(cmd, "--shard-size", v, 1, 1 << 20);
         else if (cli_flag(argv, i, "--reorient")) add_setting(&ini, cmd, "--reorient", "true");
         else if (cli_flag(argv, i, "--no-reorient")) add_setting(&ini, cmd, "--reorient", "false");
         else if (cli_flag(argv, i, "--quiet")) quiet = 1;
+        else if (cli_flag(argv, i, "--drop-missing")) { add_setting(&ini, cmd, "--drop-missing", "true"); bids_opt = argv[i]; }
         else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    if (!cfg.manifest) cli_usage_error(cmd, "missing --manifest SUBJECTS.csv");
+    if (cfg.manifest && bids) cli_usage_error(cmd, "--manifest and --bids: give one");
+    if (!cfg.manifest && !bids) cli_usage_error(cmd, "missing --manifest SUBJECTS.csv (or --bids DATASET)");
+    if (bids_opt && !bids) cli_usage_error(cmd, "%s goes with --bids DATASET", bids_opt);
+    if (bids && !ini_entry(ini_section(&ini, "data"), "label")) cli_usage_error(cmd, "--bids needs --label COLUMN (the class)");
     if (!cfg.out) cli_usage_error(cmd, "missing --out DIR");
     progress_enable(dist_rank() == 0 && !quiet);
     ManifestSettings ms;
-    if (manifest_settings_from_ini(&ms, &ini, ini_section(&ini, "data"), &err) || ini_check_unused(&ini, &err))
+    BidsQuery query;
+    IniSection *data = ini_section(&ini, "data");
+    if (manifest_settings_from_ini(&ms, &ini, data, &err) || (bids && bids_query_from_ini(&query, bids, &ms, &ini, data, &err)) ||
+        ini_check_unused(&ini, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (bids) cfg.bids = &query;
     cfg.prep = ms.prep;
     cfg.categorical = ms.categorical;
     cfg.continuous = ms.continuous;

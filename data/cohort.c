@@ -34,6 +34,7 @@ void cohort_free(Cohort *c) {
     free(c->source_dims);
     free(c->source_affine);
     free(c->affine);
+    free(c->source);
     free_strings(c->label_names, c->n_label_names);
     for (int j = 0; j < META_MAX_COLS; j++) {
         free(c->columns[j]);

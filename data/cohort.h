@@ -35,6 +35,7 @@ typedef struct {
     int n_levels[META_MAX_COLS];  // categorical column j: level index -> name
     char **levels[META_MAX_COLS];
     char *derived_by;    // a shard's `derived_by` attribute: how residualize/harmonize made its images
+    char *source;        // a shard's `source` attribute: where pack found the samples ("bids:DIR ...")
     // Where each sample came from, when `pack` made it from NIfTI files (else NULL): the source
     // image, its grid, and the packed grid's place in the same world space. 4x4 affines are
     // row-major, voxel index (i, j, k, 1) -> world millimetres; for the packed grid the index is

@@ -209,9 +209,21 @@ static int in_list(const char *list, const char *name) {
 
 static int is_number(const char *s) { double v; return df_parse_double(s, &v) == 0; }
 
+// "FILE:LINE" of cell (row, col), for messages.
+static const char *cell_at(const ManifestCells *c, int row, int col, char *buf, size_t n) {
+    if (c->origin) {
+        const CellOrigin *o = &c->origin[(size_t)row * c->t->ncols + col];
+        snprintf(buf, n, "%s:%d", o->file, o->line);
+    } else {
+        snprintf(buf, n, "%s:%d", c->t->origin, c->t->line[row]);
+    }
+    return buf;
+}
+
 // Sorted distinct values of column `col` (numeric order when all are numbers).
-static int level_set(const CsvTable *t, int col, char ***out, int *nout, const char *what, DfError *err) {
-    char **lv = xmalloc(sizeof(char *) * MANIFEST_MAX_LEVELS);
+static int level_set(const ManifestCells *c, int col, char ***out, int *nout, const char *what, DfError *err) {
+    const CsvTable *t = c->t;
+    char **lv = xmalloc(sizeof(char *) * MANIFEST_MAX_LEVELS), at[1200];
     int n = 0;
     for (int i = 0; i < t->nrows; i++) {
         const char *v = csv_cell(t, i, col);
@@ -221,8 +233,8 @@ static int level_set(const CsvTable *t, int col, char ***out, int *nout, const c
         if (n == MANIFEST_MAX_LEVELS) {
             for (int l = 0; l < n; l++) free(lv[l]);
             free(lv);
-            return df_err(err, "%s:%d: %s: more than %d distinct values for a categorical column", t->origin, t->line[i], what,
-                          MANIFEST_MAX_LEVELS);
+            return df_err(err, "%s: %s: more than %d distinct values for a categorical column", cell_at(c, i, col, at, sizeof at),
+                          what, MANIFEST_MAX_LEVELS);
         }
         lv[n++] = xstrdup(v);
     }
@@ -271,39 +283,35 @@ static char *default_subject(const char *p0) {
     return s;
 }
 
-// The confounder columns of the header: every column after path,label but subject and mask;
-// a "name:kind" header, or the caller's lists, declare the kind (declared[j], -1 when not).
-static int manifest_columns(Manifest *m, const CsvTable *t, const char *categorical, const char *continuous, int *conf_col,
-                            int *declared, DfError *err) {
-    const char *path = m->origin;
-    int csubj = csv_column(t, "subject"), cmask = csv_column(t, "mask");
+// The confounder columns of a CSV header: every column after path,label but subject and
+// mask; a "name:kind" header, or the caller's lists, declare the kind (-1 when not). The
+// names are the header's without ":kind", in names[] (the caller frees them).
+static int csv_confounders(ManifestCells *c, const char *origin, const char *categorical, const char *continuous, char **names,
+                           DfError *err) {
+    const CsvTable *t = c->t;
     for (int j = 2; j < t->ncols; j++) {
-        if (j == csubj || j == cmask) continue;
-        if (m->k == META_MAX_COLS) return df_err(err, "%s: more than %d confounder columns", path, META_MAX_COLS);
+        if (j == c->subject || j == c->mask) continue;
+        if (c->k == META_MAX_COLS) return df_err(err, "%s: more than %d confounder columns", origin, META_MAX_COLS);
         char *name = xstrdup(t->header[j]), *colon = strchr(name, ':');
-        declared[m->k] = -1;
+        int kind = -1;
         if (colon) {
             *colon = '\0';
-            const char *kind = colon + 1;
-            if (!strcmp(kind, "categorical") || !strcmp(kind, "cat")) declared[m->k] = META_CATEGORICAL;
-            else if (!strcmp(kind, "continuous") || !strcmp(kind, "cont")) declared[m->k] = META_CONTINUOUS;
+            const char *k = colon + 1;
+            if (!strcmp(k, "categorical") || !strcmp(k, "cat")) kind = META_CATEGORICAL;
+            else if (!strcmp(k, "continuous") || !strcmp(k, "cont")) kind = META_CONTINUOUS;
             else {
-                df_err(err, "%s: column '%s': unknown kind '%s' (categorical or continuous)", path, t->header[j], kind);
+                df_err(err, "%s: column '%s': unknown kind '%s' (categorical or continuous)", origin, t->header[j], k);
                 free(name);
                 return -1;
             }
         }
-        int bad = !name[0] || strchr(name, ',') || strchr(name, '|'), twice = 0;
-        for (int i = 0; i < m->k; i++) twice |= !strcmp(m->columns[i], name);
-        if (bad || twice) {
-            df_err(err, bad ? "%s: column name '%s' is empty or contains ',' or '|'" : "%s: column '%s' appears twice", path, name);
-            free(name);
-            return -1;
-        }
-        if (in_list(categorical, name)) declared[m->k] = META_CATEGORICAL;
-        if (in_list(continuous, name)) declared[m->k] = META_CONTINUOUS;
-        conf_col[m->k] = j;
-        m->columns[m->k++] = name;
+        if (in_list(categorical, name)) kind = META_CATEGORICAL;
+        if (in_list(continuous, name)) kind = META_CONTINUOUS;
+        c->col[c->k] = j;
+        c->declared[c->k] = kind;
+        names[c->k] = name;
+        c->name[c->k] = name;
+        c->k++;
     }
     // Names the caller declared must exist.
     const char *lists[2] = { categorical, continuous };
@@ -313,9 +321,9 @@ static int manifest_columns(Manifest *m, const CsvTable *t, const char *categori
         int rc = 0;
         for (char *tok = strtok(copy, ", "); tok && !rc; tok = strtok(NULL, ", ")) {
             int found = 0;
-            for (int i = 0; i < m->k; i++) found |= !strcmp(m->columns[i], tok);
+            for (int i = 0; i < c->k; i++) found |= !strcmp(c->name[i], tok);
             if (!found)
-                rc = df_err(err, "%s: --%s names column '%s', which the manifest does not have", path,
+                rc = df_err(err, "%s: --%s names column '%s', which the manifest does not have", origin,
                             L == 0 ? "categorical" : "continuous", tok);
         }
         free(copy);
@@ -324,70 +332,91 @@ static int manifest_columns(Manifest *m, const CsvTable *t, const char *categori
     return 0;
 }
 
+// The confounders' names into m->columns: non-empty, without ',' or '|' (the shard's
+// attributes separate by them), each once.
+static int manifest_names(Manifest *m, const ManifestCells *c, DfError *err) {
+    if (c->k > META_MAX_COLS) return df_err(err, "%s: more than %d confounder columns", m->origin, META_MAX_COLS);
+    for (int j = 0; j < c->k; j++) {
+        const char *name = c->name[j];
+        int bad = !name[0] || strchr(name, ',') || strchr(name, '|'), twice = 0;
+        for (int i = 0; i < j; i++) twice |= !strcmp(m->columns[i], name);
+        if (bad || twice)
+            return df_err(err, bad ? "%s: column name '%s' is empty or contains ',' or '|'" : "%s: column '%s' appears twice", m->origin,
+                          name);
+        m->columns[j] = xstrdup(name);
+        m->k = j + 1;
+    }
+    return 0;
+}
+
 // Each row's image path, subject id and mask path (relative paths against the manifest's folder).
-static int manifest_paths(Manifest *m, const CsvTable *t, DfError *err) {
-    const char *path = m->origin;
-    int cpath = csv_column(t, "path"), csubj = csv_column(t, "subject"), cmask = csv_column(t, "mask");
+static int manifest_paths(Manifest *m, const ManifestCells *c, DfError *err) {
+    const CsvTable *t = c->t;
+    char at[1200];
     for (int i = 0; i < m->n; i++) {
         m->line[i] = t->line[i];
-        const char *p = csv_cell(t, i, cpath);
-        if (!p[0]) return df_err(err, "%s:%d: path is empty", path, t->line[i]);
-        m->paths[i] = resolve(path, p);
-        const char *s = csubj >= 0 ? csv_cell(t, i, csubj) : "";
+        const char *p = csv_cell(t, i, c->path);
+        if (!p[0]) return df_err(err, "%s: path is empty", cell_at(c, i, c->path, at, sizeof at));
+        m->paths[i] = resolve(m->origin, p);
+        const char *s = c->subject >= 0 ? csv_cell(t, i, c->subject) : "";
         m->subjects[i] = s[0] ? xstrdup(s) : default_subject(p);
-        if (cmask >= 0) {
-            const char *mk = csv_cell(t, i, cmask);
-            if (!mk[0]) return df_err(err, "%s:%d: mask is empty (every row needs one when the column exists)", path, t->line[i]);
-            m->masks[i] = resolve(path, mk);
+        if (c->mask >= 0) {
+            const char *mk = csv_cell(t, i, c->mask);
+            if (!mk[0]) return df_err(err, "%s: mask is empty (every row needs one when the column exists)", cell_at(c, i, c->mask, at, sizeof at));
+            m->masks[i] = resolve(m->origin, mk);
         }
     }
     return 0;
 }
 
 // Labels: all non-negative integers (class indices), or all names (numbered in sorted order).
-static int manifest_labels(Manifest *m, const CsvTable *t, int clabel, DfError *err) {
-    const char *path = m->origin;
+static int manifest_labels(Manifest *m, const ManifestCells *c, DfError *err) {
+    const CsvTable *t = c->t;
+    const char *name = t->header[c->label];
+    char at[1200];
     int int_labels = 1;
     for (int i = 0; i < m->n && int_labels; i++) {
         long v;
-        int_labels = df_parse_long(csv_cell(t, i, clabel), &v) == 0;
+        int_labels = df_parse_long(csv_cell(t, i, c->label), &v) == 0;
     }
     for (int i = 0; i < m->n; i++) {
-        const char *v = csv_cell(t, i, clabel);
+        const char *v = csv_cell(t, i, c->label);
         long x = 0;
         if (int_labels && df_parse_long(v, &x) == 0 && (x < 0 || x > 1000000))
-            return df_err(err, "%s:%d: label: %ld is not a class index (0, 1, ...)", path, t->line[i], x);
-        if (!int_labels && !v[0]) return df_err(err, "%s:%d: label is empty", path, t->line[i]);
+            return df_err(err, "%s: %s: %ld is not a class index (0, 1, ...)", cell_at(c, i, c->label, at, sizeof at), name, x);
+        if (!int_labels && !v[0]) return df_err(err, "%s: %s is empty", cell_at(c, i, c->label, at, sizeof at), name);
         if (!int_labels && is_number(v))
-            return df_err(err, "%s:%d: label: '%s' is a number but other labels are names (use class indices 0, 1, ... or names "
-                          "throughout)", path, t->line[i], v);
+            return df_err(err, "%s: %s: '%s' is a number but other labels are names (use class indices 0, 1, ... or names "
+                          "throughout)", cell_at(c, i, c->label, at, sizeof at), name, v);
         m->labels[i] = (int32_t)x;
     }
     if (int_labels) return 0;
-    if (level_set(t, clabel, &m->label_names, &m->n_label_names, "label", err)) return -1;
-    for (int i = 0; i < m->n; i++) m->labels[i] = level_index(m->label_names, m->n_label_names, csv_cell(t, i, clabel));
+    if (level_set(c, c->label, &m->label_names, &m->n_label_names, name, err)) return -1;
+    for (int i = 0; i < m->n; i++) m->labels[i] = level_index(m->label_names, m->n_label_names, csv_cell(t, i, c->label));
     return 0;
 }
 
 // The kind of an undeclared confounder column, from its values: numbers throughout ->
 // continuous (two distinct integers: categorical); names throughout -> categorical; a mix is
 // an error at the first odd value.
-static int infer_kind(const Manifest *m, const CsvTable *t, int j, int c, DfError *err) {
-    int first_num = -1, first_str = -1;
+static int infer_kind(const Manifest *m, const ManifestCells *c, int j, DfError *err) {
+    const CsvTable *t = c->t;
+    int col = c->col[j], first_num = -1, first_str = -1;
     for (int i = 0; i < m->n; i++) {
-        if (is_number(csv_cell(t, i, c))) { if (first_num < 0) first_num = i; }
+        if (is_number(csv_cell(t, i, col))) { if (first_num < 0) first_num = i; }
         else if (first_str < 0) first_str = i;
     }
     if (first_num >= 0 && first_str >= 0) {
         int bad = first_num < first_str ? first_str : first_num;
-        return df_err(err, "%s:%d: %s: '%s' is not a number (other rows hold numbers; declare the column %s:categorical if it is one)",
-                      m->origin, t->line[bad], m->columns[j], csv_cell(t, bad, c), m->columns[j]);
+        char at[1200];
+        return df_err(err, "%s: %s: '%s' is not a number (other rows hold numbers; declare the column %s:categorical if it is one)",
+                      cell_at(c, bad, col, at, sizeof at), m->columns[j], csv_cell(t, bad, col), m->columns[j]);
     }
     if (first_str >= 0) return META_CATEGORICAL;
     double a = 0, b = 0;
     int distinct = 0, integral = 1;
     for (int i = 0; i < m->n && distinct <= 2; i++) {
-        double v = strtod(csv_cell(t, i, c), NULL);
+        double v = strtod(csv_cell(t, i, col), NULL);
         integral &= v == (double)(long)v;
         if (distinct == 0) { a = v; distinct = 1; }
         else if (v != a && (distinct == 1 || v != b)) { if (distinct == 1) b = v; distinct++; }
@@ -395,52 +424,64 @@ static int infer_kind(const Manifest *m, const CsvTable *t, int j, int c, DfErro
     return (distinct == 2 && integral) ? META_CATEGORICAL : META_CONTINUOUS;
 }
 
-// Confounder j (CSV column c) of every row: its kind and values (level numbers if categorical).
-static int manifest_confounder(Manifest *m, const CsvTable *t, int j, int c, int declared, DfError *err) {
+// Confounder j of every row: its kind and values (level numbers if categorical).
+static int manifest_confounder(Manifest *m, const ManifestCells *c, int j, DfError *err) {
+    const CsvTable *t = c->t;
+    int col = c->col[j];
+    char at[1200];
     for (int i = 0; i < m->n; i++)
-        if (!csv_cell(t, i, c)[0] || !strcmp(csv_cell(t, i, c), "NA"))
-            return df_err(err, "%s:%d: %s: missing value", m->origin, t->line[i], m->columns[j]);
-    int kind = declared >= 0 ? declared : infer_kind(m, t, j, c, err);
+        if (!csv_cell(t, i, col)[0] || !strcmp(csv_cell(t, i, col), "NA"))
+            return df_err(err, "%s: %s: missing value", cell_at(c, i, col, at, sizeof at), m->columns[j]);
+    int kind = c->declared[j] >= 0 ? c->declared[j] : infer_kind(m, c, j, err);
     if (kind < 0) return -1;
     m->kinds[j] = (MetaKind)kind;
     if (kind == META_CATEGORICAL) {
-        if (level_set(t, c, &m->levels[j], &m->n_levels[j], m->columns[j], err)) return -1;
-        for (int i = 0; i < m->n; i++) m->meta[(size_t)i * m->k + j] = level_index(m->levels[j], m->n_levels[j], csv_cell(t, i, c));
+        if (level_set(c, col, &m->levels[j], &m->n_levels[j], m->columns[j], err)) return -1;
+        for (int i = 0; i < m->n; i++) m->meta[(size_t)i * m->k + j] = level_index(m->levels[j], m->n_levels[j], csv_cell(t, i, col));
         return 0;
     }
     for (int i = 0; i < m->n; i++)
-        if (df_parse_double(csv_cell(t, i, c), &m->meta[(size_t)i * m->k + j]) != 0)
-            return df_err(err, "%s:%d: %s: '%s' is not a number (the column is continuous)", m->origin, t->line[i], m->columns[j],
-                          csv_cell(t, i, c));
+        if (df_parse_double(csv_cell(t, i, col), &m->meta[(size_t)i * m->k + j]) != 0)
+            return df_err(err, "%s: %s: '%s' is not a number (the column is continuous)", cell_at(c, i, col, at, sizeof at),
+                          m->columns[j], csv_cell(t, i, col));
     return 0;
+}
+
+int manifest_from_cells(Manifest *m, const ManifestCells *c, DfError *err) {
+    memset(m, 0, sizeof *m);
+    const CsvTable *t = c->t;
+    m->origin = xstrdup(t->origin);
+    int rc = -1, n = m->n = t->nrows;
+    if (n == 0) { df_err(err, "%s: no subjects (only a header)", m->origin); goto done; }
+    if (manifest_names(m, c, err)) goto done;
+    m->paths = xcalloc((size_t)n, sizeof(char *));
+    m->subjects = xcalloc((size_t)n, sizeof(char *));
+    if (c->mask >= 0) m->masks = xcalloc((size_t)n, sizeof(char *));
+    m->labels = xcalloc((size_t)n, sizeof(int32_t));
+    m->meta = xcalloc((size_t)n * (size_t)(m->k ? m->k : 1), sizeof(double));
+    m->line = xmalloc(sizeof(int) * (size_t)n);
+    if (manifest_paths(m, c, err) || manifest_labels(m, c, err)) goto done;
+    for (int j = 0; j < m->k; j++)
+        if (manifest_confounder(m, c, j, err)) goto done;
+    rc = 0;
+done:
+    if (rc != 0) manifest_free(m);
+    return rc;
 }
 
 int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err) {
     memset(m, 0, sizeof *m);
     CsvTable t;
     if (csv_read(&t, path, err)) return -1;
-    int rc = -1, conf_col[META_MAX_COLS], declared[META_MAX_COLS];
-    m->origin = xstrdup(path);
-    if (csv_column(&t, "path") != 0 || csv_column(&t, "label") != 1) {
+    ManifestCells c = { .t = &t, .path = 0, .label = 1, .subject = csv_column(&t, "subject"), .mask = csv_column(&t, "mask") };
+    char *names[META_MAX_COLS] = { NULL };
+    int rc = -1;
+    if (csv_column(&t, "path") != 0 || csv_column(&t, "label") != 1)
         df_err(err, "%s: the header must start with path,label (then optional subject, mask and confounder columns)", path);
-        goto done;
-    }
-    if (t.nrows == 0) { df_err(err, "%s: no subjects (only a header)", path); goto done; }
-    if (manifest_columns(m, &t, categorical, continuous, conf_col, declared, err)) goto done;
-    int n = m->n = t.nrows;
-    m->paths = xcalloc((size_t)n, sizeof(char *));
-    m->subjects = xcalloc((size_t)n, sizeof(char *));
-    if (csv_column(&t, "mask") >= 0) m->masks = xcalloc((size_t)n, sizeof(char *));
-    m->labels = xcalloc((size_t)n, sizeof(int32_t));
-    m->meta = xcalloc((size_t)n * (size_t)(m->k ? m->k : 1), sizeof(double));
-    m->line = xmalloc(sizeof(int) * (size_t)n);
-    if (manifest_paths(m, &t, err) || manifest_labels(m, &t, 1, err)) goto done;
-    for (int j = 0; j < m->k; j++)
-        if (manifest_confounder(m, &t, j, conf_col[j], declared[j], err)) goto done;
-    rc = 0;
-done:
+    else if (t.nrows == 0) df_err(err, "%s: no subjects (only a header)", path);
+    else if (csv_confounders(&c, path, categorical, continuous, names, err) == 0) rc = manifest_from_cells(m, &c, err);
+    for (int j = 0; j < c.k; j++) free(names[j]);
     csv_free(&t);
-    if (rc != 0) manifest_free(m);
     return rc;
 }
 
@@ -448,39 +489,10 @@ done:
 
 static int cmp_str_ptr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err) {
-    size_t len;
-    char *text = df_read_text_file(list_path, &len, err);
-    if (!text) return -1;
-    // Sorted subject ids of the manifest, for lookups.
-    char **sorted = xmalloc(sizeof(char *) * (size_t)m->n);
-    memcpy(sorted, m->subjects, sizeof(char *) * (size_t)m->n);
-    qsort(sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr);
-    char **wanted = NULL;
-    int nw = 0, cap = 0, rc = -1, lineno = 0;
-    for (char *line = text, *next; line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = '\0';
-        lineno++;
-        // Trim spaces, tabs and a CR; skip blank and '#' lines.
-        while (*line == ' ' || *line == '\t') line++;
-        if (lineno == 1 && (unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB && (unsigned char)line[2] == 0xBF) line += 3;
-        size_t n = strlen(line);
-        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r')) line[--n] = '\0';
-        if (!n || line[0] == '#') continue;
-        if (!bsearch(&line, sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr)) {
-            df_err(err, "%s:%d: subject '%s' is not in %s", list_path, lineno, line, m->origin);
-            goto done;
-        }
-        if (nw == cap) { cap = cap ? 2 * cap : 64; wanted = xrealloc(wanted, sizeof(char *) * (size_t)cap); }
-        wanted[nw++] = line;
-    }
-    if (nw == 0) { df_err(err, "%s: lists no subjects (one subject id per line)", list_path); goto done; }
-    qsort(wanted, (size_t)nw, sizeof(char *), cmp_str_ptr);
-    // Keep the selected rows in manifest order, compacting every per-row array.
+void manifest_keep(Manifest *m, const uint8_t *keep) {
     int kept = 0;
     for (int i = 0; i < m->n; i++) {
-        if (!bsearch(&m->subjects[i], wanted, (size_t)nw, sizeof(char *), cmp_str_ptr)) {
+        if (!keep[i]) {
             free(m->paths[i]); free(m->subjects[i]);
             if (m->masks) free(m->masks[i]);
             continue;
@@ -494,10 +506,61 @@ int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err) {
         kept++;
     }
     m->n = kept;
+}
+
+int subject_list_read(const char *path, char ***ids, int **lines, int *n, DfError *err) {
+    *ids = NULL;
+    *lines = NULL;
+    *n = 0;
+    char *text = df_read_text_file(path, NULL, err);
+    if (!text) return -1;
+    int cap = 0, lineno = 0;
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        lineno++;
+        // Trim spaces, tabs and a CR; skip blank and '#' lines.
+        if (lineno == 1 && (unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB && (unsigned char)line[2] == 0xBF) line += 3;
+        while (*line == ' ' || *line == '\t') line++;
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (!len || line[0] == '#') continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            *ids = xrealloc(*ids, sizeof(char *) * (size_t)cap);
+            *lines = xrealloc(*lines, sizeof(int) * (size_t)cap);
+        }
+        (*ids)[*n] = xstrdup(line);
+        (*lines)[(*n)++] = lineno;
+    }
+    free(text);
+    if (*n == 0) return df_err(err, "%s: lists no subjects (one subject id per line)", path);
+    return 0;
+}
+
+int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err) {
+    char **wanted;
+    int *lines, nw, rc = -1;
+    if (subject_list_read(list_path, &wanted, &lines, &nw, err)) return -1;
+    // Sorted subject ids of the manifest, for lookups.
+    char **sorted = xmalloc(sizeof(char *) * (size_t)m->n);
+    memcpy(sorted, m->subjects, sizeof(char *) * (size_t)m->n);
+    qsort(sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr);
+    for (int w = 0; w < nw; w++)
+        if (!bsearch(&wanted[w], sorted, (size_t)m->n, sizeof(char *), cmp_str_ptr)) {
+            df_err(err, "%s:%d: subject '%s' is not in %s", list_path, lines[w], wanted[w], m->origin);
+            goto done;
+        }
+    qsort(wanted, (size_t)nw, sizeof(char *), cmp_str_ptr);
+    uint8_t *keep = xmalloc((size_t)m->n + 1);
+    for (int i = 0; i < m->n; i++) keep[i] = bsearch(&m->subjects[i], wanted, (size_t)nw, sizeof(char *), cmp_str_ptr) != NULL;
+    manifest_keep(m, keep);
+    free(keep);
     rc = 0;
 done:
+    for (int w = 0; w < nw; w++) free(wanted[w]);
     free(wanted);
+    free(lines);
     free(sorted);
-    free(text);
     return rc;
 }

@@ -71,10 +71,38 @@ typedef struct {
 // number".
 int manifest_read(Manifest *m, const char *path, const char *categorical, const char *continuous, DfError *err);
 void manifest_free(Manifest *m);
-// Keeps only the rows whose subject is listed in `list_path` (a text file, one subject id per
-// line; blank lines and '#' comments skipped; surrounding spaces trimmed), in manifest
-// order. An id the manifest lacks is an error naming the list file, the line and the id:
-// "keep.txt:3: subject 'sub-99' is not in subjects.csv". Label names and categorical levels
-// stay those of the whole manifest, so codes do not depend on the selection.
+
+// Where a cell came from, for messages ("participants.tsv", 4): a manifest gathered from
+// several files (data/bids.c) names the one each value came from.
+typedef struct { const char *file; int line; } CellOrigin;
+
+// The string cells a manifest is coded from, one row per sample: manifest_read takes them
+// from the CSV, data/bids.c from participants.tsv and sessions.tsv. manifest_from_cells does
+// the rest for both: paths (relative ones against the folder of t->origin), subject ids
+// (default: the file name), masks, labels (class indices or names), and each confounder's
+// kind (declared, else inferred as above; empty and "NA" cells are missing: an error) and
+// values or level codes. m->origin and m->line are t's.
+typedef struct {
+    const CsvTable *t;
+    int path, label, subject, mask;    // columns of t; subject and mask -1 when absent
+    int k;                             // confounders
+    int col[META_MAX_COLS];            // confounder j's column of t,
+    const char *name[META_MAX_COLS];   // its name in the manifest (the shard's column name),
+    int declared[META_MAX_COLS];       // its kind (a MetaKind), or -1: inferred from its values
+    const CellOrigin *origin;          // nrows * ncols, or NULL: every cell is t->origin:t->line[row]
+} ManifestCells;
+int manifest_from_cells(Manifest *m, const ManifestCells *c, DfError *err);
+
+// Keeps the rows i with keep[i] != 0, in order (label names and levels unchanged).
+void manifest_keep(Manifest *m, const uint8_t *keep);
+// A subject list file: one id per line; blank lines and '#' comments skipped; surrounding
+// spaces trimmed. *ids (copies) and their *lines (1-based), *n of them; the caller frees
+// them. An empty list is an error naming the file.
+int subject_list_read(const char *path, char ***ids, int **lines, int *n, DfError *err);
+// Keeps only the rows whose subject is listed in `list_path` (subject_list_read), in
+// manifest order. An id the manifest lacks is an error naming the list file, the line and
+// the id: "keep.txt:3: subject 'sub-99' is not in subjects.csv". Label names and
+// categorical levels stay those of the whole manifest, so codes do not depend on the
+// selection.
 int manifest_select_subjects(Manifest *m, const char *list_path, DfError *err);
 #endif

@@ -231,15 +231,14 @@ int dataset_from_shards(Dataset *ds, const char *sources, DfError *err) {
     return 0;
 }
 
-// A manifest of NIfTI files, preprocessed as `pack` does and held in memory. Rank r loads
-// rows r, r+P, ...; the volumes are then broadcast from their loader, so each file is
-// decoded once across the job.
-static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, const char *cat, const char *cont,
-                         const char *subjects, DfError *err) {
-    Manifest m;
-    int rc = manifest_read(&m, path, cat, cont, err);
-    if (rc) return -1;
-    if (subjects && manifest_select_subjects(&m, subjects, err)) { manifest_free(&m); return -1; }
+// A manifest's rows (a CSV's or a BIDS dataset's), preprocessed as `pack` does and held in
+// memory. Rank r loads rows r, r+P, ...; the volumes are then broadcast from their loader, so
+// each file is decoded once across the job. Frees the manifest.
+static int load_manifest_rows(Dataset *ds, Manifest *mp, const PrepConfig *prep, DfError *err) {
+    Manifest m = *mp;  // taken over
+    memset(mp, 0, sizeof *mp);
+    const char *path = m.origin;
+    int rc = 0;
     Shape shape = { 0, 0, 0, 0 };
     for (int i = 0; i < m.n && rc == 0; i++) {
         Shape s;
@@ -303,6 +302,28 @@ static int load_manifest(Dataset *ds, const char *path, const PrepConfig *prep, 
     ds->in_memory = 1;
     manifest_free(&m);
     return 0;
+}
+
+static int load_manifest(Dataset *ds, const char *path, const ManifestSettings *ms, DfError *err) {
+    Manifest m;
+    if (manifest_read(&m, path, ms->categorical, ms->continuous, err)) return -1;
+    if (ms->subjects && manifest_select_subjects(&m, ms->subjects, err)) { manifest_free(&m); return -1; }
+    return load_manifest_rows(ds, &m, &ms->prep, err);
+}
+
+// A BIDS dataset (source = bids:DIR, data/bids.h): rank 0 prints what was dropped and which
+// columns were converted to years.
+static int load_bids(Dataset *ds, const char *dir, const Ini *ini, IniSection *s, DfError *err) {
+    ManifestSettings ms;
+    BidsQuery q;
+    Manifest m;
+    BidsReport r;
+    if (manifest_settings_from_ini(&ms, ini, s, err) || bids_query_from_ini(&q, dir, &ms, ini, s, err) || bids_read(&m, &q, &r, err))
+        return -1;
+    for (int i = 0; dist_rank() == 0 && i < r.n_dropped; i++) printf("%s\n", r.dropped[i]);
+    for (int i = 0; dist_rank() == 0 && i < r.n_units; i++) printf("%s: %s\n", dir, r.units[i]);
+    bids_report_free(&r);
+    return load_manifest_rows(ds, &m, &ms.prep, err);
 }
 
 // ---- [data] ------------------------------------------------------------------------------
@@ -386,10 +407,10 @@ static int load_source(Dataset *ds, const char *source, const Ini *ini, IniSecti
         ds->in_memory = 1;
         return synth_from_config(&ds->cohort, source + 6, ini, s, predefined, err);
     }
+    if (strncmp(source, "bids:", 5) == 0) return load_bids(ds, source + 5, ini, s, err);
     if (ends_with(source, ".csv")) {
         ManifestSettings ms;
-        return manifest_settings_from_ini(&ms, ini, s, err) ||
-               load_manifest(ds, source, &ms.prep, ms.categorical, ms.continuous, ms.subjects, err) ? -1 : 0;
+        return manifest_settings_from_ini(&ms, ini, s, err) || load_manifest(ds, source, &ms, err) ? -1 : 0;
     }
     return load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err);
 }
@@ -438,7 +459,7 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     if (!source) {
         char where[512];
         ini_where(ini, s, NULL, where, sizeof where);
-        return df_err(err, "%s: [data] needs source = synth:mri3d (or mdn2d, video, biased-fmnist), shard paths, a directory or a manifest .csv", where);
+        return df_err(err, "%s: [data] needs source = synth:mri3d (or mdn2d, video, biased-fmnist), shard paths, a directory, a manifest .csv or bids:DIR", where);
     }
     snprintf(ds->source, sizeof ds->source, "%s", source);
     SplitConfig sc;

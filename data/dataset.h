@@ -1,6 +1,6 @@
 // dataset.h: the [data] section of an experiment: where samples come from (a built-in
-// synthetic generator, one or more HDF5 shards, a directory of shards, or a manifest of
-// NIfTI files) and the subject-level train/validation/test (or k-fold) split.
+// synthetic generator, one or more HDF5 shards, a directory of shards, a manifest of
+// NIfTI files, or a BIDS dataset) and the subject-level train/validation/test (or k-fold) split.
 //
 // Labels, metadata and subject ids of every sample are always in memory (small). Images
 // are in memory (cohort.images) when the data set fits in [data] cache_mb (or cache =
@@ -44,7 +44,8 @@ typedef struct {
 enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 
 // [data] keys (docs/config.md): source; synth: n, shape, seed, rho, ...; manifest
-// preprocessing: shape, spacing, fit, normalize, reorient, 4d; splits: val_fraction,
+// preprocessing: shape, spacing, fit, normalize, reorient, 4d; bids:DIR: label,
+// confounders, bids_suffix, bids_session, drop_missing; splits: val_fraction,
 // test_fraction, split_seed, stratify, kfold, fold; cache, cache_mb; augmentation: flip,
 // shift, intensity_scale, intensity_shift; prefetch; read (pread | mpiio). A seeded permutation of the subjects,
 // stratified by label (and optionally a categorical column), puts test_fraction of each

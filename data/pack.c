@@ -50,6 +50,23 @@ int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *
     return 0;
 }
 
+int bids_query_from_ini(BidsQuery *q, const char *dir, const ManifestSettings *ms, const Ini *ini, IniSection *s, DfError *err) {
+    memset(q, 0, sizeof *q);
+    q->dir = dir;
+    q->suffix = ini_str(s, "bids_suffix", "T1w");
+    q->session = ini_str(s, "bids_session", NULL);
+    q->label = ini_str(s, "label", NULL);
+    q->confounders = ini_str(s, "confounders", NULL);
+    q->categorical = ms->categorical;
+    q->continuous = ms->continuous;
+    q->subjects = ms->subjects;
+    if (ini_bool(ini, s, "drop_missing", 0, &q->drop_missing, err)) return -1;
+    char where[640];
+    ini_where_key(ini, s, "label", where, sizeof where);
+    if (!q->label || !q->label[0]) return df_err(err, "%s: a BIDS source needs the column holding the class", where);
+    return 0;
+}
+
 // A grid of C channels of (D, H, W) voxels with its voxel size (mm) along D, H, W, and --
 // for a NIfTI volume -- where its voxels are: A maps a voxel's (w, h, d) index (NIfTI's
 // i, j, k) to world millimetres. Every geometric step composes its own index map into A, so
@@ -550,7 +567,7 @@ static char **dup_strings(char **s, int n) {
 static int at_row(const PackConfig *cfg, const Manifest *m, int i, DfError *err) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", err->msg);
-    return df_err(err, "%s:%d: %s", cfg->manifest, m->line[i], msg);
+    return df_err(err, "%s:%d: %s", m->origin, m->line[i], msg);
 }
 
 // A clip's mask, by its header: readable as a mask and of the clip's frames and size.
@@ -571,7 +588,7 @@ static int check_headers(const PackConfig *cfg, const Manifest *m, Shape *shape,
         Shape s;
         if (prep_shape(&cfg->prep, m->paths[i], &s, err)) return at_row(cfg, m, i, err);
         if (m->masks && h5clip_is_ref(m->paths[i]) != h5clip_is_ref(m->masks[i]))
-            return df_err(err, "%s:%d: mask %s: %s", cfg->manifest, m->line[i], m->masks[i],
+            return df_err(err, "%s:%d: mask %s: %s", m->origin, m->line[i], m->masks[i],
                           h5clip_is_ref(m->paths[i]) ? "an HDF5 clip's mask is an HDF5 array too (FILE.h5:DATASET)"
                                                      : "a NIfTI volume's mask is a NIfTI file too");
         if (m->masks && h5clip_is_ref(m->paths[i])) {
@@ -582,13 +599,13 @@ static int check_headers(const PackConfig *cfg, const Manifest *m, Shape *shape,
             mc.four_d = PACK_4D_CHANNELS;
             if (prep_shape(&mc, m->masks[i], &ms, err)) return at_row(cfg, m, i, err);
             if (ms.c != 1 || ms.d != s.d || ms.h != s.h || ms.w != s.w)
-                return df_err(err, "%s:%d: mask %s comes out (%d,%d,%d,%d), the image (1,%d,%d,%d)", cfg->manifest, m->line[i],
+                return df_err(err, "%s:%d: mask %s comes out (%d,%d,%d,%d), the image (1,%d,%d,%d)", m->origin, m->line[i],
                               m->masks[i], ms.c, ms.d, ms.h, ms.w, s.d, s.h, s.w);
         }
         if (i == 0) *shape = s;
         else if (s.c != shape->c || s.d != shape->d || s.h != shape->h || s.w != shape->w)
             return df_err(err, "%s:%d: %s comes out with shape (C,D,H,W) = (%d,%d,%d,%d) but %s with (%d,%d,%d,%d); %s",
-                          cfg->manifest, m->line[i], m->paths[i], s.c, s.d, s.h, s.w, m->paths[0], shape->c, shape->d, shape->h,
+                          m->origin, m->line[i], m->paths[i], s.c, s.d, s.h, s.w, m->paths[0], shape->c, shape->d, shape->h,
                           shape->w, s.c != shape->c ? "every volume needs the same number of channels" : "give --shape D,H,W (and/or --spacing)");
     }
     return 0;
@@ -613,8 +630,9 @@ static int make_out_dir(const PackConfig *cfg, char *tmp, size_t n, DfError *err
 }
 
 // Rank 0's cohort for rows [a, b): everything but the images and masks.
-static void shard_cohort(Cohort *c, const Manifest *m, int a, int b, Shape shape) {
+static void shard_cohort(Cohort *c, const PackConfig *cfg, const Manifest *m, int a, int b, Shape shape) {
     cohort_alloc(c, b - a, shape, m->k);
+    if (cfg->bids) c->source = bids_describe(cfg->bids);
     if (m->masks) cohort_alloc_masks(c);
     c->subjects = xcalloc((size_t)(b - a), sizeof(char *));
     for (int j = 0; j < m->k; j++) {
@@ -701,7 +719,7 @@ static int record_geometry(const PackConfig *cfg, const Manifest *m, Cohort *c, 
     return 0;
 }
 
-static void print_summary(const PackConfig *cfg, const Manifest *m, Shape shape, int nshards) {
+static void print_summary(const PackConfig *cfg, const Manifest *m, const BidsReport *r, Shape shape, int nshards) {
     printf("wrote %s: %d samples of shape (C,D,H,W) = (%d,%d,%d,%d) in %d shard%s; labels", cfg->out, m->n, shape.c, shape.d,
            shape.h, shape.w, nshards, nshards == 1 ? "" : "s");
     int maxlab = 0;
@@ -714,16 +732,27 @@ static void print_summary(const PackConfig *cfg, const Manifest *m, Shape shape,
     printf("; columns");
     for (int j = 0; j < m->k; j++) printf(" %s (%s)", m->columns[j], m->kinds[j] == META_CATEGORICAL ? "categorical" : "continuous");
     if (m->k == 0) printf(" none");
+    for (int i = 0; i < r->n_units; i++) printf("; %s", r->units[i]);
     printf("%s\n", m->masks ? "; masks" : "");
+}
+
+// The rows: the manifest CSV (and its subject list), or the BIDS dataset.
+static int read_rows(const PackConfig *cfg, Manifest *m, BidsReport *r, DfError *err) {
+    memset(r, 0, sizeof *r);
+    if (cfg->bids) return bids_read(m, cfg->bids, r, err);
+    int rc = manifest_read(m, cfg->manifest, cfg->categorical, cfg->continuous, err);
+    if (rc == 0 && cfg->subjects && (rc = manifest_select_subjects(m, cfg->subjects, err)) != 0) manifest_free(m);
+    return rc;
 }
 
 int pack_run(const PackConfig *cfg, DfError *err) {
     int rank = dist_rank();
     Manifest m;
+    BidsReport report;
     memset(&m, 0, sizeof m);
-    int rc = manifest_read(&m, cfg->manifest, cfg->categorical, cfg->continuous, err);
-    if (rc == 0 && cfg->subjects && (rc = manifest_select_subjects(&m, cfg->subjects, err)) != 0) manifest_free(&m);
-    if (agree(rc, err)) return -1;
+    int rc = read_rows(cfg, &m, &report, err);
+    if (agree(rc, err)) { manifest_free(&m); bids_report_free(&report); return -1; }
+    for (int i = 0; rank == 0 && cfg->verbose && i < report.n_dropped; i++) printf("%s\n", report.dropped[i]);
     char tmp[4096] = "";
     Shape shape = { 0, 0, 0, 0 };
     if (agree(check_headers(cfg, &m, &shape, err), err) || make_out_dir(cfg, tmp, sizeof tmp, err)) goto fail;
@@ -733,7 +762,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
         int a = s * cfg->shard_size, b = DF_MIN(m.n, a + cfg->shard_size);
         Cohort c;
         memset(&c, 0, sizeof c);
-        if (rank == 0) shard_cohort(&c, &m, a, b, shape);
+        if (rank == 0) shard_cohort(&c, cfg, &m, a, b, shape);
         rc = load_rows(cfg, &m, &c, a, b, shape, err);
         if (rc == 0 && rank == 0) rc = record_geometry(cfg, &m, &c, a, b, err);
         if (rc == 0 && rank == 0) {
@@ -748,11 +777,13 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     if (rank == 0 && rename(tmp, cfg->out) != 0) rc = df_err(err, "%s: cannot rename %s into place: %s", cfg->out, tmp, strerror(errno));
     if (agree(rc, err)) goto fail;
     progress_end();
-    if (rank == 0 && cfg->verbose) print_summary(cfg, &m, shape, nshards);
+    if (rank == 0 && cfg->verbose) print_summary(cfg, &m, &report, shape, nshards);
     manifest_free(&m);
+    bids_report_free(&report);
     return 0;
 fail:
     if (rank == 0 && tmp[0]) remove_tree(tmp);
     manifest_free(&m);
+    bids_report_free(&report);
     return -1;
 }

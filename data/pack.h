@@ -26,6 +26,7 @@
 #include "base/common.h"
 #include "base/ini.h"
 #include "base/shape.h"
+#include "data/bids.h"
 #include "data/h5clip.h"
 #include "data/nifti.h"
 
@@ -58,6 +59,11 @@ typedef struct {
     const char *subjects;
 } ManifestSettings;
 int manifest_settings_from_ini(ManifestSettings *m, const Ini *ini, IniSection *s, DfError *err);
+// A BIDS dataset's query ([data] source = bids:DIR; `pack --bids DIR`, whose --suffix,
+// --session, --label, --confounders and --drop-missing become these keys): bids_suffix
+// (T1w), bids_session (every session), label (required), confounders, drop_missing (false);
+// categorical, continuous and subjects from ms. q's strings point into the INI and ms.
+int bids_query_from_ini(BidsQuery *q, const char *dir, const ManifestSettings *ms, const Ini *ini, IniSection *s, DfError *err);
 
 // The per-sample shape `path` will have after preprocessing, from its header alone.
 int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err);
@@ -97,7 +103,8 @@ int prep_mask_on_grid(uint8_t *out, const char *mask_path, int D, int H, int W, 
 void prep_resample(float *out, const float *in, int C, int D, int H, int W, int D2, int H2, int W2);
 
 typedef struct {
-    const char *manifest, *out;
+    const char *manifest, *out;         // the manifest CSV (unless bids), the output directory
+    const BidsQuery *bids;              // or a BIDS dataset (data/bids.h): its subjects list and kinds are its own
     PrepConfig prep;
     int shard_size;                     // samples per shard
     const char *categorical, *continuous;  // declared column kinds (comma lists) or NULL
@@ -106,7 +113,8 @@ typedef struct {
 } PackConfig;
 
 // Collective over the MPI ranks (every rank calls it with the same config): reads the
-// manifest and every header (errors here are found identically by every rank), then
+// manifest (or the BIDS dataset: rank 0 prints what it dropped, the shards record the
+// query in their `source` attribute) and every header (errors here are found identically by every rank), then
 // loads and preprocesses rows round-robin over the ranks, gathers each shard's samples on
 // rank 0, which writes OUT/shard-00000.h5, ... into a temporary directory renamed to OUT
 // at the end. The bytes written do not depend on the number of ranks. On any error every

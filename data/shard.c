@@ -180,11 +180,11 @@ done:
 }
 
 // Splits "a|b|c" into items (count returned).
-// Where each sample came from (Cohort.sources ...): /source [n] strings, /source_dims
+// Where each sample came from (Cohort.sources ...): /source_path [n] strings, /source_dims
 // int32 [n, 3], /source_affine and /affine float64 [n, 4, 4].
 static int write_geometry(hid_t f, const char *path, const Cohort *c, DfError *err) {
     hsize_t d3[2] = { (hsize_t)c->n, 3 }, d44[3] = { (hsize_t)c->n, 4, 4 };
-    if (write_strings(f, path, "source", c->sources, c->n, err) || h5_write_i32(f, path, "source_dims", c->source_dims, 2, d3, err) ||
+    if (write_strings(f, path, "source_path", c->sources, c->n, err) || h5_write_i32(f, path, "source_dims", c->source_dims, 2, d3, err) ||
         h5_write_f64(f, path, "source_affine", c->source_affine, 3, d44, err) || h5_write_f64(f, path, "affine", c->affine, 3, d44, err))
         return -1;
     return 0;
@@ -195,7 +195,7 @@ static int read_geometry(hid_t f, const char *path, Cohort *c, DfError *err) {
     c->source_dims = xmalloc(n * 3 * sizeof(int32_t));
     c->source_affine = xmalloc(n * 16 * sizeof(double));
     c->affine = xmalloc(n * 16 * sizeof(double));
-    if (read_strings(f, path, "source", c->n, &c->sources, err) || h5_read_i32(f, path, "source_dims", c->source_dims, n * 3, err) ||
+    if (read_strings(f, path, "source_path", c->n, &c->sources, err) || h5_read_i32(f, path, "source_dims", c->source_dims, n * 3, err) ||
         h5_read_f64(f, path, "source_affine", c->source_affine, n * 16, err) || h5_read_f64(f, path, "affine", c->affine, n * 16, err))
         return -1;
     return 0;
@@ -281,6 +281,7 @@ static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *e
     if (rc == 0 && c->masks) rc = write_masks(f, path, c, err);
     if (rc == 0 && c->subjects) rc = write_strings(f, path, "subject", c->subjects, c->n, err);
     if (rc == 0 && c->affine) rc = write_geometry(f, path, c, err);
+    if (rc == 0 && c->source) rc = h5_attr_write_string(f, path, "source", c->source, err);
     return rc;
 }
 
@@ -423,6 +424,7 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
     if (h5_exists(f, "subject") && read_strings(f, path, "subject", c->n, &c->subjects, err) != 0) goto done;
     if (h5_exists(f, "affine") && read_geometry(f, path, c, err) != 0) goto done;
     if (h5_attr_exists(f, "derived_by") && !(c->derived_by = h5_attr_read_string(f, path, "derived_by", err))) goto done;
+    if (h5_attr_exists(f, "source") && !(c->source = h5_attr_read_string(f, path, "source", err))) goto done;
     if (read_masks_part(f, path, c, with_images, err) || cohort_check_values(c, path, err) != 0) goto done;
     if (with_images) {
         size_t count = (size_t)c->n * shape_numel(c->shape);

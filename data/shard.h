@@ -10,6 +10,8 @@
 //   /labels attribute `names` ("AD|CN": class index -> name), /meta attribute `levels`
 //   (per column, comma-separated: "|"-separated level names of a categorical column, empty
 //   for a continuous one)
+//   root attributes `derived_by` (how residualize/harmonize made the images) and `source`
+//   (where pack found the samples: "bids:DIR suffix=T1w ..."; shard_write writes c->source)
 // Written to a temporary name and renamed, so a crash never leaves a half shard.
 #ifndef DF_SHARD_H
 #define DF_SHARD_H
@@ -25,7 +27,8 @@ int shard_write(const char *path, const Cohort *c, DfError *err);
 // A shard holding everything of c but the image values, written to `path` itself (the caller
 // names it temporarily and renames it): /images is allocated, one sample per chunk, and left
 // for writers that put each sample's bytes at shard_layout's offsets (data/voxels.c). The
-// root attribute `derived_by` records how the images were made (NULL: none).
+// root attribute `derived_by` records how the images were made (NULL: none); c->source, when
+// set, goes to the root attribute `source` (where pack found the samples), as with shard_write.
 int shard_create_unwritten(const char *path, const Cohort *c, const char *derived, DfError *err);
 // Reads the whole shard into memory; checks the format attribute, version and shapes.
 int shard_read(const char *path, Cohort *c, DfError *err);
