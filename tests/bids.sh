@@ -58,6 +58,10 @@ check "plain: sex is categorical (Levels), 1 F and 2 M" info_has "$WORK/p/shard-
 check "plain: the shard records its BIDS source" \
     info_has "$WORK/p/shard-00000.h5" "\"source\": \"bids:$DS suffix=T1w session=all label=group confounders=age,sex\""
 check "plain: info prints the source" bash -c "'$DF' info '$WORK/p/shard-00000.h5' | grep -q '^source: bids:'"
+"$DF" export "$WORK/p" --out "$WORK/p-nii" >/dev/null 2>&1
+check "plain: each sample goes back to its BIDS image (export: named by participant, the image's dims)" bash -c "
+    [ \"\$(ls '$WORK/p-nii' | tr '\n' ' ')\" = 'sub-01.nii.gz sub-02.nii.gz sub-03.nii.gz ' ] &&
+    [ \"\$('$DF' info '$WORK/p-nii/sub-02.nii.gz' --json | grep -o '\"dims\": [^]]*]')\" = \"\$('$DF' info \$(ls '$DS'/sub-02/anat/*T1w.nii.gz) --json | grep -o '\"dims\": [^]]*]')\" ]"
 
 # ---- sessions: sessions.tsv ages override the participant's -------------------------------
 DS="$WORK/ses"
