@@ -35,3 +35,10 @@ long cli_long(const char *cmd, const char *opt, const char *value, long lo, long
         cli_usage_error(cmd, "%s %s: expected an integer in [%ld, %ld]", opt, value, lo, hi);
     return v;
 }
+
+double cli_double(const char *cmd, const char *opt, const char *value, double lo, double hi) {
+    double v;
+    if (df_parse_double(value, &v) != 0 || !(v >= lo && v <= hi))
+        cli_usage_error(cmd, "%s %s: expected a number in [%g, %g]", opt, value, lo, hi);
+    return v;
+}

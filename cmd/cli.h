@@ -10,5 +10,7 @@ int cli_flag(char **argv, int i, const char *name);
 int cli_is_help(const char *arg);
 // Strict integer option value in [lo, hi], else a usage error.
 long cli_long(const char *cmd, const char *opt, const char *value, long lo, long hi);
+// Strict real option value in [lo, hi], else a usage error.
+double cli_double(const char *cmd, const char *opt, const char *value, double lo, double hi);
 _Noreturn void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #endif

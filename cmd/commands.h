@@ -7,6 +7,7 @@ int cmd_train(int argc, char **argv);    // cmd/train.c
 int cmd_predict(int argc, char **argv);  // cmd/predict.c
 int cmd_bench(int argc, char **argv);    // cmd/bench.c
 int cmd_synth(int argc, char **argv);    // cmd/synth.c
+int cmd_synth_brain(int argc, char **argv);  // cmd/synth_brain.c (synth brain: argv[1] is "brain")
 int cmd_info(int argc, char **argv);     // cmd/info.c
 int cmd_pack(int argc, char **argv);     // cmd/pack.c
 int cmd_dcor(int argc, char **argv);     // cmd/dcor.c

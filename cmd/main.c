@@ -14,7 +14,7 @@ static const struct {
 } commands[] = {
     { "train", cmd_train, "train a network from an INI experiment file (data-parallel over MPI ranks)" },
     { "predict", cmd_predict, "write each sample's logits for a shard, from a checkpoint" },
-    { "synth", cmd_synth, "write a built-in synthetic data set as an HDF5 shard" },
+    { "synth", cmd_synth, "write a built-in synthetic data set (HDF5 shard), or NIfTI subjects from a T1 template (brain)" },
     { "pack", cmd_pack, "turn a manifest of NIfTI volumes into HDF5 shards (parallel over MPI ranks)" },
     { "info", cmd_info, "describe a NIfTI file, a shard or a checkpoint" },
     { "eval", cmd_eval, "write the features of named layers for every sample, from a checkpoint" },

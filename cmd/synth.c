@@ -43,6 +43,8 @@ static void write_nifti_cohort(const char *out, const Cohort *c) {
 static const char *synth_help =
     "usage: deconfound synth mri3d|mdn2d|video|biased-fmnist --out DIR [--n N] [--seed S] [--KEY VALUE ...]\n"
     "       deconfound synth mri3d --nifti --out DIR [--n N] [--seed S] [--shape D,H,W]\n"
+    "       deconfound synth brain --template FILE --out DIR ...  (NIfTI subjects made from a real\n"
+    "                                                             template: synth brain --help)\n"
     "\n"
     "Writes DIR/shard-00000.h5 with a built-in synthetic data set; the same seed gives the same\n"
     "bytes. DIR is created and must not already hold a shard. The settings are those of an\n"
@@ -78,6 +80,7 @@ static void add_option(Ini *ini, const char *cmd, const char *opt, const char *v
 }
 
 int cmd_synth(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "brain")) return cmd_synth_brain(argc, argv);  // its own options
     const char *cmd = "synth", *out = NULL, *kind = NULL;
     int nifti = 0;
     Ini ini;
@@ -97,7 +100,9 @@ int cmd_synth(int argc, char **argv) {
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
     if (!kind) cli_usage_error(cmd, "missing the data set name (%s)", synth_generator_list());
-    if (!synth_generator_find(kind)) cli_usage_error(cmd, "unknown data set '%s' (available: %s)", kind, synth_generator_list());
+    if (!strcmp(kind, "brain"))
+        cli_usage_error(cmd, "'brain' must come first: deconfound synth brain --template FILE --out DIR ...");
+    if (!synth_generator_find(kind)) cli_usage_error(cmd, "unknown data set '%s' (available: %s, brain)", kind, synth_generator_list());
     if (strcmp(kind, "mri3d") != 0 && nifti) cli_usage_error(cmd, "--nifti is for mri3d");
     if (!out) cli_usage_error(cmd, "missing --out DIR");
     if (dist_rank() == 0) {  // generation is cheap: one rank writes

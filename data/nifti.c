@@ -290,6 +290,24 @@ static void *encode(const float *data, int64_t n, int dt, double slope, double i
     return out;
 }
 
+// The affine goes into the sform and, as a quaternion, into the qform too: readers that take
+// the qform (or check that both agree, as FSL does) then see the same voxel-to-world map.
+// A qform holds rotations only, so a sheared affine gets the library's nearest one.
+// Without pixdim, the voxel sizes are the affine's column lengths.
+static void set_transforms(nifti_image *nim, const NiiWriteSpec *sp) {
+    nifti_dmat44 m;
+    for (int r = 0; r < 4; r++) for (int c = 0; c < 4; c++) m.m[r][c] = sp->affine[r * 4 + c];
+    nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
+    nim->sto_xyz = m;
+    double dx, dy, dz;
+    nifti_dmat44_to_quatern(m, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x, &nim->qoffset_y,
+                            &nim->qoffset_z, &dx, &dy, &dz, &nim->qfac);
+    const double d[3] = { dx, dy, dz };
+    for (int i = 0; i < 3; i++)
+        if (!(sp->pixdim[i + 1] > 0)) nim->pixdim[i + 1] = d[i];
+    nim->dx = nim->pixdim[1]; nim->dy = nim->pixdim[2]; nim->dz = nim->pixdim[3];
+}
+
 int nii_write(const char *path, const NiiWriteSpec *sp, const float *data, DfError *err) {
     if (!nii_datatype_name(sp->datatype)) return df_err(err, "%s: cannot write datatype %d", path, sp->datatype);
     if (sp->version != 1 && sp->version != 2) return df_err(err, "%s: NIfTI version %d", path, sp->version);
@@ -307,15 +325,7 @@ int nii_write(const char *path, const NiiWriteSpec *sp, const float *data, DfErr
     nim->quatern_b = nim->quatern_c = nim->quatern_d = 0;
     nim->qfac = 1;
     nim->xyz_units = NIFTI_UNITS_MM;
-    if (sp->affine) {
-        nim->sform_code = NIFTI_XFORM_SCANNER_ANAT;
-        for (int r = 0; r < 4; r++) for (int c = 0; c < 4; c++) nim->sto_xyz.m[r][c] = sp->affine[r * 4 + c];
-        // The qform too (a rotation, voxel sizes and an offset: exact for any affine without
-        // shear), so viewers that read the qform place the image where the sform does.
-        nifti_dmat44_to_quatern(nim->sto_xyz, &nim->quatern_b, &nim->quatern_c, &nim->quatern_d, &nim->qoffset_x, &nim->qoffset_y,
-                               &nim->qoffset_z, &nim->dx, &nim->dy, &nim->dz, &nim->qfac);
-        nim->pixdim[1] = nim->dx, nim->pixdim[2] = nim->dy, nim->pixdim[3] = nim->dz, nim->pixdim[0] = nim->qfac;
-    }
+    if (sp->affine) set_transforms(nim, sp);
     unsigned char hdr[544];
     memset(hdr, 0, sizeof hdr);  // includes the 4-byte "no extensions" flag after the header
     int hsize;

@@ -46,8 +46,10 @@ const char *nii_datatype_name(int datatype);
 // Writes a NIfTI file for tests and demos: version 1 or 2, .nii or .nii.gz by the name,
 // datatype any supported one, values = round/cast of (data - inter) / slope for integer
 // types (slope 0 means 1), big_endian chooses the byte order written. dims[0] = ndim.
-// pixdim may be NULL (1 mm). The affine is the qform/sform diag(pixdim) unless
-// `affine` (4x4 row-major, NULL allowed) is given, which goes into the sform.
+// pixdim may be zeros (1 mm). The affine is the qform diag(pixdim) unless `affine` (4x4
+// row-major, NULL allowed) is given, which goes into the sform and the qform (as its
+// rotation, offset and qfac); pixdim left at zero then takes the affine's column lengths.
+// Written to a temporary name beside `path`, renamed when complete.
 #define NII_DT_FLOAT32 16  // NIfTI's DT_FLOAT32, for callers outside data/ (which do not include the library)
 typedef struct {
     int version, datatype, big_endian;

@@ -64,16 +64,6 @@ static void blob_template(float *t, const float *mask, const Blob *b, int D, int
     free(gx); free(gy); free(gz);
 }
 
-// Approximately N(0,1) from one 64-bit draw: the sum of four 16-bit uniforms (Irwin-Hall,
-// variance 4/12) rescaled to unit variance. Exact Box-Muller would cost a log and a cos per
-// voxel (most of the generation time) for no visible difference in the images.
-static inline float fast_normal(Rng *r) {
-    uint64_t x = rng_u64(r);
-    uint32_t s = (uint32_t)(x & 0xffff) + (uint32_t)((x >> 16) & 0xffff) + (uint32_t)((x >> 32) & 0xffff) +
-                 (uint32_t)(x >> 48);
-    return ((float)s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;  // sqrt(3)
-}
-
 // Label of sample i: samples (2p, 2p+1) form a pair with one of each label, and the pair's
 // own stream decides which is which -- balanced, independent of n, no index pattern.
 static int pair_label(uint64_t seed, int i) {
@@ -147,7 +137,7 @@ void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg) {
             float m = mask[v];
             float signal = m * (sc * (1.0f + aL * t_label[v] + aA * t_age[v] + aS * t_sex[v]) + off);
             float sd = m * sin_ + (1.0f - m) * sout;
-            img[v] = signal + sd * fast_normal(&r);
+            img[v] = signal + sd * synth_fast_normal(&r);
             if (bg != 0.0f) img[v] += (1.0f - m) * bg;
         }
     }
@@ -272,7 +262,7 @@ void synth_video(Cohort *out, const SynthVideoConfig *cfg) {
                     mask[o] = (uint8_t)fg;
                     for (int ch = 0; ch < 3; ch++) {
                         float v = fg ? col[ch] : scene_value(b, ch, py, px);
-                        img[(size_t)ch * V + o] = v + 0.02f * fast_normal(&r);
+                        img[(size_t)ch * V + o] = v + 0.02f * synth_fast_normal(&r);
                     }
                 }
             // Move, bouncing off the borders.

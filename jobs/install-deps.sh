@@ -7,12 +7,15 @@ PKGS="build-essential autoconf automake libtool pkg-config
       libnifti2-dev libniftiio-dev libznz-dev zlib1g-dev
       libopenblas-dev libscalapack-openmpi-dev libcunit1-dev
       gnuplot-nox
-      dataset-fashion-mnist python3-nibabel"
+      dataset-fashion-mnist python3-nibabel mricron-data"
 # gnuplot-nox draws the plots (`deconfound plot`, plot.png at the end of a run); a run
 # without it still succeeds and says so once; tests/plot.sh skips its plots.
-# The last two are test data only: Fashion-MNIST's IDX files (synth:biased-fmnist and its
-# test) and the real NIfTI files nibabel ships (tests/test_nifti.c compares them with
-# tests/ref/nibabel_stats.txt; no Python runs at test time). Both tests skip without them.
+# The last three are test data only: Fashion-MNIST's IDX files (synth:biased-fmnist and its
+# test), the real NIfTI files nibabel ships (tests/test_nifti.c compares them with
+# tests/ref/nibabel_stats.txt; no Python runs at test time), and MRIcron's templates (the
+# Colin27 T1, its brain and the AAL atlas: `synth brain` and tests/synth_brain.sh, which
+# read them where Debian installs them and commit nothing made from them). The tests skip
+# without them.
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 // test_nifti.c: NIfTI reading through the NIfTI C library (data/nifti.c).
 //   - round trips: every supported datatype x both byte orders x .nii/.nii.gz x NIfTI-1/2,
 //     3D and 4D, with and without scl_slope/scl_inter, files written in the test itself;
+//   - a written affine is the sform and the qform (flips, axis orders), pixdim its voxel sizes;
 //   - every bad header the issue lists gives one message naming the file and the reason;
 //   - the real files Debian's python3-nibabel ships agree with nibabel's own statistics
 //     (tests/ref/nibabel_stats.txt, made by tests/gen_nibabel_ref.py); skipped when the
@@ -123,6 +124,42 @@ static void test_orientation(void) {
     CU_ASSERT_STRING_EQUAL(v.orient, "LIA");
     CU_ASSERT_DOUBLE_EQUAL(v.affine[1][2], 3.0, 1e-9);
     nii_free(&v);
+}
+
+// The affine goes into the qform as well as the sform (synth brain's sites: flips and axis
+// orders), and pixdim left at zero takes its column lengths. Read back through the library's
+// own parser, which builds qto_xyz from the quaternion alone.
+static void test_qform(void) {
+    // LPI 1.2 mm, and PIR (i -> posterior, j -> inferior, k -> right) of 1 x 1 x 1.5 mm.
+    const double affs[2][16] = { { -1.2, 0, 0, 50, 0, -1.2, 0, 60, 0, 0, -1.2, 40, 0, 0, 0, 1 },
+                                 { 0, 0, 1.5, -90, -1, 0, 0, 100, 0, -1, 0, 80, 0, 0, 0, 1 } };
+    const char *codes[2] = { "LPI", "PIR" };
+    int64_t dims[8] = { 3, 4, 5, 6, 1, 1, 1, 1 };
+    float x[120] = { 0 };
+    for (int k = 0; k < 2; k++) {
+        NiiWriteSpec sp = { .version = 1, .datatype = DT_INT16, .affine = affs[k] };
+        memcpy(sp.dims, dims, sizeof dims);
+        DfError err;
+        const char *p = tu_path(k ? "pir.nii.gz" : "lpi.nii.gz");
+        CU_ASSERT_EQUAL_FATAL(nii_write(p, &sp, x, &err), 0);
+        NiiVolume v;
+        CU_ASSERT_EQUAL_FATAL(nii_read(p, &v, 0, &err), 0);
+        CU_ASSERT_STRING_EQUAL(v.orient, codes[k]);
+        for (int a = 0; a < 3; a++) {
+            double len = fabs(affs[k][a]) + fabs(affs[k][4 + a]) + fabs(affs[k][8 + a]);
+            CU_ASSERT_DOUBLE_EQUAL(v.pixdim[a + 1], len, 1e-6);
+        }
+        nii_free(&v);
+        nifti_image *nim = nifti_image_read(p, 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(nim);
+        CU_ASSERT(nim->qform_code > 0 && nim->sform_code > 0);
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 4; c++) {
+                CU_ASSERT_DOUBLE_EQUAL(nim->qto_xyz.m[r][c], affs[k][r * 4 + c], 1e-5);
+                CU_ASSERT_DOUBLE_EQUAL(nim->sto_xyz.m[r][c], affs[k][r * 4 + c], 1e-5);
+            }
+        nifti_image_free(nim);
+    }
 }
 
 // ---- bad input ---------------------------------------------------------------------------
@@ -281,6 +318,7 @@ int main(void) {
     CU_add_test(s, "round trip with scl_slope/scl_inter", test_roundtrip_scaling);
     CU_add_test(s, "header only", test_header_only);
     CU_add_test(s, "orientation codes from the sform", test_orientation);
+    CU_add_test(s, "the affine in the qform too; pixdim from it", test_qform);
     CU_add_test(s, "bad files: missing, not NIfTI, absurd dims, datatype, magic, truncated", test_bad_files);
     CU_add_test(s, "nibabel's real files against nibabel's statistics", test_nibabel_files);
     int rc = tu_run_all();
