@@ -180,6 +180,16 @@ acc=$(sed -n 's/^final: train accuracy [0-9.]*, validation accuracy \([0-9.]*\).
 # over 60 samples: > 0.7 is 3 sd above it, and well below what was measured.
 check "the label effect is learnt: validation accuracy ${acc:-none} > 0.7" awk -v a="${acc:-0}" 'BEGIN { exit !(a > 0.7) }'
 
+# ---- the whole path, BIDS in: pack --bids, MDN with the dCor report, on 2 ranks ----------------------
+"$DF" pack --bids "$WORK/t" --label label --confounders age,sex,site --reorient --spacing 8 --shape 24,28,24 --normalize zscore \
+    --out "$WORK/pb" --quiet >"$WORK/pb.log" 2>&1
+check "pack --bids of the cohort: the manifest's samples, with each one's source geometry" bash -c "grep -q '240 samples of shape (C,D,H,W) = (1,24,28,24)' '$WORK/pb.log' &&
+    '$DF' info '$WORK/pb/shard-00000.h5' --json | grep -q '\"geometry\": true'"
+mpi 2 "$DF" train "$top_srcdir/pipelines/brain-mdn.ini" --set "data.source=$WORK/pb" --set "train.out_dir=$WORK/mdn" --set train.epochs=2 \
+    --quiet >"$WORK/mdn.log" 2>&1
+check "train with MDN on it (2 ranks): dCor of age, site and sex reported" bash -c "grep -q '^final:' '$WORK/mdn.log' &&
+    [ \"\$(grep ',fc1_relu,[a-z]*,all,' '$WORK/mdn/dcor.csv' | cut -d, -f1,3 | tr '\n' ' ')\" = '2,age 2,site 2,sex ' ]"
+
 # ---- the trained network looks where the label lives -------------------------------------------
 # deconfound saliency over the packed cohort, the label regions (label_region.nii.gz, template
 # space, placed on the packed grid by its affine) against their share of the volume. Measured
