@@ -2,6 +2,7 @@
 #define _DEFAULT_SOURCE  // madvise(MADV_HUGEPAGE) is a Linux extension
 #include "base/common.h"
 #include "base/progress.h"
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -215,4 +216,18 @@ int df_parse_bool(const char *s, int *out) {
         if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
     }
     return -1;
+}
+
+void df_remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) { unlink(path); return; }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        df_remove_tree(sub);
+    }
+    closedir(d);
+    rmdir(path);
 }

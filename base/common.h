@@ -64,6 +64,9 @@ double df_peak_rss_mb(void);
 
 // Writes `len` bytes to `path` atomically: temporary name in the same directory, fsync, rename.
 int df_write_file_atomic(const char *path, const void *data, size_t len, DfError *err);
+// Removes a file or a folder with everything in it (a failed command's temporary output);
+// errors are ignored: it is best effort, on the way out.
+void df_remove_tree(const char *path);
 // Reads a whole text file (NUL-terminated). Returns NULL and sets err on failure.
 char *df_read_text_file(const char *path, size_t *len, DfError *err);
 // A temporary name beside `path` for an atomic write: "<dir>/.<base>.tmp.<pid>". Caller frees.

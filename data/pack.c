@@ -542,20 +542,6 @@ static int agree(int rc, DfError *err) {
     return -1;
 }
 
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) { unlink(path); return; }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 static char **dup_strings(char **s, int n) {
     if (!s || n == 0) return NULL;
     char **o = xmalloc(sizeof(char *) * (size_t)n);
@@ -782,7 +768,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     bids_report_free(&report);
     return 0;
 fail:
-    if (rank == 0 && tmp[0]) remove_tree(tmp);
+    if (rank == 0 && tmp[0]) df_remove_tree(tmp);
     manifest_free(&m);
     bids_report_free(&report);
     return -1;

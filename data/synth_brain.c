@@ -237,20 +237,6 @@ static int agree(int rc, DfError *err) {
     return -1;
 }
 
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) { unlink(path); return; }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 // Rank 0 refuses an existing folder and creates the temporary one; every rank gets its name.
 static int make_tmp(const char *out, char *tmp, size_t n, DfError *err) {
     int rc = 0;
@@ -318,7 +304,7 @@ int synth_brain_run(const SynthBrainConfig *cfg, DfError *err) {
     if (dist_rank() == 0 && cfg->verbose) print_summary(cfg, &m, subj);
     rc = 0;
 done:
-    if (rc && dist_rank() == 0 && tmp[0]) remove_tree(tmp);
+    if (rc && dist_rank() == 0 && tmp[0]) df_remove_tree(tmp);
     brain_model_free(&m);
     free(subj);
     return rc;

@@ -8,18 +8,6 @@
 # bids:DIR trains.
 . "${top_srcdir:-.}/tests/lib.sh"
 
-# expect_fail NAME PATTERN OUTDIR CMD...: exit status 2, one stderr line matching PATTERN,
-# OUTDIR absent afterwards and no temporary directory beside it.
-expect_fail() {
-    local name=$1 pattern=$2 out=$3; shift 3
-    local err="$WORK/err.txt" status
-    "$@" >"$WORK/out.txt" 2>"$err"; status=$?
-    if [ "$status" != 2 ]; then fail "$name: exit status $status, expected 2"; cat "$err"; return; fi
-    if ! grep -Eq -- "$pattern" "$err"; then fail "$name: message does not match /$pattern/:"; cat "$err"; return; fi
-    if [ "$(grep -c . "$err")" != 1 ]; then fail "$name: expected exactly one message line"; cat "$err"; return; fi
-    if [ -e "$out" ] || ls -a "$(dirname "$out")" | grep -q '\.tmp\.'; then fail "$name: left output behind"; return; fi
-    pass "$name"
-}
 # info_has SHARD TEXT: `info --json` of the shard contains TEXT.
 info_has() { "$DF" info "$1" --json | grep -qF -- "$2" || { echo "  info --json $1:"; "$DF" info "$1" --json; return 1; }; }
 

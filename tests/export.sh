@@ -8,9 +8,9 @@ export DF
 nib=/usr/lib/python3/dist-packages/nibabel/tests/data
 [ -f "$nib/anatomical.nii" ] || { echo "SKIP: python3-nibabel's test data not installed"; exit 77; }
 cd "$WORK"
-geom() { "$DF" info "$1" --json | grep -o '"dims": \[[^]]*\]\|"affine": \[\[[^]]*\], \[[^]]*\], \[[^]]*\]\]' | tr '\n' ' '; }
+geom() { nifti_geom "$1"; }
 stats() { "$DF" info "$1" --json | grep -o '"min": [^,]*, "max": [^,]*, "mean": [^,]*'; }
-export -f geom stats
+export -f geom stats nifti_geom
 
 # The LAS image packed with reorientation only (RAS+, its own 2 mm grid): going back is a
 # permutation, so the exported file holds the source's very values, in its dims and affine.

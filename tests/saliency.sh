@@ -54,8 +54,8 @@ for m in grad gradxinput smoothgrad; do
     check "saliency --method $m: 12 maps and their mean" bash -c "[ \$(ls sal-$m/*_saliency-$m.nii.gz | wc -l) = 13 ] &&
         [ -f sal-$m/mean_saliency-$m.nii.gz ] && grep -q 'wrote 12 maps' sal-$m.log"
 done
-geom() { "$DF" info "$1" --json | grep -o '"dims": \[[^]]*\]\|"affine": \[\[[^]]*\], \[[^]]*\], \[[^]]*\]\]' | tr '\n' ' '; }
-export -f geom
+geom() { nifti_geom "$1"; }
+export -f geom nifti_geom
 for s in a b c; do
     check "the map of sub-${s}1 has its source's dimensions and affine ($(geom src/$s.nii*))" \
         bash -c "[ \"\$(geom sal-grad/sub-${s}1_saliency-grad.nii.gz)\" = \"\$(geom src/$s.nii*)\" ]"
