@@ -88,6 +88,7 @@ static void describe_shard(const char *path, int json) {
     if (!json && c.subjects) printf("%d distinct\n", distinct);
     if (!json && c.derived_by) printf("derived by: %s\n", c.derived_by);
     if (!json && c.source) printf("source: %s\n", c.source);
+    if (!json && c.preprocessing) printf("preprocessing: %s\n", c.preprocessing);
     if (!json && c.affine) {  // the first sample's, as an example
         const double *A = c.affine;
         printf("geometry: each sample's source image and affine; sample 0 from %s (%dx%dx%d), packed voxel -> mm:\n",

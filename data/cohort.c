@@ -35,6 +35,7 @@ void cohort_free(Cohort *c) {
     free(c->source_affine);
     free(c->affine);
     free(c->source);
+    free(c->preprocessing);
     free_strings(c->label_names, c->n_label_names);
     for (int j = 0; j < META_MAX_COLS; j++) {
         free(c->columns[j]);

@@ -36,6 +36,7 @@ typedef struct {
     char **levels[META_MAX_COLS];
     char *derived_by;    // a shard's `derived_by` attribute: how residualize/harmonize made its images
     char *source;        // a shard's `source` attribute: where pack found the samples ("bids:DIR ...")
+    char *preprocessing; // a shard's `preprocessing` attribute: pack's steps ("reorient=1 spacing=8 ...")
     // Where each sample came from, when `pack` made it from NIfTI files (else NULL): the source
     // image, its grid, and the packed grid's place in the same world space. 4x4 affines are
     // row-major, voxel index (i, j, k, 1) -> world millimetres; for the packed grid the index is

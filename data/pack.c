@@ -681,6 +681,11 @@ static void free_strings_n(char **s, int n) {
 // Rank 0: where rows [a, b) came from (data/cohort.h, Cohort.sources ...), from their
 // headers; nothing when the rows are clips (they have no world space).
 static int record_geometry(const PackConfig *cfg, const Manifest *m, Cohort *c, int a, int b, DfError *err) {
+    const PrepConfig *p = &cfg->prep;  // the steps, as words: what the images went through
+    char steps[256];
+    snprintf(steps, sizeof steps, "reorient=%d spacing=%g shape=%d,%d,%d fit=%s normalize=%s 4d=%s", p->reorient, p->spacing,
+             p->shape[0], p->shape[1], p->shape[2], pack_fit_names[p->fit], pack_norm_names[p->norm], pack_4d_names[p->four_d]);
+    c->preprocessing = xstrdup(steps);
     PrepGeometry geo;
     for (int i = a; i < b; i++) {
         if (prep_geometry(&cfg->prep, m->paths[i], &geo, err)) return at_row(cfg, m, i, err);

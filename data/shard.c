@@ -282,6 +282,7 @@ static int write_contents(hid_t f, const char *path, const Cohort *c, DfError *e
     if (rc == 0 && c->subjects) rc = write_strings(f, path, "subject", c->subjects, c->n, err);
     if (rc == 0 && c->affine) rc = write_geometry(f, path, c, err);
     if (rc == 0 && c->source) rc = h5_attr_write_string(f, path, "source", c->source, err);
+    if (rc == 0 && c->preprocessing) rc = h5_attr_write_string(f, path, "preprocessing", c->preprocessing, err);
     return rc;
 }
 
@@ -425,6 +426,7 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
     if (h5_exists(f, "affine") && read_geometry(f, path, c, err) != 0) goto done;
     if (h5_attr_exists(f, "derived_by") && !(c->derived_by = h5_attr_read_string(f, path, "derived_by", err))) goto done;
     if (h5_attr_exists(f, "source") && !(c->source = h5_attr_read_string(f, path, "source", err))) goto done;
+    if (h5_attr_exists(f, "preprocessing") && !(c->preprocessing = h5_attr_read_string(f, path, "preprocessing", err))) goto done;
     if (read_masks_part(f, path, c, with_images, err) || cohort_check_values(c, path, err) != 0) goto done;
     if (with_images) {
         size_t count = (size_t)c->n * shape_numel(c->shape);

@@ -31,6 +31,7 @@ done
 # (tests/test_pack.c checks the affine voxel by voxel).
 check "pack records each sample's source and affine" bash -c "'$DF' info '$WORK/p1/shard-00000.h5' --json | grep -q '\"geometry\": true' &&
     '$DF' info '$WORK/p1/shard-00000.h5' | grep -q '^geometry: .* from .*\.nii'"
+check "pack records its steps" bash -c "'$DF' info '$WORK/p1/shard-00000.h5' | grep -qx 'preprocessing: reorient=1 spacing=2 shape=10,10,10 fit=crop normalize=zscore 4d=channels'"
 
 # Packing without preprocessing keeps the synthetic cohort's values exactly.
 "$DF" synth mri3d --out "$WORK/ref" --n 14 --shape 12,12,12 --seed 4 >/dev/null
