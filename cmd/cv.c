@@ -6,6 +6,7 @@
 #include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
+#include "data/json.h"
 #include "mpi/comm.h"
 #include "run/compare.h"
 #include "run/plot.h"
@@ -41,12 +42,14 @@ static int file_exists(const char *path) {
 
 // Whether a fold's run.json says it finished every epoch the configuration asks for.
 static int fold_finished(const char *dir) {
-    char path[1100], line[256];
+    char path[1100];
     snprintf(path, sizeof path, "%s/run.json", dir);
-    FILE *f = fopen(path, "r");
-    int finished = 0;
-    while (f && fgets(line, sizeof line, f)) finished |= strstr(line, "\"status\": \"finished\"") != NULL;
-    if (f) fclose(f);
+    JsonValue run;
+    DfError err;
+    if (json_read(&run, path, &err)) return 0;  // absent or unreadable: train it (again)
+    const JsonValue *status = json_get(&run, "status");
+    int finished = status && status->type == JSON_STRING && strcmp(status->string, "finished") == 0;
+    json_free(&run);
     return finished;
 }
 

@@ -25,29 +25,39 @@ static const char *export_help =
     "A sample of several channels is a 4D file. Samples are split over the MPI ranks; DIR is\n"
     "written whole or not at all.\n";
 
-long export_to_folder(const char *out, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
-                      int n_subjects, const char *cmd) {
-    char tmp[1200], msg[1400] = "";
+void output_folder_begin(const char *out, const char *cmd, char tmp[1200]) {
+    char msg[1400] = "";
     int rc = 0;
     if (dist_rank() == 0) {
         struct stat st;
-        snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
-        if (stat(out, &st) == 0) rc = 2, snprintf(msg, sizeof msg, "%s: %s: already exists", cmd, out);
-        else if (mkdir(tmp, 0755) != 0) rc = 2, snprintf(msg, sizeof msg, "%s: %s: cannot create: %s", cmd, tmp, strerror(errno));
+        snprintf(tmp, 1200, "%s.tmp-%ld", out, (long)getpid());
+        if (stat(out, &st) == 0) rc = 1, snprintf(msg, sizeof msg, "%s: %s: already exists", cmd, out);
+        else if (mkdir(tmp, 0755) != 0) rc = 1, snprintf(msg, sizeof msg, "%s: %s: cannot create: %s", cmd, tmp, strerror(errno));
     }
     dist_bcast(&rc, sizeof rc, 0);
     if (rc) df_die_collective(DF_EXIT_INPUT, "%s", msg);
-    dist_bcast(tmp, sizeof tmp, 0);
+    dist_bcast(tmp, 1200, 0);
+}
+
+void output_folder_commit(const char *tmp, const char *out, const char *cmd) {
+    dist_barrier();  // every rank's files are complete
+    int rc = dist_rank() == 0 && rename(tmp, out) != 0;
+    dist_bcast(&rc, sizeof rc, 0);
+    if (rc) df_die_collective(DF_EXIT_FAIL, "%s: cannot rename %s to %s", cmd, tmp, out);
+}
+
+long export_to_folder(const char *out, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
+                      int n_subjects, const char *cmd) {
+    char tmp[1200];
+    output_folder_begin(out, cmd, tmp);
     DfError err;
     long written = 0;
     double flag = export_shards(tmp, suffix, paths, n_paths, subjects, n_subjects, dist_rank(), dist_size(), &written, &err) ? 1 : 0;
     double total = (double)written;
     dist_allreduce_max_f64(&flag, 1);
     dist_allreduce_sum_f64(&total, 1);
-    if (flag) df_die(DF_EXIT_FAIL, "%s: %s", cmd, err.msg);  // the failing rank's message (others' tmp stays for a look)
-    if (dist_rank() == 0 && rename(tmp, out) != 0) rc = 1, snprintf(msg, sizeof msg, "%s: cannot rename %s to %s", cmd, tmp, out);
-    dist_bcast(&rc, sizeof rc, 0);
-    if (rc) df_die_collective(DF_EXIT_FAIL, "%s", msg);
+    if (flag) df_die(DF_EXIT_FAIL, "%s: %s", cmd, err.msg);  // the failing rank's message (the temporary folder stays for a look)
+    output_folder_commit(tmp, out, cmd);
     return (long)total;
 }
 

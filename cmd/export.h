@@ -3,6 +3,12 @@
 #ifndef DF_CMD_EXPORT_H
 #define DF_CMD_EXPORT_H
 
+// A folder written whole or not at all: rank 0 makes out's temporary twin (out must not
+// exist: status 2 otherwise) and every rank gets its name; after every rank's files are
+// complete, rank 0 renames it into place. Collective.
+void output_folder_begin(const char *out, const char *cmd, char tmp[1200]);
+void output_folder_commit(const char *tmp, const char *out, const char *cmd);
+
 // Every rank writes its share into out's temporary twin; rank 0 renames it into place. out
 // must not exist. Returns the number of files written; a failure ends the job with one
 // message (status 2 for bad input such as an existing out, 1 for a write failure).

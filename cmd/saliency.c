@@ -1,17 +1,13 @@
 // saliency.c: `deconfound saliency`: a trained network's saliency map for every sample (or the
 // chosen subjects), written as NIfTI in each subject's own image space, and their mean on the
 // packed grid (run/saliency.h computes the maps).
-#include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "base/progress.h"
 #include "cmd/cli.h"
 #include "cmd/commands.h"
+#include "cmd/export.h"
 #include "data/export.h"
-#include "data/nifti.h"
 #include "data/pack.h"
 #include "data/shard.h"
 #include "mpi/comm.h"
@@ -140,17 +136,6 @@ static SampleInfo *sample_info(const InferSetup *in, const SaliencyArgs *a) {
     return info;
 }
 
-// One map as NIfTI: (nz, ny, nx) voxels with their affine.
-static void write_nifti(const char *path, const float *x, int nx, int ny, int nz, const double affine[16]) {
-    NiiWriteSpec sp = { .version = 1, .datatype = NII_DT_FLOAT32, .affine = affine };
-    int64_t dims[8] = { 3, nx, ny, nz, 1, 1, 1, 1 };
-    memcpy(sp.dims, dims, sizeof dims);
-    for (int a = 0; a < 3; a++)  // voxel sizes: the affine's column lengths
-        sp.pixdim[a + 1] = sqrt(affine[a] * affine[a] + affine[4 + a] * affine[4 + a] + affine[8 + a] * affine[8 + a]);
-    DfError err;
-    if (nii_write(path, &sp, x, &err)) df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
-}
-
 typedef struct {
     const SaliencyArgs *a;
     const SampleInfo *info;
@@ -165,18 +150,12 @@ typedef struct {
 static void write_sample(SalVisit *v, long idx, const float *map) {
     const SampleInfo *s = &v->info[idx];
     Shape sh = v->shape;
+    sh.c = 1;
     char path[1200];
+    DfError err;
     snprintf(path, sizeof path, "%s/%s_saliency-%s.nii.gz", v->dir, s->name, saliency_method_names[v->a->sc.method]);
-    if (s->has_geo) {
-        float *native = xmalloc(sizeof(float) * (size_t)s->dims[0] * s->dims[1] * s->dims[2]);
-        if (prep_to_source(native, map, sh.d, sh.h, sh.w, s->affine, s->source_affine, s->dims))
-            df_die(DF_EXIT_FAIL, "saliency: sample %ld: its packed affine is singular", idx);
-        write_nifti(path, native, s->dims[0], s->dims[1], s->dims[2], s->source_affine);
-        free(native);
-    } else {
-        double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
-        write_nifti(path, map, sh.w, sh.h, sh.d, unit);
-    }
+    if (export_grid(path, map, sh, s->has_geo ? s->affine : NULL, s->has_geo ? s->source_affine : NULL, s->dims, &err))
+        df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
     size_t V = shape_spatial(sh);
     for (size_t i = 0; i < V; i++) v->sum[i] += map[i];
     v->count += 1;
@@ -192,21 +171,6 @@ static void sal_visit(void *arg, const Net *net, const Batch *b) {
             if (v->info[b->first_sample + i].selected) write_sample(v, b->first_sample + i, v->maps + (size_t)i * shape_spatial(v->shape));
     }
     progress_update((double)DF_MIN(v->n, (b->step + 1) * v->global_batch));
-}
-
-// Rank 0 makes DIR's temporary twin (DIR must not exist); every rank gets its name.
-static void make_tmp_dir(const char *out, char tmp[1024]) {
-    int rc = 0;
-    char msg[1200] = "";
-    if (dist_rank() == 0) {
-        struct stat st;
-        snprintf(tmp, 1024, "%s.tmp-%ld", out, (long)getpid());
-        if (stat(out, &st) == 0) rc = 1, snprintf(msg, sizeof msg, "saliency: %s: already exists (choose another --out)", out);
-        else if (mkdir(tmp, 0755) != 0) rc = 1, snprintf(msg, sizeof msg, "saliency: %s: cannot create: %s", tmp, strerror(errno));
-    }
-    dist_bcast(&rc, sizeof rc, 0);
-    if (rc) df_die_collective(DF_EXIT_INPUT, "%s", msg);
-    dist_bcast(tmp, 1024, 0);
 }
 
 // --region: the mean map's mass inside the mask, against the mask's share of the volume.
@@ -242,8 +206,8 @@ int cmd_saliency(int argc, char **argv) {
         double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
         if (prep_mask_on_grid(probe, a.region, 1, 1, 1, unit, &err)) df_die_collective(DF_EXIT_INPUT, "saliency: --region: %s", err.msg);
     }
-    char tmp[1024];
-    make_tmp_dir(a.out, tmp);
+    char tmp[1200];
+    output_folder_begin(a.out, "saliency", tmp);
     net_enable_input_grad(&in.net);
     Shape sh = in.net.in_shape;
     size_t V = shape_spatial(sh);
@@ -259,18 +223,15 @@ int cmd_saliency(int argc, char **argv) {
         for (size_t i = 0; i < V; i++) mean[i] = (float)(v.count > 0 ? v.sum[i] / v.count : 0.0);
         const double *grid = NULL;  // the packed grid's place: any written sample's (they share it)
         for (long i = 0; i < v.n && !grid; i++) if (info[i].selected && info[i].has_geo) grid = info[i].affine;
-        double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
-        char path[1200];
+        char path[1300];
+        Shape one = sh;
+        one.c = 1;
         snprintf(path, sizeof path, "%s/mean_saliency-%s.nii.gz", tmp, saliency_method_names[a.sc.method]);
-        write_nifti(path, mean, sh.w, sh.h, sh.d, grid ? grid : unit);
+        if (export_grid(path, mean, one, grid, NULL, NULL, &err)) df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
         if (a.region) report_region(a.region, mean, sh, grid, a.data);
         free(mean);
     }
-    dist_barrier();  // every rank's files are complete
-    int rc = 0;
-    if (dist_rank() == 0 && rename(tmp, a.out) != 0) rc = 1;
-    dist_bcast(&rc, sizeof rc, 0);
-    if (rc) df_die_collective(DF_EXIT_FAIL, "saliency: cannot rename %s to %s", tmp, a.out);
+    output_folder_commit(tmp, a.out, "saliency");
     if (dist_rank() == 0)
         printf("saliency: wrote %.0f maps (%s, target %s) and their mean into %s\n", v.count, saliency_method_names[a.sc.method],
                a.sc.target == SAL_TARGET_PRED ? "the predicted class" : a.sc.target == SAL_TARGET_LABEL ? "the label" : "a fixed class",

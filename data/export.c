@@ -1,6 +1,5 @@
 // export.c: shards' samples as NIfTI in their source images' space (see export.h).
 #include "data/export.h"
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "data/nifti.h"
@@ -23,35 +22,40 @@ void export_sample_names(char (*names)[200], char *const *subjects, int n, int f
     }
 }
 
-int export_sample(const char *dir, const char *name, const char *suffix, const char *path, const Cohort *h, int i, DfError *err) {
-    Shape sh = h->shape;
+int export_grid(const char *file, const float *x, Shape sh, const double *affine, const double *source_affine,
+                const int *source_dims, DfError *err) {
+    static const double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
     size_t V = shape_spatial(sh);
-    float *x = xmalloc(sizeof(float) * shape_numel(sh));
-    if (shard_read_images(path, i, 1, x, err)) { free(x); return -1; }
-    double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
-    const double *affine = h->affine ? h->source_affine + (size_t)i * 16 : unit;
-    int nx = sh.w, ny = sh.h, nz = sh.d;
-    if (h->affine) nx = h->source_dims[(size_t)i * 3], ny = h->source_dims[(size_t)i * 3 + 1], nz = h->source_dims[(size_t)i * 3 + 2];
+    int back = affine && source_affine;  // to the source's grid, else the packed grid as it is
+    int nx = back ? source_dims[0] : sh.w, ny = back ? source_dims[1] : sh.h, nz = back ? source_dims[2] : sh.d;
     size_t NV = (size_t)nx * ny * nz;
-    float *out = x;
-    if (h->affine) {
-        out = xmalloc(sizeof(float) * NV * (size_t)sh.c);
-        int dims[3] = { nx, ny, nz };
+    const float *out = x;
+    float *resampled = NULL;
+    if (back) {
+        out = resampled = xmalloc(sizeof(float) * NV * (size_t)sh.c);
         for (int c = 0; c < sh.c; c++)
-            if (prep_to_source(out + (size_t)c * NV, x + (size_t)c * V, sh.d, sh.h, sh.w, h->affine + (size_t)i * 16, affine, dims)) {
-                free(out), free(x);
-                return df_err(err, "%s: sample %d: its packed affine is singular", path, i);
+            if (prep_to_source(resampled + (size_t)c * NV, x + (size_t)c * V, sh.d, sh.h, sh.w, affine, source_affine, source_dims)) {
+                free(resampled);
+                return df_err(err, "%s: the packed grid's affine is singular", file);
             }
     }
-    NiiWriteSpec sp = { .version = 1, .datatype = NII_DT_FLOAT32, .affine = affine };
+    // voxel sizes: nii_write takes them from the affine
+    NiiWriteSpec sp = { .version = 1, .datatype = NII_DT_FLOAT32, .affine = back ? source_affine : affine ? affine : unit };
     int64_t d[8] = { sh.c > 1 ? 4 : 3, nx, ny, nz, sh.c, 1, 1, 1 };
     memcpy(sp.dims, d, sizeof d);
-    for (int a = 0; a < 3; a++)  // voxel sizes: the affine's column lengths
-        sp.pixdim[a + 1] = sqrt(affine[a] * affine[a] + affine[4 + a] * affine[4 + a] + affine[8 + a] * affine[8 + a]);
+    int rc = nii_write(file, &sp, out, err);
+    free(resampled);
+    return rc;
+}
+
+int export_sample(const char *dir, const char *name, const char *suffix, const char *path, const Cohort *h, int i, DfError *err) {
+    float *x = xmalloc(sizeof(float) * shape_numel(h->shape));
     char file[1200];
     snprintf(file, sizeof file, "%s/%s%s.nii.gz", dir, name, suffix);
-    int rc = nii_write(file, &sp, out, err);
-    if (out != x) free(out);
+    int rc = shard_read_images(path, i, 1, x, err);
+    if (rc == 0)
+        rc = export_grid(file, x, h->shape, h->affine ? h->affine + (size_t)i * 16 : NULL,
+                         h->affine ? h->source_affine + (size_t)i * 16 : NULL, h->affine ? h->source_dims + (size_t)i * 3 : NULL, err);
     free(x);
     return rc;
 }

@@ -13,6 +13,13 @@
 // id becomes '_'). subjects may be NULL. names is (n, 200).
 void export_sample_names(char (*names)[200], char *const *subjects, int n, int first);
 
+// One image on a packed grid, x (C, D, H, W) of shape sh, as a NIfTI file: with the packed
+// grid's affine and the source's (affine, dims), resampled back onto the source's grid and
+// written with its affine; with source_affine NULL, the packed grid as it is (its affine, or
+// unit voxels when affine is NULL too). A sample of several channels is a 4D file.
+int export_grid(const char *file, const float *x, Shape sh, const double *affine, const double *source_affine,
+                const int *source_dims, DfError *err);
+
 // Writes sample i of shard `path` (0-based within it) as <dir>/<name><suffix>.nii.gz; header
 // is the shard's (shard_read_header). A sample of C channels is a 4D file of C volumes.
 int export_sample(const char *dir, const char *name, const char *suffix, const char *path, const Cohort *header, int i,

@@ -4,45 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/stats.h"
+#include "base/ini.h"
 #include "data/csv.h"
+#include "data/json.h"
 
 // ---- reading a run directory ---------------------------------------------------------------
-
-static char *read_text(const char *dir, const char *name, int required, DfError *err) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (required) df_err(err, "%s: cannot read (is %s a run directory? `deconfound train` writes %s)", path, dir, name);
-        return NULL;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0, got;
-    char buf[65536];
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (len + got + 1 > cap) text = xrealloc(text, cap = 2 * (len + got + 1));
-        memcpy(text + len, buf, got);
-        len += got;
-    }
-    fclose(f);
-    if (!text) text = xcalloc(1, 1);
-    text[len] = '\0';
-    return text;
-}
-
-// The string value of "key" in run.json (flat, written by run/record.c); "" when absent.
-static void json_string(const char *json, const char *key, char *out, size_t n) {
-    char pat[80];
-    snprintf(pat, sizeof pat, "\"%s\": \"", key);
-    const char *p = strstr(json, pat);
-    size_t k = 0;
-    if (p)
-        for (p += strlen(pat); *p && *p != '"' && k + 1 < n; p++) {
-            if (*p == '\\' && p[1]) p++;
-            out[k++] = *p;
-        }
-    out[k] = '\0';
-}
 
 // Keys that differ between repetitions of one configuration, or do not change its results.
 static const char *const repetition_keys[] = {
@@ -50,50 +16,42 @@ static const char *const repetition_keys[] = {
     "train.threads", "train.bucket_mb", "train.dcor_every", "data.prefetch", "data.read", "data.cache", "data.cache_mb", NULL,
 };
 
-// config.ini as "section.key=value" lines (a section repeated, as layers are, numbered
-// "conv3d#2"), without the repetition keys; the seed and fold go to the pairing key.
-static char *settings_of(RunSummary *r, const char *ini) {
-    char *out = NULL, section[80] = "", *line = NULL;
-    size_t len = 0, cap = 0;
-    FILE *o = open_memstream(&out, &len), *in = fmemopen((void *)ini, strlen(ini), "r");
-    char seen[256][64];
-    int n_seen = 0, count[256] = { 0 };
+// config.ini (base/ini.h) as "section.key=value" lines (a section repeated, as layers are,
+// numbered "conv3d#2"), without the repetition keys; the seed and fold go to the pairing key.
+static char *settings_of(RunSummary *r, const Ini *ini) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
     long seed = 0, fold = 0, kfold = 0;
-    while (getline(&line, &cap, in) > 0) {
-        char *s = line + strspn(line, " \t");
-        s[strcspn(s, "\r\n")] = '\0';
-        if (*s == ';' || *s == '#' || !*s) continue;
-        if (*s == '[') {
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)strcspn(s + 1, "]"), s + 1);
-            int j = 0;
-            while (j < n_seen && strcmp(seen[j], name) != 0) j++;
-            if (j == n_seen && n_seen < 256) snprintf(seen[n_seen++], 64, "%s", name);
-            int k = j < 256 ? ++count[j] : 1;
-            if (k == 1) snprintf(section, sizeof section, "%s", name);
-            else snprintf(section, sizeof section, "%s#%d", name, k);
-            continue;
+    for (int i = 0; i < ini->n; i++) {
+        const IniSection *sec = &ini->sections[i];
+        int k = 1;  // the how-manieth section of this name
+        for (int j = 0; j < i; j++) k += strcmp(ini->sections[j].name, sec->name) == 0;
+        char section[96];
+        if (k == 1) snprintf(section, sizeof section, "%s", sec->name);
+        else snprintf(section, sizeof section, "%s#%d", sec->name, k);
+        for (int e = 0; e < sec->n; e++) {
+            const IniEntry *en = &sec->entries[e];
+            char full[256];
+            snprintf(full, sizeof full, "%s.%s", section, en->key);
+            if (!strcmp(full, "train.seed")) seed = atol(en->value);
+            if (!strcmp(full, "data.fold")) fold = atol(en->value);
+            if (!strcmp(full, "data.kfold")) kfold = atol(en->value);
+            int skip = 0;
+            for (int q = 0; repetition_keys[q]; q++) skip |= strcmp(repetition_keys[q], full) == 0;
+            if (!skip) fprintf(o, "%s=%s\n", full, en->value);
         }
-        char *eq = strchr(s, '=');
-        if (!eq) continue;
-        char *semi = strstr(eq, "  ; default");
-        if (semi) *semi = '\0';
-        char key[128], full[256], *v = eq + 1 + strspn(eq + 1, " \t");
-        snprintf(key, sizeof key, "%.*s", (int)strcspn(s, " \t="), s);
-        snprintf(full, sizeof full, "%s.%s", section, key);
-        if (!strcmp(full, "train.seed")) seed = atol(v);
-        if (!strcmp(full, "data.fold")) fold = atol(v);
-        if (!strcmp(full, "data.kfold")) kfold = atol(v);
-        int skip = 0;
-        for (int i = 0; repetition_keys[i]; i++) skip |= strcmp(repetition_keys[i], full) == 0;
-        if (!skip) fprintf(o, "%s=%s\n", full, v);
     }
-    free(line);
-    fclose(in);
     fclose(o);
     if (kfold >= 2) snprintf(r->pair_key, sizeof r->pair_key, "fold=%ld", fold);
     else snprintf(r->pair_key, sizeof r->pair_key, "seed=%ld", seed);
     return out;
+}
+
+// A string member of run.json, or "" (absent, or not a string).
+static void json_member(char *out, size_t n, const JsonValue *run, const char *key) {
+    const JsonValue *v = json_get(run, key);
+    snprintf(out, n, "%s", v && v->type == JSON_STRING ? v->string : "");
 }
 
 // The last row's validation figures from metrics.csv.
@@ -157,14 +115,18 @@ static int read_dcor(RunSummary *r, const char *dir, DfError *err) {
 int compare_read_run(RunSummary *r, const char *dir, DfError *err) {
     memset(r, 0, sizeof *r);
     snprintf(r->dir, sizeof r->dir, "%s", dir);
-    char *json = read_text(dir, "run.json", 1, err), *ini = NULL;
-    if (!json) return -1;
-    json_string(json, "config", r->config, sizeof r->config);
-    json_string(json, "status", r->status, sizeof r->status);
-    free(json);
-    if (!(ini = read_text(dir, "config.ini", 1, err))) return -1;
-    r->settings = settings_of(r, ini);
-    free(ini);
+    char path[600];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    JsonValue run;
+    if (json_read(&run, path, err)) return -1;
+    json_member(r->config, sizeof r->config, &run, "config");
+    json_member(r->status, sizeof r->status, &run, "status");
+    json_free(&run);
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    Ini ini;
+    if (ini_parse_file(&ini, path, err)) return -1;
+    r->settings = settings_of(r, &ini);
+    ini_free(&ini);
     if (read_metrics(r, dir, err) || read_dcor(r, dir, err)) {
         compare_free_run(r);
         return -1;
