@@ -36,7 +36,7 @@ static const char *eval_help =
     "  deconfound dcor --x FEATS.h5:features/fc1 --y FEATS.h5:meta:age --by FEATS.h5:labels\n";
 
 // "a,b,c" into the layers' activation indices; a usage error for an unknown or repeated one.
-static int layer_outputs(const Net *net, const char *list, const char *config, int *act, char names[][64]) {
+static int layer_outputs(Net *net, const char *list, const char *config, int *act, char names[][64]) {
     char *copy = xstrdup(list), *save = NULL;
     int n = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

@@ -1,8 +1,11 @@
 // comm.c: MPI communicator set-up, reductions, broadcasts, BLAS thread placement.
+#define _GNU_SOURCE  // sched_getaffinity, CPU_COUNT
 #include "mpi/comm.h"
 #include "base/common.h"
 #include <cblas.h>
+#include "base/threads.h"
 #include <limits.h>
+#include <sched.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,9 +155,14 @@ int dist_set_blas_threads(int requested) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         if (cores < 1) cores = 1;
         n = (int)(cores / (g_local_size > 0 ? g_local_size : 1));
+        // A rank bound to fewer cores (mpirun binds each rank to one core by default when it
+        // starts at most 2; srun --cpus-per-task) gets as many threads as it has cores.
+        cpu_set_t mask;
+        if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) > 0 && CPU_COUNT(&mask) < n)
+            n = CPU_COUNT(&mask);
         if (n < 1) n = 1;
     }
-    openblas_set_num_threads(n);
+    df_threads_set(n);  // OpenMP's team and OpenBLAS's threads alike
     g_blas_threads = n;
     return n;
 }

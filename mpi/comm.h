@@ -28,9 +28,9 @@ void dist_gather_f32(float *all, const float *mine, size_t count);
 void dist_gather_bytes(void *all, const void *mine, size_t bytes);
 void dist_barrier(void);
 
-// OpenBLAS threads for this rank: `requested` if > 0, else OPENBLAS_NUM_THREADS if set, else
-// cores on the node divided by the ranks on the node (at least 1), so ranks x threads never
-// oversubscribes the cores.
+// Compute threads for this rank (OpenMP's and OpenBLAS's alike, base/threads.h): `requested`
+// if > 0, else OPENBLAS_NUM_THREADS if set, else cores on the node divided by the ranks on the
+// node (at least 1), so ranks x threads never oversubscribes the cores.
 // Returns the number set.
 int dist_set_blas_threads(int requested);
 

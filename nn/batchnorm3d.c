@@ -5,33 +5,84 @@
 // batch sizes agree on the global count.
 #include "nn/batchnorm3d.h"
 #include "nn/layer.h"
+#include "base/threads.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+// Per-channel sums are the hot loops of this file (a BR-Net first block has 2M values per
+// channel). A single running double sum is a chain of dependent additions the compiler may
+// not reorder; instead each block of SUM_BLOCK values is summed in SUM_LANES independent float
+// partial sums (which vectorise), and the block totals are added in double. A lane adds
+// SUM_BLOCK / SUM_LANES = 64 values, so the float partials lose at most ~64 ulps of the block
+// sum, far below what the tests against PyTorch allow.
+#define SUM_LANES 16
+#define SUM_BLOCK 1024
+
+// s[0] += sum (x - k), s[1] += sum (x - k)^2 over x[0 .. n).
+static void sums_shifted(double s[2], const float *restrict x, size_t n, float k) {
+    for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
+        const size_t m = DF_MIN((size_t)SUM_BLOCK, n - i0);
+        float a1[SUM_LANES] = { 0 }, a2[SUM_LANES] = { 0 };
+        size_t i = 0;
+        for (; i + SUM_LANES <= m; i += SUM_LANES)
+            for (int j = 0; j < SUM_LANES; j++) {
+                float d = x[i0 + i + j] - k;
+                a1[j] += d;
+                a2[j] += d * d;
+            }
+        double t1 = 0.0, t2 = 0.0;
+        for (; i < m; i++) {
+            double d = (double)x[i0 + i] - k;
+            t1 += d;
+            t2 += d * d;
+        }
+        for (int j = 0; j < SUM_LANES; j++) { t1 += a1[j]; t2 += a2[j]; }
+        s[0] += t1;
+        s[1] += t2;
+    }
+}
+
+// s[0] += sum dy, s[1] += sum dy (x - m) r over n values.
+static void sums_dy_xhat(double s[2], const float *restrict dy, const float *restrict x, size_t n, float m, float r) {
+    for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
+        const size_t len = DF_MIN((size_t)SUM_BLOCK, n - i0);
+        float a1[SUM_LANES] = { 0 }, a2[SUM_LANES] = { 0 };
+        size_t i = 0;
+        for (; i + SUM_LANES <= len; i += SUM_LANES)
+            for (int j = 0; j < SUM_LANES; j++) {
+                float g = dy[i0 + i + j];
+                a1[j] += g;
+                a2[j] += g * ((x[i0 + i + j] - m) * r);
+            }
+        double t1 = 0.0, t2 = 0.0;
+        for (; i < len; i++) {
+            t1 += dy[i0 + i];
+            t2 += (double)dy[i0 + i] * (double)((x[i0 + i] - m) * r);
+        }
+        for (int j = 0; j < SUM_LANES; j++) { t1 += a1[j]; t2 += a2[j]; }
+        s[0] += t1;
+        s[1] += t2;
+    }
+}
 
 // The sums are taken around a shift K per channel: sum (x-K) and sum (x-K)^2. With K close
 // to the mean, var = E[(x-K)^2] - (E[x-K])^2 does not cancel catastrophically (raw intensities
 // with a large mean and a small spread). K must be the same on every rank for the shifted sums
 // to add up; the running mean is (all ranks update it identically from the same global
 // statistics), and after a few steps it is close to the batch mean.
-void batchnorm3d_forward_train(float *out, float *mean, float *rstd, float *running_mean,
-                               float *running_var, const float *inp, const float *weight,
-                               const float *bias, int B, int C, size_t S, float eps,
-                               float momentum, Reducer *red) {
-    // inp, out are (B,C,S)
+void batchnorm3d_stats_train(float *mean, float *rstd, float *running_mean, float *running_var,
+                             const float *inp, int B, int C, size_t S, float eps, float momentum,
+                             Reducer *red) {
+    // inp is (B,C,S)
     double *buf = xcalloc((size_t)2 * C + 1, sizeof(double));  // [sum(x-K) (C), sum (x-K)^2 (C), count]
-    for (int b = 0; b < B; b++) {
-        for (int c = 0; c < C; c++) {
-            const float *x = inp + ((size_t)b * C + c) * S;
-            double k = running_mean[c], s1 = 0.0, s2 = 0.0;
-            for (size_t i = 0; i < S; i++) {
-                double d = (double)x[i] - k;
-                s1 += d;
-                s2 += d * d;
-            }
-            buf[c] += s1;
-            buf[C + c] += s2;
-        }
+    // a channel per thread, its samples in order: the same sums for any thread count
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * S >= 32768)
+    for (int c = 0; c < C; c++) {
+        double sc[2] = { 0.0, 0.0 };
+        for (int b = 0; b < B; b++) sums_shifted(sc, inp + ((size_t)b * C + c) * S, S, running_mean[c]);
+        buf[c] = sc[0];
+        buf[C + c] = sc[1];
     }
     buf[2 * C] = (double)B * (double)S;
     reduce_sum_f64(red, buf, (size_t)2 * C + 1);
@@ -55,29 +106,40 @@ void batchnorm3d_forward_train(float *out, float *mean, float *rstd, float *runn
         }
     }
     free(buf);
-    for (int b = 0; b < B; b++) {
-        for (int c = 0; c < C; c++) {
-            const float *x = inp + ((size_t)b * C + c) * S;
-            float *o = out + ((size_t)b * C + c) * S;
-            // (x - mean) first: exact-ish when x is near a large mean, unlike x*a + (b - mean*a)
-            float m = mean[c], a = rstd[c] * weight[c], bb = bias[c];
-            for (size_t i = 0; i < S; i++) o[i] = (x[i] - m) * a + bb;
-        }
+}
+
+// out = (x - m) a + bb per channel, a plane (sample, channel) per work item.
+static void affine_planes(float *out, const float *inp, const float *m, const float *a, const float *bb, int B, int C,
+                          size_t S) {
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
+    for (long pl = 0; pl < (long)B * C; pl++) {
+        const int c = (int)(pl % C);
+        const float *restrict x = inp + (size_t)pl * S;
+        float *restrict o = out + (size_t)pl * S;
+        // (x - mean) first: exact-ish when x is near a large mean, unlike x*a + (b - mean*a)
+        const float mc = m[c], ac = a[c], bc = bb[c];
+        for (size_t i = 0; i < S; i++) o[i] = (x[i] - mc) * ac + bc;
     }
+}
+
+void batchnorm3d_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                               float *running_var, const float *inp, const float *weight,
+                               const float *bias, int B, int C, size_t S, float eps,
+                               float momentum, Reducer *red) {
+    batchnorm3d_stats_train(mean, rstd, running_mean, running_var, inp, B, C, S, eps, momentum, red);
+    float *a = xmalloc((size_t)C * sizeof(float));
+    for (int c = 0; c < C; c++) a[c] = rstd[c] * weight[c];
+    affine_planes(out, inp, mean, a, bias, B, C, S);
+    free(a);
 }
 
 void batchnorm3d_forward_eval(float *out, const float *inp, const float *weight, const float *bias,
                               const float *running_mean, const float *running_var, int B, int C,
                               size_t S, float eps) {
-    for (int c = 0; c < C; c++) {
-        float m = running_mean[c];
-        float a = (float)(weight[c] / sqrt((double)running_var[c] + (double)eps)), bb = bias[c];
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * S;
-            float *o = out + ((size_t)b * C + c) * S;
-            for (size_t i = 0; i < S; i++) o[i] = (x[i] - m) * a + bb;
-        }
-    }
+    float *a = xmalloc((size_t)C * sizeof(float));
+    for (int c = 0; c < C; c++) a[c] = (float)(weight[c] / sqrt((double)running_var[c] + (double)eps));
+    affine_planes(out, inp, running_mean, a, bias, B, C, S);
+    free(a);
 }
 
 // With xhat = (x - mean) rstd, y = w xhat + b and n the global count:
@@ -87,19 +149,13 @@ void batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float
                           const float *inp, const float *mean, const float *rstd,
                           const float *weight, int B, int C, size_t S, Reducer *red) {
     double *buf = xcalloc((size_t)2 * C + 1, sizeof(double));  // [sum dy (C), sum dy xhat (C), count]
-    for (int b = 0; b < B; b++) {
-        for (int c = 0; c < C; c++) {
-            const float *x = inp + ((size_t)b * C + c) * S;
-            const float *dy = dout + ((size_t)b * C + c) * S;
-            float m = mean[c], r = rstd[c];
-            double s1 = 0.0, s2 = 0.0;
-            for (size_t i = 0; i < S; i++) {
-                s1 += dy[i];
-                s2 += (double)dy[i] * (double)((x[i] - m) * r);
-            }
-            buf[c] += s1;
-            buf[C + c] += s2;
-        }
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * S >= 32768)
+    for (int c = 0; c < C; c++) {
+        double sc[2] = { 0.0, 0.0 };
+        for (int b = 0; b < B; b++)
+            sums_dy_xhat(sc, dout + ((size_t)b * C + c) * S, inp + ((size_t)b * C + c) * S, S, mean[c], rstd[c]);
+        buf[c] = sc[0];
+        buf[C + c] = sc[1];
     }
     // The parameter gradients are this rank's share (the trainer all-reduces all grads).
     for (int c = 0; c < C; c++) {
@@ -111,24 +167,23 @@ void batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float
         buf[2 * C] = (double)B * (double)S;
         reduce_sum_f64(red, buf, (size_t)2 * C + 1);
         double n = buf[2 * C];
-        for (int c = 0; c < C; c++) {
-            float m = mean[c], r = rstd[c];
-            float mdy = n > 0.0 ? (float)(buf[c] / n) : 0.0f;
-            float mdyx = n > 0.0 ? (float)(buf[C + c] / n) : 0.0f;
-            float k = weight[c] * r;
-            for (int b = 0; b < B; b++) {
-                const float *x = inp + ((size_t)b * C + c) * S;
-                const float *dy = dout + ((size_t)b * C + c) * S;
-                float *dx = dinp + ((size_t)b * C + c) * S;
-                for (size_t i = 0; i < S; i++) dx[i] += k * (dy[i] - mdy - (x[i] - m) * r * mdyx);
-            }
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
+        for (long pl = 0; pl < (long)B * C; pl++) {
+            const int c = (int)(pl % C);
+            const float m = mean[c], r = rstd[c];
+            const float mdy = n > 0.0 ? (float)(buf[c] / n) : 0.0f;
+            const float mdyx = n > 0.0 ? (float)(buf[C + c] / n) : 0.0f;
+            const float k = weight[c] * r;
+            const float *restrict x = inp + (size_t)pl * S, *restrict dy = dout + (size_t)pl * S;
+            float *restrict dx = dinp + (size_t)pl * S;
+            for (size_t i = 0; i < S; i++) dx[i] += k * (dy[i] - mdy - (x[i] - m) * r * mdyx);
         }
     }
     free(buf);
 }
 
 // In eval mode the layer is a fixed per-channel affine map: no batch terms, no reduction.
-static void batchnorm3d_backward_eval(float *dinp, float *dweight, float *dbias, const float *dout,
+void batchnorm3d_backward_eval(float *dinp, float *dweight, float *dbias, const float *dout,
                                       const float *inp, const float *running_mean,
                                       const float *running_var, const float *weight, int B, int C,
                                       size_t S, float eps) {
@@ -155,18 +210,13 @@ static void batchnorm3d_backward_eval(float *dinp, float *dweight, float *dbias,
 
 // ---- layer table --------------------------------------------------------------------------
 
-typedef struct {
-    float eps, momentum;
-    float *mean, *rstd;  // (C) batch statistics of the last training forward
-    int trained;         // the last forward used batch statistics (selects the backward)
-} BnImpl;
 
 static int bn_build(Layer *L, const Ini *ini, IniSection *sec, DfError *err) {
     double eps, momentum;
     if (ini_double(ini, sec, "eps", 1e-5, 0.0, 1.0, &eps, err)) return -1;
     if (ini_double(ini, sec, "momentum", 0.1, 0.0, 1.0, &momentum, err)) return -1;
     int C = L->in_shape.c;
-    BnImpl *impl = xcalloc(1, sizeof *impl);
+    BatchNormImpl *impl = xcalloc(1, sizeof *impl);
     impl->eps = (float)eps;
     impl->momentum = (float)momentum;
     impl->mean = df_alloc_floats((size_t)C);
@@ -194,7 +244,7 @@ static void bn_init(Layer *L, Rng *rng) {
 
 static void bn_forward(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
-    BnImpl *impl = L->impl;
+    BatchNormImpl *impl = L->impl;
     int C = L->in_shape.c;
     size_t S = shape_spatial(L->in_shape);
     const float *w = layer_param(L, 0), *b = layer_param(L, 1);
@@ -209,7 +259,7 @@ static void bn_forward(Layer *L, const Batch *batch, int training) {
 
 static void bn_backward(Layer *L, const Batch *batch) {
     const int B = batch->n;
-    BnImpl *impl = L->impl;
+    BatchNormImpl *impl = L->impl;
     int C = L->in_shape.c;
     size_t S = shape_spatial(L->in_shape);
     float *dw = layer_grad(L, 0), *db = layer_grad(L, 1);
@@ -222,7 +272,7 @@ static void bn_backward(Layer *L, const Batch *batch) {
 }
 
 static void bn_destroy(Layer *L) {
-    BnImpl *impl = L->impl;
+    BatchNormImpl *impl = L->impl;
     if (impl) { free(impl->mean); free(impl->rstd); free(impl); }
     L->impl = NULL;
 }

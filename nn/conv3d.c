@@ -14,6 +14,7 @@
 #include "nn/conv3d.h"
 #include "base/common.h"
 #include "nn/layer.h"
+#include "base/threads.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,13 @@ static int conv_chunk_rows(const Conv3dGeom *g) {
     return (int)rows;
 }
 
-// Workspace: the column block (K x chunk columns), then dW^T (K x OC) -- see conv3d_backward.
+// Workspace per thread: the column block (K x chunk columns), then dW^T (K x OC) and dbias
+// (OC) -- see conv3d_backward.
 static size_t conv_col_floats(const Conv3dGeom *g) { return conv_K(g) * (size_t)conv_chunk_rows(g) * g->OW; }
 
 size_t conv3d_workspace_floats(const Conv3dGeom *g) {
     if (conv_is_pointwise(g)) return 0;
-    return conv_col_floats(g) + conv_K(g) * (size_t)g->OC;
+    return conv_col_floats(g) + conv_K(g) * (size_t)g->OC + (size_t)g->OC;
 }
 
 // Valid output range [lo, hi) along one axis: the output indices o in [0, O) whose input
@@ -224,82 +226,126 @@ static void fill_bias(float *y, const float *bias, int OC, size_t T, size_t ld) 
         for (size_t n = 0; n < T; n++) y[oc * ld + n] = bias[oc];
 }
 
+// Threads to use for `items` independent pieces of work: at most `threads` (workspace slices)
+// and df_threads(), and 1 when there are fewer items than threads (then OpenBLAS threads the
+// GEMMs instead, as a single sample's inference wants).
+static int conv_threads(int threads, long items) {
+    int t = DF_MIN(threads, df_threads());
+    return t > 1 && items >= t ? t : 1;
+}
+
+// One sample's forward: out rows [r0, r1) of y from x, with the column block in col.
+static void conv_forward_rows(float *y, const float *x, const float *weight, const float *bias,
+                              const Conv3dGeom *g, float *col, int r0, int r1) {
+    const size_t K = conv_K(g), N = conv_N(g);
+    const int T = (r1 - r0) * g->OW;
+    float *yc = y + (size_t)r0 * g->OW;
+    vol2col(col, x, g, r0, r1);
+    // bias first, per chunk, so sgemm (beta = 1) finds the block still in cache
+    if (bias) fill_bias(yc, bias, g->OC, (size_t)T, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->OC, T, (int)K, 1.0f, weight, (int)K,
+                col, T, bias ? 1.0f : 0.0f, yc, (int)N);
+}
+
 void conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int B, const Conv3dGeom *g, float *workspace) {
+                    int B, const Conv3dGeom *g, float *workspace, int threads) {
+    // inp is (B,C,D,H,W), out is (B,OC,OD,OH,OW); workspace is (threads, conv3d_workspace_floats)
     const int OC = g->OC;
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
-    const int pointwise = conv_is_pointwise(g);
-    const int rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
-    for (int bi = 0; bi < B; bi++) {
-        const float *x = inp + bi * in_n;
-        float *y = out + bi * (size_t)OC * N;
-        // bias first, then sgemm with beta = 1 adds W x col onto it
-        const float beta = bias ? 1.0f : 0.0f;
-        if (pointwise) {
+    if (conv_is_pointwise(g)) {
+        for (int bi = 0; bi < B; bi++) {
+            float *y = out + bi * (size_t)OC * N;
             if (bias) fill_bias(y, bias, OC, N, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)N, (int)K, 1.0f, weight, (int)K,
-                        x, (int)N, beta, y, (int)N);
-            continue;
+                        inp + bi * in_n, (int)N, bias ? 1.0f : 0.0f, y, (int)N);
         }
-        for (int r0 = 0; r0 < rows_total; r0 += chunk) {
-            int r1 = DF_MIN(r0 + chunk, rows_total);
-            int T = (r1 - r0) * g->OW;
-            float *yc = y + (size_t)r0 * g->OW;
-            vol2col(workspace, x, g, r0, r1);
-            // per chunk, so sgemm finds the bias-filled block still in cache
-            if (bias) fill_bias(yc, bias, OC, (size_t)T, N);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, T, (int)K, 1.0f, weight, (int)K,
-                        workspace, T, beta, yc, (int)N);
+        return;
+    }
+    // The work items are (sample, row chunk) pairs: every item writes its own block of out.
+    const int rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
+    const int chunks = (rows_total + chunk - 1) / chunk;
+    const long items = (long)B * chunks;
+    const size_t slice = conv3d_workspace_floats(g);
+    const int nt = conv_threads(threads, items);
+    const int blas = nt > 1 ? df_blas_serial_begin() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long it = 0; it < items; it++) {
+        const int bi = (int)(it / chunks), r0 = (int)(it % chunks) * chunk;
+        conv_forward_rows(out + bi * (size_t)OC * N, inp + bi * in_n, weight, bias, g,
+                          workspace + (size_t)df_thread_id() * slice, r0, DF_MIN(r0 + chunk, rows_total));
+    }
+    if (nt > 1) df_blas_serial_end(blas);
+}
+
+// One sample's backward: dwt (K x OC) += col x dy^T, dbias += row sums of dy, and (dx non-NULL)
+// dx += col2vol(W^T x dy), chunk by chunk with the column block in col.
+static void conv_backward_sample(float *dx, float *dwt, float *dbias, const float *dy, const float *x,
+                                 const float *weight, const Conv3dGeom *g, float *col) {
+    const size_t K = conv_K(g), N = conv_N(g);
+    const int OC = g->OC, rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
+    for (int r0 = 0; r0 < rows_total; r0 += chunk) {
+        int r1 = DF_MIN(r0 + chunk, rows_total);
+        int T = (r1 - r0) * g->OW;
+        const float *dyc = dy + (size_t)r0 * g->OW;
+        // per chunk: the sums pull the dout block into cache for the two sgemms
+        if (dbias)
+            for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dyc + oc * N, (size_t)T);
+        vol2col(col, x, g, r0, r1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, OC, T, 1.0f, col, T,
+                    dyc, (int)N, 1.0f, dwt, OC);
+        if (dx) {
+            // the column block is no longer needed: reuse it for dcol
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, T, OC, 1.0f, weight, (int)K,
+                        dyc, (int)N, 0.0f, col, T);
+            col2vol(dx, col, g, r0, r1);
         }
     }
 }
 
 void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace) {
+                     const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace,
+                     int threads) {
+    // dout is (B,OC,OD,OH,OW); inp, dinp are (B,C,D,H,W); workspace is (threads, slice) with
+    // slice = [column block | dWt (K x OC) | dbias (OC)], one per thread
     const int OC = g->OC;
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
-    const int pointwise = conv_is_pointwise(g);
-    const int rows_total = g->OD * g->OH, chunk = conv_chunk_rows(g);
-    // dW is accumulated transposed, dWt (K x OC) = sum col x dout^T, and added into dweight
-    // at the end: OpenBLAS runs this orientation (long side K as the M dimension) 10-30%
-    // faster than dout x col^T on every BR-Net layer shape.
-    float *dwt = pointwise ? NULL : workspace + conv_col_floats(g);
-    if (dwt) memset(dwt, 0, K * OC * sizeof(float));
-    for (int bi = 0; bi < B; bi++) {
-        const float *x = inp + bi * in_n;
-        const float *dy = dout + bi * (size_t)OC * N;
-        float *dx = dinp ? dinp + bi * in_n : NULL;
-        if (pointwise) {
+    if (conv_is_pointwise(g)) {
+        for (int bi = 0; bi < B; bi++) {
+            const float *x = inp + bi * in_n, *dy = dout + bi * (size_t)OC * N;
             if (dbias)
                 for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dy + oc * N, N);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)K, (int)N, 1.0f, dy, (int)N,
                         x, (int)N, 1.0f, dweight, (int)K);
-            if (dx)
+            if (dinp)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, OC, 1.0f, weight, (int)K,
-                            dy, (int)N, 1.0f, dx, (int)N);
-            continue;
+                            dy, (int)N, 1.0f, dinp + bi * in_n, (int)N);
         }
-        for (int r0 = 0; r0 < rows_total; r0 += chunk) {
-            int r1 = DF_MIN(r0 + chunk, rows_total);
-            int T = (r1 - r0) * g->OW;
-            const float *dyc = dy + (size_t)r0 * g->OW;
-            // per chunk: the sums pull the dout block into cache for the two sgemms
-            if (dbias)
-                for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dyc + oc * N, (size_t)T);
-            vol2col(workspace, x, g, r0, r1);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, OC, T, 1.0f, workspace, T,
-                        dyc, (int)N, 1.0f, dwt, OC);
-            if (dx) {
-                // the column block is no longer needed: reuse it for dcol
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, T, OC, 1.0f, weight, (int)K,
-                            dyc, (int)N, 0.0f, workspace, T);
-                col2vol(dx, workspace, g, r0, r1);
-            }
-        }
+        return;
     }
-    if (dwt)
+    // dW is accumulated transposed, dWt (K x OC) = sum col x dout^T, and added into dweight
+    // at the end: OpenBLAS runs this orientation (long side K as the M dimension) 10-30%
+    // faster than dout x col^T on every BR-Net layer shape. Each thread sums its own samples'
+    // share (whole samples, so the col2vol additions into dinp never overlap between threads).
+    const size_t slice = conv3d_workspace_floats(g), col_n = conv_col_floats(g);
+    const int nt = conv_threads(threads, B);
+    const int blas = nt > 1 ? df_blas_serial_begin() : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *col = workspace + (size_t)df_thread_id() * slice, *dwt = col + col_n, *db = dwt + K * OC;
+        memset(dwt, 0, (K * OC + OC) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int bi = 0; bi < B; bi++)
+            conv_backward_sample(dinp ? dinp + bi * in_n : NULL, dwt, dbias ? db : NULL, dout + bi * (size_t)OC * N,
+                                 inp + bi * in_n, weight, g, col);
+    }
+    if (nt > 1) df_blas_serial_end(blas);
+    for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count
+        const float *dwt = workspace + (size_t)t * slice + col_n, *db = dwt + K * OC;
         for (int oc = 0; oc < OC; oc++)
             for (size_t k = 0; k < K; k++) dweight[oc * K + k] += dwt[k * OC + oc];
+        if (dbias)
+            for (int oc = 0; oc < OC; oc++) dbias[oc] += db[oc];
+    }
 }
 
 // ---- naive reference -----------------------------------------------------------------------
@@ -421,14 +467,16 @@ static void conv_fwd(Layer *L, const Batch *batch, int training) {
     const int B = batch->n;
     Conv3dImpl *impl = L->impl;
     DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
-    conv3d_forward(L->out, L->in, layer_param(L, 0), layer_param(L, 1), B, &impl->g, L->ctx->workspace);
+    conv3d_forward(L->out, L->in, layer_param(L, 0), layer_param(L, 1), B, &impl->g, L->ctx->workspace,
+                   L->ctx->workspace_threads);
 }
 
 static void conv_bwd(Layer *L, const Batch *batch) {
     const int B = batch->n;
     Conv3dImpl *impl = L->impl;
     DF_ASSERT(L->ctx->workspace_floats >= L->workspace_floats);
-    conv3d_backward(L->din, layer_grad(L, 0), layer_grad(L, 1), L->dout, L->in, layer_param(L, 0), B, &impl->g, L->ctx->workspace);
+    conv3d_backward(L->din, layer_grad(L, 0), layer_grad(L, 1), L->dout, L->in, layer_param(L, 0), B, &impl->g,
+                    L->ctx->workspace, L->ctx->workspace_threads);
 }
 
 static void conv_destroy(Layer *L) { free(L->impl); L->impl = NULL; }

@@ -16,16 +16,22 @@ typedef struct {
 // output is < 1 (an impossible shape).
 int conv3d_geom_init(Conv3dGeom *g, int C, int D, int H, int W, int OC,
                      const int k[3], const int s[3], const int p[3]);
-// Floats of shared workspace the fast kernels need (independent of the batch size).
+// Floats of workspace the fast kernels need per thread (independent of the batch size).
 size_t conv3d_workspace_floats(const Conv3dGeom *g);
 
 // out is (B,OC,OD,OH,OW), inp is (B,C,D,H,W), weight is (OC,C,kd,kh,kw), bias is (OC) or NULL.
-// Fast path: vol2col + OpenBLAS sgemm, per sample.
+// Fast path: vol2col + OpenBLAS sgemm, per sample. `workspace` holds `threads` slices of
+// conv3d_workspace_floats(g); the kernels use up to min(threads, df_threads()) threads, each
+// on whole samples (or, in the forward, on row chunks of them) with a single-threaded sgemm.
+// The result does not depend on the thread count in the forward; in the backward the weight
+// and bias gradients are summed per thread and then over threads, so they differ between
+// thread counts by rounding only (and are reproducible for a given count).
 void conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int B, const Conv3dGeom *g, float *workspace);
+                    int B, const Conv3dGeom *g, float *workspace, int threads);
 // dinp (or NULL) += dL/dinp, dweight += dL/dweight, dbias (or NULL) += dL/dbias.
 void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace);
+                     const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace,
+                     int threads);
 
 // Plain loops, the test oracle for the fast path (same contracts, no workspace).
 void conv3d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,

@@ -42,8 +42,9 @@ typedef struct {
 // Shared by every layer of one network.
 typedef struct {
     Reducer *reducer;     // global-batch sums (identity on one rank)
-    float *workspace;     // scratch shared by all layers (e.g. conv3d's column buffer)
-    size_t workspace_floats;
+    float *workspace;     // scratch shared by all layers (e.g. conv3d's column buffers):
+    size_t workspace_floats;  // workspace_threads slices of workspace_floats, one per thread
+    int workspace_threads;    // (base/threads.h); the network grows it to df_threads()
     int max_batch;        // largest local batch any call will use
     uint64_t seed;        // run seed (dropout masks derive from it)
     uint64_t step;        // global optimiser step, set by the trainer before forward

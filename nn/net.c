@@ -2,6 +2,10 @@
 // and activation buffers, and runs forward and backward through the LayerOps tables.
 #include "nn/net.h"
 #include "nn/metadata.h"
+#include "nn/batchnorm3d.h"
+#include "nn/fused.h"
+#include "nn/pool3d.h"
+#include "base/threads.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +18,97 @@ static int is_non_layer(const char *name) {
     for (int i = 0; non_layer_sections[i]; i++)
         if (strcmp(non_layer_sections[i], name) == 0) return 1;
     return 0;
+}
+
+// One workspace slice per compute thread: the thread count is set per rank after the network
+// may have been built, so forward and backward check it.
+static void net_workspace_fit(Net *net) {
+    int t = df_threads();
+    if (net->ctx.workspace && net->ctx.workspace_threads >= t) return;
+    free(net->ctx.workspace);
+    net->ctx.workspace = df_alloc_floats(net->ctx.workspace_floats * (size_t)t);
+    net->ctx.workspace_threads = t;
+}
+
+// ---- the execution plan: which layers run fused, which outputs are stored -------------------
+// A [batchnorm3d] followed by [relu] and [maxpool3d] runs as one kernel (nn/fused.h) unless
+// something outside the network reads the BatchNorm's or the ReLU's output (net_observe):
+// those two outputs and their gradients are then never stored. Observations only add, so a
+// re-plan only dissolves groups and allocates buffers.
+
+static int is_type(const Layer *L, const char *type) { return strcmp(L->ops->type, type) == 0; }
+
+static int fusable_at(const Net *net, int i) {
+    if (net->no_fuse || i + 2 >= net->n_layers) return 0;
+    const Layer *bn = &net->layers[i], *relu = &net->layers[i + 1], *pool = &net->layers[i + 2];
+    return is_type(bn, "batchnorm3d") && is_type(relu, "relu") && is_type(pool, "maxpool3d") &&
+           !net->observed[i + 1] && !net->observed[i + 2];
+}
+
+static void net_plan(Net *net) {
+    const size_t mb = (size_t)net->ctx.max_batch;
+    for (int i = 0; i < net->n_layers; i++) net->fused[i] = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        if (fusable_at(net, i)) {
+            net->fused[i] = 3;
+            net->fused[i + 1] = net->fused[i + 2] = -1;
+            const PoolImpl *pool = net->layers[i + 2].impl;
+            size_t ws = bn_relu_maxpool_workspace_floats(&pool->g);
+            if (ws > net->ctx.workspace_floats) { net->ctx.workspace_floats = ws; net->ctx.workspace_threads = 0; }
+            i += 2;
+        }
+    // Stored: the input, every output but the two inside a fused group. dacts[0] stays as it
+    // is (net_enable_input_grad).
+    if (!net->acts[0]) net->acts[0] = df_alloc_floats(mb * shape_numel(net->in_shape));
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *L = &net->layers[i];
+        int inside = net->fused[i] == 3 || (net->fused[i] == -1 && net->fused[i + 1] == -1);
+        if (!inside && !net->acts[i + 1]) {
+            net->acts[i + 1] = df_alloc_floats(mb * shape_numel(L->out_shape));
+            net->dacts[i + 1] = df_alloc_floats(mb * shape_numel(L->out_shape));
+        }
+    }
+    for (int i = 0; i < net->n_layers; i++) {
+        Layer *L = &net->layers[i];
+        L->in = net->acts[i];
+        L->out = net->acts[i + 1];
+        L->din = net->dacts[i];  // NULL for the first layer: nothing upstream needs it
+        L->dout = net->dacts[i + 1];
+    }
+    net->planned = 1;
+}
+
+void net_observe(Net *net, int act) {
+    DF_ASSERT(act >= 0 && act <= net->n_layers);
+    if (net->observed[act]) return;
+    net->observed[act] = 1;
+    net->planned = 0;
+}
+
+void net_set_fusion(Net *net, int on) {
+    net->no_fuse = !on;
+    net->planned = 0;
+}
+
+// A fused group's forward: layers i (BatchNorm), i+1 (ReLU), i+2 (max-pool) from acts[i] into
+// acts[i+3].
+static void fused_forward(Net *net, int i, const Batch *b, int training) {
+    Layer *bn = &net->layers[i], *pool = &net->layers[i + 2];
+    BatchNormImpl *bi = bn->impl;
+    PoolImpl *pi = pool->impl;
+    bi->trained = training;
+    bn_relu_maxpool_forward(pool->out, pi->argmax, bi->mean, bi->rstd, layer_state(bn, 0), layer_state(bn, 1), bn->in,
+                            layer_param(bn, 0), layer_param(bn, 1), b->n, &pi->g, bi->eps, bi->momentum, training,
+                            net->ctx.reducer, net->ctx.workspace, net->ctx.workspace_threads);
+}
+
+static void fused_backward(Net *net, int i, const Batch *b) {
+    Layer *bn = &net->layers[i], *pool = &net->layers[i + 2];
+    BatchNormImpl *bi = bn->impl;
+    PoolImpl *pi = pool->impl;
+    bn_relu_maxpool_backward(bn->din, layer_grad(bn, 0), layer_grad(bn, 1), pool->dout, pi->argmax, bn->in, bi->mean,
+                             bi->rstd, layer_state(bn, 0), layer_state(bn, 1), layer_param(bn, 0), layer_param(bn, 1),
+                             b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer);
 }
 
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err) {
@@ -103,23 +198,20 @@ int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Redu
     net->params = df_alloc_floats(net->n_params);
     net->grads = df_alloc_floats(net->n_params);
     net->state = df_alloc_floats(net->n_state);
-    net->ctx.workspace = df_alloc_floats(workspace);
     net->ctx.workspace_floats = workspace;
+    net_workspace_fit(net);
     net->acts = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
     net->dacts = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
-    net->acts[0] = df_alloc_floats((size_t)max_batch * shape_numel(in_shape));
+    net->observed = xcalloc((size_t)net->n_layers + 1, 1);
+    net->fused = xcalloc((size_t)net->n_layers, sizeof(int));
+    net->observed[0] = net->observed[net->n_layers] = 1;  // the input and the output
     size_t po = 0, so = 0;
     for (int i = 0; i < net->n_layers; i++) {
         Layer *L = &net->layers[i];
         L->params = net->params + po; L->grads = net->grads + po; po += L->n_params;
         L->state = net->state + so; so += L->n_state;
-        net->acts[i + 1] = df_alloc_floats((size_t)max_batch * shape_numel(L->out_shape));
-        net->dacts[i + 1] = df_alloc_floats((size_t)max_batch * shape_numel(L->out_shape));
-        L->in = net->acts[i];
-        L->out = net->acts[i + 1];
-        L->din = net->dacts[i];  // NULL for the first layer: nothing upstream needs it
-        L->dout = net->dacts[i + 1];
     }
+    net_plan(net);
     return 0;
 fail:  // err is already formatted (it may quote a layer's name, so free only now)
     net_free(net);
@@ -138,10 +230,14 @@ void net_init(Net *net, uint64_t seed) {
 const float *net_forward(Net *net, const Batch *b, int training) {
     int B = b->n;
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
+    if (!net->planned) net_plan(net);
+    net_workspace_fit(net);
     memcpy(net->acts[0], b->images, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
     for (int i = 0; i < net->n_layers; i++) {
+        if (net->fused[i] < 0) continue;  // ran inside its group
         double t0 = net->seconds_fwd ? df_now() : 0.0;
-        net->layers[i].ops->forward(&net->layers[i], b, training);
+        if (net->fused[i] > 0) fused_forward(net, i, b, training);
+        else net->layers[i].ops->forward(&net->layers[i], b, training);
         if (net->seconds_fwd) net->seconds_fwd[i] += df_now() - t0;
     }
     return net->acts[net->n_layers];
@@ -150,9 +246,11 @@ const float *net_forward(Net *net, const Batch *b, int training) {
 void net_backward(Net *net, const Batch *b, const float *dout) {
     int B = b->n;
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
+    DF_ASSERT(net->planned);  // the plan of the forward this backward follows
+    net_workspace_fit(net);
     if (net->dacts[0]) memset(net->dacts[0], 0, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
     for (int i = 1; i < net->n_layers; i++)
-        memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
+        if (net->dacts[i]) memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
     for (int i = net->n_layers - 1; i >= 0; i--) {
         // Every layer above i has run: dacts[i + 1] is complete but for what a loss term added
@@ -164,14 +262,17 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
             memset(extra, 0, n * sizeof(float));
         }
         double t0 = net->seconds_bwd ? df_now() : 0.0;
-        net->layers[i].ops->backward(&net->layers[i], b);
+        // a fused group runs when its last layer is reached; its other two then have nothing
+        // left to do (and no parameters of their own but the BatchNorm's, now final)
+        if (net->fused[i] == 0) net->layers[i].ops->backward(&net->layers[i], b);
+        else if (i >= 2 && net->fused[i - 2] == 3) fused_backward(net, i - 2, b);
         if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;
         if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
     }
 }
 
 float *net_output_grad(Net *net, int act) {
-    DF_ASSERT(act >= 1 && act <= net->n_layers);
+    DF_ASSERT(act >= 1 && act <= net->n_layers && net->observed[act]);
     if (!net->output_grads) net->output_grads = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
     if (!net->output_grads[act])
         net->output_grads[act] = df_alloc_floats((size_t)net->ctx.max_batch * shape_numel(net->layers[act - 1].out_shape));
@@ -210,9 +311,12 @@ Layer *net_layer(Net *net, const char *name) {
     return NULL;
 }
 
-int net_layer_output_index(const Net *net, const char *name) {
+int net_layer_output_index(Net *net, const char *name) {
     for (int i = 0; i < net->n_layers; i++)
-        if (strcmp(net->layers[i].name, name) == 0) return i + 1;
+        if (strcmp(net->layers[i].name, name) == 0) {
+            net_observe(net, i + 1);
+            return i + 1;
+        }
     return -1;
 }
 
@@ -238,6 +342,8 @@ void net_free(Net *net) {
     free(net->output_grads);
     free(net->acts);
     free(net->dacts);
+    free(net->observed);
+    free(net->fused);
     free(net->layers);
     if (!net->borrowed) {
         free(net->params);

@@ -30,6 +30,11 @@ typedef struct {
     // (`deconfound bench --profile`).
     double *seconds_fwd, *seconds_bwd;
     int borrowed;  // params, grads and state are another net's (net_share_tensors)
+    // The execution plan (net.c): acts read from outside (net_observe), fused groups
+    // (fused[i] = 3 at a group's first layer, -1 at its other two, 0 elsewhere).
+    unsigned char *observed;
+    int *fused;
+    int planned, no_fuse;
 } Net;
 
 // Builds the layers listed in `ini` for inputs of in_shape and at most max_batch samples per
@@ -54,7 +59,7 @@ void net_refit_finish(Net *net);
 // Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).
 void net_init(Net *net, uint64_t seed);
 // Runs the batch b (b->images is (b->n, in_shape)) through every layer. Returns the output
-// (b->n, out_shape), owned by the net; every layer's output stays in net->acts.
+// (b->n, out_shape), owned by the net; the outputs stored (see net_observe) stay in net->acts.
 const float *net_forward(Net *net, const Batch *b, int training);
 // dout is (b->n, out_shape), the gradient of the loss wrt the output, for the batch the last
 // forward ran. Zeroes activation gradients, then accumulates parameter gradients into
@@ -75,8 +80,17 @@ void net_enable_input_grad(Net *net);
 // module does in PyTorch. twin must not outlive net; net_free(twin) leaves the tensors.
 void net_share_tensors(Net *twin, Net *net);
 Layer *net_layer(Net *net, const char *name);  // by name, NULL if absent
-// Index i such that net->acts[i] holds the named layer's output; -1 if absent.
-int net_layer_output_index(const Net *net, const char *name);
+// Index i such that net->acts[i] holds the named layer's output; -1 if absent. The output is
+// then stored by every forward from the next one on (net_observe).
+int net_layer_output_index(Net *net, const char *name);
+// Declares that acts[act] (and its gradient) will be read or written from outside the
+// network, so it is stored: the network fuses BatchNorm -> ReLU -> MaxPool into one kernel
+// (nn/fused.h) and then keeps neither the BatchNorm's nor the ReLU's output, unless observed.
+// Everything that reads a layer's output by index observes it first; net_layer_output_index
+// does. The input and the final output are always stored.
+void net_observe(Net *net, int act);
+// Fusion on (the default) or off (the reference for tests and `bench --no-fuse`).
+void net_set_fusion(Net *net, int on);
 // One line per layer: name, type, output shape, parameter count (rank 0 prints it).
 void net_print_summary(const Net *net, FILE *f);
 void net_free(Net *net);

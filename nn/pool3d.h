@@ -22,6 +22,9 @@ void maxpool3d_forward(float *out, int32_t *argmax, const float *inp, int B, con
 // The general loop (any kernel/stride/pad): the reference for the kernel-2 stride-2 fast
 // path that maxpool3d_forward picks when it applies. Same contract.
 void maxpool3d_forward_naive(float *out, int32_t *argmax, const float *inp, int B, const Pool3dGeom *g);
+// One (D,H,W) plane of one channel: out (OD,OH,OW), argmax (OD,OH,OW) from inp (D,H,W),
+// with the fast path where it applies; g->C is ignored. For fused kernels (nn/fused.c).
+void maxpool3d_forward_plane(float *out, int32_t *argmax, const float *inp, const Pool3dGeom *g);
 // dinp += dout routed to the argmax positions
 void maxpool3d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, const Pool3dGeom *g);
 void avgpool3d_forward(float *out, const float *inp, int B, const Pool3dGeom *g);
@@ -30,4 +33,11 @@ void avgpool3d_backward(float *dinp, const float *dout, int B, const Pool3dGeom 
 // out is (B,C), inp is (B,C,S) with S = D*H*W
 void global_avgpool_forward(float *out, const float *inp, int B, int C, size_t S);
 void global_avgpool_backward(float *dinp, const float *dout, int B, int C, size_t S);
+
+// The layer's own struct (Layer.impl of a [maxpool3d] or [avgpool3d]), for the network's
+// fused kernels.
+typedef struct {
+    Pool3dGeom g;
+    int32_t *argmax;  // (max_batch, C, OD, OH, OW), maxpool only
+} PoolImpl;
 #endif

@@ -25,7 +25,7 @@ void loss_term_add_log(LossTerm *t, const char *name, TermLogKind kind) {
 
 // The layer a term reads: it must exist; a debiasing loss must also act on a representation
 // -- not on the network's output -- with something trainable at or below it.
-static int place_term(LossTerm *t, const Ini *ini, IniSection *sec, const Net *net, int debias, DfError *err) {
+static int place_term(LossTerm *t, const Ini *ini, IniSection *sec, Net *net, int debias, DfError *err) {
     char where[512];
     ini_where_key(ini, sec, "layer", where, sizeof where);
     const char *layer = ini_str(sec, "layer", NULL);
@@ -45,7 +45,7 @@ static int place_term(LossTerm *t, const Ini *ini, IniSection *sec, const Net *n
     return 0;
 }
 
-static int build_one(LossTerm *t, const Ini *cini, IniSection *sec, const Net *net, const MetaSchema *schema, uint64_t seed,
+static int build_one(LossTerm *t, const Ini *cini, IniSection *sec, Net *net, const MetaSchema *schema, uint64_t seed,
                      DfError *err) {
     Ini *ini = (Ini *)cini;
     memset(t, 0, sizeof *t);
@@ -63,7 +63,7 @@ static int build_one(LossTerm *t, const Ini *cini, IniSection *sec, const Net *n
     return ops->build(t, ini, sec, schema, err);
 }
 
-int loss_terms_build(LossTerm **terms, int *n, const Ini *cini, const Net *net, const MetaSchema *schema, uint64_t seed,
+int loss_terms_build(LossTerm **terms, int *n, const Ini *cini, Net *net, const MetaSchema *schema, uint64_t seed,
                      DfError *err) {
     Ini *ini = (Ini *)cini;
     *terms = NULL;

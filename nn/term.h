@@ -108,7 +108,7 @@ const LossTermOps *loss_term_ops_find(const char *type);
 // debiasing loss must read a layer below the output with parameters at or below it. *n may be
 // 0. seed: the run's (the terms' own initialisation and permutations derive from it). -1
 // with file:line in err.
-int loss_terms_build(LossTerm **terms, int *n, const Ini *ini, const Net *net, const MetaSchema *schema, uint64_t seed,
+int loss_terms_build(LossTerm **terms, int *n, const Ini *ini, Net *net, const MetaSchema *schema, uint64_t seed,
                      DfError *err);
 void loss_terms_free(LossTerm *terms, int n);
 // Adds a logged quantity (build uses it).

@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void gap_init(GapMeter *g, const Net *net, int max) {
+void gap_init(GapMeter *g, Net *net, int max) {
     memset(g, 0, sizeof *g);
     if (max > GAP_MAX_LAYERS) max = GAP_MAX_LAYERS;
     size_t widest = 1;
     for (int i = 0; i < net->n_layers && g->n < max; i++)
         if (net->layers[i].ops->batch_statistics) {
+            net_observe(net, i + 1);  // its output is read here, so the network stores it
             g->layer[g->n++] = i;
             widest = DF_MAX(widest, shape_numel(net->layers[i].out_shape));
         }

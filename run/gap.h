@@ -30,7 +30,7 @@ typedef struct {
 } GapMeter;
 
 // Tracks the first `max` (at most GAP_MAX_LAYERS) layers with batch statistics.
-void gap_init(GapMeter *g, const Net *net, int max);
+void gap_init(GapMeter *g, Net *net, int max);
 void gap_free(GapMeter *g);
 // After the eval-mode forward of batch b: the training-mode passes and the sums. Collective
 // (the layers' reductions); net->acts then hold the training-mode outputs.

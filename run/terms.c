@@ -57,6 +57,7 @@ int terms_need_positives(const TermRunner *r) {
 
 void terms_set_twin(TermRunner *r, Net *twin) {
     r->twin = twin;
+    for (int j = 0; j < r->n; j++) net_observe(twin, r->terms[j].act);  // the twin's outputs the terms read
     free(r->zeros);
     r->zeros = xcalloc((size_t)twin->ctx.max_batch * shape_numel(twin->out_shape), sizeof(float));
 }

@@ -1,5 +1,6 @@
 // test_conv_pool.c: conv3d (fast vs naive, finite differences, hand-computed values, layer
 // build) and max / average / global average pooling.
+#include "base/threads.h"
 #include "nn/conv3d.h"
 #include "nn/layer.h"
 #include "nn/pool3d.h"
@@ -37,7 +38,8 @@ static const ConvCase conv_cases[] = {
     { 1, 64, 4, 24, 40, 2, { 3, 3, 3 }, { 1, 2, 2 }, { 1, 1, 1 }, 1, 0 },  // strided, two chunks
 };
 
-static void conv_compare_case(const ConvCase *c, int idx) {
+// threads: the fast kernels' thread count (base/threads.h); each thread gets its workspace slice.
+static void conv_compare_case(const ConvCase *c, int idx, int threads) {
     Rng rng;
     rng_seed(&rng, 100 + idx);
     Conv3dGeom g;
@@ -48,16 +50,17 @@ static void conv_compare_case(const ConvCase *c, int idx) {
     float *x = frand(xn, &rng), *w = frand(wn, &rng), *b = c->bias ? frand(c->OC, &rng) : NULL;
     float *dy = frand(yn, &rng);
     float *y1 = fbuf(yn), *y2 = fbuf(yn);
-    size_t wsn = conv3d_workspace_floats(&g);
+    size_t wsn = conv3d_workspace_floats(&g) * (size_t)threads;
     float *ws = fbuf(wsn);
+    df_threads_set(threads);
     // the workspace is shared with other layers: it holds garbage on every call
     for (size_t i = 0; i < wsn; i++) ws[i] = 1e30f;
     // poison the outputs: forward must overwrite, not accumulate
     for (size_t i = 0; i < yn; i++) y1[i] = y2[i] = 7.0f;
     conv3d_forward_naive(y1, x, w, b, c->B, &g);
-    conv3d_forward(y2, x, w, b, c->B, &g, ws);
+    conv3d_forward(y2, x, w, b, c->B, &g, ws, threads);
     char what[64];
-    snprintf(what, sizeof what, "conv case %d forward", idx);
+    snprintf(what, sizeof what, "conv case %d forward, %d threads", idx, threads);
     TU_ASSERT_CLOSE(y2, y1, yn, 1e-4, 1e-4, what);
     // gradients start non-zero: backward must add (+=)
     float *dx1 = c->dinp_null ? NULL : frand(xn, &rng), *dx2 = dx1 ? tu_copy(dx1, xn) : NULL;
@@ -65,7 +68,7 @@ static void conv_compare_case(const ConvCase *c, int idx) {
     float *db1 = c->bias ? frand(c->OC, &rng) : NULL, *db2 = db1 ? tu_copy(db1, c->OC) : NULL;
     conv3d_backward_naive(dx1, dw1, db1, dy, x, w, c->B, &g);
     for (size_t i = 0; i < wsn; i++) ws[i] = -1e30f;
-    conv3d_backward(dx2, dw2, db2, dy, x, w, c->B, &g, ws);
+    conv3d_backward(dx2, dw2, db2, dy, x, w, c->B, &g, ws, threads);
     snprintf(what, sizeof what, "conv case %d dweight", idx);
     TU_ASSERT_CLOSE(dw2, dw1, wn, 1e-4, 1e-4, what);
     if (db1) {
@@ -76,12 +79,16 @@ static void conv_compare_case(const ConvCase *c, int idx) {
         snprintf(what, sizeof what, "conv case %d dinp", idx);
         TU_ASSERT_CLOSE(dx2, dx1, xn, 1e-4, 1e-4, what);
     }
+    df_threads_set(1);
     free(x); free(w); free(b); free(dy); free(y1); free(y2); free(ws);
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
 }
 
+// 1 thread, and 2 and 3 threads (work split over samples or row chunks; the weight gradient
+// summed per thread): every count must equal the naive loops to rounding.
 static void test_conv_fast_vs_naive(void) {
-    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) conv_compare_case(&conv_cases[i], (int)i);
+    for (int t = 1; t <= 3; t++)
+        for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) conv_compare_case(&conv_cases[i], (int)i, t);
 }
 
 // The chunked fast path must give the same answer whatever the batch split: B samples at
@@ -96,9 +103,9 @@ static void test_conv_batch_consistency(void) {
     size_t wn = (size_t)c->OC * c->C * 27;
     float *x = frand(2 * xs, &rng), *w = frand(wn, &rng), *b = frand(c->OC, &rng);
     float *ya = fbuf(2 * ys), *yb = fbuf(2 * ys), *ws = fbuf(conv3d_workspace_floats(&g));
-    conv3d_forward(ya, x, w, b, 2, &g, ws);
-    conv3d_forward(yb + ys, x + xs, w, b, 1, &g, ws);
-    conv3d_forward(yb, x, w, b, 1, &g, ws);
+    conv3d_forward(ya, x, w, b, 2, &g, ws, 1);
+    conv3d_forward(yb + ys, x + xs, w, b, 1, &g, ws, 1);
+    conv3d_forward(yb, x, w, b, 1, &g, ws, 1);
     CU_ASSERT(memcmp(ya, yb, 2 * ys * sizeof(float)) == 0);
     free(x); free(w); free(b); free(ya); free(yb); free(ws);
 }
@@ -109,7 +116,7 @@ static void conv_both(float *out_naive, float *out_fast, const float *x, const f
                       const Conv3dGeom *g) {
     float *ws = fbuf(conv3d_workspace_floats(g));
     conv3d_forward_naive(out_naive, x, w, b, B, g);
-    conv3d_forward(out_fast, x, w, b, B, g, ws);
+    conv3d_forward(out_fast, x, w, b, B, g, ws, 1);
     free(ws);
 }
 
@@ -214,7 +221,7 @@ typedef struct {
 static void fd_forward(FdCtx *c) {
     switch (c->kind) {
     case FD_CONV_NAIVE: conv3d_forward_naive(c->y, c->x, c->w, c->b, c->B, &c->cg); break;
-    case FD_CONV_FAST: conv3d_forward(c->y, c->x, c->w, c->b, c->B, &c->cg, c->ws); break;
+    case FD_CONV_FAST: conv3d_forward(c->y, c->x, c->w, c->b, c->B, &c->cg, c->ws, 1); break;
     case FD_MAXPOOL: maxpool3d_forward(c->y, c->am, c->x, c->B, &c->pg); break;
     case FD_AVGPOOL: avgpool3d_forward(c->y, c->x, c->B, &c->pg); break;
     case FD_GAP: global_avgpool_forward(c->y, c->x, c->B, c->C, c->S); break;
@@ -242,7 +249,7 @@ static void conv_fd(FdKind kind) {
     if (kind == FD_CONV_NAIVE)
         conv3d_backward_naive(dx, dw, db, c.r, c.x, c.w, c.B, &c.cg);
     else
-        conv3d_backward(dx, dw, db, c.r, c.x, c.w, c.B, &c.cg, c.ws);
+        conv3d_backward(dx, dw, db, c.r, c.x, c.w, c.B, &c.cg, c.ws, 1);
     // the loss is linear in each tensor, so a large step costs no truncation error
     CU_ASSERT(tu_fd_check(fd_loss, &c, c.x, dx, xn, 60, 1e-2, 1e-3, 1e-3, "conv dinp") <= 1.0);
     CU_ASSERT(tu_fd_check(fd_loss, &c, c.w, dw, wn, 60, 1e-2, 1e-3, 1e-3, "conv dweight") <= 1.0);

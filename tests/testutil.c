@@ -133,9 +133,11 @@ int tu_layer_build(TuLayer *t, const char *text, Shape in, int max_batch, Reduce
     t->out = df_alloc_floats(no); t->dout = df_alloc_floats(no);
     t->params = df_alloc_floats(t->L.n_params); t->grads = df_alloc_floats(t->L.n_params);
     t->state = df_alloc_floats(t->L.n_state);
-    t->workspace = df_alloc_floats(t->L.workspace_floats);
+    // two slices: a test that sets df_threads_set(2) runs the layers' threaded paths
+    t->workspace = df_alloc_floats(t->L.workspace_floats * 2);
     t->ctx.workspace = t->workspace;
     t->ctx.workspace_floats = t->L.workspace_floats;
+    t->ctx.workspace_threads = 2;
     t->L.in = t->in; t->L.out = t->out; t->L.din = t->din; t->L.dout = t->dout;
     t->L.params = t->params; t->L.grads = t->grads; t->L.state = t->state;
     t->batch = batch_of_images(t->in, max_batch);

@@ -1,0 +1,163 @@
+// fused.c: BatchNorm3d -> ReLU -> MaxPool3d in one kernel (see fused.h).
+#include "nn/fused.h"
+#include "base/common.h"
+#include "base/threads.h"
+#include "nn/activation.h"
+#include "nn/batchnorm3d.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t plane_in(const Pool3dGeom *g) { return (size_t)g->D * g->H * g->W; }
+static size_t plane_out(const Pool3dGeom *g) { return (size_t)g->OD * g->OH * g->OW; }
+
+size_t bn_relu_maxpool_workspace_floats(const Pool3dGeom *g) { return plane_in(g); }
+
+// The per-channel affine map y = (x - m[c]) a[c] + b[c] of either mode, computed exactly as
+// batchnorm3d_forward_train / _eval compute theirs, so the fused output equals the unfused.
+static void affine_of_mode(float *m, float *a, const float *mean, const float *rstd, const float *running_mean,
+                           const float *running_var, const float *weight, int C, float eps, int training) {
+    for (int c = 0; c < C; c++) {
+        m[c] = training ? mean[c] : running_mean[c];
+        a[c] = training ? rstd[c] * weight[c] : (float)(weight[c] / sqrt((double)running_var[c] + (double)eps));
+    }
+}
+
+void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
+                             float *running_var, const float *inp, const float *weight, const float *bias, int B,
+                             const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red,
+                             float *workspace, int threads) {
+    // inp is (B,C,S), out and argmax are (B,C,P); S = D*H*W, P = OD*OH*OW
+    const int C = g->C;
+    const size_t S = plane_in(g), P = plane_out(g);
+    if (training) batchnorm3d_stats_train(mean, rstd, running_mean, running_var, inp, B, C, S, eps, momentum, red);
+    float *m = xmalloc(2 * (size_t)C * sizeof(float)), *a = m + C;
+    affine_of_mode(m, a, mean, rstd, running_mean, running_var, weight, C, eps, training);
+    const int nt = DF_MAX(1, DF_MIN(threads, df_threads()));
+    // a plane per work item: normalise + ReLU into the thread's scratch plane (in cache), pool it
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long pl = 0; pl < (long)B * C; pl++) {
+        const int c = (int)(pl % C);
+        const float *restrict x = inp + (size_t)pl * S;
+        float *restrict y = workspace + (size_t)df_thread_id() * S;
+        const float mc = m[c], ac = a[c], bc = bias[c];
+        for (size_t i = 0; i < S; i++) {
+            float v = (x[i] - mc) * ac + bc;
+            y[i] = v > 0.0f ? v : 0.0f;  // relu_forward's select
+        }
+        maxpool3d_forward_plane(out + (size_t)pl * P, argmax + (size_t)pl * P, y, g);
+    }
+    free(m);
+}
+
+// The gradient reaching BatchNorm's output at input element i of a plane: the pooled outputs
+// whose argmax is i, where ReLU passed (y_i > 0). Non-zero only at argmax positions, so the
+// statistics the BatchNorm backward needs are sums over the P pooled outputs, not S inputs.
+void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
+                              const float *inp, const float *mean, const float *rstd, const float *running_mean,
+                              const float *running_var, const float *weight, const float *bias, int B,
+                              const Pool3dGeom *g, float eps, int training, Reducer *red) {
+    const int C = g->C;
+    const size_t S = plane_in(g), P = plane_out(g);
+    float *m = xmalloc(3 * (size_t)C * sizeof(float)), *a = m + C, *r = m + 2 * C;
+    affine_of_mode(m, a, mean, rstd, running_mean, running_var, weight, C, eps, training);
+    // xhat's scale: rstd of the mode (batchnorm3d_backward_eval's r in eval mode)
+    for (int c = 0; c < C; c++) r[c] = training ? rstd[c] : (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+    double *buf = xcalloc(2 * (size_t)C + 1, sizeof(double));  // [sum g (C), sum g xhat (C), count]
+    // a channel per thread, samples in order: the same sums for any thread count
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * P >= 8192)
+    for (int c = 0; c < C; c++) {
+        double s1 = 0.0, s2 = 0.0;
+        const float mc = m[c], ac = a[c], bc = bias[c], rc = r[c];
+        for (int b = 0; b < B; b++) {
+            const size_t pl = (size_t)b * C + c;
+            const float *x = inp + pl * S, *dy = dout + pl * P;
+            const int32_t *am = argmax + pl * P;
+            for (size_t p = 0; p < P; p++) {
+                const float xi = x[am[p]];
+                if ((xi - mc) * ac + bc > 0.0f) {  // ReLU passed
+                    s1 += dy[p];
+                    s2 += (double)dy[p] * (double)((xi - mc) * rc);
+                }
+            }
+        }
+        buf[c] = s1;
+        buf[C + c] = s2;
+    }
+    for (int c = 0; c < C; c++) {  // this rank's share, as batchnorm3d_backward
+        dbias[c] += (float)buf[c];
+        dweight[c] += (float)buf[C + c];
+    }
+    if (dinp) {
+        double n = 0.0;
+        if (training) {
+            buf[2 * C] = (double)B * (double)S;
+            reduce_sum_f64(red, buf, 2 * (size_t)C + 1);
+            n = buf[2 * C];
+        }
+        // dx = k (g - mean(g) - xhat mean(g xhat)) in training, k g in eval; k = w rstd. The
+        // dense part streams over every element, then the sparse g is added at the argmax
+        // positions while the plane is still in cache.
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
+        for (long pl = 0; pl < (long)B * C; pl++) {
+            const int c = (int)(pl % C);
+            const float mc = m[c], ac = a[c], bc = bias[c], rc = r[c], k = weight[c] * rc;
+            const float *restrict x = inp + (size_t)pl * S, *dy = dout + (size_t)pl * P;
+            float *restrict dx = dinp + (size_t)pl * S;
+            const int32_t *am = argmax + (size_t)pl * P;
+            if (training && n > 0.0) {
+                const float mdy = (float)(buf[c] / n), mdyx = (float)(buf[C + c] / n);
+                for (size_t i = 0; i < S; i++) dx[i] += k * (-mdy - (x[i] - mc) * rc * mdyx);
+            }
+            for (size_t p = 0; p < P; p++) {
+                const float xi = x[am[p]];
+                if ((xi - mc) * ac + bc > 0.0f) dx[am[p]] += k * dy[p];
+            }
+        }
+    }
+    free(buf);
+    free(m);
+}
+
+// ---- references: the unfused layers, one after another ------------------------------------
+
+void bn_relu_maxpool_forward_ref(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *inp, const float *weight, const float *bias,
+                                 int B, const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red) {
+    const int C = g->C;
+    const size_t S = plane_in(g), n = (size_t)B * C * S;
+    float *y = df_alloc_floats(n), *r = df_alloc_floats(n);
+    if (training)
+        batchnorm3d_forward_train(y, mean, rstd, running_mean, running_var, inp, weight, bias, B, C, S, eps, momentum, red);
+    else
+        batchnorm3d_forward_eval(y, inp, weight, bias, running_mean, running_var, B, C, S, eps);
+    relu_forward(r, y, n);
+    maxpool3d_forward(out, argmax, r, B, g);
+    free(y);
+    free(r);
+}
+
+void bn_relu_maxpool_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const int32_t *argmax, const float *inp, const float *mean, const float *rstd,
+                                  const float *running_mean, const float *running_var, const float *weight,
+                                  const float *bias, int B, const Pool3dGeom *g, float eps, int training,
+                                  Reducer *red) {
+    const int C = g->C;
+    const size_t S = plane_in(g), n = (size_t)B * C * S;
+    // BatchNorm's output again (ReLU's backward needs its input), then the three backwards
+    float *y = df_alloc_floats(n), *dr = xcalloc(n, sizeof(float)), *dy = xcalloc(n, sizeof(float));
+    float *m = xmalloc(2 * (size_t)C * sizeof(float)), *a = m + C;
+    affine_of_mode(m, a, mean, rstd, running_mean, running_var, weight, C, eps, training);
+    for (size_t pl = 0; pl < (size_t)B * C; pl++)
+        for (size_t i = 0; i < S; i++) y[pl * S + i] = (inp[pl * S + i] - m[pl % C]) * a[pl % C] + bias[pl % C];
+    maxpool3d_backward(dr, dout, argmax, B, g);
+    relu_backward(dy, dr, y, n);
+    if (training)
+        batchnorm3d_backward(dinp, dweight, dbias, dy, inp, mean, rstd, weight, B, C, S, red);
+    else
+        batchnorm3d_backward_eval(dinp, dweight, dbias, dy, inp, running_mean, running_var, weight, B, C, S, eps);
+    free(y);
+    free(dr);
+    free(dy);
+    free(m);
+}

@@ -1,0 +1,61 @@
+// fused.h: BatchNorm3d -> ReLU -> MaxPool3d as one kernel, forward and backward.
+//
+// Why: in a BR-Net block the three layers after a convolution are memory-bound passes over the
+// block's largest tensor (16 channels x 32x64x64 x 16 samples = 134 MB). Run one by one they
+// read and write it about ten times per step and keep three copies of it (BatchNorm's output,
+// ReLU's output and their gradients). Fused, the forward reads the convolution's output twice
+// (statistics, then normalise + ReLU + pool one (sample, channel) plane at a time in a
+// per-thread scratch plane that stays in cache) and writes only the pooled output; the
+// backward needs no full pass for its statistics (the gradient is non-zero only at the
+// pooling's argmax positions) and one streaming pass for the input gradient. Neither the
+// normalised nor the ReLU output is ever stored.
+//
+// The network uses it on its own (nn/net.c) wherever a [batchnorm3d] is followed by [relu]
+// and [maxpool3d] and nothing reads the two middle outputs; the layers keep their parameters,
+// state and checkpoint names. The unfused layers are the reference: the *_ref functions
+// below run them one after another, and tests compare.
+#ifndef DF_FUSED_H
+#define DF_FUSED_H
+#include <stddef.h>
+#include <stdint.h>
+#include "base/reduce.h"
+#include "nn/pool3d.h"
+
+// Per-thread scratch (floats) the fused kernels need: one input plane.
+size_t bn_relu_maxpool_workspace_floats(const Pool3dGeom *g);
+
+// out, argmax are (B,C,OD,OH,OW), inp is (B,C,D,H,W) with C, D, H, W, the pooling from g;
+// weight, bias, running_mean, running_var, mean, rstd are (C).
+// training: batch statistics over the global batch (one reduce_sum_f64 call, as
+// batchnorm3d_forward_train), saved in mean, rstd, and the running statistics updated;
+// otherwise the running statistics (mean and rstd untouched). workspace holds `threads`
+// slices of bn_relu_maxpool_workspace_floats(g).
+// Equals batchnorm3d_forward_{train,eval} -> relu_forward -> maxpool3d_forward exactly (the
+// same float operations in the same order).
+void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
+                             float *running_var, const float *inp, const float *weight, const float *bias, int B,
+                             const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red,
+                             float *workspace, int threads);
+
+// dinp (or NULL) += dL/dinp, dweight += dL/dweight, dbias += dL/dbias (this rank's share) from
+// dout (B,C,OD,OH,OW) and the argmax of the forward. training: the batch-statistics backward
+// with the forward's mean and rstd (one reduce_sum_f64 call when dinp is non-NULL, as
+// batchnorm3d_backward); otherwise the fixed affine map of the running statistics
+// (running_mean, running_var, eps). Equals the three layers' backward to rounding (the
+// per-channel sums are added in another order).
+void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
+                              const float *inp, const float *mean, const float *rstd, const float *running_mean,
+                              const float *running_var, const float *weight, const float *bias, int B,
+                              const Pool3dGeom *g, float eps, int training, Reducer *red);
+
+// The references: the unfused layers' plain functions one after another (intermediates
+// allocated here). Same contracts; for tests.
+void bn_relu_maxpool_forward_ref(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *inp, const float *weight, const float *bias,
+                                 int B, const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red);
+void bn_relu_maxpool_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const int32_t *argmax, const float *inp, const float *mean, const float *rstd,
+                                  const float *running_mean, const float *running_var, const float *weight,
+                                  const float *bias, int B, const Pool3dGeom *g, float eps, int training,
+                                  Reducer *red);
+#endif
