@@ -79,3 +79,23 @@ void blas_core_describe(char *buf, size_t n) {
     if (!cfg || sscanf(cfg, "OpenBLAS %40s", version) != 1) snprintf(version, sizeof version, "?");
     snprintf(buf, n, "OpenBLAS %s, core %s (%s)", version, core, how);
 }
+
+// "AMD EPYC (family 26 model 2)": the name alone does not tell CPU generations apart.
+void cpu_model_describe(char *buf, size_t n) {
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512], name[256] = "", family[32] = "?", model[32] = "?";
+    while (fgets(line, sizeof line, f) && strcmp(line, "\n") != 0) {  // the first processor
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *v = colon + 1 + (colon[1] == ' ');
+        v[strcspn(v, "\n")] = '\0';
+        if (strncmp(line, "model name", 10) == 0) snprintf(name, sizeof name, "%s", v);
+        else if (strncmp(line, "cpu family", 10) == 0) snprintf(family, sizeof family, "%s", v);
+        else if (strncmp(line, "model\t", 6) == 0) snprintf(model, sizeof model, "%s", v);
+    }
+    fclose(f);
+    if (name[0]) snprintf(buf, n, "%s (family %s model %s)", name, family, model);
+}
+

@@ -26,4 +26,7 @@ void blas_core_describe(char *buf, size_t n);
 
 // The core name OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...).
 const char *blas_core_name(void);
+// The CPU as /proc/cpuinfo names it, with its family and model ("AMD EPYC (family 26 model
+// 2)": the name alone does not tell CPU generations apart), for every printed figure.
+void cpu_model_describe(char *buf, size_t n);
 #endif

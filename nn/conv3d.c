@@ -277,8 +277,9 @@ void conv3d_forward(float *out, const float *inp, const float *weight, const flo
     if (nt > 1) df_blas_serial_end(blas);
 }
 
-// One sample's backward: dwt (K x OC) += col x dy^T, dbias += row sums of dy, and (dx non-NULL)
-// dx += col2vol(W^T x dy), chunk by chunk with the column block in col.
+// One sample's backward: (dwt non-NULL) dwt (K x OC) += col x dy^T, (dbias non-NULL) dbias +=
+// row sums of dy, (dx non-NULL) dx += col2vol(W^T x dy), chunk by chunk with the column block
+// in col.
 static void conv_backward_sample(float *dx, float *dwt, float *dbias, const float *dy, const float *x,
                                  const float *weight, const Conv3dGeom *g, float *col) {
     const size_t K = conv_K(g), N = conv_N(g);
@@ -290,9 +291,11 @@ static void conv_backward_sample(float *dx, float *dwt, float *dbias, const floa
         // per chunk: the sums pull the dout block into cache for the two sgemms
         if (dbias)
             for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dyc + oc * N, (size_t)T);
-        vol2col(col, x, g, r0, r1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, OC, T, 1.0f, col, T,
-                    dyc, (int)N, 1.0f, dwt, OC);
+        if (dwt) {
+            vol2col(col, x, g, r0, r1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)K, OC, T, 1.0f, col, T,
+                        dyc, (int)N, 1.0f, dwt, OC);
+        }
         if (dx) {
             // the column block is no longer needed: reuse it for dcol
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, T, OC, 1.0f, weight, (int)K,
@@ -314,8 +317,9 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             const float *x = inp + bi * in_n, *dy = dout + bi * (size_t)OC * N;
             if (dbias)
                 for (int oc = 0; oc < OC; oc++) dbias[oc] += sum_floats(dy + oc * N, N);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)K, (int)N, 1.0f, dy, (int)N,
-                        x, (int)N, 1.0f, dweight, (int)K);
+            if (dweight)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)K, (int)N, 1.0f, dy, (int)N,
+                            x, (int)N, 1.0f, dweight, (int)K);
             if (dinp)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, OC, 1.0f, weight, (int)K,
                             dy, (int)N, 1.0f, dinp + bi * in_n, (int)N);
@@ -335,14 +339,15 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
         memset(dwt, 0, (K * OC + OC) * sizeof(float));
 #pragma omp for schedule(static)
         for (int bi = 0; bi < B; bi++)
-            conv_backward_sample(dinp ? dinp + bi * in_n : NULL, dwt, dbias ? db : NULL, dout + bi * (size_t)OC * N,
+            conv_backward_sample(dinp ? dinp + bi * in_n : NULL, dweight ? dwt : NULL, dbias ? db : NULL, dout + bi * (size_t)OC * N,
                                  inp + bi * in_n, weight, g, col);
     }
     if (nt > 1) df_blas_serial_end(blas);
     for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count
         const float *dwt = workspace + (size_t)t * slice + col_n, *db = dwt + K * OC;
-        for (int oc = 0; oc < OC; oc++)
-            for (size_t k = 0; k < K; k++) dweight[oc * K + k] += dwt[k * OC + oc];
+        if (dweight)
+            for (int oc = 0; oc < OC; oc++)
+                for (size_t k = 0; k < K; k++) dweight[oc * K + k] += dwt[k * OC + oc];
         if (dbias)
             for (int oc = 0; oc < OC; oc++) dbias[oc] += db[oc];
     }

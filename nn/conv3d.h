@@ -28,7 +28,8 @@ size_t conv3d_workspace_floats(const Conv3dGeom *g);
 // thread counts by rounding only (and are reproducible for a given count).
 void conv3d_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int B, const Conv3dGeom *g, float *workspace, int threads);
-// dinp (or NULL) += dL/dinp, dweight += dL/dweight, dbias (or NULL) += dL/dbias.
+// dinp (or NULL) += dL/dinp, dweight (or NULL) += dL/dweight, dbias (or NULL) += dL/dbias. (A
+// NULL dweight skips the weight GEMM: `deconfound bench conv3d` times the two halves apart.)
 void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace,
                      int threads);

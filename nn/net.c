@@ -57,17 +57,28 @@ static void net_plan(Net *net) {
             if (ws > net->ctx.workspace_floats) { net->ctx.workspace_floats = ws; net->ctx.workspace_threads = 0; }
             i += 2;
         }
-    // Stored: the input, every output but the two inside a fused group. dacts[0] stays as it
-    // is (net_enable_input_grad).
+    // Stored: the input, every output but the two inside a fused group. The gradients of
+    // the stored outputs take turns in two shared buffers: the backward of a layer (or group)
+    // needs only its output's gradient and writes its input's, and the one above it is done
+    // with the buffer it overwrites (net_backward clears it first). dacts[0] is the input
+    // gradient's own buffer (net_enable_input_grad).
     if (!net->acts[0]) net->acts[0] = df_alloc_floats(mb * shape_numel(net->in_shape));
-    for (int i = 0; i < net->n_layers; i++) {
+    size_t widest[2] = { 0, 0 };  // of the gradients in each buffer
+    for (int i = 0, turn = 0; i < net->n_layers; i++) {
         Layer *L = &net->layers[i];
         int inside = net->fused[i] == 3 || (net->fused[i] == -1 && net->fused[i + 1] == -1);
-        if (!inside && !net->acts[i + 1]) {
-            net->acts[i + 1] = df_alloc_floats(mb * shape_numel(L->out_shape));
-            net->dacts[i + 1] = df_alloc_floats(mb * shape_numel(L->out_shape));
-        }
+        if (inside) continue;
+        if (!net->acts[i + 1]) net->acts[i + 1] = df_alloc_floats(mb * shape_numel(L->out_shape));
+        widest[turn % 2] = DF_MAX(widest[turn % 2], mb * shape_numel(L->out_shape));
+        turn++;
     }
+    for (int k = 0; k < 2; k++)
+        if (widest[k] > net->dbuf_floats[k]) {
+            free(net->dbuf[k]);
+            net->dbuf[k] = df_alloc_floats(widest[k]);
+            net->dbuf_floats[k] = widest[k];
+        }
+    for (int i = 1, turn = 0; i <= net->n_layers; i++) net->dacts[i] = net->acts[i] ? net->dbuf[turn++ % 2] : NULL;
     for (int i = 0; i < net->n_layers; i++) {
         Layer *L = &net->layers[i];
         L->in = net->acts[i];
@@ -248,9 +259,6 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
     DF_ASSERT(net->planned);  // the plan of the forward this backward follows
     net_workspace_fit(net);
-    if (net->dacts[0]) memset(net->dacts[0], 0, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
-    for (int i = 1; i < net->n_layers; i++)
-        if (net->dacts[i]) memset(net->dacts[i], 0, (size_t)B * shape_numel(net->layers[i - 1].out_shape) * sizeof(float));
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
     for (int i = net->n_layers - 1; i >= 0; i--) {
         // Every layer above i has run: dacts[i + 1] is complete but for what a loss term added
@@ -264,8 +272,12 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
         double t0 = net->seconds_bwd ? df_now() : 0.0;
         // a fused group runs when its last layer is reached; its other two then have nothing
         // left to do (and no parameters of their own but the BatchNorm's, now final)
+        // first: the layer (a fused group's first) whose input gradient dacts[first] is, or -1
+        int first = net->fused[i] == 0 ? i : i >= 2 && net->fused[i - 2] == 3 ? i - 2 : -1;
+        if (first >= 0 && net->dacts[first])  // layers add into their input's gradient: clear it
+            memset(net->dacts[first], 0, (size_t)B * shape_numel(net->layers[first].in_shape) * sizeof(float));
         if (net->fused[i] == 0) net->layers[i].ops->backward(&net->layers[i], b);
-        else if (i >= 2 && net->fused[i - 2] == 3) fused_backward(net, i - 2, b);
+        else if (first >= 0) fused_backward(net, first, b);
         if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;
         if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
     }
@@ -336,7 +348,10 @@ void net_free(Net *net) {
     for (int i = 0; i < net->n_layers; i++)
         if (net->layers[i].ops && net->layers[i].ops->destroy) net->layers[i].ops->destroy(&net->layers[i]);
     if (net->acts)
-        for (int i = 0; i <= net->n_layers; i++) { free(net->acts[i]); free(net->dacts[i]); }
+        for (int i = 0; i <= net->n_layers; i++) free(net->acts[i]);
+    if (net->dacts) free(net->dacts[0]);  // the others are dbuf's
+    free(net->dbuf[0]);
+    free(net->dbuf[1]);
     if (net->output_grads)
         for (int i = 0; i <= net->n_layers; i++) free(net->output_grads[i]);
     free(net->output_grads);

@@ -16,7 +16,11 @@ typedef struct {
     float *state;           // n_state
     size_t n_state;
     float **acts;           // acts[0] is the input copy, acts[i+1] the output of layer i: (max_batch, shape)
-    float **dacts;          // gradients of acts (dacts[0] is NULL unless net_enable_input_grad)
+    float **dacts;          // gradients of acts during net_backward (dacts[0] is NULL unless
+                            // net_enable_input_grad; the others share two buffers, dbuf, so only
+                            // dacts[0] outlives the layer that reads it)
+    float *dbuf[2];
+    size_t dbuf_floats[2];
     Shape out_shape;
     // Called during net_backward after each layer's backward with the offset into grads from
     // which every gradient is final (layers own contiguous blocks in layer order), so the

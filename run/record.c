@@ -1,5 +1,6 @@
 // record.c: run.json and the run directory's name (see record.h).
 #include "run/record.h"
+#include "base/blas_core.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,30 +80,11 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-// "AMD EPYC (family 26 model 2)": the name alone does not tell CPU generations apart.
-static void cpu_model(char *buf, size_t n) {
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512], name[256] = "", family[32] = "?", model[32] = "?";
-    while (fgets(line, sizeof line, f) && strcmp(line, "\n") != 0) {  // the first processor
-        char *colon = strchr(line, ':');
-        if (!colon) continue;
-        char *v = colon + 1 + (colon[1] == ' ');
-        v[strcspn(v, "\n")] = '\0';
-        if (strncmp(line, "model name", 10) == 0) snprintf(name, sizeof name, "%s", v);
-        else if (strncmp(line, "cpu family", 10) == 0) snprintf(family, sizeof family, "%s", v);
-        else if (strncmp(line, "model\t", 6) == 0) snprintf(model, sizeof model, "%s", v);
-    }
-    fclose(f);
-    if (name[0]) snprintf(buf, n, "%s (family %s model %s)", name, family, model);
-}
-
 int record_write(const RunRecord *r, DfError *err) {
     char *text = NULL, host[256] = "unknown", cpu[256];
     size_t len = 0;
     gethostname(host, sizeof host - 1);
-    cpu_model(cpu, sizeof cpu);
+    cpu_model_describe(cpu, sizeof cpu);
     FILE *f = open_memstream(&text, &len);
     fprintf(f, "{\n  \"format\": \"deconfound-run 1\",\n  \"dir\": ");
     json_str(f, r->dir);
