@@ -213,23 +213,6 @@ static double brnet3d_steps(Net *net, const BrnetOpts *o, int local, double *t_f
     return dt;
 }
 
-static void print_profile(const Net *net, const double *t_fwd, const double *t_bwd, int steps, double step_s) {
-    printf("%-26s %-12s %10s %10s %7s\n", "layer", "type", "fwd ms", "bwd ms", "share");
-    for (int i = 0; i < net->n_layers; i++) {
-        if (net->fused[i] < 0) continue;  // timed with its group
-        char name[200];
-        if (net->fused[i] > 0)
-            snprintf(name, sizeof name, "%s+%s+%s", net->layers[i].name, net->layers[i + 1].name, net->layers[i + 2].name);
-        else
-            snprintf(name, sizeof name, "%s", net->layers[i].name);
-        double f = t_fwd[i], b = t_bwd[i];
-        if (net->fused[i] > 0) b = t_bwd[i] + t_bwd[i + 1] + t_bwd[i + 2];  // the group's backward ran at its last layer
-        printf("%-26s %-12s %10.2f %10.2f %6.1f%%\n", name, net->fused[i] > 0 ? "fused" : net->layers[i].ops->type,
-               1e3 * f / steps, 1e3 * b / steps, 100.0 * (f + b) / steps / step_s);
-    }
-    printf("step total %.2f ms\n", 1e3 * step_s);
-}
-
 static int bench_brnet3d(const BrnetOpts *o) {
     if (o->batch % dist_size() != 0)
         cli_usage_error("bench", "--batch %d does not split evenly over %d ranks", o->batch, dist_size());
@@ -281,7 +264,7 @@ static int bench_brnet3d(const BrnetOpts *o) {
                        df_threads(), o->batch, torch, torch_rss, sps / torch, rss[0] / torch_rss);
             else if (o->vs_torch)
                 printf("torch: not run (%s)\n", why);
-            if (o->profile) print_profile(&net, t_fwd, t_bwd, o->steps, step_s);
+            if (o->profile) net_print_profile(&net, t_fwd, t_bwd, o->steps, step_s, stdout);
         }
     }
     net.seconds_fwd = net.seconds_bwd = NULL;

@@ -344,6 +344,24 @@ void net_print_summary(const Net *net, FILE *f) {
     fprintf(f, "total parameters: %zu\n", net->n_params);
 }
 
+void net_print_profile(const Net *net, const double *t_fwd, const double *t_bwd, int steps, double step_seconds, FILE *f) {
+    fprintf(f, "%-32s %-12s %10s %10s %7s\n", "layer", "type", "fwd ms", "bwd ms", "share");
+    for (int i = 0; i < net->n_layers; i++) {
+        if (net->fused[i] < 0) continue;  // timed with its group
+        char name[200];
+        double fw = t_fwd[i], bw = t_bwd[i];
+        if (net->fused[i] > 0) {
+            snprintf(name, sizeof name, "%s+%s+%s", net->layers[i].name, net->layers[i + 1].name, net->layers[i + 2].name);
+            bw += t_bwd[i + 1] + t_bwd[i + 2];  // the group's backward ran at its last layer
+        } else {
+            snprintf(name, sizeof name, "%s", net->layers[i].name);
+        }
+        fprintf(f, "%-32s %-12s %10.2f %10.2f %6.1f%%\n", name, net->fused[i] > 0 ? "fused" : net->layers[i].ops->type,
+                1e3 * fw / steps, 1e3 * bw / steps, 100.0 * (fw + bw) / steps / step_seconds);
+    }
+    fprintf(f, "step total %.2f ms (the rest: loss, gradient all-reduce, optimiser)\n", 1e3 * step_seconds);
+}
+
 void net_free(Net *net) {
     for (int i = 0; i < net->n_layers; i++)
         if (net->layers[i].ops && net->layers[i].ops->destroy) net->layers[i].ops->destroy(&net->layers[i]);

@@ -97,5 +97,8 @@ void net_observe(Net *net, int act);
 void net_set_fusion(Net *net, int on);
 // One line per layer: name, type, output shape, parameter count (rank 0 prints it).
 void net_print_summary(const Net *net, FILE *f);
+// The per-layer table of seconds_fwd / seconds_bwd summed over `steps` steps of
+// step_seconds each: ms per step and share of the step, a fused group on one line.
+void net_print_profile(const Net *net, const double *t_fwd, const double *t_bwd, int steps, double step_seconds, FILE *f);
 void net_free(Net *net);
 #endif

@@ -83,6 +83,7 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
     snprintf(tc->dcor_layer, sizeof tc->dcor_layer, "%s", dl);
     if (ini_int(ini, t, "dcor_every", 0, 0, 1000000, &tc->dcor_every, err)) return -1;
     if (ini_bool(ini, t, "train_eval_gap", 0, &tc->train_eval_gap, err)) return -1;
+    if (ini_bool(ini, t, "profile", 0, &tc->profile, err)) return -1;
     const char *dc = ini_str(t, "dcor_columns", NULL);
     if (cohort && (dc || *dl)) {  // default: every metadata column
         char where[512];
@@ -184,6 +185,9 @@ typedef struct {
     Report report;
     FaultPlan fault;
     double data_wait0;      // the loader's waiting time when the epoch began
+    double *prof_fwd, *prof_bwd;  // [train] profile: seconds per layer over the training steps
+    double prof_seconds;          // and of the steps themselves
+    long prof_steps;
 } Trainer;
 
 static int mkdir_p(const char *path) {
@@ -476,6 +480,10 @@ static void setup(Trainer *t, const TrainArgs *args) {
     t->net.grads_ready_arg = t->gs;
     install_stop_handlers();
     t->fault = fault_plan_from_env();
+    if (t->tc.profile) {
+        t->prof_fwd = xcalloc((size_t)t->net.n_layers, sizeof(double));
+        t->prof_bwd = xcalloc((size_t)t->net.n_layers, sizeof(double));
+    }
     snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s/checkpoint.h5", t->tc.out_dir);
     progress_begin("train", "samples", (double)t->ts.epoch * t->ds.n_train + t->ts.epoch_sums[2],
                    (double)t->tc.epochs * t->ds.n_train);
@@ -490,6 +498,8 @@ static void teardown(Trainer *t) {
     gap_free(&t->gap);
     free(t->dlogits);
     free(t->scratch);
+    free(t->prof_fwd);
+    free(t->prof_bwd);
     free(t->config_text);
     free(t->rec.command);
     loss_terms_free(t->terms, t->n_terms);
@@ -516,8 +526,14 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     memset(stats + 4, 0, 2 * TRAIN_TALLY_CLASSES * sizeof(double));
     Stepper st = { &t->net, &t->opt, &t->tc.loss, t->K, t->dlogits, t->scratch, t->gs, &t->tr,
                    t->classification ? stats + 4 : NULL, TRAIN_TALLY_CLASSES };
+    double t0 = df_now();
+    t->net.seconds_fwd = t->prof_fwd;  // NULL unless [train] profile: the steps' layers only
+    t->net.seconds_bwd = t->prof_bwd;
     step_run(&st, b, epoch, lr, &ls);
     terms_sync(&t->tr);
+    t->net.seconds_fwd = t->net.seconds_bwd = NULL;
+    t->prof_seconds += df_now() - t0;
+    t->prof_steps++;
     t->ts.step++;
     t->ts.epoch_step = b->step + 1;
     stats[0] = ls.sum;
@@ -704,6 +720,11 @@ int train_run(const TrainArgs *args) {
     }
     int status = stopped && t->ts.epoch < t->tc.epochs ? DF_EXIT_INTERRUPTED : DF_EXIT_OK;
     if (status == DF_EXIT_OK && t->rank == 0) report_final(&t->report, t->ds.n_val);
+    if (t->tc.profile && t->rank == 0 && t->prof_steps > 0) {
+        printf("time per layer over the %ld training steps of this run, rank 0 (%d rank%s x %d thread%s):\n",
+               t->prof_steps, t->P, t->P == 1 ? "" : "s", t->threads, t->threads == 1 ? "" : "s");
+        net_print_profile(&t->net, t->prof_fwd, t->prof_bwd, (int)t->prof_steps, t->prof_seconds / t->prof_steps, stdout);
+    }
     if (t->rank == 0) {
         finish_records(t, status);
         fflush(stdout);

@@ -19,13 +19,14 @@ typedef struct {
     char out_dir[512];    // the run directory ("" until set up: runs/<config>-<time>, record.h)
     int checkpoint_every; // epochs (0 = only at the end)
     int log_every;        // in a file, a progress line also every log_every steps (0: by time only)
-    int threads;          // BLAS threads per rank (0 = cores / ranks on the node)
+    int threads;          // compute threads per rank (0 = cores / ranks on the node)
     double bucket_mb;     // gradient all-reduce bucket size (MiB)
     char dcor_layer[256]; // report dCor of these layers' features vs metadata ("a,b"; "" = none)
     int dcor_every;       // epochs between reports (0: at the end only)
     int dcor_cols[16], n_dcor_cols;  // metadata columns reported
     int accuracy_by;      // validation accuracy also over bias-aligned / -conflicting samples of this column (-1: no)
     int train_eval_gap;   // 1: each epoch, the train/eval gap of every BatchNorm and MDN layer (run/gap.h)
+    int profile;          // 1: at the end, rank 0's time per layer over the training steps
 } TrainConfig;
 
 // Parses [train] and [loss]. The cohort names the metadata columns of dcor_columns, the

@@ -32,6 +32,14 @@ check "metrics.json written" grep -q '"val_acc"' "$run/metrics.json"
 check "no temporary files left" bash -c "! ls -a '$run' | grep -q tmp"
 check "info describes the checkpoint" bash -c "'$DF' info '$run/checkpoint.h5' | grep -q conv1"
 
+# [train] profile: rank 0's time per layer at the end, a fused BatchNorm-ReLU-MaxPool group
+# (nn/fused.h) on one line, every layer's share of the step
+"$DF" train "$cfg" "${small[@]}" --set train.epochs=1 --set train.profile=true --set "train.out_dir=$WORK/prof" \
+    >"$WORK/prof.log" 2>&1
+check "profile: the table after training" grep -q '^time per layer over the [0-9]* training steps' "$WORK/prof.log"
+check "profile: fused groups on one line" grep -Eq '^bn1\+relu[0-9]+\+maxpool3d[0-9]+ +fused +[0-9.]+ +[0-9.]+ +[0-9.]+%' "$WORK/prof.log" \
+    || cat "$WORK/prof.log"
+
 # resume: 5 epochs, then resume to 8, equals 8 straight (same data order, RNG, optimiser,
 # schedule; the step schedule does not depend on the total number of epochs)
 "$DF" train "$cfg" "${small[@]}" --set train.epochs=5 --set "train.out_dir=$WORK/r1" >"$WORK/r1.log" 2>&1
