@@ -22,9 +22,10 @@ int df_threads(void);
 // The calling thread's number in the current parallel region (0 outside one).
 int df_thread_id(void);
 
-// For a parallel region whose threads each call BLAS: OpenBLAS runs single-threaded until
-// df_blas_serial_end(previous), so a GEMM inside a thread does not fork threads of its own.
-// Returns the count to restore. Not nestable across threads: call outside parallel regions.
+// OpenBLAS runs single-threaded until df_blas_serial_end(previous): for a parallel region
+// whose threads each call BLAS (a GEMM inside a thread must not fork threads of its own), and
+// for the whole of a network's forward and backward (nn/net.c). Returns the count to restore;
+// nests (an inner begin returns 1). Call outside parallel regions.
 int df_blas_serial_begin(void);
 void df_blas_serial_end(int previous);
 #endif

@@ -243,6 +243,10 @@ const float *net_forward(Net *net, const Batch *b, int training) {
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
     if (!net->planned) net_plan(net);
     net_workspace_fit(net);
+    // Inside the network the threads are the kernels' own (base/threads.h): a GEMM of a small
+    // layer would otherwise wake OpenBLAS's threads, which then spin-wait on the cores the
+    // next kernel's threads need.
+    const int blas = df_blas_serial_begin();
     memcpy(net->acts[0], b->images, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
     for (int i = 0; i < net->n_layers; i++) {
         if (net->fused[i] < 0) continue;  // ran inside its group
@@ -251,6 +255,7 @@ const float *net_forward(Net *net, const Batch *b, int training) {
         else net->layers[i].ops->forward(&net->layers[i], b, training);
         if (net->seconds_fwd) net->seconds_fwd[i] += df_now() - t0;
     }
+    df_blas_serial_end(blas);
     return net->acts[net->n_layers];
 }
 
@@ -259,6 +264,7 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
     DF_ASSERT(net->planned);  // the plan of the forward this backward follows
     net_workspace_fit(net);
+    const int blas = df_blas_serial_begin();  // as in net_forward
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
     for (int i = net->n_layers - 1; i >= 0; i--) {
         // Every layer above i has run: dacts[i + 1] is complete but for what a loss term added
@@ -281,6 +287,7 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
         if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;
         if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
     }
+    df_blas_serial_end(blas);
 }
 
 float *net_output_grad(Net *net, int act) {
