@@ -140,6 +140,39 @@ static void gather_v(void *all, const void *mine, size_t count, MPI_Datatype typ
 void dist_gather_f32(float *all, const float *mine, size_t count) { gather_v(all, mine, count, MPI_FLOAT, sizeof(float)); }
 void dist_gather_bytes(void *all, const void *mine, size_t bytes) { gather_v(all, mine, bytes, MPI_BYTE, 1); }
 
+void dist_share_rows_f32(float *all, size_t width, const long *first, const long *count, int n_blocks) {
+    if (g_size == 1) return;
+    // This rank's ranges as (first, count) pairs, adjacent ones merged (contiguous shares
+    // become one broadcast).
+    long *mine = xmalloc(sizeof(long) * 2 * (size_t)(n_blocks > 0 ? n_blocks : 1));
+    int m = 0;
+    for (int k = 0; k < n_blocks; k++) {
+        if (count[k] <= 0) continue;
+        if (m > 0 && mine[2 * m - 2] + mine[2 * m - 1] == first[k]) mine[2 * m - 1] += count[k];
+        else { mine[2 * m] = first[k]; mine[2 * m + 1] = count[k]; m++; }
+    }
+    // Every rank learns every rank's ranges, then they are broadcast in rank order: the same
+    // sequence of collectives everywhere.
+    int c = 2 * m, *counts = xmalloc(sizeof(int) * (size_t)g_size), *displs = xmalloc(sizeof(int) * (size_t)g_size);
+    MPI_CHECK(MPI_Allgather(&c, 1, MPI_INT, counts, 1, MPI_INT, MPI_COMM_WORLD));
+    long total = 0;
+    for (int r = 0; r < g_size; r++) { displs[r] = (int)total; total += counts[r]; }
+    DF_ASSERT(total < INT_MAX);
+    long *ranges = xmalloc(sizeof(long) * (size_t)(total > 0 ? total : 1));
+    MPI_CHECK(MPI_Allgatherv(mine, c, MPI_LONG, ranges, counts, displs, MPI_LONG, MPI_COMM_WORLD));
+    for (int r = 0; r < g_size; r++)
+        for (int k = displs[r]; k < displs[r] + counts[r]; k += 2) {
+            float *p = all + (size_t)ranges[k] * width;
+            size_t n = (size_t)ranges[k + 1] * width;
+            for (size_t o = 0; o < n; o += CHUNK)
+                MPI_CHECK(MPI_Bcast(p + o, (int)DF_MIN(CHUNK, n - o), MPI_FLOAT, r, MPI_COMM_WORLD));
+        }
+    free(ranges);
+    free(displs);
+    free(counts);
+    free(mine);
+}
+
 void dist_barrier(void) {
     if (g_size > 1) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
 }

@@ -26,6 +26,13 @@ void dist_bcast(void *buf, size_t bytes, int root);
 void dist_gather_f32(float *all, const float *mine, size_t count);
 // The same for raw bytes (rank 0 gets every rank's `bytes` concatenated in rank order).
 void dist_gather_bytes(void *all, const void *mine, size_t bytes);
+// Every rank ends with every rank's rows of the (n_rows, width) float matrix `all`, in
+// place: this rank has filled the row ranges [first[k], first[k] + count[k]), k < n_blocks
+// (in increasing order; adjacent ranges are merged), and the other rows are overwritten
+// with their owners' values. Each range goes out from its owner in one broadcast, straight
+// between the matrices: no staging copy, so the matrix is the only full-size buffer. Ranges
+// of different ranks must not overlap; rows no rank owns are left as they are.
+void dist_share_rows_f32(float *all, size_t width, const long *first, const long *count, int n_blocks);
 void dist_barrier(void);
 
 // Compute threads for this rank (OpenMP's and OpenBLAS's alike, base/threads.h): `requested`

@@ -18,6 +18,17 @@
 //
 // Fused path (one variable multivariate, the other 1-D, no z): one sweep over the tiles of
 // the multivariate one, y centred on the fly from its sorted row sums (see pass_fused_1d_y).
+//
+// Float input (DcorVar.xf, d > 1) is not copied: every tile widens its rows to double and
+// centres them DCOR_COLS columns at a time, and the Gram block is a sum of dgemm calls over
+// the column blocks (gram_src). Not sgemm on the float rows as they are: without centring
+// |x_i|^2 + |x_j|^2 - 2 x_i.x_j cancels on offset data (ReLU features are all >= 0), and in
+// float that cancellation costs digits that no later double arithmetic recovers. So float
+// input gives the statistics of its values widened to double, as double input would, to
+// rounding (the Gram's sums are grouped by column block: 1e-10 relative, tested), and with
+// `single` those of double input with `single` (sgemm on centred float blocks). Cost: the
+// widening reads each tile's rows once more per tile (about 1/T of the GEMM's work), and
+// O(T * DCOR_COLS) scratch instead of an (n, d) centred double copy.
 #include "nn/dcor.h"
 #include <cblas.h>
 #include <math.h>
@@ -27,6 +38,7 @@
 #include "base/rng.h"
 
 #define NV_MAX 3                       // x, y, z
+#define DCOR_COLS 2048                 // columns per block when tiles widen float input (gram_src)
 #define NP_MAX 6                       // pairs (u <= v)
 static const int pair_u[NP_MAX] = { 0, 1, 0, 2, 0, 1 };
 static const int pair_v[NP_MAX] = { 0, 1, 1, 2, 2, 2 };
@@ -46,8 +58,13 @@ DcorOptions dcor_options_default(void) {
 typedef struct {
     int n, d;
     double *x;     // (n, d) column-centred copy (distances are translation invariant; centring
-                   // keeps |x_i|^2 + |x_j|^2 - 2 x_i.x_j from cancelling on offset data)
-    float *xf;     // (n, d) float copy for sgemm (single precision only)
+                   // keeps |x_i|^2 + |x_j|^2 - 2 x_i.x_j from cancelling on offset data);
+                   // NULL for float input with d > 1 (src)
+    float *xf;     // (n, d) float copy for sgemm (single precision, double input only)
+    const float *src;  // float input with d > 1: the caller's rows, centred tile by tile (gram_src)
+    const int *rows;   // (n) the source rows of samples 0..n-1 (NULL: the same): a group's subset
+    double *mean;      // (d) column means of src's rows
+    int single;        // Gram in float (sgemm); only when d > 1
     double *nrm;   // (n) |x_i|^2 of the values the Gram uses
     float *nrmf;
     double *r;     // (n) row sums of the distance matrix (after pass 1)
@@ -55,36 +72,75 @@ typedef struct {
     double *rb, *ru;  // r/n and r/(n-2): the centring terms
 } Var;
 
-static void var_init(Var *v, const DcorVar *in, int single) {
+// Row i of a variable's input, through rows (a group's subset; NULL: row i).
+static const double *in_row(const DcorVar *in, const int *rows, int i) { return in->x + (size_t)(rows ? rows[i] : i) * in->d; }
+static const float *in_row_f(const DcorVar *in, const int *rows, int i) { return in->xf + (size_t)(rows ? rows[i] : i) * in->d; }
+
+// The samples rows[0 .. in->n) of in (rows NULL: all of them).
+static void var_init(Var *v, const DcorVar *in, const int *rows, int single) {
     int n = in->n, d = in->d;
+    memset(v, 0, sizeof *v);
     v->n = n;
     v->d = d;
-    v->x = xmalloc((size_t)n * d * sizeof(double));
+    v->single = single && d > 1;
     // Column means, summed in the same order as column by column but read row by row
     // (a strided walk over 64 columns cost as much as a tenth of the n = 10 000 sweep).
     double *m = xcalloc((size_t)d, sizeof(double));
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < d; k++) m[k] += in->x[(size_t)i * d + k];
-    for (int k = 0; k < d; k++) m[k] /= n;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < d; k++) v->x[(size_t)i * d + k] = in->x[(size_t)i * d + k] - m[k];
-    free(m);
-    v->xf = NULL;
-    v->nrmf = NULL;
-    v->nrm = xmalloc((size_t)n * sizeof(double));
-    if (single && d > 1) {
-        v->xf = xmalloc((size_t)n * d * sizeof(float));
-        v->nrmf = xmalloc((size_t)n * sizeof(float));
-        for (size_t i = 0; i < (size_t)n * d; i++) v->xf[i] = (float)v->x[i];
-    }
     for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (int k = 0; k < d; k++) {
-            double e = v->xf ? (double)v->xf[(size_t)i * d + k] : v->x[(size_t)i * d + k];
-            s += e * e;
+        if (in->x) {
+            const double *row = in_row(in, rows, i);
+            for (int k = 0; k < d; k++) m[k] += row[k];
+        } else {
+            const float *row = in_row_f(in, rows, i);
+            for (int k = 0; k < d; k++) m[k] += row[k];
         }
-        v->nrm[i] = s;
-        if (v->nrmf) v->nrmf[i] = (float)s;
+    }
+    for (int k = 0; k < d; k++) m[k] /= n;
+    v->nrm = xmalloc((size_t)n * sizeof(double));
+    if (v->single) v->nrmf = xmalloc((size_t)n * sizeof(float));
+    if (in->xf && d > 1) {
+        // Float input: no copy. The norms are those of the centred values the tiles make
+        // (src_block): widened and centred in double, rounded to float with `single`.
+        v->src = in->xf;
+        v->rows = rows;
+        v->mean = m;
+        for (int i = 0; i < n; i++) {
+            const float *row = in_row_f(in, rows, i);
+            double s = 0;
+            for (int k = 0; k < d; k++) {
+                double e = (double)row[k] - m[k];
+                if (v->single) e = (float)e;
+                s += e * e;
+            }
+            v->nrm[i] = s;
+            if (v->nrmf) v->nrmf[i] = (float)s;
+        }
+    } else {
+        v->x = xmalloc((size_t)n * d * sizeof(double));
+        for (int i = 0; i < n; i++) {
+            double *out = v->x + (size_t)i * d;
+            if (in->x) {
+                const double *row = in_row(in, rows, i);
+                for (int k = 0; k < d; k++) out[k] = row[k] - m[k];
+            } else {
+                const float *row = in_row_f(in, rows, i);
+                for (int k = 0; k < d; k++) out[k] = (double)row[k] - m[k];
+            }
+        }
+        free(m);
+        if (v->single) {
+            v->xf = xmalloc((size_t)n * d * sizeof(float));
+            for (size_t i = 0; i < (size_t)n * d; i++) v->xf[i] = (float)v->x[i];
+        }
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int k = 0; k < d; k++) {
+                double e = v->xf ? (double)v->xf[(size_t)i * d + k] : v->x[(size_t)i * d + k];
+                s += e * e;
+            }
+            v->nrm[i] = s;
+            if (v->nrmf) v->nrmf[i] = (float)s;
+        }
     }
     v->r = xcalloc((size_t)n, sizeof(double));
     v->rb = xcalloc((size_t)n, sizeof(double));
@@ -93,7 +149,7 @@ static void var_init(Var *v, const DcorVar *in, int single) {
 }
 
 static void var_free(Var *v) {
-    free(v->x); free(v->xf); free(v->nrm); free(v->nrmf); free(v->r); free(v->rb); free(v->ru);
+    free(v->x); free(v->xf); free(v->mean); free(v->nrm); free(v->nrmf); free(v->r); free(v->rb); free(v->ru);
 }
 
 static void var_set_rowsums(Var *v) {
@@ -162,6 +218,15 @@ DCOR_CLONES static void center_row(double *restrict cb, double *restrict cu, con
     }
 }
 
+// out[k] = x[k] - mu[k], widened (float input's rows, centred for the Gram)
+DCOR_CLONES static void centre_row_f64(double *restrict out, const float *restrict x, const double *restrict mu, int m) {
+    for (int k = 0; k < m; k++) out[k] = (double)x[k] - mu[k];
+}
+// The same rounded to float (single precision: the values double input's float copy holds)
+DCOR_CLONES static void centre_row_f32(float *restrict out, const float *restrict x, const double *restrict mu, int m) {
+    for (int k = 0; k < m; k++) out[k] = (float)((double)x[k] - mu[k]);
+}
+
 DCOR_CLONES static double dot(const double *restrict a, const double *restrict b, int m) {
     double s[8] = { 0 };
     int j = 0;
@@ -178,8 +243,10 @@ typedef struct {
     float *G;              // (T, T) float Gram (single precision)
     double *C;             // (T, T) centred x tile (permutation pass)
     double *cb[NV_MAX], *cu[NV_MAX];  // (T) centred rows
-    double *pi, *pj;       // (T, dmax) gathered rows of a permuted variable
+    double *pi, *pj;       // (T, dmax) gathered rows of a permuted variable (double input)
     float *pif, *pjf;
+    double *ad, *bd;       // (T, DCOR_COLS) a column block of a tile's rows, widened and centred
+    float *af, *bf;        // (float input, gram_src; af, bf with single)
     double *ni, *nj, *gi, *gj;  // (T) gathered norms / centring terms
     float *nif, *njf;
     int progress;          // DcorOptions.progress: after each tile, done += step
@@ -190,7 +257,9 @@ static void tile_done(Scratch *s) {
     if (s->progress) progress_update(s->done += s->step);
 }
 
-static void scratch_init(Scratch *s, int T, int dmax, int nv, int single, int perm) {
+// dmax: the largest d of a variable held in full (double input, or d = 1); dsrc: of a float
+// input variable (0: none), whose tiles are made a column block at a time.
+static void scratch_init(Scratch *s, int T, int dmax, int dsrc, int nv, int single, int perm) {
     memset(s, 0, sizeof *s);
     s->T = T;
     s->dmax = dmax;
@@ -207,6 +276,11 @@ static void scratch_init(Scratch *s, int T, int dmax, int nv, int single, int pe
         s->pif = xmalloc((size_t)T * dmax * sizeof(float));
         s->pjf = xmalloc((size_t)T * dmax * sizeof(float));
     }
+    if (dsrc > 0) {
+        size_t blk = (size_t)T * DF_MIN(dsrc, DCOR_COLS);
+        if (single) { s->af = xmalloc(blk * sizeof(float)); s->bf = xmalloc(blk * sizeof(float)); }
+        else { s->ad = xmalloc(blk * sizeof(double)); s->bd = xmalloc(blk * sizeof(double)); }
+    }
     s->ni = xmalloc((size_t)T * sizeof(double));
     s->nj = xmalloc((size_t)T * sizeof(double));
     s->gi = xmalloc((size_t)T * sizeof(double));
@@ -218,7 +292,40 @@ static void scratch_init(Scratch *s, int T, int dmax, int nv, int single, int pe
 static void scratch_free(Scratch *s) {
     for (int v = 0; v < NV_MAX; v++) { free(s->D[v]); free(s->cb[v]); free(s->cu[v]); }
     free(s->G); free(s->C); free(s->pi); free(s->pj); free(s->pif); free(s->pjf);
+    free(s->ad); free(s->bd); free(s->af); free(s->bf);
     free(s->ni); free(s->nj); free(s->gi); free(s->gj); free(s->nif); free(s->njf);
+}
+
+// Rows p(i0 .. i0+m) of a float-input variable (p: perm or the identity), columns k0 ..
+// k0+kc, widened and centred into out (m, kc): double, or float with single.
+static void src_block(void *out, const Var *v, const int *perm, int i0, int m, int k0, int kc) {
+    for (int i = 0; i < m; i++) {
+        int r = perm ? perm[i0 + i] : i0 + i;
+        const float *row = v->src + (size_t)(v->rows ? v->rows[r] : r) * v->d + k0;
+        if (v->single) centre_row_f32((float *)out + (size_t)i * kc, row, v->mean + k0, kc);
+        else centre_row_f64((double *)out + (size_t)i * kc, row, v->mean + k0, kc);
+    }
+}
+
+// The Gram block of rows p(i0 .. i0+ni) and p(j0 .. j0+nj) of a float-input variable,
+// summed over column blocks: D = -2 A B^T (dgemm) or, single, s->G = A B^T (sgemm), with A,
+// B the centred rows. Scratch O(T * DCOR_COLS), never an (n, d) copy (see the top).
+static void gram_src(double *D, const Var *v, const int *perm, int i0, int ni, int j0, int nj, Scratch *s) {
+    int d = v->d, same = i0 == j0 && ni == nj;  // a diagonal tile: B is A
+    for (int k0 = 0; k0 < d; k0 += DCOR_COLS) {
+        int kc = DF_MIN(DCOR_COLS, d - k0);
+        if (v->single) {
+            src_block(s->af, v, perm, i0, ni, k0, kc);
+            if (!same) src_block(s->bf, v, perm, j0, nj, k0, kc);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nj, kc, 1.0f, s->af, kc, same ? s->af : s->bf, kc,
+                        k0 ? 1.0f : 0.0f, s->G, nj);
+        } else {
+            src_block(s->ad, v, perm, i0, ni, k0, kc);
+            if (!same) src_block(s->bd, v, perm, j0, nj, k0, kc);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nj, kc, -2.0, s->ad, kc, same ? s->ad : s->bd, kc,
+                        k0 ? 1.0 : 0.0, D, nj);
+        }
+    }
 }
 
 // D (ni, nj) = distances between rows p(i0 .. i0+ni) and p(j0 .. j0+nj) of v, where p is
@@ -234,6 +341,20 @@ static void var_tile(double *D, const Var *v, const int *perm, int i0, int ni, i
             xj = s->nj;
         }
         for (int i = 0; i < ni; i++) dist_row_1d(D + (size_t)i * nj, xi[i], xj, nj);
+    } else if (v->src) {
+        const double *na = v->nrm + i0, *nb = v->nrm + j0;
+        const float *naf = v->nrmf ? v->nrmf + i0 : NULL, *nbf = v->nrmf ? v->nrmf + j0 : NULL;
+        if (perm) {
+            for (int i = 0; i < ni; i++) { s->ni[i] = v->nrm[perm[i0 + i]]; if (naf) s->nif[i] = v->nrmf[perm[i0 + i]]; }
+            for (int j = 0; j < nj; j++) { s->nj[j] = v->nrm[perm[j0 + j]]; if (nbf) s->njf[j] = v->nrmf[perm[j0 + j]]; }
+            na = s->ni; nb = s->nj;
+            if (naf) { naf = s->nif; nbf = s->njf; }
+        }
+        gram_src(D, v, perm, i0, ni, j0, nj, s);
+        if (v->single)
+            for (int i = 0; i < ni; i++) dist_row_f32(D + (size_t)i * nj, s->G + (size_t)i * nj, naf[i], nbf, nj);
+        else
+            for (int i = 0; i < ni; i++) dist_row_f64(D + (size_t)i * nj, na[i], nb, nj);
     } else if (v->xf) {
         const float *A = v->xf + (size_t)i0 * d, *B = v->xf + (size_t)j0 * d;
         const float *na = v->nrmf + i0, *nb = v->nrmf + j0;
@@ -551,21 +672,21 @@ static void pass_fused_1d_y(double sb[NP_MAX], double su[NP_MAX], Var *vx, Var *
         const double *yj = vy->x + j0, *yb = vy->rb + j0, *yu = vy->ru + j0;
         // The whole Gram tile at once: splitting it into strips that fit in L2 repacks the
         // j block for every strip, which cost more than reading the tile from L3 (measured).
-        if (vx->xf) {
+        if (vx->src) gram_src(s->D[0], vx, NULL, i0, ni, j0, nj, s);  // float input: s->G with single
+        else if (vx->xf)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nj, d, 1.0f, vx->xf + (size_t)i0 * d, d,
                         vx->xf + (size_t)j0 * d, d, 0.0f, s->G, nj);
-            if (diag)  // a row's distance to itself is exactly 0: ni + ni - 2 ni
-                for (int i = 0; i < ni; i++) s->G[(size_t)i * nj + i] = vx->nrmf[i0 + i];
-        } else {
+        else
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nj, d, -2.0, vx->x + (size_t)i0 * d, d,
                         vx->x + (size_t)j0 * d, d, 0.0, s->D[0], nj);
-            if (diag)  // (ni + ni) + -(ni + ni) = 0 exactly
-                for (int i = 0; i < ni; i++) s->D[0][(size_t)i * nj + i] = -(vx->nrm[i0 + i] + vx->nrm[i0 + i]);
-        }
+        if (diag && vx->single)  // a row's distance to itself is exactly 0: ni + ni - 2 ni
+            for (int i = 0; i < ni; i++) s->G[(size_t)i * nj + i] = vx->nrmf[i0 + i];
+        else if (diag)  // (ni + ni) + -(ni + ni) = 0 exactly
+            for (int i = 0; i < ni; i++) s->D[0][(size_t)i * nj + i] = -(vx->nrm[i0 + i] + vx->nrm[i0 + i]);
         for (int i = 0; i < ni; i++) {
             int gi = i0 + i;
             double r[4], yi = vy->x[gi];
-            if (vx->xf)
+            if (vx->single)
                 fused_row_f32(r, col, s->G + (size_t)i * nj, vx->nrmf[gi], vx->nrmf + j0, c, yi, yj, yb, yu, nj);
             else
                 fused_row_f64(r, col, s->D[0] + (size_t)i * nj, vx->nrm[gi], vx->nrm + j0, c, yi, yj, yb, yu, nj);
@@ -624,12 +745,18 @@ static void finish(DcorResult *out, int n, const double sb[NP_MAX], const double
 
 // ---- driver ---------------------------------------------------------------------------------
 
-static int check_var(const DcorVar *v, const char *name, int n, DfError *err) {
-    if (!v->x || v->d < 1) return df_err(err, "dcor: %s has no columns", name);
+// rows: the source rows of samples 0..n-1 (NULL: the same).
+static int check_var(const DcorVar *v, const int *rows, const char *name, int n, DfError *err) {
+    if (!v->x == !v->xf) return df_err(err, "dcor: %s must be given in exactly one of double (x) and float (xf)", name);
+    if (v->d < 1) return df_err(err, "dcor: %s has no columns", name);
     if (v->n != n) return df_err(err, "dcor: %s has %d samples but x has %d", name, v->n, n);
-    for (size_t i = 0; i < (size_t)v->n * v->d; i++)
-        if (!isfinite(v->x[i]))
-            return df_err(err, "dcor: %s has a non-finite value at sample %zu, column %zu", name, i / v->d, i % v->d);
+    for (int i = 0; i < v->n; i++) {
+        const double *row = v->x ? in_row(v, rows, i) : NULL;
+        const float *rowf = v->x ? NULL : in_row_f(v, rows, i);
+        for (int k = 0; k < v->d; k++)
+            if (!isfinite(row ? row[k] : rowf[k]))
+                return df_err(err, "dcor: %s has a non-finite value at sample %d, column %d", name, i, k);
+    }
     return 0;
 }
 
@@ -703,22 +830,29 @@ static double permutation_test_1d(Var *vx, Var *vy, const DcorOptions *o) {
     return p_value_from((int)cnt, P);
 }
 
-int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const DcorOptions *opt,
-                 DfError *err) {
+// dcor_compute on the samples rows[0 .. x->n) of x, y and z (NULL: all): a group of
+// dcor_by_group reads its rows in place, not from a copy.
+static int compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const int *rows,
+                   const DcorOptions *opt, DfError *err) {
     DcorOptions o = opt ? *opt : dcor_options_default();
     if (o.nranks < 1) o.nranks = 1;
     if (o.tile <= 0) o.tile = DCOR_DEFAULT_TILE;
     int n = x->n;
-    if (check_var(x, "x", n, err) || check_var(y, "y", n, err) || (z && check_var(z, "given", n, err))) return -1;
+    if (check_var(x, rows, "x", n, err) || check_var(y, rows, "y", n, err) || (z && check_var(z, rows, "given", n, err)))
+        return -1;
     if (n < 2) return df_err(err, "dcor: %d sample%s: distance correlation needs at least 2", n, n == 1 ? "" : "s");
     if (n < 4 && (o.unbiased || z))
         return df_err(err, "dcor: %d samples: the bias-corrected (U-centred) %s needs at least 4 samples", n,
                       z ? "partial distance correlation" : "distance correlation");
     const DcorVar *in[NV_MAX] = { x, y, z };
-    int nv = z ? 3 : 2, one_d = !o.no_fast, dmax = 1;
-    for (int v = 0; v < nv; v++) { one_d &= in[v]->d == 1; dmax = DF_MAX(dmax, in[v]->d); }
+    int nv = z ? 3 : 2, one_d = !o.no_fast, dmax = 1, dsrc = 0;
+    for (int v = 0; v < nv; v++) one_d &= in[v]->d == 1;
     Var vs[NV_MAX];
-    for (int v = 0; v < nv; v++) var_init(&vs[v], in[v], o.single);
+    for (int v = 0; v < nv; v++) {
+        var_init(&vs[v], in[v], rows, o.single);
+        if (vs[v].src) dsrc = DF_MAX(dsrc, vs[v].d);
+        else dmax = DF_MAX(dmax, vs[v].d);
+    }
     double sb[NP_MAX] = { 0 }, su[NP_MAX] = { 0 };
     memset(out, 0, sizeof *out);
     out->p_value = NAN;
@@ -738,7 +872,7 @@ int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dcor
         // One variable multivariate, the other one-dimensional (and no z): the fused sweep.
         int fused = nv == 2 && in[0]->d > 1 && in[1]->d == 1 ? 1 : nv == 2 && in[0]->d == 1 && in[1]->d > 1 ? 2 : 0;
         Scratch s;
-        scratch_init(&s, T, dmax, nv, o.single, o.permutations > 0);
+        scratch_init(&s, T, dmax, dsrc, nv, o.single, o.permutations > 0);
         s.progress = o.progress;
         s.step = 1;
         if (o.progress)  // one sweep over the tiles, or two (row sums, then products)
@@ -761,20 +895,19 @@ int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dcor
     return 0;
 }
 
-// ---- groups ----------------------------------------------------------------------------------
-
-static double *subset(const DcorVar *v, const int *idx, int m, DcorVar *out) {
-    double *x = xmalloc((size_t)m * v->d * sizeof(double) + 1);
-    for (int i = 0; i < m; i++) memcpy(x + (size_t)i * v->d, v->x + (size_t)idx[i] * v->d, (size_t)v->d * sizeof(double));
-    out->x = x;
-    out->n = m;
-    out->d = v->d;
-    return x;
+int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const DcorOptions *opt,
+                 DfError *err) {
+    return compute(out, x, y, z, NULL, opt, err);
 }
+
+// ---- groups ----------------------------------------------------------------------------------
 
 int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const double *by,
                   const DcorOptions *opt, DfError *err) {
     int n = x->n;
+    // A group is computed on its rows in place (compute's rows), so y and z must have x's n.
+    if (y->n != n) return df_err(err, "dcor: y has %d samples but x has %d", y->n, n);
+    if (z && z->n != n) return df_err(err, "dcor: given has %d samples but x has %d", z->n, n);
     double *vals = xmalloc((size_t)n * sizeof(double) + 1);
     for (int i = 0; i < n; i++) {
         if (!isfinite(by[i])) { free(vals); return df_err(err, "dcor: the group variable has a non-finite value at sample %d", i); }
@@ -805,10 +938,11 @@ int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const Dco
             r->dcov2 = r->dcor2 = r->dcov2_u = r->dcor2_u = r->pdcor2_u = r->p_value = NAN;
             continue;
         }
-        DcorVar sx, sy, sz;
-        double *bx = subset(x, idx, m, &sx), *byy = subset(y, idx, m, &sy), *bz = z ? subset(z, idx, m, &sz) : NULL;
-        rc = dcor_compute(r, &sx, &sy, z ? &sz : NULL, opt, err);
-        free(bx); free(byy); free(bz);
+        // The group's m samples, read through idx: no copy of its rows (a float (n, d)
+        // matrix of the training report stays the only one).
+        DcorVar sx = *x, sy = *y, sz = z ? *z : *x;
+        sx.n = sy.n = sz.n = m;
+        rc = compute(r, &sx, &sy, z ? &sz : NULL, idx, opt, err);
     }
     free(idx);
     return rc;
@@ -840,6 +974,7 @@ static void naive_center(double *C, const double *D, int n, int u) {
 }
 
 void dcor_naive(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z) {
+    DF_ASSERT(x->x && y->x && (!z || z->x));
     int n = x->n, nv = z ? 3 : 2;
     const DcorVar *in[3] = { x, y, z };
     double *C[2][3], sb[NP_MAX] = { 0 }, su[NP_MAX] = { 0 };

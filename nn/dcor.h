@@ -14,8 +14,13 @@
 #define DCOR_DEFAULT_TILE 512
 #define DCOR_MAX_GROUPS 64
 
-// n observations of a d-dimensional variable, row-major: x is (n, d).
-typedef struct { const double *x; int n, d; } DcorVar;
+// n observations of a d-dimensional variable, row-major (n, d), in double (x) or in float
+// (xf): exactly one of the two is set. Float input is never copied whole: the tiles convert
+// its rows to centred double (centred float with `single`) a block of columns at a time, so
+// a float (n, d) matrix costs its own n*d*4 bytes and O(tile * 4096) more, where double input
+// costs a centred double copy (n*d*8) on top of itself. xf is last so that { x, n, d }
+// initialisers still mean double input.
+typedef struct { const double *x; int n, d; const float *xf; } DcorVar;
 
 typedef struct {
     int tile;          // tile edge in rows (0: DCOR_DEFAULT_TILE)
@@ -45,7 +50,8 @@ typedef struct {
 // zero distance variance (a constant) has dCor 0, as in R energy. Collective when
 // opt->nranks > 1: every rank calls it with the same data and options.
 // Errors (returned, message in err; identical on every rank): n mismatch, n < 2, n < 4 when
-// the bias-corrected form is required (opt->unbiased or z given), non-finite values.
+// the bias-corrected form is required (opt->unbiased or z given), non-finite values, a
+// variable with both or neither of x and xf.
 int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z,
                  const DcorOptions *opt, DfError *err);
 
@@ -62,6 +68,6 @@ int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const Dco
                   const DcorOptions *opt, DfError *err);
 
 // Naive reference (O(n^2) memory: full distance matrices, explicit double and U-centring),
-// for tests only.
+// for tests only; double input (x) only.
 void dcor_naive(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z);
 #endif

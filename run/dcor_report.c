@@ -8,18 +8,24 @@
 #include "nn/dcor.h"
 
 typedef struct {
-    double *F;         // (n, d) features by position in the split
+    float *F;          // (n, d) features by position in the split
+    long *first, *count;  // (nb) the row ranges this rank filled: one per batch
+    int nb, cap;
     int d, act, n;
 } ReportRows;
 
 static void place_rows(void *arg, const Net *net, const Batch *b) {
     ReportRows *r = arg;
     const float *feat = net->acts[r->act];
-    for (int i = 0; i < b->n; i++) {
-        long pos = b->first_sample + i;
-        DF_ASSERT(pos >= 0 && pos < r->n);
-        for (int j = 0; j < r->d; j++) r->F[(size_t)pos * r->d + j] = feat[(size_t)i * r->d + j];
+    DF_ASSERT(b->first_sample >= 0 && b->first_sample + b->n <= r->n);
+    memcpy(r->F + (size_t)b->first_sample * r->d, feat, sizeof(float) * (size_t)b->n * r->d);
+    if (r->nb == r->cap) {
+        r->cap = DF_MAX(16, 2 * r->cap);
+        r->first = xrealloc(r->first, sizeof(long) * (size_t)r->cap);
+        r->count = xrealloc(r->count, sizeof(long) * (size_t)r->cap);
     }
+    r->first[r->nb] = b->first_sample;
+    r->count[r->nb++] = b->n;
 }
 
 int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, const int *split_idx, int n_split,
@@ -27,12 +33,19 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
     memset(rep, 0, sizeof *rep);
     const Cohort *c = &ds->cohort;
     int d = (int)shape_numel(layer_out == 0 ? net->in_shape : net->layers[layer_out - 1].out_shape);
-    // Every rank writes its samples' features at their positions in the split; one sum over
-    // ranks assembles the whole (n, d) matrix on every rank (exact: the others add zeros).
-    ReportRows rows = { xcalloc((size_t)n_split * d, sizeof(double)), d, layer_out, n_split };
-    double *F = rows.F;
-    if (infer_run(net, l, place_rows, &rows, err)) { free(F); return -1; }
-    dist_allreduce_sum_f64(F, (size_t)n_split * d);
+    // Every rank writes its samples' features at their positions in the split, in float as
+    // the network makes them; then each rank's rows are broadcast from it into the others'
+    // matrices. A rank's positions are not contiguous (each global batch is split over the
+    // ranks, data/loader.c), so the ranges go by position, one per batch. The (n, d) float
+    // matrix is the only full-size buffer: no double copy (nn/dcor.c reads float rows
+    // directly) and no staging copy of this rank's rows (1000 x 262 144 features: 1 GB).
+    ReportRows rows = { xcalloc((size_t)n_split * d, sizeof(float)), NULL, NULL, 0, 0, d, layer_out, n_split };
+    float *F = rows.F;
+    int failed = infer_run(net, l, place_rows, &rows, err);
+    if (!failed) dist_share_rows_f32(F, (size_t)d, rows.first, rows.count, rows.nb);
+    free(rows.first);
+    free(rows.count);
+    if (failed) { free(F); return -1; }
 
     DcorOptions opt = dcor_options_default();
     opt.unbiased = 0;
@@ -54,7 +67,7 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
     rep->n = n_split;
     rep->n_classes = DF_MIN(max_label + 1, REPORT_MAX_CLASSES);
     rep->n_cols = DF_MIN(n_cols, REPORT_MAX_COLS);
-    DcorVar x = { F, n_split, d };
+    DcorVar x = { NULL, n_split, d, F };
     int rc = 0;
     for (int j = 0; j < rep->n_cols && !rc; j++) {
         int col = cols[j];

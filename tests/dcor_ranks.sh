@@ -3,7 +3,8 @@
 # relative) and the same p-value; the tile size does not change them; eval and predict write
 # the same bytes at any rank count and batch size, in input order across two shards; dcor
 # reads eval's file with
-# --y FILE:meta:age, --given, --by labels; bad input ends with one message and status 2.
+# --y FILE:meta:age, --given, --by labels; bad input ends with one message and status 2;
+# the training report's row gather puts every row on every rank at 2 and 3 ranks.
 . "${top_srcdir:-.}/tests/lib.sh"
 
 # Compares every numeric key of two one-line JSON objects (except seconds) to 1e-10 relative.
@@ -93,6 +94,16 @@ check "dcor on eval features: 2 ranks match 1" same_json "$WORK/d1.json" "$WORK/
 check "dcor on eval features: 3 ranks match 1" same_json "$WORK/d1.json" "$WORK/d3.json"
 "$DF" dcor --x "$f:features/fc" --y "$f:meta:1" >"$WORK/table.txt"
 check "dcor prints a table" grep -q 'dCor^2_u (bias-corrected)' "$WORK/table.txt"
+
+# ---- the training report's gather (mpi/comm.c dist_share_rows_f32) -------------------
+# Every rank gets every row of the (n, d) float matrix, bit for bit, from the interleaved,
+# uneven, sometimes empty row ranges the loader gives the ranks (tests/test_share_rows; at
+# 1 rank it runs as a check program). The report's figures at 1, 2, 3 ranks: tests/mpi_ranks.sh.
+for np in 2 3; do
+    timeout 120 "$MPIEXEC" $MPI_FLAGS -np $np "$top_builddir/tests/test_share_rows" >"$WORK/share$np.log" 2>&1
+    st=$?
+    check "share rows: every row on every rank at $np ranks (status $st)" [ $st = 0 ] || tail -n 20 "$WORK/share$np.log"
+done
 
 # ---- bad input: one message, status 2 ------------------------------------------------
 bad() {  # bad WHAT EXPECTED-TEXT ARGS...

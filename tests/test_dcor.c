@@ -275,8 +275,107 @@ static void test_groups(void) {
     free(x); free(y);
 }
 
-// The training hook (one rank: the reducer is the identity) equals dcor_compute on the
-// same rows converted to double.
+// Not inlined: GCC 12.2 at -O3 miscompiles a float -> double round trip inlined into one
+// function with a constant trip count (b[i] = (float)a[i]; c[i] = b[i] for n = 150 left the
+// last two c[i] equal to a[i], unrounded; fine with a run-time n, -O2 or -fno-inline).
+__attribute__((noinline)) static float *to_float(const double *x, size_t n) {
+    float *f = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) f[i] = (float)x[i];
+    return f;
+}
+__attribute__((noinline)) static double *to_double(const float *f, size_t n) {
+    double *x = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) x[i] = f[i];
+    return x;
+}
+
+static void expect_same(const DcorResult *a, const DcorResult *b, double rt, double at, const char *what) {
+    char w[160];
+    const double *pa[5] = { &a->dcov2, &a->dcor2, &a->dcov2_u, &a->dcor2_u, &a->pdcor2_u };
+    const double *pb[5] = { &b->dcov2, &b->dcor2, &b->dcov2_u, &b->dcor2_u, &b->pdcor2_u };
+    const char *names[5] = { "dcov2", "dcor2", "dcov2_u", "dcor2_u", "pdcor2_u" };
+    for (int k = 0; k < 5; k++) {
+        snprintf(w, sizeof w, "%s %s", what, names[k]);
+        if (isnan(*pb[k])) {
+            CU_ASSERT(isnan(*pa[k]));
+        } else {
+            CU_ASSERT(tu_near(*pa[k], *pb[k], rt, at, w));
+        }
+    }
+}
+
+// Float input (DcorVar.xf) gives the statistics of the same values widened to double. The
+// float path widens and centres each tile's rows DCOR_COLS (2048) columns at a time and adds
+// the dgemm of each block; double input does one dgemm over all d. The values and their
+// centring are the same, bit for bit; only the grouping of the Gram's sums differs, as
+// between tile sizes, so the tile-invariance tolerance holds (1e-10 relative). d = 5000
+// makes three column blocks (2048, 2048, 904). Every path: fused (x multivariate, y 1-D),
+// two-pass (with z), the permutation test (permuted tiles), groups (rows read through the
+// group's indices), offset data (centring), float 1-D variables; tiles 64 and 512. With
+// single both sides are sgemm on the same float values blocked differently: 2e-5, the
+// single-precision tolerance against energy above.
+static void test_float_input(void) {
+    Rng g;
+    rng_seed(&g, 21);
+    int n = 150, d = 5000;
+    // x = 100 + u w^T + noise (the offset makes centring matter), y = u + noise, z = y + noise
+    double *x0 = randn(n, d, &g, 1), *y0 = randn(n, 1, &g, 0.5), *z0 = randn(n, 3, &g, 1), *w = randn(1, d, &g, 1);
+    double by[150];
+    for (int i = 0; i < n; i++) {
+        double u = rng_normal(&g);
+        y0[i] += u;
+        z0[i * 3] += y0[i];
+        by[i] = i % 3 == 0;
+        for (int k = 0; k < d; k++) x0[(size_t)i * d + k] += 100 + 0.5 * u * w[k];
+    }
+    float *xf = to_float(x0, (size_t)n * d), *yf = to_float(y0, n), *zf = to_float(z0, (size_t)n * 3);
+    double *x = to_double(xf, (size_t)n * d), *y = to_double(yf, n), *z = to_double(zf, (size_t)n * 3);
+    DcorVar vx = { x, n, d }, vy = { y, n, 1 }, vz = { z, n, 3 };
+    DcorVar fx = { NULL, n, d, xf }, fy = { NULL, n, 1, yf }, fz = { NULL, n, 3, zf };
+    for (int variant = 0; variant < 6; variant++) {
+        DcorOptions o = dcor_options_default();
+        o.tile = variant % 2 ? 64 : 512;
+        o.single = variant >= 4;
+        o.permutations = variant == 2 || variant == 3 ? 19 : 0;
+        double rt = o.single ? 2e-5 : 1e-10, at = o.single ? 1e-6 : 1e-14;
+        DcorResult a, b;
+        DfError err;
+        char what[64];
+        for (int with_z = 0; with_z < 2; with_z++) {
+            CU_ASSERT_FATAL(dcor_compute(&a, &fx, &fy, with_z ? &fz : NULL, &o, &err) == 0);
+            CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, with_z ? &vz : NULL, &o, &err) == 0);
+            snprintf(what, sizeof what, "float input, variant %d, z %d", variant, with_z);
+            expect_same(&a, &b, rt, at, what);
+            if (o.permutations) CU_ASSERT(a.p_value == b.p_value && a.p_value < 0.1);
+            CU_ASSERT(a.dcor2_u > 0.05);  // dependent: the comparison is not of noise
+        }
+        DcorGroups ga, gb;
+        CU_ASSERT_FATAL(dcor_by_group(&ga, &fx, &fy, &fz, by, &o, &err) == 0);
+        CU_ASSERT_FATAL(dcor_by_group(&gb, &vx, &vy, &vz, by, &o, &err) == 0);
+        CU_ASSERT_FATAL(ga.n_groups == 2 && gb.n_groups == 2);
+        for (int k = 0; k < 2; k++) {
+            snprintf(what, sizeof what, "float input, variant %d, group %d", variant, k);
+            expect_same(&ga.r[k], &gb.r[k], rt, at, what);
+        }
+    }
+    // mixed: float x, double y; a group of float x against the same group copied
+    DcorOptions o = dcor_options_default();
+    DcorResult a, b;
+    DfError err;
+    CU_ASSERT_FATAL(dcor_compute(&a, &fx, &vy, NULL, &o, &err) == 0);
+    CU_ASSERT_FATAL(dcor_compute(&b, &vx, &vy, NULL, &o, &err) == 0);
+    expect_same(&a, &b, 1e-10, 1e-14, "float x, double y");
+    // exactly one of x and xf
+    DcorVar both = { x, n, d, xf }, neither = { NULL, n, d, NULL };
+    CU_ASSERT(dcor_compute(&a, &both, &vy, NULL, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "exactly one") != NULL);
+    CU_ASSERT(dcor_compute(&a, &neither, &vy, NULL, &o, &err) == -1);
+    xf[7 * d + 3000] = NAN;
+    CU_ASSERT(dcor_compute(&a, &fx, &vy, NULL, &o, &err) == -1);
+    CU_ASSERT(strstr(err.msg, "non-finite value at sample 7, column 3000") != NULL);
+    free(x0); free(y0); free(z0); free(w); free(xf); free(yf); free(zf); free(x); free(y); free(z);
+}
+
 // FILE:DATASET[:COLUMN] specs: types, ranks, column by index and by name, clear errors.
 static void test_read_spec(void) {
     char path[] = "/tmp/test_dcor_XXXXXX";
@@ -344,6 +443,7 @@ int main(void) {
     CU_add_test(s, "permutation test", test_permutations);
     CU_add_test(s, "permutation p-values, recomputed", test_permutations_exact);
     CU_add_test(s, "per-group values", test_groups);
+    CU_add_test(s, "float input == double input", test_float_input);
     CU_add_test(s, "FILE:DATASET[:COLUMN]", test_read_spec);
     return tu_run_all();
 }
