@@ -1,16 +1,9 @@
 // conv3d.h: 3D convolution (cross-correlation, as PyTorch's Conv3d), groups = 1, no dilation.
 #ifndef DF_CONV3D_H
 #define DF_CONV3D_H
+#include "nn/conv3d_geom.h"
 #include <stddef.h>
 
-typedef struct {
-    int C, D, H, W;          // input channels and spatial size
-    int OC;                  // output channels
-    int kd, kh, kw;          // kernel
-    int sd, sh, sw;          // stride
-    int pd, ph, pw;          // zero padding
-    int OD, OH, OW;          // output size, set by conv3d_geom_init
-} Conv3dGeom;
 
 // Fills g and computes OD = (D + 2 pd - kd) / sd + 1 etc. Returns -1 if any size or the
 // output is < 1 (an impossible shape).

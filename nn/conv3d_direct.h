@@ -2,7 +2,7 @@
 // nn/conv3d.c, whose conv3d_forward / conv3d_backward decide which layers and phases use it.
 #ifndef DF_CONV3D_DIRECT_H
 #define DF_CONV3D_DIRECT_H
-#include "nn/conv3d.h"
+#include "nn/conv3d_geom.h"
 #include <stddef.h>
 
 // The direct kernels can compute this geometry: unit strides (any kernel and padding).
