@@ -4,7 +4,6 @@
 #include "nn/conv3d_geom.h"
 #include <stddef.h>
 
-
 // Fills g and computes OD = (D + 2 pd - kd) / sd + 1 etc. Returns -1 if any size or the
 // output is < 1 (an impossible shape).
 int conv3d_geom_init(Conv3dGeom *g, int C, int D, int H, int W, int OC,
