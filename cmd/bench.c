@@ -31,7 +31,8 @@ static const Shape brnet3d_input = { 1, 32, 64, 64 };
 static const char *bench_help =
     "usage: deconfound bench brnet3d [--batch B] [--steps S] [--threads T] [--profile] [--no-fuse]\n"
     "                                [--vs-torch [SCRIPT]] [--json]\n"
-    "       deconfound bench conv3d [--batch B] [--threads T] [--json]\n"
+    "       deconfound bench conv3d [--batch B] [--threads T] [--kernels auto|gemm|direct] [--isa 2|3|4]\n"
+    "                               [--json]\n"
     "       deconfound bench sgemm|dgemm [--size N] [--threads T] [--json]\n"
     "\n"
     "brnet3d: samples/s of full training steps (forward, cross-entropy, backward, SGD with\n"
@@ -44,7 +45,10 @@ static const char *bench_help =
     "  in the same run (python3 with torch; SCRIPT defaults to $TORCH_BENCH, else\n"
     "  ../shared/bench/torch_brnet3d.py) and its peak memory. --json: one JSON object.\n"
     "conv3d: each BR-Net convolution's forward, backward-data and backward-weights alone, in\n"
-    "  GFLOP/s and as a share of sgemm's GFLOP/s measured in the same run.\n"
+    "  GFLOP/s and as a share of sgemm's GFLOP/s measured in the same run. --kernels gemm|direct\n"
+    "  forces vol2col + GEMM or the direct kernels wherever they apply (default: the rule in\n"
+    "  nn/conv3d.c); --isa caps the direct kernels' instruction set (4 AVX-512, 3 AVX2, 2 SSE4.2)\n"
+    "  to time another CPU's code path; the kernel column says which ran.\n"
     "sgemm, dgemm: GFLOP/s of OpenBLAS cblas_sgemm / cblas_dgemm on N x N x N (default 2048).\n"
     "Threads default to the cores on the node divided by the ranks on the node; every line\n"
     "names the CPU and the OpenBLAS core type.\n";
@@ -307,9 +311,11 @@ static int bench_conv3d(int batch, int json) {
     if (!json) {
         print_machine(stdout);
         printf("sgemm 2048^3: %.1f GFLOP/s\n", sgemm);
-        printf("%-6s %-22s %-8s %9s %9s %7s\n", "layer", "input (C,D,H,W) -> OC", "phase", "ms", "GFLOP/s", "sgemm");
+        printf("%-6s %-22s %-8s %-9s %9s %9s %7s\n", "layer", "input (C,D,H,W) -> OC", "phase", "kernel", "ms", "GFLOP/s",
+               "sgemm");
     }
     static const char *const phase_name[3] = { "forward", "bwd-data", "bwd-wt" };
+    static const int phase_id[3] = { CONV3D_FORWARD, CONV3D_BWD_DATA, CONV3D_BWD_WEIGHTS };
     for (int i = 0; i < net.n_layers; i++) {
         const Layer *L = &net.layers[i];
         if (strcmp(L->ops->type, "conv3d") != 0) continue;
@@ -334,13 +340,15 @@ static int bench_conv3d(int batch, int json) {
         for (int ph = 0; ph < 3; ph++) {
             double sec = conv_phase_seconds(ph, &g, batch, x, w, bias, y, dx, dw, ws, df_threads());
             double rate = flop / sec / 1e9;
+            char kern[32];
+            conv3d_kernel_name(kern, sizeof kern, &g, phase_id[ph]);
             if (json)
-                printf("{\"bench\": \"conv3d\", \"layer\": \"%s\", \"phase\": \"%s\", \"batch\": %d, \"threads\": %d, "
-                       "\"blas_core\": \"%s\", \"ms\": %.3f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f}\n",
-                       L->name, phase_name[ph], batch, df_threads(), blas_core_name(), 1e3 * sec, rate, sgemm);
+                printf("{\"bench\": \"conv3d\", \"layer\": \"%s\", \"phase\": \"%s\", \"kernel\": \"%s\", \"batch\": %d, "
+                       "\"threads\": %d, \"blas_core\": \"%s\", \"ms\": %.3f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f}\n",
+                       L->name, phase_name[ph], kern, batch, df_threads(), blas_core_name(), 1e3 * sec, rate, sgemm);
             else
-                printf("%-6s %3d,%3d,%3d,%3d -> %-3d   %-8s %9.2f %9.1f %6.0f%%\n", L->name, in.c, in.d, in.h, in.w, g.OC,
-                       phase_name[ph], 1e3 * sec, rate, 100.0 * rate / sgemm);
+                printf("%-6s %3d,%3d,%3d,%3d -> %-3d   %-8s %-9s %9.2f %9.1f %6.0f%%\n", L->name, in.c, in.d, in.h, in.w,
+                       g.OC, phase_name[ph], kern, 1e3 * sec, rate, 100.0 * rate / sgemm);
         }
         free(x); free(dx); free(y); free(w); free(dw); free(bias); free(ws);
     }
@@ -351,7 +359,7 @@ static int bench_conv3d(int batch, int json) {
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *which = NULL, *v;
-    int threads = 0, json = 0, size = 2048;
+    int threads = 0, json = 0, size = 2048, kernels = CONV3D_AUTO, isa = 0;
     BrnetOpts o = { .batch = 16, .steps = 10, .fuse = 1 };
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(bench_help, stdout); return 0; }
@@ -359,7 +367,13 @@ int cmd_bench(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--steps", &v, cmd)) o.steps = (int)cli_long(cmd, "--steps", v, 1, 100000);
         else if (cli_opt(argc, argv, &i, "--threads", &v, cmd)) threads = (int)cli_long(cmd, "--threads", v, 1, 1024);
         else if (cli_opt(argc, argv, &i, "--size", &v, cmd)) size = (int)cli_long(cmd, "--size", v, 16, 16384);
-        else if (cli_flag(argv, i, "--json")) json = 1;
+        else if (cli_opt(argc, argv, &i, "--isa", &v, cmd)) isa = (int)cli_long(cmd, "--isa", v, 2, 4);
+        else if (cli_opt(argc, argv, &i, "--kernels", &v, cmd)) {
+            if (strcmp(v, "auto") == 0) kernels = CONV3D_AUTO;
+            else if (strcmp(v, "gemm") == 0) kernels = CONV3D_GEMM;
+            else if (strcmp(v, "direct") == 0) kernels = CONV3D_DIRECT;
+            else cli_usage_error(cmd, "--kernels takes auto, gemm or direct, not '%s'", v);
+        } else if (cli_flag(argv, i, "--json")) json = 1;
         else if (cli_flag(argv, i, "--profile")) o.profile = 1;
         else if (cli_flag(argv, i, "--no-fuse")) o.fuse = 0;
         else if (cli_flag(argv, i, "--vs-torch")) {
@@ -371,6 +385,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!which) cli_usage_error(cmd, "missing the benchmark name (brnet3d, conv3d, sgemm or dgemm)");
     o.json = json;
+    conv3d_set_kernels(kernels, isa);
     dist_set_blas_threads(threads);
     if (strcmp(which, "brnet3d") == 0) return bench_brnet3d(&o);
     if (dist_size() > 1) cli_usage_error(cmd, "%s runs on one rank", which);

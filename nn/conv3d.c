@@ -13,9 +13,11 @@
 // batching several samples into one GEMM did not pay and is not done.
 #include "nn/conv3d.h"
 #include "base/common.h"
+#include "nn/conv3d_direct.h"
 #include "nn/layer.h"
 #include "base/threads.h"
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,9 +77,42 @@ static int conv_chunk_rows(const Conv3dGeom *g) {
 // (OC) -- see conv3d_backward.
 static size_t conv_col_floats(const Conv3dGeom *g) { return conv_K(g) * (size_t)conv_chunk_rows(g) * g->OW; }
 
+// Room for the direct kernels whenever they could run (conv3d_set_kernels can force them), so
+// the workspace does not depend on the CPU or the mode.
 size_t conv3d_workspace_floats(const Conv3dGeom *g) {
     if (conv_is_pointwise(g)) return 0;
-    return conv_col_floats(g) + conv_K(g) * (size_t)g->OC + (size_t)g->OC;
+    size_t gemm = conv_col_floats(g) + conv_K(g) * (size_t)g->OC + (size_t)g->OC;
+    return DF_MAX(gemm, conv3d_direct_workspace_floats(g));
+}
+
+static int conv_kernels = CONV3D_AUTO;
+
+void conv3d_set_kernels(int kernels, int isa_max) {
+    conv_kernels = kernels;
+    conv3d_direct_set_isa(isa_max);
+}
+
+// Whether `phase` (CONV3D_FORWARD, _BWD_DATA, _BWD_WEIGHTS) runs the direct kernels
+// (nn/conv3d_direct.c) instead of vol2col + GEMM. Measured with `deconfound bench conv3d
+// --kernels gemm|direct` on Zen 4 (AVX-512, OpenBLAS Cooperlake kernels), 1 thread, as % of sgemm:
+//   conv1 K=27   W=64  forward 91 vs 35, bwd-wt 63 vs 31, bwd-data 57 vs 43
+//   conv2 K=432  W=32  forward 94 vs 76, bwd-wt 79 vs 66, bwd-data 48 vs 73
+//   conv3 K=864  W=16  forward 106 vs 91, bwd-wt 52 vs 90, bwd-data 28 vs 91
+//   conv4 K=1728 W=8   forward 52 vs 75, bwd-wt 13 vs 67, bwd-data 16 vs 70
+// The direct tiles want whole 16-float rows; the weight and data gradients also want few
+// channels. Only the AVX-512 build of the tiles is fast (their 16-float vectors are held in
+// memory by the AVX2 and SSE builds), so other CPUs keep GEMM.
+static int conv_direct(const Conv3dGeom *g, int phase) {
+    if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
+    if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
+    if (conv3d_direct_isa() < 4) return 0;
+    if (phase == CONV3D_BWD_DATA) return conv_K(g) <= 64 && g->W >= 32;
+    return conv_K(g) <= 512 && g->OW >= 32;
+}
+
+void conv3d_kernel_name(char *out, size_t n, const Conv3dGeom *g, int phase) {
+    if (conv_direct(g, phase)) snprintf(out, n, "direct-v%d", conv3d_direct_isa());
+    else snprintf(out, n, "gemm");
 }
 
 // Valid output range [lo, hi) along one axis: the output indices o in [0, O) whose input
@@ -252,6 +287,10 @@ void conv3d_forward(float *out, const float *inp, const float *weight, const flo
     // inp is (B,C,D,H,W), out is (B,OC,OD,OH,OW); workspace is (threads, conv3d_workspace_floats)
     const int OC = g->OC;
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
+    if (conv_direct(g, CONV3D_FORWARD)) {
+        conv3d_direct_forward(out, inp, weight, bias, B, g, workspace, conv3d_workspace_floats(g), threads);
+        return;
+    }
     if (conv_is_pointwise(g)) {
         for (int bi = 0; bi < B; bi++) {
             float *y = out + bi * (size_t)OC * N;
@@ -312,6 +351,15 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     // slice = [column block | dWt (K x OC) | dbias (OC)], one per thread
     const int OC = g->OC;
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
+    if (dweight && conv_direct(g, CONV3D_BWD_WEIGHTS)) {
+        conv3d_direct_backward_weights(dweight, dbias, dout, inp, B, g, workspace, conv3d_workspace_floats(g), threads);
+        dweight = dbias = NULL;
+    }
+    if (dinp && conv_direct(g, CONV3D_BWD_DATA)) {
+        conv3d_direct_backward_data(dinp, dout, weight, B, g, workspace, conv3d_workspace_floats(g), threads);
+        dinp = NULL;
+    }
+    if (!dinp && !dweight && !dbias) return;
     if (conv_is_pointwise(g)) {
         for (int bi = 0; bi < B; bi++) {
             const float *x = inp + bi * in_n, *dy = dout + bi * (size_t)OC * N;

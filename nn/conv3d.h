@@ -1,16 +1,8 @@
 // conv3d.h: 3D convolution (cross-correlation, as PyTorch's Conv3d), groups = 1, no dilation.
 #ifndef DF_CONV3D_H
 #define DF_CONV3D_H
+#include "nn/conv3d_geom.h"
 #include <stddef.h>
-
-typedef struct {
-    int C, D, H, W;          // input channels and spatial size
-    int OC;                  // output channels
-    int kd, kh, kw;          // kernel
-    int sd, sh, sw;          // stride
-    int pd, ph, pw;          // zero padding
-    int OD, OH, OW;          // output size, set by conv3d_geom_init
-} Conv3dGeom;
 
 // Fills g and computes OD = (D + 2 pd - kd) / sd + 1 etc. Returns -1 if any size or the
 // output is < 1 (an impossible shape).
@@ -33,6 +25,19 @@ void conv3d_forward(float *out, const float *inp, const float *weight, const flo
 void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int B, const Conv3dGeom *g, float *workspace,
                      int threads);
+
+// Which kernels conv3d_forward / conv3d_backward use. CONV3D_AUTO: the measured rule (direct
+// convolution, nn/conv3d_direct.h, for the stride-1 layers with few input channels where it
+// beats vol2col + GEMM; GEMM elsewhere). CONV3D_GEMM / CONV3D_DIRECT: one of them wherever it
+// applies (direct needs unit strides; a 1x1x1 kernel always takes the plain GEMM). isa_max caps
+// the direct kernels' instruction set (4 AVX-512, 3 AVX2 + FMA, 2 the build's SSE4.2; 0: the
+// CPU's). Process-wide, for tests and benchmarks; the workspace size does not depend on it.
+enum { CONV3D_AUTO, CONV3D_GEMM, CONV3D_DIRECT };
+enum { CONV3D_FORWARD, CONV3D_BWD_DATA, CONV3D_BWD_WEIGHTS };
+void conv3d_set_kernels(int kernels, int isa_max);
+// "gemm", or "direct-v4" (the direct kernels at that instruction-set level): what `phase` of g
+// runs on, for benchmark output.
+void conv3d_kernel_name(char *out, size_t n, const Conv3dGeom *g, int phase);
 
 // Plain loops, the test oracle for the fast path (same contracts, no workspace).
 void conv3d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,

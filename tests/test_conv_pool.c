@@ -36,6 +36,17 @@ static const ConvCase conv_cases[] = {
     { 2, 16, 8, 16, 32, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     { 1, 3, 5, 9, 70, 2, { 3, 3, 3 }, { 1, 2, 3 }, { 1, 1, 1 }, 0, 0 },  // strided rows
     { 1, 64, 4, 24, 40, 2, { 3, 3, 3 }, { 1, 2, 2 }, { 1, 1, 1 }, 1, 0 },  // strided, two chunks
+    // stride 1 with few input channels: the direct kernels' edges (nn/conv3d_direct.c): rows
+    // of 64 (whole tiles), 19 and 33 (a partial vector), OW < 16; 16 output channels (one full
+    // tile), 17 and 5 (the one-channel remainder tiles); odd H (the last row of a pair); pads
+    // 0, 1, 2 and mixed
+    { 2, 1, 5, 7, 64, 16, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },  // the BR-Net conv1 shape, small
+    { 3, 1, 4, 5, 19, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
+    { 1, 2, 3, 6, 33, 17, { 3, 3, 3 }, { 1, 1, 1 }, { 2, 2, 2 }, 1, 0 },
+    { 2, 1, 4, 6, 7, 3, { 3, 3, 3 }, { 1, 1, 1 }, { 0, 0, 0 }, 1, 1 },      // OW = 5, dinp NULL
+    { 2, 2, 5, 5, 40, 3, { 2, 3, 3 }, { 1, 1, 1 }, { 1, 0, 2 }, 0, 0 },    // OW = 42
+    { 1, 1, 2, 3, 20, 4, { 1, 1, 3 }, { 1, 1, 1 }, { 0, 0, 1 }, 1, 0 },    // kd = kh = 1
+    { 3, 2, 4, 3, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },    // H = 3, rows of one vector
 };
 
 // threads: the fast kernels' thread count (base/threads.h); each thread gets its workspace slice.
@@ -84,11 +95,20 @@ static void conv_compare_case(const ConvCase *c, int idx, int threads) {
     free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
 }
 
-// 1 thread, and 2 and 3 threads (work split over samples or row chunks; the weight gradient
-// summed per thread): every count must equal the naive loops to rounding.
+// 1 thread, and 2 and 3 threads (work split over samples, row chunks or planes; the weight
+// gradient summed per thread): every count must equal the naive loops to rounding. Each kernel
+// choice: the default rule, GEMM and the direct kernels forced wherever they apply, the latter
+// at each instruction-set level (capped at what this CPU has).
 static void test_conv_fast_vs_naive(void) {
-    for (int t = 1; t <= 3; t++)
-        for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) conv_compare_case(&conv_cases[i], (int)i, t);
+    static const int modes[][2] = { { CONV3D_AUTO, 0 }, { CONV3D_GEMM, 0 }, { CONV3D_DIRECT, 4 },
+                                    { CONV3D_DIRECT, 3 }, { CONV3D_DIRECT, 2 } };
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        conv3d_set_kernels(modes[m][0], modes[m][1]);
+        for (int t = 1; t <= 3; t++)
+            for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+                conv_compare_case(&conv_cases[i], (int)i, t);
+    }
+    conv3d_set_kernels(CONV3D_AUTO, 0);
 }
 
 // The chunked fast path must give the same answer whatever the batch split: B samples at
@@ -234,12 +254,15 @@ static double fd_loss(void *ctx) {
     return tu_dot(c->y, c->r, c->yn);
 }
 
-static void conv_fd(FdKind kind) {
+// direct: a stride-1 geometry through the direct kernels (the strided one cannot use them)
+static void conv_fd(FdKind kind, int direct) {
     Rng rng;
     rng_seed(&rng, 31 + kind);
     FdCtx c = { .kind = kind, .B = 2 };
     int k[3] = { 3, 2, 3 }, s[3] = { 2, 1, 1 }, p[3] = { 1, 1, 0 };
+    if (direct) s[0] = 1, p[2] = 1;
     CU_ASSERT_FATAL(conv3d_geom_init(&c.cg, 2, 5, 4, 6, 3, k, s, p) == 0);
+    conv3d_set_kernels(direct ? CONV3D_DIRECT : CONV3D_AUTO, 0);
     size_t xn = (size_t)c.B * 2 * 5 * 4 * 6, wn = 3 * 2 * 18;
     c.yn = (size_t)c.B * 3 * c.cg.OD * c.cg.OH * c.cg.OW;
     c.x = frand(xn, &rng); c.w = frand(wn, &rng); c.b = frand(3, &rng);
@@ -254,11 +277,13 @@ static void conv_fd(FdKind kind) {
     CU_ASSERT(tu_fd_check(fd_loss, &c, c.x, dx, xn, 60, 1e-2, 1e-3, 1e-3, "conv dinp") <= 1.0);
     CU_ASSERT(tu_fd_check(fd_loss, &c, c.w, dw, wn, 60, 1e-2, 1e-3, 1e-3, "conv dweight") <= 1.0);
     CU_ASSERT(tu_fd_check(fd_loss, &c, c.b, db, 3, 3, 1e-2, 1e-3, 1e-3, "conv dbias") <= 1.0);
+    conv3d_set_kernels(CONV3D_AUTO, 0);
     free(c.x); free(c.w); free(c.b); free(c.y); free(c.r); free(c.ws); free(dx); free(dw); free(db);
 }
 
-static void test_conv_fd_naive(void) { conv_fd(FD_CONV_NAIVE); }
-static void test_conv_fd_fast(void) { conv_fd(FD_CONV_FAST); }
+static void test_conv_fd_naive(void) { conv_fd(FD_CONV_NAIVE, 0); }
+static void test_conv_fd_fast(void) { conv_fd(FD_CONV_FAST, 0); }
+static void test_conv_fd_direct(void) { conv_fd(FD_CONV_FAST, 1); }
 
 // Distinct inputs spaced 0.01 apart (a shuffled ramp) so a 1e-3 step never changes an argmax.
 static float *distinct_inputs(size_t n, Rng *rng) {
@@ -575,6 +600,7 @@ int main(void) {
     CU_add_test(conv, "batch split consistency", test_conv_batch_consistency);
     CU_add_test(conv, "finite differences (naive)", test_conv_fd_naive);
     CU_add_test(conv, "finite differences (fast)", test_conv_fd_fast);
+    CU_add_test(conv, "finite differences (direct)", test_conv_fd_direct);
     CU_add_test(conv, "layer build", test_conv_layer_build);
     CU_add_test(conv, "layer build errors", test_conv_layer_errors);
     CU_pSuite pool = CU_add_suite("pool3d", NULL, NULL);

@@ -1,0 +1,525 @@
+// conv3d_direct.c: direct 3D convolution for stride-1 layers with few input channels.
+//
+// vol2col + GEMM (nn/conv3d.c) runs near sgemm's rate when K = C*kd*kh*kw is large, but the
+// first layer of an MRI network has C = 1: K = 27 against M = 16 output channels, a GEMM so
+// thin that OpenBLAS reaches about a third of its square-matrix rate, after vol2col has written
+// 27 copies of the input. Here the same sums are taken straight from the input:
+//   forward   y[co,od,oh,ow] = bias[co] + sum_{ci,a,b,e} w[co,ci,a,b,e] * xpad[ci, od+a, oh+b, ow+e]
+//   bwd-wt    dw[co,ci,a,b,e] += sum_{od,oh,ow} dy[co,od,oh,ow] * xpad[ci, od+a, oh+b, ow+e]
+//   bwd-data  z[ci,a,b,e][od,oh,ow] = sum_co w[co,ci,a,b,e] * dy[co,od,oh,ow], then each z row is
+//             added into dx shifted by (a,b,e) - p, clipped at the edges
+// A forward or bwd-wt work item is one output plane (sample, od). It first copies the kd input
+// planes it reads into the thread's workspace with the zero padding written out ("buf"), so the
+// inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
+// partial sums (bwd-wt) run over it. A bwd-data item is one plane of dx (sample, id): for each
+// kernel depth a it reads dy plane id + pd - a, so items write disjoint planes. (Running it as
+// the forward of dy with the kernel flipped was slower: with few input channels the flipped
+// form has one output channel and 16 input ones, whose padded copies no longer fit in L2.)
+//
+// The tiles use GCC vector extensions: `vec` is 16 floats, one AVX-512 register, two AVX2 or
+// four SSE registers. Auto-vectorising the same loops over float arrays kept the accumulators
+// in memory (or shuffled them), so the vectors are spelled out; the arithmetic is still plain C.
+// Each plane function is compiled three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA)
+// and the build's baseline (x86-64-v2), with a tile shape that fits that level's registers, and
+// picked at run time from the CPU's features. (target_clones("arch=skylake-avx512", ...) does
+// not do: its resolver tests for an Intel model number, so AMD CPUs with AVX-512 never get it.)
+#include "nn/conv3d_direct.h"
+#include "base/common.h"
+#include "base/threads.h"
+#include <string.h>
+
+// -std=c11 turns off FMA contraction; the tiles want a*b+c as one fused instruction where the
+// CPU has it (twice the arithmetic rate, and one rounding instead of two).
+#pragma GCC optimize("fp-contract=fast")
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define DIRECT_MULTIARCH 1
+#endif
+
+#define VL 16    // floats per vec
+#define MAXP 16  // tile rows (output channels) at most
+#define MAXQ 4   // forward tile width in vecs at most; buffered rows are padded to a multiple
+#define MAXT 6   // bwd-wt tile width (kernel taps) at most
+#define MAXKD 8  // kernel depth at most (bwd-data keeps a pointer per kernel plane)
+typedef float vec __attribute__((vector_size(VL * sizeof(float))));
+typedef float vec_u __attribute__((vector_size(VL * sizeof(float)), aligned(4), may_alias));  // unaligned
+#define LOADV(p) (*(const vec_u *)(p))
+#define STOREV(p, v) (*(vec_u *)(p) = (v))
+#define INLINE static inline __attribute__((always_inline))
+// The tile loops must be unrolled completely so that each accumulator becomes a register.
+#define UNROLL _Pragma("GCC unroll 16")
+
+typedef struct {
+    int CI, D, H, W;   // input, one sample
+    int CO, OD, OH, OW;  // output
+    int kd, kh, kw;
+    int pd, ph, pw;    // zero padding
+    int nv;            // vecs per output row: ceil(OW / VL)
+    int RH, WP;        // rows per buffered input plane (OH + kh - 1), floats per buffered row
+} Direct;
+
+static Direct direct_geom(int CI, int D, int H, int W, int CO, int OD, int OH, int OW, const int k[3], const int p[3]) {
+    Direct g = { CI, D, H, W, CO, OD, OH, OW, k[0], k[1], k[2], p[0], p[1], p[2], 0, 0, 0 };
+    g.nv = (OW + VL - 1) / VL;
+    g.RH = OH + k[1] - 1;
+    g.WP = (g.nv + MAXQ - 1) / MAXQ * MAXQ * VL + k[2] - 1;  // a tile of MAXQ vecs may run past OW
+    return g;
+}
+
+static Direct direct_fwd(const Conv3dGeom *g) {
+    const int k[3] = { g->kd, g->kh, g->kw }, p[3] = { g->pd, g->ph, g->pw };
+    return direct_geom(g->C, g->D, g->H, g->W, g->OC, g->OD, g->OH, g->OW, k, p);
+}
+
+static size_t direct_K(const Direct *g) { return (size_t)g->CI * g->kd * g->kh * g->kw; }
+static size_t direct_buf_floats(const Direct *g) { return (size_t)g->CI * g->kd * g->RH * g->WP; }
+static size_t direct_tmp_floats(void) { return (size_t)MAXP * MAXQ * VL; }
+// bwd-wt copies a plane of dout with each row zero-padded to nv vecs when OW is not a multiple
+static size_t direct_dyc_floats(const Direct *g) {
+    return g->OW % VL ? (size_t)g->CO * g->OH * g->nv * VL : 0;
+}
+// bwd-data: 2 x CI*kw Z rows of ZW + 2 kw floats, ZW = nv rounded up to MAXQ vecs, and when OW is
+// not a multiple of that, copies of kd planes of dout with rows ZW wide
+static size_t direct_zw(const Direct *g) { return (size_t)(g->nv + MAXQ - 1) / MAXQ * MAXQ * VL; }
+static size_t direct_z_floats(const Direct *g) {
+    size_t zw = direct_zw(g), n = 2 * (size_t)g->CI * g->kw * (zw + 2 * g->kw);
+    if (g->OW % (MAXQ * VL)) n += (size_t)g->kd * g->CO * g->OH * zw;
+    return n;
+}
+
+int conv3d_direct_legal(const Conv3dGeom *g) { return g->sd == 1 && g->sh == 1 && g->sw == 1 && g->kd <= MAXKD; }
+
+// Slice layout: [buf | tmp | dyc | dW partial (OC x K) | dbias partial (OC) | wt (K x OC)],
+// where bwd-data uses the start for its z rows (buf is not needed then).
+typedef struct { size_t tmp, dyc, dw, db, wt, end; } DirectLayout;
+
+static DirectLayout direct_layout(const Conv3dGeom *g) {
+    Direct f = direct_fwd(g);
+    size_t K = direct_K(&f), n = DF_MAX(direct_buf_floats(&f), direct_z_floats(&f));
+    DirectLayout l;
+    l.tmp = n;
+    l.dyc = l.tmp + direct_tmp_floats();
+    l.dw = l.dyc + direct_dyc_floats(&f);
+    l.db = l.dw + K * g->OC;
+    l.wt = l.db + g->OC;
+    l.end = l.wt + K * g->OC;
+    return l;
+}
+
+size_t conv3d_direct_workspace_floats(const Conv3dGeom *g) {
+    return conv3d_direct_legal(g) ? direct_layout(g).end : 0;
+}
+
+// ---- the padded input planes -----------------------------------------------------------------
+
+// buf[ci][a][r][t] = x[ci, od-pd+a, r-ph, t-pw], 0 outside x: the kd input planes that output
+// plane od reads, padding included. x is one sample (CI,D,H,W); buf is (CI*kd, RH, WP).
+static void fill_planes(float *buf, const float *x, const Direct *g, int od) {
+    const int WP = g->WP, t0 = DF_MAX(0, g->pw), t1 = DF_MAX(t0, DF_MIN(WP, g->W + g->pw));
+    const size_t plane = (size_t)g->RH * WP;
+    for (int ca = 0; ca < g->CI * g->kd; ca++) {
+        const int ci = ca / g->kd, id = od - g->pd + ca % g->kd;
+        float *dst = buf + ca * plane;
+        if (id < 0 || id >= g->D) { memset(dst, 0, plane * sizeof(float)); continue; }
+        const float *src = x + ((size_t)ci * g->D + id) * g->H * g->W;
+        for (int r = 0; r < g->RH; r++) {
+            float *d = dst + (size_t)r * WP;
+            const int ih = r - g->ph;
+            if (ih < 0 || ih >= g->H) { memset(d, 0, WP * sizeof(float)); continue; }
+            for (int t = 0; t < t0; t++) d[t] = 0.0f;
+            memcpy(d + t0, src + (size_t)ih * g->W + (t0 - g->pw), (size_t)(t1 - t0) * sizeof(float));
+            for (int t = t1; t < WP; t++) d[t] = 0.0f;
+        }
+    }
+}
+
+// ---- forward tile ---------------------------------------------------------------------------
+
+// The outputs [co0, co0+P) x [ow0, ow0 + Q*VL) of one row into yt (rows ldy apart). xb is buf
+// at this row and column ow0; wt is (K, CO) at column co0, bias (or NULL) at co0.
+INLINE void fwd_tile(float *yt, size_t ldy, const float *bias, const float *xb, const float *wt, const Direct *g,
+                     const int P, const int Q) {
+    vec acc[MAXP][MAXQ];
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int q = 0; q < Q; q++) acc[p][q] = (vec){ 0 } + (bias ? bias[p] : 0.0f);
+    const size_t plane = (size_t)g->RH * g->WP;
+    const int CO = g->CO;
+    const float *w = wt;
+    for (int ca = 0; ca < g->CI * g->kd; ca++)
+        for (int b = 0; b < g->kh; b++) {
+            const float *xr = xb + ca * plane + (size_t)b * g->WP;
+            for (int e = 0; e < g->kw; e++, w += CO) {
+                vec xv[MAXQ];
+                UNROLL for (int q = 0; q < Q; q++) xv[q] = LOADV(xr + e + q * VL);
+                UNROLL for (int p = 0; p < P; p++)
+                    UNROLL for (int q = 0; q < Q; q++) acc[p][q] += w[p] * xv[q];
+            }
+        }
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int q = 0; q < Q; q++) STOREV(yt + p * ldy + q * VL, acc[p][q]);
+}
+
+// fwd_tile at vec v of a row whose channel co0 starts at yr (channels N apart). The row's end,
+// where fewer than Q*VL outputs are left, goes through tmp (zero-padded) so no tile writes past.
+INLINE void fwd_tile_at(float *yr, size_t N, const float *bias, const float *xb, const float *wt, const Direct *g,
+                        int v, float *tmp, const int P, const int Q) {
+    const int ow0 = v * VL, n = DF_MIN(Q * VL, g->OW - ow0), w = Q * VL;
+    if (n == w) {
+        fwd_tile(yr + ow0, N, bias, xb + ow0, wt, g, P, Q);
+        return;
+    }
+    fwd_tile(tmp, (size_t)w, bias, xb + ow0, wt, g, P, Q);
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < n; j++) yr[p * N + ow0 + j] = tmp[p * w + j];
+}
+
+// Output plane od of one sample: y (CO,OD,OH,OW) from x (CI,D,H,W) and wt (K,CO), the weight
+// transposed. Channels go PA at a time in tiles one vec wide, the rest (< PA) one at a time in
+// tiles QB vecs wide (so that even CO = 1 keeps QB accumulators busy).
+INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf,
+                      float *tmp, const int PA, const int QB) {
+    fill_planes(buf, x, g, od);
+    const size_t N = (size_t)g->OD * g->OH * g->OW;
+    for (int oh = 0; oh < g->OH; oh++) {
+        float *yr = y + ((size_t)od * g->OH + oh) * g->OW;
+        const float *xb = buf + (size_t)oh * g->WP;
+        int co = 0;
+        for (; co + PA <= g->CO; co += PA)
+            for (int v = 0; v < g->nv; v++)
+                fwd_tile_at(yr + co * N, N, bias ? bias + co : NULL, xb, wt + co, g, v, tmp, PA, 1);
+        for (; co < g->CO; co++)
+            for (int v = 0; v < g->nv; v += QB)
+                fwd_tile_at(yr + co * N, N, bias ? bias + co : NULL, xb, wt + co, g, v, tmp, 1, QB);
+    }
+}
+
+// ---- backward-weights tile --------------------------------------------------------------------
+
+INLINE float vec_sum(const vec *v) {
+    float s = 0.0f;
+    for (int i = 0; i < VL; i++) s += (*v)[i];
+    return s;
+}
+
+// dw[p][t] (rows K apart) += the sum over one plane of dy channel p times tap t of the input,
+// for p < np, t < nt (the tile computes P x T; rows and taps past np, nt repeat the last one
+// and are dropped). dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]:
+// tap t's offset in buf.
+INLINE void dw_tile(float *dw, size_t K, int np, int nt, const float *const *dyp, size_t ldd, const float *buf,
+                    const size_t *xoff, const Direct *g, const int P, const int T) {
+    vec acc[MAXP][MAXT];
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int t = 0; t < T; t++) acc[p][t] = (vec){ 0 };
+    for (int oh = 0; oh < g->OH; oh++) {
+        const float *xr = buf + (size_t)oh * g->WP;
+        const size_t dr = (size_t)oh * ldd;
+        for (int v = 0; v < g->nv; v++) {
+            vec d[MAXP];
+            UNROLL for (int p = 0; p < P; p++) d[p] = LOADV(dyp[p] + dr + v * VL);
+            UNROLL for (int t = 0; t < T; t++) {
+                const vec xv = LOADV(xr + xoff[t] + v * VL);
+                UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
+            }
+        }
+    }
+    for (int p = 0; p < np && p < P; p++)
+        for (int t = 0; t < nt && t < T; t++) dw[p * K + t] += vec_sum(&acc[p][t]);
+}
+
+// Sum of one channel's plane of dy (rows ldd apart, whole vecs, zero past OW), in VL lanes.
+INLINE float plane_sum(const float *d, size_t ldd, const Direct *g) {
+    vec acc = { 0 };
+    for (int oh = 0; oh < g->OH; oh++)
+        for (int v = 0; v < g->nv; v++) acc += LOADV(d + oh * ldd + v * VL);
+    return vec_sum(&acc);
+}
+
+// dw (CO, K) += the weight gradient of output plane od of one sample, and (db non-NULL) db (CO)
+// += its bias gradient. dy is the sample's (CO,OD,OH,OW), x its (CI,D,H,W).
+INLINE void dw_plane(float *dw, float *db, const float *dy, const float *x, const Direct *g, int od, float *buf,
+                     float *dyc, const int P, const int T) {
+    fill_planes(buf, x, g, od);
+    const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
+    const float *dy0 = dy + (size_t)od * g->OH * g->OW;
+    size_t ldd = g->OW, cstride = N;
+    if (g->OW % VL) {  // rows padded with zeros to whole vecs
+        ldd = (size_t)g->nv * VL;
+        cstride = g->OH * ldd;
+        for (int co = 0; co < g->CO; co++)
+            for (int oh = 0; oh < g->OH; oh++) {
+                float *d = dyc + co * cstride + oh * ldd;
+                memcpy(d, dy0 + co * N + (size_t)oh * g->OW, (size_t)g->OW * sizeof(float));
+                for (size_t j = g->OW; j < ldd; j++) d[j] = 0.0f;
+            }
+        dy0 = dyc;
+    }
+    if (db)
+        for (int co = 0; co < g->CO; co++) db[co] += plane_sum(dy0 + co * cstride, ldd, g);
+    for (size_t k0 = 0; k0 < K; k0 += T) {
+        const int nt = (int)DF_MIN((size_t)T, K - k0);
+        size_t xoff[MAXT];
+        for (int t = 0; t < T; t++) {  // tap k = ((ci*kd + a)*kh + b)*kw + e
+            const size_t k = k0 + DF_MIN(t, nt - 1), e = k % g->kw, b = k / g->kw % g->kh, ca = k / g->kw / g->kh;
+            xoff[t] = ca * plane + b * g->WP + e;
+        }
+        for (int co0 = 0; co0 < g->CO; co0 += P) {
+            const int np = DF_MIN(P, g->CO - co0);
+            const float *dyp[MAXP];
+            for (int p = 0; p < P; p++) dyp[p] = dy0 + (co0 + DF_MIN(p, np - 1)) * cstride;
+            dw_tile(dw + co0 * K + k0, K, np, nt, dyp, ldd, buf, xoff, g, P, T);
+        }
+    }
+}
+
+// ---- backward-data tile ------------------------------------------------------------------------
+
+// acc[r] += w_r (CO, TE) at columns [0,P) times dy rows (CO of them, cstride apart) for the
+// dx rows r that use this dy row (use0, use1: constants, so the unused half costs nothing).
+INLINE void bd_rows(vec acc[2][MAXP][MAXQ], const float *dr, size_t cstride, const float *w0, const float *w1, int CO,
+                    int TE, const int use0, const int use1, const int P, const int Q) {
+    for (int co = 0; co < CO; co++, dr += cstride) {
+        vec d[MAXQ];
+        UNROLL for (int q = 0; q < Q; q++) d[q] = LOADV(dr + q * VL);
+        UNROLL for (int p = 0; p < P; p++)
+            UNROLL for (int q = 0; q < Q; q++) {
+                if (use0) acc[0][p][q] += w0[co * TE + p] * d[q];
+                if (use1) acc[1][p][q] += w1[co * TE + p] * d[q];
+            }
+    }
+}
+
+// For rows ih .. ih+R-1 (R = 1 or 2) of dx plane id, Z rows [t0, t0+P) at vecs [v, v+Q):
+//   Z[(c,e)][ow] = sum_{a,b,co} w[co,c,a,b,e] * dy[co, id+pd-a, ih+ph-b, ow]
+// (then dx[c, id, ih, ow-pw+e] += Z[(c,e)][ow]). Two rows share their dy rows: dy row
+// ih+ph-u feeds row ih through tap b = u and row ih+1 through b = u+1, so each vec loaded
+// serves twice as many multiply-adds. dyp[a]: dy plane id+pd-a at channel 0 (NULL outside dy),
+// channels cstride and rows ldr apart, readable for Q vecs at v. wz is (kd, kh, CO, TE) at
+// column t0, TE = CI*kw. Z rows ZR apart, the second dx row's ZS after the first's.
+INLINE void bd_tile(float *z, size_t ZR, size_t ZS, const float *const *dyp, size_t cstride, size_t ldr,
+                    const float *wz, int TE, int ih, int v, const Direct *g, const int P, const int Q, const int R) {
+    vec acc[2][MAXP][MAXQ];
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int p = 0; p < P; p++)
+            UNROLL for (int q = 0; q < Q; q++) acc[r][p][q] = (vec){ 0 };
+    const int CO = g->CO, kh = g->kh;
+    for (int a = 0; a < g->kd; a++) {
+        if (!dyp[a]) continue;
+        const float *wa = wz + (size_t)a * kh * CO * TE;
+        for (int u = R == 2 ? -1 : 0; u < kh; u++) {
+            const int oh = ih + g->ph - u;
+            if (oh < 0 || oh >= g->OH) continue;
+            const float *dr = dyp[a] + (size_t)oh * ldr + v * VL;
+            const float *w0 = wa + (size_t)u * CO * TE, *w1 = wa + (size_t)(u + 1) * CO * TE;
+            if (R == 1 || u == kh - 1) bd_rows(acc, dr, cstride, w0, NULL, CO, TE, 1, 0, P, Q);
+            else if (u < 0) bd_rows(acc, dr, cstride, NULL, w1, CO, TE, 0, 1, P, Q);
+            else bd_rows(acc, dr, cstride, w0, w1, CO, TE, 1, 1, P, Q);
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int p = 0; p < P; p++)
+            UNROLL for (int q = 0; q < Q; q++) STOREV(z + r * ZS + p * ZR + q * VL, acc[r][p][q]);
+}
+
+// Plane id of one sample's dx (CI,D,H,W) += its gradient from dy (CO,OD,OH,OW) through wz (see
+// bd_tile). ws holds the TE Z rows, each with kw zeros either side (so the shifted adds need no
+// clipping), then, when OW is not a whole number of MAXQ-vec tiles, zero-padded copies of the
+// kd dy planes. Taps (c,e) go PA at a time, the rest one at a time.
+INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *g, int id, float *ws, const int PA,
+                     const int Q, const int R) {
+    const int TE = g->CI * g->kw, CO = g->CO, M = g->kw;
+    const size_t ZW = direct_zw(g), ZR = ZW + 2 * M, N = (size_t)g->OD * g->OH * g->OW;
+    const int padded = g->OW % (MAXQ * VL) != 0;
+    float *z = ws, *dyc = ws + 2 * TE * ZR;
+    const float *dyp[MAXKD];
+    size_t cstride = N, ldr = g->OW;
+    if (padded) cstride = (size_t)g->OH * ZW, ldr = ZW;
+    for (int a = 0; a < g->kd; a++) {
+        const int od = id + g->pd - a;
+        dyp[a] = NULL;
+        if (od < 0 || od >= g->OD) continue;
+        const float *src = dy + (size_t)od * g->OH * g->OW;
+        if (!padded) { dyp[a] = src; continue; }
+        float *d = dyc + (size_t)a * CO * cstride;
+        for (int co = 0; co < CO; co++)
+            for (int oh = 0; oh < g->OH; oh++) {
+                float *r = d + co * cstride + oh * ZW;
+                memcpy(r, src + co * N + (size_t)oh * g->OW, (size_t)g->OW * sizeof(float));
+                memset(r + g->OW, 0, (ZW - g->OW) * sizeof(float));
+            }
+        dyp[a] = d;
+    }
+    const size_t ZS = TE * ZR, plane = (size_t)g->H * g->W;
+    memset(z, 0, 2 * ZS * sizeof(float));  // the margins, and any vecs past the tiles
+    for (int ih = 0; ih < g->H; ih += R) {
+        const int rows = DF_MIN(R, g->H - ih);
+        for (int v = 0; v < g->nv; v += Q) {
+            float *zv = z + M + v * VL;
+            int t = 0;
+            if (rows == 2) {
+                for (; t + PA <= TE; t += PA) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, PA, Q, 2);
+                for (; t < TE; t++) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, 1, Q, 2);
+            } else {
+                for (; t + PA <= TE; t += PA) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, PA, Q, 1);
+                for (; t < TE; t++) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, 1, Q, 1);
+            }
+        }
+        // dx[c, id, ih+r, iw] += sum_e Z[r][(c,e)][iw + pw - e]: Z is 0 past the row's ends
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < g->CI; c++) {
+                float *restrict dr = dx + ((size_t)c * g->D + id) * plane + (size_t)(ih + r) * g->W;
+                for (int e = 0; e < g->kw; e++) {
+                    const float *restrict zr = z + r * ZS + (size_t)(c * g->kw + e) * ZR + M + g->pw - e;
+                    for (int iw = 0; iw < g->W; iw++) dr[iw] += zr[iw];
+                }
+            }
+    }
+}
+
+// ---- one compiled copy per instruction-set level ----------------------------------------------
+
+// Tile shapes: accumulators + loaded operands within the register file (32 zmm, 16 ymm, 16 xmm;
+// a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
+#define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
+#define DW_ARGS float *dw, float *db, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
+#define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, float *ws
+typedef void FwdPlaneFn(FWD_ARGS);
+typedef void DwPlaneFn(DW_ARGS);
+typedef void BdPlaneFn(BD_ARGS);
+
+static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
+static void dw_plane_v2(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 1, 2); }
+static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 2, 1, 1); }
+#ifdef DIRECT_MULTIARCH
+#define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+#define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
+TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 2, 2); }
+TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 1, 2); }
+TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
+TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 4, 6); }
+TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 4, 2); }
+#endif
+
+static int direct_isa_cap;
+
+void conv3d_direct_set_isa(int isa_max) { direct_isa_cap = isa_max; }
+
+int conv3d_direct_isa(void) {
+    int isa = 2;
+#ifdef DIRECT_MULTIARCH
+    isa = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 2;
+#endif
+    return direct_isa_cap >= 2 ? DF_MIN(isa, direct_isa_cap) : isa;
+}
+
+static FwdPlaneFn *fwd_plane_fn(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return fwd_plane_v4;
+    case 3: return fwd_plane_v3;
+    }
+#endif
+    return fwd_plane_v2;
+}
+
+static BdPlaneFn *bd_plane_fn(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return bd_plane_v4;
+    case 3: return bd_plane_v3;
+    }
+#endif
+    return bd_plane_v2;
+}
+
+static DwPlaneFn *dw_plane_fn(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return dw_plane_v4;
+    case 3: return dw_plane_v3;
+    }
+#endif
+    return dw_plane_v2;
+}
+
+// ---- the layer's three phases, threaded over output planes -------------------------------------
+
+// As conv_threads in nn/conv3d.c: at most `threads` workspace slices and df_threads().
+static int direct_threads(int threads, long items) {
+    int t = DF_MIN(threads, df_threads());
+    return t > 1 && items >= t ? t : 1;
+}
+
+void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                           const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
+    // wt (K, OC) = weight (OC, K) transposed: a tile broadcasts its P channels' weights of one
+    // tap from one row
+    const Direct f = direct_fwd(g);
+    const DirectLayout l = direct_layout(g);
+    const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W;
+    const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
+    float *wt = workspace + l.wt;
+    for (int co = 0; co < g->OC; co++)
+        for (size_t k = 0; k < K; k++) wt[k * g->OC + co] = weight[co * K + k];
+    const long items = (long)B * g->OD;
+    const int nt = direct_threads(threads, items);
+    FwdPlaneFn *plane_fn = fwd_plane_fn();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long it = 0; it < items; it++) {
+        const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
+        float *ws = workspace + (size_t)df_thread_id() * slice;
+        plane_fn(out + bi * out_n, inp + bi * in_n, wt, bias, &f, od, ws, ws + l.tmp);
+    }
+}
+
+void conv3d_direct_backward_data(float *dinp, const float *dout, const float *weight, int B, const Conv3dGeom *g,
+                                 float *workspace, size_t slice, int threads) {
+    // wz[a][b][oc][(c,e)] = weight[oc, c, a, b, e]: a tile broadcasts P taps (c,e) of one channel
+    const Direct f = direct_fwd(g);
+    const DirectLayout l = direct_layout(g);
+    const int C = g->C, OC = g->OC, kd = g->kd, kh = g->kh, kw = g->kw, TE = C * kw;
+    const size_t in_n = (size_t)C * g->D * g->H * g->W, out_n = (size_t)OC * g->OD * g->OH * g->OW;
+    float *wz = workspace + l.wt;
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++)
+            for (int a = 0; a < kd; a++)
+                for (int b = 0; b < kh; b++)
+                    for (int e = 0; e < kw; e++)
+                        wz[(((size_t)a * kh + b) * OC + oc) * TE + c * kw + e] =
+                            weight[((((size_t)oc * C + c) * kd + a) * kh + b) * kw + e];
+    const long items = (long)B * g->D;
+    const int nt = direct_threads(threads, items);
+    BdPlaneFn *plane_fn = bd_plane_fn();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long it = 0; it < items; it++) {
+        const int bi = (int)(it / g->D), id = (int)(it % g->D);
+        plane_fn(dinp + bi * in_n, dout + bi * out_n, wz, &f, id, workspace + (size_t)df_thread_id() * slice);
+    }
+}
+
+void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *dout, const float *inp, int B,
+                                    const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
+    const Direct f = direct_fwd(g);
+    const DirectLayout l = direct_layout(g);
+    const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W;
+    const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
+    const long items = (long)B * g->OD;
+    const int nt = direct_threads(threads, items);
+    DwPlaneFn *plane_fn = dw_plane_fn();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *ws = workspace + (size_t)df_thread_id() * slice;
+        memset(ws + l.dw, 0, (K * g->OC + g->OC) * sizeof(float));
+#pragma omp for schedule(static)
+        for (long it = 0; it < items; it++) {
+            const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
+            plane_fn(ws + l.dw, dbias ? ws + l.db : NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws, ws + l.dyc);
+        }
+    }
+    for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count
+        const float *dw = workspace + (size_t)t * slice + l.dw, *db = workspace + (size_t)t * slice + l.db;
+        for (size_t i = 0; i < K * g->OC; i++) dweight[i] += dw[i];
+        if (dbias)
+            for (int oc = 0; oc < g->OC; oc++) dbias[oc] += db[oc];
+    }
+}

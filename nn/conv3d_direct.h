@@ -1,0 +1,30 @@
+// conv3d_direct.h: direct 3D convolution for stride-1 layers (nn/conv3d_direct.c). Internal to
+// nn/conv3d.c, whose conv3d_forward / conv3d_backward decide which layers and phases use it.
+#ifndef DF_CONV3D_DIRECT_H
+#define DF_CONV3D_DIRECT_H
+#include "nn/conv3d_geom.h"
+#include <stddef.h>
+
+// The direct kernels can compute this geometry: unit strides (any kernel and padding).
+int conv3d_direct_legal(const Conv3dGeom *g);
+// Floats of workspace the direct kernels need per thread (0 if not legal). Every slice holds
+// the same layout; the transposed weights live in slice 0's copy and are shared.
+size_t conv3d_direct_workspace_floats(const Conv3dGeom *g);
+// Caps the instruction set of the direct kernels: 4 (AVX-512), 3 (AVX2 + FMA), 2 (the build's
+// baseline, SSE4.2); 0 (the default) takes what the CPU has. For tests and benchmarks.
+void conv3d_direct_set_isa(int isa_max);
+// The level in use (after the cap).
+int conv3d_direct_isa(void);
+
+// Same contracts as conv3d_forward; `slice` is the floats per thread in `workspace` (at least
+// conv3d_direct_workspace_floats(g)).
+void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                           const Conv3dGeom *g, float *workspace, size_t slice, int threads);
+// dweight += dL/dweight and (dbias non-NULL) dbias += dL/dbias. Per-thread partial sums, added
+// in thread order: reproducible for a given thread count.
+void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *dout, const float *inp, int B,
+                                    const Conv3dGeom *g, float *workspace, size_t slice, int threads);
+// dinp += dL/dinp: the forward of dout with the kernel flipped and transposed.
+void conv3d_direct_backward_data(float *dinp, const float *dout, const float *weight, int B, const Conv3dGeom *g,
+                                 float *workspace, size_t slice, int threads);
+#endif
