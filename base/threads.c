@@ -1,6 +1,7 @@
 // threads.c: see threads.h.
 #include "base/threads.h"
 #include <cblas.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -40,4 +41,14 @@ int df_blas_serial_begin(void) {
 
 void df_blas_serial_end(int previous) {
     if (previous != 1) openblas_set_num_threads(previous);
+}
+
+void df_zero_floats(float *x, size_t n) {
+    const size_t block = 1 << 16;  // 256 KB per piece
+    const long pieces = (long)((n + block - 1) / block);
+#pragma omp parallel for num_threads(df_threads()) schedule(static) if (pieces > 4)
+    for (long k = 0; k < pieces; k++) {
+        size_t lo = (size_t)k * block, len = n - lo < block ? n - lo : block;
+        memset(x + lo, 0, len * sizeof(float));
+    }
 }

@@ -14,6 +14,7 @@
 // OpenBLAS keeps its own threading.
 #ifndef DF_THREADS_H
 #define DF_THREADS_H
+#include <stddef.h>
 
 // Sets this rank's compute threads: OpenMP's team size and OpenBLAS's thread count. n >= 1.
 void df_threads_set(int n);
@@ -21,6 +22,10 @@ void df_threads_set(int n);
 int df_threads(void);
 // The calling thread's number in the current parallel region (0 outside one).
 int df_thread_id(void);
+
+// x[0 .. n) = 0, split over the rank's threads when large (a serial memset of a layer's
+// gradient buffer would leave the other threads idle).
+void df_zero_floats(float *x, size_t n);
 
 // OpenBLAS runs single-threaded until df_blas_serial_end(previous): for a parallel region
 // whose threads each call BLAS (a GEMM inside a thread must not fork threads of its own), and

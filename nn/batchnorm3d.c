@@ -5,6 +5,7 @@
 // batch sizes agree on the global count.
 #include "nn/batchnorm3d.h"
 #include "nn/layer.h"
+#include "base/multiarch.h"
 #include "base/threads.h"
 #include <math.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 #define SUM_BLOCK 1024
 
 // s[0] += sum (x - k), s[1] += sum (x - k)^2 over x[0 .. n).
-static void sums_shifted(double s[2], const float *restrict x, size_t n, float k) {
+DF_INLINE void sums_shifted_body(double s[2], const float *restrict x, size_t n, float k) {
     for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
         const size_t m = DF_MIN((size_t)SUM_BLOCK, n - i0);
         float a1[SUM_LANES] = { 0 }, a2[SUM_LANES] = { 0 };
@@ -44,7 +45,7 @@ static void sums_shifted(double s[2], const float *restrict x, size_t n, float k
 }
 
 // s[0] += sum dy, s[1] += sum dy (x - m) r over n values.
-static void sums_dy_xhat(double s[2], const float *restrict dy, const float *restrict x, size_t n, float m, float r) {
+DF_INLINE void sums_dy_xhat_body(double s[2], const float *restrict dy, const float *restrict x, size_t n, float m, float r) {
     for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
         const size_t len = DF_MIN((size_t)SUM_BLOCK, n - i0);
         float a1[SUM_LANES] = { 0 }, a2[SUM_LANES] = { 0 };
@@ -66,6 +67,11 @@ static void sums_dy_xhat(double s[2], const float *restrict dy, const float *res
     }
 }
 
+// Compiled for each vector width (base/multiarch.h); the lanes make the sums the same on every one.
+DF_MULTIARCH_FN(sums_shifted, (double s[2], const float *restrict x, size_t n, float k), (s, x, n, k))
+DF_MULTIARCH_FN(sums_dy_xhat, (double s[2], const float *restrict dy, const float *restrict x, size_t n, float m, float r),
+                (s, dy, x, n, m, r))
+
 // The sums are taken around a shift K per channel: sum (x-K) and sum (x-K)^2. With K close
 // to the mean, var = E[(x-K)^2] - (E[x-K])^2 does not cancel catastrophically (raw intensities
 // with a large mean and a small spread). K must be the same on every rank for the shifted sums
@@ -77,10 +83,11 @@ void batchnorm3d_stats_train(float *mean, float *rstd, float *running_mean, floa
     // inp is (B,C,S)
     double *buf = xcalloc((size_t)2 * C + 1, sizeof(double));  // [sum(x-K) (C), sum (x-K)^2 (C), count]
     // a channel per thread, its samples in order: the same sums for any thread count
+    void (*sums)(double *, const float *, size_t, float) = DF_PICK(sums_shifted);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * S >= 32768)
     for (int c = 0; c < C; c++) {
         double sc[2] = { 0.0, 0.0 };
-        for (int b = 0; b < B; b++) sums_shifted(sc, inp + ((size_t)b * C + c) * S, S, running_mean[c]);
+        for (int b = 0; b < B; b++) sums(sc, inp + ((size_t)b * C + c) * S, S, running_mean[c]);
         buf[c] = sc[0];
         buf[C + c] = sc[1];
     }
@@ -108,17 +115,21 @@ void batchnorm3d_stats_train(float *mean, float *rstd, float *running_mean, floa
     free(buf);
 }
 
+// (x - mean) first: exact-ish when x is near a large mean, unlike x*a + (b - mean*a)
+DF_INLINE void affine_plane_body(float *restrict o, const float *restrict x, size_t S, float m, float a, float b) {
+    for (size_t i = 0; i < S; i++) o[i] = (x[i] - m) * a + b;
+}
+DF_MULTIARCH_FN(affine_plane, (float *restrict o, const float *restrict x, size_t S, float m, float a, float b),
+                (o, x, S, m, a, b))
+
 // out = (x - m) a + bb per channel, a plane (sample, channel) per work item.
 static void affine_planes(float *out, const float *inp, const float *m, const float *a, const float *bb, int B, int C,
                           size_t S) {
+    void (*plane)(float *, const float *, size_t, float, float, float) = DF_PICK(affine_plane);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
     for (long pl = 0; pl < (long)B * C; pl++) {
         const int c = (int)(pl % C);
-        const float *restrict x = inp + (size_t)pl * S;
-        float *restrict o = out + (size_t)pl * S;
-        // (x - mean) first: exact-ish when x is near a large mean, unlike x*a + (b - mean*a)
-        const float mc = m[c], ac = a[c], bc = bb[c];
-        for (size_t i = 0; i < S; i++) o[i] = (x[i] - mc) * ac + bc;
+        plane(out + (size_t)pl * S, inp + (size_t)pl * S, S, m[c], a[c], bb[c]);
     }
 }
 
@@ -142,6 +153,14 @@ void batchnorm3d_forward_eval(float *out, const float *inp, const float *weight,
     free(a);
 }
 
+// dx += k (dy - mdy - (x - m) r mdyx) over one plane of S values.
+DF_INLINE void dx_plane_body(float *restrict dx, const float *restrict dy, const float *restrict x, size_t S, float k,
+                             float mdy, float m, float r, float mdyx) {
+    for (size_t i = 0; i < S; i++) dx[i] += k * (dy[i] - mdy - (x[i] - m) * r * mdyx);
+}
+DF_MULTIARCH_FN(dx_plane, (float *restrict dx, const float *restrict dy, const float *restrict x, size_t S, float k,
+                           float mdy, float m, float r, float mdyx), (dx, dy, x, S, k, mdy, m, r, mdyx))
+
 // With xhat = (x - mean) rstd, y = w xhat + b and n the global count:
 //   dL/dx = w rstd (dy - sum(dy)/n - xhat sum(dy xhat)/n)
 // where both sums run over the global batch, hence the one reduction.
@@ -149,11 +168,12 @@ void batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float
                           const float *inp, const float *mean, const float *rstd,
                           const float *weight, int B, int C, size_t S, Reducer *red) {
     double *buf = xcalloc((size_t)2 * C + 1, sizeof(double));  // [sum dy (C), sum dy xhat (C), count]
+    void (*sums)(double *, const float *, const float *, size_t, float, float) = DF_PICK(sums_dy_xhat);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * S >= 32768)
     for (int c = 0; c < C; c++) {
         double sc[2] = { 0.0, 0.0 };
         for (int b = 0; b < B; b++)
-            sums_dy_xhat(sc, dout + ((size_t)b * C + c) * S, inp + ((size_t)b * C + c) * S, S, mean[c], rstd[c]);
+            sums(sc, dout + ((size_t)b * C + c) * S, inp + ((size_t)b * C + c) * S, S, mean[c], rstd[c]);
         buf[c] = sc[0];
         buf[C + c] = sc[1];
     }
@@ -167,16 +187,14 @@ void batchnorm3d_backward(float *dinp, float *dweight, float *dbias, const float
         buf[2 * C] = (double)B * (double)S;
         reduce_sum_f64(red, buf, (size_t)2 * C + 1);
         double n = buf[2 * C];
+        void (*plane)(float *, const float *, const float *, size_t, float, float, float, float, float) = DF_PICK(dx_plane);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
         for (long pl = 0; pl < (long)B * C; pl++) {
             const int c = (int)(pl % C);
-            const float m = mean[c], r = rstd[c];
             const float mdy = n > 0.0 ? (float)(buf[c] / n) : 0.0f;
             const float mdyx = n > 0.0 ? (float)(buf[C + c] / n) : 0.0f;
-            const float k = weight[c] * r;
-            const float *restrict x = inp + (size_t)pl * S, *restrict dy = dout + (size_t)pl * S;
-            float *restrict dx = dinp + (size_t)pl * S;
-            for (size_t i = 0; i < S; i++) dx[i] += k * (dy[i] - mdy - (x[i] - m) * r * mdyx);
+            plane(dinp + (size_t)pl * S, dout + (size_t)pl * S, inp + (size_t)pl * S, S, weight[c] * rstd[c], mdy, mean[c],
+                  rstd[c], mdyx);
         }
     }
     free(buf);

@@ -25,6 +25,7 @@
 // not do: its resolver tests for an Intel model number, so AMD CPUs with AVX-512 never get it.)
 #include "nn/conv3d_direct.h"
 #include "base/common.h"
+#include "base/multiarch.h"
 #include "base/threads.h"
 #include <string.h>
 
@@ -400,17 +401,9 @@ TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf,
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 4, 2); }
 #endif
 
-static int direct_isa_cap;
+void conv3d_direct_set_isa(int isa_max) { df_isa_set_max(isa_max); }
 
-void conv3d_direct_set_isa(int isa_max) { direct_isa_cap = isa_max; }
-
-int conv3d_direct_isa(void) {
-    int isa = 2;
-#ifdef DIRECT_MULTIARCH
-    isa = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 2;
-#endif
-    return direct_isa_cap >= 2 ? DF_MIN(isa, direct_isa_cap) : isa;
-}
+int conv3d_direct_isa(void) { return df_isa_level(); }
 
 static FwdPlaneFn *fwd_plane_fn(void) {
 #ifdef DIRECT_MULTIARCH

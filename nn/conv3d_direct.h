@@ -10,10 +10,11 @@ int conv3d_direct_legal(const Conv3dGeom *g);
 // Floats of workspace the direct kernels need per thread (0 if not legal). Every slice holds
 // the same layout; the transposed weights live in slice 0's copy and are shared.
 size_t conv3d_direct_workspace_floats(const Conv3dGeom *g);
-// Caps the instruction set of the direct kernels: 4 (AVX-512), 3 (AVX2 + FMA), 2 (the build's
-// baseline, SSE4.2); 0 (the default) takes what the CPU has. For tests and benchmarks.
+// Caps the instruction set: 4 (AVX-512), 3 (AVX2 + FMA), 2 (the build's baseline, SSE4.2);
+// 0 (the default) takes what the CPU has. For tests and benchmarks. It is the cap of every
+// multi-width kernel (base/multiarch.h: df_isa_set_max), not only of these.
 void conv3d_direct_set_isa(int isa_max);
-// The level in use (after the cap).
+// The level in use (after the cap): df_isa_level().
 int conv3d_direct_isa(void);
 
 // Same contracts as conv3d_forward; `slice` is the floats per thread in `workspace` (at least

@@ -1,6 +1,7 @@
 // fused.c: BatchNorm3d -> ReLU -> MaxPool3d in one kernel (see fused.h).
 #include "nn/fused.h"
 #include "base/common.h"
+#include "base/multiarch.h"
 #include "base/threads.h"
 #include "nn/activation.h"
 #include "nn/batchnorm3d.h"
@@ -23,6 +24,28 @@ static void affine_of_mode(float *m, float *a, const float *mean, const float *r
     }
 }
 
+// y = relu((x - m) a + b) over one plane: batchnorm3d's affine map and relu_forward's select,
+// the same operations, so the fused output equals the unfused bit for bit.
+DF_INLINE void bn_relu_plane_body(float *restrict y, const float *restrict x, size_t S, float m, float a, float b) {
+    for (size_t i = 0; i < S; i++) {
+        float v = (x[i] - m) * a + b;
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size_t S, float m, float a, float b),
+                (y, x, S, m, a, b))
+
+// The dense part of the input gradient over one plane: dx (+)= k (-mdy - (x - m) r mdyx).
+DF_INLINE void dense_dx_plane_body(float *restrict dx, const float *restrict x, size_t S, float k, float mdy, float m,
+                                   float r, float mdyx, int accumulate) {
+    if (accumulate)
+        for (size_t i = 0; i < S; i++) dx[i] += k * (-mdy - (x[i] - m) * r * mdyx);
+    else
+        for (size_t i = 0; i < S; i++) dx[i] = k * (-mdy - (x[i] - m) * r * mdyx);
+}
+DF_MULTIARCH_FN(dense_dx_plane, (float *restrict dx, const float *restrict x, size_t S, float k, float mdy, float m,
+                                 float r, float mdyx, int accumulate), (dx, x, S, k, mdy, m, r, mdyx, accumulate))
+
 void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
                              float *running_var, const float *inp, const float *weight, const float *bias, int B,
                              const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red,
@@ -34,17 +57,13 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
     float *m = xmalloc(2 * (size_t)C * sizeof(float)), *a = m + C;
     affine_of_mode(m, a, mean, rstd, running_mean, running_var, weight, C, eps, training);
     const int nt = DF_MAX(1, DF_MIN(threads, df_threads()));
+    void (*relu_plane)(float *, const float *, size_t, float, float, float) = DF_PICK(bn_relu_plane);
     // a plane per work item: normalise + ReLU into the thread's scratch plane (in cache), pool it
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (long pl = 0; pl < (long)B * C; pl++) {
         const int c = (int)(pl % C);
-        const float *restrict x = inp + (size_t)pl * S;
-        float *restrict y = workspace + (size_t)df_thread_id() * S;
-        const float mc = m[c], ac = a[c], bc = bias[c];
-        for (size_t i = 0; i < S; i++) {
-            float v = (x[i] - mc) * ac + bc;
-            y[i] = v > 0.0f ? v : 0.0f;  // relu_forward's select
-        }
+        float *y = workspace + (size_t)df_thread_id() * S;
+        relu_plane(y, inp + (size_t)pl * S, S, m[c], a[c], bias[c]);
         maxpool3d_forward_plane(out + (size_t)pl * P, argmax + (size_t)pl * P, y, g);
     }
     free(m);
@@ -56,7 +75,7 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
 void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
                               const float *inp, const float *mean, const float *rstd, const float *running_mean,
                               const float *running_var, const float *weight, const float *bias, int B,
-                              const Pool3dGeom *g, float eps, int training, Reducer *red) {
+                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate) {
     const int C = g->C;
     const size_t S = plane_in(g), P = plane_out(g);
     float *m = xmalloc(3 * (size_t)C * sizeof(float)), *a = m + C, *r = m + 2 * C;
@@ -98,17 +117,18 @@ void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const f
         // dx = k (g - mean(g) - xhat mean(g xhat)) in training, k g in eval; k = w rstd. The
         // dense part streams over every element, then the sparse g is added at the argmax
         // positions while the plane is still in cache.
+        void (*dense)(float *, const float *, size_t, float, float, float, float, float, int) = DF_PICK(dense_dx_plane);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
         for (long pl = 0; pl < (long)B * C; pl++) {
             const int c = (int)(pl % C);
             const float mc = m[c], ac = a[c], bc = bias[c], rc = r[c], k = weight[c] * rc;
-            const float *restrict x = inp + (size_t)pl * S, *dy = dout + (size_t)pl * P;
-            float *restrict dx = dinp + (size_t)pl * S;
+            const float *x = inp + (size_t)pl * S, *dy = dout + (size_t)pl * P;
+            float *dx = dinp + (size_t)pl * S;
             const int32_t *am = argmax + (size_t)pl * P;
-            if (training && n > 0.0) {
-                const float mdy = (float)(buf[c] / n), mdyx = (float)(buf[C + c] / n);
-                for (size_t i = 0; i < S; i++) dx[i] += k * (-mdy - (x[i] - mc) * rc * mdyx);
-            }
+            if (training && n > 0.0)
+                dense(dx, x, S, k, (float)(buf[c] / n), mc, rc, (float)(buf[C + c] / n), accumulate);
+            else if (!accumulate)
+                memset(dx, 0, S * sizeof(float));
             for (size_t p = 0; p < P; p++) {
                 const float xi = x[am[p]];
                 if ((xi - mc) * ac + bc > 0.0f) dx[am[p]] += k * dy[p];

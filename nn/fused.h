@@ -42,11 +42,13 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
 // with the forward's mean and rstd (one reduce_sum_f64 call when dinp is non-NULL, as
 // batchnorm3d_backward); otherwise the fixed affine map of the running statistics
 // (running_mean, running_var, eps). Equals the three layers' backward to rounding (the
-// per-channel sums are added in another order).
+// per-channel sums are added in another order). accumulate = 0 writes dinp = dL/dinp instead
+// of adding: the network, which would otherwise clear the largest gradient of the block
+// first, passes 0 (a pass over 134 MB less in a BR-Net first block).
 void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
                               const float *inp, const float *mean, const float *rstd, const float *running_mean,
                               const float *running_var, const float *weight, const float *bias, int B,
-                              const Pool3dGeom *g, float eps, int training, Reducer *red);
+                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate);
 
 // The references: the unfused layers' plain functions one after another (intermediates
 // allocated here). Same contracts; for tests.

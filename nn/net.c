@@ -119,7 +119,7 @@ static void fused_backward(Net *net, int i, const Batch *b) {
     PoolImpl *pi = pool->impl;
     bn_relu_maxpool_backward(bn->din, layer_grad(bn, 0), layer_grad(bn, 1), pool->dout, pi->argmax, bn->in, bi->mean,
                              bi->rstd, layer_state(bn, 0), layer_state(bn, 1), layer_param(bn, 0), layer_param(bn, 1),
-                             b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer);
+                             b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer, 0);
 }
 
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err) {
@@ -280,8 +280,9 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
         // left to do (and no parameters of their own but the BatchNorm's, now final)
         // first: the layer (a fused group's first) whose input gradient dacts[first] is, or -1
         int first = net->fused[i] == 0 ? i : i >= 2 && net->fused[i - 2] == 3 ? i - 2 : -1;
-        if (first >= 0 && net->dacts[first])  // layers add into their input's gradient: clear it
-            memset(net->dacts[first], 0, (size_t)B * shape_numel(net->layers[first].in_shape) * sizeof(float));
+        // layers add into their input's gradient: clear it (a fused group writes it whole)
+        if (first >= 0 && net->dacts[first] && net->fused[first] == 0)
+            df_zero_floats(net->dacts[first], (size_t)B * shape_numel(net->layers[first].in_shape));
         if (net->fused[i] == 0) net->layers[i].ops->backward(&net->layers[i], b);
         else if (first >= 0) fused_backward(net, first, b);
         if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;

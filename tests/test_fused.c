@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/multiarch.h"
 #include "base/threads.h"
 #include "nn/fused.h"
 #include "nn/net.h"
@@ -96,10 +97,20 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
     float *dx1 = tu_rand(c.xn, -1, 1, &rng), *dw1 = tu_rand((size_t)C, -1, 1, &rng), *db1 = tu_rand((size_t)C, -1, 1, &rng);
     float *dx2 = tu_copy(dx1, c.xn), *dw2 = tu_copy(dw1, (size_t)C), *db2 = tu_copy(db1, (size_t)C);
     bn_relu_maxpool_backward(dx1, dw1, db1, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local);
+                             training, &reducer_local, 1);
     bn_relu_maxpool_backward_ref(dx2, dw2, db2, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
                                  training, &reducer_local);
     TU_ASSERT_CLOSE(dx1, dx2, c.xn, 1e-5, 1e-5, "fused dinp");
+    // accumulate = 0 overwrites whatever dinp held with what accumulate = 1 adds to zeros
+    float *dz = df_alloc_floats(c.xn), *dp = df_alloc_floats(c.xn), *gw = df_alloc_floats((size_t)C * 2);
+    memset(dz, 0, c.xn * sizeof(float));
+    for (size_t i = 0; i < c.xn; i++) dp[i] = 1e30f;
+    bn_relu_maxpool_backward(dz, gw, gw + C, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
+                             training, &reducer_local, 1);
+    bn_relu_maxpool_backward(dp, gw, gw + C, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
+                             training, &reducer_local, 0);
+    CU_ASSERT(memcmp(dz, dp, c.xn * sizeof(float)) == 0);
+    free(dz); free(dp); free(gw);
     TU_ASSERT_CLOSE(dw1, dw2, (size_t)C, 1e-5, 1e-5, "fused dweight");
     TU_ASSERT_CLOSE(db1, db2, (size_t)C, 1e-5, 1e-5, "fused dbias");
     df_threads_set(1);
@@ -111,12 +122,44 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
 static const int k2[3] = { 2, 2, 2 }, s2[3] = { 2, 2, 2 }, p0[3] = { 0, 0, 0 };
 static const int k3[3] = { 3, 3, 3 }, p1[3] = { 1, 1, 1 };  // overlapping windows, padded: the general path
 
+// At every vector width this CPU has (base/multiarch.h): the same bits on each.
 static void test_fused_vs_layers(void) {
-    for (int training = 0; training <= 1; training++)
-        for (int threads = 1; threads <= 2; threads++) {
-            compare_case(k2, s2, p0, training, threads);
-            compare_case(k3, s2, p1, training, threads);
+    for (int isa = 2; isa <= df_isa_level(); isa++) {
+        df_isa_set_max(isa);
+        for (int training = 0; training <= 1; training++)
+            for (int threads = 1; threads <= 2; threads++) {
+                compare_case(k2, s2, p0, training, threads);
+                compare_case(k3, s2, p1, training, threads);
+            }
+    }
+    df_isa_set_max(0);
+}
+
+// The fused forward's output and the backward's gradients are the same bits at every vector
+// width: the per-element operations do not change, and the sums' lanes are spelled out.
+static void test_fused_same_on_every_isa(void) {
+    float *y[3] = { 0 }, *dx[3] = { 0 };
+    int top = df_isa_level();
+    for (int isa = 2; isa <= top; isa++) {
+        FusedCase c;
+        case_init(&c, 2, 3, 6, 8, 10, k2, s2, p0, 1, 99);
+        df_isa_set_max(isa);
+        fused_loss(&c);
+        float *d = df_alloc_floats(c.xn), *gw = df_alloc_floats(6);
+        memset(d, 0, c.xn * sizeof(float));
+        bn_relu_maxpool_backward(d, gw, gw + 3, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f, 1,
+                                 &reducer_local, 0);
+        y[isa - 2] = tu_copy(c.y, c.yn);
+        dx[isa - 2] = d;
+        if (isa > 2) {
+            CU_ASSERT(memcmp(y[isa - 2], y[0], c.yn * sizeof(float)) == 0);
+            CU_ASSERT(memcmp(dx[isa - 2], dx[0], c.xn * sizeof(float)) == 0);
         }
+        free(gw);
+        case_free(&c);
+    }
+    df_isa_set_max(0);
+    for (int k = 0; k < 3; k++) { free(y[k]); free(dx[k]); }
 }
 
 static void fd_case(const int k[3], const int s[3], const int p[3], int training) {
@@ -129,7 +172,7 @@ static void fd_case(const int k[3], const int s[3], const int p[3], int training
     memset(db, 0, (size_t)C * sizeof(float));
     fused_loss(&c);
     bn_relu_maxpool_backward(dx, dw, db, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local);
+                             training, &reducer_local, 1);
     // float forward, loss ~ 10: a 1e-3 step leaves ~1e-3 of noise in each difference
     CU_ASSERT(tu_fd_check(fused_loss, &c, c.x, dx, c.xn, 60, 1e-3, 3e-3, 1e-2, "fused dinp") <= 1.0);
     CU_ASSERT(tu_fd_check(fused_loss, &c, c.w, dw, (size_t)C, (size_t)C, 1e-3, 3e-3, 1e-2, "fused dweight") <= 1.0);
@@ -230,6 +273,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("fused batchnorm-relu-maxpool", NULL, NULL);
     CU_add_test(s, "fused vs the three layers (train/eval, 1/2 threads, fast/general pooling)", test_fused_vs_layers);
+    CU_add_test(s, "the same bits at every vector width", test_fused_same_on_every_isa);
     CU_add_test(s, "finite differences", test_fused_fd);
     CU_add_test(s, "network: fused equals unfused", test_net_fused_equals_unfused);
     CU_add_test(s, "network: an observed output is stored", test_net_observed_output_unfuses);
