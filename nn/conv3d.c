@@ -96,7 +96,8 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 // (nn/conv3d_direct.c) instead of vol2col + GEMM. Measured with `deconfound bench conv3d
 // --kernels gemm|direct` on Zen 4 (AVX-512, OpenBLAS Cooperlake kernels), 1 thread, as % of sgemm:
 //   conv1 K=27   W=64  forward 91 vs 35, bwd-wt 63 vs 31, bwd-data 57 vs 43
-//   conv2 K=432  W=32  forward 94 vs 76, bwd-wt 79 vs 66, bwd-data 48 vs 73
+//   conv2 K=432  W=32  forward 94 vs 76, bwd-wt 79 vs 66, bwd-data 48 vs 73 (4-vec tiles;
+//                      102 vs 73 with the 2-vec tile for rows of at most 32, bd_plane_v4_narrow)
 //   conv3 K=864  W=16  forward 106 vs 91, bwd-wt 52 vs 90, bwd-data 28 vs 91
 //   conv4 K=1728 W=8   forward 52 vs 75, bwd-wt 13 vs 67, bwd-data 16 vs 70
 // The direct tiles want whole 16-float rows; the weight and data gradients also want few
@@ -106,7 +107,7 @@ static int conv_direct(const Conv3dGeom *g, int phase) {
     if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
     if (conv3d_direct_isa() < 4) return 0;
-    if (phase == CONV3D_BWD_DATA) return conv_K(g) <= 64 && g->W >= 32;
+    if (phase == CONV3D_BWD_DATA) return conv_K(g) <= 512 && g->W >= 32;
     return conv_K(g) <= 512 && g->OW >= 32;
 }
 

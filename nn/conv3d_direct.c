@@ -399,6 +399,9 @@ TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 4, 6); }
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 4, 2); }
+// Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
+// is two vecs wide and twice as many taps tall.
+TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 6, 2, 2); }
 #endif
 
 void conv3d_direct_set_isa(int isa_max) { df_isa_set_max(isa_max); }
@@ -415,10 +418,10 @@ static FwdPlaneFn *fwd_plane_fn(void) {
     return fwd_plane_v2;
 }
 
-static BdPlaneFn *bd_plane_fn(void) {
+static BdPlaneFn *bd_plane_fn(const Direct *g) {
 #ifdef DIRECT_MULTIARCH
     switch (conv3d_direct_isa()) {
-    case 4: return bd_plane_v4;
+    case 4: return g->nv <= 2 ? bd_plane_v4_narrow : bd_plane_v4;
     case 3: return bd_plane_v3;
     }
 #endif
@@ -482,7 +485,7 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
                             weight[((((size_t)oc * C + c) * kd + a) * kh + b) * kw + e];
     const long items = (long)B * g->D;
     const int nt = direct_threads(threads, items);
-    BdPlaneFn *plane_fn = bd_plane_fn();
+    BdPlaneFn *plane_fn = bd_plane_fn(&f);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (long it = 0; it < items; it++) {
         const int bi = (int)(it / g->D), id = (int)(it % g->D);
