@@ -31,6 +31,13 @@
     DF_TARGET_V4 static void name##_v4 params { name##_body args; }
 #define DF_PICK(name) (df_isa_level() >= 4 ? name##_v4 : df_isa_level() == 3 ? name##_v3 : name##_v2)
 
+// 16 floats as one value (GCC vector extensions): one AVX-512 register, two AVX2 or four SSE
+// ones; for loops whose lanes must stay where they are (partial sums). DF_LOAD16 reads 16
+// floats at any alignment.
+typedef float df_v16 __attribute__((vector_size(16 * sizeof(float))));
+typedef float df_v16u __attribute__((vector_size(16 * sizeof(float)), aligned(4), may_alias));
+#define DF_LOAD16(p) (*(const df_v16u *)(p))
+
 // 4: AVX-512 (x86-64-v4), 3: AVX2 and FMA (x86-64-v3), 2: the build's baseline; at most the
 // cap df_isa_set_max set (tests run every variant on one machine; `bench --isa`).
 int df_isa_level(void);

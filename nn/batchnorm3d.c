@@ -14,7 +14,8 @@
 // Per-channel sums are the hot loops of this file (a BR-Net first block has 2M values per
 // channel). A single running double sum is a chain of dependent additions the compiler may
 // not reorder; instead each block of SUM_BLOCK values is summed in SUM_LANES independent float
-// partial sums (which vectorise), and the block totals are added in double. A lane adds
+// partial sums (one 16-float vector, spelled out: left to the auto-vectoriser, the lanes were
+// shuffled between registers), and the block totals are added in double. A lane adds
 // SUM_BLOCK / SUM_LANES = 64 values, so the float partials lose at most ~64 ulps of the block
 // sum, far below what the tests against PyTorch allow.
 #define SUM_LANES 16
@@ -24,14 +25,13 @@
 DF_INLINE void sums_shifted_body(double s[2], const float *restrict x, size_t n, float k) {
     for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
         const size_t m = DF_MIN((size_t)SUM_BLOCK, n - i0);
-        float a1[SUM_LANES] = { 0 }, a2[SUM_LANES] = { 0 };
+        df_v16 a1 = { 0 }, a2 = { 0 };
         size_t i = 0;
-        for (; i + SUM_LANES <= m; i += SUM_LANES)
-            for (int j = 0; j < SUM_LANES; j++) {
-                float d = x[i0 + i + j] - k;
-                a1[j] += d;
-                a2[j] += d * d;
-            }
+        for (; i + SUM_LANES <= m; i += SUM_LANES) {
+            df_v16 d = DF_LOAD16(x + i0 + i) - k;
+            a1 += d;
+            a2 += d * d;
+        }
         double t1 = 0.0, t2 = 0.0;
         for (; i < m; i++) {
             double d = (double)x[i0 + i] - k;
@@ -48,14 +48,13 @@ DF_INLINE void sums_shifted_body(double s[2], const float *restrict x, size_t n,
 DF_INLINE void sums_dy_xhat_body(double s[2], const float *restrict dy, const float *restrict x, size_t n, float m, float r) {
     for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
         const size_t len = DF_MIN((size_t)SUM_BLOCK, n - i0);
-        float a1[SUM_LANES] = { 0 }, a2[SUM_LANES] = { 0 };
+        df_v16 a1 = { 0 }, a2 = { 0 };
         size_t i = 0;
-        for (; i + SUM_LANES <= len; i += SUM_LANES)
-            for (int j = 0; j < SUM_LANES; j++) {
-                float g = dy[i0 + i + j];
-                a1[j] += g;
-                a2[j] += g * ((x[i0 + i + j] - m) * r);
-            }
+        for (; i + SUM_LANES <= len; i += SUM_LANES) {
+            df_v16 g = DF_LOAD16(dy + i0 + i);
+            a1 += g;
+            a2 += g * ((DF_LOAD16(x + i0 + i) - m) * r);
+        }
         double t1 = 0.0, t2 = 0.0;
         for (; i < len; i++) {
             t1 += dy[i0 + i];

@@ -69,6 +69,38 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
     free(m);
 }
 
+// s[0] += sum g, s[1] += sum g xhat over one plane's P pooled outputs, g = dy where the ReLU
+// passed the argmax element: in 16 float lanes per block of 1024 (as batchnorm3d.c's sums,
+// so the compiler can gather 16 at once), block totals in double.
+DF_INLINE void sparse_sums_plane_body(double s[2], const float *restrict x, const float *restrict dy,
+                                      const int32_t *restrict am, size_t P, float m, float a, float b, float r) {
+    for (size_t p0 = 0; p0 < P; p0 += 1024) {
+        const size_t end = DF_MIN(P, p0 + 1024);
+        float a1[16] = { 0 }, a2[16] = { 0 };
+        size_t p = p0;
+        for (; p + 16 <= end; p += 16)
+            for (int j = 0; j < 16; j++) {
+                const float xi = x[am[p + j]];
+                const float g = (xi - m) * a + b > 0.0f ? dy[p + j] : 0.0f;  // ReLU passed
+                a1[j] += g;
+                a2[j] += g * ((xi - m) * r);
+            }
+        double t1 = 0.0, t2 = 0.0;
+        for (; p < end; p++) {
+            const float xi = x[am[p]];
+            const float g = (xi - m) * a + b > 0.0f ? dy[p] : 0.0f;
+            t1 += g;
+            t2 += (double)g * (double)((xi - m) * r);
+        }
+        for (int j = 0; j < 16; j++) { t1 += a1[j]; t2 += a2[j]; }
+        s[0] += t1;
+        s[1] += t2;
+    }
+}
+DF_MULTIARCH_FN(sparse_sums_plane, (double s[2], const float *restrict x, const float *restrict dy,
+                                    const int32_t *restrict am, size_t P, float m, float a, float b, float r),
+                (s, x, dy, am, P, m, a, b, r))
+
 // The gradient reaching BatchNorm's output at input element i of a plane: the pooled outputs
 // whose argmax is i, where ReLU passed (y_i > 0). Non-zero only at argmax positions, so the
 // statistics the BatchNorm backward needs are sums over the P pooled outputs, not S inputs.
@@ -84,24 +116,17 @@ void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const f
     for (int c = 0; c < C; c++) r[c] = training ? rstd[c] : (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
     double *buf = xcalloc(2 * (size_t)C + 1, sizeof(double));  // [sum g (C), sum g xhat (C), count]
     // a channel per thread, samples in order: the same sums for any thread count
+    void (*sums)(double *, const float *, const float *, const int32_t *, size_t, float, float, float, float) =
+        DF_PICK(sparse_sums_plane);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * P >= 8192)
     for (int c = 0; c < C; c++) {
-        double s1 = 0.0, s2 = 0.0;
-        const float mc = m[c], ac = a[c], bc = bias[c], rc = r[c];
+        double sc[2] = { 0.0, 0.0 };
         for (int b = 0; b < B; b++) {
             const size_t pl = (size_t)b * C + c;
-            const float *x = inp + pl * S, *dy = dout + pl * P;
-            const int32_t *am = argmax + pl * P;
-            for (size_t p = 0; p < P; p++) {
-                const float xi = x[am[p]];
-                if ((xi - mc) * ac + bc > 0.0f) {  // ReLU passed
-                    s1 += dy[p];
-                    s2 += (double)dy[p] * (double)((xi - mc) * rc);
-                }
-            }
+            sums(sc, inp + pl * S, dout + pl * P, argmax + pl * P, P, m[c], a[c], bias[c], r[c]);
         }
-        buf[c] = s1;
-        buf[C + c] = s2;
+        buf[c] = sc[0];
+        buf[C + c] = sc[1];
     }
     for (int c = 0; c < C; c++) {  // this rank's share, as batchnorm3d_backward
         dbias[c] += (float)buf[c];
