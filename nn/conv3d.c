@@ -98,7 +98,8 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //   conv1 K=27   W=64  forward 91 vs 35, bwd-wt 63 vs 31, bwd-data 57 vs 43
 //   conv2 K=432  W=32  forward 94 vs 76, bwd-wt 79 vs 66, bwd-data 48 vs 73 (4-vec tiles;
 //                      102 vs 73 with the 2-vec tile for rows of at most 32, bd_plane_v4_narrow)
-//   conv3 K=864  W=16  forward 106 vs 91, bwd-wt 52 vs 90, bwd-data 28 vs 91
+//   conv3 K=864  W=16  forward 106 vs 91, bwd-wt 52 vs 90, bwd-data 28 vs 91 (58 vs 86 with
+//                      the 2-vec tile; forward 100 vs 84 on 2026-12-01)
 //   conv4 K=1728 W=8   forward 52 vs 75, bwd-wt 13 vs 67, bwd-data 16 vs 70
 // The direct tiles want whole 16-float rows; the weight and data gradients also want few
 // channels. Only the AVX-512 build of the tiles is fast (their 16-float vectors are held in
@@ -108,6 +109,7 @@ static int conv_direct(const Conv3dGeom *g, int phase) {
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
     if (conv3d_direct_isa() < 4) return 0;
     if (phase == CONV3D_BWD_DATA) return conv_K(g) <= 512 && g->W >= 32;
+    if (phase == CONV3D_FORWARD) return conv_K(g) <= 1024 && g->OW >= 16;
     return conv_K(g) <= 512 && g->OW >= 32;
 }
 

@@ -35,16 +35,17 @@ DF_INLINE void bn_relu_plane_body(float *restrict y, const float *restrict x, si
 DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size_t S, float m, float a, float b),
                 (y, x, S, m, a, b))
 
-// The dense part of the input gradient over one plane: dx (+)= k (-mdy - (x - m) r mdyx).
-DF_INLINE void dense_dx_plane_body(float *restrict dx, const float *restrict x, size_t S, float k, float mdy, float m,
-                                   float r, float mdyx, int accumulate) {
+// The dense part of the input gradient over one plane: dx (+)= k (-mdy - (x - m) r mdyx). dx
+// may be x (in place, not accumulating): each element is read before it is written.
+DF_INLINE void dense_dx_plane_body(float *dx, const float *x, size_t S, float k, float mdy, float m, float r, float mdyx,
+                                   int accumulate) {
     if (accumulate)
         for (size_t i = 0; i < S; i++) dx[i] += k * (-mdy - (x[i] - m) * r * mdyx);
     else
         for (size_t i = 0; i < S; i++) dx[i] = k * (-mdy - (x[i] - m) * r * mdyx);
 }
-DF_MULTIARCH_FN(dense_dx_plane, (float *restrict dx, const float *restrict x, size_t S, float k, float mdy, float m,
-                                 float r, float mdyx, int accumulate), (dx, x, S, k, mdy, m, r, mdyx, accumulate))
+DF_MULTIARCH_FN(dense_dx_plane, (float *dx, const float *x, size_t S, float k, float mdy, float m, float r, float mdyx,
+                                 int accumulate), (dx, x, S, k, mdy, m, r, mdyx, accumulate))
 
 void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
                              float *running_var, const float *inp, const float *weight, const float *bias, int B,
@@ -107,7 +108,9 @@ DF_MULTIARCH_FN(sparse_sums_plane, (double s[2], const float *restrict x, const 
 void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
                               const float *inp, const float *mean, const float *rstd, const float *running_mean,
                               const float *running_var, const float *weight, const float *bias, int B,
-                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate) {
+                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate,
+                              float *workspace, int threads) {
+    DF_ASSERT(!(dinp && dinp == inp && accumulate));  // in place, the gradient replaces the input
     const int C = g->C;
     const size_t S = plane_in(g), P = plane_out(g);
     float *m = xmalloc(3 * (size_t)C * sizeof(float)), *a = m + C, *r = m + 2 * C;
@@ -139,25 +142,25 @@ void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const f
             reduce_sum_f64(red, buf, 2 * (size_t)C + 1);
             n = buf[2 * C];
         }
-        // dx = k (g - mean(g) - xhat mean(g xhat)) in training, k g in eval; k = w rstd. The
-        // dense part streams over every element, then the sparse g is added at the argmax
-        // positions while the plane is still in cache.
+        // dx = k (g - mean(g) - xhat mean(g xhat)) in training, k g in eval; k = w rstd. Per
+        // plane: the sparse k g at the argmax positions first (into the thread's scratch, so x
+        // may be overwritten next), then the dense part streams over every element, then the
+        // sparse part is added while the plane is still in cache.
         void (*dense)(float *, const float *, size_t, float, float, float, float, float, int) = DF_PICK(dense_dx_plane);
-#pragma omp parallel for num_threads(df_threads()) schedule(static) if ((size_t)B * C * S >= 65536)
+        const int nt = DF_MAX(1, DF_MIN(threads, df_threads()));
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (size_t)B * C * S >= 65536)
         for (long pl = 0; pl < (long)B * C; pl++) {
             const int c = (int)(pl % C);
             const float mc = m[c], ac = a[c], bc = bias[c], rc = r[c], k = weight[c] * rc;
             const float *x = inp + (size_t)pl * S, *dy = dout + (size_t)pl * P;
-            float *dx = dinp + (size_t)pl * S;
+            float *dx = dinp + (size_t)pl * S, *gs = workspace + (size_t)df_thread_id() * S;
             const int32_t *am = argmax + (size_t)pl * P;
+            for (size_t p = 0; p < P; p++) gs[p] = (x[am[p]] - mc) * ac + bc > 0.0f ? k * dy[p] : 0.0f;  // ReLU passed
             if (training && n > 0.0)
                 dense(dx, x, S, k, (float)(buf[c] / n), mc, rc, (float)(buf[C + c] / n), accumulate);
             else if (!accumulate)
                 memset(dx, 0, S * sizeof(float));
-            for (size_t p = 0; p < P; p++) {
-                const float xi = x[am[p]];
-                if ((xi - mc) * ac + bc > 0.0f) dx[am[p]] += k * dy[p];
-            }
+            for (size_t p = 0; p < P; p++) dx[am[p]] += gs[p];
         }
     }
     free(buf);

@@ -44,11 +44,14 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
 // (running_mean, running_var, eps). Equals the three layers' backward to rounding (the
 // per-channel sums are added in another order). accumulate = 0 writes dinp = dL/dinp instead
 // of adding: the network, which would otherwise clear the largest gradient of the block
-// first, passes 0 (a pass over 134 MB less in a BR-Net first block).
+// first, passes 0 (a pass over 134 MB less in a BR-Net first block). dinp may be inp itself
+// (with accumulate = 0): the input is then replaced by its gradient, which is how the network
+// keeps one buffer, not two, for a block's largest tensor. workspace as for the forward.
 void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
                               const float *inp, const float *mean, const float *rstd, const float *running_mean,
                               const float *running_var, const float *weight, const float *bias, int B,
-                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate);
+                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate,
+                              float *workspace, int threads);
 
 // The references: the unfused layers' plain functions one after another (intermediates
 // allocated here). Same contracts; for tests.

@@ -45,6 +45,14 @@ static int fusable_at(const Net *net, int i) {
            !net->observed[i + 1] && !net->observed[i + 2];
 }
 
+// A fused group at layer i whose input (acts[i], a convolution's output: its backward never
+// reads its own output) nothing outside observes gets its input gradient in that buffer: the
+// fused backward replaces the input by its gradient (nn/fused.h), so a BR-Net block's largest
+// tensor needs one buffer, not two.
+static int fused_in_place(const Net *net, int i) {
+    return net->fused[i] == 3 && i > 0 && !net->observed[i] && is_type(&net->layers[i - 1], "conv3d");
+}
+
 static void net_plan(Net *net) {
     const size_t mb = (size_t)net->ctx.max_batch;
     for (int i = 0; i < net->n_layers; i++) net->fused[i] = 0;
@@ -69,6 +77,7 @@ static void net_plan(Net *net) {
         int inside = net->fused[i] == 3 || (net->fused[i] == -1 && net->fused[i + 1] == -1);
         if (inside) continue;
         if (!net->acts[i + 1]) net->acts[i + 1] = df_alloc_floats(mb * shape_numel(L->out_shape));
+        if (i + 1 < net->n_layers && fused_in_place(net, i + 1)) continue;  // its gradient replaces it
         widest[turn % 2] = DF_MAX(widest[turn % 2], mb * shape_numel(L->out_shape));
         turn++;
     }
@@ -78,7 +87,10 @@ static void net_plan(Net *net) {
             net->dbuf[k] = df_alloc_floats(widest[k]);
             net->dbuf_floats[k] = widest[k];
         }
-    for (int i = 1, turn = 0; i <= net->n_layers; i++) net->dacts[i] = net->acts[i] ? net->dbuf[turn++ % 2] : NULL;
+    for (int i = 1, turn = 0; i <= net->n_layers; i++) {
+        if (i < net->n_layers && fused_in_place(net, i)) net->dacts[i] = net->acts[i];
+        else net->dacts[i] = net->acts[i] ? net->dbuf[turn++ % 2] : NULL;
+    }
     for (int i = 0; i < net->n_layers; i++) {
         Layer *L = &net->layers[i];
         L->in = net->acts[i];
@@ -119,7 +131,8 @@ static void fused_backward(Net *net, int i, const Batch *b) {
     PoolImpl *pi = pool->impl;
     bn_relu_maxpool_backward(bn->din, layer_grad(bn, 0), layer_grad(bn, 1), pool->dout, pi->argmax, bn->in, bi->mean,
                              bi->rstd, layer_state(bn, 0), layer_state(bn, 1), layer_param(bn, 0), layer_param(bn, 1),
-                             b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer, 0);
+                             b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer, 0, net->ctx.workspace,
+                             net->ctx.workspace_threads);
 }
 
 int net_build(Net *net, const Ini *ini, Shape in_shape, int max_batch, Reducer *red, DfError *err) {

@@ -97,7 +97,7 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
     float *dx1 = tu_rand(c.xn, -1, 1, &rng), *dw1 = tu_rand((size_t)C, -1, 1, &rng), *db1 = tu_rand((size_t)C, -1, 1, &rng);
     float *dx2 = tu_copy(dx1, c.xn), *dw2 = tu_copy(dw1, (size_t)C), *db2 = tu_copy(db1, (size_t)C);
     bn_relu_maxpool_backward(dx1, dw1, db1, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 1);
+                             training, &reducer_local, 1, c.ws, 2);
     bn_relu_maxpool_backward_ref(dx2, dw2, db2, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
                                  training, &reducer_local);
     TU_ASSERT_CLOSE(dx1, dx2, c.xn, 1e-5, 1e-5, "fused dinp");
@@ -106,10 +106,16 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
     memset(dz, 0, c.xn * sizeof(float));
     for (size_t i = 0; i < c.xn; i++) dp[i] = 1e30f;
     bn_relu_maxpool_backward(dz, gw, gw + C, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 1);
+                             training, &reducer_local, 1, c.ws, 2);
     bn_relu_maxpool_backward(dp, gw, gw + C, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 0);
+                             training, &reducer_local, 0, c.ws, 2);
     CU_ASSERT(memcmp(dz, dp, c.xn * sizeof(float)) == 0);
+    // in place: the input replaced by its gradient, the same bits
+    float *xin = tu_copy(c.x, c.xn);
+    bn_relu_maxpool_backward(xin, gw, gw + C, c.r, c.am, xin, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
+                             training, &reducer_local, 0, c.ws, 2);
+    CU_ASSERT(memcmp(dz, xin, c.xn * sizeof(float)) == 0);
+    free(xin);
     free(dz); free(dp); free(gw);
     TU_ASSERT_CLOSE(dw1, dw2, (size_t)C, 1e-5, 1e-5, "fused dweight");
     TU_ASSERT_CLOSE(db1, db2, (size_t)C, 1e-5, 1e-5, "fused dbias");
@@ -148,7 +154,7 @@ static void test_fused_same_on_every_isa(void) {
         float *d = df_alloc_floats(c.xn), *gw = df_alloc_floats(6);
         memset(d, 0, c.xn * sizeof(float));
         bn_relu_maxpool_backward(d, gw, gw + 3, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f, 1,
-                                 &reducer_local, 0);
+                                 &reducer_local, 0, c.ws, 2);
         y[isa - 2] = tu_copy(c.y, c.yn);
         dx[isa - 2] = d;
         if (isa > 2) {
@@ -172,7 +178,7 @@ static void fd_case(const int k[3], const int s[3], const int p[3], int training
     memset(db, 0, (size_t)C * sizeof(float));
     fused_loss(&c);
     bn_relu_maxpool_backward(dx, dw, db, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 1);
+                             training, &reducer_local, 1, c.ws, 2);
     // float forward, loss ~ 10: a 1e-3 step leaves ~1e-3 of noise in each difference
     CU_ASSERT(tu_fd_check(fused_loss, &c, c.x, dx, c.xn, 60, 1e-3, 3e-3, 1e-2, "fused dinp") <= 1.0);
     CU_ASSERT(tu_fd_check(fused_loss, &c, c.w, dw, (size_t)C, (size_t)C, 1e-3, 3e-3, 1e-2, "fused dweight") <= 1.0);
