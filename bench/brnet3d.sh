@@ -1,29 +1,35 @@
 #!/bin/sh
-# brnet3d.sh: one run, side by side, on this machine: OpenBLAS sgemm (the ceiling for
-# GEMM-based convolution), deconfound's BR-Net 3D CNN training step, and PyTorch's on the same
-# network (../shared/bench/torch_brnet3d.py, Debian python3-torch; skipped if absent), at 1 and
-# 2 threads. deconfound runs as launched (it picks OpenBLAS's kernels itself: base/blas_core.h)
-# and with each OpenBLAS core type this CPU can run forced, so "as launched" can be compared
-# with the best. Every line names the core type. Results are recorded in docs/performance.md.
-#   bench/brnet3d.sh [BUILD_DIR]        (default: the source directory)
+# brnet3d.sh: the training speed of this machine, side by side in one run (issue 18's figures,
+# recorded in docs/performance.md):
+#   1. each BR-Net convolution's forward, backward-data and backward-weights as a share of
+#      OpenBLAS sgemm measured in the same run (bench conv3d), at 1 thread;
+#   2. the BR-Net training step (batch 16) at 1 thread, 2 threads in one rank, and 2 ranks of
+#      one thread, each beside sgemm at the same threads and with its peak memory, and beside
+#      PyTorch on the same network (../shared/bench/torch_brnet3d.py, Debian python3-torch;
+#      skipped when absent) at 1 and 2 threads;
+#   3. the per-layer profile at 1 thread, and the step with the fused BatchNorm-ReLU-MaxPool
+#      kernel turned off.
+# Every line names the CPU and the OpenBLAS core type. deconfound runs as launched (it picks
+# OpenBLAS's kernels itself: base/blas_core.h).
+#   bench/brnet3d.sh [BUILD_DIR] [ROUNDS]     (default: the source directory, 3 rounds)
+# The machine kind is shared: steps 2 repeats ROUNDS times, alternating the layouts, so a
+# median can be quoted.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 DF=${1:-$here}/deconfound
-TORCH=${TORCH_BENCH:-$here/../shared/bench/torch_brnet3d.py}
-PY=/usr/bin/python3
-cores="Prescott"
-grep -q ' avx2' /proc/cpuinfo && cores="$cores Haswell"
-grep -q ' avx512f' /proc/cpuinfo && cores="$cores SkylakeX Cooperlake"
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(env -u OPENBLAS_CORETYPE "$DF" --version | tail -1)"
-for t in 1 2; do
-    echo "--- $t thread(s)"
-    env -u OPENBLAS_CORETYPE "$DF" bench sgemm --threads "$t" | sed 's/$/  [as launched]/'
-    for c in $cores; do OPENBLAS_CORETYPE=$c "$DF" bench sgemm --threads "$t" | sed "s/\$/  [OPENBLAS_CORETYPE=$c]/"; done
-    env -u OPENBLAS_CORETYPE "$DF" bench brnet3d --threads "$t" | sed 's/$/  [as launched]/'
-    for c in $cores; do OPENBLAS_CORETYPE=$c "$DF" bench brnet3d --threads "$t" | sed "s/\$/  [OPENBLAS_CORETYPE=$c]/"; done
-    if [ -f "$TORCH" ] && $PY -c 'import torch' 2>/dev/null; then
-        $PY "$TORCH" "$t" 16 10
-    else
-        echo "torch: not available ($PY with torch, $TORCH)"
-    fi
+rounds=${2:-3}
+flags="-q --oversubscribe"; [ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+export TORCH_BENCH=${TORCH_BENCH:-$here/../shared/bench/torch_brnet3d.py}
+
+echo "=== the convolutions alone, 1 thread"
+"$DF" bench conv3d --threads 1
+for r in $(seq "$rounds"); do
+    echo "=== round $r: the training step"
+    "$DF" bench brnet3d --threads 1 --steps 20 --vs-torch
+    mpirun $flags --bind-to none -np 1 "$DF" bench brnet3d --threads 2 --steps 20 --vs-torch
+    mpirun $flags -np 2 "$DF" bench brnet3d --threads 1 --steps 20
 done
+echo "=== profile, 1 thread"
+"$DF" bench brnet3d --threads 1 --steps 20 --profile
+echo "=== unfused (BatchNorm, ReLU, MaxPool as separate layers), 1 thread"
+"$DF" bench brnet3d --threads 1 --steps 20 --no-fuse

@@ -50,7 +50,8 @@ static int fusable_at(const Net *net, int i) {
 // fused backward replaces the input by its gradient (nn/fused.h), so a BR-Net block's largest
 // tensor needs one buffer, not two.
 static int fused_in_place(const Net *net, int i) {
-    return net->fused[i] == 3 && i > 0 && !net->observed[i] && is_type(&net->layers[i - 1], "conv3d");
+    return net->fused[i] == 3 && i > 0 && !net->observed[i] && !net->repeat_backward &&
+           is_type(&net->layers[i - 1], "conv3d");
 }
 
 static void net_plan(Net *net) {
@@ -105,6 +106,11 @@ void net_observe(Net *net, int act) {
     DF_ASSERT(act >= 0 && act <= net->n_layers);
     if (net->observed[act]) return;
     net->observed[act] = 1;
+    net->planned = 0;
+}
+
+void net_allow_repeated_backward(Net *net) {
+    net->repeat_backward = 1;
     net->planned = 0;
 }
 
@@ -260,6 +266,7 @@ const float *net_forward(Net *net, const Batch *b, int training) {
     // layer would otherwise wake OpenBLAS's threads, which then spin-wait on the cores the
     // next kernel's threads need.
     const int blas = df_blas_serial_begin();
+    net->acts_spent = 0;
     memcpy(net->acts[0], b->images, (size_t)B * shape_numel(net->in_shape) * sizeof(float));
     for (int i = 0; i < net->n_layers; i++) {
         if (net->fused[i] < 0) continue;  // ran inside its group
@@ -276,6 +283,9 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
     int B = b->n;
     DF_ASSERT(B >= 0 && B <= net->ctx.max_batch);
     DF_ASSERT(net->planned);  // the plan of the forward this backward follows
+    // A second backward after one forward would read activations the first overwrote: the
+    // caller must net_allow_repeated_backward before the forward.
+    DF_ASSERT(!net->acts_spent);
     net_workspace_fit(net);
     const int blas = df_blas_serial_begin();  // as in net_forward
     memcpy(net->dacts[net->n_layers], dout, (size_t)B * shape_numel(net->out_shape) * sizeof(float));
@@ -298,6 +308,7 @@ void net_backward(Net *net, const Batch *b, const float *dout) {
             df_zero_floats(net->dacts[first], (size_t)B * shape_numel(net->layers[first].in_shape));
         if (net->fused[i] == 0) net->layers[i].ops->backward(&net->layers[i], b);
         else if (first >= 0) fused_backward(net, first, b);
+        if (first >= 0 && net->fused[first] == 3 && net->dacts[first] == net->acts[first]) net->acts_spent = 1;
         if (net->seconds_bwd) net->seconds_bwd[i] += df_now() - t0;
         if (net->grads_ready) net->grads_ready(net->grads_ready_arg, (size_t)(net->layers[i].grads - net->grads));
     }

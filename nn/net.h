@@ -39,6 +39,8 @@ typedef struct {
     unsigned char *observed;
     int *fused;
     int planned, no_fuse;
+    int repeat_backward;  // net_allow_repeated_backward: no backward may overwrite activations
+    int acts_spent;       // a backward since the last forward overwrote activations
 } Net;
 
 // Builds the layers listed in `ini` for inputs of in_shape and at most max_batch samples per
@@ -93,6 +95,10 @@ int net_layer_output_index(Net *net, const char *name);
 // Everything that reads a layer's output by index observes it first; net_layer_output_index
 // does. The input and the final output are always stored.
 void net_observe(Net *net, int act);
+// By default a backward may overwrite activations it no longer needs (a fused group's input
+// becomes its gradient, nn/fused.h), so each forward allows one backward. A caller that runs
+// several backwards after one forward (an alternating loss term: run/terms.c) says so first.
+void net_allow_repeated_backward(Net *net);
 // Fusion on (the default) or off (the reference for tests and `bench --no-fuse`).
 void net_set_fusion(Net *net, int on);
 // One line per layer: name, type, output shape, parameter count (rank 0 prints it).

@@ -8,7 +8,7 @@
 
 #define STRIDE (1 + 2 * TERM_MAX_LOGS)
 
-void terms_setup(TermRunner *r, LossTerm *terms, int n, const Net *net, const OptConfig *main_opt) {
+void terms_setup(TermRunner *r, LossTerm *terms, int n, Net *net, const OptConfig *main_opt) {
     memset(r, 0, sizeof *r);
     r->terms = terms;
     r->n = n;
@@ -22,6 +22,8 @@ void terms_setup(TermRunner *r, LossTerm *terms, int n, const Net *net, const Op
     size_t max_enc = 0;
     for (int j = 0; j < n; j++) {
         LossTerm *lt = &terms[j];
+        // an alternating step runs two backwards after one forward (alternating_step)
+        if (lt->alternating) net_allow_repeated_backward(net);
         const Layer *top = &net->layers[lt->act - 1];
         r->enc[j] = (size_t)(top->grads - net->grads) + top->n_params;
         r->n_columns += 1 + lt->n_logs;

@@ -47,7 +47,7 @@ typedef struct {
     int tally_classes;
 } Stepper;
 
-void terms_setup(TermRunner *r, LossTerm *terms, int n, const Net *net, const OptConfig *main_opt);
+void terms_setup(TermRunner *r, LossTerm *terms, int n, Net *net, const OptConfig *main_opt);
 void terms_free(TermRunner *r);
 // 1 when some term reads the batch's positives (then the loader makes them, and the trainer
 // hands a twin of the network to terms_set_twin).

@@ -275,6 +275,33 @@ static void test_net_observed_output_unfuses(void) {
     net_fix_free(&a);
 }
 
+// By default the fused backward replaces the convolution's output by its gradient (one buffer
+// for both); a network told it will run two backwards after one forward keeps its
+// activations, and both backwards give the same gradients (an alternating loss term's step).
+static void test_net_repeated_backward(void) {
+    NetFix a;
+    net_fix(&a, 1);
+    Rng rng;
+    rng_seed(&rng, 6);
+    float *x = tu_rand(3 * 256, -1, 1, &rng), *dout = tu_rand(3 * 2, -1, 1, &rng);
+    Batch batch = batch_of_images(x, 3);
+    net_forward(&a.net, &batch, 1);
+    CU_ASSERT(a.net.dacts[1] == a.net.acts[1]);  // conv3d1's output and its gradient share
+    net_allow_repeated_backward(&a.net);
+    net_forward(&a.net, &batch, 1);
+    CU_ASSERT(a.net.dacts[1] != a.net.acts[1]);
+    net_zero_grad(&a.net);
+    net_backward(&a.net, &batch, dout);
+    float *g1 = tu_copy(a.net.grads, a.net.n_params);
+    net_zero_grad(&a.net);
+    net_backward(&a.net, &batch, dout);
+    CU_ASSERT(memcmp(g1, a.net.grads, a.net.n_params * sizeof(float)) == 0);
+    free(g1);
+    free(x);
+    free(dout);
+    net_fix_free(&a);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("fused batchnorm-relu-maxpool", NULL, NULL);
@@ -283,5 +310,6 @@ int main(void) {
     CU_add_test(s, "finite differences", test_fused_fd);
     CU_add_test(s, "network: fused equals unfused", test_net_fused_equals_unfused);
     CU_add_test(s, "network: an observed output is stored", test_net_observed_output_unfuses);
+    CU_add_test(s, "network: repeated backwards keep the activations", test_net_repeated_backward);
     return tu_run_all();
 }
