@@ -397,6 +397,9 @@ TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, 
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
+// Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
+// channel would take the one-channel remainder path, which shares no input loads.
+TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
 TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 4, 6); }
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 4, 2); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
@@ -408,10 +411,10 @@ void conv3d_direct_set_isa(int isa_max) { df_isa_set_max(isa_max); }
 
 int conv3d_direct_isa(void) { return df_isa_level(); }
 
-static FwdPlaneFn *fwd_plane_fn(void) {
+static FwdPlaneFn *fwd_plane_fn(const Direct *g) {
 #ifdef DIRECT_MULTIARCH
     switch (conv3d_direct_isa()) {
-    case 4: return fwd_plane_v4;
+    case 4: return g->CO < 16 && g->CO >= 8 ? fwd_plane_v4_8 : fwd_plane_v4;
     case 3: return fwd_plane_v3;
     }
 #endif
@@ -459,7 +462,7 @@ void conv3d_direct_forward(float *out, const float *inp, const float *weight, co
         for (size_t k = 0; k < K; k++) wt[k * g->OC + co] = weight[co * K + k];
     const long items = (long)B * g->OD;
     const int nt = direct_threads(threads, items);
-    FwdPlaneFn *plane_fn = fwd_plane_fn();
+    FwdPlaneFn *plane_fn = fwd_plane_fn(&f);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (long it = 0; it < items; it++) {
         const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
