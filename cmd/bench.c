@@ -30,7 +30,7 @@ static const Shape brnet3d_input = { 1, 32, 64, 64 };
 
 static const char *bench_help =
     "usage: deconfound bench brnet3d [--batch B] [--steps S] [--threads T] [--profile] [--no-fuse]\n"
-    "                                [--vs-torch [SCRIPT]] [--json]\n"
+    "                                [--isa 2|3|4] [--vs-torch [SCRIPT]] [--json]\n"
     "       deconfound bench conv3d [--batch B] [--threads T] [--kernels auto|gemm|direct] [--isa 2|3|4]\n"
     "                               [--json]\n"
     "       deconfound bench sgemm|dgemm [--size N] [--threads T] [--json]\n"
@@ -47,8 +47,9 @@ static const char *bench_help =
     "conv3d: each BR-Net convolution's forward, backward-data and backward-weights alone, in\n"
     "  GFLOP/s and as a share of sgemm's GFLOP/s measured in the same run. --kernels gemm|direct\n"
     "  forces vol2col + GEMM or the direct kernels wherever they apply (default: the rule in\n"
-    "  nn/conv3d.c); --isa caps the direct kernels' instruction set (4 AVX-512, 3 AVX2, 2 SSE4.2)\n"
-    "  to time another CPU's code path; the kernel column says which ran.\n"
+    "  nn/conv3d.c); the kernel column says which ran.\n"
+    "--isa caps the instruction set of the program's own kernels (4 AVX-512, 3 AVX2, 2 SSE4.2;\n"
+    "  base/multiarch.h) to time another CPU's code path (OpenBLAS's: OPENBLAS_CORETYPE).\n"
     "sgemm, dgemm: GFLOP/s of OpenBLAS cblas_sgemm / cblas_dgemm on N x N x N (default 2048).\n"
     "Threads default to the cores on the node divided by the ranks on the node; every line\n"
     "names the CPU and the OpenBLAS core type.\n";
