@@ -39,7 +39,9 @@ typedef float df_v16u __attribute__((vector_size(16 * sizeof(float)), aligned(4)
 #define DF_LOAD16(p) (*(const df_v16u *)(p))
 
 // 4: AVX-512 (x86-64-v4), 3: AVX2 and FMA (x86-64-v3), 2: the build's baseline; at most the
-// cap df_isa_set_max set (tests run every variant on one machine; `bench --isa`).
+// environment's DECONFOUND_ISA (2, 3 or 4: run another CPU's code path, e.g. the test suite
+// as an AVX2-only CPU runs it) and the cap df_isa_set_max set (tests run every variant on one
+// machine; `bench --isa`).
 int df_isa_level(void);
 // isa_max 2..4 caps df_isa_level; 0 removes the cap.
 void df_isa_set_max(int isa_max);
