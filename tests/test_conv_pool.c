@@ -286,16 +286,6 @@ static void test_conv_fd_naive(void) { conv_fd(FD_CONV_NAIVE, 0); }
 static void test_conv_fd_fast(void) { conv_fd(FD_CONV_FAST, 0); }
 static void test_conv_fd_direct(void) { conv_fd(FD_CONV_FAST, 1); }
 
-// Distinct inputs spaced 0.01 apart (a shuffled ramp) so a 1e-3 step never changes an argmax.
-static float *distinct_inputs(size_t n, Rng *rng) {
-    int *perm = xmalloc(n * sizeof(int));
-    rng_permutation(rng, perm, (int)n);
-    float *x = fbuf(n);
-    for (size_t i = 0; i < n; i++) x[i] = 0.01f * (float)perm[i] - 0.005f * (float)n;
-    free(perm);
-    return x;
-}
-
 static void pool_fd(FdKind kind, const int k[3], const int s[3], const int p[3], int D, int H, int W) {
     Rng rng;
     rng_seed(&rng, 77 + kind);
@@ -310,7 +300,7 @@ static void pool_fd(FdKind kind, const int k[3], const int s[3], const int p[3],
         xn = (size_t)c.B * c.C * D * H * W;
         c.yn = (size_t)c.B * c.C * c.pg.OD * c.pg.OH * c.pg.OW;
     }
-    c.x = kind == FD_MAXPOOL ? distinct_inputs(xn, &rng) : frand(xn, &rng);
+    c.x = kind == FD_MAXPOOL ? tu_ramp(xn, &rng) : frand(xn, &rng);
     c.y = fbuf(c.yn);
     c.r = frand(c.yn, &rng);
     c.am = xmalloc(c.yn * sizeof(int32_t));
@@ -558,7 +548,7 @@ static void test_pool_layers(void) {
         Rng rng;
         rng_seed(&rng, 11);
         size_t xn = 2 * shape_numel(in), yn = 2 * shape_numel(b.L.out_shape);
-        float *x = distinct_inputs(xn, &rng), *y = fbuf(yn), *dy = frand(yn, &rng), *dx = fbuf(xn);
+        float *x = tu_ramp(xn, &rng), *y = fbuf(yn), *dy = frand(yn, &rng), *dx = fbuf(xn);
         b.L.in = x; b.L.out = y; b.L.dout = dy; b.L.din = dx;
         tu_layer_forward(&b, 2, 1);
         tu_layer_backward(&b, 2);

@@ -21,17 +21,6 @@ typedef struct {
     int32_t *am;
 } FusedCase;
 
-// Distinct inputs 0.01 apart (a shuffled ramp): a finite-difference step of 1e-3 never changes
-// which element of a window is the largest.
-static float *ramp(size_t n, Rng *rng) {
-    int *perm = xmalloc(n * sizeof(int));
-    rng_permutation(rng, perm, (int)n);
-    float *x = df_alloc_floats(n);
-    for (size_t i = 0; i < n; i++) x[i] = 0.01f * (float)perm[i] - 0.005f * (float)n;
-    free(perm);
-    return x;
-}
-
 static void case_init(FusedCase *c, int B, int C, int D, int H, int W, const int k[3], const int s[3], const int p[3],
                       int training, unsigned seed) {
     memset(c, 0, sizeof *c);
@@ -42,7 +31,7 @@ static void case_init(FusedCase *c, int B, int C, int D, int H, int W, const int
     CU_ASSERT_FATAL(pool3d_geom_init(&c->g, C, D, H, W, k, s, p) == 0);
     c->xn = (size_t)B * C * D * H * W;
     c->yn = (size_t)B * C * c->g.OD * c->g.OH * c->g.OW;
-    c->x = ramp(c->xn, &rng);
+    c->x = tu_ramp(c->xn, &rng);  // a 1e-3 step never changes which element of a window wins
     c->w = tu_rand((size_t)C, -1.5f, 1.5f, &rng);  // negative scales too: ReLU then keeps the low side
     c->b = tu_rand((size_t)C, -0.5f, 0.5f, &rng);
     c->rm = tu_rand((size_t)C, -0.5f, 0.5f, &rng);

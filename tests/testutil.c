@@ -23,6 +23,15 @@ float *tu_copy(const float *x, size_t n) {
     return y;
 }
 
+float *tu_ramp(size_t n, Rng *rng) {
+    int *perm = xmalloc(n * sizeof(int));
+    rng_permutation(rng, perm, (int)n);
+    float *x = df_alloc_floats(n);
+    for (size_t i = 0; i < n; i++) x[i] = 0.01f * (float)perm[i] - 0.005f * (float)n;
+    free(perm);
+    return x;
+}
+
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol, const char *what) {
     double worst = 0.0;
     size_t wi = 0;

@@ -13,6 +13,9 @@ void tu_fill_uniform(float *x, size_t n, float lo, float hi, Rng *rng);
 // New aligned buffers (free with free()): n values ~ U(lo, hi), or a copy of x.
 float *tu_rand(size_t n, float lo, float hi, Rng *rng);
 float *tu_copy(const float *x, size_t n);
+// n distinct values 0.01 apart (a shuffled ramp around 0): a finite-difference step of 1e-3
+// never changes which element of a max-pooling window is the largest.
+float *tu_ramp(size_t n, Rng *rng);
 // max_i |a_i - b_i| / (atol + rtol |b_i|) -- <= 1 means "close"; also prints the worst index
 // when it exceeds 1 and `what` is non-NULL.
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol, const char *what);
