@@ -65,13 +65,6 @@ static double forward_macs(const Net *net) {
     return macs;
 }
 
-// Peak resident memory of this process, MB (the kernel's high-water mark).
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
 // "machine: AMD EPYC (family 25 model 17), 2 cores; OpenBLAS core Cooperlake; 1 rank x 2 threads"
 static void print_machine(FILE *f) {
     char cpu[256], blas[256];
@@ -234,7 +227,7 @@ static int bench_brnet3d(const BrnetOpts *o) {
     net.seconds_fwd = t_fwd;  // per-layer times (--profile), kept by net_forward/net_backward
     net.seconds_bwd = t_bwd;
     double step_s = brnet3d_steps(&net, o, local, t_fwd, t_bwd);
-    double rss[1] = { peak_rss_mb() };
+    double rss[1] = { df_peak_rss_mb() };
     dist_allreduce_max_f64(rss, 1);
     // sgemm on each rank at the same time with its own threads: the machine's GEMM rate as the
     // ranks x threads layout sees it (one rank's figure is printed, all ranks ran it)
