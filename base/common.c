@@ -119,6 +119,24 @@ double df_peak_rss_mb(void) {
     return (double)u.ru_maxrss / 1024.0;  // kilobytes on Linux
 }
 
+long df_first_nonfinite(const float *x, size_t n) {
+    const size_t block = 4096;
+    for (size_t i0 = 0; i0 < n; i0 += block) {
+        const size_t m = n - i0 < block ? n - i0 : block;
+        float lane[16] = { 0 };
+        size_t i = 0;
+        for (; i + 16 <= m; i += 16)
+            for (int j = 0; j < 16; j++) lane[j] += x[i0 + i + j] * 0.0f;
+        float any = 0.0f;
+        for (int j = 0; j < 16; j++) any += lane[j];
+        for (; i < m; i++) any += x[i0 + i] * 0.0f;
+        if (any != 0.0f || any != any)  // not 0: some x * 0 was NaN
+            for (size_t k = 0; k < m; k++)
+                if (!isfinite(x[i0 + k])) return (long)(i0 + k);
+    }
+    return -1;
+}
+
 double df_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -59,6 +59,9 @@ void *df_alloc_large_impl(size_t bytes, const char *file, int line);
 
 // Monotonic wall-clock seconds.
 double df_now(void);
+// Index of the first NaN or infinity in x[0 .. n), or -1: one vectorised pass (x * 0 is 0 for
+// every finite x and NaN otherwise), then a search of the block that has one.
+long df_first_nonfinite(const float *x, size_t n);
 // This process's peak resident memory so far, in MB (getrusage).
 double df_peak_rss_mb(void);
 

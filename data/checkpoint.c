@@ -220,9 +220,27 @@ static int write_contents(hid_t f, const char *path, const char *config_text, co
     return 0;
 }
 
+// The optimiser's moment buffers: 1 and the first non-finite one's name in `what`, else 0.
+static int nonfinite_buffer(const Optimizer *opt, char *what, size_t n) {
+    if (!opt) return 0;
+    const float *bufs[2] = { opt->m, opt->v };
+    for (int b = 0; b < 2; b++) {
+        long k = bufs[b] ? df_first_nonfinite(bufs[b], opt->n) : -1;
+        if (k >= 0) {
+            snprintf(what, n, "optimizer/%s[%ld] = %g", b ? "v" : "m", k, (double)bufs[b][k]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int checkpoint_save(const char *path, const char *config_text, const Net *net, const Optimizer *opt,
                     const TrainState *ts, DfError *err) {
     DF_ASSERT(!opt || opt->n == net->n_params);
+    // A checkpoint is what a run resumes and predicts from: never one with NaN or inf in it.
+    char bad[256];
+    if (net_find_nonfinite(net, 0, bad, sizeof bad) || nonfinite_buffer(opt, bad, sizeof bad))
+        return df_err(err, "%s: not written: %s is not finite", path, bad);
     char *tmp;
     hid_t f = h5_create_atomic(path, &tmp, err);
     if (f < 0) return -1;
@@ -370,6 +388,11 @@ static int load_contents(hid_t f, const char *path, Net *net, Optimizer *opt, Tr
         if (opt->v && h5_read_f32(f, path, "optimizer/v", opt->v, opt->n, err) != 0) return -1;
         opt->step = (long)opt_step;
     }
+    // A diverged run's checkpoint (written before this check existed, or by another program):
+    // predicting or resuming from it would give NaN everywhere, so it is refused by name.
+    char bad[256];
+    if (net_find_nonfinite(net, 0, bad, sizeof bad) || nonfinite_buffer(opt, bad, sizeof bad))
+        return df_err(err, "%s: %s is not finite: the run that wrote it diverged; use an earlier checkpoint", path, bad);
     if (ts) {
         Rng r;
         if (h5_read_u64(f, path, "train/rng", r.s, 4, err) != 0) return -1;

@@ -376,6 +376,37 @@ void net_print_summary(const Net *net, FILE *f) {
     fprintf(f, "total parameters: %zu\n", net->n_params);
 }
 
+int net_find_nonfinite(const Net *net, int grads, char *what, size_t n) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const Layer *L = &net->layers[i];
+        for (int t = 0; t < L->n_params_info + (grads ? 0 : L->n_state_info); t++) {
+            const int is_param = t < L->n_params_info;
+            const TensorInfo *ti = is_param ? &L->params_info[t] : &L->state_info[t - L->n_params_info];
+            const float *data = is_param ? (grads ? layer_grad(L, t) : layer_param(L, t)) : layer_state(L, t - L->n_params_info);
+            long k = df_first_nonfinite(data, ti->count);
+            if (k >= 0) {
+                snprintf(what, n, "%sparams/%s/%s[%ld] = %g", grads ? "the gradient of " : "", L->name, ti->name, k,
+                         (double)data[k]);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int net_find_nonfinite_output(const Net *net, int B, int *sample) {
+    for (int a = 0; a <= net->n_layers; a++) {
+        if (!net->acts[a]) continue;  // inside a fused group: its group's output is checked
+        size_t per = shape_numel(a == 0 ? net->in_shape : net->layers[a - 1].out_shape);
+        long k = df_first_nonfinite(net->acts[a], (size_t)B * per);
+        if (k >= 0) {
+            *sample = (int)(k / (long)per);
+            return a;
+        }
+    }
+    return -1;
+}
+
 void net_print_profile(const Net *net, const double *t_fwd, const double *t_bwd, int steps, double step_seconds, FILE *f) {
     fprintf(f, "%-32s %-12s %10s %10s %7s\n", "layer", "type", "fwd ms", "bwd ms", "share");
     for (int i = 0; i < net->n_layers; i++) {

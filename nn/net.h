@@ -103,6 +103,14 @@ void net_allow_repeated_backward(Net *net);
 void net_set_fusion(Net *net, int on);
 // One line per layer: name, type, output shape, parameter count (rank 0 prints it).
 void net_print_summary(const Net *net, FILE *f);
+// The first parameter or state tensor (grads = 0), or parameter gradient (grads = 1), holding
+// a NaN or infinity: 1, with its checkpoint name and element ("params/conv1/weight[12] = nan",
+// prefixed "the gradient of " for grads) in `what`; 0 when every value is finite.
+int net_find_nonfinite(const Net *net, int grads, char *what, size_t n);
+// The first stored output of the last forward (acts[0] the input, then the layers' in order;
+// a fused group's inner outputs are not stored) with a NaN or infinity among the batch's B
+// samples: its index in acts, and the sample in *sample; -1 when all are finite.
+int net_find_nonfinite_output(const Net *net, int B, int *sample);
 // The per-layer table of seconds_fwd / seconds_bwd summed over `steps` steps of
 // step_seconds each: ms per step and share of the step, a fused group on one line.
 void net_print_profile(const Net *net, const double *t_fwd, const double *t_bwd, int steps, double step_seconds, FILE *f);

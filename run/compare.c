@@ -13,7 +13,7 @@
 // Keys that differ between repetitions of one configuration, or do not change its results.
 static const char *const repetition_keys[] = {
     "train.seed", "data.fold", "data.split_seed", "train.out_dir", "train.checkpoint_every", "train.log_every",
-    "train.threads", "train.bucket_mb", "train.dcor_every", "train.profile", "data.prefetch", "data.read", "data.cache", "data.cache_mb", NULL,
+    "train.threads", "train.bucket_mb", "train.dcor_every", "train.profile", "train.check_every", "data.prefetch", "data.read", "data.cache", "data.cache_mb", NULL,
 };
 
 // config.ini (base/ini.h) as "section.key=value" lines (a section repeated, as layers are,

@@ -7,7 +7,7 @@
 const char *const resume_may_change[] = {
     "train.epochs", "train.lr", "train.min_lr", "train.schedule", "train.step_size", "train.gamma", "train.warmup_epochs",
     "train.out_dir", "train.checkpoint_every", "train.log_every", "train.threads", "train.bucket_mb", "train.dcor_layer",
-    "train.dcor_every", "train.dcor_columns", "train.accuracy_by", "train.train_eval_gap", "train.profile", "data.source", "data.prefetch", "data.read", "data.cache",
+    "train.dcor_every", "train.dcor_columns", "train.accuracy_by", "train.train_eval_gap", "train.profile", "train.on_nonfinite", "train.check_every", "data.source", "data.prefetch", "data.read", "data.cache",
     "data.cache_mb",
     NULL,
 };

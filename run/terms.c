@@ -250,6 +250,10 @@ void terms_column_name(const TermRunner *r, int col, char *buf, size_t n) {
     snprintf(buf, n, "?");
 }
 
+void terms_discard_step(TermRunner *r) {
+    if (r->n) memset(r->step_acc, 0, r->n_acc * sizeof(double));
+}
+
 void terms_sync(TermRunner *r) {
     if (!r->n) return;
     dist_allreduce_sum_f64(r->step_acc, r->n_acc);

@@ -80,6 +80,8 @@ void terms_fit_batch(TermRunner *r, Net *net, const Batch *b);
 // Adds every rank's sums since the last call into the epoch's (after each step and after
 // the fit pass), so the epoch's sums are the same on every rank -- and a checkpoint taken
 // mid-epoch keeps them (TrainState.term_sums: r->acc, r->n_acc).
+// Forgets what the terms logged during the step in progress (a skipped batch, run/train.c).
+void terms_discard_step(TermRunner *r);
 void terms_sync(TermRunner *r);
 // Report columns, in order: "<type>(<layer>)" then "<type>(<layer>).<log>" for each log.
 void terms_column_name(const TermRunner *r, int col, char *buf, size_t n);

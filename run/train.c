@@ -28,6 +28,7 @@
 #include "run/report.h"
 #include "run/resume.h"
 #include "run/step.h"
+#include "run/nonfinite.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -84,6 +85,9 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
     if (ini_int(ini, t, "dcor_every", 0, 0, 1000000, &tc->dcor_every, err)) return -1;
     if (ini_bool(ini, t, "train_eval_gap", 0, &tc->train_eval_gap, err)) return -1;
     if (ini_bool(ini, t, "profile", 0, &tc->profile, err)) return -1;
+    static const char *const nonfinite_names[] = { "stop", "skip_batch", NULL };
+    if (ini_choice(ini, t, "on_nonfinite", "stop", nonfinite_names, &tc->on_nonfinite, err)) return -1;
+    if (ini_int(ini, t, "check_every", 50, 0, 1000000, &tc->check_every, err)) return -1;
     const char *dc = ini_str(t, "dcor_columns", NULL);
     if (cohort && (dc || *dl)) {  // default: every metadata column
         char where[512];
@@ -185,6 +189,8 @@ typedef struct {
     Report report;
     FaultPlan fault;
     double data_wait0;      // the loader's waiting time when the epoch began
+    float *state_before;          // the network's state before the step (restored if it is skipped)
+    long skipped_epoch, skipped_total;  // [train] on_nonfinite = skip_batch: batches skipped
     double *prof_fwd, *prof_bwd;  // [train] profile: seconds per layer over the training steps
     double prof_seconds;          // and of the steps themselves
     long prof_steps;
@@ -480,6 +486,7 @@ static void setup(Trainer *t, const TrainArgs *args) {
     t->net.grads_ready_arg = t->gs;
     install_stop_handlers();
     t->fault = fault_plan_from_env();
+    t->state_before = df_alloc_floats(t->net.n_state + 1);
     if (t->tc.profile) {
         t->prof_fwd = xcalloc((size_t)t->net.n_layers, sizeof(double));
         t->prof_bwd = xcalloc((size_t)t->net.n_layers, sizeof(double));
@@ -500,6 +507,7 @@ static void teardown(Trainer *t) {
     free(t->scratch);
     free(t->prof_fwd);
     free(t->prof_bwd);
+    free(t->state_before);
     free(t->config_text);
     free(t->rec.command);
     loss_terms_free(t->terms, t->n_terms);
@@ -512,6 +520,31 @@ static void teardown(Trainer *t) {
 }
 
 // ---- one step -----------------------------------------------------------------------------
+
+// A step whose values went non-finite (run/step.h) was not applied; the network's state is
+// put back as it was before it, where it started is found (run/nonfinite.h), and the run
+// either stops on every rank with one message naming it, or ([train] on_nonfinite =
+// skip_batch) goes on without the batch, counting it.
+static void skip_or_stop(Trainer *t, const Batch *b, int epoch) {
+    char where[512];
+    memcpy(t->net.state, t->state_before, t->net.n_state * sizeof(float));
+    nonfinite_diagnose(&t->net, b, t->ds.cohort.subjects, where, sizeof where);
+    memcpy(t->net.state, t->state_before, t->net.n_state * sizeof(float));  // the diagnosis ran a forward
+    if (t->tc.on_nonfinite == NONFINITE_STOP)
+        df_die_collective(DF_EXIT_FAIL,
+                          "epoch %d step %d: a value went non-finite (NaN or infinity), first in %s. The step was not "
+                          "applied and no checkpoint holds it; lower [train] lr, check the data, or set [train] "
+                          "on_nonfinite = skip_batch to train on without such batches",
+                          epoch + 1, b->step + 1, where);
+    t->skipped_epoch++;
+    t->skipped_total++;
+    if (t->rank == 0 && t->skipped_total <= 10) {
+        progress_clear();
+        printf("epoch %d step %d: batch skipped, a value went non-finite, first in %s%s\n", epoch + 1, b->step + 1, where,
+               t->skipped_total == 10 ? " (further skips are counted at the end of each epoch)" : "");
+        fflush(stdout);
+    }
+}
 
 // Forward, loss and joint loss terms, backward (the gradient all-reduce runs during it),
 // optimiser; then the alternating terms' steps and the adversaries' fits. stats gets the
@@ -529,16 +562,23 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     double t0 = df_now();
     t->net.seconds_fwd = t->prof_fwd;  // NULL unless [train] profile: the steps' layers only
     t->net.seconds_bwd = t->prof_bwd;
-    step_run(&st, b, epoch, lr, &ls);
-    terms_sync(&t->tr);
+    memcpy(t->state_before, t->net.state, t->net.n_state * sizeof(float));
+    int check = t->tc.check_every > 0 && t->ts.step % t->tc.check_every == 0;
+    int nonfinite = step_run(&st, b, epoch, lr, check, &ls);
     t->net.seconds_fwd = t->net.seconds_bwd = NULL;
+    if (nonfinite) {
+        skip_or_stop(t, b, epoch);
+        ls = (LossStats){ 0, 0, 0 };  // the batch counts nowhere
+        terms_discard_step(&t->tr);
+    }
+    terms_sync(&t->tr);
     t->prof_seconds += df_now() - t0;
     t->prof_steps++;
     t->ts.step++;
     t->ts.epoch_step = b->step + 1;
     stats[0] = ls.sum;
     stats[1] = (double)ls.correct;
-    stats[2] = (double)b->n;
+    stats[2] = nonfinite ? 0.0 : (double)b->n;
     stats[3] = (double)g_stop;
     dist_allreduce_sum_f64(stats, STEP_STATS);
 }
@@ -580,7 +620,8 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[TRAIN_SUMS]
         train_step(t, b, epoch, lr, stats);
         for (int j = 0; j < 3; j++) sums[j] += stats[j];
         for (int j = 0; j < 2 * TRAIN_TALLY_CLASSES; j++) sums[3 + j] += stats[4 + j];
-        if (!isfinite(stats[0])) df_die(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, b->step + 1);
+        if (!isfinite(stats[0]))  // summed over ranks: every rank sees it, one prints
+            df_die_collective(DF_EXIT_FAIL, "loss is not finite at epoch %d step %d: lower [train] lr", epoch + 1, b->step + 1);
         int s = b->step;
         show_progress(t, epoch, s, stats, lr, (double)epoch * t->ds.n_train + sums[2]);
         if (stats[3] > 0 && s + 1 < t->steps_per_epoch) {  // stop mid-epoch
@@ -684,8 +725,21 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[TRA
         if (dcor_report_run(&rep[j], &t->net, t->val, &t->ds, t->ds.val_idx, t->ds.n_val, t->dcor_out[j], t->tc.dcor_cols,
                             t->tc.n_dcor_cols, &err))
             df_die(DF_EXIT_FAIL, "dCor report: %s", err.msg);
+    // The parameters and state are the same on every rank: every rank decides alike. (The
+    // steps never apply a non-finite update; this guards what a checkpoint would hold.)
+    char bad[256];
+    if (net_find_nonfinite(&t->net, 0, bad, sizeof bad))
+        df_die_collective(DF_EXIT_FAIL, "epoch %d: %s is not finite: no checkpoint written", epoch + 1, bad);
+    long skipped = t->skipped_epoch;
+    t->skipped_epoch = 0;
+    if (skipped > 0 && skipped >= t->steps_per_epoch - first_step)  // nothing trained: no point going on
+        df_die_collective(DF_EXIT_FAIL, "epoch %d: every batch was skipped, a value went non-finite in each: the run "
+                          "has diverged; lower [train] lr", epoch + 1);
     if (t->rank != 0) return;
     report_epoch(&t->report, epoch, t->val != NULL, t->P > 1);
+    if (skipped)
+        printf("epoch %d: %ld of %d batches skipped: a value went non-finite ([train] on_nonfinite = skip_batch)\n",
+               epoch + 1, skipped, t->steps_per_epoch);
     if (last || stopped || (t->tc.checkpoint_every > 0 && (epoch + 1) % t->tc.checkpoint_every == 0)) {
         save_checkpoint(t);
         printf("checkpoint: %s (epoch %d)\n", t->ckpt_path, t->ts.epoch);

@@ -27,7 +27,10 @@ typedef struct {
     int accuracy_by;      // validation accuracy also over bias-aligned / -conflicting samples of this column (-1: no)
     int train_eval_gap;   // 1: each epoch, the train/eval gap of every BatchNorm and MDN layer (run/gap.h)
     int profile;          // 1: at the end, rank 0's time per layer over the training steps
+    int on_nonfinite;     // NONFINITE_STOP or NONFINITE_SKIP_BATCH: a step whose values went NaN/inf
+    int check_every;      // steps between checks of every stored layer output (0: gradients only)
 } TrainConfig;
+enum { NONFINITE_STOP, NONFINITE_SKIP_BATCH };
 
 // Parses [train] and [loss]. The cohort names the metadata columns of dcor_columns, the
 // schema the mse target column; either may be NULL.

@@ -357,7 +357,7 @@ static void test_clad_steps(void) {
     for (int e = 0; e < epochs; e++) {
         for (int k = 0; k < 2; k++) {
             LossStats ls = { 0, 0, 0 };
-            step_run(&st, &batches[k], e, lr, &ls);
+            step_run(&st, &batches[k], e, lr, 0, &ls);
             terms_sync(&tr);
         }
         double cols[3];  // value, pos_cos, top1

@@ -276,7 +276,7 @@ static void test_mi_schedule(void) {
         terms_sync(&tr);
         for (int k = 0; k < 2; k++) {
             LossStats ls = { 0, 0, 0 };
-            step_run(&st, &batches[k], e, lr, &ls);
+            step_run(&st, &batches[k], e, lr, 0, &ls);
             terms_sync(&tr);
         }
         double cols[8];
