@@ -20,8 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         IniSection *s = &ini.sections[i];
         int n = s->n;  // getters append defaults: only the file's keys
         for (int j = 0; j < n; j++) {
-            char key[256];
-            snprintf(key, sizeof key, "%s", s->entries[j].key);
+            char *key = xstrdup(s->entries[j].key);  // the getters may grow s->entries
             long l; double d; int b, c, list[8], nl;
             ini_long(&ini, s, key, 0, -100, 100, &l, &err);
             ini_double(&ini, s, key, 0, -1e9, 1e9, &d, &err);
@@ -30,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             ini_choice(&ini, s, key, "adam", choices, &c, &err);
             char where[800];
             ini_where_key(&ini, s, key, where, sizeof where);
+            free(key);
         }
         ini_str(s, "fuzz_absent", "dflt");
         int x;
