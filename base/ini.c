@@ -92,6 +92,10 @@ int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *er
         char *key = trim(s), *value = trim(eq + 1);
         if (!*key) { rc = df_err(err, "%s:%d: missing key before '='", origin, lineno); break; }
         if (!cur) { rc = df_err(err, "%s:%d: key '%s' outside any [section]", origin, lineno, key); break; }
+        // Keys are stored lower-case, so the repeat check must compare lower-case too:
+        // otherwise "Epochs = 5" then "epochs = 10" were both kept and the first silently won
+        // (found by fuzzing: the configuration as run then no longer parsed).
+        for (char *p = key; *p; p++) *p = (char)tolower((unsigned char)*p);
         if (ini_entry(cur, key)) {
             rc = df_err(err, "%s:%d: key '%s' given twice in [%s] (line %d)", origin, lineno, key, cur->name,
                         ini_entry(cur, key)->line);
@@ -336,9 +340,13 @@ char *ini_serialize(const Ini *ini) {
     for (int i = 0; i < ini->n; i++) {
         const IniSection *s = &ini->sections[i];
         len += (size_t)snprintf(out + len, cap - len, "%s[%s]\n", i ? "\n" : "", s->name);
-        for (int j = 0; j < s->n; j++)
-            len += (size_t)snprintf(out + len, cap - len, "%s = %s%s\n", s->entries[j].key, s->entries[j].value,
-                                    s->entries[j].is_default ? "  ; default" : "");
+        for (int j = 0; j < s->n; j++) {
+            // A value that starts with ';' or '#' follows the '=' directly: after a space it
+            // would read back as a comment (found by fuzzing: "k =;x" came back as "k = ").
+            const char *v = s->entries[j].value;
+            len += (size_t)snprintf(out + len, cap - len, "%s =%s%s%s\n", s->entries[j].key, (v[0] == ';' || v[0] == '#') ? "" : " ",
+                                    v, s->entries[j].is_default ? "  ; default" : "");
+        }
     }
     return out;
 }

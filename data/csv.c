@@ -101,8 +101,10 @@ int csv_parse(CsvTable *t, const char *text, const char *origin, DfError *err) {
         if (!have_header) {
             t->ncols = row.n;
             t->header = xmalloc(sizeof(char *) * (size_t)row.n);
+            // Every name is t->header's before any is checked, so a rejected header is freed
+            // whole by csv_free (found by fuzzing: it leaked, and freeing it half-filled crashed).
+            for (int j = 0; j < row.n; j++) t->header[j] = row.items[j];
             for (int j = 0; j < row.n; j++) {
-                t->header[j] = row.items[j];
                 if (!t->header[j][0]) {
                     df_err(err, "%s:%d: header column %d has no name", origin, row_line, j + 1);
                     row.n = 0;
@@ -136,8 +138,10 @@ done:
     free(b.buf);
     t->cells = cells.items;
     if (rc != 0) {
-        // cells holds nrows * ncols complete rows; free them through csv_free.
-        if (!have_header) { t->ncols = 0; }
+        // cells holds nrows * ncols complete rows; free them through csv_free. A header
+        // rejected for an empty or repeated name is already t->header (ncols of them) and is
+        // freed there too (found by fuzzing: keying this on have_header leaked it).
+        if (!t->header) t->ncols = 0;
         csv_free(t);
     }
     return rc;

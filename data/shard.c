@@ -535,7 +535,15 @@ static int raw_offsets(hid_t f, const char *path, const char *name, hid_t want, 
             df_err(err, "%s: %s: cannot locate sample %d", path, name, i);
             goto done;
         }
-        if (addr == HADDR_UNDEF || size != per) { rc = 1; goto done; }  // unwritten chunk: let HDF5 read (fill value)
+        if (addr == HADDR_UNDEF) { rc = 1; goto done; }  // unwritten chunk: let HDF5 read (fill value)
+        // Without filters a written chunk is stored as its bytes exactly. Any other size is a
+        // damaged index: reading through HDF5 would allocate that size first (up to 4 GB from a
+        // few-KB file; found by fuzzing), so it is an error, not a fallback to HDF5.
+        if (size != per) {
+            df_err(err, "%s: %s: sample %d is stored as %llu bytes, not %zu (damaged file?)", path, name, i,
+                   (unsigned long long)size, per);
+            goto done;
+        }
         off[i] = (int64_t)addr;
     }
     rc = 0;
