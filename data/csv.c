@@ -105,13 +105,11 @@ int csv_parse(CsvTable *t, const char *text, const char *origin, DfError *err) {
                 t->header[j] = row.items[j];
                 if (!t->header[j][0]) {
                     df_err(err, "%s:%d: header column %d has no name", origin, row_line, j + 1);
-                    row.n = 0;
-                    goto done;
+                    goto done;  // frees the whole row there: csv_free frees no header string before one is read
                 }
                 for (int i = 0; i < j; i++)
                     if (strcmp(t->header[i], t->header[j]) == 0) {
                         df_err(err, "%s:%d: header names column '%s' twice", origin, row_line, t->header[j]);
-                        row.n = 0;
                         goto done;
                     }
             }
