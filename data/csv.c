@@ -107,7 +107,7 @@ int csv_parse(CsvTable *t, const char *text, const char *origin, DfError *err) {
             for (int j = 0; j < row.n; j++) {
                 if (!t->header[j][0]) {
                     df_err(err, "%s:%d: header column %d has no name", origin, row_line, j + 1);
-                    row.n = 0;
+                    row.n = 0;  // the names are t->header's now: csv_free frees them
                     goto done;
                 }
                 for (int i = 0; i < j; i++)

@@ -189,6 +189,7 @@ static void test_augmentation_invariance(void) {
     CU_ASSERT(memcmp(a1.images, plain.images, per * sizeof(float) * (size_t)a1.n) != 0);  // it did something
     CU_ASSERT_EQUAL(memcmp(a1.index, plain.index, sizeof(int) * (size_t)a1.n), 0);       // same order
     epoch_free(&a1); epoch_free(&a4); epoch_free(&plain);
+    drop(ds);
 
     // A flip alone is an exact permutation of the voxels: twice = identity.
     Shape s = { 2, 3, 4, 5 };

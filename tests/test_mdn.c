@@ -911,9 +911,10 @@ static void test_recursive(void) {
     CU_ASSERT_FATAL(tu_layer_build(&fx, "[mdn]\nremove = age, site\nkernel = recursive\nforgetting = 0.95\nridge = 0.001\n",
                                    (Shape){ D, 1, 1, 1 }, B, NULL, &s) == 0);
     CU_ASSERT(fx.state[0] == 100.0f && fx.state[1] == 0.0f && fx.state[K * K] == 0.0f);
+    double meta[B * 2];  // outside the loop: the layer keeps pointing at them for the eval pass after it
+    int32_t labels[B];
     for (int t = 0; t < 3; t++) {
-        double meta[B * 2], X[B * K], XtX[K * K] = { 0 }, XtF[K * D] = { 0 }, Pd[K * K], bd[K * D];
-        int32_t labels[B];
+        double X[B * K], XtX[K * K] = { 0 }, XtF[K * D] = { 0 }, Pd[K * K], bd[K * D];
         random_design(X, meta, labels, B, &des, &s, &rng);
         tu_fill_uniform(fx.in, (size_t)B * D, -1, 1, &rng);
         for (int i = 0; i < B; i++) fx.in[i * D] += 0.2f * (float)meta[i * 2];

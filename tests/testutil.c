@@ -167,7 +167,8 @@ void tu_layer_backward(TuLayer *t, int B) {
 }
 
 void tu_layer_free(TuLayer *t) {
-    if (t->built && t->L.ops->destroy) t->L.ops->destroy(&t->L);
+    // as net_free: a layer whose build failed is destroyed too (it may hold what it allocated)
+    if (t->L.ops && t->L.ops->destroy) t->L.ops->destroy(&t->L);
     free(t->in); free(t->din); free(t->out); free(t->dout);
     free(t->params); free(t->grads); free(t->state); free(t->workspace);
     ini_free(&t->ini);
