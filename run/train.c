@@ -568,7 +568,8 @@ static void train_step(Trainer *t, const Batch *b, int epoch, double lr, double 
     t->net.seconds_fwd = t->net.seconds_bwd = NULL;
     if (nonfinite) {
         skip_or_stop(t, b, epoch);
-        ls = (LossStats){ 0, 0, 0 };  // the batch counts nowhere
+        ls = (LossStats){ 0, 0, 0 };  // the batch counts nowhere: not in the loss, nor the class tallies
+        memset(stats + 4, 0, 2 * TRAIN_TALLY_CLASSES * sizeof(double));
         terms_discard_step(&t->tr);
     }
     terms_sync(&t->tr);
