@@ -26,7 +26,7 @@ mkdir -p tests/fuzz/artifacts
 # Leaks are findings too; allocations past 2 GB are reported (a header claiming a huge volume
 # must not make the reader allocate it before its data exist).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
-export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$srcdir/tests/fuzz/lsan.supp:print_suppressions=0}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$srcdir/tests/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 status=0
 for t in $targets; do
