@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 // ---- configuration ------------------------------------------------------------------------
 
@@ -140,7 +141,9 @@ static void install_stop_handlers(void) {
 // DECONFOUND_FAULT=RANK:STEP[:KIND] makes that rank fail before that global step, to test that a
 // failing rank ends the whole job (KIND: "error" (default) reports and aborts like a read
 // error would, "segv" crashes), or receive SIGTERM at that step ("term": only that rank gets
-// it, as when a signal reaches ranks at different moments). For tests only.
+// it, as when a signal reaches ranks at different moments), or spend 4 s more in every step
+// from that one on ("slow"; RANK -1 is every rank), so preemption is tested with steps longer
+// than Open MPI's one-second kill timeout (tests/preempt_mpirun.sh). For tests only.
 typedef struct { int rank; long step; char kind[16]; int armed; } FaultPlan;
 
 static FaultPlan fault_plan_from_env(void) {
@@ -151,7 +154,17 @@ static FaultPlan fault_plan_from_env(void) {
 }
 
 static void fault_check(const FaultPlan *f, long step) {
-    if (!f->armed || f->rank != dist_rank() || f->step != step) return;
+    if (!f->armed || (f->rank != dist_rank() && f->rank != -1)) return;
+    if (strcmp(f->kind, "slow") == 0) {
+        // the whole 4 s even when a signal arrives: the step in progress when a stop is asked
+        // must outlast Open MPI's kill sequence (SIGTERM after 1 s, SIGKILL after 2), as a
+        // real long step would
+        struct timespec left = { 4, 0 };
+        if (step >= f->step)
+            while (nanosleep(&left, &left) == -1 && errno == EINTR) {}
+        return;
+    }
+    if (f->step != step) return;
     if (strcmp(f->kind, "segv") == 0) raise(SIGSEGV);
     if (strcmp(f->kind, "term") == 0) { raise(SIGTERM); return; }
     df_die(DF_EXIT_FAIL, "injected fault (DECONFOUND_FAULT) at step %ld", step);

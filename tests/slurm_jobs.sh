@@ -2,7 +2,8 @@
 # The Slurm job scripts on a real one-node Slurm cluster (../shared/tools/slurm-localhost.sh:
 # munge, slurmctld, slurmd, srun --mpi=pmix): jobs/train.sbatch trains with srun; a SIGUSR1
 # (as from --signal before the time limit) makes it checkpoint, requeue itself and resume to
-# the end; jobs/sweep.sbatch runs one setting per array task. Needs root (it starts daemons);
+# the end; with LAUNCHER=mpirun, a SIGTERM to the whole job (preemption) makes it checkpoint
+# and requeue; jobs/sweep.sbatch runs one setting per array task. Needs root (it starts daemons);
 # skipped (77) otherwise or when the tool is absent.
 . "${top_srcdir:-.}/tests/lib.sh"
 tool="$top_srcdir/../shared/tools/slurm-localhost.sh"
@@ -31,7 +32,7 @@ long=(--set data.n=256 --set data.shape=32,32,32 --set train.epochs=8 --set trai
 jid=$(sbatch --parsable --output=requeue-%j.out "$jobs/train.sbatch" "$cfg" "${long[@]}")
 out="requeue-$jid.out"
 for _ in $(seq 1 300); do grep -q '^epoch 1/8 step' "$out" 2>/dev/null && break; sleep 0.2; done
-scancel --signal=USR1 "$jid"
+scancel --batch --signal=USR1 "$jid"  # what --signal=B:USR1@120 sends before the time limit
 # Slurm holds a requeued job until the old run's credential has expired (cred_expire,
 # 120 s by default; releasing it earlier gets it killed as "credential revoked"), so this
 # part takes about two and a half minutes.
@@ -44,6 +45,22 @@ check "requeue: stopped with a checkpoint" grep -q '^stopped by signal' "$out"
 check "requeue: the script requeued the job" grep -q 'requeueing job' "$out"
 check "requeue: the second run resumed" grep -q '^resumed from runs/deconfound-'"$jid"'/checkpoint.h5' "$out"
 check "requeue: ran to the end" grep -q '^final:' "$out"
+
+# 2b. LAUNCHER=mpirun, preempted: SIGTERM to every process of the job (scancel --full, as
+# Slurm's preemption notice) while a step of more than 4 s is in progress (a test hook,
+# run/train.c). The ranks still finish that step and write the checkpoint, the script gets
+# status 3 and requeues; the requeued run is cancelled (part 2 tested resuming).
+mlong=(--set data.n=64 --set data.shape=16,16,16 --set train.epochs=3 --set train.log_every=1)
+jid=$(LAUNCHER=mpirun DECONFOUND_FAULT=-1:2:slow sbatch --parsable --output=mpirun-%j.out "$jobs/train.sbatch" "$cfg" "${mlong[@]}")
+out="mpirun-$jid.out"
+for _ in $(seq 1 300); do grep -q '^epoch 1/3 step 2/3' "$out" 2>/dev/null && break; sleep 0.2; done
+scancel --full --signal=TERM "$jid"
+for _ in $(seq 1 120); do grep -q 'requeueing job' "$out" 2>/dev/null && break; sleep 1; done
+check "mpirun, SIGTERM to the job: trained mpirun's ranks" grep -q '^run: 2 ranks' "$out"
+check "mpirun, SIGTERM to the job: stopped after the step in progress" grep -q '^stopped by signal after epoch 1;' "$out"
+check "mpirun, SIGTERM to the job: checkpoint of epoch 1" bash -c "$DECONFOUND info runs/deconfound-$jid/checkpoint.h5 | grep -q 'epoch 1, step 3,'"
+check "mpirun, SIGTERM to the job: exit status 3, requeued" grep -q 'requeueing job' "$out"
+scancel "$jid" 2>/dev/null
 
 # 3. a job array: one setting per task
 printf '# settings\ndata.split_seed=1\n\ndata.split_seed=2 train.lr=0.001\n' >settings.txt
