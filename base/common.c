@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -180,6 +181,26 @@ int df_write_file_atomic(const char *path, const void *data, size_t len, DfError
     }
     free(tmp);
     return 0;
+}
+
+// Whether the file system holding `path` (or, when it does not exist, its folder) has no
+// block left for this user.
+static int disk_full(const char *path) {
+    struct statvfs st;
+    if (statvfs(path, &st) == 0) return st.f_bavail == 0;
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    return statvfs(dir, &st) == 0 && st.f_bavail == 0;
+}
+
+const char *df_write_reason(const char *path) {
+    static char why[256];
+    int e = errno;
+    if (e == 0 && disk_full(path)) e = ENOSPC;
+    if (e == 0) return "";
+    snprintf(why, sizeof why, ": %s", strerror(e));
+    return why;
 }
 
 char *df_read_text_file(const char *path, size_t *len, DfError *err) {

@@ -70,6 +70,11 @@ int df_write_file_atomic(const char *path, const void *data, size_t len, DfError
 // Removes a file or a folder with everything in it (a failed command's temporary output);
 // errors are ignored: it is best effort, on the way out.
 void df_remove_tree(const char *path);
+// Why a write into `path` failed, for a message: ": No space left on device", or "" when
+// nothing is known. From errno, so clear it before the failing call: HDF5 and zlib report no
+// reason but leave the system's errno in place; when something cleared it again, a full file
+// system is still named. The text lives until the next call.
+const char *df_write_reason(const char *path);
 // Reads a whole text file (NUL-terminated). Returns NULL and sets err on failure.
 char *df_read_text_file(const char *path, size_t *len, DfError *err);
 // A temporary name beside `path` for an atomic write: "<dir>/.<base>.tmp.<pid>". Caller frees.

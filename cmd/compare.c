@@ -96,7 +96,7 @@ int cmd_compare(int argc, char **argv) {
     FILE *f = open_memstream(&text, &len);
     compare_runs(f, runs, n, format);
     fclose(f);
-    if (out && df_write_file_atomic(out, text, len, &err)) df_die(DF_EXIT_FAIL, "compare: %s", err.msg);
+    if (out && df_write_file_atomic(out, text, len, &err)) df_die(DF_EXIT_INPUT, "compare: %s", err.msg);
     if (!out) fwrite(text, 1, len, stdout);
     free(text);
     for (int i = 0; i < n; i++) compare_free_run(&runs[i]), free(dirs[i]);

@@ -97,7 +97,7 @@ static void compare_folds(const char *out, int K) {
         compare_runs(f, runs, K, k ? COMPARE_CSV : COMPARE_MARKDOWN);
         fclose(f);
         snprintf(path, sizeof path, "%s/%s", out, names[k]);
-        if (df_write_file_atomic(path, text, len, &err)) df_die(DF_EXIT_FAIL, "cv: %s", err.msg);
+        if (df_write_file_atomic(path, text, len, &err)) df_die(DF_EXIT_INPUT, "cv: %s", err.msg);
         if (k == 0) printf("==== %d-fold cross-validation (%s):\n%s", K, path, text);
         free(text);
     }

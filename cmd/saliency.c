@@ -155,7 +155,7 @@ static void write_sample(SalVisit *v, long idx, const float *map) {
     DfError err;
     snprintf(path, sizeof path, "%s/%s_saliency-%s.nii.gz", v->dir, s->name, saliency_method_names[v->a->sc.method]);
     if (export_grid(path, map, sh, s->has_geo ? s->affine : NULL, s->has_geo ? s->source_affine : NULL, s->dims, &err))
-        df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
+        df_die(DF_EXIT_INPUT, "saliency: %s", err.msg);  // a full disk or a read-only folder: exit 2
     size_t V = shape_spatial(sh);
     for (size_t i = 0; i < V; i++) v->sum[i] += map[i];
     v->count += 1;
@@ -227,7 +227,7 @@ int cmd_saliency(int argc, char **argv) {
         Shape one = sh;
         one.c = 1;
         snprintf(path, sizeof path, "%s/mean_saliency-%s.nii.gz", tmp, saliency_method_names[a.sc.method]);
-        if (export_grid(path, mean, one, grid, NULL, NULL, &err)) df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
+        if (export_grid(path, mean, one, grid, NULL, NULL, &err)) df_die(DF_EXIT_INPUT, "saliency: %s", err.msg);
         if (a.region) report_region(a.region, mean, sh, grid, a.data);
         free(mean);
     }

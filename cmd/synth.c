@@ -3,12 +3,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "mpi/comm.h"
 #include "data/nifti.h"
 #include "data/synth.h"
 #include "data/synth_config.h"
+
+// A write that failed part way (a full disk) leaves no half cohort: the first n volumes go.
+static void remove_volumes(const char *out, int n) {
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/sub-%05d.nii.gz", out, i);
+        unlink(path);
+    }
+}
 
 // The cohort as NIfTI files plus a manifest (for pack / manifest training demos and tests).
 static void write_nifti_cohort(const char *out, const Cohort *c) {
@@ -29,13 +39,19 @@ static void write_nifti_cohort(const char *out, const Cohort *c) {
         memcpy(sp.dims, dims, sizeof dims);
         sp.pixdim[1] = sp.pixdim[2] = sp.pixdim[3] = 1.5;
         DfError err;
-        if (nii_write(path, &sp, c->images + (size_t)i * V, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+        if (nii_write(path, &sp, c->images + (size_t)i * V, &err)) {
+            remove_volumes(out, i);
+            df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+        }
         len += (size_t)snprintf(csv + len, cap - len, "%s,%d,sub-%05d,%.4f,%d,%d\n", name, c->labels[i], i, c->meta[i * 3],
                                 (int)c->meta[i * 3 + 1], (int)c->meta[i * 3 + 2]);
     }
     snprintf(path, sizeof path, "%s/subjects.csv", out);
     DfError err;
-    if (df_write_file_atomic(path, csv, len, &err)) df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+    if (df_write_file_atomic(path, csv, len, &err)) {
+        remove_volumes(out, c->n);
+        df_die(DF_EXIT_INPUT, "synth: %s", err.msg);
+    }
     free(csv);
     printf("wrote %s: %d NIfTI volumes of %dx%dx%d and their manifest\n", path, c->n, c->shape.d, c->shape.h, c->shape.w);
 }

@@ -1,6 +1,7 @@
 // h5util.c: checked HDF5 calls (see h5util.h). Every function closes every identifier it
 // opened on every path, so a failing read or write never leaks an hid; messages are
 // "path: object: problem" with the file path the caller passed.
+#define _GNU_SOURCE  // fallocate(2)
 #include "data/h5util.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -31,15 +32,16 @@ static herr_t close_id(hid_t id) {
 }
 
 // Closes n ids (all of them, whatever happens) and returns rc -- or -1 with
-// "path: name: close failed" when rc was a success (>= 0) and a close failed: closing a
-// dataset or attribute can flush cached data, so a failure there is a failed write.
+// "path: name: close failed: reason" when rc was a success (>= 0) and a close failed:
+// closing a dataset or attribute can flush cached data, so a failure there is a failed write.
 static int close_ids(int rc, const char *path, const char *name, DfError *err, int n, ...) {
     va_list ap;
     va_start(ap, n);
     int failed = 0;
+    errno = 0;
     for (int i = 0; i < n; i++) failed |= close_id(va_arg(ap, hid_t)) < 0;
     va_end(ap);
-    if (failed && rc >= 0) rc = df_err(err, "%s: %s: close failed", path, name);
+    if (failed && rc >= 0) rc = df_err(err, "%s: %s: close failed%s", path, name, df_write_reason(path));
     return rc;
 }
 
@@ -100,8 +102,9 @@ static int write_ds(hid_t loc, const char *path, const char *name, hid_t memtype
     hssize_t npoints = H5Sget_simple_extent_npoints(space);
     if (npoints < 0) { df_err(err, "%s: %s: cannot size the dataspace", path, name); goto done; }
     // A zero-sized dataset has nothing to write (and H5Dwrite rejects a NULL buffer).
+    errno = 0;
     if (npoints > 0 && data && H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        df_err(err, "%s: %s: write failed", path, name);
+        df_err(err, "%s: %s: write failed%s", path, name, df_write_reason(path));
         goto done;
     }
     rc = 0;
@@ -345,7 +348,8 @@ static int write_attr(hid_t obj, const char *path, const char *name, hid_t filet
         df_err(err, "%s: attribute %s: cannot create it", path, name);
         goto done;
     }
-    if (H5Awrite(attr, memtype, v) < 0) { df_err(err, "%s: attribute %s: write failed", path, name); goto done; }
+    errno = 0;
+    if (H5Awrite(attr, memtype, v) < 0) { df_err(err, "%s: attribute %s: write failed%s", path, name, df_write_reason(path)); goto done; }
     rc = 0;
 done:
     return close_ids(rc, path, name, err, 2, attr, space);
@@ -437,17 +441,55 @@ hid_t h5_create_atomic(const char *path, char **tmp, DfError *err) {
 }
 
 int h5_close_file(hid_t file, const char *path, DfError *err) {
-    if (H5Fclose(file) < 0) return df_err(err, "%s: closing failed", path);
+    errno = 0;
+    if (H5Fclose(file) < 0) return df_err(err, "%s: closing failed%s", path, df_write_reason(path));
     return 0;
 }
 
-int h5_finish_atomic(hid_t file, const char *tmp, const char *path, int ok, DfError *err) {
-    if (H5Fclose(file) < 0) {
-        if (ok) df_err(err, "%s: closing failed (disk full?)", path);
-        unlink(tmp);
-        return -1;
+// Makes sure every byte of the file's address space has its disk blocks, so the metadata
+// HDF5 writes on closing cannot meet a full disk (see close_created). Where the file system
+// cannot reserve blocks (EOPNOTSUPP) that is no failure: the close then finds out.
+static int reserve_blocks(hid_t file, const char *tmp) {
+    hsize_t size = 0;
+    if (H5Fget_filesize(file, &size) < 0 || size == 0) return 0;
+    int fd = open(tmp, O_WRONLY);
+    if (fd < 0) return 0;
+    int e = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size) == 0 ? 0 : errno;
+    close(fd);
+    if (e == EOPNOTSUPP || e == ENOSYS) e = 0;
+    errno = e;
+    return e ? -1 : 0;
+}
+
+// Closes a file this program created at `tmp` and, when !ok or the close fails, removes it.
+// HDF5 1.10 does not survive an H5Fclose (or H5Fflush) that fails -- a disk full while it
+// writes its metadata: the file stays registered half closed and the library's shutdown (at
+// exit, or in MPI_Finalize) crashes on it. So a failed file is emptied before closing, which
+// frees its blocks for the metadata HDF5 still writes; a good one gets its blocks reserved
+// first, and is emptied the same way when that fails.
+static int close_created(hid_t file, const char *tmp, const char *path, int ok, DfError *err) {
+    errno = 0;
+    if (ok && reserve_blocks(file, tmp) != 0) {
+        df_err(err, "%s: write failed%s", path, df_write_reason(tmp));
+        ok = 0;
     }
-    if (!ok) { unlink(tmp); return -1; }
+    // (if it cannot be emptied there is nothing else to free: the close decides)
+    if (!ok && truncate(tmp, 0) != 0) ok = 0;
+    errno = 0;
+    if (H5Fclose(file) < 0) {
+        if (ok) df_err(err, "%s: closing failed%s", path, df_write_reason(tmp));
+        ok = 0;
+    }
+    if (!ok) unlink(tmp);
+    return ok ? 0 : -1;
+}
+
+int h5_close_created(hid_t file, const char *path, int ok, DfError *err) {
+    return close_created(file, path, path, ok, err);
+}
+
+int h5_finish_atomic(hid_t file, const char *tmp, const char *path, int ok, DfError *err) {
+    if (close_created(file, tmp, path, ok, err) != 0) return -1;
     // Flush to disk before the rename so a crash leaves either the old file or the new one.
     int fd = open(tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {

@@ -54,6 +54,9 @@ hid_t h5_open_read(const char *path, DfError *err);
 hid_t h5_create_atomic(const char *path, char **tmp, DfError *err);
 int h5_finish_atomic(hid_t file, const char *tmp, const char *path, int ok, DfError *err);
 int h5_close_file(hid_t file, const char *path, DfError *err);
+// Closes a file created in place at `path` (not through h5_create_atomic) and removes it when
+// !ok or the close fails -- the one safe way to give up a file HDF5 is writing (h5util.c).
+int h5_close_created(hid_t file, const char *path, int ok, DfError *err);
 // Root attributes format (string) and version (integer), written / checked with clear errors.
 int h5_write_format(hid_t file, const char *path, const char *format, int64_t version, DfError *err);
 int h5_check_format(hid_t file, const char *path, const char *format, int64_t version, DfError *err);

@@ -354,9 +354,11 @@ int nii_write(const char *path, const NiiWriteSpec *sp, const float *data, DfErr
     znzFile z = znzopen(tmp, "wb", gz);
     if (znz_isnull(z)) rc = df_err(err, "%s: cannot create: %s", path, strerror(errno ? errno : EIO));
     else {
+        errno = 0;  // zlib and stdio leave the reason of a failure there (df_write_reason)
         if (znzwrite(hdr, 1, (size_t)hsize, z) != (size_t)hsize || znzwrite(raw, (size_t)nb, (size_t)n, z) != (size_t)n)
-            rc = df_err(err, "%s: write failed", path);
-        if (znzclose(z) != 0 && rc == 0) rc = df_err(err, "%s: close failed", path);
+            rc = df_err(err, "%s: write failed%s", path, df_write_reason(tmp));
+        errno = 0;
+        if (znzclose(z) != 0 && rc == 0) rc = df_err(err, "%s: write failed%s", path, df_write_reason(tmp));
         if (rc == 0 && rename(tmp, path) != 0) rc = df_err(err, "%s: cannot rename into place: %s", path, strerror(errno));
         if (rc != 0) unlink(tmp);
     }

@@ -93,14 +93,16 @@ static int write_masks(hid_t f, const char *path, const Cohort *c, DfError *err)
     }
     ds = H5Dcreate2(f, "masks", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0) { df_err(err, "%s: masks: cannot create the dataset", path); goto done; }
+    errno = 0;  // the reason of a failure (df_write_reason)
     if (H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->masks) < 0) {
-        df_err(err, "%s: masks: write failed", path);
+        df_err(err, "%s: masks: write failed%s", path, df_write_reason(path));
         goto done;
     }
     rc = 0;
 done:
+    errno = 0;
     if ((close_quiet(ds, H5Dclose) | close_quiet(dcpl, H5Pclose) | close_quiet(space, H5Sclose)) && rc == 0)
-        rc = df_err(err, "%s: masks: close failed", path);
+        rc = df_err(err, "%s: masks: close failed%s", path, df_write_reason(path));
     return rc;
 }
 
@@ -122,11 +124,16 @@ static int write_strings(hid_t f, const char *path, const char *name, char *cons
     }
     ds = H5Dcreate2(f, name, t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (ds < 0) { df_err(err, "%s: %s: cannot create the dataset", path, name); goto done; }
-    if (H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings) < 0) { df_err(err, "%s: %s: write failed", path, name); goto done; }
+    errno = 0;
+    if (H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings) < 0) {
+        df_err(err, "%s: %s: write failed%s", path, name, df_write_reason(path));
+        goto done;
+    }
     rc = 0;
 done:
+    errno = 0;
     if ((close_quiet(ds, H5Dclose) | close_quiet(dcpl, H5Pclose) | close_quiet(space, H5Sclose) | close_quiet(t, H5Tclose)) && rc == 0)
-        rc = df_err(err, "%s: %s: close failed", path, name);
+        rc = df_err(err, "%s: %s: close failed%s", path, name, df_write_reason(path));
     return rc;
 }
 
@@ -294,9 +301,7 @@ int shard_create_unwritten(const char *path, const Cohort *c, const char *derive
     if (f < 0) return df_err(err, "%s: cannot create: %s", path, strerror(errno));
     int rc = write_contents(f, path, c, err);
     if (rc == 0 && derived) rc = h5_attr_write_string(f, path, "derived_by", derived, err);
-    if (H5Fclose(f) < 0 && rc == 0) rc = df_err(err, "%s: closing failed (disk full?)", path);
-    if (rc != 0) unlink(path);
-    return rc;
+    return h5_close_created(f, path, rc == 0, err);
 }
 
 int shard_write(const char *path, const Cohort *c, DfError *err) {

@@ -40,7 +40,7 @@ static void write_file(const char *dir, const char *name, const char *text, size
     char path[600];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     DfError err;
-    if (df_write_file_atomic(path, text, len, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    if (df_write_file_atomic(path, text, len, &err)) df_die(DF_EXIT_INPUT, "%s", err.msg);  // the disk or folder: exit 2
 }
 
 // metrics.json: one object per epoch run by this process (from first_epoch, so a resumed run

@@ -275,8 +275,10 @@ static void start_records(Trainer *t) {
     r->classification = t->classification;
     if (t->args.resume) snprintf(r->resumed_from, sizeof r->resumed_from, "%s", t->args.resume);
     snprintf(path, sizeof path, "%s/config.ini", t->tc.out_dir);
+    // What stops a write is the disk or the folder (full, read-only, gone): the user's to
+    // fix, so exit 2 as for bad input.
     if (df_write_file_atomic(path, t->config_text, strlen(t->config_text), &err) || record_write(r, &err))
-        df_die(DF_EXIT_FAIL, "%s", err.msg);
+        df_die(DF_EXIT_INPUT, "%s", err.msg);
 }
 
 // Rank 0, at the end (finished, or stopped by a signal with a checkpoint to resume from):
@@ -704,7 +706,9 @@ static LossStats validate(Trainer *t, double *aligned, double *conflicting, Figu
 static void save_checkpoint(Trainer *t) {
     DfError err;
     terms_before_save(&t->tr);
-    if (checkpoint_save(t->ckpt_path, t->config_text, &t->net, &t->opt, &t->ts, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    // A full disk or a read-only folder: exit 2, as in start_records (the non-finite values
+    // checkpoint_save also refuses were stopped before, with exit 1).
+    if (checkpoint_save(t->ckpt_path, t->config_text, &t->net, &t->opt, &t->ts, &err)) df_die(DF_EXIT_INPUT, "%s", err.msg);
 }
 
 // After an epoch's steps: validation, the dCor report, the epoch line, metrics.json and

@@ -104,6 +104,49 @@ mkdir -p "$WORK/vout" && touch "$WORK/vout/only-bg.h5"
 expect_fail "variants: an existing file" "vout/only-bg.h5 already exists" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/vout" --only original,only-bg
 check "variants: nothing written beside the existing file" test ! -e "$WORK/vout/original.h5"
 
+# A full disk (a 64 KB tmpfs; needs root): one message naming the file and "No space left on
+# device", exit 2, no file and no temporary left. The shard sizes sweep where the disk fills:
+# in a dataset's data, at its close, and at the file's last metadata (HDF5 1.10 crashed at
+# exit after a failed file close before h5util.c emptied such a file first).
+full="$WORK/full"
+mkdir -p "$full"
+if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=64k tmpfs "$full" 2>/dev/null; then
+    skip "full disk: needs root to mount a 64 KB tmpfs"
+else
+    trap 'umount "$full"; cleanup_work' EXIT
+    # disk_full NAME FILE CMD...: exit 2, one line naming FILE and the reason, nothing left in $full
+    disk_full() {
+        local name=$1 file=$2; shift 2
+        "$@" >/dev/null 2>"$WORK/err.txt"; local st=$?
+        check "full disk, $name: exit 2 (got $st)" [ $st = 2 ] || cat "$WORK/err.txt"
+        check "full disk, $name: one message naming $file and the reason" \
+            bash -c "[ \$(grep -c . '$WORK/err.txt') = 1 ] && grep -qF '$full/$file: ' '$WORK/err.txt' && grep -q ': No space left on device\$' '$WORK/err.txt'" ||
+            cat "$WORK/err.txt"
+        check "full disk, $name: nothing half-written" [ -z "$(find "$full" -type f)" ] || find "$full" -type f
+        rm -rf "${full:?}"/*
+    }
+    disk_full "shard" s/shard-00000.h5 "$DF" synth mri3d --out "$full/s" --n 64 --shape 16,16,16
+    for n in 18 19 20 21 22 24 26; do  # small enough that some fit: a shard written whole, or not at all
+        "$DF" synth mri3d --out "$full/s" --n $n --shape 8,8,8 --masks 1 >/dev/null 2>"$WORK/err.txt"; st=$?
+        if [ $st = 0 ]; then check "full disk, shard of $n: fits, written whole" bash -c "\"$DF\" info $full/s/shard-00000.h5 >/dev/null"
+        else check "full disk, shard of $n: exit 2, the reason, nothing left (got $st)" \
+            bash -c "[ $st = 2 ] && grep -q 'shard-00000.h5: .*No space left on device\$' '$WORK/err.txt' && [ -z \"\$(find '$full' -type f)\" ]" ||
+            cat "$WORK/err.txt"
+        fi
+        rm -rf "${full:?}"/*
+    done
+    disk_full "NIfTI volumes" n/sub-00004.nii.gz "$DF" synth mri3d --nifti --out "$full/n" --n 64 --shape 16,16,16
+    # a run directory on a disk 16 KB from full: config.ini, run.json and log.txt fit, the
+    # epoch's metrics (stdio, df_write_file_atomic) do not
+    head -c $((48 * 1024)) /dev/zero >"$WORK/filler" && cp "$WORK/filler" "$full/filler"
+    "$DF" train "$good" --set "train.out_dir=$full/runs" --quiet >/dev/null 2>"$WORK/err.txt"; st=$?
+    check "full disk, training: exit 2 (got $st)" [ $st = 2 ] || cat "$WORK/err.txt"
+    check "full disk, training: names the file and the reason" \
+        grep -q "^deconfound: $full/runs/[a-z.]*: write failed: No space left on device\$" "$WORK/err.txt" || cat "$WORK/err.txt"
+    check "full disk, training: no temporary file left" [ -z "$(find "$full/runs" -name '.*.tmp.*')" ]
+    umount "$full"; trap cleanup_work EXIT
+fi
+
 for c in train predict synth info bench eval dcor pack variants plot; do
     check "$c --help" bash -c "'$DF' $c --help | grep -q '^usage: deconfound $c'"
 done
