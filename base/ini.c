@@ -55,6 +55,26 @@ void ini_note_default(IniSection *s, const char *key, const char *value) {
     e->is_default = 1;
 }
 
+// Sections of settings: each is read as one (ini_section takes the first), so a second one
+// would have its keys reported unknown, or silently ignored when the first holds them too.
+// Layer sections ([relu] ...) and loss terms ([debias], [feature_l2]) may repeat.
+static const char *const single_sections[] = { "data", "train", "loss", NULL };
+
+// 0, or -1 with "origin:line: section [name] given twice (first at line N)".
+static int check_single(const Ini *ini, const char *name, const char *origin, int line, DfError *err) {
+    char lower[64];
+    snprintf(lower, sizeof lower, "%s", name);
+    for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (int k = 0; single_sections[k]; k++) {
+        if (strcmp(single_sections[k], lower) != 0) continue;
+        for (int i = 0; i < ini->n; i++)
+            if (strcmp(ini->sections[i].name, lower) == 0)
+                return df_err(err, "%s:%d: section [%s] given twice (first at line %d)", origin, line, lower,
+                              ini->sections[i].line);
+    }
+    return 0;
+}
+
 int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *err) {
     memset(ini, 0, sizeof *ini);
     ini->origin = xstrdup(origin);
@@ -83,6 +103,7 @@ int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *er
             *close = '\0';
             char *name = trim(s + 1);
             if (!*name) { rc = df_err(err, "%s:%d: empty section name", origin, lineno); break; }
+            if ((rc = check_single(ini, name, origin, lineno, err)) != 0) break;
             cur = add_section(ini, name, lineno);
             continue;
         }

@@ -1,6 +1,7 @@
 // ini.h: the plain-text experiment format. Sections keep their order and may repeat
-// (each network layer is one section, Darknet style); every key remembers its line so
-// errors can say "file:line: problem"; keys never read are reported as unknown.
+// (each network layer is one section, Darknet style), except the settings sections [data],
+// [train] and [loss]; every key remembers its line so errors can say "file:line: problem";
+// keys never read are reported as unknown.
 #ifndef DF_INI_H
 #define DF_INI_H
 #include "base/common.h"

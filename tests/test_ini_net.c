@@ -84,6 +84,18 @@ static void test_ini_errors(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "e.ini:1: malformed section header"));
     CU_ASSERT_EQUAL(ini_parse_string(&ini, "[a]\nx = 1\nx = 2\n", "e.ini", &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "given twice"));
+    // a settings section given twice (any case, even empty) is an error; a layer may repeat
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[data]\nn = 4\n[train]\n[Data ]\nn = 8\n", "e.ini", &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "e.ini:4: section [data] given twice (first at line 1)");
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[train]\n[train]\n", "e.ini", &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "e.ini:2: section [train] given twice (first at line 1)");
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[loss]\n[relu]\n[loss]\n", "e.ini", &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "e.ini:3: section [loss] given twice (first at line 1)");
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[]\n", "e.ini", &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "e.ini:1: empty section name");
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[relu]\n[relu]\n[debias]\n[debias]\n", "e.ini", &err), 0);
+    CU_ASSERT_EQUAL(ini.n, 4);
+    ini_free(&ini);
     CU_ASSERT_EQUAL(ini_parse_file(&ini, "/nonexistent/dir/z.ini", &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/dir/z.ini"));
 }
