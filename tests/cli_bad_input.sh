@@ -47,7 +47,7 @@ sed 's/^\[relu\]$/[relu/' "$good" >"$WORK/header.ini"
 expect_fail "malformed header" "header.ini:12: malformed section header" "$DF" train "$WORK/header.ini"
 
 (cat "$good"; printf '[data]\nn = 32\n') >"$WORK/twice.ini"
-expect_fail "a section given twice" "twice.ini:17: section \[data\] given twice \(first at line 1\)$" "$DF" train "$WORK/twice.ini"
+expect_fail "a section given twice" "twice.ini:16: section \[data\] given twice \(first at line 1\)$" "$DF" train "$WORK/twice.ini"
 
 sed 's/^\[relu\]$/[relux]/' "$good" >"$WORK/layer.ini"
 expect_fail "unknown layer" "layer.ini:12: unknown section \[relux\]" "$DF" train "$WORK/layer.ini"
