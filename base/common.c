@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <string.h>
 #include <strings.h>
@@ -206,6 +207,13 @@ const char *df_write_reason(const char *path) {
 char *df_read_text_file(const char *path, size_t *len, DfError *err) {
     FILE *f = fopen(path, "rb");
     if (!f) { df_err(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    // A folder opens fine and fails only at the first read: say what it is.
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        df_err(err, "%s: cannot read: %s (expected a file)", path, strerror(EISDIR));
+        fclose(f);
+        return NULL;
+    }
     size_t cap = 4096, n = 0;
     char *buf = xmalloc(cap);
     for (;;) {
@@ -214,9 +222,9 @@ char *df_read_text_file(const char *path, size_t *len, DfError *err) {
         n += r;
         if (r == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0;
     fclose(f);
-    if (bad) { df_err(err, "%s: read error", path); free(buf); return NULL; }
+    if (bad) { df_err(err, "%s: read error: %s", path, strerror(bad)); free(buf); return NULL; }
     if (memchr(buf, '\0', n)) { df_err(err, "%s: not a text file (contains NUL bytes)", path); free(buf); return NULL; }
     buf[n] = '\0';
     if (len) *len = n;

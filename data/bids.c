@@ -57,6 +57,8 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 static int is_dir(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISDIR(st.st_mode); }
 static int is_file(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISREG(st.st_mode); }
+// Something is there (a folder in a file's place is then named by the reader, not "missing").
+static int exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
 
 // The entries of folder `path` whose names start with `prefix` (sorted), folders only or
 // regular files only (symbolic links followed). -1 when the folder cannot be opened.
@@ -708,7 +710,7 @@ static int read_participants(Bids *B, DfError *err) {
     if (!is_dir(q->dir)) return df_err(err, "%s: not a folder (a BIDS dataset's root)", q->dir);
     char *tsv = fmt("%s/participants.tsv", q->dir), *json = fmt("%s/participants.json", q->dir);
     const char *sidecars[2] = { json, NULL };
-    int rc = is_file(tsv) ? table_read(&B->part, tsv, "participant_id", "sub-", sidecars, "participants.json", err)
+    int rc = exists(tsv) ? table_read(&B->part, tsv, "participant_id", "sub-", sidecars, "participants.json", err)
                           : df_err(err, "%s: missing (pack --bids reads the label and the confounders from it)", tsv);
     free(tsv);
     free(json);

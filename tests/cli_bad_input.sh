@@ -62,6 +62,12 @@ printf '[data]\nsource = %s/missing.h5\n[train]\nout_dir = %s/runs\n[linear]\nou
 expect_fail "missing shard" "missing.h5" "$DF" train "$WORK/nodata.ini"
 
 expect_fail "missing config" "nope.ini: cannot open" "$DF" train "$WORK/nope.ini"
+# a folder where a text file belongs: every reader says so (base/common.c, df_read_text_file)
+mkdir -p "$WORK/dir.ini" "$WORK/dir.csv" "$WORK/bidsdir/participants.tsv"
+expect_fail "config is a folder" "dir.ini: cannot read: Is a directory \(expected a file\)$" "$DF" train "$WORK/dir.ini"
+expect_fail "manifest is a folder" "dir.csv: cannot read: Is a directory \(expected a file\)$" "$DF" pack --manifest "$WORK/dir.csv" --out "$WORK/runs"
+expect_fail "participants.tsv is a folder" "participants.tsv: cannot read: Is a directory \(expected a file\)$" \
+    "$DF" pack --bids "$WORK/bidsdir" --label group --out "$WORK/runs"
 expect_fail "bad --set" "--set.*expected section.key=value" "$DF" train "$good" --set nodot
 expect_fail "--set unknown section" "no section or layer named 'bogus'" "$DF" train "$good" --set bogus.x=1
 expect_fail "--set unknown key" "unknown key 'epochz'" "$DF" train "$good" --set train.epochz=3
