@@ -26,13 +26,39 @@ static DfProcessHooks hooks = { default_rank, default_size, default_exit, defaul
 void df_set_process_hooks(const DfProcessHooks *h) { hooks = *h; }
 int df_rank(void) { return hooks.rank(); }
 
+// Moves i back to the start of the UTF-8 character it is in, so no cut splits one.
+static size_t char_start(const char *s, size_t i) {
+    while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80) i--;
+    return i;
+}
+
+void df_fit_message(char *out, size_t size, const char *full) {
+    size_t n = strlen(full);
+    if (n < size) { memcpy(out, full, n + 1); return; }
+    // Too long (a quoted field of thousands of characters): keep the start, where the file
+    // and line are, and the end, where the problem is said; say how much went between.
+    char mid[80];
+    size_t tail = size / 3, head = size - tail - sizeof mid;
+    head = char_start(full, head);
+    size_t t0 = char_start(full, n - tail);
+    snprintf(mid, sizeof mid, " …[%zu characters left out]… ", t0 - head);
+    snprintf(out, size, "%.*s%s%s", (int)head, full, mid, full + t0);
+}
+
 int df_err(DfError *err, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
+    if (!err) return -1;
+    // Formatted whole first (also safe when an argument is err->msg itself), then fitted.
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *full = xmalloc(n > 0 ? (size_t)n + 1 : 1);
+    full[0] = '\0';
+    if (n > 0) vsnprintf(full, (size_t)n + 1, fmt, again);
+    va_end(again);
+    df_fit_message(err->msg, sizeof err->msg, full);
+    free(full);
     return -1;
 }
 

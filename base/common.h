@@ -13,7 +13,11 @@ enum { DF_EXIT_OK = 0, DF_EXIT_FAIL = 1, DF_EXIT_INPUT = 2, DF_EXIT_INTERRUPTED 
 typedef struct { char msg[1024]; } DfError;
 
 // Formats into err (if non-NULL) and returns -1, so parsers can write `return df_err(err, ...)`.
+// A message longer than msg keeps its start and its end (file and line, and the problem),
+// with "…[N characters left out]…" between (df_fit_message).
 int df_err(DfError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Copies `full` into out[size], eliding its middle when it does not fit.
+void df_fit_message(char *out, size_t size, const char *full);
 
 // Prints "deconfound: <message>" to stderr (on rank 0 only when `collective` is set and the
 // abort hook says this is not rank 0), then ends the whole job with `status`.

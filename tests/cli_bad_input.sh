@@ -61,6 +61,13 @@ expect_fail "out of range" "range.ini:(10|15): .*out" "$DF" train "$WORK/range.i
 printf '[data]\nsource = %s/missing.h5\n[train]\nout_dir = %s/runs\n[linear]\nout = 2\n' "$WORK" "$WORK" >"$WORK/nodata.ini"
 expect_fail "missing shard" "missing.h5" "$DF" train "$WORK/nodata.ini"
 
+# a field of 5000 characters: the message keeps the file and line, and the problem at its end
+long=$(head -c 5000 /dev/zero | tr '\0' 7)
+sed "s/^batch = 4\$/batch = x$long/" "$good" >"$WORK/long.ini"
+expect_fail "a 5000-character value" "long.ini:7: \[train\] batch = 'x7+ .*characters left out.* 7+' is not an integer$" "$DF" train "$WORK/long.ini"
+printf 'path,label\n%s.nii.gz,1\nb.nii.gz,0\n' "$long" >"$WORK/long.csv"
+expect_fail "a 5000-character path in a manifest" "^deconfound: pack: .*long.csv:2: .*/7+ .*\[[0-9]+ characters left out\].* 7+\.nii\.gz: cannot open: File name too long$" \
+    "$DF" pack --manifest "$WORK/long.csv" --out "$WORK/runs"
 expect_fail "missing config" "nope.ini: cannot open" "$DF" train "$WORK/nope.ini"
 # a folder where a text file belongs: every reader says so (base/common.c, df_read_text_file)
 mkdir -p "$WORK/dir.ini" "$WORK/dir.csv" "$WORK/bidsdir/participants.tsv"

@@ -100,6 +100,32 @@ static void test_ini_errors(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/dir/z.ini"));
 }
 
+// A message quoting a huge field keeps its start (file, line) and its end (the problem), one
+// line, never a split UTF-8 character; even when the field is the message being rewritten.
+static void test_error_long_field(void) {
+    char *field = xmalloc(5001);
+    memset(field, 'x', 5000);
+    field[5000] = '\0';
+    field[2500] = '\xc3', field[2501] = '\xa9';  // an é somewhere in the middle
+    for (int i = 600; i < 4600; i += 2) field[i] = '\xc3', field[i + 1] = '\xa9';  // and many
+    DfError err;
+    df_err(&err, "f.csv:3: label '%s' is not a number", field);
+    CU_ASSERT(strlen(err.msg) < sizeof err.msg);
+    CU_ASSERT_NSTRING_EQUAL(err.msg, "f.csv:3: label 'xxx", 19);
+    const char *end = "xxxx' is not a number";
+    CU_ASSERT_STRING_EQUAL(err.msg + strlen(err.msg) - strlen(end), end);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, " characters left out]"));
+    CU_ASSERT_PTR_NULL(strchr(err.msg, '\n'));
+    for (const unsigned char *p = (const unsigned char *)err.msg; *p; p++) {  // no lone half of an é
+        if (*p == 0xc3) { CU_ASSERT(p[1] == 0xa9); }
+        if (*p == 0xa9) { CU_ASSERT(p > (const unsigned char *)err.msg && p[-1] == 0xc3); }
+    }
+    df_err(&err, "pack: %s", err.msg);  // wrapped in itself: still both ends
+    CU_ASSERT_NSTRING_EQUAL(err.msg, "pack: f.csv:3:", 14);
+    CU_ASSERT_STRING_EQUAL(err.msg + strlen(err.msg) - strlen(end), end);
+    free(field);
+}
+
 static const char *small_net =
     "[train]\nbatch = 4\n"
     "[conv3d]\nname = conv1\nout = 3\nkernel = 3\npad = 1\nstride = 2\n[batchnorm3d]\n[relu]\n"
@@ -270,6 +296,7 @@ int main(void) {
     CU_add_test(s, "INI parsing, --set, unknown keys", test_ini_parse);
     CU_add_test(s, "INI syntax errors name file and line", test_ini_errors);
     CU_add_test(s, "INI defaults are recorded as run", test_ini_defaults);
+    CU_add_test(s, "a message quoting a huge field keeps its end", test_error_long_field);
     CU_add_test(s, "network shapes inferred layer by layer", test_net_shapes);
     CU_add_test(s, "checkpoint round trip gives identical predictions", test_checkpoint_round_trip);
     CU_add_test(s, "non-finite values are found where they start", test_nonfinite_found_where_it_starts);
