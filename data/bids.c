@@ -489,8 +489,6 @@ static const Table *cell_source(const Bids *B, const Image *im, const char *col,
     return &B->part;
 }
 
-static int is_missing(const char *v) { return !v[0] || !strcmp(v, "n/a") || !strcmp(v, "NA"); }
-
 // A value outside the column's Levels: an error listing them.
 static int not_a_level(const Table *tb, const CellOrigin *at, const char *col, const char *v, const JsonValue *levels, DfError *err) {
     Strs keys = { 0 };
@@ -512,7 +510,7 @@ static int cell_value(Bids *B, const Image *im, int c, char **out, CellOrigin *a
     *at = (CellOrigin){ tb->t.origin, tb->t.line[row] };
     *out = NULL;
     const char *v = j >= 0 ? csv_cell(&tb->t, row, j) : "";
-    if (is_missing(v)) return 0;
+    if (csv_is_missing(v)) return 0;
     ColInfo ci;
     if (col_info(tb, col, &ci, err)) return -1;
     if (ci.levels && !json_get(ci.levels, v)) return not_a_level(tb, at, col, v, ci.levels, err);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 // ---- CSV ---------------------------------------------------------------------------------
 
@@ -160,6 +161,10 @@ int csv_column(const CsvTable *t, const char *name) {
     for (int j = 0; j < t->ncols; j++)
         if (strcmp(t->header[j], name) == 0) return j;
     return -1;
+}
+
+int csv_is_missing(const char *v) {
+    return !v[0] || !strcmp(v, "NA") || !strcmp(v, "N/A") || !strcmp(v, "n/a") || !strcasecmp(v, "nan");
 }
 
 int csv_numbers(const CsvTable *t, int col, double lo, double hi, double *out, DfError *err) {
@@ -378,6 +383,9 @@ static int manifest_labels(Manifest *m, const ManifestCells *c, DfError *err) {
     const CsvTable *t = c->t;
     const char *name = t->header[c->label];
     char at[1200];
+    for (int i = 0; i < m->n; i++)  // "NaN" or "NA" would otherwise become a class of its own
+        if (csv_is_missing(csv_cell(t, i, c->label)))
+            return df_err(err, "%s: %s: missing value", cell_at(c, i, c->label, at, sizeof at), name);
     int int_labels = 1;
     for (int i = 0; i < m->n && int_labels; i++) {
         long v;
@@ -388,7 +396,6 @@ static int manifest_labels(Manifest *m, const ManifestCells *c, DfError *err) {
         long x = 0;
         if (int_labels && df_parse_long(v, &x) == 0 && (x < 0 || x > 1000000))
             return df_err(err, "%s: %s: %ld is not a class index (0, 1, ...)", cell_at(c, i, c->label, at, sizeof at), name, x);
-        if (!int_labels && !v[0]) return df_err(err, "%s: %s is empty", cell_at(c, i, c->label, at, sizeof at), name);
         if (!int_labels && is_number(v))
             return df_err(err, "%s: %s: '%s' is a number but other labels are names (use class indices 0, 1, ... or names "
                           "throughout)", cell_at(c, i, c->label, at, sizeof at), name, v);
@@ -434,7 +441,7 @@ static int manifest_confounder(Manifest *m, const ManifestCells *c, int j, DfErr
     int col = c->col[j];
     char at[1200];
     for (int i = 0; i < m->n; i++)
-        if (!csv_cell(t, i, col)[0] || !strcmp(csv_cell(t, i, col), "NA"))
+        if (csv_is_missing(csv_cell(t, i, col)))
             return df_err(err, "%s: %s: missing value", cell_at(c, i, col, at, sizeof at), m->columns[j]);
     int kind = c->declared[j] >= 0 ? c->declared[j] : infer_kind(m, c, j, err);
     if (kind < 0) return -1;

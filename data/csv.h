@@ -76,11 +76,16 @@ void manifest_free(Manifest *m);
 // several files (data/bids.c) names the one each value came from.
 typedef struct { const char *file; int line; } CellOrigin;
 
+// A missing value in a table of subjects (a manifest, participants.tsv, sessions.tsv): an
+// empty cell, NA, N/A, n/a, or NaN in any case (nan, NAN) -- what R, pandas and BIDS write
+// for one. Every reader of such tables asks this one function (docs/formats.md).
+int csv_is_missing(const char *v);
+
 // The string cells a manifest is coded from, one row per sample: manifest_read takes them
 // from the CSV, data/bids.c from participants.tsv and sessions.tsv. manifest_from_cells does
 // the rest for both: paths (relative ones against the folder of t->origin), subject ids
 // (default: the file name), masks, labels (class indices or names), and each confounder's
-// kind (declared, else inferred as above; empty and "NA" cells are missing: an error) and
+// kind (declared, else inferred as above; a missing cell, csv_is_missing, is an error) and
 // values or level codes. m->origin and m->line are t's.
 typedef struct {
     const CsvTable *t;

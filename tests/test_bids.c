@@ -282,7 +282,7 @@ static void test_read_missing(void) {
         if (i != 2) touch(d, rel);
     }
     put(d, "participants.tsv", "participant_id\tdx\tage\nsub-01\tA\t1\nsub-02\tB\t2\nsub-03\tA\tn/a\nsub-04\tB\t\n"
-                               "sub-05\tA\tNA\nsub-06\tB\t6\nsub-07\tA\t7\n");  // sub-08: no row
+                               "sub-05\tA\tNA\nsub-06\tB\t6\nsub-07\tA\tNaN\n");  // sub-08: no row
     BidsQuery q = query(d, "dx", "age");
     Manifest m;
     BidsReport r;
@@ -290,7 +290,8 @@ static void test_read_missing(void) {
     CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "miss: missing data: 1 participant of participants.tsv without a T1w image: sub-02; "
                                    "1 T1w image without a participants.tsv row: sub-08; "
-                                   "3 images with n/a in the label or a confounder: sub-03 (age), sub-04 (age), sub-05 (age)"));
+                                   "4 images with n/a in the label or a confounder: sub-03 (age), sub-04 (age), sub-05 (age), "
+                                   "sub-07 (age)"));  // n/a, empty, NA and NaN alike (csv_is_missing)
     q.subjects = tu_path("keep.txt");
     write_text(q.subjects, "# the complete ones\nsub-01\nsub-06\n");
     CU_ASSERT_EQUAL_FATAL(bids_read(&m, &q, &r, &err), 0);

@@ -157,6 +157,13 @@ static void test_manifest(void) {
         { "label,path\na,0\n", NULL, "must start with path,label" },
         { "path,label,age\na,0,30\nb,1,\nc,0,31\n", NULL, "m.csv:3: age: missing value" },
         { "path,label,age\na,0,30\nb,1,NA\n", NULL, "m.csv:3: age: missing value" },
+        // NaN is missing as NA is (csv_is_missing), not a level of a categorical column
+        { "path,label,site\na,0,A\nb,1,NaN\n", NULL, "m.csv:3: site: missing value" },
+        { "path,label,site:categorical\na,0,A\nb,1,nan\n", NULL, "m.csv:3: site: missing value" },
+        { "path,label,age\na,0,30\nb,1,n/a\n", NULL, "m.csv:3: age: missing value" },
+        { "path,label,age\na,0,30\nb,1,N/A\n", NULL, "m.csv:3: age: missing value" },
+        { "path,label,age\na,AD,30\nb,NaN,31\n", NULL, "m.csv:3: label: missing value" },
+        { "path,label,age\na,0,30\nb,,31\n", NULL, "m.csv:3: label: missing value" },
         { "path,label,age\na,0,30\nb,1,thirty\n", NULL, "m.csv:3: age: 'thirty' is not a number" },
         { "path,label,age:continuous\na,0,30\nb,1,old\n", NULL, "m.csv:3: age: 'old' is not a number" },
         { "path,label,age\na,-1,30\n", NULL, "m.csv:2: label: -1 is not a class index" },
