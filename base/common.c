@@ -62,12 +62,13 @@ int df_err(DfError *err, const char *fmt, ...) {
     return -1;
 }
 
-// One line on stderr; with several ranks it names the rank, so the failing one is known. A
-// progress line on the terminal goes first, or the message would start after its text.
-static void print_message(const char *fmt, va_list ap) {
+// One line on stderr; with several ranks it names the rank when one rank failed alone, so
+// the failing one is known (not for an error every rank saw). A progress line on the
+// terminal goes first, or the message would start after its text.
+static void print_message(int name_rank, const char *fmt, va_list ap) {
     progress_clear();
     fflush(stdout);
-    if (hooks.size() > 1) fprintf(stderr, "deconfound (rank %d of %d): ", hooks.rank(), hooks.size());
+    if (name_rank && hooks.size() > 1) fprintf(stderr, "deconfound (rank %d of %d): ", hooks.rank(), hooks.size());
     else fputs("deconfound: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -77,17 +78,32 @@ static void print_message(const char *fmt, va_list ap) {
 _Noreturn void df_die(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    print_message(fmt, ap);
+    print_message(1, fmt, ap);
     va_end(ap);
     hooks.abort_all(status);
     exit(status);  // hooks should not return; never continue past a fatal error
+}
+
+_Noreturn void df_die_shared(int status, const char *fmt, ...) {
+    // Rank 0 speaks for every rank and ends them all; the others give it the time to. A rank
+    // still alive after that saw what rank 0 did not (its sums rounded otherwise): it speaks.
+    // The wait goes on through signals: the abort's SIGTERM is caught (train's checkpoint
+    // and stop), its SIGKILL follows.
+    int alone = hooks.size() > 1 && hooks.rank() != 0;
+    for (double end = df_now() + 5; alone && df_now() < end;) usleep(100000);
+    va_list ap;
+    va_start(ap, fmt);
+    print_message(alone, fmt, ap);
+    va_end(ap);
+    hooks.abort_all(status);
+    exit(status);
 }
 
 _Noreturn void df_die_collective(int status, const char *fmt, ...) {
     if (hooks.rank() == 0) {
         va_list ap;
         va_start(ap, fmt);
-        print_message(fmt, ap);
+        print_message(0, fmt, ap);  // every rank's error: no rank to name
         va_end(ap);
     }
     hooks.exit_all(status);

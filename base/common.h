@@ -28,6 +28,12 @@ _Noreturn void df_die(int status, const char *fmt, ...) __attribute__((format(pr
 // prints, every rank finalises and exits with `status`, so the user sees one message.
 _Noreturn void df_die_collective(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// For an error every rank should detect at the same point from the same summed values, but
+// with no collective call to agree on it first (a diverging layer's state): one message, from
+// rank 0 -- or, when rank 0 did not see it, after 5 s from the rank that did -- and every
+// rank ends with `status` (MPI_Abort).
+_Noreturn void df_die_shared(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // Hooks installed by mpi/ (MPI); the defaults are single-process behaviour.
 typedef struct {
     int (*rank)(void);                       // this process's rank (default 0)

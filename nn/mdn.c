@@ -505,7 +505,7 @@ static void rls_forward(Layer *L, int B) {
     for (size_t i = 0; i < kk; i++) P[i] = Ps[i];
     for (size_t i = 0; i < kd; i++) m->beta[i] = bs[i];
     if (mdn_rls_step(P, m->beta, sums, XtF, k, d, m->forgetting, m->ridge))
-        df_die(DF_EXIT_FAIL, "layer %s (mdn, kernel = recursive): P is no longer positive definite (raise ridge)", L->name);
+        df_die_shared(DF_EXIT_FAIL, "layer %s (mdn, kernel = recursive): P is no longer positive definite (raise ridge)", L->name);
     for (size_t i = 0; i < kk; i++) Ps[i] = (float)P[i];
     for (size_t i = 0; i < kd; i++) m->beta[i] = bs[i] = (float)m->beta[i];
     free(sums);

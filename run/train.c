@@ -143,7 +143,9 @@ static void install_stop_handlers(void) {
 // error would, "segv" crashes), or receive SIGTERM at that step ("term": only that rank gets
 // it, as when a signal reaches ranks at different moments), or spend 4 s more in every step
 // from that one on ("slow"; RANK -1 is every rank), so preemption is tested with steps longer
-// than Open MPI's one-second kill timeout (tests/preempt_mpirun.sh). For tests only.
+// than Open MPI's one-second kill timeout (tests/preempt_mpirun.sh), or fail there on every
+// rank at once ("shared", RANK -1; or on one rank), as a diverging layer's state does
+// (df_die_shared). For tests only.
 typedef struct { int rank; long step; char kind[16]; int armed; } FaultPlan;
 
 static FaultPlan fault_plan_from_env(void) {
@@ -165,6 +167,7 @@ static void fault_check(const FaultPlan *f, long step) {
         return;
     }
     if (f->step != step) return;
+    if (strcmp(f->kind, "shared") == 0) df_die_shared(DF_EXIT_FAIL, "injected divergence (DECONFOUND_FAULT) at step %ld", step);
     if (strcmp(f->kind, "segv") == 0) raise(SIGSEGV);
     if (strcmp(f->kind, "term") == 0) { raise(SIGTERM); return; }
     df_die(DF_EXIT_FAIL, "injected fault (DECONFOUND_FAULT) at step %ld", step);

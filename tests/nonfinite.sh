@@ -16,10 +16,30 @@ for np in 1 2; do
     check "diverging at $np rank(s): exit 1" [ $st = 1 ] || cat "$WORK/stop$np.log"
     grep '^deconfound' "$WORK/stop$np.log" | grep -v 'deconfound train:' >"$WORK/msg$np"
     check "diverging at $np rank(s): one message" [ "$(wc -l <"$WORK/msg$np")" = 1 ] || cat "$WORK/msg$np"
+    check "diverging at $np rank(s): every rank's error, no rank named" grep -q '^deconfound: epoch' "$WORK/msg$np"
     check "diverging at $np rank(s): names the epoch, the step and where" \
         grep -Eq 'epoch [0-9]+ step [0-9]+: a value went non-finite \(NaN or infinity\), first in the (state|output|gradient) of layer [a-z0-9+]+' "$WORK/msg$np"
     check "diverging at $np rank(s): no checkpoint" [ ! -e "$WORK/stop$np/checkpoint.h5" ]
 done
+# A divergence every rank detects at once from the same sums, with no collective call to agree
+# on it first (an MDN layer's P, df_die_shared; injected here at step 3): one message, exit 1,
+# and no hang.
+for np in 2 3; do
+    DECONFOUND_FAULT=-1:3:shared timeout 60 "$MPIEXEC" $MPI_FLAGS -np $np "$DF" train "$cfg" "${args[@]}" \
+        --set train.lr=0.01 --set "train.out_dir=$WORK/shared$np" >"$WORK/shared$np.log" 2>&1
+    st=$?
+    check "divergence seen by every rank at $np ranks: exit 1 (got $st)" [ $st = 1 ] || cat "$WORK/shared$np.log"
+    grep '^deconfound' "$WORK/shared$np.log" | grep -v 'deconfound train:' >"$WORK/smsg$np"
+    check "divergence seen by every rank at $np ranks: one message, from no rank in particular" \
+        bash -c "[ \$(wc -l <'$WORK/smsg$np') = 1 ] && grep -q '^deconfound: injected divergence' '$WORK/smsg$np'" ||
+        cat "$WORK/shared$np.log"
+done
+# ... and when rank 0 did not see it (its sums rounded otherwise), the rank that did speaks
+DECONFOUND_FAULT=1:3:shared timeout 60 "$MPIEXEC" $MPI_FLAGS -np 2 "$DF" train "$cfg" "${args[@]}" \
+    --set train.lr=0.01 --set "train.out_dir=$WORK/shared1" >"$WORK/shared1.log" 2>&1
+st=$?
+check "divergence seen by rank 1 alone: exit 1 (got $st), its message" \
+    bash -c "[ $st = 1 ] && grep -q '^deconfound (rank 1 of 2): injected divergence' '$WORK/shared1.log'" || cat "$WORK/shared1.log"
 where() { sed -n 's/.*first in the \([a-z]*\) of layer \([a-z0-9+]*\).*/\1 \2/p' "$1"; }
 w1=$(where "$WORK/msg1") w2=$(where "$WORK/msg2")
 check "the same place named at 1 and 2 ranks ($w1)" bash -c "[ -n '$w1' ] && [ '$w1' = '$w2' ]"
