@@ -109,6 +109,8 @@ check "variants: nothing written beside the existing file" test ! -e "$WORK/vout
 # CI). Each stops with status 2 and one message naming the file, the sample (index and subject)
 # and the column, before anything is written: no run directory, no checkpoint, no output.
 DAMAGE="$top_builddir/tests/damage"
+# 2 ranks, bounded: ranks that disagree about a failure would wait for each other forever
+MPI2=(timeout 120 "$MPIEXEC" $MPI_FLAGS -np 2)
 mkdir -p "$WORK/vals"
 (echo "path,label,subject,age,site:categorical"
  for i in 0 1 2 3 4 5 6 7; do
@@ -132,13 +134,13 @@ shard_ini "$WORK/vals/voxel.h5"
 want='voxel.h5: sample 5 \(subject sub-05\), images: channel 0 voxel \(d 1, h 2, w 3\) is NaN'
 expect_fail "values: NaN voxel (in memory)" "$want" "$DF" train "$WORK/vals/t.ini"
 expect_fail "values: NaN voxel (read from disk)" "$want" "$DF" train "$WORK/vals/t.ini" --set data.cache=disk
-expect_fail "values: NaN voxel, 2 ranks" "$want" mpi 2 "$DF" train "$WORK/vals/t.ini" --set data.cache=disk
-expect_fail "values: NaN voxel, 2 ranks, MPI-IO" "$want" mpi 2 "$DF" train "$WORK/vals/t.ini" --set data.read=mpiio
+expect_fail "values: NaN voxel, 2 ranks" "$want" "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini" --set data.cache=disk
+expect_fail "values: NaN voxel, 2 ranks, MPI-IO" "$want" "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini" --set data.read=mpiio
 damaged inf voxel 2 0 -inf
 shard_ini "$WORK/vals/inf.h5"
 expect_fail "values: infinite voxel" "inf.h5: sample 2 \(subject sub-02\), images: channel 0 voxel \(d 0, h 0, w 0\) is infinite" \
     "$DF" train "$WORK/vals/t.ini"
-expect_fail "values: NaN voxel, predict" "predict: .*$want" mpi 2 "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" \
+expect_fail "values: NaN voxel, predict" "predict: .*$want" "${MPI2[@]}" "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" \
     --data "$WORK/vals/voxel.h5" --out "$WORK/runs"
 expect_fail "values: NaN voxel, eval" "eval: .*$want" "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" \
     --data "$WORK/vals/voxel.h5" --features global_avgpool1 --out "$WORK/runs"
@@ -158,7 +160,7 @@ for v in 7.5 -3 1e12 3; do
     shard_ini "$WORK/vals/code.h5"
     expect_fail "values: categorical value $v (3 level names)" \
         "code.h5: sample 6 \(subject sub-06\), meta column 'site': $(printf %.15g $v) is not a level number of the column \(an integer 0..2" \
-        mpi 2 "$DF" train "$WORK/vals/t.ini"
+        "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini"
 done
 "$DF" synth mri3d --out "$WORK/vals/synth" --n 16 --shape 8,8,8 >/dev/null  # categorical sex and site, no level names
 for v in 7.5 -3 1e12; do
@@ -184,7 +186,7 @@ shard_ini "$WORK/vals/label.h5"
 expect_fail "values: a negative label" "label.h5: sample 4 \(subject sub-04\): label -1 is not a class index" "$DF" train "$WORK/vals/t.ini"
 damaged label label 4 2
 expect_fail "values: a label beyond the class names" "label.h5: sample 4 \(subject sub-04\): label 2, but the labels name only 2 classes" \
-    mpi 2 "$DF" train "$WORK/vals/t.ini"
+    "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini"
 cp "$WORK/vals/synth/shard-00000.h5" "$WORK/vals/label.h5" && "$DAMAGE" "$WORK/vals/label.h5" label 11 2
 expect_fail "values: a label beyond the network's outputs" \
     "label.h5: sample 11: label 2, but the network of .*t.ini has 2 outputs \(classes 0..1\)" "$DF" train "$WORK/vals/t.ini"
