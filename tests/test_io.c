@@ -362,6 +362,14 @@ static void nan_voxel(hid_t f) {
     H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, x);
     H5Sclose(ms); H5Sclose(fs); H5Dclose(ds);
 }
+// Labels as floats (as h5py writes a numpy float array): 7.5 and NaN cannot be class indices.
+static void float_labels(hid_t f) {
+    DfError e;
+    double l[3] = { 0, 7.5, NAN };
+    hsize_t n = 3;
+    H5Ldelete(f, "labels", H5P_DEFAULT);
+    h5_write_f64(f, "x", "labels", l, 1, &n, &e);
+}
 static void two_class_names(hid_t f) {
     DfError e;
     int32_t l[3] = { 0, 2, 1 };
@@ -435,6 +443,10 @@ static void test_shard_errors(void) {
     write_and_edit(p, negative_label);
     CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
     CU_ASSERT(contains(err.msg, p) && contains(err.msg, "sample 1 (subject sub-01): label -1 is not a class index"));
+    p = tpath("floatlabels.h5");
+    write_and_edit(p, float_labels);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "labels: holds float data, expected integer"));
     p = tpath("classes.h5");
     write_and_edit(p, two_class_names);
     CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
