@@ -129,7 +129,8 @@ int cmd_eval(int argc, char **argv) {
         if (!in.ds.cohort.labels) df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by: %s has no labels", a.data);
     }
     progress_begin("eval", "samples", 0, (double)v.n);
-    if (infer_run(&in.net, in.loader, eval_visit, &v, &err)) df_die(DF_EXIT_FAIL, "eval: %s", err.msg);
+    if (infer_run(&in.net, in.loader, eval_visit, &v, &err))  // agreed by every rank (loader.h)
+        df_die_collective(loader_failed(in.loader), "eval: %s", err.msg);
     progress_end();
     dist_allreduce_sum_f64(v.tally, 6);
     infer_outputs_gather(&o);

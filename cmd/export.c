@@ -46,6 +46,10 @@ void output_folder_commit(const char *tmp, const char *out, const char *cmd) {
     if (rc) df_die_collective(DF_EXIT_FAIL, "%s: cannot rename %s to %s", cmd, tmp, out);
 }
 
+void output_folder_abandon(const char *tmp) {
+    if (dist_rank() == 0) df_remove_tree(tmp);
+}
+
 long export_to_folder(const char *out, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
                       int n_subjects, const char *cmd) {
     char tmp[1200];

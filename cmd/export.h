@@ -8,6 +8,8 @@
 // complete, rank 0 renames it into place. Collective.
 void output_folder_begin(const char *out, const char *cmd, char tmp[1200]);
 void output_folder_commit(const char *tmp, const char *out, const char *cmd);
+// A failure every rank knows of, once no rank writes any more: rank 0 removes the twin.
+void output_folder_abandon(const char *tmp);
 
 // Every rank writes its share into out's temporary twin; rank 0 renames it into place. out
 // must not exist. Returns the number of files written; a failure ends the job with one

@@ -35,7 +35,8 @@ int cmd_predict(int argc, char **argv) {
     int out_act = in.net.n_layers, K = (int)shape_numel(in.net.out_shape);
     InferOutputs o;
     infer_outputs_init(&o, &in.net, &out_act, 1, c->n);
-    if (infer_run(&in.net, in.loader, infer_outputs_visit, &o, &err)) df_die(DF_EXIT_FAIL, "predict: %s", err.msg);
+    if (infer_run(&in.net, in.loader, infer_outputs_visit, &o, &err))  // agreed by every rank (loader.h)
+        df_die_collective(loader_failed(in.loader), "predict: %s", err.msg);
     infer_outputs_gather(&o);
     if (dist_rank() == 0) {
         if (predictions_write(a.out, o.all[0], c->n, K, c->labels, a.checkpoint, &err)) df_die(DF_EXIT_INPUT, "predict: %s", err.msg);

@@ -214,7 +214,10 @@ int cmd_saliency(int argc, char **argv) {
     SalVisit v = { &a, info, tmp, sh, df_alloc_floats((size_t)a.batch * V), xcalloc(V, sizeof(double)), 0,
                    in.ds.cohort.n, (long)a.batch * dist_size() };
     progress_begin("saliency", "samples", 0, (double)v.n);
-    if (infer_run(&in.net, in.loader, sal_visit, &v, &err)) df_die(DF_EXIT_FAIL, "saliency: %s", err.msg);
+    if (infer_run(&in.net, in.loader, sal_visit, &v, &err)) {  // agreed by every rank (loader.h): no map is being written
+        output_folder_abandon(tmp);
+        df_die_collective(loader_failed(in.loader), "saliency: %s", err.msg);
+    }
     progress_end();
     dist_allreduce_sum_f64(v.sum, V);
     dist_allreduce_sum_f64(&v.count, 1);

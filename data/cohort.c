@@ -92,25 +92,73 @@ void cohort_class_name(const Cohort *c, int label, char buf[META_NAME_LEN]) { cl
 // ---- checks --------------------------------------------------------------------------------
 
 #define MAX_CLASS 1000000  // a label beyond this is not a class index but a broken file
+#define MAX_CODE 1000000   // nor is such a categorical value a level number: codes index levels
+
+void cohort_sample_name(const Cohort *c, int i, char *buf, size_t n) {
+    if (c->subjects && c->subjects[i]) snprintf(buf, n, "sample %d (subject %s)", i, c->subjects[i]);
+    else snprintf(buf, n, "sample %d", i);
+}
+
+int cohort_check_columns(char *const *columns, int k, const char *path, DfError *err) {
+    for (int j = 0; j < k; j++) {
+        if (!columns[j] || !columns[j][0])
+            return df_err(err, "%s: meta: column %d has an empty name (metadata columns are found by name)", path, j + 1);
+        if (strchr(columns[j], ','))
+            return df_err(err, "%s: meta: column name '%s' contains a comma", path, columns[j]);
+        for (int i = 0; i < j; i++)
+            if (strcmp(columns[i], columns[j]) == 0)
+                return df_err(err, "%s: meta: column name '%s' is given twice (columns %d and %d): names must be unique", path,
+                              columns[j], i + 1, j + 1);
+    }
+    return 0;
+}
+
+// Sample i's value of metadata column j: 0, or -1 naming the file, sample and column. A
+// categorical value indexes the column's level names when it has them; without names it is
+// the level itself, still a small whole number, since bias groups, strata and figures count
+// by it.
+static int check_meta(const Cohort *c, int i, int j, const char *path, DfError *err) {
+    double v = c->meta[(size_t)i * c->k + j];
+    int named = c->n_levels[j] > 0, cat = c->kinds[j] == META_CATEGORICAL;
+    int limit = named ? c->n_levels[j] : MAX_CODE;
+    if (isfinite(v) && (!cat || (v == floor(v) && v >= 0 && v < limit))) return 0;
+    char who[META_NAME_LEN + 64];
+    cohort_sample_name(c, i, who, sizeof who);
+    if (!isfinite(v))
+        return df_err(err, "%s: %s, meta column '%s': %s; metadata must be finite numbers (no missing values)", path, who,
+                      c->columns[j], isnan(v) ? "NaN" : "infinite");
+    if (named)
+        return df_err(err, "%s: %s, meta column '%s': %.15g is not a level number of the column (an integer 0..%d indexing its %d "
+                      "level names)", path, who, c->columns[j], v, limit - 1, limit);
+    return df_err(err, "%s: %s, meta column '%s': %.15g is not a level number (categorical values are whole numbers 0, 1, 2, ... "
+                  "below %d)", path, who, c->columns[j], v, MAX_CODE);
+}
+
+static int check_label(const Cohort *c, int i, const char *path, DfError *err) {
+    int y = c->labels[i], named = c->n_label_names;
+    if (y >= 0 && y <= MAX_CLASS && (!named || y < named)) return 0;
+    char who[META_NAME_LEN + 64];
+    cohort_sample_name(c, i, who, sizeof who);
+    if (y < 0 || y > MAX_CLASS) return df_err(err, "%s: %s: label %d is not a class index (0, 1, ...)", path, who, y);
+    return df_err(err, "%s: %s: label %d, but the labels name only %d classes (0..%d)", path, who, y, named, named - 1);
+}
 
 int cohort_check_values(const Cohort *c, const char *path, DfError *err) {
     for (int i = 0; i < c->n; i++) {
-        for (int j = 0; j < c->k; j++) {
-            double v = c->meta[(size_t)i * c->k + j];
-            if (!isfinite(v))
-                return df_err(err, "%s: meta row %d (column '%s') is %s: metadata must be finite numbers", path, i,
-                              c->columns[j], isnan(v) ? "NaN" : "infinite");
-            if (c->n_levels[j] > 0 && (v != floor(v) || v < 0 || v >= c->n_levels[j]))
-                return df_err(err, "%s: meta row %d (column '%s') is %g, not one of the column's %d level numbers 0..%d", path, i,
-                              c->columns[j], v, c->n_levels[j], c->n_levels[j] - 1);
-        }
-        int y = c->labels[i];
-        if (y < 0 || y > MAX_CLASS)
-            return df_err(err, "%s: labels[%d] = %d is not a class index (0, 1, ...)", path, i, y);
-        if (c->n_label_names > 0 && y >= c->n_label_names)
-            return df_err(err, "%s: labels[%d] = %d, but the labels name only %d classes", path, i, y, c->n_label_names);
+        for (int j = 0; j < c->k; j++)
+            if (check_meta(c, i, j, path, err)) return -1;
+        if (check_label(c, i, path, err)) return -1;
     }
     return 0;
+}
+
+int cohort_check_image(const float *x, Shape s, const char *path, const char *who, DfError *err) {
+    long k = df_first_nonfinite(x, shape_numel(s));
+    if (k < 0) return 0;
+    long V = (long)shape_spatial(s), r = k % V;
+    int w = (int)(r % s.w), h = (int)(r / s.w % s.h), d = (int)(r / ((long)s.w * s.h));
+    return df_err(err, "%s: %s, images: channel %ld voxel (d %d, h %d, w %d) is %s; images must hold finite numbers, "
+                  "inside a mask or not", path, who, k / V, d, h, w, isnan(x[k]) ? "NaN" : "infinite");
 }
 
 // ---- combining shards ----------------------------------------------------------------------

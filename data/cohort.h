@@ -62,10 +62,22 @@ void cohort_sort_names(char **names, int n);
 void cohort_level_name(const Cohort *c, int col, double v, char buf[META_NAME_LEN]);
 void cohort_class_name(const Cohort *c, int label, char buf[META_NAME_LEN]);
 
-// Checks the values read from `path`: every metadata value finite, every label a class
-// index >= 0, every value of a column with level names an index into them. -1 with
-// "PATH: meta row 12 (column 'age') is NaN" (rows count from 0, as samples do) otherwise.
+// How messages name sample i of c: "sample 12 (subject sub-07)", or "sample 12" without ids.
+void cohort_sample_name(const Cohort *c, int i, char *buf, size_t n);
+
+// Checks the values read from `path`: every metadata value finite; every categorical value a
+// level number (a whole number indexing the column's level names, or, for a column without
+// names, one from 0 below 10^6); every label a class index >= 0 (below the number of class
+// names, when the labels have names). -1 with one message naming the file, the sample (its
+// index from 0 and its subject id when there are ids) and the column otherwise:
+// "a.h5: sample 12 (subject sub-07), meta column 'age': NaN; metadata must be finite numbers".
 int cohort_check_values(const Cohort *c, const char *path, DfError *err);
+// Metadata column names (k of them, from `path`): each non-empty, without a comma, and unique.
+int cohort_check_columns(char *const *columns, int k, const char *path, DfError *err);
+// One sample's image x (shape s): every voxel finite. A NaN or infinity stops with "PATH:
+// WHO, images: channel 0 voxel (d 3, h 4, w 5) is NaN; ..." (who: as cohort_sample_name
+// names it). One vectorised pass over x (df_first_nonfinite), meant for a sample just read.
+int cohort_check_image(const float *x, Shape s, const char *path, const char *who, DfError *err);
 
 // Appends the samples of shard h (read from `path`) to `all` (its first shard was
 // `first_path`): labels, metadata and subject ids, not images. The first call (all->n = 0)

@@ -197,6 +197,7 @@ static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int 
         if (shard_read_header(paths[f], &h, err)) goto done;
         int first = c->n;
         int r = cohort_append(c, paths[0], &h, paths[f], err);
+        ds->files[f].subjects = h.subjects != NULL;  // else the cohort's ids are stand-ins ("#12")
         cohort_free(&h);
         if (r) goto done;
         ds->files[f].path = xstrdup(paths[f]);
@@ -470,6 +471,21 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     if (ds->cohort.n < 2) return df_err(err, "%s: needs at least 2 samples", source);
     if (cohort_check_values(&ds->cohort, source, err)) return -1;
     return make_split(ds, &sc, stratify, split_file, predefined, ini, s, err);
+}
+
+void dataset_sample_name(const Dataset *ds, int idx, char *path, size_t np, char *who, size_t nw) {
+    const Cohort *c = &ds->cohort;
+    int lo = 0, hi = ds->n_files - 1;
+    while (lo < hi) {  // the shard holding idx: the last whose first sample is <= idx
+        int mid = (lo + hi + 1) / 2;
+        if (ds->files[mid].first <= idx) lo = mid;
+        else hi = mid - 1;
+    }
+    const DatasetFile *f = ds->n_files > 0 ? &ds->files[lo] : NULL;
+    int local = f ? idx - f->first : idx, ids = c->subjects && (!f || f->subjects);
+    snprintf(path, np, "%s", f ? f->path : ds->source);
+    if (ids) snprintf(who, nw, "sample %d (subject %s)", local, c->subjects[idx]);
+    else snprintf(who, nw, "sample %d", local);
 }
 
 void dataset_free(Dataset *ds) {

@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     char *path;
     int first, n;         // samples [first, first + n) of the data set live in this shard
+    int subjects;         // the shard has subject ids (/subject)
 } DatasetFile;
 
 typedef struct {
@@ -53,6 +54,10 @@ enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 // validation; all samples of a subject land in the same split.
 int dataset_from_config(Dataset *ds, const Ini *ini, DfError *err);
 void dataset_free(Dataset *ds);
+// Where sample idx of the data set comes from, for messages: path gets its shard (or the
+// source: a generator, a manifest), who its index there and subject id, when it has one
+// ("sample 3 (subject sub-04)").
+void dataset_sample_name(const Dataset *ds, int idx, char *path, size_t np, char *who, size_t nw);
 // The samples of shards alone, for inference (predict, eval): `sources` as [data] source
 // takes them (files or directories, comma-separated; metadata combined by level name), no
 // split (the loader's SPLIT_ALL covers them in order); in memory up to 4 GiB, else read

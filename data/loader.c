@@ -2,6 +2,7 @@
 // (loader.h).
 #include "data/loader.h"
 #include "base/rng.h"
+#include "mpi/comm.h"
 #include "mpi/h5mpi.h"
 #include "data/h5util.h"
 #include "data/paste.h"
@@ -55,7 +56,7 @@ struct Loader {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int failed;
+    int failed;              // 0, or the exit status of the failure (loader_failed)
     DfError err;
     double wait;
     long served;
@@ -229,6 +230,23 @@ static int read_sample(Loader *l, int idx, float *x, uint8_t *mask, DfError *err
     return 0;
 }
 
+// Sample idx as read into x: every voxel finite, else bad input (status 2) naming its shard,
+// its index there and its subject. The pass runs over a sample just read (in cache), so it
+// costs a fraction of the read, and every sample a run uses is checked the first time it is.
+static int check_sample(const Loader *l, int idx, const float *x, DfError *err) {
+    if (df_first_nonfinite(x, l->per) < 0) return 0;
+    char path[512], who[256];
+    dataset_sample_name(l->ds, idx, path, sizeof path, who, sizeof who);
+    cohort_check_image(x, l->shape, path, who, err);
+    return DF_EXIT_INPUT;
+}
+
+// A sample read and checked: 0, or the exit status of the failure (a read error: 1).
+static int read_checked(Loader *l, int idx, float *x, uint8_t *mask, DfError *err) {
+    if (read_sample(l, idx, x, mask, err)) return DF_EXIT_FAIL;
+    return check_sample(l, idx, x, err);
+}
+
 void loader_positive_partners(int *partner, const int *labels, int Bg, uint64_t seed, int epoch, long first) {
     for (int g = 0; g < Bg; g++) {
         int others = 0;
@@ -253,7 +271,8 @@ static int make_positive(Loader *l, Batch *b, int j, int start, int lo, const fl
     b->positive_bg[j] = l->ds->cohort.labels[pidx];
     if (pg == lo + j) memcpy(pos, x, l->per * sizeof(float));
     else {
-        if (read_sample(l, pidx, l->bg, l->bg_mask, err)) return -1;
+        int rc = read_checked(l, pidx, l->bg, l->bg_mask, err);
+        if (rc) return rc;
         paste_background_only(l->bg_only, l->bg, l->bg_mask, l->shape);
         paste_foreground(pos, x, m, l->bg_only, l->shape);
     }
@@ -261,7 +280,7 @@ static int make_positive(Loader *l, Batch *b, int j, int start, int lo, const fl
     return 0;
 }
 
-// Fills slot storage with step s of the current epoch.
+// Fills slot storage with step s of the current epoch: 0, or the failure's exit status.
 static int fill(Loader *l, Batch *b, int s, DfError *err) {
     int B = l->cfg.global_batch, N = l->n_split;
     int start = s * B, Bg = DF_MIN(B, N - start), lo, hi;
@@ -285,8 +304,9 @@ static int fill(Loader *l, Batch *b, int s, DfError *err) {
         memcpy(b->meta + (size_t)j * l->k, c->meta + (size_t)idx * l->k, sizeof(double) * (size_t)l->k);
         float *x = b->images + (size_t)j * l->per;
         uint8_t *m = l->has_masks ? b->masks + (size_t)j * l->V : NULL;
-        if (read_sample(l, idx, x, m, err)) return -1;
-        if (l->cfg.positives && make_positive(l, b, j, start, lo, x, m, err)) return -1;
+        int rc = read_checked(l, idx, x, m, err);
+        if (!rc && l->cfg.positives) rc = make_positive(l, b, j, start, lo, x, m, err);
+        if (rc) return rc;
         if (l->cfg.augment && l->ds->aug.enabled) loader_augment(x, m, l->shape, &l->ds->aug, l->cfg.seed, l->epoch, pos);
     }
     return 0;
@@ -305,7 +325,7 @@ static void *producer(void *arg) {
             pthread_mutex_lock(&l->mu);
             l->busy = 0;
             if (gen == l->gen) {
-                if (rc) { l->failed = 1; l->err = e; }
+                if (rc) { l->failed = rc; l->err = e; }
                 else { l->ready[s % l->depth] = s; l->produce_next++; }
             }
             pthread_cond_broadcast(&l->cv);
@@ -508,6 +528,23 @@ int loader_begin_epoch_at(Loader *l, int epoch, int first_step) {
     return l->steps;
 }
 
+// Collective: rc is this rank's failure status for the step (0: none). A sample read on one
+// rank only -- a bad voxel, a read error -- must stop every rank at the same step, before the
+// step's collectives: every rank serves every step (its share may be empty), so every rank is
+// here. Returns the status of the lowest failing rank, whose message every rank then holds
+// in e; with one rank, rc itself.
+static int agree(int rc, DfError *e) {
+    int P = dist_size();
+    if (P == 1) return rc;
+    double who = rc ? (double)(P - dist_rank()) : 0.0;
+    dist_allreduce_max_f64(&who, 1);
+    if (who == 0.0) return 0;
+    int root = P - (int)who;
+    dist_bcast(e->msg, sizeof e->msg, root);
+    dist_bcast(&rc, sizeof rc, root);
+    return rc;
+}
+
 const Batch *loader_next(Loader *l, DfError *err) {
     double t0 = df_now();
     DF_ASSERT(l->epoch >= 0);  // loader_begin_epoch first
@@ -517,18 +554,25 @@ const Batch *loader_next(Loader *l, DfError *err) {
     if (s >= l->steps) { pthread_mutex_unlock(&l->mu); return NULL; }
     Batch *b = &l->slots[s % l->depth].b;
     int rc = 0;
+    DfError e = { "" };
     if (l->threaded) {
         while (l->ready[s % l->depth] != s && !l->failed) pthread_cond_wait(&l->cv, &l->mu);
-        if (l->ready[s % l->depth] != s) { rc = -1; if (err) *err = l->err; }
+        if (l->ready[s % l->depth] != s) { rc = l->failed; e = l->err; }
         pthread_mutex_unlock(&l->mu);
     } else {
         pthread_mutex_unlock(&l->mu);
-        DfError e;
         rc = fill(l, b, s, &e);
-        if (rc) { l->failed = 1; l->err = e; if (err) *err = e; }
     }
+    rc = agree(rc, &e);
     l->wait += df_now() - t0;
-    if (rc) return NULL;
+    if (rc) {
+        pthread_mutex_lock(&l->mu);  // every rank stops here, also one whose own share read well
+        l->failed = rc;
+        l->err = e;
+        pthread_mutex_unlock(&l->mu);
+        if (err) *err = e;
+        return NULL;
+    }
     l->handed = 1;
     l->served++;
     return b;

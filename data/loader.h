@@ -35,6 +35,13 @@
 // of one class gives a sample no partner: its positive is the sample itself, its background
 // class its own (the reference pairs within the batch too).
 //
+// Values. Every sample read (and every partner of a positive) is checked for NaN or infinite
+// voxels right after its read (cohort_check_image): one vectorised pass over a sample still
+// in cache, a fraction of the read's cost, so no pass over the data set is added at start-up.
+// A bad voxel fails the batch as bad input (loader_failed: status 2), naming the shard, the
+// sample's index there and its subject id. A training run reads every sample of its
+// training and validation splits in its first epoch, before it writes an epoch's records.
+//
 // Prefetch. A pthread fills a ring of `prefetch` batches ahead of the consumer for the
 // current epoch and then waits; loader_next() hands out batches in order and accumulates
 // the time it spent waiting for one (loader_wait_seconds).
@@ -73,9 +80,14 @@ int loader_begin_epoch(Loader *l, int epoch);
 // Same, resuming inside the epoch: the first batch served is step first_step (a run
 // resumed from a mid-epoch checkpoint). Returns the epoch's total number of batches.
 int loader_begin_epoch_at(Loader *l, int epoch, int first_step);
-// The next batch of the epoch, or NULL after the last (or on a read error: then err is set
-// and loader_failed() is true -- a disk error mid-run, not bad input).
+// The next batch of the epoch, or NULL after the last, or on a failure: then err is set and
+// loader_failed() is its exit status. Collective when several ranks run: every rank serves
+// every step (its share may be empty), and a failure reading one rank's share -- a sample
+// with a bad voxel, a disk error -- fails the step on every rank, with the message of the
+// lowest failing rank, so callers end the run with df_die_collective.
 const Batch *loader_next(Loader *l, DfError *err);
+// 0, or why the last loader_next failed: DF_EXIT_INPUT (2) for a NaN or infinite voxel in
+// the data, DF_EXIT_FAIL (1) for a read error (a disk error mid-run, not bad input).
 int loader_failed(const Loader *l);
 // Seconds loader_next spent waiting for data since creation, and the batches it served.
 double loader_wait_seconds(const Loader *l);

@@ -53,13 +53,8 @@ static int check_cohort(const char *path, const Cohort *c, DfError *err) {
     if (c->k < 0 || c->k > META_MAX_COLS)
         return df_err(err, "%s: %d metadata columns (at most %d)", path, c->k, META_MAX_COLS);
     if (!c->labels || (c->k > 0 && !c->meta)) return df_err(err, "%s: cohort has no data", path);
+    if (cohort_check_columns(c->columns, c->k, path, err)) return -1;
     for (int j = 0; j < c->k; j++) {
-        if (!c->columns[j] || !c->columns[j][0]) return df_err(err, "%s: metadata column %d has no name", path, j);
-        if (strchr(c->columns[j], ','))
-            return df_err(err, "%s: metadata column name '%s' contains a comma", path, c->columns[j]);
-        for (int i = 0; i < j; i++)
-            if (strcmp(c->columns[i], c->columns[j]) == 0)
-                return df_err(err, "%s: metadata column '%s' appears twice", path, c->columns[j]);
         if (c->kinds[j] != META_CONTINUOUS && c->kinds[j] != META_CATEGORICAL)
             return df_err(err, "%s: metadata column '%s' has a bad kind", path, c->columns[j]);
         for (int l = 0; l < c->n_levels[j]; l++)
@@ -354,6 +349,9 @@ static int read_meta_attrs(hid_t meta, const char *path, Cohort *c, DfError *err
         df_err(err, "%s: meta: attribute columns names %d columns but the data has %d", path, ncol < 0 ? META_MAX_COLS + 1 : ncol, k);
         goto done;
     }
+    // Columns are found by name (the design, the bias, strata, the model's schema): an empty or
+    // repeated name would make one of them unreachable, or the wrong one found.
+    if (cohort_check_columns(c->columns, k, path, err)) goto done;
     if ((nk = split(kstr, kinds, META_MAX_COLS)) != k) {
         df_err(err, "%s: meta: attribute kinds names %d kinds but the data has %d columns", path, nk < 0 ? META_MAX_COLS + 1 : nk, k);
         if (nk < 0) nk = 0;
@@ -418,6 +416,18 @@ static int read_masks_part(hid_t f, const char *path, Cohort *c, int with_images
     return shard_read_masks(path, 0, c->n, c->masks, err);
 }
 
+// Every sample's voxels finite: a pass over what was just read, cheap beside the read.
+static int check_images(const Cohort *c, const char *path, DfError *err) {
+    size_t per = shape_numel(c->shape);
+    char who[META_NAME_LEN + 64];
+    for (int i = 0; i < c->n; i++)
+        if (df_first_nonfinite(c->images + (size_t)i * per, per) >= 0) {
+            cohort_sample_name(c, i, who, sizeof who);
+            return cohort_check_image(c->images + (size_t)i * per, c->shape, path, who, err);
+        }
+    return 0;
+}
+
 // Reads everything but (when !with_images) the images and masks. On failure c is left empty.
 static int read_shard(const char *path, Cohort *c, int with_images, DfError *err) {
     memset(c, 0, sizeof *c);
@@ -437,6 +447,7 @@ static int read_shard(const char *path, Cohort *c, int with_images, DfError *err
         size_t count = (size_t)c->n * shape_numel(c->shape);
         c->images = df_alloc_floats(count);
         if (h5_read_f32(f, path, "images", c->images, count, err) != 0) goto done;
+        if (check_images(c, path, err)) goto done;
     }
     rc = 0;
 done:

@@ -196,6 +196,7 @@ typedef struct {
     char dcor_name[4][64];
     GroupSet groups;        // the per-group accuracy's groups: every categorical column's levels
     RunRecord rec;          // run.json
+    int made_dir;           // rank 0 created the run directory (it did not exist before this run)
     int threads;            // OpenBLAS threads per rank
     float *dlogits, *scratch;
     LossTerm *terms;        // the experiment's loss terms on named layers (nn/term.h)
@@ -363,12 +364,16 @@ static void check_config(Trainer *t) {
         if (t->ds.n_val < 4)
             df_die_collective(DF_EXIT_INPUT, "%s: [train] dcor_layer needs a validation split of at least 4 samples", where);
     }
-    if (t->tc.loss.kind == LOSS_CROSS_ENTROPY) {
-        int maxlab = 0;
-        for (int i = 0; i < t->ds.cohort.n; i++) maxlab = DF_MAX(maxlab, t->ds.cohort.labels[i]);
-        if (maxlab >= t->K)
-            df_die_collective(DF_EXIT_INPUT, "%s: the network has %d outputs but the data have label %d: the last layer needs out >= %d",
-                              config, t->K, maxlab, maxlab + 1);
+    if (t->tc.loss.kind == LOSS_CROSS_ENTROPY) {  // the classes are the outputs 0..K-1
+        int top = 0;
+        for (int i = 1; i < t->ds.cohort.n; i++) if (t->ds.cohort.labels[i] > t->ds.cohort.labels[top]) top = i;
+        int y = t->ds.cohort.labels[top];
+        if (y >= t->K) {
+            char path[512], who[256];
+            dataset_sample_name(&t->ds, top, path, sizeof path, who, sizeof who);
+            df_die_collective(DF_EXIT_INPUT, "%s: %s: label %d, but the network of %s has %d outputs (classes 0..%d): the "
+                              "last layer needs out >= %d", path, who, y, config, t->K, t->K - 1, y + 1);
+        }
     }
     if (t->ds.n_train < 1) df_die_collective(DF_EXIT_INPUT, "%s: the training split is empty", config);
     if (t->tc.train_eval_gap && t->ds.n_val < 1) {
@@ -474,6 +479,8 @@ static void setup(Trainer *t, const TrainArgs *args) {
     prepare_layers(t);
     setup_loaders(t);
     if (t->rank == 0) {
+        struct stat st;
+        t->made_dir = stat(t->tc.out_dir, &st) != 0;
         if (mkdir_p(t->tc.out_dir) != 0)
             df_die(DF_EXIT_INPUT, "%s: cannot create out_dir '%s': %s", t->args.config, t->tc.out_dir, strerror(errno));
         start_records(t);
@@ -535,6 +542,22 @@ static void teardown(Trainer *t) {
     free(t->schema);
     dataset_free(&t->ds);
     ini_free(&t->ini);
+}
+
+// A loader failed on every rank at the same step (data/loader.h: agreed): a NaN or infinite
+// voxel (status 2) or a read error (1) ends the run on every rank with the one message. The
+// first epoch reads every training and validation sample before it writes anything of its
+// own (metrics, checkpoint), so bad data is found while the run directory holds only its
+// start records; rank 0 then removes the directory when this run made it, and bad input
+// leaves nothing behind. A directory that existed before (a resumed run's) is kept.
+static _Noreturn void data_failed(Trainer *t, const Loader *l, const DfError *err) {
+    int status = loader_failed(l);
+    if (status == DF_EXIT_INPUT && t->rank == 0 && t->made_dir && t->ts.epoch == 0) {
+        progress_clear();
+        console_tee_end();
+        df_remove_tree(t->tc.out_dir);
+    }
+    df_die_collective(status, "%s", err->msg);
 }
 
 // ---- one step -----------------------------------------------------------------------------
@@ -626,7 +649,7 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[TRAIN_SUMS]
     if (t->ts.epoch_step == 0 && terms_want_fit_pass(&t->tr)) {  // the adversaries' pass (MI's estimator)
         loader_begin_epoch_at(t->train, epoch, 0);
         while ((b = loader_next(t->train, &err))) terms_fit_batch(&t->tr, &t->net, b);
-        if (loader_failed(t->train)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+        if (loader_failed(t->train)) data_failed(t, t->train, &err);
         terms_sync(&t->tr);
     }
     // The loader's epoch order depends on (seed, epoch) only, so a resumed run -- even one
@@ -650,7 +673,7 @@ static int train_epoch(Trainer *t, int epoch, double lr, double sums[TRAIN_SUMS]
         }
         if (stats[3] > 0) stopped = 1;  // at the epoch's end: finish it normally
     }
-    if (loader_failed(t->train)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    if (loader_failed(t->train)) data_failed(t, t->train, &err);
     if (epoch + 1 == t->tc.epochs) progress_end();
     else progress_clear();  // before the epoch's report
     return stopped;
@@ -690,7 +713,7 @@ static LossStats validate(Trainer *t, double *aligned, double *conflicting, Figu
         v.meta_rows = xcalloc((size_t)t->ds.n_val * (k ? k : 1), sizeof(double));
     }
     DfError err;
-    if (infer_run(&t->net, t->val, validation_visit, &v, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);
+    if (infer_run(&t->net, t->val, validation_visit, &v, &err)) data_failed(t, t->val, &err);
     if (v.fig) {  // every rank filled its samples' rows: the sums assemble the whole split
         dist_allreduce_sum_f64(rec.rows, (size_t)t->ds.n_val * 4);
         if (k) dist_allreduce_sum_f64(v.meta_rows, (size_t)t->ds.n_val * k);
@@ -723,7 +746,7 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[TRA
     Figures fig = { .bal_acc = NAN, .auc = NAN, .worst = -1 };
     for (int q = 0; q < FIG_MAX_GROUPS; q++) fig.group_acc[q] = NAN;
     DfError err;
-    if (refit_run(&t->net, t->train, epoch, &err)) df_die(DF_EXIT_FAIL, "%s", err.msg);  // before anything evaluates
+    if (refit_run(&t->net, t->train, epoch, &err)) data_failed(t, t->train, &err);  // before anything evaluates
     LossStats val = t->val ? validate(t, &aligned, &conflicting, &fig) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
     int steps = DF_MAX(1, t->steps_per_epoch - first_step);

@@ -162,6 +162,92 @@ else
     check "full disk, training: no temporary file left" [ -z "$(find "$full/runs" -name '.*.tmp.*')" ]
     umount "$full"; trap cleanup_work EXIT
 fi
+# ---- bad values in the data (issue 19) ----
+# Shards packed by the program, then damaged in place by tests/damage (HDF5 C API; no Python in
+# CI). Each stops with status 2 and one message naming the file, the sample (index and subject)
+# and the column, before anything is written: no run directory, no checkpoint, no output.
+DAMAGE="$top_builddir/tests/damage"
+# 2 ranks, bounded: ranks that disagree about a failure would wait for each other forever
+MPI2=(timeout 120 "$MPIEXEC" $MPI_FLAGS -np 2)
+mkdir -p "$WORK/vals"
+(echo "path,label,subject,age,site:categorical"
+ for i in 0 1 2 3 4 5 6 7; do
+     "$DAMAGE" "$WORK/vals/v$i.nii" nifti -1 || echo "damage failed" >&2
+     echo "v$i.nii,$([ $((i % 2)) = 0 ] && echo AD || echo CN),sub-0$i,$((40 + i)),S$((i % 3))"
+ done) >"$WORK/vals/m.csv"
+"$DF" pack --manifest "$WORK/vals/m.csv" --out "$WORK/vals/packed" --quiet >/dev/null
+good_shard="$WORK/vals/packed/shard-00000.h5"
+# damaged NAME ARGS...: a copy of the good shard as $WORK/vals/NAME.h5, damaged by ARGS
+damaged() { local name=$1; shift; cp "$good_shard" "$WORK/vals/$name.h5" && "$DAMAGE" "$WORK/vals/$name.h5" "$@"; }
+# shard_ini SHARD: a training on SHARD, its run directory $WORK/runs
+shard_ini() { sed "s|^source = .*|source = $1\nval_fraction = 0.25|; /^n = /d; /^shape = /d" "$good" >"$WORK/vals/t.ini"; }
+shard_ini "$good_shard"
+check "values: the good shard trains" "$DF" train "$WORK/vals/t.ini" --quiet --set "train.out_dir=$WORK/vals/run"
+ckpt="$WORK/vals/run/checkpoint.h5"
+
+# 1. a NaN or infinite voxel: found as the loader reads the sample, in memory or from disk
+# (pread or MPI-IO), on one rank or two; the run directory the run made is removed
+damaged voxel voxel 5 27 nan
+shard_ini "$WORK/vals/voxel.h5"
+want='voxel.h5: sample 5 \(subject sub-05\), images: channel 0 voxel \(d 1, h 2, w 3\) is NaN'
+expect_fail "values: NaN voxel (in memory)" "$want" "$DF" train "$WORK/vals/t.ini"
+expect_fail "values: NaN voxel (read from disk)" "$want" "$DF" train "$WORK/vals/t.ini" --set data.cache=disk
+expect_fail "values: NaN voxel, 2 ranks" "$want" "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini" --set data.cache=disk
+expect_fail "values: NaN voxel, 2 ranks, MPI-IO" "$want" "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini" --set data.read=mpiio
+damaged inf voxel 2 0 -inf
+shard_ini "$WORK/vals/inf.h5"
+expect_fail "values: infinite voxel" "inf.h5: sample 2 \(subject sub-02\), images: channel 0 voxel \(d 0, h 0, w 0\) is infinite" \
+    "$DF" train "$WORK/vals/t.ini"
+expect_fail "values: NaN voxel, predict" "predict: .*$want" "${MPI2[@]}" "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" \
+    --data "$WORK/vals/voxel.h5" --out "$WORK/runs"
+expect_fail "values: NaN voxel, eval" "eval: .*$want" "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" \
+    --data "$WORK/vals/voxel.h5" --features global_avgpool1 --out "$WORK/runs"
+# pack refuses a NIfTI file with a NaN voxel (inside a mask or outside: trilinear resampling
+# would spread it), naming the manifest line and the file
+"$DAMAGE" "$WORK/vals/nan.nii" nifti 21
+sed 's/^v3\.nii,/nan.nii,/' "$WORK/vals/m.csv" >"$WORK/vals/nan.csv"
+expect_fail "values: pack, a NIfTI with a NaN voxel" "nan.csv:5: .*nan.nii: voxel 21 is NaN or infinite" \
+    "$DF" pack --manifest "$WORK/vals/nan.csv" --out "$WORK/runs"
+
+# 2. metadata: NaN, and categorical values that are not level numbers (with and without names)
+damaged meta meta 3 0 nan
+shard_ini "$WORK/vals/meta.h5"
+expect_fail "values: NaN metadata" "meta.h5: sample 3 \(subject sub-03\), meta column 'age': NaN" "$DF" train "$WORK/vals/t.ini"
+for v in 7.5 -3 1e12 3; do
+    damaged code meta 6 1 $v
+    shard_ini "$WORK/vals/code.h5"
+    expect_fail "values: categorical value $v (3 level names)" \
+        "code.h5: sample 6 \(subject sub-06\), meta column 'site': $(printf %.15g $v) is not a level number of the column \(an integer 0..2" \
+        "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini"
+done
+"$DF" synth mri3d --out "$WORK/vals/synth" --n 16 --shape 8,8,8 >/dev/null  # categorical sex and site, no level names
+for v in 7.5 -3 1e12; do
+    cp "$WORK/vals/synth/shard-00000.h5" "$WORK/vals/code.h5" && "$DAMAGE" "$WORK/vals/code.h5" meta 9 2 $v
+    shard_ini "$WORK/vals/code.h5"
+    expect_fail "values: categorical value $v (no level names)" \
+        "code.h5: sample 9, meta column 'site': $(printf %.15g $v) is not a level number \(categorical values are whole numbers" \
+        "$DF" train "$WORK/vals/t.ini"
+done
+expect_fail "values: predict reads the metadata too" "code.h5: sample 9, meta column 'site'" \
+    "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$WORK/vals/code.h5" --out "$WORK/runs"
+
+# 3. column names: empty or repeated
+damaged cols columns "age,age"
+shard_ini "$WORK/vals/cols.h5"
+expect_fail "values: a column name twice" "cols.h5: meta: column name 'age' is given twice \(columns 1 and 2\)" "$DF" train "$WORK/vals/t.ini"
+damaged cols columns ",site"
+expect_fail "values: an empty column name" "cols.h5: meta: column 1 has an empty name" "$DF" train "$WORK/vals/t.ini"
+
+# 4. labels: negative, beyond the class names, beyond the network's outputs
+damaged label label 4 -1
+shard_ini "$WORK/vals/label.h5"
+expect_fail "values: a negative label" "label.h5: sample 4 \(subject sub-04\): label -1 is not a class index" "$DF" train "$WORK/vals/t.ini"
+damaged label label 4 2
+expect_fail "values: a label beyond the class names" "label.h5: sample 4 \(subject sub-04\): label 2, but the labels name only 2 classes" \
+    "${MPI2[@]}" "$DF" train "$WORK/vals/t.ini"
+cp "$WORK/vals/synth/shard-00000.h5" "$WORK/vals/label.h5" && "$DAMAGE" "$WORK/vals/label.h5" label 11 2
+expect_fail "values: a label beyond the network's outputs" \
+    "label.h5: sample 11: label 2, but the network of .*t.ini has 2 outputs \(classes 0..1\)" "$DF" train "$WORK/vals/t.ini"
 
 for c in train predict synth info bench eval dcor pack variants plot; do
     check "$c --help" bash -c "'$DF' $c --help | grep -q '^usage: deconfound $c'"

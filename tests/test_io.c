@@ -290,6 +290,12 @@ static void write_and_edit(const char *p, void (*edit)(hid_t f)) {
     Cohort c;
     DfError err;
     make_cohort(&c, 3, (Shape){ 1, 2, 2, 2 }, 3);
+    c.subjects = xcalloc(3, sizeof(char *));
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "sub-%02d", i);
+        c.subjects[i] = xstrdup(id);
+    }
     CU_ASSERT_EQUAL_FATAL(shard_write(p, &c, &err), 0);
     cohort_free(&c);
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -330,6 +336,46 @@ static void negative_label(hid_t f) {
     int32_t l[3] = { 0, -1, 1 };
     hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
     H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, l);
+    H5Dclose(ds);
+}
+// Column scanner (categorical, no level names) of sample 1 set to v.
+static double code_value;
+static void bad_code(hid_t f) {
+    double m[6] = { 1, 0, 2, code_value, 3, 2 };
+    hid_t ds = H5Dopen2(f, "meta", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m);
+    H5Dclose(ds);
+}
+static const char *columns_value;
+static void bad_columns(hid_t f) {
+    DfError e;
+    hid_t m = H5Dopen2(f, "meta", H5P_DEFAULT);
+    h5_attr_write_string(m, "x", "columns", columns_value, &e);
+    H5Dclose(m);
+}
+// Sample 2's voxel 5 (d 1, h 0, w 1 of 2x2x2) is NaN.
+static void nan_voxel(hid_t f) {
+    float x[8] = { 0, 1, 2, 3, 4, NAN, 6, 7 };
+    hsize_t start[5] = { 2, 0, 0, 0, 0 }, count[5] = { 1, 1, 2, 2, 2 };
+    hid_t ds = H5Dopen2(f, "images", H5P_DEFAULT), fs = H5Dget_space(ds), ms = H5Screate_simple(5, count, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, x);
+    H5Sclose(ms); H5Sclose(fs); H5Dclose(ds);
+}
+// Labels as floats (as h5py writes a numpy float array): 7.5 and NaN cannot be class indices.
+static void float_labels(hid_t f) {
+    DfError e;
+    double l[3] = { 0, 7.5, NAN };
+    hsize_t n = 3;
+    H5Ldelete(f, "labels", H5P_DEFAULT);
+    h5_write_f64(f, "x", "labels", l, 1, &n, &e);
+}
+static void two_class_names(hid_t f) {
+    DfError e;
+    int32_t l[3] = { 0, 2, 1 };
+    hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, l);
+    h5_attr_write_string(ds, "x", "names", "AD|CN", &e);
     H5Dclose(ds);
 }
 // Names the levels of column scanner (values 0..2 in make_cohort) with two names only.
@@ -387,20 +433,62 @@ static void test_shard_errors(void) {
     p = tpath("nan.h5");
     write_and_edit(p, nan_meta);
     CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
-    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "row 1") && contains(err.msg, "'age_years'") && contains(err.msg, "NaN"));
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, ": sample 1 (subject sub-01), meta column 'age_years': NaN;"));
     CU_ASSERT_EQUAL(shard_read(p, &c, &err), -1);
     p = tpath("inf.h5");
     write_and_edit(p, inf_meta);
     CU_ASSERT_EQUAL(shard_read(p, &c, &err), -1);
-    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "row 2") && contains(err.msg, "infinite"));
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "sample 2 (subject sub-02), meta column 'age_years': infinite"));
     p = tpath("neglabel.h5");
     write_and_edit(p, negative_label);
     CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
-    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "labels[1] = -1"));
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "sample 1 (subject sub-01): label -1 is not a class index"));
+    p = tpath("floatlabels.h5");
+    write_and_edit(p, float_labels);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "labels: holds float data, expected integer"));
+    p = tpath("classes.h5");
+    write_and_edit(p, two_class_names);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "sample 1 (subject sub-01): label 2, but the labels name only 2 classes"));
     p = tpath("levels.h5");
     write_and_edit(p, two_level_names);
     CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
-    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "row 2") && contains(err.msg, "'scanner'") && contains(err.msg, "is 2"));
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "sample 2 (subject sub-02), meta column 'scanner': 2 is not a level number"));
+    // A categorical column without level names: its values are still whole level numbers.
+    const double codes[] = { 7.5, -3, 1e12, 1e6 };
+    for (int i = 0; i < 4; i++) {
+        char want[128];
+        code_value = codes[i];
+        p = tpath("code.h5");
+        write_and_edit(p, bad_code);
+        CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+        snprintf(want, sizeof want, "sample 1 (subject sub-01), meta column 'scanner': %.15g is not a level number", codes[i]);
+        CU_ASSERT(contains(err.msg, p) && contains(err.msg, want));
+    }
+    code_value = 999999;  // the largest level number allowed
+    write_and_edit(p, bad_code);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), 0);
+    cohort_free(&c);
+    // Column names: empty or given twice (columns are found by name).
+    const char *cols[][2] = { { "age_years,", "column 2 has an empty name" },
+                              { "scanner,scanner", "column name 'scanner' is given twice (columns 1 and 2)" },
+                              { ",scanner", "column 1 has an empty name" } };
+    for (int i = 0; i < 3; i++) {
+        columns_value = cols[i][0];
+        p = tpath("columns.h5");
+        write_and_edit(p, bad_columns);
+        CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), -1);
+        CU_ASSERT(contains(err.msg, p) && contains(err.msg, cols[i][1]));
+    }
+    // A NaN voxel: shard_read reads the images and checks them (the loader checks the
+    // samples it reads, tests/test_loader.c).
+    p = tpath("nanvoxel.h5");
+    write_and_edit(p, nan_voxel);
+    CU_ASSERT_EQUAL(shard_read_header(p, &c, &err), 0);  // the header alone does not read voxels
+    cohort_free(&c);
+    CU_ASSERT_EQUAL(shard_read(p, &c, &err), -1);
+    CU_ASSERT(contains(err.msg, p) && contains(err.msg, "sample 2 (subject sub-02), images: channel 0 voxel (d 1, h 0, w 1) is NaN"));
     assert_no_open_ids();
 }
 

@@ -1,0 +1,109 @@
+// damage.c: makes the bad files the shell tests feed the program (tests/cli_bad_input.sh),
+// without Python: one value of a shard written by the program itself is overwritten in place
+// through the HDF5 C API, or a small NIfTI with a NaN voxel is written with the project's
+// own writer. Built by `make check`, never installed, not a test itself.
+//
+//   damage SHARD meta SAMPLE COLUMN VALUE   /meta[SAMPLE, COLUMN] = VALUE (nan, inf, 7.5, 1e12 ...)
+//   damage SHARD label SAMPLE VALUE         /labels[SAMPLE] = VALUE (an int32)
+//   damage SHARD voxel SAMPLE INDEX VALUE   /images[SAMPLE] at C-order offset INDEX of (C,D,H,W) = VALUE
+//   damage SHARD columns TEXT               /meta's `columns` attribute = TEXT ("age,age")
+//   damage FILE.nii nifti INDEX             a 4x4x4 float32 NIfTI-1 ramp with voxel INDEX NaN (-1: none)
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data/h5util.h"
+#include "data/nifti.h"
+
+static int die(const char *what, const char *path) {
+    fprintf(stderr, "damage: %s: %s\n", path, what);
+    return 1;
+}
+
+static int number(const char *s, double *v) {
+    char *end;
+    *v = strtod(s, &end);
+    return *s && !*end ? 0 : -1;
+}
+
+// Writes one element at `start` (rank coordinates) of dataset `name` from `value` (memory
+// type `mtype`).
+static int write_one(hid_t f, const char *path, const char *name, const hsize_t *start, hid_t mtype, const void *value) {
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT), fs = -1, ms = -1;
+    hsize_t one[5] = { 1, 1, 1, 1, 1 }, count = 1;
+    int rc = 1;
+    if (ds < 0 || (fs = H5Dget_space(ds)) < 0) goto done;
+    int rank = H5Sget_simple_extent_ndims(fs);
+    if (rank < 1 || rank > 5 || (ms = H5Screate_simple(1, &count, NULL)) < 0 ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, one, NULL) < 0 || H5Sselect_valid(fs) <= 0 ||
+        H5Dwrite(ds, mtype, ms, fs, H5P_DEFAULT, value) < 0)
+        goto done;
+    rc = 0;
+done:
+    if (ms >= 0 && H5Sclose(ms) < 0) rc = 1;
+    if (fs >= 0 && H5Sclose(fs) < 0) rc = 1;
+    if (ds >= 0 && H5Dclose(ds) < 0) rc = 1;
+    return rc ? die("cannot write the element (no such dataset, or out of range?)", path) : 0;
+}
+
+// The (C, D, H, W) coordinates of C-order offset k in sample n of /images.
+static int voxel_start(hid_t f, const char *path, long n, long k, hsize_t start[5]) {
+    hsize_t dims[5];
+    DfError err;
+    if (h5_dims(f, path, "images", dims, 5, &err) != 5) return die("images is not 5-D", path);
+    start[0] = (hsize_t)n;
+    for (int a = 4; a >= 1; a--) {
+        start[a] = (hsize_t)k % dims[a];
+        k /= (long)dims[a];
+    }
+    return 0;
+}
+
+static int edit_shard(const char *path, int argc, char **argv) {
+    const char *what = argv[2];
+    double v = 0;
+    hsize_t start[5] = { 0 };
+    int rc = 1;
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) return die("cannot open for writing", path);
+    if (!strcmp(what, "meta") && argc == 6 && !number(argv[5], &v)) {
+        start[0] = strtoul(argv[3], NULL, 10);
+        start[1] = strtoul(argv[4], NULL, 10);
+        rc = write_one(f, path, "meta", start, H5T_NATIVE_DOUBLE, &v);
+    } else if (!strcmp(what, "label") && argc == 5 && !number(argv[4], &v)) {
+        int32_t y = (int32_t)v;
+        start[0] = strtoul(argv[3], NULL, 10);
+        rc = write_one(f, path, "labels", start, H5T_NATIVE_INT32, &y);
+    } else if (!strcmp(what, "voxel") && argc == 6 && !number(argv[5], &v)) {
+        float x = (float)v;
+        rc = voxel_start(f, path, atol(argv[3]), atol(argv[4]), start) || write_one(f, path, "images", start, H5T_NATIVE_FLOAT, &x);
+    } else if (!strcmp(what, "columns") && argc == 4) {
+        DfError err;
+        hid_t m = H5Dopen2(f, "meta", H5P_DEFAULT);
+        rc = m < 0 || h5_attr_write_string(m, path, "columns", argv[3], &err) != 0;
+        if (m >= 0 && H5Dclose(m) < 0) rc = 1;
+        if (rc) die("cannot rewrite /meta's columns", path);
+    } else {
+        die("bad arguments (see tests/damage.c)", what);
+    }
+    if (H5Fclose(f) < 0) rc = die("closing failed", path);
+    return rc;
+}
+
+static int nifti_with_nan(const char *path, long index) {
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)i;
+    if (index < -1 || index >= 64) return die("the index must be -1..63", path);
+    if (index >= 0) x[index] = NAN;
+    NiiWriteSpec sp = { .version = 1, .datatype = NII_DT_FLOAT32, .dims = { 3, 4, 4, 4, 1, 1, 1, 1 } };
+    DfError err;
+    if (nii_write(path, &sp, x, &err)) return die(err.msg, path);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 4 && !strcmp(argv[2], "nifti")) return nifti_with_nan(argv[1], atol(argv[3]));
+    if (argc < 4) return die("usage: damage FILE meta|label|voxel|columns|nifti ... (see tests/damage.c)", "damage");
+    return edit_shard(argv[1], argc, argv);
+}
