@@ -334,13 +334,14 @@ static void mdn_init(Layer *L, Rng *rng) {
 static void describe_bad_value(const MetaDesign *d, const MetaSchema *s, const double *row, int label, char *buf, size_t n) {
     snprintf(buf, n, "a value not seen in the data");
     for (int c = 0; c < d->k; c++) {
-        int col = d->source[c];
+        // an age|site column codes site's levels as a dummy does
+        int col = d->has_by[c] ? d->by[c] : d->source[c], coded = d->has_by[c] || d->is_dummy[c];
         if (col == META_LABEL) {
             if (label < 0 || label >= s->n_classes) {
                 snprintf(buf, n, "label %d (the data have classes 0..%d)", label, s->n_classes - 1);
                 return;
             }
-        } else if (col >= 0 && d->is_dummy[c]) {
+        } else if (col >= 0 && coded) {
             int known = 0;
             for (int l = 0; l < s->n_levels[col]; l++) known |= s->levels[col][l] == row[col];
             if (known) continue;

@@ -185,6 +185,36 @@ static int add_column(MetaDesign *d, const MetaSchema *s, int col, int df, int r
     return 0;
 }
 
+// NAME|GROUP: continuous column col with a slope of its own in each level of grouping column
+// g (the label or a categorical column), one design column per level, none dropped (together
+// they span col itself, so col may not be in the design beside them).
+static int add_grouped(MetaDesign *d, const MetaSchema *s, int col, int g, int removed, const char *what, DfError *err) {
+    const char *name = col == META_LABEL ? "label" : s->names[col], *gname = g == META_LABEL ? "label" : s->names[g];
+    if (col == META_LABEL || s->categorical[col] || (g != META_LABEL && !s->categorical[g]))
+        return df_err(err, "%s: '%s|%s': NAME|GROUP gives a continuous column a slope per level of a categorical one "
+                      "(or the label), and '%s' is %s", what, name, gname, col == META_LABEL || s->categorical[col] ? name : gname,
+                      col == META_LABEL ? "the class label" : s->categorical[col] ? "categorical" : "continuous");
+    int n_levels = g == META_LABEL ? s->n_classes : s->n_levels[g];
+    if (n_levels < 2)
+        return df_err(err, "%s: '%s|%s': '%s' has one level in the data the design is built from", what, name, gname, gname);
+    for (int c = 0; c < d->k; c++)
+        if (d->source[c] == col)
+            return df_err(err, "%s: column '%s' is named twice (NAME|GROUP already holds NAME)", what, name);
+    for (int l = 0; l < n_levels; l++) {
+        if (d->k >= MDN_MAX_COLS - 1) return df_err(err, "%s: more than %d design columns", what, MDN_MAX_COLS - 1);
+        int c = d->k++;
+        d->source[c] = col;
+        d->removed[c] = (unsigned char)removed;
+        d->has_by[c] = 1;
+        d->by[c] = g;
+        d->by_level[c] = g == META_LABEL ? (double)l : s->levels[g][l];
+        char tmp[META_NAME_LEN];
+        snprintf(d->names[c], sizeof d->names[c], "%s|%s=%s", name, gname,
+                 g == META_LABEL ? meta_class_name(s, l, tmp) : s->level_names[g][l]);
+    }
+    return 0;
+}
+
 // "age:spline4" -> 4 (the name cut at the colon); 0 for a plain name; -1 for another suffix.
 static int spline_suffix(char *name) {
     char *colon = strchr(name, ':');
@@ -202,6 +232,19 @@ static int add_list(MetaDesign *d, const MetaSchema *s, const char *list, int re
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
         char *name = trim(tok), suffix[64];
         if (!*name) continue;
+        char *bar = strchr(name, '|');
+        if (bar) {  // NAME|GROUP
+            *bar = '\0';
+            char *group = trim(bar + 1);
+            name = trim(name);
+            int col = meta_column(s, name), g = meta_column(s, group);
+            const char *missing = col == -3 ? name : g == -3 ? group : NULL;
+            if (!missing && col >= 0 && s->absent[col]) missing = name;
+            if (!missing && g >= 0 && s->absent[g]) missing = group;
+            rc = missing ? df_err(err, "%s: the data have no column '%s' (in '%s|%s')", what, missing, name, group)
+                         : add_grouped(d, s, col, g, removed, what, err);
+            continue;
+        }
         const char *colon = strchr(name, ':');
         snprintf(suffix, sizeof suffix, "%s", colon ? colon : "");
         int df = spline_suffix(name);
@@ -300,7 +343,15 @@ int meta_design_row(const MetaDesign *d, const MetaSchema *s, const double *row,
         if (d->source[c] == META_LABEL && (label < 0 || label >= s->n_classes)) return -1;
         int col = d->source[c];
         double v = col == -2 ? 1.0 : col == META_LABEL ? (double)label : row[col];
-        if (d->is_dummy[c]) {
+        if (d->has_by[c]) {  // NAME|GROUP: the value inside the column's group, 0 outside
+            int g = d->by[c];
+            double gv = g == META_LABEL ? (double)label : row[g];
+            int known = 0;
+            if (g == META_LABEL) known = label >= 0 && label < s->n_classes;
+            else for (int l = 0; l < s->n_levels[g]; l++) known |= s->levels[g][l] == gv;
+            if (!known) return -1;
+            x[c] = gv == d->by_level[c] ? v : 0.0;
+        } else if (d->is_dummy[c]) {
             // the value must be a known level (level 0 is the dropped reference)
             if (col != META_LABEL) {
                 int known = 0;

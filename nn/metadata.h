@@ -70,13 +70,22 @@ typedef struct {
     int spline_df[MDN_MAX_COLS];
     int basis[MDN_MAX_COLS];
     double knots[MDN_MAX_COLS][META_SPLINE_MAX_DF + 1];
+    // A continuous column written "age|site" is one column per level of the grouping column
+    // (a categorical column or the label), age inside that group and 0 outside: a slope of its
+    // own in each group. For such a column has_by is 1, by the grouping column (META_LABEL for
+    // the label) and by_level the group's level value (the class index for the label).
+    unsigned char has_by[MDN_MAX_COLS];
+    int by[MDN_MAX_COLS];
+    double by_level[MDN_MAX_COLS];
     unsigned char removed[MDN_MAX_COLS];  // 1 for confounder columns and the intercept
     char names[MDN_MAX_COLS][META_NAME_LEN + 72];  // "age", "site=2", "site=B", "label=1", "intercept"
 } MetaDesign;
 
 // keep / remove: comma-separated column names ("label" is the class label; a continuous
-// column may be written NAME:splineN). Returns -1 with "<what>: ..." in err for an unknown
-// or repeated column, one the data lack, or a spline of a categorical column.
+// column may be written NAME:splineN, or NAME|GROUP for a slope per level of a categorical
+// column or the label). Returns -1 with "<what>: ..." in err for an unknown or repeated
+// column, one the data lack, a spline of a categorical column, or a grouping that is not
+// continuous by categorical.
 int meta_design_build(MetaDesign *d, const MetaSchema *s, const char *keep, const char *remove, const char *what, DfError *err);
 // "keep label; remove age, site=B, site=C, intercept": the design columns by name, which a
 // checkpoint records so that a model is never applied with another design.

@@ -359,6 +359,66 @@ static int run_child(void (*fn)(void *), void *arg, char *msg, size_t n) {
 static void forward_train(void *p) { TuLayer *fx = p; tu_layer_forward(fx, fx->ctx.max_batch, 1); }
 static void forward_eval(void *p) { TuLayer *fx = p; tu_layer_forward(fx, fx->ctx.max_batch, 0); }
 
+// age|site and age|label: a slope of age per level of the group, age inside the group and 0
+// outside; none dropped (together they are age), so age itself may not stand beside them.
+static void test_grouped_slopes(void) {
+    static const char *const names[] = { "age", "site", "sex" };
+    static const MetaKind kinds[] = { META_CONTINUOUS, META_CATEGORICAL, META_CATEGORICAL };
+    double meta[] = { 30, 5, 1, 40, 0, 0, 50, 2, 1, 60, 5, 0, 70, 0, 1 };
+    int32_t bin[] = { 0, 1, 1, 0, 1 };
+    Cohort c;
+    MetaSchema s;
+    MetaDesign d;
+    DfError err;
+    cohort_of(&c, 5, 3, names, kinds, meta, bin);
+    CU_ASSERT_FATAL(meta_schema_build(&s, &c, &err) == 0);
+    CU_ASSERT_FATAL(meta_design_build(&d, &s, "label", "site, age | site", "cfg", &err) == 0);
+    // [label, site=2, site=5, age|site=0, age|site=2, age|site=5, intercept]
+    CU_ASSERT_EQUAL_FATAL(d.k, 7);
+    const char *want[] = { "label", "site=2", "site=5", "age|site=0", "age|site=2", "age|site=5", "intercept" };
+    for (int i = 0; i < 7; i++) CU_ASSERT_STRING_EQUAL(d.names[i], want[i]);
+    CU_ASSERT(d.removed[3] && d.removed[4] && d.removed[5]);
+    double x[8], row[] = { 33, 2, 1 };
+    CU_ASSERT(meta_design_row(&d, &s, row, 1, x) == 0);
+    CU_ASSERT(x[3] == 0 && x[4] == 33 && x[5] == 0 && x[6] == 1);
+    row[1] = 0;
+    CU_ASSERT(meta_design_row(&d, &s, row, 0, x) == 0);
+    CU_ASSERT(x[3] == 33 && x[4] == 0 && x[5] == 0);
+    row[1] = 3;  // a site the data never had
+    CU_ASSERT(meta_design_row(&d, &s, row, 0, x) == -1);
+
+    // age|label: one slope per class, label kept
+    CU_ASSERT_FATAL(meta_design_build(&d, &s, "label", "age|label", "cfg", &err) == 0);
+    CU_ASSERT_EQUAL_FATAL(d.k, 4);
+    CU_ASSERT_STRING_EQUAL(d.names[1], "age|label=0");
+    CU_ASSERT_STRING_EQUAL(d.names[2], "age|label=1");
+    row[1] = 5;
+    CU_ASSERT(meta_design_row(&d, &s, row, 1, x) == 0);
+    CU_ASSERT(x[0] == 1 && x[1] == 0 && x[2] == 33 && x[3] == 1);
+    CU_ASSERT(meta_design_row(&d, &s, row, 0, x) == 0);
+    CU_ASSERT(x[0] == 0 && x[1] == 33 && x[2] == 0);
+    CU_ASSERT(meta_design_row(&d, &s, row, 2, x) == -1);  // no class 2
+
+    // errors, each naming what is wrong
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age, age|site", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'age' is named twice") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age|site, age", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'age' is named twice") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "site|sex", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'site' is categorical") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "sex|age", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'sex' is categorical") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "", "label|site", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'label' is the class label") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age|scanner", "cfg.ini:9", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "cfg.ini:9") != NULL && strstr(err.msg, "no column 'scanner'") != NULL);
+    int site_col = meta_column(&s, "site"), saved = s.n_levels[site_col];
+    s.n_levels[site_col] = 1;
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age|site", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'site' has one level") != NULL);
+    s.n_levels[site_col] = saved;
+}
+
 static void test_singular(void) {
     enum { N = 12, D = 3 };
     Rng rng;
@@ -1086,6 +1146,7 @@ int main(void) {
     CU_add_test(s, "backward vs finite differences", test_backward_fd);
     CU_add_test(s, "features wider than a column tile", test_wide_features);
     CU_add_test(s, "categorical coding and column errors", test_categorical);
+    CU_add_test(s, "grouped slopes (age|site, age|label)", test_grouped_slopes);
     CU_add_test(s, "singular designs", test_singular);
     CU_add_test(s, "batch kernel: a batch without a level", test_batch_missing_level);
     CU_add_test(s, "eval uses the running beta", test_running_beta);
