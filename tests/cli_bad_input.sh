@@ -88,6 +88,10 @@ debias end global_avgpool1 scanner
 expect_fail "debias: no such bias column" "debias.ini:19: \[debias\] bias = scanner: the data have no such column \(columns: age, sex, site\)" \
     "$DF" train "$WORK/debias.ini"
 debias mi fc9 site
+# MDN: a removed column built from the label would hand the label to evaluation
+expect_fail "mdn: age|label removed" "\[mdn\] mdn_fc1: 'age\|label' cannot be removed: the removed part is subtracted in evaluation too" \
+    "$DF" train "$top_srcdir/pipelines/mdn-mri3d.ini" --set 'mdn_fc1.remove=age|label,site' \
+    --set data.n=64 --set "train.out_dir=$WORK/runs/agelabel"
 expect_fail "debias: no such layer" "debias.ini:18: \[debias\] layer = fc9: the network has no layer of that name" "$DF" train "$WORK/debias.ini"
 debias end linear1 site
 expect_fail "debias: a layer the loss cannot act after" "debias.ini:18: .*that is the network's output" "$DF" train "$WORK/debias.ini"

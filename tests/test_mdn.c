@@ -387,11 +387,12 @@ static void test_grouped_slopes(void) {
     row[1] = 3;  // a site the data never had
     CU_ASSERT(meta_design_row(&d, &s, row, 0, x) == -1);
 
-    // age|label: one slope per class, label kept
-    CU_ASSERT_FATAL(meta_design_build(&d, &s, "label", "age|label", "cfg", &err) == 0);
+    // age|label: one slope per class, kept (removed, it would hand the label to evaluation)
+    CU_ASSERT_FATAL(meta_design_build(&d, &s, "label, age|label", "", "cfg", &err) == 0);
     CU_ASSERT_EQUAL_FATAL(d.k, 4);
     CU_ASSERT_STRING_EQUAL(d.names[1], "age|label=0");
     CU_ASSERT_STRING_EQUAL(d.names[2], "age|label=1");
+    CU_ASSERT(!d.removed[1] && !d.removed[2]);
     row[1] = 5;
     CU_ASSERT(meta_design_row(&d, &s, row, 1, x) == 0);
     CU_ASSERT(x[0] == 1 && x[1] == 0 && x[2] == 33 && x[3] == 1);
@@ -410,6 +411,8 @@ static void test_grouped_slopes(void) {
     CU_ASSERT(strstr(err.msg, "'sex' is categorical") != NULL);
     CU_ASSERT(meta_design_build(&d, &s, "", "label|site", "cfg", &err) == -1);
     CU_ASSERT(strstr(err.msg, "'label' is the class label") != NULL);
+    CU_ASSERT(meta_design_build(&d, &s, "label", "age|label", "cfg", &err) == -1);
+    CU_ASSERT(strstr(err.msg, "'age|label' cannot be removed") != NULL);
     CU_ASSERT(meta_design_build(&d, &s, "label", "age|scanner", "cfg.ini:9", &err) == -1);
     CU_ASSERT(strstr(err.msg, "cfg.ini:9") != NULL && strstr(err.msg, "no column 'scanner'") != NULL);
     int site_col = meta_column(&s, "site"), saved = s.n_levels[site_col];

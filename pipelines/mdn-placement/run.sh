@@ -32,6 +32,8 @@
 #   last-spline-epoch-eval  last-spline with eval_beta = epoch_eval
 #   every-pooled-eval       every-pooled with eval_beta = epoch_eval
 #   every-pooled-spline-eval  the same removing age:spline4 and site in all four MDN layers
+# A slope of age per site (remove = age|site, site: docs/mdn.md), in every-pooled:
+#   every-pooled-agesite    the cohort's site scales the image, age's blob with it
 # All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
@@ -63,7 +65,7 @@ OUT_DIR=${OUT_DIR:-runs/mdn-placement}
 RANKS=${RANKS:-$(nproc)}
 all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-penalty every-dataset-b128 every-pooled"
 all_variants="$all_variants last-epoch last-spline last-spline-epoch last-epoch-eval last-spline-epoch-eval"
-all_variants="$all_variants every-pooled-eval every-pooled-spline-eval"
+all_variants="$all_variants every-pooled-eval every-pooled-spline-eval every-pooled-agesite"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -102,6 +104,7 @@ describe() {
         every-pooled) echo "every-pooled batch epoch 32" ;;
         every-pooled-eval) echo "every-pooled batch epoch_eval 32" ;;
         every-pooled-spline-eval) echo "every-pooled-spline batch epoch_eval 32" ;;
+        every-pooled-agesite) echo "every-pooled-agesite batch epoch 32" ;;
     esac
 }
 settings() {
@@ -120,6 +123,7 @@ settings() {
     for l in mdn_conv1 mdn_conv2 mdn_conv3 mdn_fc1; do
         echo "--set $l.kernel=$kernel"
         [ "$placement" = every-pooled-spline ] && echo "--set $l.remove=age:spline4,site"
+        [ "$placement" = every-pooled-agesite ] && echo "--set $l.remove=age|site,site"
         [ "$eval_beta" = - ] || echo "--set $l.eval_beta=$eval_beta"
     done
 }
