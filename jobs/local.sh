@@ -34,7 +34,7 @@ stops=0
 forward_stop() {
     stops=$((stops + 1))
     if [ $stops = 1 ]; then
-        echo "local.sh: stopping after the step in progress (a checkpoint, then exit status 3); signal again to stop at once" >&2
+        echo "local.sh: asking the ranks to stop (training: after the step in progress, with a checkpoint and exit status 3); signal again to stop at once" >&2
         kill -USR1 "$pid" 2>/dev/null
     else
         kill -TERM "$pid" 2>/dev/null
