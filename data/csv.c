@@ -428,7 +428,7 @@ static int infer_kind(const Manifest *m, const ManifestCells *c, int j, DfError 
     int distinct = 0, integral = 1;
     for (int i = 0; i < m->n && distinct <= 2; i++) {
         double v = strtod(csv_cell(t, i, col), NULL);
-        integral &= v == (double)(long)v;
+        integral &= v == floor(v);  // (not through a long: 5e56 does not fit one)
         if (distinct == 0) { a = v; distinct = 1; }
         else if (v != a && (distinct == 1 || v != b)) { if (distinct == 1) b = v; distinct++; }
     }
