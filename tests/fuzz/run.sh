@@ -5,8 +5,12 @@
 # Where clang or libFuzzer is missing it says so and exits 0 (skipped); a crash exits 1 and
 # names the input that caused it, to be fixed and kept under tests/fuzz/regress/<target>/.
 # New inputs the run discovers go to a scratch folder, never into the committed corpus.
+# FUZZ_SEED=N fixes libFuzzer's random seed (CI sets 1, so a red CI is the same red when rerun;
+# without it each run explores anew, which is what runs meant to find bugs want).
 set -u
 secs=${1:-10}
+seed_flag=
+[ -n "${FUZZ_SEED:-}" ] && seed_flag="-seed=$FUZZ_SEED"
 targets="nifti manifest ini shard checkpoint bids"
 [ -f Makefile ] || { echo "fuzz: run me from a configured build tree (the folder with the Makefile)" >&2; exit 2; }
 srcdir=$(sed -n 's/^abs_top_srcdir = //p' Makefile)
@@ -35,7 +39,7 @@ for t in $targets; do
     # Debian's libhdf5 has no frame pointers: only slow unwinding sees the HDF5 function a
     # leak comes from, which lsan.supp names (the HDF5 readers only; it costs speed).
     case $t in shard|checkpoint) unwind=fast_unwind_on_malloc=0 ;; *) unwind=fast_unwind_on_malloc=1 ;; esac
-    if ASAN_OPTIONS="$ASAN_OPTIONS:$unwind" tests/fuzz/fuzz_$t -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+    if ASAN_OPTIONS="$ASAN_OPTIONS:$unwind" tests/fuzz/fuzz_$t $seed_flag -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
          -artifact_prefix="tests/fuzz/artifacts/$t-" "$scratch/$t" "$srcdir/tests/fuzz/corpus/$t" \
          >"$scratch/$t.log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/$t.log")
