@@ -34,6 +34,8 @@
 #   every-pooled-spline-eval  the same removing age:spline4 and site in all four MDN layers
 # A slope of age per site (remove = age|site, site: docs/mdn.md), in every-pooled:
 #   every-pooled-agesite    the cohort's site scales the image, age's blob with it
+#   every-pooled-agesite-post  the same with fc1's MDN after its ReLU (every-post.ini): the
+#                           features fc2 sees are MDN's output
 # All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
@@ -65,7 +67,7 @@ OUT_DIR=${OUT_DIR:-runs/mdn-placement}
 RANKS=${RANKS:-$(nproc)}
 all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-penalty every-dataset-b128 every-pooled"
 all_variants="$all_variants last-epoch last-spline last-spline-epoch last-epoch-eval last-spline-epoch-eval"
-all_variants="$all_variants every-pooled-eval every-pooled-spline-eval every-pooled-agesite"
+all_variants="$all_variants every-pooled-eval every-pooled-spline-eval every-pooled-agesite every-pooled-agesite-post"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -105,6 +107,7 @@ describe() {
         every-pooled-eval) echo "every-pooled batch epoch_eval 32" ;;
         every-pooled-spline-eval) echo "every-pooled-spline batch epoch_eval 32" ;;
         every-pooled-agesite) echo "every-pooled-agesite batch epoch 32" ;;
+        every-pooled-agesite-post) echo "every-pooled-agesite-post batch epoch 32" ;;
     esac
 }
 settings() {
@@ -123,7 +126,7 @@ settings() {
     for l in mdn_conv1 mdn_conv2 mdn_conv3 mdn_fc1; do
         echo "--set $l.kernel=$kernel"
         [ "$placement" = every-pooled-spline ] && echo "--set $l.remove=age:spline4,site"
-        [ "$placement" = every-pooled-agesite ] && echo "--set $l.remove=age|site,site"
+        case $placement in every-pooled-agesite*) echo "--set $l.remove=age|site,site" ;; esac
         [ "$eval_beta" = - ] || echo "--set $l.eval_beta=$eval_beta"
     done
 }
@@ -131,7 +134,7 @@ settings() {
 # One run: train; its checkpoint.h5 says it finished.
 run_one() {
     local v=$1 s=$2 dir=$3 cfg=$here/every.ini
-    case $v in last*) cfg=$here/../mdn-mri3d.ini ;; esac
+    case $v in last*) cfg=$here/../mdn-mri3d.ini ;; *-post) cfg=$here/every-post.ini ;; esac
     mkdir -p "$dir"
     # shellcheck disable=SC2046
     if ! mpirun $flags -np "$RANKS" "$DF" train "$cfg" $(settings "$v") --set train.seed="$s" --set train.epochs="$epochs" \
