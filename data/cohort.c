@@ -94,10 +94,12 @@ void cohort_class_name(const Cohort *c, int label, char buf[META_NAME_LEN]) { cl
 #define MAX_CLASS 1000000  // a label beyond this is not a class index but a broken file
 #define MAX_CODE 1000000   // nor is such a categorical value a level number: codes index levels
 
-void cohort_sample_name(const Cohort *c, int i, char *buf, size_t n) {
-    if (c->subjects && c->subjects[i]) snprintf(buf, n, "sample %d (subject %s)", i, c->subjects[i]);
-    else snprintf(buf, n, "sample %d", i);
+void cohort_sample_name(char *buf, size_t n, int index, const char *subject) {
+    if (subject) snprintf(buf, n, "sample %d (subject %s)", index, subject);
+    else snprintf(buf, n, "sample %d", index);
 }
+
+static const char *subject_of(const Cohort *c, int i) { return c->subjects ? c->subjects[i] : NULL; }
 
 int cohort_check_columns(char *const *columns, int k, const char *path, DfError *err) {
     for (int j = 0; j < k; j++) {
@@ -123,7 +125,7 @@ static int check_meta(const Cohort *c, int i, int j, const char *path, DfError *
     int limit = named ? c->n_levels[j] : MAX_CODE;
     if (isfinite(v) && (!cat || (v == floor(v) && v >= 0 && v < limit))) return 0;
     char who[META_NAME_LEN + 64];
-    cohort_sample_name(c, i, who, sizeof who);
+    cohort_sample_name(who, sizeof who, i, subject_of(c, i));
     if (!isfinite(v))
         return df_err(err, "%s: %s, meta column '%s': %s; metadata must be finite numbers (no missing values)", path, who,
                       c->columns[j], isnan(v) ? "NaN" : "infinite");
@@ -138,7 +140,7 @@ static int check_label(const Cohort *c, int i, const char *path, DfError *err) {
     int y = c->labels[i], named = c->n_label_names;
     if (y >= 0 && y <= MAX_CLASS && (!named || y < named)) return 0;
     char who[META_NAME_LEN + 64];
-    cohort_sample_name(c, i, who, sizeof who);
+    cohort_sample_name(who, sizeof who, i, subject_of(c, i));
     if (y < 0 || y > MAX_CLASS) return df_err(err, "%s: %s: label %d is not a class index (0, 1, ...)", path, who, y);
     return df_err(err, "%s: %s: label %d, but the labels name only %d classes (0..%d)", path, who, y, named, named - 1);
 }

@@ -62,8 +62,9 @@ void cohort_sort_names(char **names, int n);
 void cohort_level_name(const Cohort *c, int col, double v, char buf[META_NAME_LEN]);
 void cohort_class_name(const Cohort *c, int label, char buf[META_NAME_LEN]);
 
-// How messages name sample i of c: "sample 12 (subject sub-07)", or "sample 12" without ids.
-void cohort_sample_name(const Cohort *c, int i, char *buf, size_t n);
+// How messages name a sample: "sample 12 (subject sub-07)", or "sample 12" without an id
+// (subject NULL). index: the sample's place in the file the message names.
+void cohort_sample_name(char *buf, size_t n, int index, const char *subject);
 
 // Checks the values read from `path`: every metadata value finite; every categorical value a
 // level number (a whole number indexing the column's level names, or, for a column without

@@ -484,8 +484,7 @@ void dataset_sample_name(const Dataset *ds, int idx, char *path, size_t np, char
     const DatasetFile *f = ds->n_files > 0 ? &ds->files[lo] : NULL;
     int local = f ? idx - f->first : idx, ids = c->subjects && (!f || f->subjects);
     snprintf(path, np, "%s", f ? f->path : ds->source);
-    if (ids) snprintf(who, nw, "sample %d (subject %s)", local, c->subjects[idx]);
-    else snprintf(who, nw, "sample %d", local);
+    cohort_sample_name(who, nw, local, ids ? c->subjects[idx] : NULL);
 }
 
 void dataset_free(Dataset *ds) {

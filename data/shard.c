@@ -422,7 +422,7 @@ static int check_images(const Cohort *c, const char *path, DfError *err) {
     char who[META_NAME_LEN + 64];
     for (int i = 0; i < c->n; i++)
         if (df_first_nonfinite(c->images + (size_t)i * per, per) >= 0) {
-            cohort_sample_name(c, i, who, sizeof who);
+            cohort_sample_name(who, sizeof who, i, c->subjects ? c->subjects[i] : NULL);
             return cohort_check_image(c->images + (size_t)i * per, c->shape, path, who, err);
         }
     return 0;

@@ -61,11 +61,9 @@ static int shard_rows_design(double *x, const PrepDesign *d, const char *path, l
     MetaSchema *mapped = xmalloc(sizeof *mapped);
     int rc = cohort_map_to_schema(&h, d->schema, mapped, path, err);
     for (int c = 0; rc == 0 && c < d->design.k; c++) {
-        int src = d->design.source[c], by = d->design.has_by[c] ? d->design.by[c] : -1;
-        if (src >= 0 && mapped->absent[src])
-            rc = df_err(err, "%s: has no column '%s', which the design uses", path, d->schema->names[src]);
-        else if (by >= 0 && mapped->absent[by])
-            rc = df_err(err, "%s: has no column '%s', which the design uses", path, d->schema->names[by]);
+        int src = d->design.source[c], by = d->design.has_by[c] ? d->design.by[c] : -1;  // age|site: site too
+        int gone = src >= 0 && mapped->absent[src] ? src : by >= 0 && mapped->absent[by] ? by : -1;
+        if (gone >= 0) rc = df_err(err, "%s: has no column '%s', which the design uses", path, d->schema->names[gone]);
     }
     if (rc == 0 && h.n != n_expect) rc = df_err(err, "%s: changed while being read", path);
     for (long i = 0; rc == 0 && i < h.n; i++)
