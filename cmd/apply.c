@@ -2,17 +2,23 @@
 #include "cmd/apply.h"
 #include "base/common.h"
 #include "cmd/cli.h"
+#include "data/loader.h"
 #include "mpi/comm.h"
 #include <stdlib.h>
+#include <string.h>
 
 int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const char *help, int features) {
-    *a = (ApplyArgs){ .sets = xcalloc((size_t)argc, sizeof(char *)), .batch = 32, .threads = 1 };
+    *a = (ApplyArgs){ .sets = xcalloc((size_t)argc, sizeof(char *)), .batch = 32, .threads = 1,
+                    .split = SPLIT_ALL };
     const char *v;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { if (dist_rank() == 0) fputs(help, stdout); return 1; }
         else if (cli_opt(argc, argv, &i, "--checkpoint", &v, cmd)) a->checkpoint = v;
         else if (cli_opt(argc, argv, &i, "--data", &v, cmd)) a->data = v;
-        else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) a->out = v;
+        else if (cli_opt(argc, argv, &i, "--split", &v, cmd)) {
+            a->split = !strcmp(v, "train") ? SPLIT_TRAIN : !strcmp(v, "val") ? SPLIT_VAL : !strcmp(v, "test") ? SPLIT_TEST : -1;
+            if (a->split < 0) cli_usage_error(cmd, "--split %s: expected train, val or test", v);
+        } else if (cli_opt(argc, argv, &i, "--out", &v, cmd)) a->out = v;
         else if (features && cli_opt(argc, argv, &i, "--features", &v, cmd)) a->features = v;
         else if (features && cli_opt(argc, argv, &i, "--accuracy-by", &v, cmd)) a->accuracy_by = v;
         else if (features && cli_flag(argv, i, "--quiet")) a->quiet = 1;
@@ -25,7 +31,8 @@ int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const
     }
     if (!a->config) cli_usage_error(cmd, "missing CONFIG.ini");
     if (!a->checkpoint) cli_usage_error(cmd, "missing --checkpoint FILE");
-    if (!a->data) cli_usage_error(cmd, "missing --data SHARD[,SHARD...]");
+    if (!a->data && a->split == SPLIT_ALL) cli_usage_error(cmd, "missing --data SHARD[,SHARD...] (or --split train|val|test)");
+    if (a->data && a->split != SPLIT_ALL) cli_usage_error(cmd, "--data and --split exclude each other");
     if (features && !a->features) cli_usage_error(cmd, "missing --features LAYER[,LAYER...]");
     if (!a->out) cli_usage_error(cmd, "missing --out FILE.h5");
     return 0;

@@ -1,5 +1,6 @@
 // apply.h: the options of the commands that apply a checkpoint to data (`predict`, `eval`):
-//   CONFIG.ini --checkpoint CKPT --data SHARDS --out OUT [--batch N] [--threads N] [--set s.k=v ...]
+//   CONFIG.ini --checkpoint CKPT (--data SHARDS | --split train|val|test) --out OUT [--batch N]
+//   [--threads N] [--set s.k=v ...]
 // and, for eval, --features LAYER[,LAYER...] [--accuracy-by COLUMN] [--quiet]. A usage error exits 2
 // with one message.
 #ifndef DF_APPLY_H
@@ -9,6 +10,7 @@ typedef struct {
     const char *config, *checkpoint, *data, *out, *features;
     const char *accuracy_by;  // eval: --accuracy-by COLUMN, or NULL
     int quiet;                // eval: --quiet, no progress lines
+    int split;                // --split: SPLIT_TRAIN/VAL/TEST of CONFIG's [data]; SPLIT_ALL with --data
     const char **sets;   // --set values, in order (free with apply_args_free)
     int n_sets;
     int batch;           // samples per rank per forward pass (default 32)

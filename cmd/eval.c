@@ -17,6 +17,7 @@ static const char *eval_help =
     "usage: deconfound eval CONFIG.ini --checkpoint FILE.h5 --data SHARD.h5[,SHARD.h5...]\n"
     "                       --features LAYER[,LAYER...] --out FEATS.h5 [--batch N] [--threads N]\n"
     "                       [--set section.key=value ...] [--quiet]\n"
+    "       deconfound eval CONFIG.ini --checkpoint FILE.h5 --split train|val|test --features ... \n"
     "\n"
     "Builds the network of CONFIG.ini, loads the checkpoint and runs every sample of the shards\n"
     "(concatenated in the order given) through it in eval mode. FEATS.h5 holds, in input order,\n"
@@ -25,6 +26,10 @@ static const char *eval_help =
     "the model's columns first; docs/formats.md). A level or class the model never saw is\n"
     "an error. Samples are split over the MPI ranks; a sample's features are the same bits at\n"
     "any --batch and any rank count; the file is written atomically.\n"
+    "  --split S     instead of --data: the samples of split S of CONFIG's own [data] (its\n"
+    "                source, split settings and seeds, with --set), split as training split\n"
+    "                them, in the order of the data; e.g. a confounder's dCor on the training\n"
+    "                samples against the validation ones\n"
     "  --threads N   OpenBLAS threads per rank (default 1: use ranks for more cores; other\n"
     "                thread counts may change the last bits)\n"
     "  --accuracy-by COLUMN   also print the classification accuracy over all samples, over\n"
@@ -82,12 +87,16 @@ static void print_accuracy(const EvalVisit *v, const char *column) {
 // without the model's columns these data lack.
 static void write_features(const char *out, const char *ckpt, const InferSetup *in, const InferOutputs *o, char names[][64]) {
     const Cohort *c = &in->ds.cohort;
-    int k = 0, keep[META_MAX_COLS];
+    int n = in->n, k = 0, keep[META_MAX_COLS];
     for (int j = 0; j < c->k; j++)
         if (j >= in->schema->n_cols || !in->schema->absent[j]) keep[k++] = j;
-    double *meta = xmalloc(sizeof(double) * (size_t)(c->n ? c->n : 1) * (size_t)(k ? k : 1));
-    for (long i = 0; i < c->n; i++)
-        for (int j = 0; j < k; j++) meta[i * k + j] = c->meta[i * c->k + keep[j]];
+    double *meta = xmalloc(sizeof(double) * (size_t)(n ? n : 1) * (size_t)(k ? k : 1));
+    int32_t *labels = c->labels ? xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1)) : NULL;
+    for (long i = 0; i < n; i++) {
+        long row = infer_row(in, (int)i);
+        for (int j = 0; j < k; j++) meta[i * k + j] = c->meta[row * c->k + keep[j]];
+        if (labels) labels[i] = c->labels[row];
+    }
     char cols[META_MAX_COLS * (META_NAME_LEN + 1) + 1] = "", kinds[META_MAX_COLS * 13 + 1] = "";
     for (int j = 0; j < k; j++) {
         if (j) { strcat(cols, ","); strcat(kinds, ","); }
@@ -96,15 +105,16 @@ static void write_features(const char *out, const char *ckpt, const InferSetup *
     }
     const char *lnames[INFER_MAX_OUTPUTS];
     for (int l = 0; l < o->n_outputs; l++) lnames[l] = names[l];
-    FeaturesFile ff = { .n = c->n, .n_layers = o->n_outputs, .names = lnames, .feats = (const float *const *)o->all,
-                        .dims = o->dims, .labels = c->labels, .meta = meta, .k = k, .columns = cols, .kinds = kinds,
+    FeaturesFile ff = { .n = n, .n_layers = o->n_outputs, .names = lnames, .feats = (const float *const *)o->all,
+                        .dims = o->dims, .labels = labels, .meta = meta, .k = k, .columns = cols, .kinds = kinds,
                         .checkpoint = ckpt };
     DfError err;
     if (features_write(out, &ff, &err)) df_die(DF_EXIT_INPUT, "eval: %s", err.msg);
-    printf("wrote %s: %d samples;", out, c->n);
-    for (int l = 0; l < o->n_outputs; l++) printf(" features/%s [%d, %d]", names[l], c->n, o->dims[l]);
+    printf("wrote %s: %d samples;", out, n);
+    for (int l = 0; l < o->n_outputs; l++) printf(" features/%s [%d, %d]", names[l], n, o->dims[l]);
     printf("; labels; meta (%s)\n", k ? cols : "no columns");
     free(meta);
+    free(labels);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -114,19 +124,20 @@ int cmd_eval(int argc, char **argv) {
     DfError err;
     dist_set_blas_threads(a.threads);
     InferSetup in;
-    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.batch, &err))
+    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.split, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     int act[INFER_MAX_OUTPUTS];
     char names[INFER_MAX_OUTPUTS][64];
     int n_outputs = layer_outputs(&in.net, a.features, a.config, act, names);
     InferOutputs o;
-    infer_outputs_init(&o, &in.net, act, n_outputs, in.ds.cohort.n);
-    EvalVisit v = { &o, -1, { 0 }, in.ds.cohort.n, (long)a.batch * dist_size() };
+    infer_outputs_init(&o, &in.net, act, n_outputs, in.n);
+    EvalVisit v = { &o, -1, { 0 }, in.n, (long)a.batch * dist_size() };
     if (a.accuracy_by) {
         v.col = meta_column(in.schema, a.accuracy_by);
         if (v.col < 0 || in.schema->absent[v.col])
-            df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by %s: %s has no such metadata column", a.accuracy_by, a.data);
-        if (!in.ds.cohort.labels) df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by: %s has no labels", a.data);
+            df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by %s: %s has no such metadata column", a.accuracy_by,
+                               a.data ? a.data : a.config);
+        if (!in.ds.cohort.labels) df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by: %s has no labels", a.data ? a.data : a.config);
     }
     progress_begin("eval", "samples", 0, (double)v.n);
     if (infer_run(&in.net, in.loader, eval_visit, &v, &err))  // agreed by every rank (loader.h)

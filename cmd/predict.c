@@ -11,6 +11,7 @@
 static const char *predict_help =
     "usage: deconfound predict CONFIG.ini --checkpoint FILE.h5 --data SHARD.h5[,SHARD.h5...] --out OUT.h5\n"
     "                          [--batch N] [--threads N] [--set section.key=value ...]\n"
+    "       deconfound predict CONFIG.ini --checkpoint FILE.h5 --split train|val|test --out OUT.h5 ...\n"
     "\n"
     "Builds the network of CONFIG.ini, loads the parameters and BatchNorm statistics of the\n"
     "checkpoint, and writes OUT.h5 with dataset `logits` [N, outputs] (eval mode, input order)\n"
@@ -19,6 +20,9 @@ static const char *predict_help =
     "Metadata levels and classes are matched to the model's by name; one the model never saw\n"
     "is an error. A sample's logits are the same bits at any --batch and any rank count.\n"
     "\n"
+    "  --split S     instead of --data: the samples of split S of CONFIG's own [data] (its\n"
+    "                source, split settings and seeds, with --set), split as training split\n"
+    "                them, in the order of the data\n"
     "  --batch N     samples per forward pass (default 32)\n"
     "  --threads N   OpenBLAS threads per rank (default 1: use ranks for more cores; other\n"
     "                thread counts may change the last bits of the results)\n";
@@ -29,18 +33,24 @@ int cmd_predict(int argc, char **argv) {
     DfError err;
     dist_set_blas_threads(a.threads);
     InferSetup in;
-    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.batch, &err))
+    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.split, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
     const Cohort *c = &in.ds.cohort;
     int out_act = in.net.n_layers, K = (int)shape_numel(in.net.out_shape);
     InferOutputs o;
-    infer_outputs_init(&o, &in.net, &out_act, 1, c->n);
+    infer_outputs_init(&o, &in.net, &out_act, 1, in.n);
     if (infer_run(&in.net, in.loader, infer_outputs_visit, &o, &err))  // agreed by every rank (loader.h)
         df_die_collective(loader_failed(in.loader), "predict: %s", err.msg);
     infer_outputs_gather(&o);
     if (dist_rank() == 0) {
-        if (predictions_write(a.out, o.all[0], c->n, K, c->labels, a.checkpoint, &err)) df_die(DF_EXIT_INPUT, "predict: %s", err.msg);
-        printf("wrote %s: logits [%d, %d]\n", a.out, c->n, K);
+        int32_t *labels = NULL;
+        if (c->labels) {
+            labels = xmalloc(sizeof(int32_t) * (size_t)(in.n ? in.n : 1));
+            for (int i = 0; i < in.n; i++) labels[i] = c->labels[infer_row(&in, i)];
+        }
+        if (predictions_write(a.out, o.all[0], in.n, K, labels, a.checkpoint, &err)) df_die(DF_EXIT_INPUT, "predict: %s", err.msg);
+        printf("wrote %s: logits [%d, %d]\n", a.out, in.n, K);
+        free(labels);
     }
     infer_outputs_free(&o);
     infer_setup_free(&in);

@@ -198,7 +198,7 @@ int cmd_saliency(int argc, char **argv) {
     dist_set_blas_threads(a.threads ? a.threads : 1);
     InferSetup in;
     DfError err;
-    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.batch, &err))
+    if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, SPLIT_ALL, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "saliency: %s", err.msg);
     SampleInfo *info = sample_info(&in, &a);
     if (a.region) {  // a mask that cannot be read stops the job before any map is computed

@@ -68,16 +68,24 @@ void infer_outputs_free(InferOutputs *o) {
 }
 
 int infer_setup(InferSetup *s, const char *config, const char *const *sets, int n_sets, const char *checkpoint,
-                const char *data, int batch, DfError *err) {
+                const char *data, int split, int batch, DfError *err) {
     memset(s, 0, sizeof *s);
     if (ini_load(&s->ini, config, sets, n_sets, err)) return -1;
-    if (dataset_from_shards(&s->ds, data, err)) return -1;
+    if (data ? dataset_from_shards(&s->ds, data, err) : dataset_from_config(&s->ds, &s->ini, err)) return -1;
+    s->n = s->ds.cohort.n;
+    if (!data) {
+        static const char *const names[] = { "train", "val", "test" };
+        DF_ASSERT(split >= SPLIT_TRAIN && split <= SPLIT_TEST);
+        s->rows = split == SPLIT_TRAIN ? s->ds.train_idx : split == SPLIT_VAL ? s->ds.val_idx : s->ds.test_idx;
+        s->n = split == SPLIT_TRAIN ? s->ds.n_train : split == SPLIT_VAL ? s->ds.n_val : s->ds.n_test;
+        if (s->n == 0) return df_err(err, "%s: the %s split of [data] is empty", config, names[split]);
+    }
     s->schema = xmalloc(sizeof *s->schema);
-    if (infer_schema(s->schema, &s->ds.cohort, checkpoint, data, err)) return -1;
+    if (infer_schema(s->schema, &s->ds.cohort, checkpoint, data ? data : config, err)) return -1;
     if (net_build_meta(&s->net, &s->ini, s->ds.cohort.shape, batch, dist_reducer(), s->schema, err)) return -1;
     if (checkpoint_load(checkpoint, &s->net, NULL, NULL, err)) return -1;
     int P = dist_size();
-    LoaderConfig lc = { SPLIT_ALL, batch * P, dist_rank(), P, 0, 0, 0, 0, s->ds.prefetch };
+    LoaderConfig lc = { data ? SPLIT_ALL : split, batch * P, dist_rank(), P, 0, 0, 0, 0, s->ds.prefetch };
     return (s->loader = loader_create(&s->ds, &lc, err)) ? 0 : -1;
 }
 

@@ -43,13 +43,19 @@ typedef struct {
     Dataset ds;           // the shards' samples, metadata recoded to the model's schema
     MetaSchema *schema;   // the schema the network is built with (absent columns marked)
     Net net;              // with the checkpoint's parameters and state
-    Loader *loader;       // every sample, in data order, each rank its share
+    Loader *loader;       // the samples run, in data order, each rank its share
+    int n;                // samples run
+    const int *rows;      // the cohort index of each (ds's split), or NULL: every sample, rows[i] = i
 } InferSetup;
-// Collective; `batch` samples per rank and forward pass. -1 with err naming the file and the
+// Collective; `batch` samples per rank and forward pass. The samples are every one of the
+// shards `data`, or, with data NULL, one split (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST) of
+// CONFIG's own [data], split as training splits it. -1 with err naming the file and the
 // problem: a config or data error, a level the model never saw, a checkpoint of another
-// network or design.
+// network or design, an empty split.
 int infer_setup(InferSetup *s, const char *config, const char *const *sets, int n_sets, const char *checkpoint,
-                const char *data, int batch, DfError *err);
+                const char *data, int split, int batch, DfError *err);
+// The cohort index of the i-th sample run.
+static inline int infer_row(const InferSetup *s, int i) { return s->rows ? s->rows[i] : i; }
 void infer_setup_free(InferSetup *s);
 
 // The schema to build the checkpoint's network with for data c (from `origin`): the one the

@@ -73,13 +73,63 @@ done
 check "predict: 1 rank batch 47 = batch 1 (exactly)" h5diff "$WORK/p1-1.h5" "$WORK/p1-47.h5"
 check "predict: 3 ranks batch 4 = 1 rank batch 1 (exactly)" h5diff "$WORK/p1-1.h5" "$WORK/p3-4.h5"
 fc_rows() { h5dump -d "$2" -w 0 -y "$1" | sed -n '/DATA {/,/}/p' | grep -o '[-0-9.e]\+' ; }
+export -f fc_rows  # for the checks' bash -c
 check "predict's logits are eval's fc features, rows of shard b" \
     bash -c "diff <(fc_rows '$WORK/f1.h5' features/fc | tail -n 34) <(fc_rows '$WORK/p1-1.h5' logits) >/dev/null"
 labels_of() { h5dump -d labels -y -w 0 "$1" | sed -n '/DATA {/{n;p}' | tr -d ' '; }
+export -f labels_of
 check "eval: labels of both shards in input order" \
     [ "$(labels_of "$WORK/f1.h5")" = "$(labels_of "$WORK/a/shard-00000.h5"),$(labels_of "$WORK/b/shard-00000.h5")" ]
 check "eval: features/fc is [47, 2]" bash -c "h5dump -H -d features/fc '$WORK/f1.h5' | grep -q '( 47, 2 )'"
 check "eval: no temporary files left" bash -c "! ls -a '$WORK' | grep -q tmp"
+
+# --split: one split of the config's own data, as training split it. The validation
+# split's logits give training's own final validation accuracy (its loader path, not
+# this one); train and val together are every sample of the same data given as a shard,
+# each split's rows in data order; 3 ranks write the bytes of 1.
+"$DF" synth mri3d --out "$WORK/all" --n 64 --seed 7 --shape 16,16,16 >/dev/null
+for s in val train; do
+    for np in 1 3; do
+        mpi $np "$DF" predict "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --split $s --batch 5 \
+            --out "$WORK/ps-$s-$np.h5" >"$WORK/ps.log" 2>&1
+        check "predict --split $s at $np rank(s) exits 0" [ $? = 0 ] || cat "$WORK/ps.log"
+    done
+    check "predict --split $s: 3 ranks = 1 rank (exactly)" h5diff "$WORK/ps-$s-1.h5" "$WORK/ps-$s-3.h5"
+done
+"$DF" predict "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --data "$WORK/all/shard-00000.h5" \
+    --out "$WORK/ps-all.h5" >"$WORK/ps.log" 2>&1
+# "logit0 logit1 label" per line of a predictions file.
+rows_of() { paste -d' ' <(fc_rows "$1" logits | paste -d' ' - -) <(h5dump -d labels -y -w 0 "$1" | sed -n '/DATA {/{n;p}' | tr ',' '\n' | tr -d ' ' | grep .); }
+export -f rows_of
+acc=$(rows_of "$WORK/ps-val-1.h5" | awk '{ n++; if (($2 > $1) == ($3 == 1)) c++ } END { printf "%.3f", c / n }')
+final=$(grep -o 'validation accuracy [0-9.]*' "$WORK/train.log" | awk '{ print $3 }')
+check "predict --split val: accuracy $acc = training's final validation accuracy $final" [ -n "$final" ] && [ "$acc" = "$final" ]
+n_val=$(rows_of "$WORK/ps-val-1.h5" | wc -l) n_train=$(rows_of "$WORK/ps-train-1.h5" | wc -l)
+check "--split: train ($n_train) + val ($n_val) = the 64 samples" [ $((n_train + n_val)) = 64 ] && [ "$n_val" -lt 64 ]
+# Each split's rows, in order, are a subsequence of the shard's rows: the rows of the whole
+# shard minus the val rows (kept in order) are the train rows.
+check "--split: val and train rows interleave into the whole data's, each in data order" bash -c \
+    "diff <(awk 'NR == FNR { v[\$0]++; next } (\$0 in v) && v[\$0]-- > 0 { next } { print }' <(rows_of '$WORK/ps-val-1.h5') <(rows_of '$WORK/ps-all.h5')) \
+          <(rows_of '$WORK/ps-train-1.h5') >/dev/null && \
+     diff <(rows_of '$WORK/ps-val-1.h5') <(grep -Fx -f <(rows_of '$WORK/ps-val-1.h5') <(rows_of '$WORK/ps-all.h5')) >/dev/null"
+mpi 2 "$DF" eval "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --split val --features fc \
+    --out "$WORK/fs.h5" >"$WORK/fs.log" 2>&1
+rc=$?
+check "eval --split val: features/fc are predict's logits, labels beside them" bash -c \
+    "[ $rc = 0 ] && diff <(fc_rows '$WORK/fs.h5' features/fc) <(fc_rows '$WORK/ps-val-1.h5' logits) >/dev/null && \
+     [ \"\$(labels_of '$WORK/fs.h5')\" = \"\$(labels_of '$WORK/ps-val-1.h5')\" ]"
+expect_usage() {
+    local what=$1 want=$2; shift 2
+    "$@" >"$WORK/out" 2>"$WORK/err"
+    check "$what: status 2, one message" bash -c "[ $? = 2 ] && grep -q '$want' '$WORK/err' && [ \$(wc -l <'$WORK/err') = 1 ]" || cat "$WORK/err"
+}
+expect_usage "--split with --data" "exclude each other" "$DF" eval "$cfg" --checkpoint "$WORK/run/checkpoint.h5" --split val \
+    --data "$shards" --features fc --out "$WORK/x.h5"
+expect_usage "--split nonsense" "expected train, val or test" "$DF" predict "$cfg" --checkpoint "$WORK/run/checkpoint.h5" \
+    --split validation --out "$WORK/x.h5"
+expect_usage "--split test of a config without one" "test split of \[data\] is empty" "$DF" predict "$cfg" "${small[@]}" \
+    --checkpoint "$WORK/run/checkpoint.h5" --split test --out "$WORK/x.h5"
+check "--split errors write nothing" [ ! -e "$WORK/x.h5" ]
 
 f="$WORK/f1.h5"
 for np in 1 2 3; do
