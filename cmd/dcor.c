@@ -25,7 +25,9 @@ static const char *dcor_help =
     "\n"
     "FILE:DATASET names a 1-D [N] or 2-D [N, D] numeric dataset of an HDF5 file; :COLUMN picks\n"
     "one column by 0-based index or by name from the dataset's `columns` attribute\n"
-    "(feats.h5:meta:age). Rows are samples.\n"
+    "(feats.h5:meta:age). Rows are samples. A column the dataset's `kinds` attribute calls\n"
+    "categorical (a shard's or eval's /meta: site, sex) is one-hot coded for --x, --y and\n"
+    "--given, as the training report codes it, so its codes' order means nothing.\n"
     "\n"
     "  --unbiased         the bias-corrected form is required (n < 4 is an error) and is the\n"
     "                     permutation-test statistic (default: the biased dCov^2)\n"
@@ -52,11 +54,18 @@ typedef struct {
     const char *spec;
 } Arr;
 
-static void read_arr(Arr *a, const char *opt, const char *spec) {
+// Reads a variable; a categorical column becomes its one-hot matrix unless `codes` (--by).
+static void read_arr(Arr *a, const char *opt, const char *spec, int codes) {
     DfError err;
+    int categorical;
     a->spec = spec;
-    if (features_read_spec(spec, &a->x, &a->n, &a->d, &err))
+    if (features_read_spec_kind(spec, &a->x, &a->n, &a->d, &categorical, &err))
         df_die_collective(DF_EXIT_INPUT, "dcor: %s %s", opt, err.msg);
+    if (categorical && !codes) {
+        double *v = a->x;
+        a->x = dcor_one_hot(v, a->n, &a->d);
+        free(v);
+    }
 }
 
 static void random_arrays(Arr *x, Arr *y, const char *spec, uint64_t seed) {
@@ -137,9 +146,9 @@ int cmd_dcor(int argc, char **argv) {
 
     Arr x, y, z = { 0 }, by = { 0 };
     if (rnd) random_arrays(&x, &y, rnd, o.seed);
-    else { read_arr(&x, "--x", sx); read_arr(&y, "--y", sy); }
-    if (sz) read_arr(&z, "--given", sz);
-    if (sby) read_arr(&by, "--by", sby);
+    else { read_arr(&x, "--x", sx, 0); read_arr(&y, "--y", sy, 0); }
+    if (sz) read_arr(&z, "--given", sz, 0);
+    if (sby) read_arr(&by, "--by", sby, 1);
     const Arr *others[3] = { &y, sz ? &z : NULL, sby ? &by : NULL };
     const char *names[3] = { "--y", "--given", "--by" };
     for (int k = 0; k < 3; k++)

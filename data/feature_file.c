@@ -53,9 +53,28 @@ static int find_column(hid_t ds, const char *file, const char *dset, const char 
     return idx;
 }
 
+// Whether entry `pick` of ds's comma-separated `kinds` attribute is "categorical" (0 without
+// the attribute); -1 with err when it cannot be read.
+static int column_is_categorical(hid_t ds, const char *file, int pick, DfError *err) {
+    if (!h5_attr_exists(ds, "kinds")) return 0;
+    char *kinds = h5_attr_read_string(ds, file, "kinds", err);
+    if (!kinds) return -1;
+    int j = 0, categorical = 0;
+    for (char *s = kinds, *save = NULL, *tok; (tok = strtok_r(s, ",", &save)); s = NULL, j++)
+        if (j == pick) categorical = strcmp(tok, "categorical") == 0;
+    free(kinds);
+    return categorical;
+}
+
 int features_read_spec(const char *spec, double **x, int *n, int *d, DfError *err) {
+    int categorical;
+    return features_read_spec_kind(spec, x, n, d, &categorical, err);
+}
+
+int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int *categorical, DfError *err) {
     char *file = NULL, *dset = NULL, *col = NULL;
     *x = NULL;
+    *categorical = 0;
     if (split_spec(spec, &file, &dset, &col, err)) return -1;
     int rc = -1;
     hid_t f = -1, ds = -1, sp = -1, ty = -1;
@@ -80,6 +99,7 @@ int features_read_spec(const char *spec, double **x, int *n, int *d, DfError *er
     if (col) {
         if (nd != 2) { df_err(err, "%s: %s is 1-D; a column can only be picked from a 2-D dataset", file, dset); goto done; }
         if ((pick = find_column(ds, file, dset, col, cols, err)) < 0) goto done;
+        if ((*categorical = column_is_categorical(ds, file, pick, err)) < 0) goto done;
     }
     buf = xmalloc((size_t)rows * cols * sizeof(double));
     if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {

@@ -895,6 +895,35 @@ static int compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dc
     return 0;
 }
 
+double *dcor_one_hot(const double *v, int n, int *n_levels) {
+    // Levels by a sort of the distinct values, then each sample's level by binary search:
+    // O(n log n) for any number of levels.
+    double *sorted = xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    memcpy(sorted, v, sizeof(double) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(double), df_cmp_double);
+    int L = 0;
+    for (int i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[L - 1]) sorted[L++] = sorted[i];
+    // column of each level: the order of first appearance
+    int *col = xmalloc(sizeof(int) * (size_t)(L ? L : 1)), next = 0;
+    for (int q = 0; q < L; q++) col[q] = -1;
+    double *Y = xcalloc((size_t)(n ? n : 1) * (size_t)(L ? L : 1), sizeof(double));
+    for (int i = 0; i < n; i++) {
+        int lo = 0, hi = L - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (sorted[mid] < v[i]) lo = mid + 1;
+            else hi = mid;
+        }
+        if (col[lo] < 0) col[lo] = next++;
+        Y[(size_t)i * L + col[lo]] = 1.0;
+    }
+    free(col);
+    free(sorted);
+    *n_levels = L;
+    return Y;
+}
+
 int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const DcorOptions *opt,
                  DfError *err) {
     return compute(out, x, y, z, NULL, opt, err);

@@ -67,6 +67,11 @@ typedef struct {
 int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const double *by,
                   const DcorOptions *opt, DfError *err);
 
+// A categorical variable as distance correlation needs it: one indicator column per
+// distinct value of v (n), in order of first appearance, so the codes' order and spacing
+// mean nothing. Returns the (n, *n_levels) matrix, caller frees.
+double *dcor_one_hot(const double *v, int n, int *n_levels);
+
 // Naive reference (O(n^2) memory: full distance matrices, explicit double and U-centring),
 // for tests only; double input (x) only.
 void dcor_naive(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z);

@@ -73,23 +73,13 @@ int dcor_report_run(DcorReport *rep, Net *net, Loader *l, const Dataset *ds, con
         int col = cols[j];
         snprintf(rep->names[j], sizeof rep->names[j], "%s", c->columns[col]);
         // y: the value, or one-hot over the column's levels
-        int categorical = c->kinds[col] == META_CATEGORICAL, dy = 1;
-        double levels[64];
-        int n_levels = 0;
-        if (categorical) {
-            for (int p = 0; p < n_split; p++) {
-                double v = c->meta[(size_t)split_idx[p] * c->k + col];
-                int seen = 0;
-                for (int q = 0; q < n_levels; q++) seen |= levels[q] == v;
-                if (!seen && n_levels < 64) levels[n_levels++] = v;
-            }
-            dy = n_levels > 0 ? n_levels : 1;
-        }
-        double *Y = xcalloc((size_t)n_split * dy, sizeof(double));
-        for (int p = 0; p < n_split; p++) {
-            double v = c->meta[(size_t)split_idx[p] * c->k + col];
-            if (!categorical) { Y[p] = v; continue; }
-            for (int q = 0; q < n_levels; q++) if (levels[q] == v) Y[(size_t)p * dy + q] = 1.0;
+        int dy = 1;
+        double *Y = xmalloc(sizeof(double) * (size_t)n_split);
+        for (int p = 0; p < n_split; p++) Y[p] = c->meta[(size_t)split_idx[p] * c->k + col];
+        if (c->kinds[col] == META_CATEGORICAL) {
+            double *codes = Y;
+            Y = dcor_one_hot(codes, n_split, &dy);
+            free(codes);
         }
         DcorVar y = { Y, n_split, dy };
         DcorResult r;

@@ -144,6 +144,14 @@ check "dcor on eval features: 2 ranks match 1" same_json "$WORK/d1.json" "$WORK/
 check "dcor on eval features: 3 ranks match 1" same_json "$WORK/d1.json" "$WORK/d3.json"
 "$DF" dcor --x "$f:features/fc" --y "$f:meta:1" >"$WORK/table.txt"
 check "dcor prints a table" grep -q 'dCor^2_u (bias-corrected)' "$WORK/table.txt"
+# A categorical column of eval's /meta (its `kinds` say so) is one-hot coded, as the training
+# report codes it; a continuous one is its value; --by keeps the codes.
+"$DF" dcor --x "$f:features/fc" --y "$f:meta:site" --by "$f:meta:site" --json >"$WORK/site.json" 2>"$WORK/err"
+sites=$(grep -o '"[0-9]*": {"n": ' "$WORK/site.json" | wc -l)  # --by's groups: the sites seen
+check "dcor --y FILE:meta:site: one-hot, one column per site ($sites, grouped by --by's codes)" \
+    bash -c "[ $sites -ge 2 ] && grep -q '\"d_y\": $sites[,}]' '$WORK/site.json'" || cat "$WORK/site.json" "$WORK/err"
+"$DF" dcor --x "$f:features/fc" --y "$f:meta:age" --json >"$WORK/age.json"
+check "dcor --y FILE:meta:age: continuous, one column" grep -q '"d_y": 1[,}]' "$WORK/age.json"
 
 # ---- the training report's gather (mpi/comm.c dist_share_rows_f32) -------------------
 # Every rank gets every row of the (n, d) float matrix, bit for bit, from the interleaved,

@@ -376,6 +376,41 @@ static void test_float_input(void) {
     free(x0); free(y0); free(z0); free(w); free(xf); free(yf); free(zf); free(x); free(y); free(z);
 }
 
+// One-hot coding of a categorical variable: a column per level in order of first
+// appearance; dCor of features with it does not depend on how the levels are coded, while
+// with the codes as numbers it does.
+static void test_one_hot(void) {
+    double v[6] = { 2, 0, 2, 5, 0, 7 };
+    int L = 0;
+    double *Y = dcor_one_hot(v, 6, &L);
+    CU_ASSERT_FATAL(L == 4);
+    int want[6] = { 0, 1, 0, 2, 1, 3 };
+    for (int i = 0; i < 6; i++)
+        for (int q = 0; q < L; q++) CU_ASSERT(Y[i * L + q] == (q == want[i]));
+    free(Y);
+    enum { N = 60, D = 3 };
+    double x[N * D], codes[N], recoded[N];
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < N; i++) {
+        codes[i] = (double)(i % 3);
+        recoded[i] = codes[i] == 0 ? 2 : codes[i] == 1 ? 0 : 1;  // the same groups, other codes
+        for (int j = 0; j < D; j++) x[i * D + j] = rng_normal(&r) + (j == 0 ? codes[i] * codes[i] : 0);
+    }
+    DcorOptions o = dcor_options_default();
+    DfError err;
+    DcorResult a, b, c, e;
+    DcorVar vx = { x, N, D };
+    int La, Lb;
+    double *Ya = dcor_one_hot(codes, N, &La), *Yb = dcor_one_hot(recoded, N, &Lb);
+    DcorVar ya = { Ya, N, La }, yb = { Yb, N, Lb }, ca = { codes, N, 1 }, cb = { recoded, N, 1 };
+    CU_ASSERT_FATAL(dcor_compute(&a, &vx, &ya, NULL, &o, &err) == 0 && dcor_compute(&b, &vx, &yb, NULL, &o, &err) == 0);
+    CU_ASSERT(fabs(a.dcor2_u - b.dcor2_u) < 1e-12 && a.dcor2_u > 0.1);
+    CU_ASSERT_FATAL(dcor_compute(&c, &vx, &ca, NULL, &o, &err) == 0 && dcor_compute(&e, &vx, &cb, NULL, &o, &err) == 0);
+    CU_ASSERT(fabs(c.dcor2_u - e.dcor2_u) > 0.01);  // numeric codes: the order matters
+    free(Ya); free(Yb);
+}
+
 // FILE:DATASET[:COLUMN] specs: types, ranks, column by index and by name, clear errors.
 static void test_read_spec(void) {
     char path[] = "/tmp/test_dcor_XXXXXX";
@@ -396,6 +431,7 @@ static void test_read_spec(void) {
     CU_ASSERT_FATAL(h5_write_string(f, path, "config", "text", &err) == 0);
     hid_t m = H5Dopen2(f, "meta", H5P_DEFAULT);
     CU_ASSERT_FATAL(h5_attr_write_string(m, path, "columns", "age,sex", &err) == 0);
+    CU_ASSERT_FATAL(h5_attr_write_string(m, path, "kinds", "continuous,categorical", &err) == 0);
     H5Dclose(m);
     H5Fclose(f);
     char spec[600];
@@ -416,6 +452,17 @@ static void test_read_spec(void) {
     snprintf(spec, sizeof spec, "%s:meta:0", path);
     CU_ASSERT_FATAL(features_read_spec(spec, &x, &n, &d, &err) == 0);
     CU_ASSERT(d == 1 && x[3] == 50);
+    free(x);
+    // the column's kind, from the `kinds` attribute; none without a picked column
+    int cat = -1;
+    snprintf(spec, sizeof spec, "%s:meta:sex", path);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat == 1);
+    free(x);
+    snprintf(spec, sizeof spec, "%s:meta:age", path);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat == 0);
+    free(x);
+    snprintf(spec, sizeof spec, "%s:labels", path);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat == 0);
     free(x);
     const char *bad[][2] = { { "meta:weight", "no column named 'weight'" }, { "meta:2", "out of range" },
                              { "nothere", "no dataset 'nothere'" }, { "cube", "3 dimensions" },
@@ -445,5 +492,6 @@ int main(void) {
     CU_add_test(s, "per-group values", test_groups);
     CU_add_test(s, "float input == double input", test_float_input);
     CU_add_test(s, "FILE:DATASET[:COLUMN]", test_read_spec);
+    CU_add_test(s, "one-hot coding of categorical variables", test_one_hot);
     return tu_run_all();
 }
