@@ -36,14 +36,18 @@
 #   every-pooled-agesite    the cohort's site scales the image, age's blob with it
 #   every-pooled-agesite-post  the same with fc1's MDN after its ReLU (every-post.ini): the
 #                           features fc2 sees are MDN's output
+# Against overfitting (README, "Why age stays in class 1"): the training augmentation of a
+# random shift of up to 2 voxels per axis ([data] shift = 2), in the placement that misses
+# the target without it, in its twin without the slope per site, and in the showcase:
+#   every-pooled-agesite-shift, every-pooled-shift, last-shift
 # All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
 # Full protocol (default): seeds 1 2 (the training seed: initialisation and batch order; the
 # cohort is the same), all variants, 20 epochs (about 100 minutes on 2 cores). --quick: seed
 # 1, 8 epochs, the variants last every-dataset every-batch-epoch every-pooled last-epoch-eval
-# last-spline-epoch-eval (4.5 minutes on 2 cores, Zen 5). --epochs changes the epochs; --set passes a setting
-# to every run.
+# last-spline-epoch-eval every-pooled-agesite-shift last-shift (about 5 minutes on 2 cores).
+# --epochs changes the epochs; --set passes a setting to every run.
 #
 # Environment: DECONFOUND (the binary; default ../../deconfound), OUT_DIR (runs and
 # results.csv; default runs/mdn-placement), RANKS (MPI ranks; default: the cores). A run goes
@@ -68,10 +72,12 @@ RANKS=${RANKS:-$(nproc)}
 all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-penalty every-dataset-b128 every-pooled"
 all_variants="$all_variants last-epoch last-spline last-spline-epoch last-epoch-eval last-spline-epoch-eval"
 all_variants="$all_variants every-pooled-eval every-pooled-spline-eval every-pooled-agesite every-pooled-agesite-post"
+all_variants="$all_variants every-pooled-agesite-shift every-pooled-shift last-shift"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) seeds="1" epochs=8 variants="last every-dataset every-batch-epoch every-pooled last-epoch-eval last-spline-epoch-eval" ;;
+        --quick) seeds="1" epochs=8
+                 variants="last every-dataset every-batch-epoch every-pooled last-epoch-eval last-spline-epoch-eval every-pooled-agesite-shift last-shift" ;;
         --variants) variants=$2; shift ;;
         --seeds) seeds=$2; shift ;;
         --epochs) epochs=$2; shift ;;
@@ -108,12 +114,16 @@ describe() {
         every-pooled-spline-eval) echo "every-pooled-spline batch epoch_eval 32" ;;
         every-pooled-agesite) echo "every-pooled-agesite batch epoch 32" ;;
         every-pooled-agesite-post) echo "every-pooled-agesite-post batch epoch 32" ;;
+        every-pooled-agesite-shift) echo "every-pooled-agesite batch epoch 32" ;;
+        every-pooled-shift) echo "every-pooled batch epoch 32" ;;
+        last-shift) echo "last dataset running 32" ;;
     esac
 }
 settings() {
     local placement kernel eval_beta batch l
     read -r placement kernel eval_beta batch <<<"$(describe "$1")"
     echo "--set train.batch=$batch"
+    case $1 in *-shift) echo "--set data.shift=2" ;; esac
     case $placement in
         last*)  # the showcase's two MDN layers
             for l in mdn_conv3 mdn_fc1; do
