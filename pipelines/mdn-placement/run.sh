@@ -40,6 +40,8 @@
 # random shift of up to 2 voxels per axis ([data] shift = 2), in the placement that misses
 # the target without it, in its twin without the slope per site, and in the showcase:
 #   every-pooled-agesite-shift, every-pooled-shift, last-shift
+# MDN after fc1 alone (fc.ini, dataset kernel, running beta), without and with the shift:
+#   fc, fc-shift
 # All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
@@ -72,7 +74,7 @@ RANKS=${RANKS:-$(nproc)}
 all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epoch every-recursive every-penalty every-dataset-b128 every-pooled"
 all_variants="$all_variants last-epoch last-spline last-spline-epoch last-epoch-eval last-spline-epoch-eval"
 all_variants="$all_variants every-pooled-eval every-pooled-spline-eval every-pooled-agesite every-pooled-agesite-post"
-all_variants="$all_variants every-pooled-agesite-shift every-pooled-shift last-shift"
+all_variants="$all_variants every-pooled-agesite-shift every-pooled-shift last-shift fc fc-shift"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -117,6 +119,7 @@ describe() {
         every-pooled-agesite-shift) echo "every-pooled-agesite batch epoch 32" ;;
         every-pooled-shift) echo "every-pooled batch epoch 32" ;;
         last-shift) echo "last dataset running 32" ;;
+        fc|fc-shift) echo "fc dataset running 32" ;;
     esac
 }
 settings() {
@@ -125,6 +128,7 @@ settings() {
     echo "--set train.batch=$batch"
     case $1 in *-shift) echo "--set data.shift=2" ;; esac
     case $placement in
+        fc) return 0 ;;  # fc.ini's one MDN layer, with its defaults
         last*)  # the showcase's two MDN layers
             for l in mdn_conv3 mdn_fc1; do
                 [ "$eval_beta" = running ] || echo "--set $l.eval_beta=$eval_beta"
@@ -144,7 +148,7 @@ settings() {
 # One run: train; its checkpoint.h5 says it finished.
 run_one() {
     local v=$1 s=$2 dir=$3 cfg=$here/every.ini
-    case $v in last*) cfg=$here/../mdn-mri3d.ini ;; *-post) cfg=$here/every-post.ini ;; esac
+    case $v in last*) cfg=$here/../mdn-mri3d.ini ;; fc*) cfg=$here/fc.ini ;; *-post) cfg=$here/every-post.ini ;; esac
     mkdir -p "$dir"
     # shellcheck disable=SC2046
     if ! mpirun $flags -np "$RANKS" "$DF" train "$cfg" $(settings "$v") --set train.seed="$s" --set train.epochs="$epochs" \
