@@ -897,18 +897,25 @@ static int compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dc
 
 double *dcor_one_hot(const double *v, int n, int *n_levels) {
     // Levels by a sort of the distinct values, then each sample's level by binary search:
-    // O(n log n) for any number of levels.
+    // O(n log n) for any number of levels. A NaN (a missing value) makes its row NaN, so
+    // that dcor_compute reports it as it would the code itself.
     double *sorted = xmalloc(sizeof(double) * (size_t)(n ? n : 1));
-    memcpy(sorted, v, sizeof(double) * (size_t)n);
-    qsort(sorted, (size_t)n, sizeof(double), df_cmp_double);
-    int L = 0;
+    int m = 0;
     for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) sorted[m++] = v[i];
+    qsort(sorted, (size_t)m, sizeof(double), df_cmp_double);
+    int L = 0;
+    for (int i = 0; i < m; i++)
         if (i == 0 || sorted[i] != sorted[L - 1]) sorted[L++] = sorted[i];
-    // column of each level: the order of first appearance
-    int *col = xmalloc(sizeof(int) * (size_t)(L ? L : 1)), next = 0;
-    for (int q = 0; q < L; q++) col[q] = -1;
-    double *Y = xcalloc((size_t)(n ? n : 1) * (size_t)(L ? L : 1), sizeof(double));
+    const int cols = L ? L : 1;
+    int *col = xmalloc(sizeof(int) * (size_t)cols), next = 0;  // a level's column: order of first appearance
+    for (int q = 0; q < cols; q++) col[q] = -1;
+    double *Y = xcalloc((size_t)(n ? n : 1) * (size_t)cols, sizeof(double));
     for (int i = 0; i < n; i++) {
+        if (isnan(v[i])) {
+            for (int q = 0; q < cols; q++) Y[(size_t)i * cols + q] = NAN;
+            continue;
+        }
         int lo = 0, hi = L - 1;
         while (lo < hi) {
             int mid = (lo + hi) / 2;
@@ -916,11 +923,11 @@ double *dcor_one_hot(const double *v, int n, int *n_levels) {
             else hi = mid;
         }
         if (col[lo] < 0) col[lo] = next++;
-        Y[(size_t)i * L + col[lo]] = 1.0;
+        Y[(size_t)i * cols + col[lo]] = 1.0;
     }
     free(col);
     free(sorted);
-    *n_levels = L;
+    *n_levels = cols;
     return Y;
 }
 

@@ -388,6 +388,10 @@ static void test_one_hot(void) {
     for (int i = 0; i < 6; i++)
         for (int q = 0; q < L; q++) CU_ASSERT(Y[i * L + q] == (q == want[i]));
     free(Y);
+    double w[3] = { 4, NAN, 4 };
+    Y = dcor_one_hot(w, 3, &L);  // a missing value stays missing, for dcor_compute to report
+    CU_ASSERT(L == 1 && Y[0] == 1 && isnan(Y[1]) && Y[2] == 1);
+    free(Y);
     enum { N = 60, D = 3 };
     double x[N * D], codes[N], recoded[N];
     Rng r;
