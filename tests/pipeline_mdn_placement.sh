@@ -2,10 +2,12 @@
 # pipelines/mdn-placement/run.sh end to end on a small cohort: five variants (the showcase's
 # placement, MDN after every convolution with the batch kernel and the refitted evaluation
 # beta, R-MDN, the showcase's placement with age as a spline and the evaluation-mode refit,
-# one beta per channel with a slope of age per site and the shift augmentation) train under mpirun; results.csv has the columns the study names, one line per
-# variant, accuracies in [0, 100] and dCor^2 numbers with the maximum over the second half
-# no smaller than the last readings; results_by_seed.csv has every run; a second call repeats
-# nothing; DECONFOUND and OUT_DIR are honoured; bad arguments stop with status 2.
+# one beta per channel with a slope of age per site and the shift augmentation) train under
+# mpirun; results.csv has the columns the study names, one line per variant, accuracies in
+# [0, 100] and dCor^2 numbers with the maximum over the second half no smaller than the last
+# readings; results_by_seed.csv has every run; a second call repeats nothing; heldout.sh
+# measures two variants' runs on a fresh cohort and writes its tables; DECONFOUND and
+# OUT_DIR are honoured; bad arguments stop with status 2.
 . "${top_srcdir:-.}/tests/lib.sh"
 tiny=(--seeds 1 --variants "last every-batch-epoch every-recursive last-spline-epoch-eval every-pooled-agesite-shift" --epochs 2 --set data.n=96 --set data.shape=16,16,16)
 run() { DECONFOUND="$DF" OUT_DIR="$WORK/study" RANKS=2 "$top_srcdir/pipelines/mdn-placement/run.sh" "$@"; }
@@ -32,6 +34,21 @@ cfg="$WORK/study/every-pooled-agesite-shift-s1/config.ini"
 check "the -shift variant trains with the shift augmentation and a slope of age per site in all four MDN layers" \
     bash -c "grep -q '^shift = 2' '$cfg' && [ \$(grep -c '^remove = age|site, *site' '$cfg') = 4 ] && [ \$(grep -c '^pool = channel' '$cfg') = 3 ]" ||
     grep -n 'shift\|remove\|pool' "$cfg"
+# heldout.sh: the finished runs on a fresh cohort of the same generator and shape
+DECONFOUND="$DF" OUT_DIR="$WORK/study" RANKS=2 "$top_srcdir/pipelines/mdn-placement/heldout.sh" --n 40 --seed 9 \
+    --variants "last every-pooled-agesite-shift" >"$WORK/heldout.log" 2>&1
+check "heldout.sh exits 0" [ $? = 0 ] || cat "$WORK/heldout.log"
+check "heldout_by_seed.csv: its columns, a line per run, dCor^2 numbers" awk -F, 'NR == 1 {
+    bad = $0 != "variant,seed,n,dcor2_age_class0,dcor2_age_class1,dcor2_site_class0,dcor2_site_class1"; next }
+    { if ($3 != 40 || $2 != 1) bad = 1; for (i = 4; i <= 7; i++) if ($i !~ /^-?[0-9.]+$/) bad = 1 }
+    END { exit bad || NR != 3 }' "$WORK/study/heldout_by_seed.csv"
+check "heldout.csv: the two variants, the largest at least each value" awk -F, 'NR > 1 {
+    v = v " " $1; for (i = 3; i <= 6; i++) if ($i > $7 + 1e-9) bad = 1 } END { exit bad || v != " every-pooled-agesite-shift last" }' \
+    "$WORK/study/heldout.csv"
+check "heldout.sh: the held-out cohort has the runs' shape and its own seed" bash -c \
+    "\"$DF\" info '$WORK/study/heldout-data-n40-seed9/shard-00000.h5' | grep -q '40 samples of shape (C,D,H,W) = (1,16,16,16)'"
+DECONFOUND="$DF" OUT_DIR="$WORK/none" "$top_srcdir/pipelines/mdn-placement/heldout.sh" >"$WORK/bad4.log" 2>&1
+check "heldout.sh without runs: status 2, named" bash -c "[ $? = 2 ] && grep -q 'none' '$WORK/bad4.log'"
 DECONFOUND="$WORK/nope" OUT_DIR="$WORK/x" "$top_srcdir/pipelines/mdn-placement/run.sh" --quick >"$WORK/bad.log" 2>&1
 check "a missing binary: status 2, named" bash -c "[ $? = 2 ] && grep -q 'nope' '$WORK/bad.log'"
 run --quick --variants "last every-pmdn" >"$WORK/bad2.log" 2>&1
