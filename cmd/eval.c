@@ -91,11 +91,10 @@ static void write_features(const char *out, const char *ckpt, const InferSetup *
     for (int j = 0; j < c->k; j++)
         if (j >= in->schema->n_cols || !in->schema->absent[j]) keep[k++] = j;
     double *meta = xmalloc(sizeof(double) * (size_t)(n ? n : 1) * (size_t)(k ? k : 1));
-    int32_t *labels = c->labels ? xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1)) : NULL;
+    int32_t *labels = infer_labels(in);
     for (long i = 0; i < n; i++) {
         long row = infer_row(in, (int)i);
         for (int j = 0; j < k; j++) meta[i * k + j] = c->meta[row * c->k + keep[j]];
-        if (labels) labels[i] = c->labels[row];
     }
     char cols[META_MAX_COLS * (META_NAME_LEN + 1) + 1] = "", kinds[META_MAX_COLS * 13 + 1] = "";
     for (int j = 0; j < k; j++) {

@@ -35,7 +35,6 @@ int cmd_predict(int argc, char **argv) {
     InferSetup in;
     if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.split, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
-    const Cohort *c = &in.ds.cohort;
     int out_act = in.net.n_layers, K = (int)shape_numel(in.net.out_shape);
     InferOutputs o;
     infer_outputs_init(&o, &in.net, &out_act, 1, in.n);
@@ -43,11 +42,7 @@ int cmd_predict(int argc, char **argv) {
         df_die_collective(loader_failed(in.loader), "predict: %s", err.msg);
     infer_outputs_gather(&o);
     if (dist_rank() == 0) {
-        int32_t *labels = NULL;
-        if (c->labels) {
-            labels = xmalloc(sizeof(int32_t) * (size_t)(in.n ? in.n : 1));
-            for (int i = 0; i < in.n; i++) labels[i] = c->labels[infer_row(&in, i)];
-        }
+        int32_t *labels = infer_labels(&in);
         if (predictions_write(a.out, o.all[0], in.n, K, labels, a.checkpoint, &err)) df_die(DF_EXIT_INPUT, "predict: %s", err.msg);
         printf("wrote %s: logits [%d, %d]\n", a.out, in.n, K);
         free(labels);

@@ -89,6 +89,14 @@ int infer_setup(InferSetup *s, const char *config, const char *const *sets, int 
     return (s->loader = loader_create(&s->ds, &lc, err)) ? 0 : -1;
 }
 
+int32_t *infer_labels(const InferSetup *s) {
+    const Cohort *c = &s->ds.cohort;
+    if (!c->labels) return NULL;
+    int32_t *labels = xmalloc(sizeof(int32_t) * (size_t)(s->n ? s->n : 1));
+    for (int i = 0; i < s->n; i++) labels[i] = c->labels[infer_row(s, i)];
+    return labels;
+}
+
 void infer_setup_free(InferSetup *s) {
     loader_free(s->loader);
     net_free(&s->net);

@@ -56,6 +56,9 @@ int infer_setup(InferSetup *s, const char *config, const char *const *sets, int 
                 const char *data, int split, int batch, DfError *err);
 // The cohort index of the i-th sample run.
 static inline int infer_row(const InferSetup *s, int i) { return s->rows ? s->rows[i] : i; }
+// The labels of the samples run, in their order (s->n), caller frees; NULL when the data
+// have no labels.
+int32_t *infer_labels(const InferSetup *s);
 void infer_setup_free(InferSetup *s);
 
 // The schema to build the checkpoint's network with for data c (from `origin`): the one the

@@ -118,18 +118,12 @@ rc=$?
 check "eval --split val: features/fc are predict's logits, labels beside them" bash -c \
     "[ $rc = 0 ] && diff <(fc_rows '$WORK/fs.h5' features/fc) <(fc_rows '$WORK/ps-val-1.h5' logits) >/dev/null && \
      [ \"\$(labels_of '$WORK/fs.h5')\" = \"\$(labels_of '$WORK/ps-val-1.h5')\" ]"
-expect_usage() {
-    local what=$1 want=$2; shift 2
-    "$@" >"$WORK/out" 2>"$WORK/err"
-    check "$what: status 2, one message" bash -c "[ $? = 2 ] && grep -q '$want' '$WORK/err' && [ \$(wc -l <'$WORK/err') = 1 ]" || cat "$WORK/err"
-}
-expect_usage "--split with --data" "exclude each other" "$DF" eval "$cfg" --checkpoint "$WORK/run/checkpoint.h5" --split val \
-    --data "$shards" --features fc --out "$WORK/x.h5"
-expect_usage "--split nonsense" "expected train, val or test" "$DF" predict "$cfg" --checkpoint "$WORK/run/checkpoint.h5" \
-    --split validation --out "$WORK/x.h5"
-expect_usage "--split test of a config without one" "test split of \[data\] is empty" "$DF" predict "$cfg" "${small[@]}" \
-    --checkpoint "$WORK/run/checkpoint.h5" --split test --out "$WORK/x.h5"
-check "--split errors write nothing" [ ! -e "$WORK/x.h5" ]
+expect_fail "--split with --data" "exclude each other" "$WORK/x.h5" "$DF" eval "$cfg" --checkpoint "$WORK/run/checkpoint.h5" \
+    --split val --data "$shards" --features fc --out "$WORK/x.h5"
+expect_fail "--split nonsense" "expected train, val or test" "$WORK/x.h5" "$DF" predict "$cfg" \
+    --checkpoint "$WORK/run/checkpoint.h5" --split validation --out "$WORK/x.h5"
+expect_fail "--split test of a config without one" "test split of \[data\] is empty" "$WORK/x.h5" "$DF" predict "$cfg" \
+    "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" --split test --out "$WORK/x.h5"
 
 f="$WORK/f1.h5"
 for np in 1 2 3; do
