@@ -363,7 +363,7 @@ static int split_config(SplitConfig *sc, const Ini *ini, IniSection *s, DfError 
 }
 
 // Training augmentation and the loader's keys: flip, shift, intensity_scale, intensity_shift,
-// prefetch, read.
+// noise, prefetch, read.
 static int loader_config(Dataset *ds, const Ini *ini, IniSection *s, DfError *err) {
     Augment *aug = &ds->aug;
     const char *flip = ini_str(s, "flip", "none");
@@ -381,15 +381,17 @@ static int loader_config(Dataset *ds, const Ini *ini, IniSection *s, DfError *er
         }
         free(copy);
     }
-    double scale, offset;
+    double scale, offset, noise;
     static const char *const read_names[] = { "pread", "mpiio", NULL };
     if (ini_int(ini, s, "shift", 0, 0, 64, &aug->shift, err) || ini_double(ini, s, "intensity_scale", 0.0, 0.0, 0.9, &scale, err) ||
-        ini_double(ini, s, "intensity_shift", 0.0, 0.0, 100.0, &offset, err) || ini_int(ini, s, "prefetch", 2, 0, 64, &ds->prefetch, err) ||
+        ini_double(ini, s, "intensity_shift", 0.0, 0.0, 100.0, &offset, err) ||
+        ini_double(ini, s, "noise", 0.0, 0.0, 100.0, &noise, err) || ini_int(ini, s, "prefetch", 2, 0, 64, &ds->prefetch, err) ||
         ini_choice(ini, s, "read", "pread", read_names, &ds->read, err))
         return -1;
     aug->scale = (float)scale;
     aug->offset = (float)offset;
-    aug->enabled = aug->flip[0] || aug->flip[1] || aug->flip[2] || aug->shift > 0 || scale > 0 || offset > 0;
+    aug->noise = (float)noise;
+    aug->enabled = aug->flip[0] || aug->flip[1] || aug->flip[2] || aug->shift > 0 || scale > 0 || offset > 0 || noise > 0;
     // MPI-IO reads go through HDF5 on the main thread only (not thread-safe): no prefetch.
     if (ds->read == DATA_READ_MPIIO) ds->prefetch = 0;
     return 0;

@@ -10,13 +10,14 @@
 #include "base/ini.h"
 #include "data/shard.h"
 
-// Training-time augmentation ([data] flip, shift, intensity_scale, intensity_shift).
+// Training-time augmentation ([data] flip, shift, intensity_scale, intensity_shift, noise).
 typedef struct {
     int enabled;          // any of the below
     int flip[3];          // flip along D, H, W, each with probability 1/2
     int shift;            // random translation by up to +-shift voxels per axis, zero padded
     float scale;          // intensities times U(1 - scale, 1 + scale)
     float offset;         // plus U(-offset, offset)
+    float noise;          // plus Gaussian noise per voxel, its sd U(0, noise) per sample
 } Augment;
 
 typedef struct {
@@ -48,7 +49,7 @@ enum { DATA_READ_PREAD = 0, DATA_READ_MPIIO = 1 };
 // preprocessing: shape, spacing, fit, normalize, reorient, 4d; bids:DIR: label,
 // confounders, bids_suffix, bids_session, drop_missing; splits: val_fraction,
 // test_fraction, split_seed, stratify, kfold, fold; cache, cache_mb; augmentation: flip,
-// shift, intensity_scale, intensity_shift; prefetch; read (pread | mpiio). A seeded permutation of the subjects,
+// shift, intensity_scale, intensity_shift, noise; prefetch; read (pread | mpiio). A seeded permutation of the subjects,
 // stratified by label (and optionally a categorical column), puts test_fraction of each
 // stratum in the test split, then val_fraction (or, with kfold = K, fold `fold` of K) in
 // validation; all samples of a subject land in the same split.

@@ -163,6 +163,14 @@ void loader_augment(float *x, uint8_t *mask, Shape s, const Augment *aug, uint64
         float fa = (float)a_scale, fb = (float)b_off;
         for (size_t i = 0; i < n; i++) x[i] = x[i] * fa + fb;
     }
+    // Last, so the draws above stay what they were before this option existed. A level
+    // drawn per sample, so the network cannot learn any one noise level (scanner sites
+    // differ in theirs: a variance effect no linear MDN regresses out, docs/mdn.md).
+    if (aug->noise > 0) {
+        size_t n = shape_numel(s);
+        float sd = (float)(aug->noise * rng_uniform(&r));
+        for (size_t i = 0; i < n; i++) x[i] += sd * rng_normal_fast(&r);
+    }
 }
 
 // ---- reading -----------------------------------------------------------------------------

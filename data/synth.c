@@ -137,7 +137,7 @@ void synth_mri3d(Cohort *out, const SynthMri3dConfig *cfg) {
             float m = mask[v];
             float signal = m * (sc * (1.0f + aL * t_label[v] + aA * t_age[v] + aS * t_sex[v]) + off);
             float sd = m * sin_ + (1.0f - m) * sout;
-            img[v] = signal + sd * synth_fast_normal(&r);
+            img[v] = signal + sd * rng_normal_fast(&r);
             if (bg != 0.0f) img[v] += (1.0f - m) * bg;
         }
     }
@@ -262,7 +262,7 @@ void synth_video(Cohort *out, const SynthVideoConfig *cfg) {
                     mask[o] = (uint8_t)fg;
                     for (int ch = 0; ch < 3; ch++) {
                         float v = fg ? col[ch] : scene_value(b, ch, py, px);
-                        img[(size_t)ch * V + o] = v + 0.02f * synth_fast_normal(&r);
+                        img[(size_t)ch * V + o] = v + 0.02f * rng_normal_fast(&r);
                     }
                 }
             // Move, bouncing off the borders.

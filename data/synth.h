@@ -4,17 +4,6 @@
 #include "base/rng.h"
 #include "data/shard.h"
 
-// Approximately N(0,1) from one 64-bit draw, the generators' per-voxel noise: the sum of four
-// 16-bit uniforms (Irwin-Hall, variance 4/12) rescaled to unit variance. Exact Box-Muller
-// would cost a log and a cos per voxel (most of the generation time) for no visible
-// difference in the images.
-static inline float synth_fast_normal(Rng *r) {
-    uint64_t x = rng_u64(r);
-    uint32_t s = (uint32_t)(x & 0xffff) + (uint32_t)((x >> 16) & 0xffff) + (uint32_t)((x >> 32) & 0xffff) +
-                 (uint32_t)(x >> 48);
-    return ((float)s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;  // sqrt(3)
-}
-
 // mri3d: n volumes of shape (1, D, H, W) -- a brain-like ellipsoid with noise -- with a
 // binary label and confounders age (continuous), sex (categorical 0/1) and site
 // (categorical 0..2). As in the MDN paper's synthetic design, in 3D: a label-driven effect

@@ -483,7 +483,7 @@ void brain_render(float *out, const BrainModel *m, const BrainSubject *s, const 
                 sample_model(m, I, q, &val, &brain);
                 float x = gain * (float)tab[0].bias[i] * bjk * val + (1 - brain) * tex * (float)tab[0].tex[i] * tjk;
                 // Magnitude images: Rician noise, |signal + complex Gaussian noise|.
-                float re = x + sigma * synth_fast_normal(noise), im = sigma * synth_fast_normal(noise);
+                float re = x + sigma * rng_normal_fast(noise), im = sigma * rng_normal_fast(noise);
                 out[v] = sqrtf(re * re + im * im);
             }
         }

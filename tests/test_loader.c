@@ -177,7 +177,7 @@ static void test_sampler_invariance(void) {
 
 static void test_augmentation_invariance(void) {
     char text[512];
-    snprintf(text, sizeof text, "%sflip = d,h,w\nshift = 2\nintensity_scale = 0.1\nintensity_shift = 0.05\n", small_mri);
+    snprintf(text, sizeof text, "%sflip = d,h,w\nshift = 2\nintensity_scale = 0.1\nintensity_shift = 0.05\nnoise = 0.1\n", small_mri);
     Dataset *ds = load(text);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ds);
     CU_ASSERT(ds->aug.enabled);
@@ -214,6 +214,44 @@ static void test_augmentation_invariance(void) {
         loader_augment(xx, mm, s, &sh, 5, 0, pos);
         for (int i = 0; i < 60; i++) CU_ASSERT_EQUAL(xx[i], (float)mm[i]);
     }
+}
+
+// noise: per sample a level sd ~ U(0, noise), per voxel x + sd * N(0,1); the mask untouched;
+// the same (seed, epoch, position) gives the same bytes, and the draws before it do not move.
+static void test_augmentation_noise(void) {
+    enum { V = 4096 };
+    Shape s = { 1, 16, 16, 16 };
+    static float x[V], again[V];
+    uint8_t m[V], m0[V];
+    for (int i = 0; i < V; i++) m[i] = m0[i] = (uint8_t)(i % 3 == 0);
+    Augment aug = { .enabled = 1, .noise = 0.2f };
+    double sd_lo = 1, sd_hi = 0;
+    for (long pos = 0; pos < 40; pos++) {
+        for (int i = 0; i < V; i++) x[i] = again[i] = 1.0f;
+        loader_augment(x, m, s, &aug, 5, 3, pos);
+        loader_augment(again, NULL, s, &aug, 5, 3, pos);
+        CU_ASSERT_EQUAL(memcmp(x, again, sizeof x), 0);
+        double sum = 0, sq = 0;
+        for (int i = 0; i < V; i++) { sum += x[i] - 1.0; sq += (x[i] - 1.0) * (x[i] - 1.0); }
+        double mean = sum / V, sd = sqrt(sq / V - mean * mean);
+        // the sample sd of 4096 normals is within 5 % of the level (about 4 standard errors),
+        // so the level is inside [0, 0.2] give or take that
+        CU_ASSERT(sd <= 0.2 * 1.05);
+        CU_ASSERT(fabs(mean) <= 5.0 * sd / sqrt((double)V) + 1e-7);
+        sd_lo = fmin(sd_lo, sd);
+        sd_hi = fmax(sd_hi, sd);
+    }
+    CU_ASSERT(sd_lo < 0.05 && sd_hi > 0.15);  // 40 levels drawn over [0, 0.2]: they spread
+    CU_ASSERT_EQUAL(memcmp(m, m0, sizeof m), 0);
+    // With noise on, a shift still moves the image exactly as without it: the earlier draws
+    // are the same. Noise 0.2 with a level drawn as 0 would not tell, so compare the rounded.
+    Augment sh = { .enabled = 1, .shift = 2 }, shn = { .enabled = 1, .shift = 2, .noise = 1e-4f };
+    for (int i = 0; i < V; i++) x[i] = again[i] = (float)(i % 17);
+    loader_augment(x, NULL, s, &sh, 5, 3, 7);
+    loader_augment(again, NULL, s, &shn, 5, 3, 7);
+    int differ = 0, far = 0;
+    for (int i = 0; i < V; i++) { differ += x[i] != again[i]; far += fabsf(x[i] - again[i]) > 0.01f; }
+    CU_ASSERT(differ > 0 && far == 0);
 }
 
 // Shards on disk, read with pread by the prefetch thread; a gzip-compressed shard read
@@ -666,6 +704,7 @@ int main(void) {
     CU_pSuite s = CU_add_suite("loader", NULL, NULL);
     CU_add_test(s, "1, 2 and 4 ranks see the same global batches", test_sampler_invariance);
     CU_add_test(s, "augmentation: seeded per sample, rank-count invariant", test_augmentation_invariance);
+    CU_add_test(s, "augmentation: noise, a level per sample", test_augmentation_noise);
     CU_add_test(s, "shards on disk (pread, HDF5 fallback) equal memory", test_disk_reads);
     CU_add_test(s, "CLAD's positives: foreground, partner's background, ranks, augmentation", test_positives);
     s = CU_add_suite("splits", NULL, NULL);
