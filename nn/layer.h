@@ -98,9 +98,10 @@ typedef struct LayerOps {
     // instead of a running average ([mdn] eval_beta = epoch or epoch_eval). refit(L, 0)
     // before the passes returns the passes the layer wants, REFIT_TRAINING and/or
     // REFIT_EVALUATION (0: none; the trainer may skip them); during its pass (ctx->refitting)
-    // the layer's forwards add to sums of its own; refit(L, 1) after them is collective on
-    // every rank and turns the sums into the layer's evaluation state.
-    int (*refit)(Layer *L, int finish);
+    // the layer's forwards add to sums of its own; refit(L, pass) after that pass is
+    // collective on every rank and, in a layer of that pass, turns the sums into the layer's
+    // evaluation state (returns 1; 0 for a layer of the other pass or none).
+    int (*refit)(Layer *L, int pass);
 } LayerOps;
 
 struct Layer {

@@ -650,14 +650,15 @@ static void mdn_bwd(Layer *L, const Batch *batch) {
 // refit pass (run/refit.h), is the evaluation beta -- instead of a momentum average of
 // per-batch betas, which trails the features as they change and carries the batches' noise
 // (docs/mdn.md).
-static int mdn_refit(Layer *L, int finish) {
+static int mdn_refit(Layer *L, int pass) {
     MdnImpl *m = L->impl;
     if (!m->eval_epoch) return 0;
     size_t kk = (size_t)m->k * m->k, kd = (size_t)m->k * m->d;
-    if (!finish) {
+    if (!pass) {
         memset(m->sums, 0, (kk + kd) * sizeof(double));
         return m->eval_epoch;  // REFIT_TRAINING or REFIT_EVALUATION
     }
+    if (pass != m->eval_epoch) return 0;
     reduce_sum_f64(L->ctx->reducer, m->sums, kk + kd);
     double *K = xmalloc(kk * sizeof(double));
     for (int a = 0; a < m->k; a++) m->sums[a * m->k + a] += m->ridge;

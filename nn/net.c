@@ -162,10 +162,10 @@ int net_refit_begin(Net *net) {
     return want;
 }
 
-void net_refit_finish(Net *net) {
+void net_refit_finish(Net *net, int pass) {
     for (int i = 0; i < net->n_layers; i++) {  // layer order: the same collectives on every rank
         Layer *L = &net->layers[i];
-        if (L->ops->refit) L->ops->refit(L, 1);
+        if (L->ops->refit) L->ops->refit(L, pass);
     }
 }
 

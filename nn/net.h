@@ -56,12 +56,12 @@ int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Redu
 // Runs every layer's LayerOps.prepare (collective) with this rank's share of the training
 // split's raw metadata rows (n_local, schema columns; rows lo .. lo + n_local of n_total) and labels.
 int net_prepare(Net *net, const double *meta, const int *labels, int n_local, long lo, long n_total, DfError *err);
-// The refit passes' two ends (LayerOps.refit): begin returns the passes the layers want
-// (REFIT_TRAINING | REFIT_EVALUATION); finish (collective) turns their sums into evaluation
-// state. Between them the caller runs the training split forward in each mode wanted with
-// ctx.refitting set to it (run/refit.h).
+// The refit passes' ends (LayerOps.refit): begin returns the passes the layers want
+// (REFIT_TRAINING | REFIT_EVALUATION); after the caller has run the training split forward
+// in a mode with ctx.refitting set to it, finish(pass) (collective) turns the sums of that
+// pass's layers into their evaluation state (run/refit.h).
 int net_refit_begin(Net *net);
-void net_refit_finish(Net *net);
+void net_refit_finish(Net *net, int pass);
 // Deterministic initialisation: layer i draws from rng_seed_stream(seed, i, 0).
 void net_init(Net *net, uint64_t seed);
 // Runs the batch b (b->images is (b->n, in_shape)) through every layer. Returns the output

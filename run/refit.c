@@ -17,11 +17,19 @@ static int refit_pass(Net *net, Loader *train, int epoch, int mode, DfError *err
     return loader_failed(train) ? -1 : 0;
 }
 
-int refit_run(Net *net, Loader *train, int epoch, DfError *err) {
+int refit_run(Net *net, Loader *train, Loader *plain, int epoch, DfError *err) {
     int want = net_refit_begin(net);  // the same answer on every rank: it is the configuration's
     if (!want) return 0;
-    if ((want & REFIT_TRAINING) && refit_pass(net, train, epoch, REFIT_TRAINING, err)) return -1;
-    if ((want & REFIT_EVALUATION) && refit_pass(net, train, epoch, REFIT_EVALUATION, err)) return -1;
-    net_refit_finish(net);
+    // The training-mode layers' new estimates first, so the evaluation-mode pass computes
+    // what evaluation will: through them (a layer refitted in evaluation mode still sees the
+    // previous estimates of such layers before it).
+    if (want & REFIT_TRAINING) {
+        if (refit_pass(net, train, epoch, REFIT_TRAINING, err)) return -1;
+        net_refit_finish(net, REFIT_TRAINING);
+    }
+    if (want & REFIT_EVALUATION) {
+        if (refit_pass(net, plain, epoch, REFIT_EVALUATION, err)) return -1;
+        net_refit_finish(net, REFIT_EVALUATION);
+    }
     return 0;
 }

@@ -7,9 +7,11 @@
 // step: in training mode (REFIT_TRAINING, eval_beta = epoch) each refitting layer sees the
 // inputs it saw in training, batch statistics of the layers before it included; in
 // evaluation mode (REFIT_EVALUATION, eval_beta = epoch_eval) the inputs evaluation will give
-// it, through the stored statistics of the layers before it (their values before this
-// epoch's refit). Each refitting layer sums what it needs over every rank's share, and one
-// reduction per layer at the end gives its estimate on the whole split, identical on every
+// it: the training volumes without augmentation, through the stored statistics of the layers
+// before it (this epoch's for layers refitted in training mode, whose pass runs and finishes
+// first; the previous epoch's for those refitted in evaluation mode, as all of a pass's
+// layers are fitted at once). Each refitting layer sums what it needs over every rank's share,
+// and one reduction per layer after its pass gives its estimate on the whole split, identical on every
 // rank and at any rank count up to float summation order. The rest of the network's state
 // (BatchNorm's running statistics, R-MDN's estimate) is restored after each pass, so the
 // passes change nothing else. Cost: one forward over the training split per pass and epoch
@@ -20,6 +22,10 @@
 #include "nn/net.h"
 
 // Collective. Returns 0 when no layer wants the pass or it ran; -1 with err on a read error.
-// train is the training loader; its epoch `epoch` is read again from the start.
-int refit_run(Net *net, Loader *train, int epoch, DfError *err);
+// train is the training loader, whose epoch `epoch` the training-mode pass reads again from
+// the start, augmentation included (what training saw); plain reads the same split without
+// augmentation for the evaluation-mode pass (what evaluation sees: fitting there to augmented
+// volumes left site in the features of fresh ones, pipelines/mdn-placement). plain may be train
+// when nothing is augmented.
+int refit_run(Net *net, Loader *train, Loader *plain, int epoch, DfError *err);
 #endif

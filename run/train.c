@@ -187,6 +187,8 @@ typedef struct {
     Optimizer opt;
     TrainState ts;          // epoch, step, RNG: what a checkpoint resumes
     Loader *train, *val;    // val is NULL without a validation split
+    Loader *train_plain;    // the training split without augmentation, for the evaluation-mode
+                            // refit; NULL when nothing is augmented (train serves)
     GradSync *gs;
     char *config_text;      // the configuration as run, stored in every checkpoint
     char ckpt_path[600];
@@ -442,6 +444,11 @@ static void setup_loaders(Trainer *t) {
     DfError err;
     LoaderConfig lc = { SPLIT_TRAIN, t->tc.batch, t->rank, t->P, t->tc.seed, 1, 0, 1, t->ds.prefetch, t->tr.twin != NULL };
     if (!(t->train = loader_create(&t->ds, &lc, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    if (t->ds.aug.enabled) {  // no shuffle either: the refit's sums do not depend on the order
+        LoaderConfig plain = lc;
+        plain.shuffle = plain.augment = plain.positives = 0;
+        if (!(t->train_plain = loader_create(&t->ds, &plain, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    }
     if (t->ds.n_val > 0) {
         lc.split = SPLIT_VAL;
         lc.shuffle = lc.augment = lc.positives = 0;
@@ -524,6 +531,7 @@ static void setup(Trainer *t, const TrainArgs *args) {
 static void teardown(Trainer *t) {
     gradsync_free(t->gs);
     loader_free(t->train);
+    loader_free(t->train_plain);
     loader_free(t->val);
     report_free(&t->report);
     terms_free(&t->tr);
@@ -746,7 +754,9 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[TRA
     Figures fig = { .bal_acc = NAN, .auc = NAN, .worst = -1 };
     for (int q = 0; q < FIG_MAX_GROUPS; q++) fig.group_acc[q] = NAN;
     DfError err;
-    if (refit_run(&t->net, t->train, epoch, &err)) data_failed(t, t->train, &err);  // before anything evaluates
+    Loader *plain = t->train_plain ? t->train_plain : t->train;
+    if (refit_run(&t->net, t->train, plain, epoch, &err))  // before anything evaluates
+        data_failed(t, loader_failed(plain) ? plain : t->train, &err);
     LossStats val = t->val ? validate(t, &aligned, &conflicting, &fig) : (LossStats){ 0, 0, 0 };
     EpochLog *l = &t->report.log[epoch];
     int steps = DF_MAX(1, t->steps_per_epoch - first_step);

@@ -5,7 +5,8 @@
 # over the ranks' shares of the training split) and one after a linear layer (batch kernel
 # with ridge). A global batch of 10 over 3 ranks is split 3/3/4 and each epoch's last batch
 # is partial (8 of 48). The same with R-MDN in both places, and its resume; with the
-# evaluation beta refitted each epoch (eval_beta = epoch), and its resume, or in evaluation mode (epoch_eval); PMDN
+# evaluation beta refitted each epoch (eval_beta = epoch), and its resume, or in evaluation mode (epoch_eval,
+# also under augmentation, which its pass must not see); PMDN
 # (kernel = penalty), and its resume; one beta per
 # channel (pool = channel); age as a spline (remove = age:spline3). Then: the
 # checkpoint holds the MDN state; bad columns are refused
@@ -140,6 +141,23 @@ check "eval_beta = epoch_eval: train losses those of the running average's run" 
     cmp <(run_losses "$WORK/np1" | grep train) <(run_losses "$WORK/ee1" | grep train)
 run_losses "$WORK/ee1" | grep val >"$WORK/v-epoch-eval"; run_losses "$WORK/ep1" | grep val >"$WORK/v-epoch1"
 check "eval_beta = epoch_eval: validation losses differ from epoch's" bash -c "! cmp -s '$WORK/v-epoch1' '$WORK/v-epoch-eval'"
+# ... fitted on the training volumes as evaluation sees them, without the augmentation: with
+# intensity, noise and shift augmentation on, mdn2's output on the training split (eval
+# --split train) is the least-squares residual of its input there plus the label's part, so
+# within a class uncorrelated with age and each site level (tests/orthogonal) up to float
+# rounding: about 1e-7 for these 48 samples; 0.97 when the pass read augmented volumes, and
+# 0.67 when mdn1's new beta was set only after it)
+ORTHO="$top_builddir/tests/orthogonal"
+# mdn1 before it refitted in training mode: its pass finishes first, so mdn2's sees its new beta
+aug_args=(--set mdn1.eval_beta=epoch --set mdn2.eval_beta=epoch_eval --set mdn2.ridge=0 --set data.intensity_scale=0.3
+          --set data.noise=0.3 --set data.shift=1)
+mpi 2 "$DF" train "$cfg" "${aug_args[@]}" --set "train.out_dir=$WORK/eeaug" >"$WORK/eeaug.log" 2>&1
+check "eval_beta = epoch_eval with augmentation exits 0" [ $? = 0 ] || cat "$WORK/eeaug.log"
+mpi 2 "$DF" eval "$WORK/eeaug/config.ini" --checkpoint "$WORK/eeaug/checkpoint.h5" --split train --features mdn2 \
+    --out "$WORK/eeaug-train.h5" --quiet >"$WORK/eeaug-eval.log" 2>&1
+r=$("$ORTHO" "$WORK/eeaug-train.h5" mdn2 0 2c 2>&1)
+check "eval_beta = epoch_eval with augmentation: mdn2 on the training split orthogonal to age and site ($r)" \
+    awk -v r="$r" 'BEGIN { exit !(r + 0 == r && r < 1e-4) }' || cat "$WORK/eeaug-eval.log"
 
 # [mdn] pool = channel after the conv (one beta per channel, from the channel means; its
 # sums all-reduce like the others): 1 and 3 ranks the same

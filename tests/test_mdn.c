@@ -736,7 +736,8 @@ static void test_refit(void) {
             }
         }
         ev.ctx.refitting = tr.ctx.refitting = 0;
-        CU_ASSERT(mdn_ops.refit(&ev.L, 1) == 1);
+        CU_ASSERT(mdn_ops.refit(&ev.L, REFIT_TRAINING) == 0);  // not its pass: its sums stay
+        CU_ASSERT(mdn_ops.refit(&ev.L, REFIT_EVALUATION) == 1);
         double want[5 * D];
         ols_ref(want, X, F, N, k, D, 0.0);
         CU_ASSERT(ratio_d("epoch_eval: refit beta from the evaluation-mode pass alone", ev.state + k * k, want, (size_t)k * D, 1e-6, 1e-6) <= 1);
