@@ -42,11 +42,21 @@
 #   every-pooled-agesite-shift, every-pooled-shift, last-shift
 # MDN after fc1 alone (fc.ini, dataset kernel, running beta), without and with the shift:
 #   fc, fc-shift
+# Against the sites' intensity and noise differences (README, "Site on fresh volumes"): the
+# shift, and every volume scaled by U(0.9, 1.1), shifted by U(-0.1, 0.1) and given Gaussian
+# noise of a level drawn from U(0, 0.1) ([data] intensity_scale, intensity_shift, noise):
+#   every-pooled-agesite-aug, fc-aug
+# and with the evaluation beta fitted to the features evaluation computes (eval_beta =
+# epoch_eval; README, "Site on fresh volumes"), in every MDN layer or in fc1's alone (the
+# convolutions' refitted in training mode, eval_beta = epoch, as in the variants above):
+#   every-pooled-agesite-aug-eval, every-pooled-agesite-aug-fc1eval
+# and, trained the same way, the showcase's placement and MDN after fc1 alone refitted so:
+#   last-aug, fc-aug-eval
 # All at global batch 32 unless named, 2 ranks (RANKS), 20 epochs, Adam 1e-3 with a cosine
 # schedule, the dCor report every 2 epochs and the train/eval gap every epoch.
 #
 # Full protocol (default): seeds 1 2 (the training seed: initialisation and batch order; the
-# cohort is the same), all variants, 20 epochs (about 100 minutes on 2 cores). --quick: seed
+# cohort is the same), all variants, 20 epochs (about 110 minutes on 2 cores). --quick: seed
 # 1, 8 epochs, the variants last every-dataset every-batch-epoch every-pooled last-epoch-eval
 # last-spline-epoch-eval every-pooled-agesite-shift last-shift (about 5 minutes on 2 cores).
 # --epochs changes the epochs; --set passes a setting to every run.
@@ -75,6 +85,7 @@ all_variants="last every-dataset every-dataset-epoch every-batch every-batch-epo
 all_variants="$all_variants last-epoch last-spline last-spline-epoch last-epoch-eval last-spline-epoch-eval"
 all_variants="$all_variants every-pooled-eval every-pooled-spline-eval every-pooled-agesite every-pooled-agesite-post"
 all_variants="$all_variants every-pooled-agesite-shift every-pooled-shift last-shift fc fc-shift"
+all_variants="$all_variants every-pooled-agesite-aug fc-aug every-pooled-agesite-aug-eval every-pooled-agesite-aug-fc1eval last-aug fc-aug-eval"
 variants=$all_variants seeds="1 2" epochs=20 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -116,19 +127,27 @@ describe() {
         every-pooled-spline-eval) echo "every-pooled-spline batch epoch_eval 32" ;;
         every-pooled-agesite) echo "every-pooled-agesite batch epoch 32" ;;
         every-pooled-agesite-post) echo "every-pooled-agesite-post batch epoch 32" ;;
-        every-pooled-agesite-shift) echo "every-pooled-agesite batch epoch 32" ;;
+        every-pooled-agesite-shift|every-pooled-agesite-aug) echo "every-pooled-agesite batch epoch 32" ;;
+        every-pooled-agesite-aug-eval) echo "every-pooled-agesite batch epoch_eval 32" ;;
+        every-pooled-agesite-aug-fc1eval) echo "every-pooled-agesite batch epoch/fc1:epoch_eval 32" ;;
         every-pooled-shift) echo "every-pooled batch epoch 32" ;;
-        last-shift) echo "last dataset running 32" ;;
-        fc|fc-shift) echo "fc dataset running 32" ;;
+        last-shift|last-aug) echo "last dataset running 32" ;;
+        fc|fc-shift|fc-aug) echo "fc dataset running 32" ;;
+        fc-aug-eval) echo "fc dataset epoch_eval 32" ;;
     esac
 }
 settings() {
     local placement kernel eval_beta batch l
     read -r placement kernel eval_beta batch <<<"$(describe "$1")"
     echo "--set train.batch=$batch"
-    case $1 in *-shift) echo "--set data.shift=2" ;; esac
+    case $1 in
+        *-shift) echo "--set data.shift=2" ;;
+        *-aug|*-aug-eval|*-aug-fc1eval) echo "--set data.shift=2 --set data.intensity_scale=0.1 --set data.intensity_shift=0.1 --set data.noise=0.1" ;;
+    esac
     case $placement in
-        fc) return 0 ;;  # fc.ini's one MDN layer, with its defaults
+        fc)  # fc.ini's one MDN layer, with its defaults but the evaluation beta
+            [ "$eval_beta" = running ] || echo "--set mdn_fc1.eval_beta=$eval_beta"
+            return 0 ;;
         last*)  # the showcase's two MDN layers
             for l in mdn_conv3 mdn_fc1; do
                 [ "$eval_beta" = running ] || echo "--set $l.eval_beta=$eval_beta"
@@ -141,7 +160,11 @@ settings() {
         echo "--set $l.kernel=$kernel"
         [ "$placement" = every-pooled-spline ] && echo "--set $l.remove=age:spline4,site"
         case $placement in every-pooled-agesite*) echo "--set $l.remove=age|site,site" ;; esac
-        [ "$eval_beta" = - ] || echo "--set $l.eval_beta=$eval_beta"
+        case $eval_beta in
+            -) ;;
+            epoch/fc1:epoch_eval) [ $l = mdn_fc1 ] && echo "--set $l.eval_beta=epoch_eval" || echo "--set $l.eval_beta=epoch" ;;
+            *) echo "--set $l.eval_beta=$eval_beta" ;;
+        esac
     done
 }
 
