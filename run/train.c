@@ -188,7 +188,7 @@ typedef struct {
     TrainState ts;          // epoch, step, RNG: what a checkpoint resumes
     Loader *train, *val;    // val is NULL without a validation split
     Loader *train_plain;    // the training split without augmentation, for the evaluation-mode
-                            // refit; NULL when nothing is augmented (train serves)
+                            // refit; NULL when nothing is augmented or no layer wants that pass
     GradSync *gs;
     char *config_text;      // the configuration as run, stored in every checkpoint
     char ckpt_path[600];
@@ -444,7 +444,8 @@ static void setup_loaders(Trainer *t) {
     DfError err;
     LoaderConfig lc = { SPLIT_TRAIN, t->tc.batch, t->rank, t->P, t->tc.seed, 1, 0, 1, t->ds.prefetch, t->tr.twin != NULL };
     if (!(t->train = loader_create(&t->ds, &lc, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
-    if (t->ds.aug.enabled) {  // no shuffle either: the refit's sums do not depend on the order
+    // (net_refit_begin only zeroes the sums the passes will fill, so asking it here is free)
+    if (t->ds.aug.enabled && (net_refit_begin(&t->net) & REFIT_EVALUATION)) {  // no shuffle: sums do not need it
         LoaderConfig plain = lc;
         plain.shuffle = plain.augment = plain.positives = 0;
         if (!(t->train_plain = loader_create(&t->ds, &plain, &err))) df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
