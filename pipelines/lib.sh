@@ -3,8 +3,9 @@
 # A check that fails stops the study with one message and status 2, as bad input does
 # everywhere in deconfound.
 
-# study_fail MESSAGE: "run.sh: MESSAGE" on stderr, status 2.
-study_fail() { echo "run.sh: $*" >&2; exit 2; }
+# study_fail MESSAGE: "SCRIPT: MESSAGE" on stderr (the script that runs: run.sh, heldout.sh),
+# status 2.
+study_fail() { echo "$(basename "$0"): $*" >&2; exit 2; }
 
 # study_help FILE: FILE's opening comment block, without the '#'s (its --help).
 study_help() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$1"; }

@@ -57,7 +57,7 @@ check "heldout.csv: the two variants, the largest at least each value" awk -F, '
 check "heldout.sh: the held-out cohort has the runs' shape and its own seed" bash -c \
     "\"$DF\" info '$WORK/study/heldout-data-n40-seed9/shard-00000.h5' | grep -q '40 samples of shape (C,D,H,W) = (1,16,16,16)'"
 DECONFOUND="$DF" OUT_DIR="$WORK/none" "$top_srcdir/pipelines/mdn-placement/heldout.sh" >"$WORK/bad4.log" 2>&1
-check "heldout.sh without runs: status 2, named" bash -c "[ $? = 2 ] && grep -q 'none' '$WORK/bad4.log'"
+check "heldout.sh without runs: status 2, named, by heldout.sh" bash -c "[ $? = 2 ] && grep -q '^heldout.sh: .*none' '$WORK/bad4.log'"
 DECONFOUND="$WORK/nope" OUT_DIR="$WORK/x" "$top_srcdir/pipelines/mdn-placement/run.sh" --quick >"$WORK/bad.log" 2>&1
 check "a missing binary: status 2, named" bash -c "[ $? = 2 ] && grep -q 'nope' '$WORK/bad.log'"
 run --quick --variants "last every-pmdn" >"$WORK/bad2.log" 2>&1
