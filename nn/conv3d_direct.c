@@ -11,10 +11,12 @@
 // A forward or bwd-wt work item is one output plane (sample, od). It first copies the kd input
 // planes it reads into the thread's workspace with the zero padding written out ("buf"), so the
 // inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
-// partial sums (bwd-wt) run over it. A bwd-data item is one plane of dx (sample, id): for each
-// kernel depth a it reads dy plane id + pd - a, so items write disjoint planes. (Running it as
-// the forward of dy with the kernel flipped was slower: with few input channels the flipped
-// form has one output channel and 16 input ones, whose padded copies no longer fit in L2.)
+// partial sums (bwd-wt) run over it. A bwd-data item is a sample's planes of dx (or a block of
+// them when samples are fewer than threads), so items write disjoint planes; plane id reads dy
+// plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
+// (Running it as the forward of dy with the kernel flipped was slower: with few input channels
+// the flipped form has one output channel and 16 input ones, whose padded copies no longer fit
+// in L2.)
 //
 // The tiles use GCC vector extensions: `vec` is 16 floats, one AVX-512 register, two AVX2 or
 // four SSE registers. Auto-vectorising the same loops over float arrays kept the accumulators
@@ -289,7 +291,8 @@ INLINE void bd_rows(vec acc[2][MAXP][MAXQ], const float *dr, size_t cstride, con
     }
 }
 
-// For rows ih .. ih+R-1 (R = 1 or 2) of dx plane id, Z rows [t0, t0+P) at vecs [v, v+Q):
+// For rows ih .. ih+R-1 (R = 1 or 2) of dx plane id, Z rows [t0, t0+P) at vecs [v, v+Q), over
+// dy's channels [c0, c0+cn):
 //   Z[(c,e)][ow] = sum_{a,b,co} w[co,c,a,b,e] * dy[co, id+pd-a, ih+ph-b, ow]
 // (then dx[c, id, ih, ow-pw+e] += Z[(c,e)][ow]). Two rows share their dy rows: dy row
 // ih+ph-u feeds row ih through tap b = u and row ih+1 through b = u+1, so each vec loaded
@@ -297,7 +300,8 @@ INLINE void bd_rows(vec acc[2][MAXP][MAXQ], const float *dr, size_t cstride, con
 // channels cstride and rows ldr apart, readable for Q vecs at v. wz is (kd, kh, CO, TE) at
 // column t0, TE = CI*kw. Z rows ZR apart, the second dx row's ZS after the first's.
 INLINE void bd_tile(float *z, size_t ZR, size_t ZS, const float *const *dyp, size_t cstride, size_t ldr,
-                    const float *wz, int TE, int ih, int v, const Direct *g, const int P, const int Q, const int R) {
+                    const float *wz, int TE, int ih, int v, const Direct *g, int c0, int cn, const int P, const int Q,
+                    const int R) {
     vec acc[2][MAXP][MAXQ];
     UNROLL for (int r = 0; r < R; r++)
         UNROLL for (int p = 0; p < P; p++)
@@ -309,11 +313,11 @@ INLINE void bd_tile(float *z, size_t ZR, size_t ZS, const float *const *dyp, siz
         for (int u = R == 2 ? -1 : 0; u < kh; u++) {
             const int oh = ih + g->ph - u;
             if (oh < 0 || oh >= g->OH) continue;
-            const float *dr = dyp[a] + (size_t)oh * ldr + v * VL;
-            const float *w0 = wa + (size_t)u * CO * TE, *w1 = wa + (size_t)(u + 1) * CO * TE;
-            if (R == 1 || u == kh - 1) bd_rows(acc, dr, cstride, w0, NULL, CO, TE, 1, 0, P, Q);
-            else if (u < 0) bd_rows(acc, dr, cstride, NULL, w1, CO, TE, 0, 1, P, Q);
-            else bd_rows(acc, dr, cstride, w0, w1, CO, TE, 1, 1, P, Q);
+            const float *dr = dyp[a] + c0 * cstride + (size_t)oh * ldr + v * VL;
+            const float *w0 = wa + ((size_t)u * CO + c0) * TE, *w1 = wa + ((size_t)(u + 1) * CO + c0) * TE;
+            if (R == 1 || u == kh - 1) bd_rows(acc, dr, cstride, w0, NULL, cn, TE, 1, 0, P, Q);
+            else if (u < 0) bd_rows(acc, dr, cstride, NULL, w1, cn, TE, 0, 1, P, Q);
+            else bd_rows(acc, dr, cstride, w0, w1, cn, TE, 1, 1, P, Q);
         }
     }
     UNROLL for (int r = 0; r < R; r++)
@@ -321,12 +325,13 @@ INLINE void bd_tile(float *z, size_t ZR, size_t ZS, const float *const *dyp, siz
             UNROLL for (int q = 0; q < Q; q++) STOREV(z + r * ZS + p * ZR + q * VL, acc[r][p][q]);
 }
 
-// Plane id of one sample's dx (CI,D,H,W) += its gradient from dy (CO,OD,OH,OW) through wz (see
-// bd_tile). ws holds the TE Z rows, each with kw zeros either side (so the shifted adds need no
-// clipping), then, when OW is not a whole number of MAXQ-vec tiles, zero-padded copies of the
-// kd dy planes. Taps (c,e) go PA at a time, the rest one at a time.
-INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *g, int id, float *ws, const int PA,
-                     const int Q, const int R) {
+// Plane id of one sample's dx (CI,D,H,W) += the part of its gradient that flows through dy's
+// (CO,OD,OH,OW) channels [c0, c0+cn), through wz (see bd_tile and bd_chunk). ws holds the TE
+// Z rows, each with kw zeros either side (so the shifted adds need no clipping), then, when OW
+// is not a whole number of MAXQ-vec tiles, zero-padded copies of the kd dy planes. Taps (c,e)
+// go PA at a time, the rest one at a time.
+INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws,
+                     const int PA, const int Q, const int R) {
     const int TE = g->CI * g->kw, CO = g->CO, M = g->kw;
     const size_t ZW = direct_zw(g), ZR = ZW + 2 * M, N = (size_t)g->OD * g->OH * g->OW;
     const int padded = g->OW % (MAXQ * VL) != 0;
@@ -356,13 +361,15 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
         for (int v = 0; v < g->nv; v += Q) {
             float *zv = z + M + v * VL;
             int t = 0;
+#define BD_TILE(P, RT) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, c0, cn, P, Q, RT)
             if (rows == 2) {
-                for (; t + PA <= TE; t += PA) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, PA, Q, 2);
-                for (; t < TE; t++) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, 1, Q, 2);
+                for (; t + PA <= TE; t += PA) BD_TILE(PA, 2);
+                for (; t < TE; t++) BD_TILE(1, 2);
             } else {
-                for (; t + PA <= TE; t += PA) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, PA, Q, 1);
-                for (; t < TE; t++) bd_tile(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, 1, Q, 1);
+                for (; t + PA <= TE; t += PA) BD_TILE(PA, 1);
+                for (; t < TE; t++) BD_TILE(1, 1);
             }
+#undef BD_TILE
         }
         // dx[c, id, ih+r, iw] += sum_e Z[r][(c,e)][iw + pw - e]: Z is 0 past the row's ends
         for (int r = 0; r < rows; r++)
@@ -382,29 +389,29 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 // a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
 #define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
 #define DW_ARGS float *dw, float *db, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
-#define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, float *ws
+#define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
 static void dw_plane_v2(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 1, 2); }
-static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 2, 1, 1); }
+static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 2, 2); }
-TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 1, 2); }
+TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
 // channel would take the one-channel remainder path, which shares no input loads.
 TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
 TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, db, dy, x, g, od, buf, dyc, 4, 6); }
-TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 3, 4, 2); }
+TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
-TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane(dx, dy, wz, g, id, ws, 6, 2, 2); }
+TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 6, 2, 2); }
 #endif
 
 void conv3d_direct_set_isa(int isa_max) { df_isa_set_max(isa_max); }
@@ -442,6 +449,20 @@ static DwPlaneFn *dw_plane_fn(void) {
 }
 
 // ---- the layer's three phases, threaded over output planes -------------------------------------
+
+// bwd-data sums dy's channels BD_CHUNK at a time, each chunk through all planes of a sample
+// before the next, when its rows are read in place (OW a whole number of MAXQ-vec tiles). A
+// plane of dx reads kd planes of dy in every channel; summing all CO channels at once keeps
+// CO x kd rows in flight, a power-of-two stride apart. For BR-Net's first layer (16 channels,
+// 32 x 64 x 64) that is 48 streams, and one channel's rows share their L2 sets with all the
+// others' (a 512 KB stride); our reading is that a dy plane left the cache before the next two
+// planes of dx read it again, so the tiles waited on memory (55-60 % of sgemm; the same tiles
+// on a volume that stays cached ran at sgemm's rate). With 4 channels a plane of dy stays
+// cached for the 3 planes of dx that read it, at the price of adding each chunk's Z rows into
+// dx: 24-29 ms against 30-42 ms in the same runs (docs/performance.md); 2 or 8 were slower. Rows copied for padding
+// (bd_plane) are copied per plane and chunk, so those layers keep all channels at once.
+#define BD_CHUNK 4
+static int bd_chunk(const Direct *g) { return g->OW % (MAXQ * VL) == 0 && g->CO > BD_CHUNK ? BD_CHUNK : g->CO; }
 
 // As conv_threads in nn/conv3d.c: at most `threads` workspace slices and df_threads().
 static int direct_threads(int threads, long items) {
@@ -486,13 +507,19 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
                     for (int e = 0; e < kw; e++)
                         wz[(((size_t)a * kh + b) * OC + oc) * TE + c * kw + e] =
                             weight[((((size_t)oc * C + c) * kd + a) * kh + b) * kw + e];
-    const long items = (long)B * g->D;
+    // Work items: a sample's planes, split in blocks only when there are fewer samples than threads
+    const int CB = bd_chunk(&f), nblk = DF_MAX(1, DF_MIN(g->D, (DF_MIN(threads, df_threads()) + B - 1) / B));
+    const long items = (long)B * nblk;
     const int nt = direct_threads(threads, items);
     BdPlaneFn *plane_fn = bd_plane_fn(&f);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (long it = 0; it < items; it++) {
-        const int bi = (int)(it / g->D), id = (int)(it % g->D);
-        plane_fn(dinp + bi * in_n, dout + bi * out_n, wz, &f, id, workspace + (size_t)df_thread_id() * slice);
+        const int bi = (int)(it / nblk), blk = (int)(it % nblk);
+        const int d0 = (int)((long)g->D * blk / nblk), d1 = (int)((long)g->D * (blk + 1) / nblk);
+        for (int c0 = 0; c0 < OC; c0 += CB)
+            for (int id = d0; id < d1; id++)
+                plane_fn(dinp + bi * in_n, dout + bi * out_n, wz, &f, id, c0, DF_MIN(CB, OC - c0),
+                         workspace + (size_t)df_thread_id() * slice);
     }
 }
 
