@@ -12,7 +12,7 @@
 // planes it reads into the thread's workspace with the zero padding written out ("buf"), so the
 // inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
 // partial sums (bwd-wt) run over it. A bwd-data item is a sample's planes of dx (or a block of
-// them when samples are fewer than threads), so items write disjoint planes; plane id reads dy
+// them when samples are too few to share out), so items write disjoint planes; plane id reads dy
 // plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // (Running it as the forward of dy with the kernel flipped was slower: with few input channels
 // the flipped form has one output channel and 16 input ones, whose padded copies no longer fit
@@ -507,8 +507,10 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
                     for (int e = 0; e < kw; e++)
                         wz[(((size_t)a * kh + b) * OC + oc) * TE + c * kw + e] =
                             weight[((((size_t)oc * C + c) * kd + a) * kh + b) * kw + e];
-    // Work items: a sample's planes, split in blocks only when there are fewer samples than threads
-    const int CB = bd_chunk(&f), nblk = DF_MAX(1, DF_MIN(g->D, (DF_MIN(threads, df_threads()) + B - 1) / B));
+    // Work items: a sample's planes, or blocks of them when there are too few samples to give
+    // the threads even shares (at least 4 items per thread)
+    const int tmax = DF_MIN(threads, df_threads());
+    const int CB = bd_chunk(&f), nblk = tmax > 1 ? DF_MAX(1, DF_MIN(g->D, (4 * tmax + B - 1) / B)) : 1;
     const long items = (long)B * nblk;
     const int nt = direct_threads(threads, items);
     BdPlaneFn *plane_fn = bd_plane_fn(&f);
