@@ -459,8 +459,9 @@ static DwPlaneFn *dw_plane_fn(void) {
 // planes of dx read it again, so the tiles waited on memory (55-60 % of sgemm; the same tiles
 // on a volume that stays cached ran at sgemm's rate). With 4 channels a plane of dy stays
 // cached for the 3 planes of dx that read it, at the price of adding each chunk's Z rows into
-// dx: 24-29 ms against 30-42 ms in the same runs (docs/performance.md); 2 or 8 were slower. Rows copied for padding
-// (bd_plane) are copied per plane and chunk, so those layers keep all channels at once.
+// dx: 24-29 ms against 30-42 ms in the same runs (docs/performance.md); 2 or 8 were slower.
+// Rows copied for padding (bd_plane) would be copied per plane and chunk, so those layers keep
+// all channels at once.
 #define BD_CHUNK 4
 static int bd_chunk(const Direct *g) { return g->OW % (MAXQ * VL) == 0 && g->CO > BD_CHUNK ? BD_CHUNK : g->CO; }
 

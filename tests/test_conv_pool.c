@@ -48,7 +48,8 @@ static const ConvCase conv_cases[] = {
     { 1, 1, 2, 3, 20, 4, { 1, 1, 3 }, { 1, 1, 1 }, { 0, 0, 1 }, 1, 0 },    // kd = kh = 1
     { 3, 2, 4, 3, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },    // H = 3, rows of one vector
     { 2, 1, 4, 5, 32, 11, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },   // 8-channel tiles + 3 remainder
-    // bwd-data through a whole plane of Z, dy's channels 4 at a time (4 + 2 here), two tiles a row
+    // bwd-data taking dy's channels 4 at a time, each group through every plane (4 + 2 here);
+    // rows of two tiles
     { 2, 2, 3, 5, 128, 6, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
 };
 
