@@ -239,7 +239,7 @@ INLINE void dw_taps(float *dw, size_t ldw, size_t k0, int nt, const float *dy0, 
     size_t xoff[MAXT];
     for (int t = 0; t < T; t++) {  // tap k = ((ci*kd + a)*kh + b)*kw + e
         const size_t k = k0 + DF_MIN(t, nt - 1), e = k % g->kw, b = k / g->kw % g->kh, ca = k / g->kw / g->kh;
-        xoff[t] = k == K ? K / g->kh / g->kw * plane : ca * plane + b * g->WP + e;
+        xoff[t] = k == K ? (size_t)g->CI * g->kd * plane : ca * plane + b * g->WP + e;
     }
     for (int co0 = 0; co0 < g->CO; co0 += P) {
         const int np = DF_MIN(P, g->CO - co0);
@@ -259,8 +259,10 @@ INLINE void dw_plane(float *dw, size_t ldw, int with_bias, const float *dy, cons
                      float *buf, float *dyc, const int P, const int T, const int P2, const int T2) {
     fill_planes(buf, x, g, od);
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
-    if (with_bias)
-        for (size_t i = 0; i < plane; i++) buf[K / g->kh / g->kw * plane + i] = 1.0f;
+    if (with_bias) {
+        float *ones = buf + (size_t)g->CI * g->kd * plane;
+        for (size_t i = 0; i < plane; i++) ones[i] = 1.0f;
+    }
     const float *dy0 = dy + (size_t)od * g->OH * g->OW;
     size_t ldd = g->OW, cstride = N;
     if (g->OW % VL) {  // rows padded with zeros to whole vecs
