@@ -94,7 +94,7 @@ static size_t direct_z_floats(const Direct *g) {
 
 int conv3d_direct_legal(const Conv3dGeom *g) { return g->sd == 1 && g->sh == 1 && g->sw == 1 && g->kd <= MAXKD; }
 
-// Slice layout: [buf | tmp | dyc | dW and dbias partials (OC x (K+1)) | wt (K x OC)], where
+// Slice layout: [buf | tmp | dyc | dW and dbias partials (OC x (K+1) vecs) | wt (K x OC)], where
 // bwd-data uses the start for its z rows (buf is not needed then).
 typedef struct { size_t tmp, dyc, dw, wt, end; } DirectLayout;
 
@@ -105,7 +105,7 @@ static DirectLayout direct_layout(const Conv3dGeom *g) {
     l.tmp = n;
     l.dyc = l.tmp + direct_tmp_floats();
     l.dw = l.dyc + direct_dyc_floats(&f);
-    l.wt = l.dw + (K + 1) * g->OC;
+    l.wt = l.dw + (K + 1) * g->OC * VL;
     l.end = l.wt + K * g->OC;
     return l;
 }
@@ -199,17 +199,18 @@ INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bi
 
 // ---- backward-weights tile --------------------------------------------------------------------
 
-INLINE float vec_sum(const vec *v) {
+INLINE float vec_sum(const vec_u *v) {
     float s = 0.0f;
     for (int i = 0; i < VL; i++) s += (*v)[i];
     return s;
 }
 
-// dw[p][t] (rows ldw apart) += the sum over one plane of dy channel p times tap t of the input,
-// for p < np, t < nt (the tile computes P x T; rows and taps past np, nt repeat the last one
-// and are dropped). dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]:
-// tap t's offset in buf.
-INLINE void dw_tile(float *dw, size_t ldw, int np, int nt, const float *const *dyp, size_t ldd, const float *buf,
+// dw[p][t] (vecs, rows ldw apart) += the sum over one plane of dy channel p times tap t of the
+// input, in VL lanes, for p < np, t < nt (the tile computes P x T; rows and taps past np, nt
+// repeat the last one and are dropped). dyp[p]: channel p's plane of dy, rows ldd apart, zero
+// past OW. xoff[t]: tap t's offset in buf. The lanes are summed once, at the end of the layer:
+// summing them here, per tile, took 15 % of conv2's time (a tile is only 64 vecs of dy there).
+INLINE void dw_tile(vec_u *dw, size_t ldw, int np, int nt, const float *const *dyp, size_t ldd, const float *buf,
                     const size_t *xoff, const Direct *g, const int P, const int T) {
     vec acc[MAXP][MAXT];
     UNROLL for (int p = 0; p < P; p++)
@@ -227,13 +228,13 @@ INLINE void dw_tile(float *dw, size_t ldw, int np, int nt, const float *const *d
         }
     }
     for (int p = 0; p < np && p < P; p++)
-        for (int t = 0; t < nt && t < T; t++) dw[p * ldw + t] += vec_sum(&acc[p][t]);
+        for (int t = 0; t < nt && t < T; t++) dw[p * ldw + t] += acc[p][t];
 }
 
 // dw rows [0, CO) x taps [k0, k0+nt) += one plane's sums, in P x T tiles (see dw_tile). dy0:
 // channel 0 of the plane, channels cstride apart. Tap k < K reads the input at offset
 // ((ci*kd + a)*RH + b)*WP + e of buf, tap K (the bias) the plane of ones after it.
-INLINE void dw_taps(float *dw, size_t ldw, size_t k0, int nt, const float *dy0, size_t cstride, size_t ldd,
+INLINE void dw_taps(vec_u *dw, size_t ldw, size_t k0, int nt, const float *dy0, size_t cstride, size_t ldd,
                     const float *buf, const Direct *g, const int P, const int T) {
     const size_t plane = (size_t)g->RH * g->WP, K = direct_K(g);
     size_t xoff[MAXT];
@@ -249,13 +250,14 @@ INLINE void dw_taps(float *dw, size_t ldw, size_t k0, int nt, const float *dy0, 
     }
 }
 
-// dw (CO, ldw) += the weight gradient of output plane od of one sample in columns [0, K), and
-// (with_bias) its bias gradient in column K. dy is the sample's (CO,OD,OH,OW), x its (CI,D,H,W).
+// dw (CO, ldw vecs) += the weight gradient of output plane od of one sample in columns [0, K),
+// and (with_bias) its bias gradient in column K, each in VL lanes. dy is the sample's
+// (CO,OD,OH,OW), x its (CI,D,H,W).
 // The bias is one more tap, of ones: summing dy in a pass of its own read the plane from memory
 // with nothing to overlap, and took 15 % of BR-Net's first layer. Taps go T at a time in tiles
 // of P channels; the last taps, when fewer than T and at most T2, in tiles of P2 x T2 (the
 // first layer's 27 + 1 taps are 4 x 6 + 4, where a fifth 6-tap tile would compute zeros).
-INLINE void dw_plane(float *dw, size_t ldw, int with_bias, const float *dy, const float *x, const Direct *g, int od,
+INLINE void dw_plane(vec_u *dw, size_t ldw, int with_bias, const float *dy, const float *x, const Direct *g, int od,
                      float *buf, float *dyc, const int P, const int T, const int P2, const int T2) {
     fill_planes(buf, x, g, od);
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
@@ -396,7 +398,8 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 // Tile shapes: accumulators + loaded operands within the register file (32 zmm, 16 ymm, 16 xmm;
 // a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
 #define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
-#define DW_ARGS float *dw, size_t ldw, int with_bias, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
+#define DW_ARGS \
+    vec_u *dw, size_t ldw, int with_bias, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
@@ -546,18 +549,19 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *ws = workspace + (size_t)df_thread_id() * slice;
-        memset(ws + l.dw, 0, (K + 1) * g->OC * sizeof(float));
+        memset(ws + l.dw, 0, (K + 1) * g->OC * VL * sizeof(float));
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
             const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
-            plane_fn(ws + l.dw, K + 1, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws, ws + l.dyc);
+            plane_fn((vec_u *)(ws + l.dw), K + 1, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws,
+                     ws + l.dyc);
         }
     }
     for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count
-        const float *dw = workspace + (size_t)t * slice + l.dw;  // (OC, K+1): weights, then bias
+        const vec_u *dw = (const vec_u *)(workspace + (size_t)t * slice + l.dw);  // (OC, K+1): weights, bias
         for (int oc = 0; oc < g->OC; oc++) {
-            for (size_t k = 0; k < K; k++) dweight[oc * K + k] += dw[oc * (K + 1) + k];
-            if (dbias) dbias[oc] += dw[oc * (K + 1) + K];
+            for (size_t k = 0; k < K; k++) dweight[oc * K + k] += vec_sum(&dw[oc * (K + 1) + k]);
+            if (dbias) dbias[oc] += vec_sum(&dw[oc * (K + 1) + K]);
         }
     }
 }
