@@ -94,8 +94,16 @@ static size_t direct_z_floats(const Direct *g) {
 
 int conv3d_direct_legal(const Conv3dGeom *g) { return g->sd == 1 && g->sh == 1 && g->sw == 1 && g->kd <= MAXKD; }
 
-// Slice layout: [buf | tmp | dyc | dW and dbias partials (OC x (K+1) vecs) | wt (K x OC)], where
-// bwd-data uses the start for its z rows (buf is not needed then).
+// bwd-wt's partial sums (dW and dbias, OC x (K+1)) are kept in VL lanes each, summed once at the
+// end of the layer, when that fits in 1M floats (4 MB, the GEMM path's column block; conv2 of
+// BR-Net: 0.9 MB); wider layers (which run GEMM for bwd-wt unless told otherwise) sum each
+// tile's lanes as it ends.
+static size_t direct_dw_lanes(const Direct *g) {
+    return (direct_K(g) + 1) * g->CO * VL <= (1u << 20) ? VL : 1;
+}
+
+// Slice layout: [buf | tmp | dyc | dW and dbias partials (OC x (K+1) x lanes) | wt (K x OC)],
+// where bwd-data uses the start for its z rows (buf is not needed then).
 typedef struct { size_t tmp, dyc, dw, wt, end; } DirectLayout;
 
 static DirectLayout direct_layout(const Conv3dGeom *g) {
@@ -105,7 +113,7 @@ static DirectLayout direct_layout(const Conv3dGeom *g) {
     l.tmp = n;
     l.dyc = l.tmp + direct_tmp_floats();
     l.dw = l.dyc + direct_dyc_floats(&f);
-    l.wt = l.dw + (K + 1) * g->OC * VL;
+    l.wt = l.dw + (K + 1) * g->OC * direct_dw_lanes(&f);
     l.end = l.wt + K * g->OC;
     return l;
 }
@@ -199,19 +207,26 @@ INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bi
 
 // ---- backward-weights tile --------------------------------------------------------------------
 
-INLINE float vec_sum(const vec_u *v) {
+INLINE float vec_sum(const vec *v) {
     float s = 0.0f;
     for (int i = 0; i < VL; i++) s += (*v)[i];
     return s;
 }
 
-// dw[p][t] (vecs, rows ldw apart) += the sum over one plane of dy channel p times tap t of the
-// input, in VL lanes, for p < np, t < nt (the tile computes P x T; rows and taps past np, nt
-// repeat the last one and are dropped). dyp[p]: channel p's plane of dy, rows ldd apart, zero
-// past OW. xoff[t]: tap t's offset in buf. The lanes are summed once, at the end of the layer:
-// summing them here, per tile, took 15 % of conv2's time (a tile is only 64 vecs of dy there).
-INLINE void dw_tile(vec_u *dw, size_t ldw, int np, int nt, const float *const *dyp, size_t ldd, const float *buf,
-                    const size_t *xoff, const Direct *g, const int P, const int T) {
+// The sum of n floats (a partial's lanes), in order.
+static float lane_sum(const float *d, size_t n) {
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += d[i];
+    return s;
+}
+
+// dw[p][t] (rows ldw apart) += the sum over one plane of dy channel p times tap t of the input,
+// for p < np, t < nt (the tile computes P x T; rows and taps past np, nt repeat the last one
+// and are dropped), in VL lanes each when lanes is VL (see direct_dw_lanes: summing the lanes
+// per tile took 15 % of conv2's time, whose tiles are only 64 vecs of dy), else as one float.
+// dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]: tap t's offset in buf.
+INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp, size_t ldd,
+                    const float *buf, const size_t *xoff, const Direct *g, const int P, const int T) {
     vec acc[MAXP][MAXT];
     UNROLL for (int p = 0; p < P; p++)
         UNROLL for (int t = 0; t < T; t++) acc[p][t] = (vec){ 0 };
@@ -228,14 +243,18 @@ INLINE void dw_tile(vec_u *dw, size_t ldw, int np, int nt, const float *const *d
         }
     }
     for (int p = 0; p < np && p < P; p++)
-        for (int t = 0; t < nt && t < T; t++) dw[p * ldw + t] += acc[p][t];
+        for (int t = 0; t < nt && t < T; t++) {
+            float *d = dw + (p * ldw + t) * lanes;
+            if (lanes == VL) STOREV(d, LOADV(d) + acc[p][t]);
+            else *d += vec_sum(&acc[p][t]);
+        }
 }
 
 // dw rows [0, CO) x taps [k0, k0+nt) += one plane's sums, in P x T tiles (see dw_tile). dy0:
 // channel 0 of the plane, channels cstride apart. Tap k < K reads the input at offset
 // ((ci*kd + a)*RH + b)*WP + e of buf, tap K (the bias) the plane of ones after it.
-INLINE void dw_taps(vec_u *dw, size_t ldw, size_t k0, int nt, const float *dy0, size_t cstride, size_t ldd,
-                    const float *buf, const Direct *g, const int P, const int T) {
+INLINE void dw_taps(float *dw, size_t ldw, size_t lanes, size_t k0, int nt, const float *dy0, size_t cstride,
+                    size_t ldd, const float *buf, const Direct *g, const int P, const int T) {
     const size_t plane = (size_t)g->RH * g->WP, K = direct_K(g);
     size_t xoff[MAXT];
     for (int t = 0; t < T; t++) {  // tap k = ((ci*kd + a)*kh + b)*kw + e
@@ -246,19 +265,20 @@ INLINE void dw_taps(vec_u *dw, size_t ldw, size_t k0, int nt, const float *dy0, 
         const int np = DF_MIN(P, g->CO - co0);
         const float *dyp[MAXP];
         for (int p = 0; p < P; p++) dyp[p] = dy0 + (co0 + DF_MIN(p, np - 1)) * cstride;
-        dw_tile(dw + co0 * ldw + k0, ldw, np, nt, dyp, ldd, buf, xoff, g, P, T);
+        dw_tile(dw + (co0 * ldw + k0) * lanes, ldw, lanes, np, nt, dyp, ldd, buf, xoff, g, P, T);
     }
 }
 
-// dw (CO, ldw vecs) += the weight gradient of output plane od of one sample in columns [0, K),
-// and (with_bias) its bias gradient in column K, each in VL lanes. dy is the sample's
-// (CO,OD,OH,OW), x its (CI,D,H,W).
+// dw (CO, ldw, lanes) += the weight gradient of output plane od of one sample in columns [0, K),
+// and (with_bias) its bias gradient in column K. dy is the sample's (CO,OD,OH,OW), x its
+// (CI,D,H,W).
 // The bias is one more tap, of ones: summing dy in a pass of its own read the plane from memory
 // with nothing to overlap, and took 15 % of BR-Net's first layer. Taps go T at a time in tiles
 // of P channels; the last taps, when fewer than T and at most T2, in tiles of P2 x T2 (the
 // first layer's 27 + 1 taps are 4 x 6 + 4, where a fifth 6-tap tile would compute zeros).
-INLINE void dw_plane(vec_u *dw, size_t ldw, int with_bias, const float *dy, const float *x, const Direct *g, int od,
-                     float *buf, float *dyc, const int P, const int T, const int P2, const int T2) {
+INLINE void dw_plane(float *dw, size_t ldw, size_t lanes, int with_bias, const float *dy, const float *x,
+                     const Direct *g, int od, float *buf, float *dyc, const int P, const int T, const int P2,
+                     const int T2) {
     fill_planes(buf, x, g, od);
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
     if (with_bias) {
@@ -280,8 +300,8 @@ INLINE void dw_plane(vec_u *dw, size_t ldw, int with_bias, const float *dy, cons
     }
     const size_t nk = K + (with_bias != 0), rest = nk % T, kmain = rest && rest <= (size_t)T2 ? nk - rest : nk;
     for (size_t k0 = 0; k0 < kmain; k0 += T)
-        dw_taps(dw, ldw, k0, (int)DF_MIN((size_t)T, nk - k0), dy0, cstride, ldd, buf, g, P, T);
-    if (kmain < nk) dw_taps(dw, ldw, kmain, (int)rest, dy0, cstride, ldd, buf, g, P2, T2);
+        dw_taps(dw, ldw, lanes, k0, (int)DF_MIN((size_t)T, nk - k0), dy0, cstride, ldd, buf, g, P, T);
+    if (kmain < nk) dw_taps(dw, ldw, lanes, kmain, (int)rest, dy0, cstride, ldd, buf, g, P2, T2);
 }
 
 // ---- backward-data tile ------------------------------------------------------------------------
@@ -399,26 +419,27 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 // a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
 #define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
 #define DW_ARGS \
-    vec_u *dw, size_t ldw, int with_bias, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
+    float *dw, size_t ldw, size_t lanes, int with_bias, const float *dy, const float *x, const Direct *g, int od, \
+        float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
-static void dw_plane_v2(DW_ARGS) { dw_plane(dw, ldw, with_bias, dy, x, g, od, buf, dyc, 1, 2, 1, 2); }
+static void dw_plane_v2(DW_ARGS) { dw_plane(dw, ldw, lanes, with_bias, dy, x, g, od, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
-TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, ldw, with_bias, dy, x, g, od, buf, dyc, 2, 2, 2, 2); }
+TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, ldw, lanes, with_bias, dy, x, g, od, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
 // channel would take the one-channel remainder path, which shares no input loads.
 TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
-TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, ldw, with_bias, dy, x, g, od, buf, dyc, 4, 6, 4, 4); }
+TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, ldw, lanes, with_bias, dy, x, g, od, buf, dyc, 4, 6, 4, 4); }
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
@@ -541,7 +562,7 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
                                     const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
     const Direct f = direct_fwd(g);
     const DirectLayout l = direct_layout(g);
-    const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W;
+    const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W, lanes = direct_dw_lanes(&f);
     const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
     const long items = (long)B * g->OD;
     const int nt = direct_threads(threads, items);
@@ -549,19 +570,20 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *ws = workspace + (size_t)df_thread_id() * slice;
-        memset(ws + l.dw, 0, (K + 1) * g->OC * VL * sizeof(float));
+        memset(ws + l.dw, 0, (K + 1) * g->OC * lanes * sizeof(float));
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
             const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
-            plane_fn((vec_u *)(ws + l.dw), K + 1, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws,
+            plane_fn(ws + l.dw, K + 1, lanes, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws,
                      ws + l.dyc);
         }
     }
     for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count
-        const vec_u *dw = (const vec_u *)(workspace + (size_t)t * slice + l.dw);  // (OC, K+1): weights, bias
+        const float *dw = workspace + (size_t)t * slice + l.dw;  // (OC, K+1, lanes): weights, bias
         for (int oc = 0; oc < g->OC; oc++) {
-            for (size_t k = 0; k < K; k++) dweight[oc * K + k] += vec_sum(&dw[oc * (K + 1) + k]);
-            if (dbias) dbias[oc] += vec_sum(&dw[oc * (K + 1) + K]);
+            for (size_t k = 0; k < K; k++)
+                dweight[oc * K + k] += lane_sum(dw + (oc * (K + 1) + k) * lanes, lanes);
+            if (dbias) dbias[oc] += lane_sum(dw + (oc * (K + 1) + K) * lanes, lanes);
         }
     }
 }

@@ -51,6 +51,8 @@ static const ConvCase conv_cases[] = {
     // bwd-data taking dy's channels 4 at a time, each group through every plane (4 + 2 here);
     // rows of two tiles
     { 2, 2, 3, 5, 128, 6, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
+    // bwd-wt partial sums over 1M floats in lanes ((K+1) x OC x 16): each tile sums its lanes
+    { 1, 64, 2, 3, 5, 40, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
 };
 
 // threads: the fast kernels' thread count (base/threads.h); each thread gets its workspace slice.
