@@ -207,14 +207,8 @@ INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bi
 
 // ---- backward-weights tile --------------------------------------------------------------------
 
-INLINE float vec_sum(const vec *v) {
-    float s = 0.0f;
-    for (int i = 0; i < VL; i++) s += (*v)[i];
-    return s;
-}
-
-// The sum of n floats (a partial's lanes), in order.
-static float lane_sum(const float *d, size_t n) {
+// The sum of n floats (a vec's lanes), in order.
+INLINE float lane_sum(const float *d, size_t n) {
     float s = 0.0f;
     for (size_t i = 0; i < n; i++) s += d[i];
     return s;
@@ -246,7 +240,7 @@ INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const f
         for (int t = 0; t < nt && t < T; t++) {
             float *d = dw + (p * ldw + t) * lanes;
             if (lanes == VL) STOREV(d, LOADV(d) + acc[p][t]);
-            else *d += vec_sum(&acc[p][t]);
+            else *d += lane_sum((const float *)&acc[p][t], VL);
         }
 }
 
@@ -269,18 +263,19 @@ INLINE void dw_taps(float *dw, size_t ldw, size_t lanes, size_t k0, int nt, cons
     }
 }
 
-// dw (CO, ldw, lanes) += the weight gradient of output plane od of one sample in columns [0, K),
+// dw (CO, K+1, lanes) += the weight gradient of output plane od of one sample in columns [0, K),
 // and (with_bias) its bias gradient in column K. dy is the sample's (CO,OD,OH,OW), x its
 // (CI,D,H,W).
 // The bias is one more tap, of ones: summing dy in a pass of its own read the plane from memory
 // with nothing to overlap, and took 15 % of BR-Net's first layer. Taps go T at a time in tiles
 // of P channels; the last taps, when fewer than T and at most T2, in tiles of P2 x T2 (the
 // first layer's 27 + 1 taps are 4 x 6 + 4, where a fifth 6-tap tile would compute zeros).
-INLINE void dw_plane(float *dw, size_t ldw, size_t lanes, int with_bias, const float *dy, const float *x,
+INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
                      const Direct *g, int od, float *buf, float *dyc, const int P, const int T, const int P2,
                      const int T2) {
     fill_planes(buf, x, g, od);
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
+    const size_t ldw = K + 1, lanes = direct_dw_lanes(g);
     if (with_bias) {
         float *ones = buf + (size_t)g->CI * g->kd * plane;
         for (size_t i = 0; i < plane; i++) ones[i] = 1.0f;
@@ -418,28 +413,26 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 // Tile shapes: accumulators + loaded operands within the register file (32 zmm, 16 ymm, 16 xmm;
 // a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
 #define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
-#define DW_ARGS \
-    float *dw, size_t ldw, size_t lanes, int with_bias, const float *dy, const float *x, const Direct *g, int od, \
-        float *buf, float *dyc
+#define DW_ARGS float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
-static void dw_plane_v2(DW_ARGS) { dw_plane(dw, ldw, lanes, with_bias, dy, x, g, od, buf, dyc, 1, 2, 1, 2); }
+static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
-TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, ldw, lanes, with_bias, dy, x, g, od, buf, dyc, 2, 2, 2, 2); }
+TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
 // channel would take the one-channel remainder path, which shares no input loads.
 TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
-TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, ldw, lanes, with_bias, dy, x, g, od, buf, dyc, 4, 6, 4, 4); }
+TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, buf, dyc, 4, 6, 4, 4); }
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
@@ -574,8 +567,7 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
             const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
-            plane_fn(ws + l.dw, K + 1, lanes, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws,
-                     ws + l.dyc);
+            plane_fn(ws + l.dw, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws, ws + l.dyc);
         }
     }
     for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count
