@@ -47,11 +47,11 @@ DF_INLINE void dense_dx_plane_body(float *dx, const float *x, size_t S, float k,
 DF_MULTIARCH_FN(dense_dx_plane, (float *dx, const float *x, size_t S, float k, float mdy, float m, float r, float mdyx,
                                  int accumulate), (dx, x, S, k, mdy, m, r, mdyx, accumulate))
 
-void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
-                             float *running_var, const float *inp, const float *weight, const float *bias, int B,
-                             const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red,
-                             float *workspace, int threads) {
-    // inp is (B,C,S), out and argmax are (B,C,P); S = D*H*W, P = OD*OH*OW
+void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *mean, float *rstd,
+                             float *running_mean, float *running_var, const float *inp, const float *weight,
+                             const float *bias, int B, const Pool3dGeom *g, float eps, float momentum, int training,
+                             Reducer *red, float *workspace, int threads) {
+    // inp is (B,C,S), out, argmax and inmax are (B,C,P); S = D*H*W, P = OD*OH*OW
     const int C = g->C;
     const size_t S = plane_in(g), P = plane_out(g);
     if (training) batchnorm3d_stats_train(mean, rstd, running_mean, running_var, inp, B, C, S, eps, momentum, red);
@@ -64,31 +64,34 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
     for (long pl = 0; pl < (long)B * C; pl++) {
         const int c = (int)(pl % C);
         float *y = workspace + (size_t)df_thread_id() * S;
-        relu_plane(y, inp + (size_t)pl * S, S, m[c], a[c], bias[c]);
+        const float *x = inp + (size_t)pl * S;
+        const int32_t *am = argmax + (size_t)pl * P;
+        relu_plane(y, x, S, m[c], a[c], bias[c]);
         maxpool3d_forward_plane(out + (size_t)pl * P, argmax + (size_t)pl * P, y, g);
+        for (size_t p = 0; p < P; p++) inmax[(size_t)pl * P + p] = x[am[p]];  // x's plane is still in cache
     }
     free(m);
 }
 
 // s[0] += sum g, s[1] += sum g xhat over one plane's P pooled outputs, g = dy where the ReLU
-// passed the argmax element: in 16 float lanes per block of 1024 (as batchnorm3d.c's sums,
-// so the compiler can gather 16 at once), block totals in double.
-DF_INLINE void sparse_sums_plane_body(double s[2], const float *restrict x, const float *restrict dy,
-                                      const int32_t *restrict am, size_t P, float m, float a, float b, float r) {
+// passed the argmax element, whose input is xm: in 16 float lanes per block of 1024 (as
+// batchnorm3d.c's sums), block totals in double.
+DF_INLINE void sparse_sums_plane_body(double s[2], const float *restrict xm, const float *restrict dy, size_t P,
+                                      float m, float a, float b, float r) {
     for (size_t p0 = 0; p0 < P; p0 += 1024) {
         const size_t end = DF_MIN(P, p0 + 1024);
         float a1[16] = { 0 }, a2[16] = { 0 };
         size_t p = p0;
         for (; p + 16 <= end; p += 16)
             for (int j = 0; j < 16; j++) {
-                const float xi = x[am[p + j]];
+                const float xi = xm[p + j];
                 const float g = (xi - m) * a + b > 0.0f ? dy[p + j] : 0.0f;  // ReLU passed
                 a1[j] += g;
                 a2[j] += g * ((xi - m) * r);
             }
         double t1 = 0.0, t2 = 0.0;
         for (; p < end; p++) {
-            const float xi = x[am[p]];
+            const float xi = xm[p];
             const float g = (xi - m) * a + b > 0.0f ? dy[p] : 0.0f;
             t1 += g;
             t2 += (double)g * (double)((xi - m) * r);
@@ -98,18 +101,20 @@ DF_INLINE void sparse_sums_plane_body(double s[2], const float *restrict x, cons
         s[1] += t2;
     }
 }
-DF_MULTIARCH_FN(sparse_sums_plane, (double s[2], const float *restrict x, const float *restrict dy,
-                                    const int32_t *restrict am, size_t P, float m, float a, float b, float r),
-                (s, x, dy, am, P, m, a, b, r))
+DF_MULTIARCH_FN(sparse_sums_plane, (double s[2], const float *restrict xm, const float *restrict dy, size_t P,
+                                    float m, float a, float b, float r),
+                (s, xm, dy, P, m, a, b, r))
 
 // The gradient reaching BatchNorm's output at input element i of a plane: the pooled outputs
 // whose argmax is i, where ReLU passed (y_i > 0). Non-zero only at argmax positions, so the
-// statistics the BatchNorm backward needs are sums over the P pooled outputs, not S inputs.
+// statistics the BatchNorm backward needs are sums over the P pooled outputs, not S inputs,
+// and they read the input there from inmax: gathering it from the input's planes read every
+// cache line of them (a BR-Net first block's 134 MB) and took as long as the dense pass.
 void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
-                              const float *inp, const float *mean, const float *rstd, const float *running_mean,
-                              const float *running_var, const float *weight, const float *bias, int B,
-                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate,
-                              float *workspace, int threads) {
+                              const float *inmax, const float *inp, const float *mean, const float *rstd,
+                              const float *running_mean, const float *running_var, const float *weight,
+                              const float *bias, int B, const Pool3dGeom *g, float eps, int training, Reducer *red,
+                              int accumulate, int threads) {
     DF_ASSERT(!(dinp && dinp == inp && accumulate));  // in place, the gradient replaces the input
     const int C = g->C;
     const size_t S = plane_in(g), P = plane_out(g);
@@ -119,14 +124,14 @@ void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const f
     for (int c = 0; c < C; c++) r[c] = training ? rstd[c] : (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
     double *buf = xcalloc(2 * (size_t)C + 1, sizeof(double));  // [sum g (C), sum g xhat (C), count]
     // a channel per thread, samples in order: the same sums for any thread count
-    void (*sums)(double *, const float *, const float *, const int32_t *, size_t, float, float, float, float) =
+    void (*sums)(double *, const float *, const float *, size_t, float, float, float, float) =
         DF_PICK(sparse_sums_plane);
 #pragma omp parallel for num_threads(df_threads()) schedule(static) if (C > 1 && (size_t)B * P >= 8192)
     for (int c = 0; c < C; c++) {
         double sc[2] = { 0.0, 0.0 };
         for (int b = 0; b < B; b++) {
             const size_t pl = (size_t)b * C + c;
-            sums(sc, inp + pl * S, dout + pl * P, argmax + pl * P, P, m[c], a[c], bias[c], r[c]);
+            sums(sc, inmax + pl * P, dout + pl * P, P, m[c], a[c], bias[c], r[c]);
         }
         buf[c] = sc[0];
         buf[C + c] = sc[1];
@@ -143,24 +148,23 @@ void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const f
             n = buf[2 * C];
         }
         // dx = k (g - mean(g) - xhat mean(g xhat)) in training, k g in eval; k = w rstd. Per
-        // plane: the sparse k g at the argmax positions first (into the thread's scratch, so x
-        // may be overwritten next), then the dense part streams over every element, then the
-        // sparse part is added while the plane is still in cache.
+        // plane: the dense part streams over every element, then the sparse k g is added at
+        // the argmax positions while the plane is still in cache.
         void (*dense)(float *, const float *, size_t, float, float, float, float, float, int) = DF_PICK(dense_dx_plane);
         const int nt = DF_MAX(1, DF_MIN(threads, df_threads()));
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (size_t)B * C * S >= 65536)
         for (long pl = 0; pl < (long)B * C; pl++) {
             const int c = (int)(pl % C);
             const float mc = m[c], ac = a[c], bc = bias[c], rc = r[c], k = weight[c] * rc;
-            const float *x = inp + (size_t)pl * S, *dy = dout + (size_t)pl * P;
-            float *dx = dinp + (size_t)pl * S, *gs = workspace + (size_t)df_thread_id() * S;
+            const float *x = inp + (size_t)pl * S, *dy = dout + (size_t)pl * P, *xm = inmax + (size_t)pl * P;
+            float *dx = dinp + (size_t)pl * S;
             const int32_t *am = argmax + (size_t)pl * P;
-            for (size_t p = 0; p < P; p++) gs[p] = (x[am[p]] - mc) * ac + bc > 0.0f ? k * dy[p] : 0.0f;  // ReLU passed
             if (training && n > 0.0)
                 dense(dx, x, S, k, (float)(buf[c] / n), mc, rc, (float)(buf[C + c] / n), accumulate);
             else if (!accumulate)
                 memset(dx, 0, S * sizeof(float));
-            for (size_t p = 0; p < P; p++) dx[am[p]] += gs[p];
+            for (size_t p = 0; p < P; p++)  // where the ReLU passed
+                dx[am[p]] += (xm[p] - mc) * ac + bc > 0.0f ? k * dy[p] : 0.0f;
         }
     }
     free(buf);

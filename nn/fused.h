@@ -7,8 +7,9 @@
 // (statistics, then normalise + ReLU + pool one (sample, channel) plane at a time in a
 // per-thread scratch plane that stays in cache) and writes only the pooled output; the
 // backward needs no full pass for its statistics (the gradient is non-zero only at the
-// pooling's argmax positions) and one streaming pass for the input gradient. Neither the
-// normalised nor the ReLU output is ever stored.
+// pooling's argmax positions, and the forward keeps the input's values there, so the sums
+// stream over P values per plane instead of gathering them from S) and one streaming pass for
+// the input gradient. Neither the normalised nor the ReLU output is ever stored.
 //
 // The network uses it on its own (nn/net.c) wherever a [batchnorm3d] is followed by [relu]
 // and [maxpool3d] and nothing reads the two middle outputs; the layers keep their parameters,
@@ -24,21 +25,22 @@
 // Per-thread scratch (floats) the fused kernels need: one input plane.
 size_t bn_relu_maxpool_workspace_floats(const Pool3dGeom *g);
 
-// out, argmax are (B,C,OD,OH,OW), inp is (B,C,D,H,W) with C, D, H, W, the pooling from g;
-// weight, bias, running_mean, running_var, mean, rstd are (C).
+// out, argmax, inmax are (B,C,OD,OH,OW), inp is (B,C,D,H,W) with C, D, H, W, the pooling from
+// g; weight, bias, running_mean, running_var, mean, rstd are (C). inmax[i] = inp at argmax[i]
+// (the backward's input: one more pooled-size tensor, 1/8 of inp for a 2x2x2 pooling).
 // training: batch statistics over the global batch (one reduce_sum_f64 call, as
 // batchnorm3d_forward_train), saved in mean, rstd, and the running statistics updated;
 // otherwise the running statistics (mean and rstd untouched). workspace holds `threads`
 // slices of bn_relu_maxpool_workspace_floats(g).
 // Equals batchnorm3d_forward_{train,eval} -> relu_forward -> maxpool3d_forward exactly (the
 // same float operations in the same order).
-void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rstd, float *running_mean,
-                             float *running_var, const float *inp, const float *weight, const float *bias, int B,
-                             const Pool3dGeom *g, float eps, float momentum, int training, Reducer *red,
-                             float *workspace, int threads);
+void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *mean, float *rstd,
+                             float *running_mean, float *running_var, const float *inp, const float *weight,
+                             const float *bias, int B, const Pool3dGeom *g, float eps, float momentum, int training,
+                             Reducer *red, float *workspace, int threads);
 
 // dinp (or NULL) += dL/dinp, dweight += dL/dweight, dbias += dL/dbias (this rank's share) from
-// dout (B,C,OD,OH,OW) and the argmax of the forward. training: the batch-statistics backward
+// dout (B,C,OD,OH,OW) and the argmax and inmax of the forward. training: the batch-statistics backward
 // with the forward's mean and rstd (one reduce_sum_f64 call when dinp is non-NULL, as
 // batchnorm3d_backward); otherwise the fixed affine map of the running statistics
 // (running_mean, running_var, eps). Equals the three layers' backward to rounding (the
@@ -46,12 +48,12 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *mean, float *rs
 // of adding: the network, which would otherwise clear the largest gradient of the block
 // first, passes 0 (a pass over 134 MB less in a BR-Net first block). dinp may be inp itself
 // (with accumulate = 0): the input is then replaced by its gradient, which is how the network
-// keeps one buffer, not two, for a block's largest tensor. workspace as for the forward.
+// keeps one buffer, not two, for a block's largest tensor.
 void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const float *dout, const int32_t *argmax,
-                              const float *inp, const float *mean, const float *rstd, const float *running_mean,
-                              const float *running_var, const float *weight, const float *bias, int B,
-                              const Pool3dGeom *g, float eps, int training, Reducer *red, int accumulate,
-                              float *workspace, int threads);
+                              const float *inmax, const float *inp, const float *mean, const float *rstd,
+                              const float *running_mean, const float *running_var, const float *weight,
+                              const float *bias, int B, const Pool3dGeom *g, float eps, int training, Reducer *red,
+                              int accumulate, int threads);
 
 // The references: the unfused layers' plain functions one after another (intermediates
 // allocated here). Same contracts; for tests.

@@ -64,6 +64,7 @@ static void net_plan(Net *net) {
             const PoolImpl *pool = net->layers[i + 2].impl;
             size_t ws = bn_relu_maxpool_workspace_floats(&pool->g);
             if (ws > net->ctx.workspace_floats) { net->ctx.workspace_floats = ws; net->ctx.workspace_threads = 0; }
+            if (!net->inmax[i]) net->inmax[i] = df_alloc_floats(mb * shape_numel(net->layers[i + 2].out_shape));
             i += 2;
         }
     // Stored: the input, every output but the two inside a fused group. The gradients of
@@ -126,18 +127,18 @@ static void fused_forward(Net *net, int i, const Batch *b, int training) {
     BatchNormImpl *bi = bn->impl;
     PoolImpl *pi = pool->impl;
     bi->trained = training;
-    bn_relu_maxpool_forward(pool->out, pi->argmax, bi->mean, bi->rstd, layer_state(bn, 0), layer_state(bn, 1), bn->in,
-                            layer_param(bn, 0), layer_param(bn, 1), b->n, &pi->g, bi->eps, bi->momentum, training,
-                            net->ctx.reducer, net->ctx.workspace, net->ctx.workspace_threads);
+    bn_relu_maxpool_forward(pool->out, pi->argmax, net->inmax[i], bi->mean, bi->rstd, layer_state(bn, 0),
+                            layer_state(bn, 1), bn->in, layer_param(bn, 0), layer_param(bn, 1), b->n, &pi->g, bi->eps,
+                            bi->momentum, training, net->ctx.reducer, net->ctx.workspace, net->ctx.workspace_threads);
 }
 
 static void fused_backward(Net *net, int i, const Batch *b) {
     Layer *bn = &net->layers[i], *pool = &net->layers[i + 2];
     BatchNormImpl *bi = bn->impl;
     PoolImpl *pi = pool->impl;
-    bn_relu_maxpool_backward(bn->din, layer_grad(bn, 0), layer_grad(bn, 1), pool->dout, pi->argmax, bn->in, bi->mean,
-                             bi->rstd, layer_state(bn, 0), layer_state(bn, 1), layer_param(bn, 0), layer_param(bn, 1),
-                             b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer, 0, net->ctx.workspace,
+    bn_relu_maxpool_backward(bn->din, layer_grad(bn, 0), layer_grad(bn, 1), pool->dout, pi->argmax, net->inmax[i],
+                             bn->in, bi->mean, bi->rstd, layer_state(bn, 0), layer_state(bn, 1), layer_param(bn, 0),
+                             layer_param(bn, 1), b->n, &pi->g, bi->eps, bi->trained, net->ctx.reducer, 0,
                              net->ctx.workspace_threads);
 }
 
@@ -234,6 +235,7 @@ int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Redu
     net->dacts = xcalloc((size_t)net->n_layers + 1, sizeof(float *));
     net->observed = xcalloc((size_t)net->n_layers + 1, 1);
     net->fused = xcalloc((size_t)net->n_layers, sizeof(int));
+    net->inmax = xcalloc((size_t)net->n_layers, sizeof(float *));
     net->observed[0] = net->observed[net->n_layers] = 1;  // the input and the output
     size_t po = 0, so = 0;
     for (int i = 0; i < net->n_layers; i++) {
@@ -440,6 +442,9 @@ void net_free(Net *net) {
     free(net->dacts);
     free(net->observed);
     free(net->fused);
+    if (net->inmax)
+        for (int i = 0; i < net->n_layers; i++) free(net->inmax[i]);
+    free(net->inmax);
     free(net->layers);
     if (!net->borrowed) {
         free(net->params);

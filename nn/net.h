@@ -38,6 +38,7 @@ typedef struct {
     // (fused[i] = 3 at a group's first layer, -1 at its other two, 0 elsewhere).
     unsigned char *observed;
     int *fused;
+    float **inmax;  // at a fused group's first layer: its input at the pooling's argmax (nn/fused.h)
     int planned, no_fuse;
     int repeat_backward;  // net_allow_repeated_backward: no backward may overwrite activations
     int acts_spent;       // a backward since the last forward overwrote activations

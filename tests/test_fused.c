@@ -17,7 +17,7 @@ typedef struct {
     int B, training;
     Pool3dGeom g;
     size_t xn, yn;
-    float *x, *w, *b, *rm, *rv, *mean, *rstd, *y, *r, *ws;
+    float *x, *w, *b, *rm, *rv, *mean, *rstd, *y, *xm, *r, *ws;
     int32_t *am;
 } FusedCase;
 
@@ -39,6 +39,7 @@ static void case_init(FusedCase *c, int B, int C, int D, int H, int W, const int
     c->mean = df_alloc_floats((size_t)C);
     c->rstd = df_alloc_floats((size_t)C);
     c->y = df_alloc_floats(c->yn);
+    c->xm = df_alloc_floats(c->yn);
     c->r = tu_rand(c->yn, -1, 1, &rng);
     c->am = xmalloc(c->yn * sizeof(int32_t));
     c->ws = df_alloc_floats(bn_relu_maxpool_workspace_floats(&c->g) * 2);
@@ -46,7 +47,7 @@ static void case_init(FusedCase *c, int B, int C, int D, int H, int W, const int
 
 static void case_free(FusedCase *c) {
     free(c->x); free(c->w); free(c->b); free(c->rm); free(c->rv); free(c->mean); free(c->rstd);
-    free(c->y); free(c->r); free(c->am); free(c->ws);
+    free(c->y); free(c->xm); free(c->r); free(c->am); free(c->ws);
 }
 
 // The loss <out, r> through the fused forward, the running statistics reset each time.
@@ -54,7 +55,7 @@ static double fused_loss(void *p) {
     FusedCase *c = p;
     int C = c->g.C;
     float *rm = tu_copy(c->rm, (size_t)C), *rv = tu_copy(c->rv, (size_t)C);
-    bn_relu_maxpool_forward(c->y, c->am, c->mean, c->rstd, rm, rv, c->x, c->w, c->b, c->B, &c->g, 1e-5f, 0.1f,
+    bn_relu_maxpool_forward(c->y, c->am, c->xm, c->mean, c->rstd, rm, rv, c->x, c->w, c->b, c->B, &c->g, 1e-5f, 0.1f,
                             c->training, &reducer_local, c->ws, 2);
     free(rm);
     free(rv);
@@ -72,12 +73,17 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
     float *mean2 = df_alloc_floats((size_t)C), *rstd2 = df_alloc_floats((size_t)C), *y2 = df_alloc_floats(c.yn);
     int32_t *am2 = xmalloc(c.yn * sizeof(int32_t));
     float *rm1 = tu_copy(c.rm, (size_t)C), *rv1 = tu_copy(c.rv, (size_t)C);
-    bn_relu_maxpool_forward(c.y, c.am, c.mean, c.rstd, rm1, rv1, c.x, c.w, c.b, c.B, &c.g, 1e-5f, 0.1f, training,
+    bn_relu_maxpool_forward(c.y, c.am, c.xm, c.mean, c.rstd, rm1, rv1, c.x, c.w, c.b, c.B, &c.g, 1e-5f, 0.1f, training,
                             &reducer_local, c.ws, threads);
     bn_relu_maxpool_forward_ref(y2, am2, mean2, rstd2, rm2, rv2, c.x, c.w, c.b, c.B, &c.g, 1e-5f, 0.1f, training,
                                 &reducer_local);
     CU_ASSERT(memcmp(c.y, y2, c.yn * sizeof(float)) == 0);
     CU_ASSERT(memcmp(c.am, am2, c.yn * sizeof(int32_t)) == 0);
+    // inmax: the input at each argmax (argmax is an offset within the sample's channel plane)
+    const size_t S = c.xn / ((size_t)c.B * C), P = c.yn / ((size_t)c.B * C);
+    int inmax_ok = 1;
+    for (size_t i = 0; i < c.yn; i++) inmax_ok &= c.xm[i] == c.x[i / P * S + (size_t)c.am[i]];
+    CU_ASSERT(inmax_ok);
     CU_ASSERT(memcmp(rm1, rm2, (size_t)C * sizeof(float)) == 0 && memcmp(rv1, rv2, (size_t)C * sizeof(float)) == 0);
     if (training) CU_ASSERT(memcmp(c.mean, mean2, (size_t)C * sizeof(float)) == 0);
     // backward from non-zero gradients: both must add
@@ -85,8 +91,8 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
     rng_seed(&rng, 5);
     float *dx1 = tu_rand(c.xn, -1, 1, &rng), *dw1 = tu_rand((size_t)C, -1, 1, &rng), *db1 = tu_rand((size_t)C, -1, 1, &rng);
     float *dx2 = tu_copy(dx1, c.xn), *dw2 = tu_copy(dw1, (size_t)C), *db2 = tu_copy(db1, (size_t)C);
-    bn_relu_maxpool_backward(dx1, dw1, db1, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 1, c.ws, 2);
+    bn_relu_maxpool_backward(dx1, dw1, db1, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b,
+                             c.B, &c.g, 1e-5f, training, &reducer_local, 1, 2);
     bn_relu_maxpool_backward_ref(dx2, dw2, db2, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
                                  training, &reducer_local);
     TU_ASSERT_CLOSE(dx1, dx2, c.xn, 1e-5, 1e-5, "fused dinp");
@@ -94,15 +100,15 @@ static void compare_case(const int k[3], const int s[3], const int p[3], int tra
     float *dz = df_alloc_floats(c.xn), *dp = df_alloc_floats(c.xn), *gw = df_alloc_floats((size_t)C * 2);
     memset(dz, 0, c.xn * sizeof(float));
     for (size_t i = 0; i < c.xn; i++) dp[i] = 1e30f;
-    bn_relu_maxpool_backward(dz, gw, gw + C, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 1, c.ws, 2);
-    bn_relu_maxpool_backward(dp, gw, gw + C, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 0, c.ws, 2);
+    bn_relu_maxpool_backward(dz, gw, gw + C, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b,
+                             c.B, &c.g, 1e-5f, training, &reducer_local, 1, 2);
+    bn_relu_maxpool_backward(dp, gw, gw + C, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b,
+                             c.B, &c.g, 1e-5f, training, &reducer_local, 0, 2);
     CU_ASSERT(memcmp(dz, dp, c.xn * sizeof(float)) == 0);
     // in place: the input replaced by its gradient, the same bits
     float *xin = tu_copy(c.x, c.xn);
-    bn_relu_maxpool_backward(xin, gw, gw + C, c.r, c.am, xin, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 0, c.ws, 2);
+    bn_relu_maxpool_backward(xin, gw, gw + C, c.r, c.am, c.xm, xin, c.mean, c.rstd, c.rm, c.rv, c.w, c.b,
+                             c.B, &c.g, 1e-5f, training, &reducer_local, 0, 2);
     CU_ASSERT(memcmp(dz, xin, c.xn * sizeof(float)) == 0);
     free(xin);
     free(dz); free(dp); free(gw);
@@ -142,8 +148,8 @@ static void test_fused_same_on_every_isa(void) {
         fused_loss(&c);
         float *d = df_alloc_floats(c.xn), *gw = df_alloc_floats(6);
         memset(d, 0, c.xn * sizeof(float));
-        bn_relu_maxpool_backward(d, gw, gw + 3, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f, 1,
-                                 &reducer_local, 0, c.ws, 2);
+        bn_relu_maxpool_backward(d, gw, gw + 3, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g,
+                                 1e-5f, 1, &reducer_local, 0, 2);
         y[isa - 2] = tu_copy(c.y, c.yn);
         dx[isa - 2] = d;
         if (isa > 2) {
@@ -166,8 +172,8 @@ static void fd_case(const int k[3], const int s[3], const int p[3], int training
     memset(dw, 0, (size_t)C * sizeof(float));
     memset(db, 0, (size_t)C * sizeof(float));
     fused_loss(&c);
-    bn_relu_maxpool_backward(dx, dw, db, c.r, c.am, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
-                             training, &reducer_local, 1, c.ws, 2);
+    bn_relu_maxpool_backward(dx, dw, db, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g, 1e-5f,
+                             training, &reducer_local, 1, 2);
     // float forward, loss ~ 10: a 1e-3 step leaves ~1e-3 of noise in each difference
     CU_ASSERT(tu_fd_check(fused_loss, &c, c.x, dx, c.xn, 60, 1e-3, 3e-3, 1e-2, "fused dinp") <= 1.0);
     CU_ASSERT(tu_fd_check(fused_loss, &c, c.w, dw, (size_t)C, (size_t)C, 1e-3, 3e-3, 1e-2, "fused dweight") <= 1.0);
