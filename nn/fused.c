@@ -65,10 +65,11 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
         const int c = (int)(pl % C);
         float *y = workspace + (size_t)df_thread_id() * S;
         const float *x = inp + (size_t)pl * S;
-        const int32_t *am = argmax + (size_t)pl * P;
+        int32_t *am = argmax + (size_t)pl * P;
+        float *xm = inmax + (size_t)pl * P;
         relu_plane(y, x, S, m[c], a[c], bias[c]);
-        maxpool3d_forward_plane(out + (size_t)pl * P, argmax + (size_t)pl * P, y, g);
-        for (size_t p = 0; p < P; p++) inmax[(size_t)pl * P + p] = x[am[p]];  // x's plane is still in cache
+        maxpool3d_forward_plane(out + (size_t)pl * P, am, y, g);
+        for (size_t p = 0; p < P; p++) xm[p] = x[am[p]];  // x's plane is still in cache
     }
     free(m);
 }

@@ -40,8 +40,8 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
                              Reducer *red, float *workspace, int threads);
 
 // dinp (or NULL) += dL/dinp, dweight += dL/dweight, dbias += dL/dbias (this rank's share) from
-// dout (B,C,OD,OH,OW) and the argmax and inmax of the forward. training: the batch-statistics backward
-// with the forward's mean and rstd (one reduce_sum_f64 call when dinp is non-NULL, as
+// dout (B,C,OD,OH,OW) and the forward's argmax and inmax. training: the batch-statistics
+// backward with the forward's mean and rstd (one reduce_sum_f64 call when dinp is non-NULL, as
 // batchnorm3d_backward); otherwise the fixed affine map of the running statistics
 // (running_mean, running_var, eps). Equals the three layers' backward to rounding (the
 // per-channel sums are added in another order). accumulate = 0 writes dinp = dL/dinp instead
