@@ -12,7 +12,9 @@
 // A forward or bwd-wt work item is one output plane (sample, od). It first copies the kd input
 // planes it reads into the thread's workspace with the zero padding written out ("buf"), so the
 // inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
-// partial sums (bwd-wt) run over it. A bwd-data item is a sample's planes of dx (or a block of
+// partial sums (bwd-wt) run over it. bwd-wt takes a whole sample per item instead, all its
+// input planes copied at once, where that fits (dw_by_sample): its tiles' partial sums are then
+// stored once per sample, not once per plane. A bwd-data item is a sample's planes of dx (or a block of
 // them when samples are too few to share out), so items write disjoint planes; plane id reads dy
 // plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // (Running it as the forward of dy with the kernel flipped was slower: with few input channels
@@ -78,6 +80,27 @@ static Direct direct_fwd(const Conv3dGeom *g) {
 static size_t direct_K(const Direct *g) { return (size_t)g->CI * g->kd * g->kh * g->kw; }
 // buf: the CI*kd padded input planes, then a plane of ones (bwd-wt's bias tap)
 static size_t direct_buf_floats(const Direct *g) { return ((size_t)g->CI * g->kd + 1) * g->RH * g->WP; }
+// bwd-wt by whole samples (dw_by_sample): every input plane a sample's outputs read (OD + kd - 1
+// per channel), then the plane of ones
+static size_t direct_sample_buf_floats(const Direct *g) {
+    return ((size_t)g->CI * (g->OD + g->kd - 1) + 1) * g->RH * g->WP;
+}
+// Whether bwd-wt takes a whole sample per work item (when it has samples enough for its threads,
+// conv3d_direct_backward_weights). The tiles then run over all its output planes before they
+// store their partial sums, not over one plane of OH x OW: conv3 of BR-Net (16 x 16 planes, 865 x 64 partials that overflow
+// L2) went from 69 % of sgemm to 94-99 %, conv2 from 92 % to 100-105 %, conv1 from 83 % to 87-90 %
+// (docs/performance.md). Rows must be whole vecs (no padded copy of dy), and the buffer at most
+// 1M floats (4 MB, the GEMM path's column block).
+static int dw_by_sample(const Direct *g) {
+    return g->OW % VL == 0 && direct_sample_buf_floats(g) <= (1u << 20);
+}
+
+int conv3d_direct_dw_by_sample(const Conv3dGeom *g) {
+    if (!conv3d_direct_legal(g)) return 0;
+    const Direct f = direct_fwd(g);
+    return dw_by_sample(&f);
+}
+
 static size_t direct_tmp_floats(void) { return (size_t)MAXP * MAXQ * VL; }
 // bwd-wt copies a plane of dout with each row zero-padded to nv vecs when OW is not a multiple
 static size_t direct_dyc_floats(const Direct *g) {
@@ -109,6 +132,7 @@ typedef struct { size_t tmp, dyc, dw, wt, end; } DirectLayout;
 static DirectLayout direct_layout(const Conv3dGeom *g) {
     Direct f = direct_fwd(g);
     size_t K = direct_K(&f), n = DF_MAX(direct_buf_floats(&f), direct_z_floats(&f));
+    if (dw_by_sample(&f)) n = DF_MAX(n, direct_sample_buf_floats(&f));
     DirectLayout l;
     l.tmp = n;
     l.dyc = l.tmp + direct_tmp_floats();
@@ -124,25 +148,26 @@ size_t conv3d_direct_workspace_floats(const Conv3dGeom *g) {
 
 // ---- the padded input planes -----------------------------------------------------------------
 
-// buf[ci][a][r][t] = x[ci, od-pd+a, r-ph, t-pw], 0 outside x: the kd input planes that output
-// plane od reads, padding included. x is one sample (CI,D,H,W); buf is (CI*kd, RH, WP).
-static void fill_planes(float *buf, const float *x, const Direct *g, int od) {
+// dst[r][t] = x[ci, id, r-ph, t-pw], 0 outside x (a plane of RH x WP). x is one sample (CI,D,H,W).
+static void fill_plane(float *dst, const float *x, const Direct *g, int ci, int id) {
     const int WP = g->WP, t0 = DF_MAX(0, g->pw), t1 = DF_MAX(t0, DF_MIN(WP, g->W + g->pw));
     const size_t plane = (size_t)g->RH * WP;
-    for (int ca = 0; ca < g->CI * g->kd; ca++) {
-        const int ci = ca / g->kd, id = od - g->pd + ca % g->kd;
-        float *dst = buf + ca * plane;
-        if (id < 0 || id >= g->D) { memset(dst, 0, plane * sizeof(float)); continue; }
-        const float *src = x + ((size_t)ci * g->D + id) * g->H * g->W;
-        for (int r = 0; r < g->RH; r++) {
-            float *d = dst + (size_t)r * WP;
-            const int ih = r - g->ph;
-            if (ih < 0 || ih >= g->H) { memset(d, 0, WP * sizeof(float)); continue; }
-            for (int t = 0; t < t0; t++) d[t] = 0.0f;
-            memcpy(d + t0, src + (size_t)ih * g->W + (t0 - g->pw), (size_t)(t1 - t0) * sizeof(float));
-            for (int t = t1; t < WP; t++) d[t] = 0.0f;
-        }
+    if (id < 0 || id >= g->D) { memset(dst, 0, plane * sizeof(float)); return; }
+    const float *src = x + ((size_t)ci * g->D + id) * g->H * g->W;
+    for (int r = 0; r < g->RH; r++) {
+        float *d = dst + (size_t)r * WP;
+        const int ih = r - g->ph;
+        if (ih < 0 || ih >= g->H) { memset(d, 0, WP * sizeof(float)); continue; }
+        for (int t = 0; t < t0; t++) d[t] = 0.0f;
+        memcpy(d + t0, src + (size_t)ih * g->W + (t0 - g->pw), (size_t)(t1 - t0) * sizeof(float));
+        for (int t = t1; t < WP; t++) d[t] = 0.0f;
     }
+}
+
+// buf[ci][a] = the kd input planes that output plane od reads, padding included: (CI*kd, RH, WP).
+static void fill_planes(float *buf, const float *x, const Direct *g, int od) {
+    const size_t plane = (size_t)g->RH * g->WP;
+    for (int ca = 0; ca < g->CI * g->kd; ca++) fill_plane(buf + ca * plane, x, g, ca / g->kd, od - g->pd + ca % g->kd);
 }
 
 // ---- forward tile ---------------------------------------------------------------------------
@@ -219,20 +244,27 @@ INLINE float lane_sum(const float *d, size_t n) {
 // and are dropped), in VL lanes each when lanes is VL (see direct_dw_lanes: summing the lanes
 // per tile took 15 % of conv2's time, whose tiles are only 64 vecs of dy), else as one float.
 // dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]: tap t's offset in buf.
+// Over nd planes (a whole sample, dw_by_sample): plane d of dy is dyd floats after plane 0, and
+// tap t's input xd[t] after its plane 0 input.
 INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp, size_t ldd,
-                    const float *buf, const size_t *xoff, const Direct *g, const int P, const int T) {
+                    int nd, size_t dyd, const float *buf, const size_t *xoff, const size_t *xd, const Direct *g,
+                    const int P, const int T) {
     vec acc[MAXP][MAXT];
     UNROLL for (int p = 0; p < P; p++)
         UNROLL for (int t = 0; t < T; t++) acc[p][t] = (vec){ 0 };
-    for (int oh = 0; oh < g->OH; oh++) {
-        const float *xr = buf + (size_t)oh * g->WP;
-        const size_t dr = (size_t)oh * ldd;
-        for (int v = 0; v < g->nv; v++) {
-            vec d[MAXP];
-            UNROLL for (int p = 0; p < P; p++) d[p] = LOADV(dyp[p] + dr + v * VL);
-            UNROLL for (int t = 0; t < T; t++) {
-                const vec xv = LOADV(xr + xoff[t] + v * VL);
-                UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
+    for (int d = 0; d < nd; d++) {
+        size_t xo[MAXT];
+        UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + d * xd[t];
+        for (int oh = 0; oh < g->OH; oh++) {
+            const float *xr = buf + (size_t)oh * g->WP;
+            const size_t dr = d * dyd + (size_t)oh * ldd;
+            for (int v = 0; v < g->nv; v++) {
+                vec d[MAXP];
+                UNROLL for (int p = 0; p < P; p++) d[p] = LOADV(dyp[p] + dr + v * VL);
+                UNROLL for (int t = 0; t < T; t++) {
+                    const vec xv = LOADV(xr + xo[t] + v * VL);
+                    UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
+                }
             }
         }
     }
@@ -244,28 +276,32 @@ INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const f
         }
 }
 
-// dw rows [0, CO) x taps [k0, k0+nt) += one plane's sums, in P x T tiles (see dw_tile). dy0:
-// channel 0 of the plane, channels cstride apart. Tap k < K reads the input at offset
-// ((ci*kd + a)*RH + b)*WP + e of buf, tap K (the bias) the plane of ones after it.
+// dw rows [0, CO) x taps [k0, k0+nt) += one plane's sums (nd = 1), or a whole sample's (nd =
+// OD: buf holds every input plane, dw_by_sample), in P x T tiles (see dw_tile). dy0: channel 0 of
+// the first plane, channels cstride and planes dyd apart. Tap k < K reads the input at offset
+// ((ci*DP + a)*RH + b)*WP + e of buf, DP = kd for one plane and OD + kd - 1 for a sample, and a
+// plane further per output plane; tap K (the bias) the plane of ones after them, always.
 INLINE void dw_taps(float *dw, size_t ldw, size_t lanes, size_t k0, int nt, const float *dy0, size_t cstride,
-                    size_t ldd, const float *buf, const Direct *g, const int P, const int T) {
-    const size_t plane = (size_t)g->RH * g->WP, K = direct_K(g);
-    size_t xoff[MAXT];
+                    size_t ldd, int nd, size_t dyd, const float *buf, const Direct *g, const int P, const int T) {
+    const size_t plane = (size_t)g->RH * g->WP, K = direct_K(g), DP = (size_t)nd + g->kd - 1;
+    size_t xoff[MAXT], xd[MAXT];
     for (int t = 0; t < T; t++) {  // tap k = ((ci*kd + a)*kh + b)*kw + e
         const size_t k = k0 + DF_MIN(t, nt - 1), e = k % g->kw, b = k / g->kw % g->kh, ca = k / g->kw / g->kh;
-        xoff[t] = k == K ? (size_t)g->CI * g->kd * plane : ca * plane + b * g->WP + e;
+        const size_t ci = ca / g->kd, a = ca % g->kd;
+        xoff[t] = k == K ? (size_t)g->CI * DP * plane : (ci * DP + a) * plane + b * g->WP + e;
+        xd[t] = k == K ? 0 : plane;
     }
     for (int co0 = 0; co0 < g->CO; co0 += P) {
         const int np = DF_MIN(P, g->CO - co0);
         const float *dyp[MAXP];
         for (int p = 0; p < P; p++) dyp[p] = dy0 + (co0 + DF_MIN(p, np - 1)) * cstride;
-        dw_tile(dw + (co0 * ldw + k0) * lanes, ldw, lanes, np, nt, dyp, ldd, buf, xoff, g, P, T);
+        dw_tile(dw + (co0 * ldw + k0) * lanes, ldw, lanes, np, nt, dyp, ldd, nd, dyd, buf, xoff, xd, g, P, T);
     }
 }
 
 // dw (CO, K+1, lanes) += the weight gradient of output plane od of one sample in columns [0, K),
-// and (with_bias) its bias gradient in column K. dy is the sample's (CO,OD,OH,OW), x its
-// (CI,D,H,W).
+// and (with_bias) its bias gradient in column K; od < 0: of all its planes at once (dw_by_sample).
+// dy is the sample's (CO,OD,OH,OW), x its (CI,D,H,W).
 // The bias is one more tap, of ones: summing dy in a pass of its own read the plane from memory
 // with nothing to overlap, and took 15 % of BR-Net's first layer. Taps go T at a time in tiles
 // of P channels; the last taps, when fewer than T and at most T2, in tiles of P2 x T2 (the
@@ -273,16 +309,21 @@ INLINE void dw_taps(float *dw, size_t ldw, size_t lanes, size_t k0, int nt, cons
 INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
                      const Direct *g, int od, float *buf, float *dyc, const int P, const int T, const int P2,
                      const int T2) {
-    fill_planes(buf, x, g, od);
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
     const size_t ldw = K + 1, lanes = direct_dw_lanes(g);
+    const int nd = od < 0 ? g->OD : 1, DP = nd + g->kd - 1;
+    if (od < 0)
+        for (int ci = 0; ci < g->CI; ci++)
+            for (int p = 0; p < DP; p++) fill_plane(buf + ((size_t)ci * DP + p) * plane, x, g, ci, p - g->pd);
+    else
+        fill_planes(buf, x, g, od);
     if (with_bias) {
-        float *ones = buf + (size_t)g->CI * g->kd * plane;
+        float *ones = buf + (size_t)g->CI * DP * plane;
         for (size_t i = 0; i < plane; i++) ones[i] = 1.0f;
     }
-    const float *dy0 = dy + (size_t)od * g->OH * g->OW;
+    const float *dy0 = dy + (size_t)DF_MAX(od, 0) * g->OH * g->OW;
     size_t ldd = g->OW, cstride = N;
-    if (g->OW % VL) {  // rows padded with zeros to whole vecs
+    if (g->OW % VL) {  // rows padded with zeros to whole vecs (one plane: by samples, rows are whole vecs)
         ldd = (size_t)g->nv * VL;
         cstride = g->OH * ldd;
         for (int co = 0; co < g->CO; co++)
@@ -293,10 +334,11 @@ INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
             }
         dy0 = dyc;
     }
+    const size_t dyd = (size_t)g->OH * g->OW;
     const size_t nk = K + (with_bias != 0), rest = nk % T, kmain = rest && rest <= (size_t)T2 ? nk - rest : nk;
     for (size_t k0 = 0; k0 < kmain; k0 += T)
-        dw_taps(dw, ldw, lanes, k0, (int)DF_MIN((size_t)T, nk - k0), dy0, cstride, ldd, buf, g, P, T);
-    if (kmain < nk) dw_taps(dw, ldw, lanes, kmain, (int)rest, dy0, cstride, ldd, buf, g, P2, T2);
+        dw_taps(dw, ldw, lanes, k0, (int)DF_MIN((size_t)T, nk - k0), dy0, cstride, ldd, nd, dyd, buf, g, P, T);
+    if (kmain < nk) dw_taps(dw, ldw, lanes, kmain, (int)rest, dy0, cstride, ldd, nd, dyd, buf, g, P2, T2);
 }
 
 // ---- backward-data tile ------------------------------------------------------------------------
@@ -557,7 +599,9 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
     const DirectLayout l = direct_layout(g);
     const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W, lanes = direct_dw_lanes(&f);
     const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
-    const long items = (long)B * g->OD;
+    const int tmax = DF_MIN(threads, df_threads());
+    const int by_sample = dw_by_sample(&f) && (tmax <= 1 || B >= 2 * tmax), per_item = by_sample ? 1 : g->OD;
+    const long items = (long)B * per_item;
     const int nt = direct_threads(threads, items);
     DwPlaneFn *plane_fn = dw_plane_fn();
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -566,7 +610,7 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
         memset(ws + l.dw, 0, (K + 1) * g->OC * lanes * sizeof(float));
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
-            const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
+            const int bi = (int)(it / per_item), od = by_sample ? -1 : (int)(it % per_item);
             plane_fn(ws + l.dw, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws, ws + l.dyc);
         }
     }

@@ -53,6 +53,11 @@ static const ConvCase conv_cases[] = {
     { 2, 2, 3, 5, 128, 6, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
     // bwd-wt partial sums over 1M floats in lanes ((K+1) x OC x 16): each tile sums its lanes
     { 1, 64, 2, 3, 5, 40, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
+    // bwd-wt by whole samples (rows of whole vecs) on 1, 2 and 3 threads (at least 2 samples
+    // each); the cases above with such rows take it on 1 thread only. Mixed pads, 0 in depth.
+    { 6, 2, 3, 5, 32, 7, { 3, 3, 3 }, { 1, 1, 1 }, { 0, 1, 2 }, 1, 0 },
+    // a sample's padded input over 1M floats: by planes on every thread count
+    { 1, 40, 30, 30, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 1 },
 };
 
 // threads: the fast kernels' thread count (base/threads.h); each thread gets its workspace slice.
