@@ -102,9 +102,10 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //                      the 2-vec tile; forward 100 vs 84 on 2026-12-01)
 //   conv4 K=1728 W=8   forward 52 vs 75, bwd-wt 13 vs 67, bwd-data 16 vs 70
 // bwd-wt above is by planes; by whole samples (conv3d_direct_dw_by_sample, 2026-12-02) conv1
-// 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct tiles want whole 16-float rows; the weight and data gradients also want few
-// channels. Only the AVX-512 build of the tiles is fast (their 16-float vectors are held in
-// memory by the AVX2 and SSE builds), so other CPUs keep GEMM.
+// 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct tiles want whole 16-float rows;
+// the weight and data gradients also want few channels. Only the AVX-512 build of the tiles is
+// fast (their 16-float vectors are held in memory by the AVX2 and SSE builds), so other CPUs
+// keep GEMM.
 static int conv_direct(const Conv3dGeom *g, int phase) {
     if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;

@@ -14,9 +14,9 @@
 // inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
 // partial sums (bwd-wt) run over it. bwd-wt takes a whole sample per item instead, all its
 // input planes copied at once, where that fits (dw_by_sample): its tiles' partial sums are then
-// stored once per sample, not once per plane. A bwd-data item is a sample's planes of dx (or a block of
-// them when samples are too few to share out), so items write disjoint planes; plane id reads dy
-// plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
+// stored once per sample, not once per plane. A bwd-data item is a sample's planes of dx (or a
+// block of them when samples are too few to share out), so items write disjoint planes; plane id
+// reads dy plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // (Running it as the forward of dy with the kernel flipped was slower: with few input channels
 // the flipped form has one output channel and 16 input ones, whose padded copies no longer fit
 // in L2.)
@@ -87,10 +87,10 @@ static size_t direct_sample_buf_floats(const Direct *g) {
 }
 // Whether bwd-wt takes a whole sample per work item (when it has samples enough for its threads,
 // conv3d_direct_backward_weights). The tiles then run over all its output planes before they
-// store their partial sums, not over one plane of OH x OW: conv3 of BR-Net (16 x 16 planes, 865 x 64 partials that overflow
-// L2) went from 69 % of sgemm to 94-99 %, conv2 from 92 % to 100-105 %, conv1 from 83 % to 87-90 %
-// (docs/performance.md). Rows must be whole vecs (no padded copy of dy), and the buffer at most
-// 1M floats (4 MB, the GEMM path's column block).
+// store their partial sums, not over one plane of OH x OW: conv3 of BR-Net (16 x 16 planes;
+// 865 x 64 partials that overflow L2) went from 69 % of sgemm to 94-99 %, conv2 from 92 % to
+// 100-105 %, conv1 from 83 % to 87-90 % (docs/performance.md). Rows must be whole vecs (no
+// padded copy of dy), and the buffer at most 1M floats (4 MB, the GEMM path's column block).
 static int dw_by_sample(const Direct *g) {
     return g->OW % VL == 0 && direct_sample_buf_floats(g) <= (1u << 20);
 }
@@ -252,12 +252,12 @@ INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const f
     vec acc[MAXP][MAXT];
     UNROLL for (int p = 0; p < P; p++)
         UNROLL for (int t = 0; t < T; t++) acc[p][t] = (vec){ 0 };
-    for (int d = 0; d < nd; d++) {
+    for (int pl = 0; pl < nd; pl++) {
         size_t xo[MAXT];
-        UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + d * xd[t];
+        UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + pl * xd[t];
         for (int oh = 0; oh < g->OH; oh++) {
             const float *xr = buf + (size_t)oh * g->WP;
-            const size_t dr = d * dyd + (size_t)oh * ldd;
+            const size_t dr = pl * dyd + (size_t)oh * ldd;
             for (int v = 0; v < g->nv; v++) {
                 vec d[MAXP];
                 UNROLL for (int p = 0; p < P; p++) d[p] = LOADV(dyp[p] + dr + v * VL);
@@ -323,7 +323,8 @@ INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
     }
     const float *dy0 = dy + (size_t)DF_MAX(od, 0) * g->OH * g->OW;
     size_t ldd = g->OW, cstride = N;
-    if (g->OW % VL) {  // rows padded with zeros to whole vecs (one plane: by samples, rows are whole vecs)
+    if (g->OW % VL) {  // rows padded with zeros to whole vecs (one plane: dw_by_sample wants whole vecs)
+        DF_ASSERT(od >= 0);
         ldd = (size_t)g->nv * VL;
         cstride = g->OH * ldd;
         for (int co = 0; co < g->CO; co++)
@@ -599,6 +600,8 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
     const DirectLayout l = direct_layout(g);
     const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W, lanes = direct_dw_lanes(&f);
     const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
+    // whole samples when each thread gets two or more (else by planes: a small last batch on
+    // several threads still shares the work out)
     const int tmax = DF_MIN(threads, df_threads());
     const int by_sample = dw_by_sample(&f) && (tmax <= 1 || B >= 2 * tmax), per_item = by_sample ? 1 : g->OD;
     const long items = (long)B * per_item;
