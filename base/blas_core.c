@@ -66,6 +66,11 @@ void blas_core_describe(char *buf, size_t n) {
     char how[160];
     if (set && detected && strcasecmp(set, core) == 0)
         snprintf(how, sizeof how, "chosen by deconfound for this CPU; OpenBLAS detected %s", detected);
+    else if (set && strcasecmp(set, core) == 0 && core_tier(core) < cpu_tier())
+        // Respected, but said: a module file or a copied job script that sets Haswell halves
+        // the speed of an AVX-512 CPU, and nothing else would show it.
+        snprintf(how, sizeof how, "OPENBLAS_CORETYPE; slower than this CPU allows, which runs %s",
+                 cpu_tier() == TIER_AVX512 ? "SkylakeX" : "Haswell");
     else if (set && strcasecmp(set, core) == 0)
         snprintf(how, sizeof how, "OPENBLAS_CORETYPE");
     else if (set)

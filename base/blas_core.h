@@ -3,9 +3,9 @@
 //
 // Why: Debian 12's OpenBLAS 0.3.21 picks its kernels from the CPU model when the library
 // loads. It does not know recent CPUs: on an Intel Xeon of family 6 model 207 (AVX-512, AMX)
-// it falls back to its SSE3 "Prescott" kernels (sgemm 5x slower), and on AMD Zen 5 it picks
-// the AVX2 "Haswell" kernels where its AVX-512 "SkylakeX" ones run about 1.9x faster. The
-// only switch is the environment variable OPENBLAS_CORETYPE, read by the library's
+// it falls back to its SSE3 "Prescott" kernels (sgemm 5x slower). (On AMD Zen 5 it detects
+// Cooperlake, an AVX-512 set, by itself; the AVX2 "Haswell" runs seen there came from an
+// environment that set OPENBLAS_CORETYPE=Haswell, sgemm 1.9x slower.) The only switch is the environment variable OPENBLAS_CORETYPE, read by the library's
 // constructor before main() runs -- so the program sets it and executes itself again, once,
 // before MPI_Init and before any BLAS call, on every rank.
 #ifndef DF_BLAS_CORE_H
@@ -21,7 +21,8 @@
 void blas_core_select(char **argv);
 
 // "OpenBLAS 0.3.21, core SkylakeX (chosen by deconfound; OpenBLAS detected Haswell)" -- or
-// "(OPENBLAS_CORETYPE)" when the user chose it, "(detected by OpenBLAS)" otherwise.
+// "(OPENBLAS_CORETYPE)" when the user chose it (with what this CPU could run instead, when the
+// choice is slower), "(detected by OpenBLAS)" otherwise.
 void blas_core_describe(char *buf, size_t n);
 
 // The core name OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...).
