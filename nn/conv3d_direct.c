@@ -12,9 +12,9 @@
 // A forward or bwd-wt work item is one output plane (sample, od). It first copies the kd input
 // planes it reads into the thread's workspace with the zero padding written out ("buf"), so the
 // inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
-// partial sums (bwd-wt) run over it. bwd-wt takes a whole sample per item instead, all its
-// input planes copied at once, where that fits (dw_by_sample): its tiles' partial sums are then
-// stored once per sample, not once per plane. A bwd-data item is a sample's planes of dx (or a
+// partial sums (bwd-wt) run over it. bwd-wt takes a block of planes per item instead, their
+// input planes copied at once, where that fits (dw_block_planes): its tiles' partial sums are
+// then stored once per block, not once per plane. A bwd-data item is a sample's planes of dx (or a
 // block of them when samples are too few to share out), so items write disjoint planes; plane id
 // reads dy plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // (Running it as the forward of dy with the kernel flipped was slower: with few input channels
@@ -80,25 +80,34 @@ static Direct direct_fwd(const Conv3dGeom *g) {
 static size_t direct_K(const Direct *g) { return (size_t)g->CI * g->kd * g->kh * g->kw; }
 // buf: the CI*kd padded input planes, then a plane of ones (bwd-wt's bias tap)
 static size_t direct_buf_floats(const Direct *g) { return ((size_t)g->CI * g->kd + 1) * g->RH * g->WP; }
-// bwd-wt by whole samples (dw_by_sample): every input plane a sample's outputs read (OD + kd - 1
-// per channel), then the plane of ones
-static size_t direct_sample_buf_floats(const Direct *g) {
-    return ((size_t)g->CI * (g->OD + g->kd - 1) + 1) * g->RH * g->WP;
+// bwd-wt over a block of nd output planes: every input plane they read (nd + kd - 1 per
+// channel), then the plane of ones
+static size_t direct_block_buf_floats(const Direct *g, int nd) {
+    return ((size_t)g->CI * (nd + g->kd - 1) + 1) * g->RH * g->WP;
 }
-// Whether bwd-wt takes a whole sample per work item (when it has samples enough for its threads,
-// conv3d_direct_backward_weights). The tiles then run over all its output planes before they
-// store their partial sums, not over one plane of OH x OW: conv3 of BR-Net (16 x 16 planes;
-// 865 x 64 partials that overflow L2) went from 69 % of sgemm to 94-99 %, conv2 from 92 % to
-// 100-105 %, conv1 from 83 % to 87-90 % (docs/performance.md). Rows must be whole vecs (no
-// padded copy of dy), and the buffer at most 1M floats (4 MB, the GEMM path's column block).
-static int dw_by_sample(const Direct *g) {
-    return g->OW % VL == 0 && direct_sample_buf_floats(g) <= (1u << 20);
+// The output planes a bwd-wt work item takes at most (when there are samples enough for the
+// threads, conv3d_direct_backward_weights). The tiles run over all of them before they store
+// their partial sums, not over one plane of OH x OW: conv3 of BR-Net (16 x 16 planes; 865 x 64
+// partials that overflow L2) went from 69 % of sgemm to 94-99 % with whole samples, conv2 from
+// 92 % to 100-105 % (docs/performance.md). But each group of taps reads the block's dy again,
+// so the block's dy must stay in L2: as whole samples, conv1 (8 MB of dy per sample) ran at
+// 87-90 % on Zen 4 but 59 % on Zen 5, against 69 % by single planes there. So a block holds
+// as many planes as keep its dy within DW_BLOCK_DY floats (half the 1 MB L2 of Zen 4 and 5):
+// conv3 a whole sample, conv2 4 planes, conv1 2. Rows must be whole vecs (no padded copy of
+// dy), and the input buffer at most 1M floats (4 MB, the GEMM path's column block).
+#define DW_BLOCK_DY (1u << 17)
+static int dw_block_planes(const Direct *g) {
+    if (g->OW % VL) return 1;
+    const size_t per_plane = (size_t)g->CO * g->OH * g->OW;
+    int nd = (int)DF_MAX((size_t)1, DF_MIN((size_t)g->OD, DW_BLOCK_DY / per_plane));
+    while (nd > 1 && direct_block_buf_floats(g, nd) > (1u << 20)) nd--;
+    return nd;
 }
 
-int conv3d_direct_dw_by_sample(const Conv3dGeom *g) {
+int conv3d_direct_dw_planes_per_item(const Conv3dGeom *g) {
     if (!conv3d_direct_legal(g)) return 0;
     const Direct f = direct_fwd(g);
-    return dw_by_sample(&f);
+    return dw_block_planes(&f);
 }
 
 static size_t direct_tmp_floats(void) { return (size_t)MAXP * MAXQ * VL; }
@@ -132,7 +141,7 @@ typedef struct { size_t tmp, dyc, dw, wt, end; } DirectLayout;
 static DirectLayout direct_layout(const Conv3dGeom *g) {
     Direct f = direct_fwd(g);
     size_t K = direct_K(&f), n = DF_MAX(direct_buf_floats(&f), direct_z_floats(&f));
-    if (dw_by_sample(&f)) n = DF_MAX(n, direct_sample_buf_floats(&f));
+    n = DF_MAX(n, direct_block_buf_floats(&f, dw_block_planes(&f)));
     DirectLayout l;
     l.tmp = n;
     l.dyc = l.tmp + direct_tmp_floats();
@@ -244,7 +253,7 @@ INLINE float lane_sum(const float *d, size_t n) {
 // and are dropped), in VL lanes each when lanes is VL (see direct_dw_lanes: summing the lanes
 // per tile took 15 % of conv2's time, whose tiles are only 64 vecs of dy), else as one float.
 // dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]: tap t's offset in buf.
-// Over nd planes (a whole sample, dw_by_sample): plane d of dy is dyd floats after plane 0, and
+// Over nd planes (a block, dw_block_planes): plane d of dy is dyd floats after plane 0, and
 // tap t's input xd[t] after its plane 0 input.
 INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp, size_t ldd,
                     int nd, size_t dyd, const float *buf, const size_t *xoff, const size_t *xd, const Direct *g,
@@ -276,11 +285,11 @@ INLINE void dw_tile(float *dw, size_t ldw, size_t lanes, int np, int nt, const f
         }
 }
 
-// dw rows [0, CO) x taps [k0, k0+nt) += one plane's sums (nd = 1), or a whole sample's (nd =
-// OD: buf holds every input plane, dw_by_sample), in P x T tiles (see dw_tile). dy0: channel 0 of
-// the first plane, channels cstride and planes dyd apart. Tap k < K reads the input at offset
-// ((ci*DP + a)*RH + b)*WP + e of buf, DP = kd for one plane and OD + kd - 1 for a sample, and a
-// plane further per output plane; tap K (the bias) the plane of ones after them, always.
+// dw rows [0, CO) x taps [k0, k0+nt) += the sums over nd consecutive output planes (buf holds
+// the nd + kd - 1 input planes per channel they read, dw_block_planes), in P x T tiles (see
+// dw_tile). dy0: channel 0 of the first plane, channels cstride and planes dyd apart. Tap k < K
+// reads the input at offset ((ci*DP + a)*RH + b)*WP + e of buf, DP = nd + kd - 1, and a plane
+// further per output plane; tap K (the bias) the plane of ones after them, always.
 INLINE void dw_taps(float *dw, size_t ldw, size_t lanes, size_t k0, int nt, const float *dy0, size_t cstride,
                     size_t ldd, int nd, size_t dyd, const float *buf, const Direct *g, const int P, const int T) {
     const size_t plane = (size_t)g->RH * g->WP, K = direct_K(g), DP = (size_t)nd + g->kd - 1;
@@ -299,32 +308,29 @@ INLINE void dw_taps(float *dw, size_t ldw, size_t lanes, size_t k0, int nt, cons
     }
 }
 
-// dw (CO, K+1, lanes) += the weight gradient of output plane od of one sample in columns [0, K),
-// and (with_bias) its bias gradient in column K; od < 0: of all its planes at once (dw_by_sample).
+// dw (CO, K+1, lanes) += the weight gradient of output planes [od, od+nd) of one sample in
+// columns [0, K), and (with_bias) its bias gradient in column K (nd > 1: dw_block_planes).
 // dy is the sample's (CO,OD,OH,OW), x its (CI,D,H,W).
 // The bias is one more tap, of ones: summing dy in a pass of its own read the plane from memory
 // with nothing to overlap, and took 15 % of BR-Net's first layer. Taps go T at a time in tiles
 // of P channels; the last taps, when fewer than T and at most T2, in tiles of P2 x T2 (the
 // first layer's 27 + 1 taps are 4 x 6 + 4, where a fifth 6-tap tile would compute zeros).
 INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
-                     const Direct *g, int od, float *buf, float *dyc, const int P, const int T, const int P2,
-                     const int T2) {
+                     const Direct *g, int od, int nd, float *buf, float *dyc, const int P, const int T,
+                     const int P2, const int T2) {
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
     const size_t ldw = K + 1, lanes = direct_dw_lanes(g);
-    const int nd = od < 0 ? g->OD : 1, DP = nd + g->kd - 1;
-    if (od < 0)
-        for (int ci = 0; ci < g->CI; ci++)
-            for (int p = 0; p < DP; p++) fill_plane(buf + ((size_t)ci * DP + p) * plane, x, g, ci, p - g->pd);
-    else
-        fill_planes(buf, x, g, od);
+    const int DP = nd + g->kd - 1;
+    for (int ci = 0; ci < g->CI; ci++)
+        for (int p = 0; p < DP; p++) fill_plane(buf + ((size_t)ci * DP + p) * plane, x, g, ci, od + p - g->pd);
     if (with_bias) {
         float *ones = buf + (size_t)g->CI * DP * plane;
         for (size_t i = 0; i < plane; i++) ones[i] = 1.0f;
     }
-    const float *dy0 = dy + (size_t)DF_MAX(od, 0) * g->OH * g->OW;
+    const float *dy0 = dy + (size_t)od * g->OH * g->OW;
     size_t ldd = g->OW, cstride = N;
-    if (g->OW % VL) {  // rows padded with zeros to whole vecs (one plane: dw_by_sample wants whole vecs)
-        DF_ASSERT(od >= 0);
+    if (g->OW % VL) {  // rows padded with zeros to whole vecs (one plane: blocks want whole vecs)
+        DF_ASSERT(nd == 1);
         ldd = (size_t)g->nv * VL;
         cstride = g->OH * ldd;
         for (int co = 0; co < g->CO; co++)
@@ -456,26 +462,33 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 // Tile shapes: accumulators + loaded operands within the register file (32 zmm, 16 ymm, 16 xmm;
 // a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
 #define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
-#define DW_ARGS float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, float *buf, float *dyc
+#define DW_ARGS \
+    float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, int nd, float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
-static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, buf, dyc, 1, 2, 1, 2); }
+static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
-TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, buf, dyc, 2, 2, 2, 2); }
+TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
 // channel would take the one-channel remainder path, which shares no input loads.
 TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
-TARGET_V4 static void dw_plane_v4(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, buf, dyc, 4, 6, 4, 4); }
+// Single planes get a copy of their own: with one copy for both, whole-sample blocks (conv3)
+// ran 8-10 % slower on Zen 5 than when the two forms were separate paths (same loops; the
+// register allocation of the shared copy differed).
+TARGET_V4 static void dw_plane_v4(DW_ARGS) {
+    if (nd == 1) dw_plane(dw, with_bias, dy, x, g, od, 1, buf, dyc, 4, 6, 4, 4);
+    else dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 4, 6, 4, 4);
+}
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
@@ -600,10 +613,10 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
     const DirectLayout l = direct_layout(g);
     const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W, lanes = direct_dw_lanes(&f);
     const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
-    // whole samples when each thread gets two or more (else by planes: a small last batch on
-    // several threads still shares the work out)
+    // blocks of planes when each thread gets two samples or more (else single planes: a small
+    // last batch on several threads still shares the work out)
     const int tmax = DF_MIN(threads, df_threads());
-    const int by_sample = dw_by_sample(&f) && (tmax <= 1 || B >= 2 * tmax), per_item = by_sample ? 1 : g->OD;
+    const int nb = tmax <= 1 || B >= 2 * tmax ? dw_block_planes(&f) : 1, per_item = (g->OD + nb - 1) / nb;
     const long items = (long)B * per_item;
     const int nt = direct_threads(threads, items);
     DwPlaneFn *plane_fn = dw_plane_fn();
@@ -613,8 +626,8 @@ void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *d
         memset(ws + l.dw, 0, (K + 1) * g->OC * lanes * sizeof(float));
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
-            const int bi = (int)(it / per_item), od = by_sample ? -1 : (int)(it % per_item);
-            plane_fn(ws + l.dw, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, ws, ws + l.dyc);
+            const int bi = (int)(it / per_item), od = (int)(it % per_item) * nb, nd = DF_MIN(nb, g->OD - od);
+            plane_fn(ws + l.dw, dbias != NULL, dout + bi * out_n, inp + bi * in_n, &f, od, nd, ws, ws + l.dyc);
         }
     }
     for (int t = 0; t < nt; t++) {  // thread order: the same sums for the same thread count

@@ -21,9 +21,10 @@ int conv3d_direct_isa(void);
 // conv3d_direct_workspace_floats(g)).
 void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
                            const Conv3dGeom *g, float *workspace, size_t slice, int threads);
-// Whether the weight gradient can take whole samples per work item (rows of whole 16-float
-// vectors, a sample's padded input in 4 MB): the form that beats vol2col + GEMM on small planes.
-int conv3d_direct_dw_by_sample(const Conv3dGeom *g);
+// The output planes the weight gradient takes per work item at most: 1, or a block whose dout
+// stays in L2 (rows of whole 16-float vectors; up to a whole sample), the form that beats
+// vol2col + GEMM on small planes. 0 when the direct kernels cannot compute g.
+int conv3d_direct_dw_planes_per_item(const Conv3dGeom *g);
 // dweight += dL/dweight and (dbias non-NULL) dbias += dL/dbias. Per-thread partial sums, added
 // in thread order: reproducible for a given thread count.
 void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *dout, const float *inp, int B,

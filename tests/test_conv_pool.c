@@ -53,9 +53,12 @@ static const ConvCase conv_cases[] = {
     { 2, 2, 3, 5, 128, 6, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
     // bwd-wt partial sums over 1M floats in lanes ((K+1) x OC x 16): each tile sums its lanes
     { 1, 64, 2, 3, 5, 40, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
-    // bwd-wt by whole samples (rows of whole vecs) on 1, 2 and 3 threads (at least 2 samples
-    // each); the cases above with such rows take it on 1 thread only. Mixed pads, 0 in depth.
-    { 6, 2, 3, 5, 32, 7, { 3, 3, 3 }, { 1, 1, 1 }, { 0, 1, 2 }, 1, 0 },
+    // bwd-wt by blocks of planes (rows of whole vecs, OW = 32), here whole samples of 3
+    // planes, on 1, 2 and 3 threads (at least 2 samples each); the cases above with such rows
+    // take it on 1 thread only. Mixed pads, 0 in depth.
+    { 6, 2, 5, 5, 30, 7, { 3, 3, 3 }, { 1, 1, 1 }, { 0, 1, 2 }, 1, 0 },
+    // blocks of 8 planes of 32 x 16 x 32 (dy's block within 512 KB), the last one of 2
+    { 4, 2, 10, 16, 32, 32, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     // a sample's padded input over 1M floats: by planes on every thread count
     { 1, 40, 30, 30, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 1 },
 };
