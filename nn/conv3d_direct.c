@@ -399,6 +399,28 @@ INLINE void bd_tile(float *z, size_t ZR, size_t ZS, const float *const *dyp, siz
             UNROLL for (int q = 0; q < Q; q++) STOREV(z + r * ZS + p * ZR + q * VL, acc[r][p][q]);
 }
 
+// dx[c, id, ih, iw] += sum_e Z[(c,e)][iw + pw - e] for each channel c, Z rows ZR apart from z
+// (Z is 0 past the row's ends): one pass over the dx row, adding the kw taps in order e = 0, 1,
+// ... (the rounding of a pass per tap, which read and wrote dx kw times).
+INLINE void bd_add_row(float *dx, const float *z, size_t ZR, const Direct *g, int id, int ih) {
+    const size_t plane = (size_t)g->H * g->W;
+    for (int c = 0; c < g->CI; c++) {
+        float *restrict dr = dx + ((size_t)c * g->D + id) * plane + (size_t)ih * g->W;
+        const float *zc = z + (size_t)c * g->kw * ZR + g->kw + g->pw;  // margins of kw floats
+        int iw = 0;
+        for (; iw + VL <= g->W; iw += VL) {
+            vec acc = LOADV(dr + iw);
+            for (int e = 0; e < g->kw; e++) acc += LOADV(zc + e * (ZR - 1) + iw);
+            STOREV(dr + iw, acc);
+        }
+        for (; iw < g->W; iw++) {
+            float acc = dr[iw];
+            for (int e = 0; e < g->kw; e++) acc += zc[e * (ZR - 1) + iw];
+            dr[iw] = acc;
+        }
+    }
+}
+
 // Plane id of one sample's dx (CI,D,H,W) += the part of its gradient that flows through dy's
 // (CO,OD,OH,OW) channels [c0, c0+cn), through wz (see bd_tile and bd_chunk). ws holds the TE
 // Z rows, each with kw zeros either side (so the shifted adds need no clipping), then, when OW
@@ -428,7 +450,7 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
             }
         dyp[a] = d;
     }
-    const size_t ZS = TE * ZR, plane = (size_t)g->H * g->W;
+    const size_t ZS = TE * ZR;
     memset(z, 0, 2 * ZS * sizeof(float));  // the margins, and any vecs past the tiles
     for (int ih = 0; ih < g->H; ih += R) {
         const int rows = DF_MIN(R, g->H - ih);
@@ -445,15 +467,7 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
             }
 #undef BD_TILE
         }
-        // dx[c, id, ih+r, iw] += sum_e Z[r][(c,e)][iw + pw - e]: Z is 0 past the row's ends
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < g->CI; c++) {
-                float *restrict dr = dx + ((size_t)c * g->D + id) * plane + (size_t)(ih + r) * g->W;
-                for (int e = 0; e < g->kw; e++) {
-                    const float *restrict zr = z + r * ZS + (size_t)(c * g->kw + e) * ZR + M + g->pw - e;
-                    for (int iw = 0; iw < g->W; iw++) dr[iw] += zr[iw];
-                }
-            }
+        for (int r = 0; r < rows; r++) bd_add_row(dx, z + r * ZS, ZR, g, id, ih + r);
     }
 }
 
