@@ -60,12 +60,13 @@ typedef struct {
     int CO, OD, OH, OW;  // output
     int kd, kh, kw;
     int pd, ph, pw;    // zero padding
-    int nv;            // vecs per output row: ceil(OW / VL)
+    int nv;            // vecs per output row: ceil(OW / VL) (flat: per output plane)
     int RH, WP;        // rows per buffered input plane (OH + kh - 1), floats per buffered row
+    int flat;          // forward only: the plane taken as one row (direct_forward_geom)
 } Direct;
 
 static Direct direct_geom(int CI, int D, int H, int W, int CO, int OD, int OH, int OW, const int k[3], const int p[3]) {
-    Direct g = { CI, D, H, W, CO, OD, OH, OW, k[0], k[1], k[2], p[0], p[1], p[2], 0, 0, 0 };
+    Direct g = { CI, D, H, W, CO, OD, OH, OW, k[0], k[1], k[2], p[0], p[1], p[2], 0, 0, 0, 0 };
     g.nv = (OW + VL - 1) / VL;
     g.RH = OH + k[1] - 1;
     g.WP = (g.nv + MAXQ - 1) / MAXQ * MAXQ * VL + k[2] - 1;  // a tile of MAXQ vecs may run past OW
@@ -78,6 +79,34 @@ static Direct direct_fwd(const Conv3dGeom *g) {
 }
 
 static size_t direct_K(const Direct *g) { return (size_t)g->CI * g->kd * g->kh * g->kw; }
+
+// The forward on planes narrower than a vec (BR-Net's conv4: 8 x 8). Rows of 8 would fill half
+// of each vec, so the plane is taken as one row instead: padded input rows WP = OW + kw - 1
+// apart with nothing between them, outputs at positions oh*WP + ow, of which the kw - 1 per row
+// with ow >= OW are computed and dropped (16 of 80 for 8 x 8). Used when at least 3/4 of the
+// computed positions are kept.
+static int forward_flat(const Conv3dGeom *g) {
+    const long wp = g->OW + g->kw - 1, npos = (long)g->OH * wp, vecs = (npos + VL - 1) / VL;
+    return g->OW < VL && 4L * g->OH * g->OW >= 3 * vecs * VL;
+}
+
+int conv3d_direct_forward_flat(const Conv3dGeom *g) { return conv3d_direct_legal(g) && forward_flat(g); }
+
+static Direct direct_forward_geom(const Conv3dGeom *g) {
+    Direct f = direct_fwd(g);
+    if (forward_flat(g)) {
+        f.flat = 1;
+        f.WP = g->OW + g->kw - 1;
+        f.nv = (g->OH * f.WP + VL - 1) / VL;
+    }
+    return f;
+}
+// The flat forward's buffer: its last tile reads up to VL + kw floats past the last plane
+static size_t direct_flat_buf_floats(const Conv3dGeom *g) {
+    if (!forward_flat(g)) return 0;
+    const Direct f = direct_forward_geom(g);
+    return ((size_t)f.CI * f.kd + 1) * f.RH * f.WP + VL + f.kw;
+}
 // buf: the CI*kd padded input planes, then a plane of ones (bwd-wt's bias tap)
 static size_t direct_buf_floats(const Direct *g) { return ((size_t)g->CI * g->kd + 1) * g->RH * g->WP; }
 // bwd-wt over a block of nd output planes: every input plane they read (nd + kd - 1 per
@@ -142,6 +171,7 @@ static DirectLayout direct_layout(const Conv3dGeom *g) {
     Direct f = direct_fwd(g);
     size_t K = direct_K(&f), n = DF_MAX(direct_buf_floats(&f), direct_z_floats(&f));
     n = DF_MAX(n, direct_block_buf_floats(&f, dw_block_planes(&f)));
+    n = DF_MAX(n, direct_flat_buf_floats(g));
     DirectLayout l;
     l.tmp = n;
     l.dyc = l.tmp + direct_tmp_floats();
@@ -236,6 +266,38 @@ INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bi
         for (; co < g->CO; co++)
             for (int v = 0; v < g->nv; v += QB)
                 fwd_tile_at(yr + co * N, N, bias ? bias + co : NULL, xb, wt + co, g, v, tmp, 1, QB);
+    }
+}
+
+// Output plane od of one sample on a flat plane (direct_forward_geom): tiles of one vec of
+// positions, PA channels at a time and the rest one at a time, stored through tmp without the
+// positions past OW.
+INLINE void fwd_flat_store(float *yp, size_t N, const float *tmp, int np, int v, const Direct *g) {
+    for (int p = 0; p < np; p++) {
+        int pos = v * VL, oh = pos / g->WP, ow = pos % g->WP;
+        for (int j = 0; j < VL && oh < g->OH; j++) {
+            if (ow < g->OW) yp[p * N + (size_t)oh * g->OW + ow] = tmp[p * VL + j];
+            if (++ow == g->WP) ow = 0, oh++;
+        }
+    }
+}
+
+INLINE void fwd_plane_flat(float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od,
+                           float *buf, float *tmp, const int PA) {
+    fill_planes(buf, x, g, od);
+    const size_t N = (size_t)g->OD * g->OH * g->OW;
+    float *yp = y + (size_t)od * g->OH * g->OW;
+    for (int v = 0; v < g->nv; v++) {
+        const float *xb = buf + (size_t)v * VL;
+        int co = 0;
+        for (; co + PA <= g->CO; co += PA) {
+            fwd_tile(tmp, VL, bias ? bias + co : NULL, xb, wt + co, g, PA, 1);
+            fwd_flat_store(yp + co * N, N, tmp, PA, v, g);
+        }
+        for (; co < g->CO; co++) {
+            fwd_tile(tmp, VL, bias ? bias + co : NULL, xb, wt + co, g, 1, 1);
+            fwd_flat_store(yp + co * N, N, tmp, 1, v, g);
+        }
     }
 }
 
@@ -484,15 +546,18 @@ typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
+static void fwd_flat_v2(FWD_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, 2); }
 static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
+TARGET_V3 static void fwd_flat_v3(FWD_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, 6); }
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
+TARGET_V4 static void fwd_flat_v4(FWD_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, 16); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
 // channel would take the one-channel remainder path, which shares no input loads.
 TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
@@ -516,11 +581,11 @@ int conv3d_direct_isa(void) { return df_isa_level(); }
 static FwdPlaneFn *fwd_plane_fn(const Direct *g) {
 #ifdef DIRECT_MULTIARCH
     switch (conv3d_direct_isa()) {
-    case 4: return g->CO < 16 && g->CO >= 8 ? fwd_plane_v4_8 : fwd_plane_v4;
-    case 3: return fwd_plane_v3;
+    case 4: return g->flat ? fwd_flat_v4 : g->CO < 16 && g->CO >= 8 ? fwd_plane_v4_8 : fwd_plane_v4;
+    case 3: return g->flat ? fwd_flat_v3 : fwd_plane_v3;
     }
 #endif
-    return fwd_plane_v2;
+    return g->flat ? fwd_flat_v2 : fwd_plane_v2;
 }
 
 static BdPlaneFn *bd_plane_fn(const Direct *g) {
@@ -570,7 +635,7 @@ void conv3d_direct_forward(float *out, const float *inp, const float *weight, co
                            const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
     // wt (K, OC) = weight (OC, K) transposed: a tile broadcasts its P channels' weights of one
     // tap from one row
-    const Direct f = direct_fwd(g);
+    const Direct f = direct_forward_geom(g);
     const DirectLayout l = direct_layout(g);
     const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W;
     const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;

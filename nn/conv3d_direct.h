@@ -17,6 +17,9 @@ void conv3d_direct_set_isa(int isa_max);
 // The level in use (after the cap): df_isa_level().
 int conv3d_direct_isa(void);
 
+// Whether the forward takes each output plane as one row (planes narrower than 16 floats,
+// when at least 3/4 of the positions it computes are kept).
+int conv3d_direct_forward_flat(const Conv3dGeom *g);
 // Same contracts as conv3d_forward; `slice` is the floats per thread in `workspace` (at least
 // conv3d_direct_workspace_floats(g)).
 void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,

@@ -59,6 +59,12 @@ static const ConvCase conv_cases[] = {
     { 6, 2, 5, 5, 30, 7, { 3, 3, 3 }, { 1, 1, 1 }, { 0, 1, 2 }, 1, 0 },
     // blocks of 8 planes of 32 x 16 x 32 (dy's block within 512 KB), the last one of 2
     { 4, 2, 10, 16, 32, 32, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
+    // forward with each 8 x 8 plane as one row of 80 (16 positions computed and dropped): 20
+    // channels (a 16-channel tile and 4 single ones), 5 channels; and 6 x 6 planes, whose 48
+    // positions end where a vec does
+    { 2, 4, 3, 8, 8, 20, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
+    { 3, 2, 4, 8, 8, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
+    { 2, 3, 3, 6, 6, 17, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     // a sample's padded input over 1M floats: by planes on every thread count
     { 1, 40, 30, 30, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 1 },
 };
