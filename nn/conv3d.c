@@ -104,11 +104,11 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //   conv4 K=1728 W=8   forward 52 vs 75, bwd-wt 13 vs 67, bwd-data 16 vs 70; the forward
 //                      with each plane as one row (conv3d_direct_forward_flat, 2026-12-02,
 //                      Zen 5): 3.7 ms against GEMM's 4.6-4.7 in the same runs
-// bwd-wt above is by planes; by blocks of planes (conv3d_direct_dw_planes_per_item,
-// 2026-12-02: whole samples) conv1 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct tiles want whole 16-float rows;
-// the weight and data gradients also want few channels. Only the AVX-512 build of the tiles is
-// fast (their 16-float vectors are held in memory by the AVX2 and SSE builds), so other CPUs
-// keep GEMM.
+// bwd-wt above is by planes; by blocks of planes (conv3d_direct_dw_planes_per_item; as whole
+// samples on 2026-12-02) conv1 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct
+// tiles want whole 16-float rows; the weight and data gradients also want few channels. Only
+// the AVX-512 build of the tiles is fast (their 16-float vectors are held in memory by the
+// AVX2 and SSE builds), so other CPUs keep GEMM.
 static int conv_direct(const Conv3dGeom *g, int phase) {
     if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;

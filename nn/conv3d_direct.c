@@ -14,8 +14,9 @@
 // inner loops have no edge tests; then register tiles of outputs (forward) or of weight-gradient
 // partial sums (bwd-wt) run over it. bwd-wt takes a block of planes per item instead, their
 // input planes copied at once, where that fits (dw_block_planes): its tiles' partial sums are
-// then stored once per block, not once per plane. A bwd-data item is a sample's planes of dx (or a
-// block of them when samples are too few to share out), so items write disjoint planes; plane id
+// then stored once per block, not once per plane. Planes narrower than a vec are taken as one
+// row by the forward (forward_flat). A bwd-data item is a sample's planes of dx (or a block of
+// them when samples are too few to share out), so items write disjoint planes; plane id
 // reads dy plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // (Running it as the forward of dy with the kernel flipped was slower: with few input channels
 // the flipped form has one output channel and 16 input ones, whose padded copies no longer fit
@@ -285,6 +286,9 @@ INLINE void fwd_flat_store(float *yp, size_t N, const float *tmp, int np, int v,
 INLINE void fwd_plane_flat(float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od,
                            float *buf, float *tmp, const int PA) {
     fill_planes(buf, x, g, od);
+    // the last tiles read up to VL + kw floats past the planes, into positions they drop: zeros
+    // there, not whatever the workspace held (a denormal would cost a microcode assist)
+    memset(buf + (size_t)g->CI * g->kd * g->RH * g->WP, 0, (size_t)(VL + g->kw) * sizeof(float));
     const size_t N = (size_t)g->OD * g->OH * g->OW;
     float *yp = y + (size_t)od * g->OH * g->OW;
     for (int v = 0; v < g->nv; v++) {
