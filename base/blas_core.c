@@ -39,6 +39,11 @@ static Tier core_tier(const char *core) {
     return TIER_OTHER;
 }
 
+// The core this program asks for on a CPU of that tier. SkylakeX rather than Cooperlake: both
+// run the same float kernels, and SkylakeX needs no bfloat16 instructions, so it is right on
+// every AVX-512 CPU (Intel and AMD Zen 4/5).
+static const char *tier_core(Tier t) { return t == TIER_AVX512 ? "SkylakeX" : "Haswell"; }
+
 const char *blas_core_name(void) {
     const char *c = openblas_get_corename();
     return c ? c : "unknown";
@@ -49,9 +54,7 @@ void blas_core_select(char **argv) {
     Tier cpu = cpu_tier();
     const char *detected = blas_core_name();
     if (cpu == TIER_OTHER || core_tier(detected) >= cpu) return;
-    // SkylakeX rather than Cooperlake: both run the same float kernels, and SkylakeX needs
-    // no bfloat16 instructions, so it is right on every AVX-512 CPU (Intel and AMD Zen 4/5).
-    const char *want = cpu == TIER_AVX512 ? "SkylakeX" : "Haswell";
+    const char *want = tier_core(cpu);
     if (setenv("OPENBLAS_CORETYPE", want, 1) != 0 || setenv(DETECTED_ENV, detected, 1) != 0) return;
     fflush(NULL);
     execv("/proc/self/exe", argv);
@@ -70,7 +73,7 @@ void blas_core_describe(char *buf, size_t n) {
         // Respected, but said: a module file or a copied job script that sets Haswell halves
         // the speed of an AVX-512 CPU, and nothing else would show it.
         snprintf(how, sizeof how, "OPENBLAS_CORETYPE; slower than this CPU allows, which runs %s",
-                 cpu_tier() == TIER_AVX512 ? "SkylakeX" : "Haswell");
+                 tier_core(cpu_tier()));
     else if (set && strcasecmp(set, core) == 0)
         snprintf(how, sizeof how, "OPENBLAS_CORETYPE");
     else if (set)

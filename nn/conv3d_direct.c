@@ -204,10 +204,13 @@ static void fill_plane(float *dst, const float *x, const Direct *g, int ci, int 
     }
 }
 
-// buf[ci][a] = the kd input planes that output plane od reads, padding included: (CI*kd, RH, WP).
-static void fill_planes(float *buf, const float *x, const Direct *g, int od) {
+// buf[ci][p] = the nd + kd - 1 input planes that output planes [od, od+nd) read, padding
+// included: (CI, nd + kd - 1, RH, WP).
+static void fill_planes(float *buf, const float *x, const Direct *g, int od, int nd) {
     const size_t plane = (size_t)g->RH * g->WP;
-    for (int ca = 0; ca < g->CI * g->kd; ca++) fill_plane(buf + ca * plane, x, g, ca / g->kd, od - g->pd + ca % g->kd);
+    const int DP = nd + g->kd - 1;
+    for (int ci = 0; ci < g->CI; ci++)
+        for (int p = 0; p < DP; p++) fill_plane(buf + ((size_t)ci * DP + p) * plane, x, g, ci, od + p - g->pd);
 }
 
 // ---- forward tile ---------------------------------------------------------------------------
@@ -255,7 +258,7 @@ INLINE void fwd_tile_at(float *yr, size_t N, const float *bias, const float *xb,
 // tiles QB vecs wide (so that even CO = 1 keeps QB accumulators busy).
 INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf,
                       float *tmp, const int PA, const int QB) {
-    fill_planes(buf, x, g, od);
+    fill_planes(buf, x, g, od, 1);
     const size_t N = (size_t)g->OD * g->OH * g->OW;
     for (int oh = 0; oh < g->OH; oh++) {
         float *yr = y + ((size_t)od * g->OH + oh) * g->OW;
@@ -285,7 +288,7 @@ INLINE void fwd_flat_store(float *yp, size_t N, const float *tmp, int np, int v,
 
 INLINE void fwd_plane_flat(float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od,
                            float *buf, float *tmp, const int PA) {
-    fill_planes(buf, x, g, od);
+    fill_planes(buf, x, g, od, 1);
     // the last tiles read up to VL + kw floats past the planes, into positions they drop: zeros
     // there, not whatever the workspace held (a denormal would cost a microcode assist)
     memset(buf + (size_t)g->CI * g->kd * g->RH * g->WP, 0, (size_t)(VL + g->kw) * sizeof(float));
@@ -387,8 +390,7 @@ INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
     const size_t K = direct_K(g), N = (size_t)g->OD * g->OH * g->OW, plane = (size_t)g->RH * g->WP;
     const size_t ldw = K + 1, lanes = direct_dw_lanes(g);
     const int DP = nd + g->kd - 1;
-    for (int ci = 0; ci < g->CI; ci++)
-        for (int p = 0; p < DP; p++) fill_plane(buf + ((size_t)ci * DP + p) * plane, x, g, ci, od + p - g->pd);
+    fill_planes(buf, x, g, od, nd);
     if (with_bias) {
         float *ones = buf + (size_t)g->CI * DP * plane;
         for (size_t i = 0; i < plane; i++) ones[i] = 1.0f;
