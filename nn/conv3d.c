@@ -103,7 +103,9 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //                      the 2-vec tile; forward 100 vs 84 on 2026-12-01)
 //   conv4 K=1728 W=8   forward 52 vs 75, bwd-wt 13 vs 67, bwd-data 16 vs 70; the forward
 //                      with each plane as one row (conv3d_direct_forward_flat, 2026-12-02,
-//                      Zen 5): 3.7 ms against GEMM's 4.6-4.7 in the same runs
+//                      Zen 5): 3.7 ms against GEMM's 4.6-4.7 in the same runs; bwd-data
+//                      as that flat forward of dout with the kernel flipped
+//                      (conv3d_direct_backward_data_flat): 4.1-4.4 ms against 4.5-4.7
 // bwd-wt above is by planes; by blocks of planes (conv3d_direct_dw_planes_per_item; as whole
 // samples on 2026-12-02) conv1 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct
 // tiles want whole 16-float rows; the weight and data gradients also want few channels. Only
@@ -113,7 +115,7 @@ static int conv_direct(const Conv3dGeom *g, int phase) {
     if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
     if (conv3d_direct_isa() < 4) return 0;
-    if (phase == CONV3D_BWD_DATA) return conv_K(g) <= 512 && g->W >= 32;
+    if (phase == CONV3D_BWD_DATA) return (conv_K(g) <= 512 && g->W >= 32) || conv3d_direct_backward_data_flat(g);
     if (phase == CONV3D_FORWARD) return (conv_K(g) <= 1024 && g->OW >= 16) || conv3d_direct_forward_flat(g);
     return conv3d_direct_dw_planes_per_item(g) > 1 || (conv_K(g) <= 512 && g->OW >= 32);
 }

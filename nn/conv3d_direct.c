@@ -18,9 +18,10 @@
 // row by the forward (forward_flat). A bwd-data item is a sample's planes of dx (or a block of
 // them when samples are too few to share out), so items write disjoint planes; plane id
 // reads dy plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
-// (Running it as the forward of dy with the kernel flipped was slower: with few input channels
-// the flipped form has one output channel and 16 input ones, whose padded copies no longer fit
-// in L2.)
+// On planes narrower than a vec, bwd-data is instead the flat forward of dy with the kernel
+// flipped (bd_flipped_geom). (That form was slower for the first layer: with few input
+// channels it has one output channel and 16 input ones, whose padded copies no longer fit in
+// L2.)
 //
 // The tiles use GCC vector extensions: `vec` is 16 floats, one AVX-512 register, two AVX2 or
 // four SSE registers. Auto-vectorising the same loops over float arrays kept the accumulators
@@ -92,6 +93,24 @@ static int forward_flat(const Conv3dGeom *g) {
 }
 
 int conv3d_direct_forward_flat(const Conv3dGeom *g) { return conv3d_direct_legal(g) && forward_flat(g); }
+
+// bwd-data is the forward of dy with the kernel flipped (bd_by_forward), on this geometry: dy's
+// channels in, x's out, padding k-1-p. It is taken that way when that forward is flat: on
+// planes narrower than a vec (BR-Net's conv4, 64 -> 32 channels on 8 x 8), the Z rows of
+// bd_plane would fill half of each vec, and GEMM ran at 56 % of sgemm, its inner dimension
+// only dy's 32 channels (Zen 5, 2026-12-02). Needs p <= k - 1 on every axis.
+static int bd_flipped_geom(const Conv3dGeom *g, Conv3dGeom *fg) {
+    *fg = (Conv3dGeom){ .C = g->OC, .D = g->OD, .H = g->OH, .W = g->OW, .OC = g->C,
+                        .kd = g->kd, .kh = g->kh, .kw = g->kw, .sd = 1, .sh = 1, .sw = 1,
+                        .pd = g->kd - 1 - g->pd, .ph = g->kh - 1 - g->ph, .pw = g->kw - 1 - g->pw,
+                        .OD = g->D, .OH = g->H, .OW = g->W };
+    return conv3d_direct_legal(g) && fg->pd >= 0 && fg->ph >= 0 && fg->pw >= 0 && forward_flat(fg);
+}
+
+int conv3d_direct_backward_data_flat(const Conv3dGeom *g) {
+    Conv3dGeom fg;
+    return bd_flipped_geom(g, &fg);
+}
 
 static Direct direct_forward_geom(const Conv3dGeom *g) {
     Direct f = direct_fwd(g);
@@ -173,6 +192,8 @@ static DirectLayout direct_layout(const Conv3dGeom *g) {
     size_t K = direct_K(&f), n = DF_MAX(direct_buf_floats(&f), direct_z_floats(&f));
     n = DF_MAX(n, direct_block_buf_floats(&f, dw_block_planes(&f)));
     n = DF_MAX(n, direct_flat_buf_floats(g));
+    Conv3dGeom fg;
+    if (bd_flipped_geom(g, &fg)) n = DF_MAX(n, direct_flat_buf_floats(&fg));
     DirectLayout l;
     l.tmp = n;
     l.dyc = l.tmp + direct_tmp_floats();
@@ -275,19 +296,23 @@ INLINE void fwd_plane(float *y, const float *x, const float *wt, const float *bi
 
 // Output plane od of one sample on a flat plane (direct_forward_geom): tiles of one vec of
 // positions, PA channels at a time and the rest one at a time, stored through tmp without the
-// positions past OW.
-INLINE void fwd_flat_store(float *yp, size_t N, const float *tmp, int np, int v, const Direct *g) {
+// positions past OW; added to y instead when `add` (bwd-data taken as a forward,
+// bd_by_forward).
+INLINE void fwd_flat_store(float *yp, size_t N, const float *tmp, int np, int v, const Direct *g, int add) {
     for (int p = 0; p < np; p++) {
         int pos = v * VL, oh = pos / g->WP, ow = pos % g->WP;
         for (int j = 0; j < VL && oh < g->OH; j++) {
-            if (ow < g->OW) yp[p * N + (size_t)oh * g->OW + ow] = tmp[p * VL + j];
+            if (ow < g->OW) {
+                float *o = yp + p * N + (size_t)oh * g->OW + ow;
+                *o = add ? *o + tmp[p * VL + j] : tmp[p * VL + j];
+            }
             if (++ow == g->WP) ow = 0, oh++;
         }
     }
 }
 
 INLINE void fwd_plane_flat(float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od,
-                           float *buf, float *tmp, const int PA) {
+                           float *buf, float *tmp, int add, const int PA) {
     fill_planes(buf, x, g, od, 1);
     // the last tiles read up to VL + kw floats past the planes, into positions they drop: zeros
     // there, not whatever the workspace held (a denormal would cost a microcode assist)
@@ -299,11 +324,11 @@ INLINE void fwd_plane_flat(float *y, const float *x, const float *wt, const floa
         int co = 0;
         for (; co + PA <= g->CO; co += PA) {
             fwd_tile(tmp, VL, bias ? bias + co : NULL, xb, wt + co, g, PA, 1);
-            fwd_flat_store(yp + co * N, N, tmp, PA, v, g);
+            fwd_flat_store(yp + co * N, N, tmp, PA, v, g, add);
         }
         for (; co < g->CO; co++) {
             fwd_tile(tmp, VL, bias ? bias + co : NULL, xb, wt + co, g, 1, 1);
-            fwd_flat_store(yp + co * N, N, tmp, 1, v, g);
+            fwd_flat_store(yp + co * N, N, tmp, 1, v, g, add);
         }
     }
 }
@@ -544,26 +569,28 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 // Tile shapes: accumulators + loaded operands within the register file (32 zmm, 16 ymm, 16 xmm;
 // a vec is 1, 2 or 4 of them). Forward (PA x 1 vec, then 1 x QB), bwd-wt (P channels x T taps).
 #define FWD_ARGS float *y, const float *x, const float *wt, const float *bias, const Direct *g, int od, float *buf, float *tmp
+#define FLAT_ARGS FWD_ARGS, int add
 #define DW_ARGS \
     float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, int nd, float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 typedef void FwdPlaneFn(FWD_ARGS);
+typedef void FlatPlaneFn(FLAT_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
-static void fwd_flat_v2(FWD_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, 2); }
+static void fwd_flat_v2(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 2); }
 static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 6, 4); }
-TARGET_V3 static void fwd_flat_v3(FWD_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, 6); }
+TARGET_V3 static void fwd_flat_v3(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 6); }
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
-TARGET_V4 static void fwd_flat_v4(FWD_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, 16); }
+TARGET_V4 static void fwd_flat_v4(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 16); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
 // channel would take the one-channel remainder path, which shares no input loads.
 TARGET_V4 static void fwd_plane_v4_8(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 8, 4); }
@@ -587,11 +614,21 @@ int conv3d_direct_isa(void) { return df_isa_level(); }
 static FwdPlaneFn *fwd_plane_fn(const Direct *g) {
 #ifdef DIRECT_MULTIARCH
     switch (conv3d_direct_isa()) {
-    case 4: return g->flat ? fwd_flat_v4 : g->CO < 16 && g->CO >= 8 ? fwd_plane_v4_8 : fwd_plane_v4;
-    case 3: return g->flat ? fwd_flat_v3 : fwd_plane_v3;
+    case 4: return g->CO < 16 && g->CO >= 8 ? fwd_plane_v4_8 : fwd_plane_v4;
+    case 3: return fwd_plane_v3;
     }
 #endif
-    return g->flat ? fwd_flat_v2 : fwd_plane_v2;
+    return fwd_plane_v2;
+}
+
+static FlatPlaneFn *fwd_flat_fn(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return fwd_flat_v4;
+    case 3: return fwd_flat_v3;
+    }
+#endif
+    return fwd_flat_v2;
 }
 
 static BdPlaneFn *bd_plane_fn(const Direct *g) {
@@ -637,30 +674,63 @@ static int direct_threads(int threads, long items) {
     return t > 1 && items >= t ? t : 1;
 }
 
-void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
-                           const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
-    // wt (K, OC) = weight (OC, K) transposed: a tile broadcasts its P channels' weights of one
-    // tap from one row
+// The forward's work items, one per (sample, output plane): out (B,OC,OD,OH,OW) from inp
+// (B,C,D,H,W) and wt (K, OC), added into out when `add` (flat planes only). Each thread's slice
+// has its buffer at 0 and its tile scratch at tmp.
+static void forward_items(float *out, const float *inp, const float *wt, const float *bias, int B, const Conv3dGeom *g,
+                          float *workspace, size_t slice, size_t tmp, int threads, int add) {
     const Direct f = direct_forward_geom(g);
-    const DirectLayout l = direct_layout(g);
-    const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W;
-    const size_t out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
-    float *wt = workspace + l.wt;
-    for (int co = 0; co < g->OC; co++)
-        for (size_t k = 0; k < K; k++) wt[k * g->OC + co] = weight[co * K + k];
+    const size_t in_n = (size_t)g->C * g->D * g->H * g->W, out_n = (size_t)g->OC * g->OD * g->OH * g->OW;
     const long items = (long)B * g->OD;
     const int nt = direct_threads(threads, items);
-    FwdPlaneFn *plane_fn = fwd_plane_fn(&f);
+    FwdPlaneFn *plane_fn = f.flat ? NULL : fwd_plane_fn(&f);
+    FlatPlaneFn *flat_fn = f.flat ? fwd_flat_fn() : NULL;
+    DF_ASSERT(!add || f.flat);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (long it = 0; it < items; it++) {
         const int bi = (int)(it / g->OD), od = (int)(it % g->OD);
         float *ws = workspace + (size_t)df_thread_id() * slice;
-        plane_fn(out + bi * out_n, inp + bi * in_n, wt, bias, &f, od, ws, ws + l.tmp);
+        if (flat_fn) flat_fn(out + bi * out_n, inp + bi * in_n, wt, bias, &f, od, ws, ws + tmp, add);
+        else plane_fn(out + bi * out_n, inp + bi * in_n, wt, bias, &f, od, ws, ws + tmp);
     }
+}
+
+void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                           const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
+    // wt (K, OC) = weight (OC, K) transposed: a tile broadcasts its P channels' weights of one
+    // tap from one row
+    const DirectLayout l = direct_layout(g);
+    const size_t K = (size_t)g->C * g->kd * g->kh * g->kw;
+    float *wt = workspace + l.wt;
+    for (int co = 0; co < g->OC; co++)
+        for (size_t k = 0; k < K; k++) wt[k * g->OC + co] = weight[co * K + k];
+    forward_items(out, inp, wt, bias, B, g, workspace, slice, l.tmp, threads, 0);
+}
+
+// bwd-data as the forward of dy (the flipped geometry, bd_flipped_geom) with the kernel flipped
+// on its three axes and its channels swapped, added into dx:
+//   dx[c,id,ih,iw] += sum_{oc,a,b,e} w[oc, c, kd-1-a, kh-1-b, kw-1-e] * dypad[oc, id+a, ih+b, iw+e]
+static void bd_by_forward(float *dinp, const float *dout, const float *weight, int B, const Conv3dGeom *g,
+                          const Conv3dGeom *fg, float *workspace, size_t slice, int threads) {
+    // wt (K', C): row (oc, a, b, e) holds weight[oc, :, kd-1-a, kh-1-b, kw-1-e]; flipping all
+    // three axes reverses the taps' flat index t
+    const DirectLayout l = direct_layout(g);
+    const size_t taps = (size_t)g->kd * g->kh * g->kw;
+    float *wt = workspace + l.wt;
+    for (int oc = 0; oc < g->OC; oc++)
+        for (int c = 0; c < g->C; c++)
+            for (size_t t = 0; t < taps; t++)
+                wt[(oc * taps + t) * g->C + c] = weight[((size_t)oc * g->C + c) * taps + taps - 1 - t];
+    forward_items(dinp, dout, wt, NULL, B, fg, workspace, slice, l.tmp, threads, 1);
 }
 
 void conv3d_direct_backward_data(float *dinp, const float *dout, const float *weight, int B, const Conv3dGeom *g,
                                  float *workspace, size_t slice, int threads) {
+    Conv3dGeom fg;
+    if (bd_flipped_geom(g, &fg)) {
+        bd_by_forward(dinp, dout, weight, B, g, &fg, workspace, slice, threads);
+        return;
+    }
     // wz[a][b][oc][(c,e)] = weight[oc, c, a, b, e]: a tile broadcasts P taps (c,e) of one channel
     const Direct f = direct_fwd(g);
     const DirectLayout l = direct_layout(g);

@@ -20,6 +20,9 @@ int conv3d_direct_isa(void);
 // Whether the forward takes each output plane as one row (planes narrower than 16 floats,
 // when at least 3/4 of the positions it computes are kept).
 int conv3d_direct_forward_flat(const Conv3dGeom *g);
+// Whether the data gradient is taken as the flat forward of dout with the kernel flipped
+// (planes of dinp narrower than 16 floats, padding at most kernel - 1).
+int conv3d_direct_backward_data_flat(const Conv3dGeom *g);
 // Same contracts as conv3d_forward; `slice` is the floats per thread in `workspace` (at least
 // conv3d_direct_workspace_floats(g)).
 void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,

@@ -65,6 +65,10 @@ static const ConvCase conv_cases[] = {
     { 2, 4, 3, 8, 8, 20, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     { 3, 2, 4, 8, 8, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
     { 2, 3, 3, 6, 6, 17, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
+    // bwd-data as the flat forward of dy with the kernel flipped (conv3d_direct_backward_data_flat),
+    // which the 8 x 8 and 6 x 6 cases above take too: a non-cubic kernel, pads 1, 0 and 2 (dy
+    // padded by 1, 1 and 0), OW = 11, planes of dx 7 x 9
+    { 2, 3, 4, 7, 9, 6, { 3, 2, 3 }, { 1, 1, 1 }, { 1, 0, 2 }, 1, 0 },
     // a sample's padded input over 1M floats: by planes on every thread count
     { 1, 40, 30, 30, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 1 },
 };
