@@ -16,7 +16,7 @@
 // while they run. (Suppressing those leaks by name instead, which LeakSanitizer does when the
 // process exits, symbolized every frame of their stacks, many in plug-ins Open MPI had
 // unloaded; each unknown frame re-read the process's memory map, and every process took
-// about 3 s more, and the suite under the sanitizers, which starts MPI some thousand times,
+// about 3 s more, and the suite under the sanitizers, which starts MPI hundreds of times,
 // ran several times slower on a virtual machine whose unmaps are costly. docs/reliability.md.)
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
