@@ -9,7 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <nifti2_io.h>
 #include "testutil.h"
@@ -238,6 +240,66 @@ static void test_bad_files(void) {
     free(x);
 }
 
+// This process's address space now, in bytes (VmSize in /proc/self/status), or -1.
+static long long address_space_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+// A .nii.gz of a few hundred bytes whose header claims 2^31 float64 voxels (16 GB): the
+// reader must fail with "truncated" without reserving the 16 GB first, as a gzip stream's
+// length is known only by reading it (fuzzing found a 76-byte file that made it allocate
+// 7.5 GB). Checked in a child process whose address space may grow by 2 GB at most: an
+// allocation of the claimed size fails there, and the child exits non-zero.
+static void test_gz_claiming_huge_volume(void) {
+    int64_t dims[8] = { 3, 4, 4, 4, 1, 1, 1, 1 };
+    float x[64] = { 0 };
+    NiiWriteSpec sp = { .version = 1, .datatype = DT_FLOAT64 };
+    memcpy(sp.dims, dims, sizeof dims);
+    DfError err;
+    const char *plain = tu_path("huge-claim.nii");
+    CU_ASSERT_EQUAL_FATAL(nii_write(plain, &sp, x, &err), 0);
+    short huge_dims[4] = { 3, 2048, 2048, 512 };  // dim[0..3] at byte 40: 2^31 voxels
+    FILE *f = fopen(plain, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 40, SEEK_SET);
+    fwrite(huge_dims, sizeof huge_dims, 1, f);
+    unsigned char bytes[352 + 64 * 8];
+    fseek(f, 0, SEEK_SET);
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(n, sizeof bytes);
+    const char *gz = tu_path("huge-claim.nii.gz");
+    znzFile z = znzopen(gz, "wb", 1);
+    CU_ASSERT_FATAL(!znz_isnull(z));
+    CU_ASSERT_EQUAL(znzwrite(bytes, 1, n, z), n);
+    znzclose(z);
+    NiiVolume v;
+    CU_ASSERT_EQUAL(nii_read(gz, &v, 0, &err), 0);  // the header alone is valid
+    CU_ASSERT_EQUAL(v.nvox, (int64_t)1 << 31);
+    nii_free(&v);
+    long long now = address_space_bytes();
+    CU_ASSERT_FATAL(now > 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit lim = { (rlim_t)now + ((rlim_t)2 << 30), (rlim_t)now + ((rlim_t)2 << 30) };
+        if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(3);
+        DfError e = { "" };
+        int rc = nii_read(gz, &v, 1, &e);
+        _exit(rc == -1 && tu_contains(e.msg, "truncated or corrupt") ? 0 : 1);
+    }
+    int status = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 // ---- nibabel's real files -----------------------------------------------------------------
 
 static void test_nibabel_files(void) {
@@ -320,6 +382,7 @@ int main(void) {
     CU_add_test(s, "orientation codes from the sform", test_orientation);
     CU_add_test(s, "the affine in the qform too; pixdim from it", test_qform);
     CU_add_test(s, "bad files: missing, not NIfTI, absurd dims, datatype, magic, truncated", test_bad_files);
+    CU_add_test(s, "a .nii.gz claiming 16 GB in a few bytes: an error, not 16 GB allocated", test_gz_claiming_huge_volume);
     CU_add_test(s, "nibabel's real files against nibabel's statistics", test_nibabel_files);
     int rc = tu_run_all();
     remove_dir(tu_tmpdir());
