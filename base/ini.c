@@ -168,6 +168,15 @@ IniEntry *ini_entry(IniSection *s, const char *key) {
     return e && !e->is_default ? e : NULL;
 }
 
+// 1 when the text, written as a key or a value in the configuration as run, would read back
+// otherwise: a line break ends the line, and ';' or '#' after whitespace starts a comment.
+static int unwritable(const char *v) {
+    for (const char *p = v; *p; p++)
+        if (*p == '\n' || *p == '\r' || ((*p == ';' || *p == '#') && p > v && isspace((unsigned char)p[-1])))
+            return 1;
+    return 0;
+}
+
 int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
     const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
     if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
@@ -177,25 +186,40 @@ int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
     if (ls >= sizeof sec || lk >= sizeof key) return df_err(err, "--set '%s': name too long", assignment);
     memcpy(sec, assignment, ls); sec[ls] = '\0';
     memcpy(key, dot + 1, lk); key[lk] = '\0';
-    for (char *p = sec; *p; p++) *p = (char)tolower((unsigned char)*p);
-    for (char *p = key; *p; p++) *p = (char)tolower((unsigned char)*p);
-    IniSection *s = ini_section(ini, sec);
-    if (!s) {  // a layer addressed by its name
-        for (int i = 0; i < ini->n && !s; i++) {
+    // Section, key and value are trimmed as in a file ("train.lr = 0.1" sets lr to "0.1"), and
+    // what a file could not hold is refused: the configuration as run (config.ini, the
+    // checkpoint's /config, --resume) must read back as what ran. Found by fuzzing: a value
+    // given with a leading space was kept with it, and read back without; a key starting with
+    // ';' was written as a line that reads back as a comment.
+    char *s = trim(sec), *k = trim(key), *value = xstrdup(eq + 1), *v = trim(value);
+    if (!*s || !*k || strchr("[;#", *k) || unwritable(k) || unwritable(v)) {
+        free(value);
+        return df_err(err, "--set '%s': expected section.key=value on one line, with no ';' or '#' after a space "
+                           "(they start a comment in an experiment file)", assignment);
+    }
+    for (char *p = s; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = k; *p; p++) *p = (char)tolower((unsigned char)*p);
+    IniSection *sect = ini_section(ini, s);
+    if (!sect) {  // a layer addressed by its name
+        for (int i = 0; i < ini->n && !sect; i++) {
             IniEntry *e = ini_entry(&ini->sections[i], "name");
-            if (e && strcmp(e->value, sec) == 0) s = &ini->sections[i];
+            if (e && strcmp(e->value, s) == 0) sect = &ini->sections[i];
         }
     }
-    if (!s) return df_err(err, "--set '%s': %s has no section or layer named '%s'", assignment, ini->origin, sec);
-    IniEntry *e = find_any(s, key);
+    if (!sect) {
+        free(value);
+        return df_err(err, "--set '%s': %s has no section or layer named '%s'", assignment, ini->origin, s);
+    }
+    IniEntry *e = find_any(sect, k);
     if (e) {
         free(e->value);
-        e->value = xstrdup(eq + 1);
+        e->value = xstrdup(v);
         e->line = 0;
         e->is_default = 0;
     } else {
-        add_entry(s, key, eq + 1, 0);
+        add_entry(sect, k, v, 0);
     }
+    free(value);
     return 0;
 }
 

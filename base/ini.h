@@ -40,7 +40,10 @@ void ini_free(Ini *ini);
 int ini_load(Ini *ini, const char *path, const char *const *sets, int n_sets, DfError *err);
 
 // Applies "section.key=value" (a command-line --set). The section is the first with that
-// header, or the layer section whose `name` key equals it. Missing keys are added.
+// header, or the layer section whose `name` key equals it. Missing keys are added. Section,
+// key and value are trimmed as a file's are; a value with a line break, or with ';' or '#'
+// after whitespace (a comment in a file), is refused (-1), as the configuration as run could
+// not hold it.
 int ini_apply_set(Ini *ini, const char *assignment, DfError *err);
 
 IniSection *ini_section(Ini *ini, const char *name);  // first section with that header

@@ -29,6 +29,20 @@ static void test_ini_parse(void) {
     CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.n=5", &err), 0);
     CU_ASSERT_EQUAL(ini_apply_set(&ini, "nosuch.n=5", &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nosuch"));
+    // trimmed as a file line is; what a file could not hold is refused
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, " Second . out =  32 ", &err), 0);
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[3], "out")->value, "32");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.out=32 ; a comment in a file", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "comment"));
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.out=32\nx", &err), -1);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.[x=1", &err), -1);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.;x=1", &err), -1);  // a file line that is a comment
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.#x=1", &err), -1);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second. =1", &err), -1);
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[3], "out")->value, "32");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.out=a;b#c", &err), 0);  // not after a space: part of the value
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[3], "out")->value, "a;b#c");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "second.out=16", &err), 0);
     // unknown keys: everything unread is reported with its line
     CU_ASSERT_EQUAL(ini_check_unused(&ini, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--set data.n: unknown key 'n' in [data]"));
