@@ -19,7 +19,7 @@
 // them when samples are too few to share out), so items write disjoint planes; plane id
 // reads dy plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // On planes narrower than a vec, bwd-data is instead the flat forward of dy with the kernel
-// flipped (bd_flipped_geom). (That form was slower for the first layer: with few input
+// flipped (bd_flipped_geom), and bwd-wt puts 16 samples in a vec's lanes (dw_flat). (That form was slower for the first layer: with few input
 // channels it has one output channel and 16 input ones, whose padded copies no longer fit in
 // L2.)
 //
@@ -127,6 +127,33 @@ static size_t direct_flat_buf_floats(const Conv3dGeom *g) {
     const Direct f = direct_forward_geom(g);
     return ((size_t)f.CI * f.kd + 1) * f.RH * f.WP + VL + f.kw;
 }
+// bwd-wt on planes narrower than a vec (BR-Net's conv4: 64 -> 32 channels on 8 x 8), with the
+// vec's 16 lanes over 16 samples instead of 16 positions: rows of 8 positions would fill half
+// of each vec (dw_plane: 13 % of sgemm), and taking the plane as one row (forward_flat)
+// computes 16 dropped positions of 80. The input and dy of a group of up to 16 samples are
+// first copied with the sample innermost, the input padded:
+//   xs[ci][dp][r][c][s] = x[s, ci, dp - pd, r - ph, c - pw] (0 outside x and past the group)
+//   dys[co][od][oh][ow][s] = dy[s, co, od, oh, ow]
+// so that, for every position, one vec of each holds all the samples:
+//   dw[co, (ci,a,b,e)] += lanesum over (od,oh,ow) of dys[co][od][oh][ow] * xs[ci][od+a][oh+b][ow+e]
+// A tile is 4 channels x the kw = 3 taps of two kernel rows (ci,a,b): 6 input loads
+// through 2 pointers, e an immediate offset. (Flat planes, the first form tried, ran at
+// 4.6 ms against GEMM's 3.8-4.0 on Zen 5: a fifth of its multiply-adds were on dropped
+// positions.) Threads take kernel rows, so each weight's sum is one thread's, the same for
+// any thread count. Needs kw = 3; used on planes narrower than a vec (forward_flat).
+static int dw_flat(const Conv3dGeom *g) { return conv3d_direct_legal(g) && g->kw == 3 && forward_flat(g); }
+int conv3d_direct_backward_weights_flat(const Conv3dGeom *g) { return dw_flat(g); }
+int conv3d_direct_dw_batch_fills_lanes(const Conv3dGeom *g, int B) {
+    return !dw_flat(g) || 4L * B >= 3L * ((B + VL - 1) / VL * VL);
+}
+// xs and dys of one group of VL samples, then VL floats of slack (the sums read none of it)
+static size_t dws_x_floats(const Direct *f) { return (size_t)f->CI * (f->D + 2 * f->pd) * f->RH * f->WP * VL; }
+static size_t dws_dy_floats(const Direct *f) { return (size_t)f->CO * f->OD * f->OH * f->OW * VL; }
+static size_t dws_floats(const Conv3dGeom *g) {
+    if (!dw_flat(g)) return 0;
+    const Direct f = direct_forward_geom(g);  // rows WP = OW + kw - 1 apart
+    return dws_x_floats(&f) + dws_dy_floats(&f) + VL;
+}
 // buf: the CI*kd padded input planes, then a plane of ones (bwd-wt's bias tap)
 static size_t direct_buf_floats(const Direct *g) { return ((size_t)g->CI * g->kd + 1) * g->RH * g->WP; }
 // bwd-wt over a block of nd output planes: every input plane they read (nd + kd - 1 per
@@ -199,7 +226,7 @@ static DirectLayout direct_layout(const Conv3dGeom *g) {
     l.dyc = l.tmp + direct_tmp_floats();
     l.dw = l.dyc + direct_dyc_floats(&f);
     l.wt = l.dw + (K + 1) * g->OC * direct_dw_lanes(&f);
-    l.end = l.wt + K * g->OC;
+    l.end = DF_MAX(l.wt + K * g->OC, dws_floats(g));
     return l;
 }
 
@@ -441,6 +468,61 @@ INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
     if (kmain < nk) dw_taps(dw, ldw, lanes, kmain, (int)rest, dy0, cstride, ldd, nd, dyd, buf, g, P2, T2);
 }
 
+// ---- backward-weights tile with samples in the lanes (dw_flat) -------------------------------
+
+// dw0[p][e] += the lane sums over all positions of dys channel p times tap e of kernel row x0,
+// and dw1[p][e] (dw1 non-NULL) those of row x1, for p < np, e < 3 (rows ldw apart). dy:
+// channel 0 of the tile in dys (channels dyc apart); x0, x1: the rows' first input vec in xs
+// (the row pointer of output position (0,0,0)).
+INLINE void dws_tile(float *dw0, float *dw1, size_t ldw, int np, const float *dy, size_t dyc, const float *x0,
+                     const float *x1, const Direct *f, const int P) {
+    vec acc[MAXP][6];
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int t = 0; t < 6; t++) acc[p][t] = (vec){ 0 };
+    const float *dp[MAXP];
+    UNROLL for (int p = 0; p < P; p++) dp[p] = dy + DF_MIN(p, np - 1) * dyc;
+    for (int od = 0; od < f->OD; od++)
+        for (int oh = 0; oh < f->OH; oh++) {
+            const size_t xo = ((size_t)od * f->RH + oh) * f->WP * VL, dofs = ((size_t)od * f->OH + oh) * f->OW * VL;
+            const float *xa = x0 + xo, *xb = x1 + xo;
+            for (int ow = 0; ow < f->OW; ow++) {
+                vec d[MAXP];
+                UNROLL for (int p = 0; p < P; p++) d[p] = LOADV(dp[p] + dofs + ow * VL);
+                UNROLL for (int e = 0; e < 3; e++) {
+                    const vec xv = LOADV(xa + (ow + e) * VL);
+                    UNROLL for (int p = 0; p < P; p++) acc[p][e] += d[p] * xv;
+                }
+                UNROLL for (int e = 0; e < 3; e++) {
+                    const vec xv = LOADV(xb + (ow + e) * VL);
+                    UNROLL for (int p = 0; p < P; p++) acc[p][3 + e] += d[p] * xv;
+                }
+            }
+        }
+    float sum[MAXP][6];  // all lane sums first: independent chains the core can overlap
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int t = 0; t < 6; t++) sum[p][t] = lane_sum((const float *)&acc[p][t], VL);
+    for (int p = 0; p < np; p++)
+        for (int e = 0; e < 3; e++) {
+            dw0[p * ldw + e] += sum[p][e];
+            if (dw1) dw1[p * ldw + e] += sum[p][3 + e];
+        }
+}
+
+// dweight (CO x K) += the tiles of kernel-row pairs [q0, q1) (pair q: rows 2q, 2q+1; rows
+// r = (ci*kd + a)*kh + b) over one group's xs and dys.
+INLINE void dws_rows(float *dweight, const float *xs, const float *dys, const Direct *f, int q0, int q1, const int P) {
+    const size_t K = direct_K(f), plane = (size_t)f->RH * f->WP * VL, dyc = (size_t)f->OD * f->OH * f->OW * VL;
+    const int DP = f->D + 2 * f->pd, rows = f->CI * f->kd * f->kh;
+    for (int q = q0; q < q1; q++) {
+        const int r = 2 * q, r1 = DF_MIN(r + 1, rows - 1);
+        const float *x0 = xs + ((size_t)(r / (f->kd * f->kh)) * DP + r / f->kh % f->kd) * plane + (size_t)(r % f->kh) * f->WP * VL;
+        const float *x1 = xs + ((size_t)(r1 / (f->kd * f->kh)) * DP + r1 / f->kh % f->kd) * plane + (size_t)(r1 % f->kh) * f->WP * VL;
+        for (int co0 = 0; co0 < f->CO; co0 += P)
+            dws_tile(dweight + co0 * K + (size_t)r * 3, r1 != r ? dweight + co0 * K + (size_t)r1 * 3 : NULL, K,
+                     DF_MIN(P, f->CO - co0), dys + co0 * dyc, dyc, x0, x1, f, P);
+    }
+}
+
 // ---- backward-data tile ------------------------------------------------------------------------
 
 // acc[r] += w_r (CO, TE) at columns [0,P) times dy rows (CO of them, cstride apart) for the
@@ -573,15 +655,18 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
 #define DW_ARGS \
     float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, int nd, float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
+#define DWS_ARGS float *dweight, const float *xs, const float *dys, const Direct *f, int q0, int q1
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void FlatPlaneFn(FLAT_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
+typedef void DwsRowsFn(DWS_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
 static void fwd_flat_v2(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 2); }
 static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
+static void dws_rows_v2(DWS_ARGS) { dws_rows(dweight, xs, dys, f, q0, q1, 1); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
@@ -589,6 +674,7 @@ TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, 
 TARGET_V3 static void fwd_flat_v3(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 6); }
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
+TARGET_V3 static void dws_rows_v3(DWS_ARGS) { dws_rows(dweight, xs, dys, f, q0, q1, 1); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 TARGET_V4 static void fwd_flat_v4(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 16); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
@@ -602,6 +688,8 @@ TARGET_V4 static void dw_plane_v4(DW_ARGS) {
     else dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 4, 6, 4, 4);
 }
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
+// 4 x 6 accumulators, 4 vecs of dy and one of the input: 29 of the 32 registers.
+TARGET_V4 static void dws_rows_v4(DWS_ARGS) { dws_rows(dweight, xs, dys, f, q0, q1, 4); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
 TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 6, 2, 2); }
@@ -649,6 +737,16 @@ static DwPlaneFn *dw_plane_fn(void) {
     }
 #endif
     return dw_plane_v2;
+}
+
+static DwsRowsFn *dws_rows_fn(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return dws_rows_v4;
+    case 3: return dws_rows_v3;
+    }
+#endif
+    return dws_rows_v2;
 }
 
 // ---- the layer's three phases, threaded over output planes -------------------------------------
@@ -762,8 +860,68 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
     }
 }
 
+// xs, dys (dw_flat) of samples [s0, s0 + n), n <= VL, from x (B,CI,D,H,W) and dy (B,CO,OD,OH,OW);
+// the channels shared out over the threads.
+static void dws_fill(float *xs, float *dys, const float *x, const float *dy, const Direct *f, int s0, int n, int nt) {
+    const int DP = f->D + 2 * f->pd;
+    const size_t in_n = (size_t)f->CI * f->D * f->H * f->W, out_n = (size_t)f->CO * f->OD * f->OH * f->OW;
+    const size_t xc = (size_t)DP * f->RH * f->WP * VL, dc = (size_t)f->OD * f->OH * f->OW * VL;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int c = 0; c < f->CI + f->CO; c++) {
+        if (c < f->CI) {
+            float *dst = xs + c * xc;
+            memset(dst, 0, xc * sizeof(float));
+            for (int s = 0; s < n; s++) {
+                const float *src = x + (s0 + s) * in_n + (size_t)c * f->D * f->H * f->W;
+                for (int id = 0; id < f->D; id++)
+                    for (int ih = 0; ih < f->H; ih++)
+                        for (int iw = 0; iw < f->W; iw++)
+                            dst[(((size_t)(id + f->pd) * f->RH + ih + f->ph) * f->WP + iw + f->pw) * VL + s] =
+                                src[((size_t)id * f->H + ih) * f->W + iw];
+            }
+        } else {
+            const int co = c - f->CI;
+            float *dst = dys + co * dc;
+            if (n < VL) memset(dst, 0, dc * sizeof(float));
+            for (int s = 0; s < n; s++) {
+                const float *src = dy + (s0 + s) * out_n + co * (dc / VL);
+                for (size_t j = 0; j < dc / VL; j++) dst[j * VL + s] = src[j];
+            }
+        }
+    }
+}
+
+// bwd-wt with samples in the lanes (dw_flat): groups of VL samples, each copied into xs and dys
+// at the start of the workspace (all threads' slices are one array), then the kernel-row pairs
+// shared out over the threads. The bias gradient is dout's sums, taken apart.
+static void dw_by_samples(float *dweight, float *dbias, const float *dout, const float *inp, int B, const Conv3dGeom *g,
+                          float *workspace, int threads) {
+    const Direct f = direct_forward_geom(g);  // rows WP = OW + kw - 1 apart
+    const size_t N = (size_t)g->OD * g->OH * g->OW, out_n = (size_t)g->OC * N;
+    const int pairs = (g->C * g->kd * g->kh + 1) / 2;
+    const int nt = direct_threads(threads, pairs);
+    float *xs = workspace, *dys = workspace + dws_x_floats(&f);
+    DwsRowsFn *rows_fn = dws_rows_fn();
+    for (int s0 = 0; s0 < B; s0 += VL) {
+        dws_fill(xs, dys, inp, dout, &f, s0, DF_MIN(VL, B - s0), nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            const int t = df_thread_id(), n = nt > 1 ? nt : 1;
+            rows_fn(dweight, xs, dys, &f, (int)((long)pairs * t / n), (int)((long)pairs * (t + 1) / n));
+        }
+    }
+    if (dbias)
+        for (int bi = 0; bi < B; bi++)
+            for (int oc = 0; oc < g->OC; oc++) dbias[oc] += lane_sum(dout + bi * out_n + oc * N, N);
+}
+
 void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *dout, const float *inp, int B,
                                     const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
+    if (dw_flat(g)) {
+        DF_ASSERT(dws_floats(g) <= slice);  // direct_layout
+        dw_by_samples(dweight, dbias, dout, inp, B, g, workspace, threads);
+        return;
+    }
     const Direct f = direct_fwd(g);
     const DirectLayout l = direct_layout(g);
     const size_t K = direct_K(&f), in_n = (size_t)g->C * g->D * g->H * g->W, lanes = direct_dw_lanes(&f);

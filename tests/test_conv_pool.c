@@ -69,6 +69,11 @@ static const ConvCase conv_cases[] = {
     // which the 8 x 8 and 6 x 6 cases above take too: a non-cubic kernel, pads 1, 0 and 2 (dy
     // padded by 1, 1 and 0), OW = 11, planes of dx 7 x 9
     { 2, 3, 4, 7, 9, 6, { 3, 2, 3 }, { 1, 1, 1 }, { 1, 0, 2 }, 1, 0 },
+    // bwd-wt with 16 samples in the lanes (conv3d_direct_backward_weights_flat), which the flat
+    // cases above take when the direct kernels are forced: a batch of 16 (the default rule
+    // takes it too), and 17, a group of 16 and one of a single sample
+    { 16, 2, 2, 6, 6, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
+    { 17, 3, 2, 6, 6, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 1 },
     // a sample's padded input over 1M floats: by planes on every thread count
     { 1, 40, 30, 30, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 1 },
 };
@@ -102,7 +107,7 @@ static void conv_compare_case(const ConvCase *c, int idx, int threads) {
     float *dw1 = frand(wn, &rng), *dw2 = tu_copy(dw1, wn);
     float *db1 = c->bias ? frand(c->OC, &rng) : NULL, *db2 = db1 ? tu_copy(db1, c->OC) : NULL;
     conv3d_backward_naive(dx1, dw1, db1, dy, x, w, c->B, &g);
-    for (size_t i = 0; i < wsn; i++) ws[i] = -1e30f;
+    for (size_t i = 0; i < wsn; i++) ws[i] = NAN;  // a read of it that is not overwritten first shows
     conv3d_backward(dx2, dw2, db2, dy, x, w, c->B, &g, ws, threads);
     snprintf(what, sizeof what, "conv case %d dweight", idx);
     TU_ASSERT_CLOSE(dw2, dw1, wn, 1e-4, 1e-4, what);
