@@ -335,7 +335,7 @@ static int bench_conv3d(int batch, int json) {
             double sec = conv_phase_seconds(ph, &g, batch, x, w, bias, y, dx, dw, ws, df_threads());
             double rate = flop / sec / 1e9;
             char kern[32];
-            conv3d_kernel_name(kern, sizeof kern, &g, phase_id[ph]);
+            conv3d_kernel_name(kern, sizeof kern, &g, phase_id[ph], batch);
             if (json)
                 printf("{\"bench\": \"conv3d\", \"layer\": \"%s\", \"phase\": \"%s\", \"kernel\": \"%s\", \"batch\": %d, "
                        "\"threads\": %d, \"blas_core\": \"%s\", \"ms\": %.3f, \"gflops\": %.2f, \"sgemm_gflops\": %.2f}\n",

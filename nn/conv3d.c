@@ -106,26 +106,27 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //                      Zen 5): 3.7 ms against GEMM's 4.6-4.7 in the same runs; bwd-data
 //                      as that flat forward of dout with the kernel flipped
 //                      (conv3d_direct_backward_data_flat): 4.1-4.4 ms against 4.5-4.7;
-//                      bwd-wt with 16 samples in the lanes (conv3d_direct_backward_weights_flat,
-//                      batch 16): 2.5 ms against 3.9 (conv3d_backward keeps GEMM for batches
-//                      that fill less than 3/4 of the lanes)
+//                      bwd-wt with 16 samples in the lanes (conv3d_direct_dw_samples_in_lanes,
+//                      batch 16): 2.5 ms against 3.9; batches that fill less than 3/4 of the
+//                      lanes keep GEMM
 // bwd-wt above is by planes; by blocks of planes (conv3d_direct_dw_planes_per_item; as whole
 // samples on 2026-12-02) conv1 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct
 // tiles want whole 16-float rows; the weight and data gradients also want few channels. Only
 // the AVX-512 build of the tiles is fast (their 16-float vectors are held in memory by the
 // AVX2 and SSE builds), so other CPUs keep GEMM.
-static int conv_direct(const Conv3dGeom *g, int phase) {
+// B: the batch (bwd-wt with samples in the lanes wants enough of them).
+static int conv_direct(const Conv3dGeom *g, int phase, int B) {
     if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
     if (conv3d_direct_isa() < 4) return 0;
     if (phase == CONV3D_BWD_DATA) return (conv_K(g) <= 512 && g->W >= 32) || conv3d_direct_backward_data_flat(g);
     if (phase == CONV3D_FORWARD) return (conv_K(g) <= 1024 && g->OW >= 16) || conv3d_direct_forward_flat(g);
     return conv3d_direct_dw_planes_per_item(g) > 1 || (conv_K(g) <= 512 && g->OW >= 32) ||
-           conv3d_direct_backward_weights_flat(g);
+           conv3d_direct_dw_samples_in_lanes(g, B);
 }
 
-void conv3d_kernel_name(char *out, size_t n, const Conv3dGeom *g, int phase) {
-    if (conv_direct(g, phase)) snprintf(out, n, "direct-v%d", conv3d_direct_isa());
+void conv3d_kernel_name(char *out, size_t n, const Conv3dGeom *g, int phase, int B) {
+    if (conv_direct(g, phase, B)) snprintf(out, n, "direct-v%d", conv3d_direct_isa());
     else snprintf(out, n, "gemm");
 }
 
@@ -307,7 +308,7 @@ void conv3d_forward(float *out, const float *inp, const float *weight, const flo
     // inp is (B,C,D,H,W), out is (B,OC,OD,OH,OW); workspace is (threads, conv3d_workspace_floats)
     const int OC = g->OC;
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
-    if (conv_direct(g, CONV3D_FORWARD)) {
+    if (conv_direct(g, CONV3D_FORWARD, B)) {
         conv3d_direct_forward(out, inp, weight, bias, B, g, workspace, conv3d_workspace_floats(g), threads);
         return;
     }
@@ -371,14 +372,11 @@ void conv3d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     // slice = [column block | dWt (K x OC) | dbias (OC)], one per thread
     const int OC = g->OC;
     const size_t K = conv_K(g), N = conv_N(g), in_n = (size_t)g->C * g->D * g->H * g->W;
-    // With samples in the lanes (conv3d_direct_backward_weights_flat) a small batch leaves lanes
-    // idle: GEMM then, unless the direct kernels are forced.
-    if (dweight && conv_direct(g, CONV3D_BWD_WEIGHTS) &&
-        (conv_kernels == CONV3D_DIRECT || conv3d_direct_dw_batch_fills_lanes(g, B))) {
+    if (dweight && conv_direct(g, CONV3D_BWD_WEIGHTS, B)) {
         conv3d_direct_backward_weights(dweight, dbias, dout, inp, B, g, workspace, conv3d_workspace_floats(g), threads);
         dweight = dbias = NULL;
     }
-    if (dinp && conv_direct(g, CONV3D_BWD_DATA)) {
+    if (dinp && conv_direct(g, CONV3D_BWD_DATA, B)) {
         conv3d_direct_backward_data(dinp, dout, weight, B, g, workspace, conv3d_workspace_floats(g), threads);
         dinp = NULL;
     }

@@ -36,8 +36,8 @@ enum { CONV3D_AUTO, CONV3D_GEMM, CONV3D_DIRECT };
 enum { CONV3D_FORWARD, CONV3D_BWD_DATA, CONV3D_BWD_WEIGHTS };
 void conv3d_set_kernels(int kernels, int isa_max);
 // "gemm", or "direct-v4" (the direct kernels at that instruction-set level): what `phase` of g
-// runs on, for benchmark output.
-void conv3d_kernel_name(char *out, size_t n, const Conv3dGeom *g, int phase);
+// runs on at batch B, for benchmark output.
+void conv3d_kernel_name(char *out, size_t n, const Conv3dGeom *g, int phase, int B);
 
 // Plain loops, the test oracle for the fast path (same contracts, no workspace).
 void conv3d_forward_naive(float *out, const float *inp, const float *weight, const float *bias,

@@ -19,9 +19,9 @@
 // them when samples are too few to share out), so items write disjoint planes; plane id
 // reads dy plane id + pd - a for each kernel depth a, a few of dy's channels at a time (bd_chunk).
 // On planes narrower than a vec, bwd-data is instead the flat forward of dy with the kernel
-// flipped (bd_flipped_geom), and bwd-wt puts 16 samples in a vec's lanes (dw_flat). (That form was slower for the first layer: with few input
+// flipped (bd_flipped_geom). (That form was slower for the first layer: with few input
 // channels it has one output channel and 16 input ones, whose padded copies no longer fit in
-// L2.)
+// L2.) On such planes bwd-wt puts 16 samples in a vec's lanes instead (dw_samples).
 //
 // The tiles use GCC vector extensions: `vec` is 16 floats, one AVX-512 register, two AVX2 or
 // four SSE registers. Auto-vectorising the same loops over float arrays kept the accumulators
@@ -141,18 +141,17 @@ static size_t direct_flat_buf_floats(const Conv3dGeom *g) {
 // 4.6 ms against GEMM's 3.8-4.0 on Zen 5: a fifth of its multiply-adds were on dropped
 // positions.) Threads take kernel rows, so each weight's sum is one thread's, the same for
 // any thread count. Needs kw = 3; used on planes narrower than a vec (forward_flat).
-static int dw_flat(const Conv3dGeom *g) { return conv3d_direct_legal(g) && g->kw == 3 && forward_flat(g); }
-int conv3d_direct_backward_weights_flat(const Conv3dGeom *g) { return dw_flat(g); }
-int conv3d_direct_dw_batch_fills_lanes(const Conv3dGeom *g, int B) {
-    return !dw_flat(g) || 4L * B >= 3L * ((B + VL - 1) / VL * VL);
+static int dw_samples(const Conv3dGeom *g) { return conv3d_direct_legal(g) && g->kw == 3 && forward_flat(g); }
+int conv3d_direct_dw_samples_in_lanes(const Conv3dGeom *g, int B) {
+    return dw_samples(g) && 4L * B >= 3L * ((B + VL - 1) / VL * VL);
 }
-// xs and dys of one group of VL samples, then VL floats of slack (the sums read none of it)
+// xs and dys of one group of VL samples
 static size_t dws_x_floats(const Direct *f) { return (size_t)f->CI * (f->D + 2 * f->pd) * f->RH * f->WP * VL; }
 static size_t dws_dy_floats(const Direct *f) { return (size_t)f->CO * f->OD * f->OH * f->OW * VL; }
 static size_t dws_floats(const Conv3dGeom *g) {
-    if (!dw_flat(g)) return 0;
+    if (!dw_samples(g)) return 0;
     const Direct f = direct_forward_geom(g);  // rows WP = OW + kw - 1 apart
-    return dws_x_floats(&f) + dws_dy_floats(&f) + VL;
+    return dws_x_floats(&f) + dws_dy_floats(&f);
 }
 // buf: the CI*kd padded input planes, then a plane of ones (bwd-wt's bias tap)
 static size_t direct_buf_floats(const Direct *g) { return ((size_t)g->CI * g->kd + 1) * g->RH * g->WP; }
@@ -468,7 +467,7 @@ INLINE void dw_plane(float *dw, int with_bias, const float *dy, const float *x,
     if (kmain < nk) dw_taps(dw, ldw, lanes, kmain, (int)rest, dy0, cstride, ldd, nd, dyd, buf, g, P2, T2);
 }
 
-// ---- backward-weights tile with samples in the lanes (dw_flat) -------------------------------
+// ---- backward-weights tile with samples in the lanes (dw_samples) -------------------------------
 
 // dw0[p][e] += the lane sums over all positions of dys channel p times tap e of kernel row x0,
 // and dw1[p][e] (dw1 non-NULL) those of row x1, for p < np, e < 3 (rows ldw apart). dy:
@@ -860,7 +859,7 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
     }
 }
 
-// xs, dys (dw_flat) of samples [s0, s0 + n), n <= VL, from x (B,CI,D,H,W) and dy (B,CO,OD,OH,OW);
+// xs, dys (dw_samples) of samples [s0, s0 + n), n <= VL, from x (B,CI,D,H,W) and dy (B,CO,OD,OH,OW);
 // the channels shared out over the threads.
 static void dws_fill(float *xs, float *dys, const float *x, const float *dy, const Direct *f, int s0, int n, int nt) {
     const int DP = f->D + 2 * f->pd;
@@ -891,7 +890,7 @@ static void dws_fill(float *xs, float *dys, const float *x, const float *dy, con
     }
 }
 
-// bwd-wt with samples in the lanes (dw_flat): groups of VL samples, each copied into xs and dys
+// bwd-wt with samples in the lanes (dw_samples): groups of VL samples, each copied into xs and dys
 // at the start of the workspace (all threads' slices are one array), then the kernel-row pairs
 // shared out over the threads. The bias gradient is dout's sums, taken apart.
 static void dw_by_samples(float *dweight, float *dbias, const float *dout, const float *inp, int B, const Conv3dGeom *g,
@@ -917,7 +916,7 @@ static void dw_by_samples(float *dweight, float *dbias, const float *dout, const
 
 void conv3d_direct_backward_weights(float *dweight, float *dbias, const float *dout, const float *inp, int B,
                                     const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
-    if (dw_flat(g)) {
+    if (dw_samples(g)) {
         DF_ASSERT(dws_floats(g) <= slice);  // direct_layout
         dw_by_samples(dweight, dbias, dout, inp, B, g, workspace, threads);
         return;

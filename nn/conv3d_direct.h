@@ -23,11 +23,10 @@ int conv3d_direct_forward_flat(const Conv3dGeom *g);
 // Whether the data gradient is taken as the flat forward of dout with the kernel flipped
 // (planes of dinp narrower than 16 floats, padding at most kernel - 1).
 int conv3d_direct_backward_data_flat(const Conv3dGeom *g);
-// Whether the weight gradient runs with 16 samples in a vec's lanes (planes narrower than 16
-// floats, a 3-wide kernel), and whether a batch of B samples fills at least 3/4 of the lanes of
-// the groups of 16 it takes (always 1 for other geometries).
-int conv3d_direct_backward_weights_flat(const Conv3dGeom *g);
-int conv3d_direct_dw_batch_fills_lanes(const Conv3dGeom *g, int B);
+// Whether conv3d_direct_backward_weights puts 16 samples in a vec's lanes for g (planes
+// narrower than 16 floats, a 3-wide kernel) and a batch of B fills at least 3/4 of the lanes
+// of the groups of 16 it takes: where GEMM loses to it.
+int conv3d_direct_dw_samples_in_lanes(const Conv3dGeom *g, int B);
 // Same contracts as conv3d_forward; `slice` is the floats per thread in `workspace` (at least
 // conv3d_direct_workspace_floats(g)).
 void conv3d_direct_forward(float *out, const float *inp, const float *weight, const float *bias, int B,

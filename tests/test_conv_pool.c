@@ -69,7 +69,7 @@ static const ConvCase conv_cases[] = {
     // which the 8 x 8 and 6 x 6 cases above take too: a non-cubic kernel, pads 1, 0 and 2 (dy
     // padded by 1, 1 and 0), OW = 11, planes of dx 7 x 9
     { 2, 3, 4, 7, 9, 6, { 3, 2, 3 }, { 1, 1, 1 }, { 1, 0, 2 }, 1, 0 },
-    // bwd-wt with 16 samples in the lanes (conv3d_direct_backward_weights_flat), which the flat
+    // bwd-wt with 16 samples in the lanes (conv3d_direct_dw_samples_in_lanes), which the flat
     // cases above take when the direct kernels are forced: a batch of 16 (the default rule
     // takes it too), and 17, a group of 16 and one of a single sample
     { 16, 2, 2, 6, 6, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
