@@ -108,7 +108,9 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //                      (conv3d_direct_backward_data_flat): 4.1-4.4 ms against 4.5-4.7;
 //                      bwd-wt with 16 samples in the lanes (conv3d_direct_dw_samples_in_lanes,
 //                      batch 16): 2.5 ms against 3.9; batches that fill less than 3/4 of the
-//                      lanes keep GEMM
+//                      lanes keep GEMM. With such a batch the forward and bwd-data put the
+//                      samples in the lanes too (nn/conv3d_direct.c, fws): 2.5-2.6 ms against
+//                      the flat forms' 3.7-3.8 (2026-12-02, Zen 5)
 // bwd-wt above is by planes; by blocks of planes (conv3d_direct_dw_planes_per_item; as whole
 // samples on 2026-12-02) conv1 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct
 // tiles want whole 16-float rows; the weight and data gradients also want few channels. Only

@@ -21,7 +21,8 @@
 // On planes narrower than a vec, bwd-data is instead the flat forward of dy with the kernel
 // flipped (bd_flipped_geom). (That form was slower for the first layer: with few input
 // channels it has one output channel and 16 input ones, whose padded copies no longer fit in
-// L2.) On such planes bwd-wt puts 16 samples in a vec's lanes instead (dw_samples).
+// L2.) On such planes, when the batch fills 16 lanes, bwd-wt puts 16 samples in a vec's lanes
+// instead (dw_samples), and so do the forward and the flipped bwd-data (fws_forward).
 //
 // The tiles use GCC vector extensions: `vec` is 16 floats, one AVX-512 register, two AVX2 or
 // four SSE registers. Auto-vectorising the same loops over float arrays kept the accumulators
@@ -153,6 +154,31 @@ static size_t dws_floats(const Conv3dGeom *g) {
     const Direct f = direct_forward_geom(g);  // rows WP = OW + kw - 1 apart
     return dws_x_floats(&f) + dws_dy_floats(&f);
 }
+// The forward on planes narrower than a vec (and bwd-data taken as one, bd_flipped_geom) with
+// 16 samples in a vec's lanes, as dw_samples: the flat forward (fwd_plane_flat) computes 16
+// dropped positions of 80 on 8 x 8 planes and broadcasts a weight per multiply-add; it ran at
+// 60-64 % of sgemm on BR-Net's conv4 (Zen 5). With xs as dw_samples' (sample innermost, input
+// padded) the outputs of a group of up to 16 samples are
+//   ys[co][od][oh][ow][s] = bias[co] + sum_{ci,a,b,e} w[co,ci,a,b,e] * xs[ci][od+a][oh+b][ow+e][s]
+// in tiles of P channels x Q consecutive positions of a row: per tap, Q input loads and P
+// weight broadcasts for P x Q vec multiply-adds, nothing dropped when Q divides OW. The rows of
+// ys are FWS_ROW(OW) positions wide, so that a row's last tile may run past OW (its extra
+// positions read the next row of xs, or FWS_SLACK zeros after the last one, and are never
+// copied out). The weights are copied per tile of P channels, (K, P) each, zero past CO, so that
+// a tile reads P contiguous floats per tap. Used when a batch fills 3/4 of the lanes
+// (sil_lanes_filled); ys goes back to the (B, CO, ...) layout by channel.
+#define FWS_QMAX 8
+#define FWS_ROW(ow) (((ow) + FWS_QMAX - 1) / FWS_QMAX * FWS_QMAX)
+#define FWS_SLACK ((size_t)FWS_QMAX * VL)
+static int sil_lanes_filled(int B) { return 4L * B >= 3L * ((B + VL - 1) / VL * VL); }
+static size_t fws_ys_floats(const Direct *f) { return (size_t)f->CO * f->OD * f->OH * FWS_ROW(f->OW) * VL; }
+// xs (with its slack), ys, then the weights of up to MAXP-channel tiles
+static size_t fws_floats(const Conv3dGeom *g) {
+    if (!forward_flat(g)) return 0;
+    const Direct f = direct_forward_geom(g);
+    return dws_x_floats(&f) + FWS_SLACK + fws_ys_floats(&f) + direct_K(&f) * (size_t)(f.CO + MAXP);
+}
+
 // buf: the CI*kd padded input planes, then a plane of ones (bwd-wt's bias tap)
 static size_t direct_buf_floats(const Direct *g) { return ((size_t)g->CI * g->kd + 1) * g->RH * g->WP; }
 // bwd-wt over a block of nd output planes: every input plane they read (nd + kd - 1 per
@@ -225,7 +251,8 @@ static DirectLayout direct_layout(const Conv3dGeom *g) {
     l.dyc = l.tmp + direct_tmp_floats();
     l.dw = l.dyc + direct_dyc_floats(&f);
     l.wt = l.dw + (K + 1) * g->OC * direct_dw_lanes(&f);
-    l.end = DF_MAX(l.wt + K * g->OC, dws_floats(g));
+    l.end = DF_MAX(DF_MAX(l.wt + K * g->OC, dws_floats(g)), fws_floats(g));
+    if (bd_flipped_geom(g, &fg)) l.end = DF_MAX(l.end, fws_floats(&fg));
     return l;
 }
 
@@ -522,6 +549,52 @@ INLINE void dws_rows(float *dweight, const float *xs, const float *dys, const Di
     }
 }
 
+// ---- forward with samples in the lanes (fws) ------------------------------------------------------
+
+// ys row (od, oh) at position ow0, channels [co0, co0 + np) of P: xr is xs at the same (od, oh,
+// ow0) of channel 0 (output position (od,oh,ow) reads xs from (od,oh,ow) of its padded plane on),
+// wp the tile's weights (K, P), yt ys at (co0, od, oh, ow0), channels ldy apart.
+INLINE void fws_tile(float *yt, size_t ldy, int np, const float *bias, const float *xr, const float *wp,
+                     const Direct *f, const int P, const int Q) {
+    vec acc[MAXP][FWS_QMAX];
+    UNROLL for (int p = 0; p < P; p++) {
+        const float b0 = bias ? bias[DF_MIN(p, np - 1)] : 0.0f;
+        UNROLL for (int q = 0; q < Q; q++) acc[p][q] = (vec){ 0 } + b0;
+    }
+    const size_t plane = (size_t)f->RH * f->WP * VL, chan = (size_t)(f->D + 2 * f->pd) * plane;
+    for (int ci = 0; ci < f->CI; ci++)
+        for (int a = 0; a < f->kd; a++)
+            for (int b = 0; b < f->kh; b++) {
+                const float *x = xr + ci * chan + a * plane + (size_t)b * f->WP * VL;
+                for (int e = 0; e < f->kw; e++, wp += P, x += VL) {
+                    vec w[MAXP];
+                    UNROLL for (int p = 0; p < P; p++) w[p] = (vec){ 0 } + wp[p];
+                    UNROLL for (int q = 0; q < Q; q++) {
+                        const vec xv = LOADV(x + q * VL);
+                        UNROLL for (int p = 0; p < P; p++) acc[p][q] += w[p] * xv;
+                    }
+                }
+            }
+    for (int p = 0; p < np; p++)
+        UNROLL for (int q = 0; q < Q; q++) STOREV(yt + p * ldy + q * VL, acc[p][q]);
+}
+
+// ys rows [r0, r1) (row r: od = r / OH, oh = r % OH) of one group, every channel, from xs and
+// the tiles' weights wp ((CO + P - 1) / P tiles of (K, P)).
+INLINE void fws_rows(float *ys, const float *xs, const float *wp, const float *bias, const Direct *f, int r0, int r1,
+                     const int P, const int Q) {
+    const size_t K = direct_K(f), OWQ = FWS_ROW(f->OW), ldy = (size_t)f->OD * f->OH * OWQ * VL;
+    for (int r = r0; r < r1; r++) {
+        const int od = r / f->OH, oh = r % f->OH;
+        const float *xr = xs + ((size_t)od * f->RH + oh) * f->WP * VL;
+        float *yr = ys + (size_t)r * OWQ * VL;
+        for (int co0 = 0; co0 < f->CO; co0 += P)
+            for (int ow0 = 0; ow0 < f->OW; ow0 += Q)
+                fws_tile(yr + co0 * ldy + ow0 * VL, ldy, DF_MIN(P, f->CO - co0), bias ? bias + co0 : NULL,
+                         xr + ow0 * VL, wp + (size_t)co0 * K, f, P, Q);
+    }
+}
+
 // ---- backward-data tile ------------------------------------------------------------------------
 
 // acc[r] += w_r (CO, TE) at columns [0,P) times dy rows (CO of them, cstride apart) for the
@@ -655,17 +728,21 @@ INLINE void bd_plane(float *dx, const float *dy, const float *wz, const Direct *
     float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, int nd, float *buf, float *dyc
 #define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
 #define DWS_ARGS float *dweight, const float *xs, const float *dys, const Direct *f, int q0, int q1
+#define FWS_ARGS float *ys, const float *xs, const float *wp, const float *bias, const Direct *f, int r0, int r1
 typedef void FwdPlaneFn(FWD_ARGS);
 typedef void FlatPlaneFn(FLAT_ARGS);
 typedef void DwPlaneFn(DW_ARGS);
 typedef void BdPlaneFn(BD_ARGS);
 typedef void DwsRowsFn(DWS_ARGS);
+typedef void FwsRowsFn(FWS_ARGS);
 
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 2, 2); }
 static void fwd_flat_v2(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 2); }
 static void dw_plane_v2(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 1, 2, 1, 2); }
 static void bd_plane_v2(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
 static void dws_rows_v2(DWS_ARGS) { dws_rows(dweight, xs, dys, f, q0, q1, 1); }
+// fws tiles: P channels x Q positions (P x Q accumulators, P broadcast weights, one input vec)
+static void fws_rows_v2(FWS_ARGS) { fws_rows(ys, xs, wp, bias, f, r0, r1, 1, 2); }
 #ifdef DIRECT_MULTIARCH
 #define TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #define TARGET_V4 __attribute__((target("arch=x86-64-v4")))
@@ -674,6 +751,7 @@ TARGET_V3 static void fwd_flat_v3(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g,
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane(dw, with_bias, dy, x, g, od, nd, buf, dyc, 2, 2, 2, 2); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 TARGET_V3 static void dws_rows_v3(DWS_ARGS) { dws_rows(dweight, xs, dys, f, q0, q1, 1); }
+TARGET_V3 static void fws_rows_v3(FWS_ARGS) { fws_rows(ys, xs, wp, bias, f, r0, r1, 2, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane(y, x, wt, bias, g, od, buf, tmp, 16, 4); }
 TARGET_V4 static void fwd_flat_v4(FLAT_ARGS) { fwd_plane_flat(y, x, wt, bias, g, od, buf, tmp, add, 16); }
 // Fewer than 16 output channels (a small network's first layer): tiles of 8, or every
@@ -689,6 +767,10 @@ TARGET_V4 static void dw_plane_v4(DW_ARGS) {
 TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
 // 4 x 6 accumulators, 4 vecs of dy and one of the input: 29 of the 32 registers.
 TARGET_V4 static void dws_rows_v4(DWS_ARGS) { dws_rows(dweight, xs, dys, f, q0, q1, 4); }
+// 4 x 4 accumulators, 4 weights and one input vec. On conv4 (Zen 5) 3 x 8, a whole row of
+// 8 x 8 planes, ran at 72-76 % of sgemm (GCC kept accumulators on the stack), 2 x 8 at 60 %,
+// 5 x 4 at 82-93 %, 4 x 4 at 90-92 %.
+TARGET_V4 static void fws_rows_v4(FWS_ARGS) { fws_rows(ys, xs, wp, bias, f, r0, r1, 4, 4); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
 TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane(dx, dy, wz, g, id, c0, cn, ws, 6, 2, 2); }
@@ -748,6 +830,27 @@ static DwsRowsFn *dws_rows_fn(void) {
     return dws_rows_v2;
 }
 
+static FwsRowsFn *fws_rows_fn(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return fws_rows_v4;
+    case 3: return fws_rows_v3;
+    }
+#endif
+    return fws_rows_v2;
+}
+
+// The channels of fws_rows_fn()'s tiles (the layout of their weights)
+static int fws_tile_channels(void) {
+#ifdef DIRECT_MULTIARCH
+    switch (conv3d_direct_isa()) {
+    case 4: return 4;
+    case 3: return 2;
+    }
+#endif
+    return 1;
+}
+
 // ---- the layer's three phases, threaded over output planes -------------------------------------
 
 // bwd-data sums dy's channels BD_CHUNK at a time, each chunk through all planes of a sample
@@ -770,6 +873,9 @@ static int direct_threads(int threads, long items) {
     int t = DF_MIN(threads, df_threads());
     return t > 1 && items >= t ? t : 1;
 }
+
+static void fws_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                        const Conv3dGeom *g, float *workspace, int threads, int add);
 
 // The forward's work items, one per (sample, output plane): out (B,OC,OD,OH,OW) from inp
 // (B,C,D,H,W) and wt (K, OC), added into out when `add` (flat planes only). Each thread's slice
@@ -796,6 +902,11 @@ void conv3d_direct_forward(float *out, const float *inp, const float *weight, co
                            const Conv3dGeom *g, float *workspace, size_t slice, int threads) {
     // wt (K, OC) = weight (OC, K) transposed: a tile broadcasts its P channels' weights of one
     // tap from one row
+    if (forward_flat(g) && sil_lanes_filled(B)) {
+        DF_ASSERT(fws_floats(g) <= slice);  // direct_layout
+        fws_forward(out, inp, weight, bias, B, g, workspace, threads, 0);
+        return;
+    }
     const DirectLayout l = direct_layout(g);
     const size_t K = (size_t)g->C * g->kd * g->kh * g->kw;
     float *wt = workspace + l.wt;
@@ -811,6 +922,11 @@ static void bd_by_forward(float *dinp, const float *dout, const float *weight, i
                           const Conv3dGeom *fg, float *workspace, size_t slice, int threads) {
     // wt (K', C): row (oc, a, b, e) holds weight[oc, :, kd-1-a, kh-1-b, kw-1-e]; flipping all
     // three axes reverses the taps' flat index t
+    if (sil_lanes_filled(B)) {
+        DF_ASSERT(fws_floats(fg) <= slice);  // direct_layout
+        fws_forward(dinp, dout, weight, NULL, B, fg, workspace, threads, 1);
+        return;
+    }
     const DirectLayout l = direct_layout(g);
     const size_t taps = (size_t)g->kd * g->kh * g->kw;
     float *wt = workspace + l.wt;
@@ -859,25 +975,30 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
     }
 }
 
-// xs, dys (dw_samples) of samples [s0, s0 + n), n <= VL, from x (B,CI,D,H,W) and dy (B,CO,OD,OH,OW);
-// the channels shared out over the threads.
+// xs (dw_samples) of samples [s0, s0 + n), n <= VL, from x (B,CI,D,H,W): channel c, zeroed first.
+static void sil_fill_x(float *xs, const float *x, const Direct *f, int s0, int n, int c) {
+    const size_t in_n = (size_t)f->CI * f->D * f->H * f->W;
+    const size_t xc = (size_t)(f->D + 2 * f->pd) * f->RH * f->WP * VL;
+    float *dst = xs + c * xc;
+    memset(dst, 0, xc * sizeof(float));
+    for (int s = 0; s < n; s++) {
+        const float *src = x + (s0 + s) * in_n + (size_t)c * f->D * f->H * f->W;
+        for (int id = 0; id < f->D; id++)
+            for (int ih = 0; ih < f->H; ih++)
+                for (int iw = 0; iw < f->W; iw++)
+                    dst[(((size_t)(id + f->pd) * f->RH + ih + f->ph) * f->WP + iw + f->pw) * VL + s] =
+                        src[((size_t)id * f->H + ih) * f->W + iw];
+    }
+}
+
+// xs and dys (dw_samples) of samples [s0, s0 + n), n <= VL, from x (B,CI,D,H,W) and dy
+// (B,CO,OD,OH,OW); the channels shared out over the threads.
 static void dws_fill(float *xs, float *dys, const float *x, const float *dy, const Direct *f, int s0, int n, int nt) {
-    const int DP = f->D + 2 * f->pd;
-    const size_t in_n = (size_t)f->CI * f->D * f->H * f->W, out_n = (size_t)f->CO * f->OD * f->OH * f->OW;
-    const size_t xc = (size_t)DP * f->RH * f->WP * VL, dc = (size_t)f->OD * f->OH * f->OW * VL;
+    const size_t out_n = (size_t)f->CO * f->OD * f->OH * f->OW, dc = (size_t)f->OD * f->OH * f->OW * VL;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int c = 0; c < f->CI + f->CO; c++) {
         if (c < f->CI) {
-            float *dst = xs + c * xc;
-            memset(dst, 0, xc * sizeof(float));
-            for (int s = 0; s < n; s++) {
-                const float *src = x + (s0 + s) * in_n + (size_t)c * f->D * f->H * f->W;
-                for (int id = 0; id < f->D; id++)
-                    for (int ih = 0; ih < f->H; ih++)
-                        for (int iw = 0; iw < f->W; iw++)
-                            dst[(((size_t)(id + f->pd) * f->RH + ih + f->ph) * f->WP + iw + f->pw) * VL + s] =
-                                src[((size_t)id * f->H + ih) * f->W + iw];
-            }
+            sil_fill_x(xs, x, f, s0, n, c);
         } else {
             const int co = c - f->CI;
             float *dst = dys + co * dc;
@@ -886,6 +1007,54 @@ static void dws_fill(float *xs, float *dys, const float *x, const float *dy, con
                 const float *src = dy + (s0 + s) * out_n + co * (dc / VL);
                 for (size_t j = 0; j < dc / VL; j++) dst[j * VL + s] = src[j];
             }
+        }
+    }
+}
+
+// The forward with samples in the lanes (fws_rows) of out (B,CO,OD,OH,OW) from inp (B,CI,D,H,W)
+// and weight (CO, K); with `add`, bwd-data as that forward (bd_by_forward): g the flipped
+// geometry, weight the layer's, out added into. g is flat
+// (forward_flat). Per group of VL samples: xs filled by channel, the rows of ys shared out
+// over the threads, then ys copied (added) out by channel.
+static void fws_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                        const Conv3dGeom *g, float *workspace, int threads, int add) {
+    const Direct f = direct_forward_geom(g);
+    const size_t K = direct_K(&f), xsn = dws_x_floats(&f), N = (size_t)g->OD * g->OH * g->OW;
+    const size_t out_n = (size_t)g->OC * N, OWQ = FWS_ROW(g->OW);
+    float *xs = workspace, *ys = xs + xsn + FWS_SLACK, *wp = ys + fws_ys_floats(&f);
+    const int P = fws_tile_channels(), rows = g->OD * g->OH;
+    FwsRowsFn *rows_fn = fws_rows_fn();
+    // wp[t][k][p] = weight[t*P + p, k], 0 past CO; bwd-data: the layer's weight (C', OC', taps)
+    // with its kernel flipped, output channel c and tap k = (oc, t) taking weight[oc, c, taps-1-t]
+    const size_t taps = (size_t)g->kd * g->kh * g->kw;
+    for (int co0 = 0; co0 < g->OC; co0 += P)
+        for (size_t k = 0; k < K; k++)
+            for (int p = 0, co = co0; p < P; p++, co++)
+                wp[(size_t)co0 * K + k * P + p] =
+                    co >= g->OC ? 0.0f
+                    : add ? weight[((k / taps) * g->OC + co) * taps + taps - 1 - k % taps] : weight[co * K + k];
+    const int nt = direct_threads(threads, rows);
+    memset(xs + xsn, 0, FWS_SLACK * sizeof(float));  // read past the last row, by tiles it drops
+    for (int s0 = 0; s0 < B; s0 += VL) {
+        const int n = DF_MIN(VL, B - s0);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+#pragma omp for schedule(static)
+            for (int c = 0; c < g->C; c++) sil_fill_x(xs, inp, &f, s0, n, c);
+            const int t = df_thread_id(), tn = nt > 1 ? nt : 1;
+            rows_fn(ys, xs, wp, bias, &f, (int)((long)rows * t / tn), (int)((long)rows * (t + 1) / tn));
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (int co = 0; co < g->OC; co++)
+                for (int s = 0; s < n; s++) {
+                    float *o = out + (s0 + s) * out_n + co * N;
+                    const float *y = ys + (size_t)co * rows * OWQ * VL + s;
+                    for (int r = 0; r < rows; r++)
+                        for (int ow = 0; ow < g->OW; ow++, o++) {
+                            const float v = y[((size_t)r * OWQ + ow) * VL];
+                            *o = add ? *o + v : v;
+                        }
+                }
         }
     }
 }

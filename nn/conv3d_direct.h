@@ -18,7 +18,9 @@ void conv3d_direct_set_isa(int isa_max);
 int conv3d_direct_isa(void);
 
 // Whether the forward takes each output plane as one row (planes narrower than 16 floats,
-// when at least 3/4 of the positions it computes are kept).
+// when at least 3/4 of the positions it computes are kept). On such planes a batch that fills
+// 3/4 of the lanes of groups of 16 samples is taken with the samples in the lanes instead (so
+// is bwd-data when conv3d_direct_backward_data_flat).
 int conv3d_direct_forward_flat(const Conv3dGeom *g);
 // Whether the data gradient is taken as the flat forward of dout with the kernel flipped
 // (planes of dinp narrower than 16 floats, padding at most kernel - 1).

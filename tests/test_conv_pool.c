@@ -74,6 +74,10 @@ static const ConvCase conv_cases[] = {
     // takes it too), and 17, a group of 16 and one of a single sample
     { 16, 2, 2, 6, 6, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     { 17, 3, 2, 6, 6, 5, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 1 },
+    // the forward and bwd-data with 16 samples in the lanes (the batch of 16 above takes them
+    // too): groups of 16 and 12; rows of 11 (a tile of 8 positions and one running 5 past the
+    // row) and of dx 9; 5 output channels (tiles of 3 + 2, or 2 + 2 + 1) and 3 input ones
+    { 28, 3, 4, 7, 9, 5, { 3, 2, 3 }, { 1, 1, 1 }, { 1, 0, 2 }, 1, 0 },
     // a sample's padded input over 1M floats: by planes on every thread count
     { 1, 40, 30, 30, 16, 2, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 1 },
 };
