@@ -143,9 +143,9 @@ static size_t direct_flat_buf_floats(const Conv3dGeom *g) {
 // positions.) Threads take kernel rows, so each weight's sum is one thread's, the same for
 // any thread count. Needs kw = 3; used on planes narrower than a vec (forward_flat).
 static int dw_samples(const Conv3dGeom *g) { return conv3d_direct_legal(g) && g->kw == 3 && forward_flat(g); }
-int conv3d_direct_dw_samples_in_lanes(const Conv3dGeom *g, int B) {
-    return dw_samples(g) && 4L * B >= 3L * ((B + VL - 1) / VL * VL);
-}
+// A batch of B samples fills at least 3/4 of the lanes of its groups of VL
+static int sil_lanes_filled(int B) { return 4L * B >= 3L * ((B + VL - 1) / VL * VL); }
+int conv3d_direct_dw_samples_in_lanes(const Conv3dGeom *g, int B) { return dw_samples(g) && sil_lanes_filled(B); }
 // xs and dys of one group of VL samples
 static size_t dws_x_floats(const Direct *f) { return (size_t)f->CI * (f->D + 2 * f->pd) * f->RH * f->WP * VL; }
 static size_t dws_dy_floats(const Direct *f) { return (size_t)f->CO * f->OD * f->OH * f->OW * VL; }
@@ -161,8 +161,8 @@ static size_t dws_floats(const Conv3dGeom *g) {
 // padded) the outputs of a group of up to 16 samples are
 //   ys[co][od][oh][ow][s] = bias[co] + sum_{ci,a,b,e} w[co,ci,a,b,e] * xs[ci][od+a][oh+b][ow+e][s]
 // in tiles of P channels x Q consecutive positions of a row: per tap, Q input loads and P
-// weight broadcasts for P x Q vec multiply-adds, nothing dropped when Q divides OW. The rows of
-// ys are FWS_ROW(OW) positions wide, so that a row's last tile may run past OW (its extra
+// weight broadcasts for P x Q vec multiply-adds, nothing dropped when Q divides OW. Q divides
+// FWS_QMAX, and the rows of ys are FWS_ROW(OW) positions wide, so that a row's last tile may run past OW (its extra
 // positions read the next row of xs, or FWS_SLACK zeros after the last one, and are never
 // copied out). The weights are copied per tile of P channels, (K, P) each, zero past CO, so that
 // a tile reads P contiguous floats per tap. Used when a batch fills 3/4 of the lanes
@@ -170,7 +170,6 @@ static size_t dws_floats(const Conv3dGeom *g) {
 #define FWS_QMAX 8
 #define FWS_ROW(ow) (((ow) + FWS_QMAX - 1) / FWS_QMAX * FWS_QMAX)
 #define FWS_SLACK ((size_t)FWS_QMAX * VL)
-static int sil_lanes_filled(int B) { return 4L * B >= 3L * ((B + VL - 1) / VL * VL); }
 static size_t fws_ys_floats(const Direct *f) { return (size_t)f->CO * f->OD * f->OH * FWS_ROW(f->OW) * VL; }
 // xs (with its slack), ys, then the weights of up to MAXP-channel tiles
 static size_t fws_floats(const Conv3dGeom *g) {
