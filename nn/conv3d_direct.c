@@ -162,9 +162,9 @@ static size_t dws_floats(const Conv3dGeom *g) {
 //   ys[co][od][oh][ow][s] = bias[co] + sum_{ci,a,b,e} w[co,ci,a,b,e] * xs[ci][od+a][oh+b][ow+e][s]
 // in tiles of P channels x Q consecutive positions of a row: per tap, Q input loads and P
 // weight broadcasts for P x Q vec multiply-adds, nothing dropped when Q divides OW. Q divides
-// FWS_QMAX, and the rows of ys are FWS_ROW(OW) positions wide, so that a row's last tile may run past OW (its extra
-// positions read the next row of xs, or FWS_SLACK zeros after the last one, and are never
-// copied out). The weights are copied per tile of P channels, (K, P) each, zero past CO, so that
+// FWS_QMAX, and the rows of ys are FWS_ROW(OW) positions wide, so that a row's last tile may
+// run past OW (its extra positions read the next row of xs, or FWS_SLACK zeros after the last
+// one, and are never copied out). The weights are copied per tile of P channels, (K, P) each, zero past CO, so that
 // a tile reads P contiguous floats per tap. Used when a batch fills 3/4 of the lanes
 // (sil_lanes_filled); ys goes back to the (B, CO, ...) layout by channel.
 #define FWS_QMAX 8
