@@ -164,9 +164,9 @@ static size_t dws_floats(const Conv3dGeom *g) {
 // weight broadcasts for P x Q vec multiply-adds, nothing dropped when Q divides OW. Q divides
 // FWS_QMAX, and the rows of ys are FWS_ROW(OW) positions wide, so that a row's last tile may
 // run past OW (its extra positions read the next row of xs, or FWS_SLACK zeros after the last
-// one, and are never copied out). The weights are copied per tile of P channels, (K, P) each, zero past CO, so that
-// a tile reads P contiguous floats per tap. Used when a batch fills 3/4 of the lanes
-// (sil_lanes_filled); ys goes back to the (B, CO, ...) layout by channel.
+// one, and are never copied out). The weights are copied per tile of P channels, (K, P) each,
+// zero past CO, so that a tile reads P contiguous floats per tap. Used when a batch fills 3/4
+// of the lanes (sil_lanes_filled); ys goes back to the (B, CO, ...) layout by channel.
 #define FWS_QMAX 8
 #define FWS_ROW(ow) (((ow) + FWS_QMAX - 1) / FWS_QMAX * FWS_QMAX)
 #define FWS_SLACK ((size_t)FWS_QMAX * VL)
