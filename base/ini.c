@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
@@ -178,8 +179,11 @@ static int unwritable(const char *v) {
 }
 
 int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
-    const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
-    if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
+    // The key is what follows the last '.' before the '=' (keys have none; a layer's name may)
+    const char *eq = strchr(assignment, '='), *dot = NULL;
+    for (const char *p = assignment; eq && p < eq; p++)
+        if (*p == '.') dot = p;
+    if (!dot || !eq || dot == assignment || eq == dot + 1)
         return df_err(err, "--set '%s': expected section.key=value", assignment);
     char sec[128], key[128];
     size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
@@ -200,10 +204,16 @@ int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
     for (char *p = s; *p; p++) *p = (char)tolower((unsigned char)*p);
     for (char *p = k; *p; p++) *p = (char)tolower((unsigned char)*p);
     IniSection *sect = ini_section(ini, s);
-    if (!sect) {  // a layer addressed by its name
-        for (int i = 0; i < ini->n && !sect; i++) {
+    if (!sect) {  // a layer addressed by its name, in any case (as sections are)
+        for (int i = 0; i < ini->n; i++) {
             IniEntry *e = ini_entry(&ini->sections[i], "name");
-            if (e && strcmp(e->value, s) == 0) sect = &ini->sections[i];
+            if (!e || strcasecmp(e->value, s) != 0) continue;
+            if (sect) {
+                free(value);
+                return df_err(err, "--set '%s': %s has two layers named '%s' apart from case", assignment,
+                              ini->origin, s);
+            }
+            sect = &ini->sections[i];
         }
     }
     if (!sect) {

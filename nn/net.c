@@ -7,6 +7,7 @@
 #include "nn/pool3d.h"
 #include "base/threads.h"
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 // Sections that configure the experiment rather than the network.
@@ -35,6 +36,17 @@ static void net_workspace_fit(Net *net) {
 // something outside the network reads the BatchNorm's or the ReLU's output (net_observe):
 // those two outputs and their gradients are then never stored. Observations only add, so a
 // re-plan only dissolves groups and allocates buffers.
+
+// A layer's name is a --set section (up to its last '.'), one of a comma-separated --features
+// list, and a dataset name in checkpoints and feature files: 1 to n-1 characters of letters,
+// digits, '_', '-' and '.', so that each of those reads it back whole.
+static int layer_name_ok(const char *name, size_t n) {
+    size_t len = strlen(name);
+    if (len == 0 || len >= n) return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("_-.", *p)) return 0;
+    return 1;
+}
 
 static int is_type(const Layer *L, const char *type) { return strcmp(L->ops->type, type) == 0; }
 
@@ -202,8 +214,8 @@ int net_build_meta(Net *net, const Ini *ini, Shape in_shape, int max_batch, Redu
         int k = 0;
         for (int j = 0; j < net->n_layers; j++)
             if (net->layers[j].ops == L->ops) k++;
-        if (name && (!*name || strlen(name) >= sizeof L->name || strchr(name, '/'))) {
-            df_err(err, "%s:%d: [%s] name = '%s' must be 1-63 characters without '/'", ini->origin,
+        if (name && !layer_name_ok(name, sizeof L->name)) {
+            df_err(err, "%s:%d: [%s] name = '%s' must be 1-63 letters, digits, '_', '-' or '.'", ini->origin,
                    ini_entry(s, "name")->line, s->name, name);
             goto fail;
         }

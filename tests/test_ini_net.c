@@ -54,6 +54,28 @@ static void test_ini_parse(void) {
     ini_free(&ini);
 }
 
+// A layer's name may hold '.' (the key follows the last one) and any case; a name that two
+// layers share apart from case is refused rather than one of them picked.
+static void test_ini_set_names(void) {
+    Ini ini;
+    DfError err;
+    const char *text = "[conv3d]\nname = enc.Conv_1\nout = 4\n[relu]\nname = act\n[linear]\nname = ACT\nout = 2\n";
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, text, "names.ini", &err), 0);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "enc.Conv_1.out=8", &err), 0);
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[0], "out")->value, "8");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, " ENC.conv_1 . out = 16", &err), 0);
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[0], "out")->value, "16");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "enc.out=8", &err), -1);  // no layer named 'enc'
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no section or layer named 'enc'"));
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "act.out=3", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "two layers named 'act' apart from case"));
+    CU_ASSERT_PTR_NULL(ini_entry(&ini.sections[1], "out"));
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[2], "out")->value, "2");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "enc.Conv_1.=8", &err), -1);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, ".out=8", &err), -1);
+    ini_free(&ini);
+}
+
 // Defaults the getters apply are recorded: the configuration as run lists them, marked, while
 // every presence check still sees the key as absent.
 static void test_ini_defaults(void) {
@@ -183,6 +205,21 @@ static void test_net_shapes(void) {
     CU_ASSERT_EQUAL(net_build(&net, &ini, tiny, 2, NULL, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "used twice"));
     ini_free(&ini);
+    // names that --set, --features or a checkpoint could not read back whole
+    const char *bad[] = { "a,b", "a b", "a/b", "a=b", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[relu]\nname = %s\n", bad[i]);
+        CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, text, "name.ini", &err), 0);
+        CU_ASSERT_EQUAL(net_build(&net, &ini, tiny, 2, NULL, &err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "name.ini:2: [relu] name = "));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "letters, digits, '_', '-' or '.'"));
+        ini_free(&ini);
+    }
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "[relu]\nname = enc.Relu-1_a\n", "name.ini", &err), 0);
+    CU_ASSERT_EQUAL(net_build(&net, &ini, tiny, 2, NULL, &err), 0);
+    net_free(&net);
+    ini_free(&ini);
 }
 
 static void test_checkpoint_round_trip(void) {
@@ -308,6 +345,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("ini_net", NULL, NULL);
     CU_add_test(s, "INI parsing, --set, unknown keys", test_ini_parse);
+    CU_add_test(s, "--set on layer names with '.' and any case", test_ini_set_names);
     CU_add_test(s, "INI syntax errors name file and line", test_ini_errors);
     CU_add_test(s, "INI defaults are recorded as run", test_ini_defaults);
     CU_add_test(s, "a message quoting a huge field keeps its end", test_error_long_field);
