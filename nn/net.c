@@ -21,6 +21,17 @@ static int is_non_layer(const char *name) {
     return 0;
 }
 
+// A layer's name is read back by --set (all of section.key before the last '.'), from a
+// comma-separated --features list, and as a dataset name in checkpoints and feature files, so
+// it is 1 to n-1 characters, each a letter, digit, '_', '-' or '.'.
+static int layer_name_ok(const char *name, size_t n) {
+    size_t len = strlen(name);
+    if (len == 0 || len >= n) return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("_-.", *p)) return 0;
+    return 1;
+}
+
 // One workspace slice per compute thread: the thread count is set per rank after the network
 // may have been built, so forward and backward check it.
 static void net_workspace_fit(Net *net) {
@@ -36,17 +47,6 @@ static void net_workspace_fit(Net *net) {
 // something outside the network reads the BatchNorm's or the ReLU's output (net_observe):
 // those two outputs and their gradients are then never stored. Observations only add, so a
 // re-plan only dissolves groups and allocates buffers.
-
-// A layer's name is a --set section (up to its last '.'), one of a comma-separated --features
-// list, and a dataset name in checkpoints and feature files: 1 to n-1 characters of letters,
-// digits, '_', '-' and '.', so that each of those reads it back whole.
-static int layer_name_ok(const char *name, size_t n) {
-    size_t len = strlen(name);
-    if (len == 0 || len >= n) return 0;
-    for (const char *p = name; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("_-.", *p)) return 0;
-    return 1;
-}
 
 static int is_type(const Layer *L, const char *type) { return strcmp(L->ops->type, type) == 0; }
 
