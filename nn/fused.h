@@ -4,8 +4,9 @@
 // block's largest tensor (16 channels x 32x64x64 x 16 samples = 134 MB). Run one by one they
 // read and write it about ten times per step and keep three copies of it (BatchNorm's output,
 // ReLU's output and their gradients). Fused, the forward reads the convolution's output twice
-// (statistics, then normalise + ReLU + pool one (sample, channel) plane at a time in a
-// per-thread scratch plane that stays in cache) and writes only the pooled output; the
+// (statistics, then normalise + ReLU + pool one (sample, channel) plane at a time: on AVX-512
+// 16 windows at a time straight from the input, elsewhere through a per-thread scratch plane
+// that stays in cache) and writes only the pooled output; the
 // backward needs no full pass for its statistics (the gradient is non-zero only at the
 // pooling's argmax positions, and the forward keeps the input's values there, so the sums
 // stream over P values per plane instead of gathering them from S) and one streaming pass for

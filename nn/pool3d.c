@@ -103,13 +103,13 @@ DF_INLINE void maxpool3d_plane_k2s2_body(float *restrict y, int32_t *restrict am
 DF_MULTIARCH_FN(maxpool3d_plane_k2s2, (float *restrict y, int32_t *restrict am, const float *restrict x, const Pool3dGeom *g),
                 (y, am, x, g))
 
-static int pool_is_k2s2(const Pool3dGeom *g) {
+int maxpool3d_is_k2s2(const Pool3dGeom *g) {
     return g->kd == 2 && g->kh == 2 && g->kw == 2 && g->sd == 2 && g->sh == 2 && g->sw == 2 &&
            g->pd == 0 && g->ph == 0 && g->pw == 0;
 }
 
 void maxpool3d_forward_plane(float *out, int32_t *argmax, const float *inp, const Pool3dGeom *g) {
-    if (pool_is_k2s2(g)) {
+    if (maxpool3d_is_k2s2(g)) {
         DF_PICK(maxpool3d_plane_k2s2)(out, argmax, inp, g);
     } else {
         Pool3dGeom one = *g;
@@ -120,7 +120,7 @@ void maxpool3d_forward_plane(float *out, int32_t *argmax, const float *inp, cons
 
 void maxpool3d_forward(float *out, int32_t *argmax, const float *inp, int B, const Pool3dGeom *g) {
     const size_t ip = in_plane(g), op = out_plane(g);
-    if (!pool_is_k2s2(g)) {
+    if (!maxpool3d_is_k2s2(g)) {
         maxpool3d_forward_naive(out, argmax, inp, B, g);
         return;
     }

@@ -25,6 +25,8 @@ void maxpool3d_forward_naive(float *out, int32_t *argmax, const float *inp, int 
 // One (D,H,W) plane of one channel: out (OD,OH,OW), argmax (OD,OH,OW) from inp (D,H,W),
 // with the fast path where it applies; g->C is ignored. For fused kernels (nn/fused.c).
 void maxpool3d_forward_plane(float *out, int32_t *argmax, const float *inp, const Pool3dGeom *g);
+// Whether g is the 2x2x2 stride-2 unpadded pooling with its own fast kernels.
+int maxpool3d_is_k2s2(const Pool3dGeom *g);
 // dinp += dout routed to the argmax positions
 void maxpool3d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, const Pool3dGeom *g);
 void avgpool3d_forward(float *out, const float *inp, int B, const Pool3dGeom *g);
