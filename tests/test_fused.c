@@ -144,28 +144,39 @@ static void test_fused_vs_layers(void) {
 // The fused forward's output and the backward's gradients are the same bits at every vector
 // width: the per-element operations do not change, and the sums' lanes are spelled out.
 static void test_fused_same_on_every_isa(void) {
-    float *y[3] = { 0 }, *dx[3] = { 0 };
-    int top = df_isa_level();
-    for (int isa = 2; isa <= top; isa++) {
-        FusedCase c;
-        case_init(&c, 2, 3, 6, 8, 10, k2, s2, p0, 1, 99);
-        df_isa_set_max(isa);
-        fused_loss(&c);
-        float *d = df_alloc_floats(c.xn), *gw = df_alloc_floats(6);
-        memset(d, 0, c.xn * sizeof(float));
-        bn_relu_maxpool_backward(d, gw, gw + 3, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B, &c.g,
-                                 1e-5f, 1, &reducer_local, 0, 2);
-        y[isa - 2] = tu_copy(c.y, c.yn);
-        dx[isa - 2] = d;
-        if (isa > 2) {
-            CU_ASSERT(memcmp(y[isa - 2], y[0], c.yn * sizeof(float)) == 0);
-            CU_ASSERT(memcmp(dx[isa - 2], dx[0], c.xn * sizeof(float)) == 0);
+    // rows of 5 windows (none at once); rows of 18 (16 at once on AVX-512, then 2), with a
+    // plane, a row and a column under no window
+    static const int dims[2][3] = { { 6, 8, 10 }, { 7, 9, 37 } };
+    for (int shape = 0; shape < 2; shape++) {
+        float *y[3] = { 0 }, *dx[3] = { 0 }, *da[3] = { 0 };
+        int top = df_isa_level();
+        for (int isa = 2; isa <= top; isa++) {
+            FusedCase c;
+            case_init(&c, 2, 3, dims[shape][0], dims[shape][1], dims[shape][2], k2, s2, p0, 1, 99);
+            df_isa_set_max(isa);
+            fused_loss(&c);
+            Rng rng;
+            rng_seed(&rng, 7);
+            float *d = df_alloc_floats(c.xn), *gw = df_alloc_floats(6), *dadd = tu_rand(c.xn, -1, 1, &rng);
+            memset(d, 0, c.xn * sizeof(float));
+            bn_relu_maxpool_backward(d, gw, gw + 3, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b, c.B,
+                                     &c.g, 1e-5f, 1, &reducer_local, 0, 2);
+            bn_relu_maxpool_backward(dadd, gw, gw + 3, c.r, c.am, c.xm, c.x, c.mean, c.rstd, c.rm, c.rv, c.w, c.b,
+                                     c.B, &c.g, 1e-5f, 1, &reducer_local, 1, 2);
+            y[isa - 2] = tu_copy(c.y, c.yn);
+            dx[isa - 2] = d;
+            da[isa - 2] = dadd;
+            if (isa > 2) {
+                CU_ASSERT(memcmp(y[isa - 2], y[0], c.yn * sizeof(float)) == 0);
+                CU_ASSERT(memcmp(dx[isa - 2], dx[0], c.xn * sizeof(float)) == 0);
+                CU_ASSERT(memcmp(da[isa - 2], da[0], c.xn * sizeof(float)) == 0);
+            }
+            free(gw);
+            case_free(&c);
         }
-        free(gw);
-        case_free(&c);
+        df_isa_set_max(0);
+        for (int k = 0; k < 3; k++) { free(y[k]); free(dx[k]); free(da[k]); }
     }
-    df_isa_set_max(0);
-    for (int k = 0; k < 3; k++) { free(y[k]); free(dx[k]); }
 }
 
 static void fd_case(const int k[3], const int s[3], const int p[3], int training) {
