@@ -180,20 +180,25 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
 
 // s[0] += sum g, s[1] += sum g xhat over one plane's P pooled outputs, g = dy where the ReLU
 // passed the argmax element, whose input is xm: in 16 float lanes per block of 1024 (as
-// batchnorm3d.c's sums), block totals in double.
+// batchnorm3d.c's sums), block totals in double. xm and dy come from memory (the forward wrote
+// them long before), a 64 KB plane at a time a megabyte apart (a channel's samples): prefetched
+// 4 KB ahead, BR-Net's first block took 1.2-1.5 ms for these sums against 2.5-2.9 (Zen 5).
 DF_INLINE void sparse_sums_plane_body(double s[2], const float *restrict xm, const float *restrict dy, size_t P,
                                       float m, float a, float b, float r) {
     for (size_t p0 = 0; p0 < P; p0 += 1024) {
         const size_t end = DF_MIN(P, p0 + 1024);
         float a1[16] = { 0 }, a2[16] = { 0 };
         size_t p = p0;
-        for (; p + 16 <= end; p += 16)
+        for (; p + 16 <= end; p += 16) {
+            __builtin_prefetch(xm + p + 1024, 0, 0);  // a hint: never faults past the plane
+            __builtin_prefetch(dy + p + 1024, 0, 0);
             for (int j = 0; j < 16; j++) {
                 const float xi = xm[p + j];
                 const float g = (xi - m) * a + b > 0.0f ? dy[p + j] : 0.0f;  // ReLU passed
                 a1[j] += g;
                 a2[j] += g * ((xi - m) * r);
             }
+        }
         double t1 = 0.0, t2 = 0.0;
         for (; p < end; p++) {
             const float xi = xm[p];
