@@ -72,6 +72,10 @@ DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *res
         for (int oh = 0; oh < g->OH; oh++, out += OW, am += OW, xm += OW) {
             const int base = 2 * od * HW + 2 * oh * W;
             const float *row[4] = { x + base, x + base + W, x + base + HW, x + base + HW + W };
+            // the rows two window rows on, from memory (the convolution wrote them long
+            // before): bn1's forward 11.9-14.0 -> 9.8-11.8 ms with the statistics (Zen 5)
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 2 * OW; c += 16) __builtin_prefetch(row[r] + 4 * W + c, 0, 0);
             for (int ow = 0; ow < nv; ow += 16) {
                 __m512 by = zero, bx = zero, ye, yo, xe, xo;
                 __m512i bk = _mm512_setzero_si512();
