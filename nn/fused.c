@@ -39,7 +39,8 @@ DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size
                 (y, x, S, m, a, b))
 
 // One (sample, channel) plane of the fused forward with a 2x2x2, stride-2 pooling, straight from
-// x (D,H,W) to out, am and xm (OD,OH,OW), 16 outputs at a time: the four input rows a row of
+// x (D,H,W) to out, am and xm (OD,OH,OW), 16 outputs at a time (x is followed by avail - S more
+// floats of the input, the next planes, which it may prefetch): the four input rows a row of
 // windows covers are loaded as 32 floats each, normalised and ReLU'd (bn_relu_plane's
 // operations, lane by lane), and split into their even and odd columns: the windows' 8
 // candidates in maxpool3d's (d,h,w) order. A later candidate wins only if larger, as in
@@ -62,8 +63,8 @@ DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size
     } while (0)
 
 DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *restrict am, float *restrict xm,
-                                               const float *restrict x, const Pool3dGeom *g, float m, float a,
-                                               float b) {
+                                               const float *restrict x, size_t avail, const Pool3dGeom *g,
+                                               float m, float a, float b) {
     const int W = g->W, OW = g->OW, HW = g->H * g->W, nv = OW / 16 * 16;
     const __m512 vm = _mm512_set1_ps(m), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -72,10 +73,12 @@ DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *res
         for (int oh = 0; oh < g->OH; oh++, out += OW, am += OW, xm += OW) {
             const int base = 2 * od * HW + 2 * oh * W;
             const float *row[4] = { x + base, x + base + W, x + base + HW, x + base + HW + W };
-            // the rows two window rows on, from memory (the convolution wrote them long
-            // before): bn1's forward 11.9-14.0 -> 9.8-11.8 ms with the statistics (Zen 5)
-            for (int r = 0; r < 4; r++)
-                for (int c = 0; c < 2 * OW; c += 16) __builtin_prefetch(row[r] + 4 * W + c, 0, 0);
+            // the rows two window rows on (past the plane's end: the next plane's first rows),
+            // from memory (the convolution wrote them long before): bn1's forward 11.9-14.0 ->
+            // 9.8-11.8 ms with the statistics (Zen 5)
+            if ((size_t)base + HW + 6 * W <= avail)
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < 2 * OW; c += 16) __builtin_prefetch(row[r] + 4 * W + c, 0, 0);
             for (int ow = 0; ow < nv; ow += 16) {
                 __m512 by = zero, bx = zero, ye, yo, xe, xo;
                 __m512i bk = _mm512_setzero_si512();
@@ -158,7 +161,8 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
     affine_of_mode(m, a, mean, rstd, running_mean, running_var, weight, C, eps, training);
     const int nt = DF_MAX(1, DF_MIN(threads, df_threads()));
     void (*relu_plane)(float *, const float *, size_t, float, float, float) = DF_PICK(bn_relu_plane);
-    void (*pool_plane)(float *, int32_t *, float *, const float *, const Pool3dGeom *, float, float, float) = NULL;
+    void (*pool_plane)(float *, int32_t *, float *, const float *, size_t, const Pool3dGeom *, float, float, float) =
+        NULL;
 #if DF_MULTIARCH
     if (maxpool3d_is_k2s2(g) && g->OW >= 16 && df_isa_level() >= 4) pool_plane = bn_relu_pool_plane_v4;
 #endif
@@ -172,7 +176,7 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
         int32_t *am = argmax + (size_t)pl * P;
         float *xm = inmax + (size_t)pl * P;
         if (pool_plane) {
-            pool_plane(out + (size_t)pl * P, am, xm, x, g, m[c], a[c], bias[c]);
+            pool_plane(out + (size_t)pl * P, am, xm, x, ((size_t)B * C - pl) * S, g, m[c], a[c], bias[c]);
             continue;
         }
         relu_plane(y, x, S, m[c], a[c], bias[c]);
@@ -194,8 +198,10 @@ DF_INLINE void sparse_sums_plane_body(double s[2], const float *restrict xm, con
         float a1[16] = { 0 }, a2[16] = { 0 };
         size_t p = p0;
         for (; p + 16 <= end; p += 16) {
-            __builtin_prefetch(xm + p + 1024, 0, 0);  // a hint: never faults past the plane
-            __builtin_prefetch(dy + p + 1024, 0, 0);
+            if (p + 1024 < P) {  // within the plane (the next channel's is not read next)
+                __builtin_prefetch(xm + p + 1024, 0, 0);
+                __builtin_prefetch(dy + p + 1024, 0, 0);
+            }
             for (int j = 0; j < 16; j++) {
                 const float xi = xm[p + j];
                 const float g = (xi - m) * a + b > 0.0f ? dy[p + j] : 0.0f;  // ReLU passed
@@ -283,9 +289,11 @@ void bn_relu_maxpool_backward(float *dinp, float *dweight, float *dbias, const f
             // the dense pass), it was no faster without the prefetch and within the noise
             // with it (docs/performance.md), so the plain loop stays.
             for (size_t p0 = 0; p0 < P; p0 += 16) {
-                __builtin_prefetch(am + p0 + 256, 0, 0);
-                __builtin_prefetch(xm + p0 + 256, 0, 0);
-                __builtin_prefetch(dy + p0 + 256, 0, 0);
+                if (p0 + 256 < ((size_t)B * C - pl) * P) {  // into the next plane too, read next
+                    __builtin_prefetch(am + p0 + 256, 0, 0);
+                    __builtin_prefetch(xm + p0 + 256, 0, 0);
+                    __builtin_prefetch(dy + p0 + 256, 0, 0);
+                }
                 for (size_t p = p0; p < DF_MIN(P, p0 + 16); p++)
                     dx[am[p]] += (xm[p] - mc) * ac + bc > 0.0f ? k * dy[p] : 0.0f;
             }
