@@ -45,10 +45,10 @@ DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size
 // operations, lane by lane), and split into their even and odd columns: the windows' 8
 // candidates in maxpool3d's (d,h,w) order. A later candidate wins only if larger, as in
 // maxpool3d (whose NaN rule never fires here: the ReLU maps NaN to 0), so out and am are the
-// unfused layers' bits, and xm, the input at the argmax, rides along with the winner. The
-// other way (normalise the plane into a scratch plane, pool it with maxpool3d's auto-vectorised
-// loop, gather the input at the argmax) stays for the rows' last OW % 16 outputs, other
-// poolings and CPUs without AVX-512. BR-Net's first block (16 x 16 x 32x64x64), Zen 5, one
+// unfused layers' bits, and xm, the input at the argmax, rides along with the winner. OW is a
+// multiple of 16 (BR-Net's first two blocks: 32 and 16); the other way (normalise the plane
+// into a scratch plane, pool it with maxpool3d's auto-vectorised loop, gather the input at the
+// argmax) stays for other widths, other poolings and CPUs without AVX-512. BR-Net's first block (16 x 16 x 32x64x64), Zen 5, one
 // thread: the forward took 15.4-17.7 ms with it, 12.8-13.0 with this (statistics ~4 ms each).
 // Intrinsics, not vector extensions: GCC 12 turned the chained compares and selects written
 // with those into one scalar compare per lane.
@@ -65,7 +65,7 @@ DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size
 DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *restrict am, float *restrict xm,
                                                const float *restrict x, size_t avail, const Pool3dGeom *g,
                                                float m, float a, float b) {
-    const int W = g->W, OW = g->OW, HW = g->H * g->W, nv = OW / 16 * 16;
+    const int W = g->W, OW = g->OW, HW = g->H * g->W;
     const __m512 vm = _mm512_set1_ps(m), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -79,7 +79,7 @@ DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *res
             if ((size_t)base + HW + 6 * W <= avail)
                 for (int r = 0; r < 4; r++)
                     for (int c = 0; c < 2 * OW; c += 16) __builtin_prefetch(row[r] + 4 * W + c, 0, 0);
-            for (int ow = 0; ow < nv; ow += 16) {
+            for (int ow = 0; ow < OW; ow += 16) {
                 __m512 by = zero, bx = zero, ye, yo, xe, xo;
                 __m512i bk = _mm512_setzero_si512();
 #define ROW16(r)                                                                                      \
@@ -117,18 +117,6 @@ DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *res
                 _mm512_storeu_ps(xm + ow, bx);
                 _mm512_storeu_si512(am + ow, off);
             }
-            for (int ow = nv; ow < OW; ow++) {  // the row's last outputs, one at a time
-                const int w = 2 * ow;
-                float best = 0.0f;
-                int k = 0;
-                for (int c = 0; c < 8; c++) {
-                    const float v0 = (row[c >> 1][w + (c & 1)] - m) * a + b, v = v0 > 0.0f ? v0 : 0.0f;
-                    if (c == 0 || v > best) best = v, k = c;
-                }
-                out[ow] = best;
-                xm[ow] = row[k >> 1][w + (k & 1)];
-                am[ow] = base + (k >> 2) * HW + ((k >> 1) & 1) * W + w + (k & 1);
-            }
         }
 }
 #undef TAKE16
@@ -164,7 +152,7 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
     void (*pool_plane)(float *, int32_t *, float *, const float *, size_t, const Pool3dGeom *, float, float, float) =
         NULL;
 #if DF_MULTIARCH
-    if (maxpool3d_is_k2s2(g) && g->OW >= 16 && df_isa_level() >= 4) pool_plane = bn_relu_pool_plane_v4;
+    if (maxpool3d_is_k2s2(g) && g->OW % 16 == 0 && df_isa_level() >= 4) pool_plane = bn_relu_pool_plane_v4;
 #endif
     // a plane per work item: pool_plane, or normalise + ReLU into the thread's scratch plane (in
     // cache) and pool that
