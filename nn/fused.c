@@ -46,9 +46,10 @@ DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size
 // candidates in maxpool3d's (d,h,w) order. A later candidate wins only if larger, as in
 // maxpool3d (whose NaN rule never fires here: the ReLU maps NaN to 0), so out and am are the
 // unfused layers' bits, and xm, the input at the argmax, rides along with the winner. OW is a
-// multiple of 16 (BR-Net's first two blocks: 32 and 16); the other way (normalise the plane
-// into a scratch plane, pool it with maxpool3d's auto-vectorised loop, gather the input at the
-// argmax) stays for other widths, other poolings and CPUs without AVX-512. BR-Net's first block (16 x 16 x 32x64x64), Zen 5, one
+// multiple of 16 (BR-Net's first two blocks: 32 and 16; AVX2 has a copy for multiples of 8,
+// bn_relu_pool_plane_v3); the other way (normalise the plane into a scratch plane, pool it
+// with maxpool3d's auto-vectorised loop, gather the input at the argmax) stays for other
+// widths, other poolings and CPUs with neither. BR-Net's first block (16 x 16 x 32x64x64), Zen 5, one
 // thread: the forward took 15.4-17.7 ms with it, 12.8-13.0 with this (statistics ~4 ms each).
 // Intrinsics, not vector extensions: GCC 12 turned the chained compares and selects written
 // with those into one scalar compare per lane.
@@ -120,6 +121,73 @@ DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *res
         }
 }
 #undef TAKE16
+
+// bn_relu_pool_plane_v4 on AVX2: 8 windows at a time, OW a multiple of 8. The two 8-float
+// halves of a row of windows are split into even and odd columns within each 128-bit lane
+// (_mm256_shuffle_ps), which leaves the windows in the order 0 1 4 5 2 3 6 7; the compares do
+// not care, so the winners are put back in order once, at the end (_mm256_permute4x64_pd).
+#define TAKE8(y, x, k)                                                                   \
+    do {                                                                                 \
+        const __m256 t_ = _mm256_cmp_ps((y), by, _CMP_GT_OQ);                            \
+        by = _mm256_blendv_ps(by, (y), t_);                                              \
+        bx = _mm256_blendv_ps(bx, (x), t_);                                              \
+        bk = _mm256_blendv_ps(bk, _mm256_castsi256_ps(_mm256_set1_epi32(k)), t_);        \
+    } while (0)
+#define IN_ORDER(v) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8))
+
+DF_TARGET_V3 static void bn_relu_pool_plane_v3(float *restrict out, int32_t *restrict am, float *restrict xm,
+                                               const float *restrict x, size_t avail, const Pool3dGeom *g,
+                                               float m, float a, float b) {
+    const int W = g->W, OW = g->OW, HW = g->H * g->W;
+    const __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), zero = _mm256_setzero_ps();
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int od = 0; od < g->OD; od++)
+        for (int oh = 0; oh < g->OH; oh++, out += OW, am += OW, xm += OW) {
+            const int base = 2 * od * HW + 2 * oh * W;
+            const float *row[4] = { x + base, x + base + W, x + base + HW, x + base + HW + W };
+            if ((size_t)base + HW + 6 * W <= avail)  // as bn_relu_pool_plane_v4
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < 2 * OW; c += 16) __builtin_prefetch(row[r] + 4 * W + c, 0, 0);
+            for (int ow = 0; ow < OW; ow += 8) {
+                __m256 by, bx, bk, ye, yo, xe, xo;
+#define ROW8(r)                                                                                  \
+    do {                                                                                         \
+        const __m256 lo = _mm256_loadu_ps(row[r] + 2 * ow), hi = _mm256_loadu_ps(row[r] + 2 * ow + 8); \
+        __m256 vl = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(lo, vm), va), vb);                 \
+        __m256 vh = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(hi, vm), va), vb);                 \
+        vl = _mm256_and_ps(vl, _mm256_cmp_ps(vl, zero, _CMP_GT_OQ));                             \
+        vh = _mm256_and_ps(vh, _mm256_cmp_ps(vh, zero, _CMP_GT_OQ));                             \
+        ye = _mm256_shuffle_ps(vl, vh, 0x88), yo = _mm256_shuffle_ps(vl, vh, 0xdd);              \
+        xe = _mm256_shuffle_ps(lo, hi, 0x88), xo = _mm256_shuffle_ps(lo, hi, 0xdd);              \
+    } while (0)
+                ROW8(0);
+                by = ye, bx = xe, bk = _mm256_castsi256_ps(_mm256_setzero_si256());
+                TAKE8(yo, xo, 1);
+                ROW8(1);
+                TAKE8(ye, xe, 2);
+                TAKE8(yo, xo, 3);
+                ROW8(2);
+                TAKE8(ye, xe, 4);
+                TAKE8(yo, xo, 5);
+                ROW8(3);
+                TAKE8(ye, xe, 6);
+                TAKE8(yo, xo, 7);
+#undef ROW8
+                // as bn_relu_pool_plane_v4: candidate k's offset from its window's first element
+                const __m256i k = _mm256_castps_si256(IN_ORDER(bk)), one = _mm256_set1_epi32(1);
+                __m256i off = _mm256_mullo_epi32(_mm256_srli_epi32(k, 2), _mm256_set1_epi32(HW));
+                off = _mm256_add_epi32(off, _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(k, 1), one),
+                                                               _mm256_set1_epi32(W)));
+                off = _mm256_add_epi32(off, _mm256_and_si256(k, one));
+                off = _mm256_add_epi32(off, _mm256_add_epi32(even, _mm256_set1_epi32(base + 2 * ow)));
+                _mm256_storeu_ps(out + ow, IN_ORDER(by));
+                _mm256_storeu_ps(xm + ow, IN_ORDER(bx));
+                _mm256_storeu_si256((__m256i *)(am + ow), off);
+            }
+        }
+}
+#undef TAKE8
+#undef IN_ORDER
 #endif
 
 // The dense part of the input gradient over one plane: dx (+)= k (-mdy - (x - m) r mdyx). dx
@@ -153,6 +221,7 @@ void bn_relu_maxpool_forward(float *out, int32_t *argmax, float *inmax, float *m
         NULL;
 #if DF_MULTIARCH
     if (maxpool3d_is_k2s2(g) && g->OW % 16 == 0 && df_isa_level() >= 4) pool_plane = bn_relu_pool_plane_v4;
+    else if (maxpool3d_is_k2s2(g) && g->OW % 8 == 0 && df_isa_level() >= 3) pool_plane = bn_relu_pool_plane_v3;
 #endif
     // a plane per work item: pool_plane, or normalise + ReLU into the thread's scratch plane (in
     // cache) and pool that

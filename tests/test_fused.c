@@ -143,10 +143,11 @@ static void test_fused_vs_layers(void) {
 // The fused forward's output and the backward's gradients are the same bits at every vector
 // width: the per-element operations do not change, and the sums' lanes are spelled out.
 static void test_fused_same_on_every_isa(void) {
-    // rows of 5 windows (the scratch-plane way everywhere); rows of 16 (at once on AVX-512),
-    // with a plane, a row and a column under no window
-    static const int dims[2][3] = { { 6, 8, 10 }, { 7, 9, 33 } };
-    for (int shape = 0; shape < 2; shape++) {
+    // rows of 5 windows (the scratch-plane way everywhere); rows of 16 (at once on AVX-512,
+    // 8 at a time on AVX2), with a plane, a row and a column under no window; rows of 8 (at
+    // once on AVX2 and AVX-512)
+    static const int dims[3][3] = { { 6, 8, 10 }, { 7, 9, 33 }, { 5, 6, 17 } };
+    for (int shape = 0; shape < 3; shape++) {
         float *y[3] = { 0 }, *dx[3] = { 0 }, *da[3] = { 0 };
         int top = df_isa_level();
         for (int isa = 2; isa <= top; isa++) {
