@@ -14,10 +14,13 @@
 // Per-channel sums are the hot loops of this file (a BR-Net first block has 2M values per
 // channel). A single running double sum is a chain of dependent additions the compiler may
 // not reorder; instead each block of SUM_BLOCK values is summed in SUM_LANES independent float
-// partial sums (one 16-float vector, spelled out: left to the auto-vectoriser, the lanes were
-// shuffled between registers), and the block totals are added in double. A lane adds
+// partial sums (spelled out as two 8-float vectors: left to the auto-vectoriser, the lanes
+// were shuffled between registers), and the block totals are added in double. A lane adds
 // SUM_BLOCK / SUM_LANES = 64 values, so the float partials lose at most ~64 ulps of the block
-// sum, far below what the tests against PyTorch allow.
+// sum, far below what the tests against PyTorch allow. Two 8-float halves, not one 16-float
+// vector: GCC 12 moved a 16-float vector through the stack and integer registers on AVX2
+// (two ymm registers), and BR-Net's first statistics pass took 33 ms there against 14 ms with
+// SSE (Zen 3, 2026-12-03).
 #define SUM_LANES 16
 #define SUM_BLOCK 1024
 
@@ -25,20 +28,21 @@
 DF_INLINE void sums_shifted_body(double s[2], const float *restrict x, size_t n, float k) {
     for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
         const size_t m = DF_MIN((size_t)SUM_BLOCK, n - i0);
-        df_v16 a1 = { 0 }, a2 = { 0 };
+        df_v8 a1[2] = { 0 }, a2[2] = { 0 };  // lane j is a[j / 8][j % 8]
         size_t i = 0;
-        for (; i + SUM_LANES <= m; i += SUM_LANES) {
-            df_v16 d = DF_LOAD16(x + i0 + i) - k;
-            a1 += d;
-            a2 += d * d;
-        }
+        for (; i + SUM_LANES <= m; i += SUM_LANES)
+            for (int h = 0; h < 2; h++) {
+                df_v8 d = DF_LOAD8(x + i0 + i + 8 * h) - k;
+                a1[h] += d;
+                a2[h] += d * d;
+            }
         double t1 = 0.0, t2 = 0.0;
         for (; i < m; i++) {
             double d = (double)x[i0 + i] - k;
             t1 += d;
             t2 += d * d;
         }
-        for (int j = 0; j < SUM_LANES; j++) { t1 += a1[j]; t2 += a2[j]; }
+        for (int j = 0; j < SUM_LANES; j++) { t1 += a1[j / 8][j % 8]; t2 += a2[j / 8][j % 8]; }
         s[0] += t1;
         s[1] += t2;
     }
@@ -48,19 +52,20 @@ DF_INLINE void sums_shifted_body(double s[2], const float *restrict x, size_t n,
 DF_INLINE void sums_dy_xhat_body(double s[2], const float *restrict dy, const float *restrict x, size_t n, float m, float r) {
     for (size_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
         const size_t len = DF_MIN((size_t)SUM_BLOCK, n - i0);
-        df_v16 a1 = { 0 }, a2 = { 0 };
+        df_v8 a1[2] = { 0 }, a2[2] = { 0 };
         size_t i = 0;
-        for (; i + SUM_LANES <= len; i += SUM_LANES) {
-            df_v16 g = DF_LOAD16(dy + i0 + i);
-            a1 += g;
-            a2 += g * ((DF_LOAD16(x + i0 + i) - m) * r);
-        }
+        for (; i + SUM_LANES <= len; i += SUM_LANES)
+            for (int h = 0; h < 2; h++) {
+                df_v8 g = DF_LOAD8(dy + i0 + i + 8 * h);
+                a1[h] += g;
+                a2[h] += g * ((DF_LOAD8(x + i0 + i + 8 * h) - m) * r);
+            }
         double t1 = 0.0, t2 = 0.0;
         for (; i < len; i++) {
             t1 += dy[i0 + i];
             t2 += (double)dy[i0 + i] * (double)((x[i0 + i] - m) * r);
         }
-        for (int j = 0; j < SUM_LANES; j++) { t1 += a1[j]; t2 += a2[j]; }
+        for (int j = 0; j < SUM_LANES; j++) { t1 += a1[j / 8][j % 8]; t2 += a2[j / 8][j % 8]; }
         s[0] += t1;
         s[1] += t2;
     }
