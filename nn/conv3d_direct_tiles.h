@@ -9,10 +9,11 @@
 // The workspace layout is the same for every width: rows padded to whole vecs of VL = 16
 // floats, bwd-wt's partial sums in VL lanes, VL samples in a vec's lanes (dw_samples, fws).
 // A tile's P and Q count those 16-float vecs, each of which is VL / HW registers here. Every
-// lane of a vec sees the same multiply-adds in the same order at every width, so the results
-// are the same bits on AVX-512 and AVX2 (both have FMA). A 16-float GCC vector on AVX2 would
-// instead be kept in memory: the AVX2 build of these tiles ran at 6-11 % of sgemm with it
-// (Zen 3, 2026-12-03).
+// lane of a vec sees the same multiply-adds in the same order at every width and tile shape,
+// so AVX-512 and AVX2 (both with FMA) should give the same bits; no machine of ours has had
+// both to test it, and the tests compare each width with the naive loops instead. A
+// 16-float GCC vector on AVX2 would be kept in memory: the AVX2 build of these tiles ran at
+// 6-11 % of sgemm with it (Zen 3, 2026-12-03).
 #define NP (VL / HW)  // registers per vec
 typedef float T_(hvec) __attribute__((vector_size(HW * sizeof(float))));
 typedef float T_(hvec_u) __attribute__((vector_size(HW * sizeof(float)), aligned(4), may_alias));
