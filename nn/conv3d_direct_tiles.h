@@ -10,8 +10,8 @@
 // floats, bwd-wt's partial sums in VL lanes, VL samples in a vec's lanes (dw_samples, fws).
 // A tile's P and Q count those 16-float vecs, each of which is VL / HW registers here. Every
 // lane of a vec sees the same multiply-adds in the same order at every width and tile shape,
-// so AVX-512 and AVX2 (both with FMA) should give the same bits; no machine of ours has had
-// both to test it, and the tests compare each width with the naive loops instead. A
+// so AVX-512 and AVX2 (both with FMA) should give the same bits; that is not tested (this
+// was written on a CPU without AVX-512): the tests compare each width with the naive loops. A
 // 16-float GCC vector on AVX2 would be kept in memory: the AVX2 build of these tiles ran at
 // 6-11 % of sgemm with it (Zen 3, 2026-12-03).
 #define NP (VL / HW)  // registers per vec
