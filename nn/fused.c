@@ -54,6 +54,23 @@ DF_MULTIARCH_FN(bn_relu_plane, (float *restrict y, const float *restrict x, size
 // Intrinsics, not vector extensions: GCC 12 turned the chained compares and selects written
 // with those into one scalar compare per lane.
 #if DF_MULTIARCH
+// A row of windows' 8 candidates in maxpool3d's (d,h,w) order, for both kernels below: ROW(r)
+// loads the window row's input row r (0-3: plane, row) into its even (ye, xe) and odd (yo, xo)
+// columns; the first candidate is the best so far (by, bx; bk already 0), TAKE(y, x, k) lets
+// candidate k replace it.
+#define POOL_CANDIDATES(ROW, TAKE)                                                            \
+    do {                                                                                      \
+        ROW(0);                                                                               \
+        by = ye, bx = xe;                                                                     \
+        TAKE(yo, xo, 1);                                                                      \
+        ROW(1);                                                                               \
+        TAKE(ye, xe, 2); TAKE(yo, xo, 3);                                                     \
+        ROW(2);                                                                               \
+        TAKE(ye, xe, 4); TAKE(yo, xo, 5);                                                     \
+        ROW(3);                                                                               \
+        TAKE(ye, xe, 6); TAKE(yo, xo, 7);                                                     \
+    } while (0)
+
 // Where `take`: candidate (y, x, k) replaces the best so far (by, bx, bk).
 #define TAKE16(y, x, k)                                                \
     do {                                                               \
@@ -93,18 +110,7 @@ DF_TARGET_V4 static void bn_relu_pool_plane_v4(float *restrict out, int32_t *res
         ye = _mm512_permutex2var_ps(vl, even, vh), yo = _mm512_permutex2var_ps(vl, odd, vh);         \
         xe = _mm512_permutex2var_ps(lo, even, hi), xo = _mm512_permutex2var_ps(lo, odd, hi);         \
     } while (0)
-                ROW16(0);
-                by = ye, bx = xe;
-                TAKE16(yo, xo, 1);
-                ROW16(1);
-                TAKE16(ye, xe, 2);
-                TAKE16(yo, xo, 3);
-                ROW16(2);
-                TAKE16(ye, xe, 4);
-                TAKE16(yo, xo, 5);
-                ROW16(3);
-                TAKE16(ye, xe, 6);
-                TAKE16(yo, xo, 7);
+                POOL_CANDIDATES(ROW16, TAKE16);
 #undef ROW16
                 // candidate k lies (k>>2) planes, ((k>>1)&1) rows and (k&1) columns past its
                 // window's first element, 2 ow + 2 lane (`even`) columns into the row
@@ -149,7 +155,7 @@ DF_TARGET_V3 static void bn_relu_pool_plane_v3(float *restrict out, int32_t *res
                 for (int r = 0; r < 4; r++)
                     for (int c = 0; c < 2 * OW; c += 16) __builtin_prefetch(row[r] + 4 * W + c, 0, 0);
             for (int ow = 0; ow < OW; ow += 8) {
-                __m256 by, bx, bk, ye, yo, xe, xo;
+                __m256 by, bx, bk = _mm256_castsi256_ps(_mm256_setzero_si256()), ye, yo, xe, xo;
 #define ROW8(r)                                                                                  \
     do {                                                                                         \
         const __m256 lo = _mm256_loadu_ps(row[r] + 2 * ow), hi = _mm256_loadu_ps(row[r] + 2 * ow + 8); \
@@ -160,18 +166,7 @@ DF_TARGET_V3 static void bn_relu_pool_plane_v3(float *restrict out, int32_t *res
         ye = _mm256_shuffle_ps(vl, vh, 0x88), yo = _mm256_shuffle_ps(vl, vh, 0xdd);              \
         xe = _mm256_shuffle_ps(lo, hi, 0x88), xo = _mm256_shuffle_ps(lo, hi, 0xdd);              \
     } while (0)
-                ROW8(0);
-                by = ye, bx = xe, bk = _mm256_castsi256_ps(_mm256_setzero_si256());
-                TAKE8(yo, xo, 1);
-                ROW8(1);
-                TAKE8(ye, xe, 2);
-                TAKE8(yo, xo, 3);
-                ROW8(2);
-                TAKE8(ye, xe, 4);
-                TAKE8(yo, xo, 5);
-                ROW8(3);
-                TAKE8(ye, xe, 6);
-                TAKE8(yo, xo, 7);
+                POOL_CANDIDATES(ROW8, TAKE8);
 #undef ROW8
                 // as bn_relu_pool_plane_v4: candidate k's offset from its window's first element
                 const __m256i k = _mm256_castps_si256(IN_ORDER(bk)), one = _mm256_set1_epi32(1);
@@ -188,6 +183,7 @@ DF_TARGET_V3 static void bn_relu_pool_plane_v3(float *restrict out, int32_t *res
 }
 #undef TAKE8
 #undef IN_ORDER
+#undef POOL_CANDIDATES
 #endif
 
 // The dense part of the input gradient over one plane: dx (+)= k (-mdy - (x - m) r mdyx). dx
