@@ -119,7 +119,8 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 // tiles want whole 16-float rows; the weight and data gradients also want few channels.
 // With AVX2 (each 16-float vec in two registers, 16 registers in all: smaller tiles, and no
 // AVX-512 for GEMM either) the direct kernels win only on the first layer and on bwd-data of
-// flat planes; `bench conv3d`, Zen 3 (OpenBLAS Zen kernels), 1 thread, 3 runs alternated, ms:
+// flat planes; `bench conv3d`, Zen 3 (OpenBLAS Zen kernels), 1 thread, 3 runs alternated, ms
+// (with the first AVX2 tile shapes; the final ones are faster still, docs/performance.md):
 //   conv1 forward 36-42 vs 46-55, bwd-data 56-59 vs 65-84, bwd-wt 50-54 vs 66-82
 //   conv2 forward 153-159 vs 119-135, bwd-data 157-170 vs 148-176, bwd-wt 193-215 vs 127-143
 //   conv3 every phase 1.1-1.9x GEMM's time; conv4 forward 10-14 vs 8-10, bwd-data
