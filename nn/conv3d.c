@@ -132,12 +132,8 @@ static int conv_direct(const Conv3dGeom *g, int phase, int B) {
     if (conv_is_pointwise(g) || !conv3d_direct_legal(g)) return 0;
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
     if (conv3d_direct_isa() < 3) return 0;
-    if (conv3d_direct_isa() == 3) {
-        if (phase == CONV3D_BWD_DATA) return (conv_K(g) <= 512 && g->W >= 32) || conv3d_direct_backward_data_flat(g);
-        if (phase == CONV3D_FORWARD) return conv_K(g) <= 64 && g->OW >= 16;
-        return conv_K(g) <= 64 && g->OW >= 32;
-    }
     if (phase == CONV3D_BWD_DATA) return (conv_K(g) <= 512 && g->W >= 32) || conv3d_direct_backward_data_flat(g);
+    if (conv3d_direct_isa() == 3) return conv_K(g) <= 64 && g->OW >= (phase == CONV3D_FORWARD ? 16 : 32);
     if (phase == CONV3D_FORWARD) return (conv_K(g) <= 1024 && g->OW >= 16) || conv3d_direct_forward_flat(g);
     return conv3d_direct_dw_planes_per_item(g) > 1 || (conv_K(g) <= 512 && g->OW >= 32) ||
            conv3d_direct_dw_samples_in_lanes(g, B);

@@ -140,36 +140,30 @@ INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, con
         T_(dw_tile_by_register)(dw, ldw, lanes, np, nt, dyp, ldd, nd, dyd, buf, xoff, xd, g, P, T);
         return;
     }
-    hvec acc[MAXP][MAXT][NP];
+    hvec acc[MAXP][MAXT];  // a vec is one register here
     UNROLL for (int p = 0; p < P; p++)
-        UNROLL for (int t = 0; t < T; t++)
-            UNROLL for (int j = 0; j < NP; j++) acc[p][t][j] = (hvec){ 0 };
+        UNROLL for (int t = 0; t < T; t++) acc[p][t] = (hvec){ 0 };
     for (int pl = 0; pl < nd; pl++) {
         size_t xo[MAXT];
         UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + pl * xd[t];
         for (int oh = 0; oh < g->OH; oh++) {
             const float *xr = buf + (size_t)oh * g->WP;
             const size_t dr = pl * dyd + (size_t)oh * ldd;
-            for (int v = 0; v < g->nv; v++)
-                UNROLL for (int j = 0; j < NP; j++) {
-                    const int o = v * VL + j * HW;
-                    hvec d[MAXP];
-                    UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dyp[p] + dr + o);
-                    UNROLL for (int t = 0; t < T; t++) {
-                        const hvec xv = LOADH(xr + xo[t] + o);
-                        UNROLL for (int p = 0; p < P; p++) acc[p][t][j] += d[p] * xv;
-                    }
+            for (int v = 0; v < g->nv; v++) {
+                hvec d[MAXP];
+                UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dyp[p] + dr + v * VL);
+                UNROLL for (int t = 0; t < T; t++) {
+                    const hvec xv = LOADH(xr + xo[t] + v * VL);
+                    UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
                 }
+            }
         }
     }
     for (int p = 0; p < np && p < P; p++)
         for (int t = 0; t < nt && t < T; t++) {
             float *d = dw + (p * ldw + t) * lanes;
-            if (lanes == VL) {
-                UNROLL for (int j = 0; j < NP; j++) STOREH(d + j * HW, LOADH(d + j * HW) + acc[p][t][j]);
-            } else {
-                *d += lane_sum((const float *)acc[p][t], VL);  // its NP registers: the VL lanes in order
-            }
+            if (lanes == VL) STOREH(d, LOADH(d) + acc[p][t]);
+            else *d += lane_sum((const float *)&acc[p][t], VL);
         }
 }
 
