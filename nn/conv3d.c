@@ -118,10 +118,12 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 // samples on 2026-12-02) conv1 87-90, conv2 100-105, conv3 94-99 vs GEMM's 85-87. The direct
 // tiles want whole 16-float rows; the weight and data gradients also want few channels.
 // With AVX2 (each 16-float vec in two registers, 16 registers in all: smaller tiles, and no
-// AVX-512 for GEMM either) the direct kernels win only on the first layer and on bwd-data;
-// `bench conv3d`, Zen 3 (OpenBLAS Zen kernels), 1 thread, 3 runs alternated, ms (with the
-// first AVX2 tile shapes; the final ones are faster still, docs/performance.md; conv2's
-// bwd-data with 2-vec tiles, bd_plane_v3_narrow: 118-142 vs 152-166):
+// AVX-512 for GEMM either) the direct kernels win only on the first layer, on bwd-data and
+// on conv2's bwd-wt; `bench conv3d`, Zen 3 (OpenBLAS Zen kernels), 1 thread, 3 runs
+// alternated, ms (with the first AVX2 tile shapes; the final ones are faster still,
+// docs/performance.md; conv2's bwd-data with 2-vec tiles, bd_plane_v3_narrow: 118-142 vs
+// 152-166; bwd-wt with a vec's registers summed into one, dw_tile_by_register: conv2 117-126
+// vs 125-161, conv3 64-87 vs 55-63):
 //   conv1 forward 36-42 vs 46-55, bwd-data 56-59 vs 65-84, bwd-wt 50-54 vs 66-82
 //   conv2 forward 153-159 vs 119-135, bwd-data 157-170 vs 148-176, bwd-wt 193-215 vs 127-143
 //   conv3 every phase 1.1-1.9x GEMM's time; conv4 forward 10-14 vs 8-10, bwd-data
@@ -133,7 +135,8 @@ static int conv_direct(const Conv3dGeom *g, int phase, int B) {
     if (conv_kernels != CONV3D_AUTO) return conv_kernels == CONV3D_DIRECT;
     if (conv3d_direct_isa() < 3) return 0;
     if (phase == CONV3D_BWD_DATA) return (conv_K(g) <= 512 && g->W >= 32) || conv3d_direct_backward_data_flat(g);
-    if (conv3d_direct_isa() == 3) return conv_K(g) <= 64 && g->OW >= (phase == CONV3D_FORWARD ? 16 : 32);
+    if (conv3d_direct_isa() == 3)
+        return phase == CONV3D_FORWARD ? conv_K(g) <= 64 && g->OW >= 16 : conv_K(g) <= 512 && g->OW >= 32;
     if (phase == CONV3D_FORWARD) return (conv_K(g) <= 1024 && g->OW >= 16) || conv3d_direct_forward_flat(g);
     return conv3d_direct_dw_planes_per_item(g) > 1 || (conv_K(g) <= 512 && g->OW >= 32) ||
            conv3d_direct_dw_samples_in_lanes(g, B);

@@ -8,10 +8,11 @@
 //
 // The workspace layout is the same for every width: rows padded to whole vecs of VL = 16
 // floats, bwd-wt's partial sums in VL lanes, VL samples in a vec's lanes (dw_samples, fws).
-// A tile's P and Q count those 16-float vecs, each of which is VL / HW registers here. Every
-// lane of a vec sees the same multiply-adds in the same order at every width and tile shape,
-// so AVX-512 and AVX2 (both with FMA) should give the same bits; that is not tested (this
-// was written on a CPU without AVX-512): the tests compare each width with the naive loops. A
+// A tile's P and Q count those 16-float vecs, each of which is VL / HW registers here. In the
+// forward and bwd-data tiles every lane of a vec sees the same multiply-adds in the same order
+// at every width and tile shape, so AVX-512 and AVX2 (both with FMA) should give the same bits
+// there; bwd-wt's narrow widths sum in another order (dw_tile_by_register). Neither is relied
+// on: the tests compare each width with the naive loops, to rounding. A
 // 16-float GCC vector on AVX2 would be kept in memory: the AVX2 build of these tiles ran at
 // 6-11 % of sgemm with it (Zen 3, 2026-12-03).
 #define NP (VL / HW)  // registers per vec
@@ -167,50 +168,47 @@ INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, con
         }
 }
 
-// dw_tile where a vec is NP > 1 registers (AVX2, SSE): a pass over the planes per register of
-// the vec (lanes j*HW .. j*HW + HW - 1), so that P x T accumulators are live, not NP times as
-// many: on AVX2 3 x 4 (7 registers loaded per 12 multiply-adds), where holding both registers
-// allowed 2 x 3 (10 per 12). The second pass reads the rows again, from cache. Each lane's sum
-// is the same as dw_tile's; with lanes == 1 the lanes are gathered in part and summed in order.
-// conv1 of BR-Net on Zen 3, 1 thread, medians of 11 runs, alternated: 38.9-44.3 ms against
-// 2 x 3's 49.7-59.3 (2 x 6 this way: 42.4-47.6; GEMM 68).
+// dw_tile where a vec is NP > 1 registers (AVX2, SSE): the registers of a row are walked one
+// after the other into the same P x T accumulators of one register each, so that only P x T
+// are live (on AVX2 3 x 4: 7 registers loaded per 12 multiply-adds; holding a whole vec allowed
+// only 2 x 3) and every cache line of dy and the input is read once. Its lanes j*HW + l are
+// summed into lane l, the partial sums' lanes HW..VL-1 stay zero (all VL are summed at the end
+// of the layer), so this sums in another order than AVX-512 does. A pass per register of the
+// vec, which kept AVX-512's order, read each line twice: conv1 of BR-Net on Zen 3, 1 thread,
+// medians of 11 runs alternated 4 times, 29.3-33.9 ms against 39.8-45.2; conv2 99.5-144 ms
+// against 151-192 (and GEMM's 125-161, so AVX2 runs conv2's bwd-wt here too).
 INLINE void T_(dw_tile_by_register)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
                                     size_t ldd, int nd, size_t dyd, const float *buf, const size_t *xoff,
                                     const size_t *xd, const Direct *g, const int P, const int T) {
-    float part[MAXP][MAXT][VL];
-    for (int j = 0; j < NP; j++) {
-        hvec acc[MAXP][MAXT];
-        UNROLL for (int p = 0; p < P; p++)
-            UNROLL for (int t = 0; t < T; t++) acc[p][t] = (hvec){ 0 };
-        for (int pl = 0; pl < nd; pl++) {
-            size_t xo[MAXT];
-            UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + pl * xd[t] + j * HW;
-            const float *dj[MAXP];
-            UNROLL for (int p = 0; p < P; p++) dj[p] = dyp[p] + pl * dyd + j * HW;
-            for (int oh = 0; oh < g->OH; oh++) {
-                const float *xr = buf + (size_t)oh * g->WP;
-                const size_t dr = (size_t)oh * ldd;
-                for (int v = 0; v < g->nv; v++) {
-                    const int o = v * VL;
-                    hvec d[MAXP];
-                    UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dj[p] + dr + o);
-                    UNROLL for (int t = 0; t < T; t++) {
-                        const hvec xv = LOADH(xr + xo[t] + o);
-                        UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
-                    }
+    hvec acc[MAXP][MAXT];
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int t = 0; t < T; t++) acc[p][t] = (hvec){ 0 };
+    const int nr = g->nv * NP;  // registers per row
+    for (int pl = 0; pl < nd; pl++) {
+        size_t xo[MAXT];
+        UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + pl * xd[t];
+        const float *dj[MAXP];
+        UNROLL for (int p = 0; p < P; p++) dj[p] = dyp[p] + pl * dyd;
+        for (int oh = 0; oh < g->OH; oh++) {
+            const float *xr = buf + (size_t)oh * g->WP;
+            const size_t dr = (size_t)oh * ldd;
+            for (int r = 0; r < nr; r++) {
+                const int o = r * HW;
+                hvec d[MAXP];
+                UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dj[p] + dr + o);
+                UNROLL for (int t = 0; t < T; t++) {
+                    const hvec xv = LOADH(xr + xo[t] + o);
+                    UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
                 }
             }
         }
-        for (int p = 0; p < np && p < P; p++)
-            for (int t = 0; t < nt && t < T; t++) {
-                float *d = dw + (p * ldw + t) * lanes + j * HW;
-                if (lanes == VL) STOREH(d, LOADH(d) + acc[p][t]);
-                else STOREH(part[p][t] + j * HW, acc[p][t]);
-            }
     }
-    if (lanes != VL)
-        for (int p = 0; p < np && p < P; p++)
-            for (int t = 0; t < nt && t < T; t++) dw[p * ldw + t] += lane_sum(part[p][t], VL);
+    for (int p = 0; p < np && p < P; p++)
+        for (int t = 0; t < nt && t < T; t++) {
+            float *d = dw + (p * ldw + t) * lanes;
+            if (lanes == VL) STOREH(d, LOADH(d) + acc[p][t]);
+            else *d += lane_sum((const float *)&acc[p][t], HW);
+        }
 }
 
 // dw rows [0, CO) x taps [k0, k0+nt) += the sums over nd consecutive output planes (buf holds
