@@ -488,9 +488,15 @@ static int fws_tile_channels(void) {
 // before runs, row pair by row pair. conv1 on Zen 5, 1 thread: 14.0-14.3 ms against 15.2-16.1
 // (58-59 % of sgemm to 64-65 %). Prefetching 2 planes ahead did no better; the rows 1 or 2
 // row pairs ahead of the tiles, or dx's next plane as well, gained nothing; with the prefetch,
-// 2, 8 or 16 channels at a time stayed slower than 4.
+// 2, 8 or 16 channels at a time stayed slower than 4. The AVX2 tiles (a vec of dy is two
+// registers, 3 taps x 2 rows of dx per vec loaded) want 2: conv1 on Zen 3, 1 thread, medians
+// of 11 runs alternated 3 times, 37.9-38.3 ms against 3's 39.6-39.8 and 4's 42.9-43.2.
 #define BD_CHUNK 4
-static int bd_chunk(const Direct *g) { return g->OW % (MAXQ * VL) == 0 && g->CO > BD_CHUNK ? BD_CHUNK : g->CO; }
+#define BD_CHUNK_AVX2 2
+static int bd_chunk(const Direct *g) {
+    const int cb = conv3d_direct_isa() == 3 ? BD_CHUNK_AVX2 : BD_CHUNK;
+    return g->OW % (MAXQ * VL) == 0 && g->CO > cb ? cb : g->CO;
+}
 
 // As conv_threads in nn/conv3d.c: at most `threads` workspace slices and df_threads().
 static int direct_threads(int threads, long items) {
