@@ -6,7 +6,8 @@
 # and requeue; jobs/sweep.sbatch runs one setting per array task. Needs root (it starts daemons);
 # skipped (77) otherwise or when the tool is absent.
 . "${top_srcdir:-.}/tests/lib.sh"
-tool="$top_srcdir/../shared/tools/slurm-localhost.sh"
+# an absolute path: the EXIT trap that stops the cluster runs after the cd into $WORK below
+tool="$(cd "${top_srcdir:-.}/.." && pwd)/shared/tools/slurm-localhost.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to start Slurm daemons"; exit 77; }
 [ -f "$tool" ] || { echo "SKIP: $tool not found"; exit 77; }
 was_up=0
