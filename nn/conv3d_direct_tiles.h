@@ -11,7 +11,7 @@
 // A tile's P and Q count those 16-float vecs, each of which is VL / HW registers here. In the
 // forward and bwd-data tiles every lane of a vec sees the same multiply-adds in the same order
 // at every width and tile shape, so AVX-512 and AVX2 (both with FMA) should give the same bits
-// there; bwd-wt's narrow widths sum in another order (dw_tile_by_register). Neither is relied
+// there; bwd-wt's narrow widths sum in another order (dw_tile_folded). Neither is relied
 // on: the tests compare each width with the naive loops, to rounding. A
 // 16-float GCC vector on AVX2 would be kept in memory: the AVX2 build of these tiles ran at
 // 6-11 % of sgemm with it (Zen 3, 2026-12-03).
@@ -128,9 +128,9 @@ INLINE void T_(fwd_plane_flat)(float *y, const float *x, const float *wt, const 
 // per tile took 15 % of conv2's time, whose tiles are only 64 vecs of dy), else as one float.
 // dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]: tap t's offset in buf.
 // Over nd planes (a block, dw_block_planes): plane d of dy is dyd floats after plane 0, and
-// tap t's input xd[t] after its plane 0 input. A vec's registers go one after the other, so
-// only one register of dy per channel is held.
-INLINE void T_(dw_tile_by_register)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
+// tap t's input xd[t] after its plane 0 input. Where a vec is several registers, they are summed
+// into one register's lanes (dw_tile_folded).
+INLINE void T_(dw_tile_folded)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
                                     size_t ldd, int nd, size_t dyd, const float *buf, const size_t *xoff,
                                     const size_t *xd, const Direct *g, const int P, const int T);
 
@@ -138,7 +138,7 @@ INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, con
                         int nd, size_t dyd, const float *buf, const size_t *xoff, const size_t *xd, const Direct *g,
                         const int P, const int T) {
     if (NP > 1) {
-        T_(dw_tile_by_register)(dw, ldw, lanes, np, nt, dyp, ldd, nd, dyd, buf, xoff, xd, g, P, T);
+        T_(dw_tile_folded)(dw, ldw, lanes, np, nt, dyp, ldd, nd, dyd, buf, xoff, xd, g, P, T);
         return;
     }
     hvec acc[MAXP][MAXT];  // a vec is one register here
@@ -177,7 +177,7 @@ INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, con
 // vec, which kept AVX-512's order, read each line twice: conv1 of BR-Net on Zen 3, 1 thread,
 // medians of 11 runs alternated 4 times, 29.3-33.9 ms against 39.8-45.2; conv2 99.5-144 ms
 // against 151-192 (and GEMM's 125-161, so AVX2 runs conv2's bwd-wt here too).
-INLINE void T_(dw_tile_by_register)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
+INLINE void T_(dw_tile_folded)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
                                     size_t ldd, int nd, size_t dyd, const float *buf, const size_t *xoff,
                                     const size_t *xd, const Direct *g, const int P, const int T) {
     hvec acc[MAXP][MAXT];
