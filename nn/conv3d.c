@@ -122,7 +122,7 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 // on conv2's bwd-wt; `bench conv3d`, Zen 3 (OpenBLAS Zen kernels), 1 thread, 3 runs
 // alternated, ms (with the first AVX2 tile shapes; the final ones are faster still,
 // docs/performance.md; conv2's bwd-data with 2-vec tiles, bd_plane_v3_narrow: 118-142 vs
-// 152-166; bwd-wt with a vec's registers summed into one, dw_tile_folded: conv2 117-126
+// 152-166; bwd-wt with a vec's registers summed into one, dw_tile: conv2 117-126
 // vs 125-161, conv3 64-87 vs 55-63):
 //   conv1 forward 36-42 vs 46-55, bwd-data 56-59 vs 65-84, bwd-wt 50-54 vs 66-82
 //   conv2 forward 153-159 vs 119-135, bwd-data 157-170 vs 148-176, bwd-wt 193-215 vs 127-143

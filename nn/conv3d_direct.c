@@ -361,7 +361,7 @@ static void fws_rows_v2(FWS_ARGS) { fws_rows_h4(ys, xs, wp, bias, f, r0, r1, 1, 
 TARGET_V3 static void fwd_plane_v3(FWD_ARGS) { fwd_plane_h8(y, x, wt, bias, g, od, buf, tmp, 6, 4, 4); }
 TARGET_V3 static void fwd_flat_v3(FLAT_ARGS) { fwd_plane_flat_h8(y, x, wt, bias, g, od, buf, tmp, add, 6); }
 // 3 channels x 4 taps, a row's registers one after the other into the same 12 accumulators
-// (dw_tile_folded), 3 registers of dy and one of input
+// (dw_tile), 3 registers of dy and one of input
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane_h8(dw, with_bias, dy, x, g, od, nd, buf, dyc, 3, 4, 3, 4); }
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane_h8(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 // Rows of at most two vecs (OW <= 32, conv2 of BR-Net): 3 taps x 2 vecs of one row (12

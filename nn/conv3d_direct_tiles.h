@@ -11,7 +11,7 @@
 // A tile's P and Q count those 16-float vecs, each of which is VL / HW registers here. In the
 // forward and bwd-data tiles every lane of a vec sees the same multiply-adds in the same order
 // at every width and tile shape, so AVX-512 and AVX2 (both with FMA) should give the same bits
-// there; bwd-wt's narrow widths sum in another order (dw_tile_folded). Neither is relied
+// there; bwd-wt's narrow widths sum in another order (dw_tile). Neither is relied
 // on: the tests compare each width with the naive loops, to rounding. A
 // 16-float GCC vector on AVX2 would be kept in memory: the AVX2 build of these tiles ran at
 // 6-11 % of sgemm with it (Zen 3, 2026-12-03).
@@ -128,20 +128,20 @@ INLINE void T_(fwd_plane_flat)(float *y, const float *x, const float *wt, const 
 // per tile took 15 % of conv2's time, whose tiles are only 64 vecs of dy), else as one float.
 // dyp[p]: channel p's plane of dy, rows ldd apart, zero past OW. xoff[t]: tap t's offset in buf.
 // Over nd planes (a block, dw_block_planes): plane d of dy is dyd floats after plane 0, and
-// tap t's input xd[t] after its plane 0 input. Where a vec is several registers, they are summed
-// into one register's lanes (dw_tile_folded).
-INLINE void T_(dw_tile_folded)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
-                                    size_t ldd, int nd, size_t dyd, const float *buf, const size_t *xoff,
-                                    const size_t *xd, const Direct *g, const int P, const int T);
-
+// tap t's input xd[t] after its plane 0 input.
+// Where a vec is NP > 1 registers (AVX2, SSE), a row's registers are walked one after the other
+// into the same P x T accumulators of one register each, so that only P x T are live (on AVX2
+// 3 x 4: 7 registers loaded per 12 multiply-adds; holding a whole vec allowed only 2 x 3) and
+// every cache line of dy and the input is read once. Lanes j*HW + l are summed into lane l; the
+// partial sums' lanes HW..VL-1 stay zero (all VL are summed at the end of the layer), so these
+// widths sum in another order than AVX-512 does. A pass per register of the vec, which kept
+// AVX-512's order, read each line twice: conv1 of BR-Net on Zen 3, 1 thread, medians of 11 runs
+// alternated 4 times, 29.3-33.9 ms against 39.8-45.2; conv2 99.5-144 ms against 151-192 (and
+// GEMM's 125-161, so AVX2 runs conv2's bwd-wt here too).
 INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp, size_t ldd,
                         int nd, size_t dyd, const float *buf, const size_t *xoff, const size_t *xd, const Direct *g,
                         const int P, const int T) {
-    if (NP > 1) {
-        T_(dw_tile_folded)(dw, ldw, lanes, np, nt, dyp, ldd, nd, dyd, buf, xoff, xd, g, P, T);
-        return;
-    }
-    hvec acc[MAXP][MAXT];  // a vec is one register here
+    hvec acc[MAXP][MAXT];
     UNROLL for (int p = 0; p < P; p++)
         UNROLL for (int t = 0; t < T; t++) acc[p][t] = (hvec){ 0 };
     for (int pl = 0; pl < nd; pl++) {
@@ -150,54 +150,11 @@ INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, con
         for (int oh = 0; oh < g->OH; oh++) {
             const float *xr = buf + (size_t)oh * g->WP;
             const size_t dr = pl * dyd + (size_t)oh * ldd;
-            for (int v = 0; v < g->nv; v++) {
+            for (int r = 0; r < g->nv * NP; r++) {  // the row's registers
                 hvec d[MAXP];
-                UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dyp[p] + dr + v * VL);
+                UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dyp[p] + dr + r * HW);
                 UNROLL for (int t = 0; t < T; t++) {
-                    const hvec xv = LOADH(xr + xo[t] + v * VL);
-                    UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
-                }
-            }
-        }
-    }
-    for (int p = 0; p < np && p < P; p++)
-        for (int t = 0; t < nt && t < T; t++) {
-            float *d = dw + (p * ldw + t) * lanes;
-            if (lanes == VL) STOREH(d, LOADH(d) + acc[p][t]);
-            else *d += lane_sum((const float *)&acc[p][t], VL);
-        }
-}
-
-// dw_tile where a vec is NP > 1 registers (AVX2, SSE): the registers of a row are walked one
-// after the other into the same P x T accumulators of one register each, so that only P x T
-// are live (on AVX2 3 x 4: 7 registers loaded per 12 multiply-adds; holding a whole vec allowed
-// only 2 x 3) and every cache line of dy and the input is read once. Its lanes j*HW + l are
-// summed into lane l, the partial sums' lanes HW..VL-1 stay zero (all VL are summed at the end
-// of the layer), so this sums in another order than AVX-512 does. A pass per register of the
-// vec, which kept AVX-512's order, read each line twice: conv1 of BR-Net on Zen 3, 1 thread,
-// medians of 11 runs alternated 4 times, 29.3-33.9 ms against 39.8-45.2; conv2 99.5-144 ms
-// against 151-192 (and GEMM's 125-161, so AVX2 runs conv2's bwd-wt here too).
-INLINE void T_(dw_tile_folded)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp,
-                                    size_t ldd, int nd, size_t dyd, const float *buf, const size_t *xoff,
-                                    const size_t *xd, const Direct *g, const int P, const int T) {
-    hvec acc[MAXP][MAXT];
-    UNROLL for (int p = 0; p < P; p++)
-        UNROLL for (int t = 0; t < T; t++) acc[p][t] = (hvec){ 0 };
-    const int nr = g->nv * NP;  // registers per row
-    for (int pl = 0; pl < nd; pl++) {
-        size_t xo[MAXT];
-        UNROLL for (int t = 0; t < T; t++) xo[t] = xoff[t] + pl * xd[t];
-        const float *dj[MAXP];
-        UNROLL for (int p = 0; p < P; p++) dj[p] = dyp[p] + pl * dyd;
-        for (int oh = 0; oh < g->OH; oh++) {
-            const float *xr = buf + (size_t)oh * g->WP;
-            const size_t dr = (size_t)oh * ldd;
-            for (int r = 0; r < nr; r++) {
-                const int o = r * HW;
-                hvec d[MAXP];
-                UNROLL for (int p = 0; p < P; p++) d[p] = LOADH(dj[p] + dr + o);
-                UNROLL for (int t = 0; t < T; t++) {
-                    const hvec xv = LOADH(xr + xo[t] + o);
+                    const hvec xv = LOADH(xr + xo[t] + r * HW);
                     UNROLL for (int p = 0; p < P; p++) acc[p][t] += d[p] * xv;
                 }
             }
