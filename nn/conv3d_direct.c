@@ -489,8 +489,9 @@ static int fws_tile_channels(void) {
 // (58-59 % of sgemm to 64-65 %). Prefetching 2 planes ahead did no better; the rows 1 or 2
 // row pairs ahead of the tiles, or dx's next plane as well, gained nothing; with the prefetch,
 // 2, 8 or 16 channels at a time stayed slower than 4. The AVX2 tiles (a vec of dy is two
-// registers, 3 taps x 2 rows of dx per vec loaded) want 2: conv1 on Zen 3, 1 thread, medians
-// of 11 runs alternated 3 times, 37.9-38.3 ms against 3's 39.6-39.8 and 4's 42.9-43.2.
+// registers, 3 taps x 2 rows of dx per vec loaded) want 2: conv1 on Zen 3, 1 thread, minima
+// of 11 runs alternated 5 times (64-byte aligned tensors), 35.5-36.8 ms against 4's 36.7-41.3
+// (with 3 in between in an earlier comparison); on one sample, which stays in cache, the same.
 #define BD_CHUNK 4
 #define BD_CHUNK_AVX2 2
 static int bd_chunk(const Direct *g) {

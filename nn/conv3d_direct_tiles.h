@@ -135,9 +135,9 @@ INLINE void T_(fwd_plane_flat)(float *y, const float *x, const float *wt, const 
 // every cache line of dy and the input is read once. Lanes j*HW + l are summed into lane l; the
 // partial sums' lanes HW..VL-1 stay zero (all VL are summed at the end of the layer), so these
 // widths sum in another order than AVX-512 does. A pass per register of the vec, which kept
-// AVX-512's order, read each line twice: conv1 of BR-Net on Zen 3, 1 thread, medians of 11 runs
-// alternated 4 times, 29.3-33.9 ms against 39.8-45.2; conv2 99.5-144 ms against 151-192 (and
-// GEMM's 125-161, so AVX2 runs conv2's bwd-wt here too).
+// AVX-512's order, read each line twice: conv1 of BR-Net on Zen 3, 1 thread, minima of 11 runs
+// alternated 4 times (64-byte aligned tensors), 26.1-30.3 ms against 37.3-42.7; conv2 92-104 ms
+// against 142-168 (and GEMM's 127-166, so AVX2 runs conv2's bwd-wt here too).
 INLINE void T_(dw_tile)(float *dw, size_t ldw, size_t lanes, int np, int nt, const float *const *dyp, size_t ldd,
                         int nd, size_t dyd, const float *buf, const size_t *xoff, const size_t *xd, const Direct *g,
                         const int P, const int T) {
