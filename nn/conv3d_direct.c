@@ -52,6 +52,7 @@
 #define MAXQ 4   // forward tile width in vecs at most; buffered rows are padded to a multiple
 #define MAXT 6   // bwd-wt tile width (kernel taps) at most
 #define MAXKD 8  // kernel depth at most (bwd-data keeps a pointer per kernel plane)
+#define BD_CHUNK 4  // dy's channels bwd-data sums at a time, where it chunks them (bd_chunk)
 #define INLINE static inline __attribute__((always_inline))
 // The tile loops must be unrolled completely so that each accumulator becomes a register.
 #define UNROLL _Pragma("GCC unroll 16")
@@ -318,7 +319,9 @@ INLINE float lane_sum(const float *d, size_t n) {
 #undef T_
 #define HW 8
 #define T_(name) DT_CAT(name, _h8)
+#define BD_UNROLL BD_CHUNK  // see bd_rows and bd_plane_v3
 #include "nn/conv3d_direct_tiles.h"
+#undef BD_UNROLL
 #undef HW
 #undef T_
 #define HW 4
@@ -363,6 +366,12 @@ TARGET_V3 static void fwd_flat_v3(FLAT_ARGS) { fwd_plane_flat_h8(y, x, wt, bias,
 // 3 channels x 4 taps, a row's registers one after the other into the same 12 accumulators
 // (dw_tile), 3 registers of dy and one of input
 TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane_h8(dw, with_bias, dy, x, g, od, nd, buf, dyc, 3, 4, 3, 4); }
+// 3 taps x 2 rows of dx x 1 vec (12 accumulators, 2 registers of dy, a broadcast weight); the
+// loop over a chunk's BD_CHUNK channels unrolled (BD_UNROLL): conv1 of BR-Net on Zen 3, 1
+// thread, minima of 11 runs alternated 6 times (64-byte aligned tensors): 31.8-35.3 ms against
+// 35.2-39.7 with the loop and chunks of 2; on one sample, which stays in cache, 1.8-1.9 ms
+// against 2.1-2.2 (in the runs where neither fell into a slow mode of 2.6-4.2 ms). Unrolled
+// chunks of 2, 8 or 16 took 33, 47 and 40 ms
 TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane_h8(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
 // Rows of at most two vecs (OW <= 32, conv2 of BR-Net): 3 taps x 2 vecs of one row (12
 // accumulators, 4 registers of dy per 12 multiply-adds): conv2 on Zen 3, 1 thread, medians of
@@ -488,15 +497,10 @@ static int fws_tile_channels(void) {
 // before runs, row pair by row pair. conv1 on Zen 5, 1 thread: 14.0-14.3 ms against 15.2-16.1
 // (58-59 % of sgemm to 64-65 %). Prefetching 2 planes ahead did no better; the rows 1 or 2
 // row pairs ahead of the tiles, or dx's next plane as well, gained nothing; with the prefetch,
-// 2, 8 or 16 channels at a time stayed slower than 4. The AVX2 tiles (a vec of dy is two
-// registers, 3 taps x 2 rows of dx per vec loaded) want 2: conv1 on Zen 3, 1 thread, minima
-// of 11 runs alternated 5 times (64-byte aligned tensors), 35.5-36.8 ms against 4's 36.7-41.3
-// (with 3 in between in an earlier comparison); on one sample, which stays in cache, the same.
-#define BD_CHUNK 4
-#define BD_CHUNK_AVX2 2
+// 2, 8 or 16 channels at a time stayed slower than 4. The AVX2 tiles unroll their loop over a
+// chunk's 4 channels (bd_plane_v3); with the loop, 2 channels at a time were faster on Zen 3.
 static int bd_chunk(const Direct *g) {
-    const int cb = conv3d_direct_isa() == 3 ? BD_CHUNK_AVX2 : BD_CHUNK;
-    return g->OW % (MAXQ * VL) == 0 && g->CO > cb ? cb : g->CO;
+    return g->OW % (MAXQ * VL) == 0 && g->CO > BD_CHUNK ? BD_CHUNK : g->CO;
 }
 
 // As conv_threads in nn/conv3d.c: at most `threads` workspace slices and df_threads().

@@ -335,19 +335,31 @@ INLINE void T_(fws_rows)(float *ys, const float *xs, const float *wp, const floa
 
 // ---- backward-data tile ------------------------------------------------------------------------
 
-// acc[r] += w_r (CO, TE) at columns [0,P) times dy rows (CO of them, cstride apart) for the
-// dx rows r that use this dy row (use0, use1: constants, so the unused half costs nothing).
+// acc[r] += w_r (CO, TE) at row co, columns [0,P), times dy's row dr of channel co, for the
+// dx rows r that use it (use0, use1: constants, so the unused half costs nothing).
+INLINE void T_(bd_row)(hvec acc[2][MAXP][MAXQ * NP], const float *dr, const float *w0, const float *w1, int co,
+                       int TE, const int use0, const int use1, const int P, const int Q) {
+    hvec d[MAXQ * NP];
+    UNROLL for (int q = 0; q < Q * NP; q++) d[q] = LOADH(dr + q * HW);
+    UNROLL for (int p = 0; p < P; p++)
+        UNROLL for (int q = 0; q < Q * NP; q++) {
+            if (use0) acc[0][p][q] += w0[co * TE + p] * d[q];
+            if (use1) acc[1][p][q] += w1[co * TE + p] * d[q];
+        }
+}
+
+// bd_row for CO channels: dy rows cstride apart, w_r (CO, TE). CN > 0: CO is the constant CN,
+// and the loop is unrolled (BD_UNROLL, see bd_plane).
 INLINE void T_(bd_rows)(hvec acc[2][MAXP][MAXQ * NP], const float *dr, size_t cstride, const float *w0,
-                        const float *w1, int CO, int TE, const int use0, const int use1, const int P, const int Q) {
-    for (int co = 0; co < CO; co++, dr += cstride) {
-        hvec d[MAXQ * NP];
-        UNROLL for (int q = 0; q < Q * NP; q++) d[q] = LOADH(dr + q * HW);
-        UNROLL for (int p = 0; p < P; p++)
-            UNROLL for (int q = 0; q < Q * NP; q++) {
-                if (use0) acc[0][p][q] += w0[co * TE + p] * d[q];
-                if (use1) acc[1][p][q] += w1[co * TE + p] * d[q];
-            }
+                        const float *w1, int CO, int TE, const int use0, const int use1, const int P, const int Q,
+                        const int CN) {
+#if BD_UNROLL
+    if (CN) {
+        UNROLL for (int co = 0; co < CN; co++, dr += cstride) T_(bd_row)(acc, dr, w0, w1, co, TE, use0, use1, P, Q);
+        return;
     }
+#endif
+    for (int co = 0; co < CO; co++, dr += cstride) T_(bd_row)(acc, dr, w0, w1, co, TE, use0, use1, P, Q);
 }
 
 // For rows ih .. ih+R-1 (R = 1 or 2) of dx plane id, Z rows [t0, t0+P) at vecs [v, v+Q), over
@@ -360,7 +372,7 @@ INLINE void T_(bd_rows)(hvec acc[2][MAXP][MAXQ * NP], const float *dr, size_t cs
 // column t0, TE = CI*kw. Z rows ZR apart, the second dx row's ZS after the first's.
 INLINE void T_(bd_tile)(float *z, size_t ZR, size_t ZS, const float *const *dyp, size_t cstride, size_t ldr,
                         const float *wz, int TE, int ih, int v, const Direct *g, int c0, int cn, const int P,
-                        const int Q, const int R) {
+                        const int Q, const int R, const int CN) {
     hvec acc[2][MAXP][MAXQ * NP];
     UNROLL for (int r = 0; r < R; r++)
         UNROLL for (int p = 0; p < P; p++)
@@ -374,9 +386,9 @@ INLINE void T_(bd_tile)(float *z, size_t ZR, size_t ZS, const float *const *dyp,
             if (oh < 0 || oh >= g->OH) continue;
             const float *dr = dyp[a] + c0 * cstride + (size_t)oh * ldr + v * VL;
             const float *w0 = wa + ((size_t)u * CO + c0) * TE, *w1 = wa + ((size_t)(u + 1) * CO + c0) * TE;
-            if (R == 1 || u == kh - 1) T_(bd_rows)(acc, dr, cstride, w0, NULL, cn, TE, 1, 0, P, Q);
-            else if (u < 0) T_(bd_rows)(acc, dr, cstride, NULL, w1, cn, TE, 0, 1, P, Q);
-            else T_(bd_rows)(acc, dr, cstride, w0, w1, cn, TE, 1, 1, P, Q);
+            if (R == 1 || u == kh - 1) T_(bd_rows)(acc, dr, cstride, w0, NULL, cn, TE, 1, 0, P, Q, CN);
+            else if (u < 0) T_(bd_rows)(acc, dr, cstride, NULL, w1, cn, TE, 0, 1, P, Q, CN);
+            else T_(bd_rows)(acc, dr, cstride, w0, w1, cn, TE, 1, 1, P, Q, CN);
         }
     }
     UNROLL for (int r = 0; r < R; r++)
@@ -410,7 +422,15 @@ INLINE void T_(bd_add_row)(float *dx, const float *z, size_t ZR, const Direct *g
 // (CO,OD,OH,OW) channels [c0, c0+cn), through wz (see bd_tile and bd_chunk). ws holds the TE
 // Z rows, each with kw zeros either side (so the shifted adds need no clipping), then, when OW
 // is not a whole number of MAXQ-vec tiles, zero-padded copies of the kd dy planes. Taps (c,e)
-// go PA at a time, the rest one at a time.
+// go PA at a time, the rest one at a time. A width that defines BD_UNROLL (the AVX2 tiles,
+// bd_plane_v3) unrolls the tile's loop over a chunk's channels (bd_chunk), too short a loop to
+// pay for its counter and branch, where a chunk of that many channels has all its taps in one
+// tile (TE == PA: one input channel and kw = 3, the first layer). GCC 12 is touchy here, and
+// each of these alternatives had it move the accumulators between registers (conv1 41-77 ms on
+// Zen 3 against 32): a constant trip count without the unroll pragma; the choice made per row
+// of dy inside the tile; the remainder tiles unrolled as well. Only the AVX2 width: even as
+// dead code, the unrolled loop changed the register allocation of the other widths' tiles,
+// which are left as they were measured.
 INLINE void T_(bd_plane)(float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn,
                          float *ws, const int PA, const int Q, const int R) {
     const int TE = g->CI * g->kw, CO = g->CO, M = g->kw;
@@ -448,13 +468,19 @@ INLINE void T_(bd_plane)(float *dx, const float *dy, const float *wz, const Dire
         for (int v = 0; v < g->nv; v += Q) {
             float *zv = z + M + v * VL;
             int t = 0;
-#define BD_TILE(P, RT) T_(bd_tile)(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, c0, cn, P, Q, RT)
+#define BD_TILE(P, RT, CN) \
+    T_(bd_tile)(zv + t * ZR, ZR, ZS, dyp, cstride, ldr, wz + t, TE, ih, v, g, c0, cn, P, Q, RT, CN)
+#if BD_UNROLL
+            if (cn == BD_UNROLL && rows == 2 && TE == PA) {
+                BD_TILE(PA, 2, BD_UNROLL);
+            } else
+#endif
             if (rows == 2) {
-                for (; t + PA <= TE; t += PA) BD_TILE(PA, 2);
-                for (; t < TE; t++) BD_TILE(1, 2);
+                for (; t + PA <= TE; t += PA) BD_TILE(PA, 2, 0);
+                for (; t < TE; t++) BD_TILE(1, 2, 0);
             } else {
-                for (; t + PA <= TE; t += PA) BD_TILE(PA, 1);
-                for (; t < TE; t++) BD_TILE(1, 1);
+                for (; t + PA <= TE; t += PA) BD_TILE(PA, 1, 0);
+                for (; t < TE; t++) BD_TILE(1, 1, 0);
             }
 #undef BD_TILE
         }

@@ -51,6 +51,9 @@ static const ConvCase conv_cases[] = {
     // bwd-data taking dy's channels 4 at a time, each group through every plane (4 + 2 here);
     // rows of two tiles
     { 2, 2, 3, 5, 128, 6, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 0, 0 },
+    // one input channel: a group of 4 through the AVX2 tiles with that loop unrolled
+    // (BD_UNROLL), then the 2 left through the others; odd H
+    { 2, 1, 3, 5, 64, 6, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     // bwd-wt partial sums over 1M floats in lanes ((K+1) x OC x 16): each tile sums its lanes
     { 1, 64, 2, 3, 5, 40, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 1, 1 }, 1, 0 },
     // bwd-wt by blocks of planes (rows of whole vecs, OW = 32), here whole samples of 3
