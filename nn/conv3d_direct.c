@@ -314,19 +314,23 @@ INLINE float lane_sum(const float *d, size_t n) {
 #define DT_CAT(a, b) DT_CAT2(a, b)
 #define HW 16
 #define T_(name) DT_CAT(name, _h16)
+#define BD_UNROLL 0
 #include "nn/conv3d_direct_tiles.h"
+#undef BD_UNROLL
 #undef HW
 #undef T_
 #define HW 8
 #define T_(name) DT_CAT(name, _h8)
-#define BD_UNROLL BD_CHUNK  // see bd_rows and bd_plane_v3
+#define BD_UNROLL BD_CHUNK  // see bd_plane_v3
 #include "nn/conv3d_direct_tiles.h"
 #undef BD_UNROLL
 #undef HW
 #undef T_
 #define HW 4
 #define T_(name) DT_CAT(name, _h4)
+#define BD_UNROLL 0
 #include "nn/conv3d_direct_tiles.h"
+#undef BD_UNROLL
 #undef HW
 #undef T_
 

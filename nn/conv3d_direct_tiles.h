@@ -3,6 +3,7 @@
 // includes it once per width, after defining
 //   HW      floats per hardware vector: 16 (AVX-512), 8 (AVX2), 4 (SSE)
 //   T_(n)   the name n with that width's suffix (fwd_plane_h16, ...)
+//   BD_UNROLL  0, or the chunk of dy's channels whose loop the bwd-data tiles unroll (bd_plane)
 // and which provides VL, MAXP, MAXQ, MAXT, MAXKD, FWS_QMAX, INLINE, UNROLL, Direct, direct_K,
 // direct_zw, direct_dw_lanes, fill_planes, fwd_flat_store and lane_sum.
 //
