@@ -7,12 +7,15 @@
 #      one thread, each beside sgemm at the same threads and with its peak memory, and beside
 #      PyTorch on the same network (../shared/bench/torch_brnet3d.py, Debian python3-torch;
 #      skipped when absent) at 1 and 2 threads;
-#   3. the per-layer profile at 1 thread, and the step with the fused BatchNorm-ReLU-MaxPool
+#   3. one process alternating blocks of steps at 1 thread and at 2 (bench brnet3d
+#      --vs-1-thread): the 2-thread speed-up side by side, free of the minutes between the
+#      separate runs of step 2;
+#   4. the per-layer profile at 1 thread, and the step with the fused BatchNorm-ReLU-MaxPool
 #      kernel turned off.
 # Every line names the CPU and the OpenBLAS core type. deconfound runs as launched (it picks
 # OpenBLAS's kernels itself: base/blas_core.h).
 #   bench/brnet3d.sh [BUILD_DIR] [ROUNDS]     (default: the source directory, 3 rounds)
-# The machine kind is shared: steps 2 repeats ROUNDS times, alternating the layouts, so a
+# The machine kind is shared: step 2 repeats ROUNDS times, alternating the layouts, so a
 # median can be quoted.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +32,8 @@ for r in $(seq "$rounds"); do
     mpirun $flags --bind-to none -np 1 "$DF" bench brnet3d --threads 2 --steps 20 --vs-torch
     mpirun $flags -np 2 "$DF" bench brnet3d --threads 1 --steps 20
 done
+echo "=== 2 threads against 1 in one process, alternating"
+"$DF" bench brnet3d --threads 2 --vs-1-thread --steps 12
 echo "=== profile, 1 thread"
 "$DF" bench brnet3d --threads 1 --steps 20 --profile
 echo "=== unfused (BatchNorm, ReLU, MaxPool as separate layers), 1 thread"

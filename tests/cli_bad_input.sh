@@ -253,6 +253,15 @@ cp "$WORK/vals/synth/shard-00000.h5" "$WORK/vals/label.h5" && "$DAMAGE" "$WORK/v
 expect_fail "values: a label beyond the network's outputs" \
     "label.h5: sample 11: label 2, but the network of .*t.ini has 2 outputs \(classes 0..1\)" "$DF" train "$WORK/vals/t.ini"
 
+expect_fail "bench --vs-1-thread on one thread" "--vs-1-thread needs --threads 2 or more \(this rank has 1\)" \
+    "$DF" bench brnet3d --threads 1 --vs-1-thread
+expect_fail "bench --vs-1-thread with --vs-torch" "--vs-1-thread runs alone" \
+    "$DF" bench brnet3d --threads 2 --vs-1-thread --vs-torch
+# the alternating rounds on a small batch: four rounds, each with its ratio, and their median
+"$DF" bench brnet3d --threads 2 --vs-1-thread --batch 2 --steps 1 >"$WORK/vs1.txt" 2>&1
+check "bench --vs-1-thread prints 4 rounds" test "$(grep -c '^round [1-4] (.*): samples/s .* at 1 thread, .* at 2: ' "$WORK/vs1.txt")" = 4
+check "bench --vs-1-thread prints their median" grep -Eq '2 threads against 1 in one process, batch 2, 4 rounds of 1 steps each: median [0-9.]+x' "$WORK/vs1.txt"
+check "bench --vs-1-thread --json" bash -c "'$DF' bench brnet3d --threads 2 --vs-1-thread --batch 2 --steps 1 --json | grep -Eq '\"median_speedup\": [0-9.]+\}\$'"
 for c in train predict synth info bench eval dcor pack variants plot; do
     check "$c --help" bash -c "'$DF' $c --help | grep -q '^usage: deconfound $c'"
 done
