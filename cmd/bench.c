@@ -86,13 +86,18 @@ static void gemm_once(int dbl, int n, const void *a, const void *b, void *c) {
 // GFLOP/s of OpenBLAS's sgemm (dbl = 0) or dgemm (the rate the voxel-wise baselines' least
 // squares is measured against, docs/baselines.md), with OpenBLAS's threads as set, for at
 // least `seconds`.
-static double gemm_rate(int dbl, int n, double seconds) {
-    size_t nn = (size_t)n * n, es = dbl ? sizeof(double) : sizeof(float);
-    char *a = xmalloc(nn * es), *b = xmalloc(nn * es), *c = xmalloc(nn * es);
+// The operands of the products timed: nn values each of a and b.
+static void gemm_fill(int dbl, size_t nn, void *a, void *b) {
     for (size_t i = 0; i < nn; i++) {
         if (dbl) ((double *)a)[i] = (double)(i % 7) * 0.1, ((double *)b)[i] = (double)(i % 5) * 0.2;
         else ((float *)a)[i] = (float)(i % 7) * 0.1f, ((float *)b)[i] = (float)(i % 5) * 0.2f;
     }
+}
+
+static double gemm_rate(int dbl, int n, double seconds) {
+    size_t nn = (size_t)n * n, es = dbl ? sizeof(double) : sizeof(float);
+    char *a = xmalloc(nn * es), *b = xmalloc(nn * es), *c = xmalloc(nn * es);
+    gemm_fill(dbl, nn, a, b);
     gemm_once(dbl, n, a, b, c);
     int reps = 0;
     double t0 = df_now(), t;
@@ -394,7 +399,7 @@ static int bench_conv3d(int batch, int json) {
     double sgemm_start = gemm_rate(0, 2048, 2.0);
     const size_t nn = (size_t)2048 * 2048;
     SgemmBufs m = { df_alloc_floats(nn), df_alloc_floats(nn), df_alloc_floats(nn) };
-    for (size_t j = 0; j < nn; j++) m.a[j] = (float)(j % 7) * 0.1f, m.b[j] = (float)(j % 5) * 0.2f;
+    gemm_fill(0, nn, m.a, m.b);
     if (!json) {
         print_machine(stdout);
         printf("sgemm 2048^3: %.1f GFLOP/s at the start; each phase's share is of sgemm timed beside it (its column)\n",
