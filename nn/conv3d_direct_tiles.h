@@ -415,10 +415,42 @@ INLINE void T_(bd_tile)(float *z, size_t ZR, size_t ZS, const float *const *dyp,
             UNROLL for (int q = 0; q < Q * NP; q++) STOREH(z + r * ZS + p * ZR + q * HW, acc[r][p][q]);
 }
 
+#if BD_UNROLL
+// bd_add_row for kw = 3 with the loop over taps written out (same order, so the same sums). perf
+// (timer sampling) put about 5 % of conv1's backward-data on that 3-trip loop around one add.
+// conv1 of BR-Net on Zen 3, 1 thread, best of 61 runs (one sample, in cache) alternated 8 times:
+// 1.72-1.75 ms against 1.78-1.85; batch 16, 6 times: 30.3-31.3 against 30.9-31.7; conv2
+// (bd_plane_v3_narrow) 112.4-114.9 against 114.3-121.9. Only the width that unrolls its tiles
+// (BD_UNROLL): compiled into the AVX-512 width too, its bd_plane spilled twice as many registers
+// to the stack.
+INLINE void T_(bd_add_row_kw3)(float *dx, const float *z, size_t ZR, const Direct *g, int id, int ih) {
+    const size_t plane = (size_t)g->H * g->W;
+    for (int c = 0; c < g->CI; c++) {
+        float *restrict dr = dx + ((size_t)c * g->D + id) * plane + (size_t)ih * g->W;
+        const float *zc = z + (size_t)c * 3 * ZR + 3 + g->pw;  // margins of kw floats
+        int iw = 0;
+        for (; iw + HW <= g->W; iw += HW) {
+            hvec acc = LOADH(dr + iw);
+            acc += LOADH(zc + iw);
+            acc += LOADH(zc + (ZR - 1) + iw);
+            acc += LOADH(zc + 2 * (ZR - 1) + iw);
+            STOREH(dr + iw, acc);
+        }
+        for (; iw < g->W; iw++) dr[iw] = ((dr[iw] + zc[iw]) + zc[ZR - 1 + iw]) + zc[2 * (ZR - 1) + iw];
+    }
+}
+#endif
+
 // dx[c, id, ih, iw] += sum_e Z[(c,e)][iw + pw - e] for each channel c, Z rows ZR apart from z
 // (Z is 0 past the row's ends): one pass over the dx row, adding the kw taps in order e = 0, 1,
 // ... (the rounding of a pass per tap, which read and wrote dx kw times).
 INLINE void T_(bd_add_row)(float *dx, const float *z, size_t ZR, const Direct *g, int id, int ih) {
+#if BD_UNROLL
+    if (g->kw == 3) {
+        T_(bd_add_row_kw3)(dx, z, ZR, g, id, ih);
+        return;
+    }
+#endif
     const size_t plane = (size_t)g->H * g->W;
     for (int c = 0; c < g->CI; c++) {
         float *restrict dr = dx + ((size_t)c * g->D + id) * plane + (size_t)ih * g->W;
