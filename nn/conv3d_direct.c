@@ -53,6 +53,11 @@
 #define MAXT 6   // bwd-wt tile width (kernel taps) at most
 #define MAXKD 8  // kernel depth at most (bwd-data keeps a pointer per kernel plane)
 #define BD_CHUNK 4  // dy's channels bwd-data sums at a time, where it chunks them (bd_chunk)
+// bwd-data's padded copies of dy (bd_plane) put a channel's plane BD_CPAD floats past the end of
+// the one before, so that the tiles' rows of successive channels do not all fall in the same
+// cache sets (a channel of BR-Net's conv2 is 8 KB without it). conv2 on Zen 3, 1 thread, best of
+// 5 runs alternated 5 times: 104-107 ms with 32 to 80 against 106-111 with 16 and 110-115 with 0.
+#define BD_CPAD 48
 #define INLINE static inline __attribute__((always_inline))
 // The tile loops must be unrolled completely so that each accumulator becomes a register.
 #define UNROLL _Pragma("GCC unroll 16")
@@ -215,11 +220,11 @@ static size_t direct_dyc_floats(const Direct *g) {
     return g->OW % VL ? (size_t)g->CO * g->OH * g->nv * VL : 0;
 }
 // bwd-data: 2 x CI*kw Z rows of ZW + 2 kw floats, ZW = nv rounded up to MAXQ vecs, and when OW is
-// not a multiple of that, copies of kd planes of dout with rows ZW wide
+// not a multiple of that, copies of kd planes of dout with rows ZW wide, channels BD_CPAD apart
 static size_t direct_zw(const Direct *g) { return (size_t)(g->nv + MAXQ - 1) / MAXQ * MAXQ * VL; }
 static size_t direct_z_floats(const Direct *g) {
     size_t zw = direct_zw(g), n = 2 * (size_t)g->CI * g->kw * (zw + 2 * g->kw);
-    if (g->OW % (MAXQ * VL)) n += (size_t)g->kd * g->CO * g->OH * zw;
+    if (g->OW % (MAXQ * VL)) n += (size_t)g->kd * g->CO * (g->OH * zw + BD_CPAD);
     return n;
 }
 
@@ -343,7 +348,8 @@ INLINE float lane_sum(const float *d, size_t n) {
 #define FLAT_ARGS FWD_ARGS, int add
 #define DW_ARGS \
     float *dw, int with_bias, const float *dy, const float *x, const Direct *g, int od, int nd, float *buf, float *dyc
-#define BD_ARGS float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws
+#define BD_ARGS \
+    float *dx, const float *dy, const float *wz, const Direct *g, int id, int c0, int cn, float *ws, int reuse
 #define DWS_ARGS float *dweight, const float *xs, const float *dys, const Direct *f, int q0, int q1
 #define FWS_ARGS float *ys, const float *xs, const float *wp, const float *bias, const Direct *f, int r0, int r1
 typedef void FwdPlaneFn(FWD_ARGS);
@@ -356,7 +362,7 @@ typedef void FwsRowsFn(FWS_ARGS);
 static void fwd_plane_v2(FWD_ARGS) { fwd_plane_h4(y, x, wt, bias, g, od, buf, tmp, 2, 0, 2); }
 static void fwd_flat_v2(FLAT_ARGS) { fwd_plane_flat_h4(y, x, wt, bias, g, od, buf, tmp, add, 2); }
 static void dw_plane_v2(DW_ARGS) { dw_plane_h4(dw, with_bias, dy, x, g, od, nd, buf, dyc, 1, 2, 1, 2); }
-static void bd_plane_v2(BD_ARGS) { bd_plane_h4(dx, dy, wz, g, id, c0, cn, ws, 2, 1, 1); }
+static void bd_plane_v2(BD_ARGS) { bd_plane_h4(dx, dy, wz, g, id, c0, cn, ws, reuse, 2, 1, 1); }
 static void dws_rows_v2(DWS_ARGS) { dws_rows_h4(dweight, xs, dys, f, q0, q1, 1); }
 // fws tiles: P channels x Q positions (P x Q accumulators, P broadcast weights, one input vec)
 static void fws_rows_v2(FWS_ARGS) { fws_rows_h4(ys, xs, wp, bias, f, r0, r1, 1, 2); }
@@ -376,12 +382,12 @@ TARGET_V3 static void dw_plane_v3(DW_ARGS) { dw_plane_h8(dw, with_bias, dy, x, g
 // 35.2-39.7 with the loop and chunks of 2; on one sample, which stays in cache, 1.8-1.9 ms
 // against 2.1-2.2 (in the runs where neither fell into a slow mode of 2.6-4.2 ms). Unrolled
 // chunks of 2, 8 or 16 took 33, 47 and 40 ms
-TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane_h8(dx, dy, wz, g, id, c0, cn, ws, 3, 1, 2); }
+TARGET_V3 static void bd_plane_v3(BD_ARGS) { bd_plane_h8(dx, dy, wz, g, id, c0, cn, ws, reuse, 3, 1, 2); }
 // Rows of at most two vecs (OW <= 32, conv2 of BR-Net): 3 taps x 2 vecs of one row (12
 // accumulators, 4 registers of dy per 12 multiply-adds): conv2 on Zen 3, 1 thread, medians of
 // 7 runs, alternated twice: 120-134 ms against 144-161 with 3 x 1 x 2 rows, 134-147 with
 // 6 x 1 x 1, and GEMM's 183-190
-TARGET_V3 static void bd_plane_v3_narrow(BD_ARGS) { bd_plane_h8(dx, dy, wz, g, id, c0, cn, ws, 3, 2, 1); }
+TARGET_V3 static void bd_plane_v3_narrow(BD_ARGS) { bd_plane_h8(dx, dy, wz, g, id, c0, cn, ws, reuse, 3, 2, 1); }
 TARGET_V3 static void dws_rows_v3(DWS_ARGS) { dws_rows_h8(dweight, xs, dys, f, q0, q1, 1); }
 TARGET_V3 static void fws_rows_v3(FWS_ARGS) { fws_rows_h8(ys, xs, wp, bias, f, r0, r1, 2, 2); }
 TARGET_V4 static void fwd_plane_v4(FWD_ARGS) { fwd_plane_h16(y, x, wt, bias, g, od, buf, tmp, 16, 0, 4); }
@@ -396,7 +402,7 @@ TARGET_V4 static void dw_plane_v4(DW_ARGS) {
     if (nd == 1) dw_plane_h16(dw, with_bias, dy, x, g, od, 1, buf, dyc, 4, 6, 4, 4);
     else dw_plane_h16(dw, with_bias, dy, x, g, od, nd, buf, dyc, 4, 6, 4, 4);
 }
-TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane_h16(dx, dy, wz, g, id, c0, cn, ws, 3, 4, 2); }
+TARGET_V4 static void bd_plane_v4(BD_ARGS) { bd_plane_h16(dx, dy, wz, g, id, c0, cn, ws, reuse, 3, 4, 2); }
 // 4 x 6 accumulators, 4 vecs of dy and one of the input: 29 of the 32 registers.
 TARGET_V4 static void dws_rows_v4(DWS_ARGS) { dws_rows_h16(dweight, xs, dys, f, q0, q1, 4); }
 // 4 x 4 accumulators, 4 weights and one input vec. On conv4 (Zen 5) 3 x 8, a whole row of
@@ -405,7 +411,7 @@ TARGET_V4 static void dws_rows_v4(DWS_ARGS) { dws_rows_h16(dweight, xs, dys, f, 
 TARGET_V4 static void fws_rows_v4(FWS_ARGS) { fws_rows_h16(ys, xs, wp, bias, f, r0, r1, 4, 4); }
 // Rows of at most two vecs (OW <= 32): a 4-vec tile would compute half zeros, so the tile
 // is two vecs wide and twice as many taps tall.
-TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane_h16(dx, dy, wz, g, id, c0, cn, ws, 6, 2, 2); }
+TARGET_V4 static void bd_plane_v4_narrow(BD_ARGS) { bd_plane_h16(dx, dy, wz, g, id, c0, cn, ws, reuse, 6, 2, 2); }
 #endif
 
 void conv3d_direct_set_isa(int isa_max) { df_isa_set_max(isa_max); }
@@ -607,10 +613,12 @@ void conv3d_direct_backward_data(float *dinp, const float *dout, const float *we
     for (long it = 0; it < items; it++) {
         const int bi = (int)(it / nblk), blk = (int)(it % nblk);
         const int d0 = (int)((long)g->D * blk / nblk), d1 = (int)((long)g->D * (blk + 1) / nblk);
+        // id > d0: this thread's last call was plane id - 1 of this sample, whose copies of dy
+        // (padded rows only) plane id can take over
         for (int c0 = 0; c0 < OC; c0 += CB)
             for (int id = d0; id < d1; id++)
                 plane_fn(dinp + bi * in_n, dout + bi * out_n, wz, &f, id, c0, DF_MIN(CB, OC - c0),
-                         workspace + (size_t)df_thread_id() * slice);
+                         workspace + (size_t)df_thread_id() * slice, id > d0);
     }
 }
 
