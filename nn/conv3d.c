@@ -128,6 +128,8 @@ void conv3d_set_kernels(int kernels, int isa_max) {
 //   conv2 forward 153-159 vs 119-135, bwd-data 157-170 vs 148-176, bwd-wt 193-215 vs 127-143
 //   conv3 every phase 1.1-1.9x GEMM's time; conv4 forward 10-14 vs 8-10, bwd-data
 //   (flat) 10.5-11.1 vs 11.4-13.1, bwd-wt 11.1-11.4 vs 10.3-11.5
+// With the final tiles conv2's forward came level (2026-12-04, best of 5 runs alternated 6
+// times: direct 106-109 ms, GEMM 107-114), too close to change the rule.
 // The SSE build (x86-64-v2) keeps GEMM everywhere.
 // B: the batch (bwd-wt with samples in the lanes wants enough of them).
 static int conv_direct(const Conv3dGeom *g, int phase, int B) {
