@@ -50,7 +50,9 @@ section ~ /convolutions alone/ && /^conv[0-9]+ / && $NF ~ /%$/ {
     judge("scale", $NF ~ /\)$/ ? "median " v "x " $NF : "median " v "x", v >= 1.8)
 }
 # train's profile: "time per layer over ... (1 rank x 1 thread):", then "mdn_conv3 mdn 1.84 1.68 2.1%"
-/^time per layer over/ { match($0, /\([0-9]+ ranks? x [0-9]+ threads?\)/); layout = substr($0, RSTART + 1, RLENGTH - 2); mdn[layout] = 0; layouts[layout] = 1 }
+/^time per layer over/ {
+    match($0, /\([0-9]+ ranks? x [0-9]+ threads?\)/); layout = substr($0, RSTART + 1, RLENGTH - 2); mdn[layout] = 0
+}
 $2 == "mdn" && $NF ~ /%$/ && layout != "" { mdn[layout] += num($NF) }
 /^step total/ && layout != "" { judge("mdn", mdn[layout] "% (" layout ")", mdn[layout] <= 10); layout = "" }
 # bench/dcor_report.sh: "report rank 0: peak 1230 MiB, wall 1:20.46"
