@@ -13,8 +13,8 @@ function field(key,    i) {
     for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) return num(substr($i, length(key) + 2))
     return -1
 }
-function add(t, v) { vals[t] = vals[t] (n[t] ? ", " : "") v; n[t]++ }
-function judge(t, v, ok) { add(t, v); if (ok) met[t]++ }
+# target t: one more figure v, which meets it when ok
+function judge(t, v, ok) { vals[t] = vals[t] (n[t] ? ", " : "") v; n[t]++; if (ok) met[t]++ }
 
 /^machine: / && machine == "" { machine = substr($0, 10); sub(/; [0-9]+ ranks? x [0-9]+ threads?$/, "", machine) }
 /^=== / { section = $0 }
@@ -51,10 +51,10 @@ section ~ /convolutions alone/ && /^conv[0-9]+ / && $NF ~ /%$/ {
 }
 # train's profile: "time per layer over ... (1 rank x 1 thread):", then "mdn_conv3 mdn 1.84 1.68 2.1%"
 /^time per layer over/ {
-    match($0, /\([0-9]+ ranks? x [0-9]+ threads?\)/); layout = substr($0, RSTART + 1, RLENGTH - 2); mdn[layout] = 0
+    match($0, /\([0-9]+ ranks? x [0-9]+ threads?\)/); layout = substr($0, RSTART + 1, RLENGTH - 2); mdn = 0
 }
-$2 == "mdn" && $NF ~ /%$/ && layout != "" { mdn[layout] += num($NF) }
-/^step total/ && layout != "" { judge("mdn", mdn[layout] "% (" layout ")", mdn[layout] <= 10); layout = "" }
+$2 == "mdn" && $NF ~ /%$/ && layout != "" { mdn += num($NF) }
+/^step total/ && layout != "" { judge("mdn", mdn "% (" layout ")", mdn <= 10); layout = "" }
 # bench/dcor_report.sh: "report rank 0: peak 1230 MiB, wall 1:20.46"
 /^report rank [0-9]+: peak/ { v = num($5); judge("dcor", "rank " num($3) " " v " MiB", v * 1048576 <= 2e9) }
 

@@ -8,14 +8,18 @@
 #   2. the showcase MDN placement (pipelines/mdn-mri3d.ini, 2 epochs, the per-layer profile) on
 #      1 rank and on 2: MDN's share of the step;
 #   3. bench/dcor_report.sh BUILD_DIR 2: the training-time dCor report's peak memory per rank.
+# The folder is kept: the log, and the MDN runs' directories, are what to record and look at.
 set -u
+case ${1:-} in -h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here}
 rounds=${2:-3}
 DF=$build/deconfound
+[ -x "$DF" ] || { echo "bench/targets.sh: no program $DF (build first, or name the build directory)" >&2; exit 2; }
+case $rounds in '' | *[!0-9]* | 0) echo "bench/targets.sh: ROUNDS must be a whole number of at least 1, not '$rounds'" >&2; exit 2 ;; esac
 flags="-q --oversubscribe"; [ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
-out=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/targets.XXXXXX")}
-mkdir -p "$out" || exit 2
+if [ -n "${OUT_DIR:-}" ]; then out=$OUT_DIR; mkdir -p "$out" || exit 2
+else out=$(mktemp -d "${TMPDIR:-/tmp}/targets.XXXXXX") || exit 2; fi
 log=$out/targets.log
 echo "log: $log"
 {
