@@ -4,7 +4,7 @@
 # figure meets the target, "met in k of n" otherwise, "not measured" when the log lacks it.
 #   awk -f bench/targets.awk LOG
 # The patterns follow the lines cmd/bench.c and cmd/train.c print; tests/bench_targets.sh runs
-# this file over a log of a real run (tests/ref/targets-zen3-log.txt).
+# this file over the logs of real runs (tests/ref/targets-*-log.txt).
 
 function digits(s) { gsub(/[^0-9.]/, "", s); return s }
 function num(s) { return digits(s) + 0 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# bench/targets.awk, the summary of issue 18's targets: over the log of a real run of
-# bench/targets.sh (Zen 3, tests/ref/targets-zen3-log.txt) it gives the committed summary, and over
-# copies of that log with one figure changed it says which target that figure misses.
+# bench/targets.awk, the summary of issue 18's targets: over the logs of real runs of
+# bench/targets.sh it gives the committed summaries, and over copies of one log with one figure
+# changed it says which target that figure misses. The logs: Zen 3 (AVX2, OpenBLAS's Zen
+# kernels; tests/ref/targets-zen3-log.txt) and Zen 4 playing the Intel Xeon of issue 18 (AVX-512;
+# OpenBLAS made to detect Prescott, so every program re-executed itself with SkylakeX, and the
+# header's core names both; tests/ref/targets-zen4-skylakex-log.txt).
 # Runs no benchmark.
 . "${top_srcdir:-.}/tests/lib.sh"
 src=$(cd "$top_srcdir" && pwd)
@@ -15,6 +18,9 @@ altered() { sed "$2" "$log" >"$1.log" && summary "$1.log" >"$1.txt"; }
 
 summary "$log" >all.txt 2>&1
 check "the real run's summary, as committed" diff -u "$src/tests/ref/targets-zen3-summary.txt" all.txt
+summary "$src/tests/ref/targets-zen4-skylakex-log.txt" >avx512.txt 2>&1
+check "an AVX-512 run re-executed with SkylakeX: its summary, as committed" \
+    diff -u "$src/tests/ref/targets-zen4-skylakex-summary.txt" avx512.txt
 
 altered conv '/^conv2 .* forward .*%$/s/[0-9]*%$/55%/'
 check "a conv phase at 55 %: 11 of 12 phases, and that one named" \
