@@ -766,10 +766,19 @@ static void make_perm(int *p, int n, uint64_t seed, int k) {
     rng_permutation(&r, p, n);
 }
 
-// p-value = (1 + #{k : T_k >= T_0}) / (1 + P), T_0 the observed statistic (as R energy's dcov.test).
+// p-value = (1 + #{k : T_k >= T_0 - margin}) / (1 + P), T_0 the observed statistic (as R
+// energy's dcov.test, with ties made ties: DCOR_TIE in dcor.h).
 static double p_value_from(int ge, int P) { return (1.0 + ge) / (1.0 + P); }
 
-static int permutation_test_tiles(double *p_value, Var *vx, Var *vy, const DcorOptions *o, Scratch *s) {
+// The tie margin: sqrt(S_xx S_yy) of the test statistic's centring (sb biased, su U-centred)
+// times DCOR_TIE, or DCOR_TIE_SINGLE when a Gram is in float.
+static double margin(const double sb[NP_MAX], const double su[NP_MAX], const DcorOptions *o) {
+    const double *s = o->unbiased ? su : sb;
+    return (o->single ? DCOR_TIE_SINGLE : DCOR_TIE) * sqrt(fabs(s[P_XX] * s[P_YY]));
+}
+
+static int permutation_test_tiles(double *p_value, Var *vx, Var *vy, double margin, const DcorOptions *o,
+                                  Scratch *s) {
     int n = vx->n, P = o->permutations;
     // Permutations in batches of about 64 MB of indices; each batch is one more sweep over
     // the tiles of x. Batch 0 starts with the identity (the observed statistic, computed by
@@ -794,7 +803,7 @@ static int permutation_test_tiles(double *p_value, Var *vx, Var *vy, const DcorO
         pass_permutations(stat, perms, nb, vx, vy, o->unbiased, o, s);
         for (int k = 0; k < nb; k++) {
             if (k0 + k == 0) t0 = stat[k];
-            else ge += stat[k] >= t0;
+            else ge += stat[k] >= t0 - margin;
         }
     }
     if (s->progress) progress_end();
@@ -805,7 +814,7 @@ static int permutation_test_tiles(double *p_value, Var *vx, Var *vy, const DcorO
 }
 
 // One-dimensional test: permutations are shared out over ranks (k % nranks == rank).
-static double permutation_test_1d(Var *vx, Var *vy, const DcorOptions *o) {
+static double permutation_test_1d(Var *vx, Var *vy, double margin, const DcorOptions *o) {
     int n = vx->n, P = o->permutations, *p = xmalloc((size_t)n * sizeof(int));
     double *yp = xmalloc((size_t)n * sizeof(double));
     Var vp = *vy;
@@ -821,7 +830,7 @@ static double permutation_test_1d(Var *vx, Var *vy, const DcorOptions *o) {
         make_perm(p, n, o->seed, k);
         for (int i = 0; i < n; i++) { yp[i] = vy->x[p[i]]; rp[i] = vy->r[p[i]]; }
         products_from_sums(&pb, &pu, cross_1d(vx->x, yp, n), vx, &vp);
-        cnt += (o->unbiased ? pu : pb) >= t0;
+        cnt += (o->unbiased ? pu : pb) >= t0 - margin;
         if (o->progress) progress_update(k);  // every rank is about as far
     }
     if (o->progress) progress_end();
@@ -866,7 +875,7 @@ static int compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dc
             products_from_sums(&sb[p], &su[p], S, u, w);
         }
         finish(out, n, sb, su, z != NULL);
-        if (o.permutations > 0) out->p_value = permutation_test_1d(&vs[0], &vs[1], &o);
+        if (o.permutations > 0) out->p_value = permutation_test_1d(&vs[0], &vs[1], margin(sb, su, &o), &o);
     } else {
         int T = DF_MIN(o.tile, n);
         // One variable multivariate, the other one-dimensional (and no z): the fused sweep.
@@ -888,7 +897,7 @@ static int compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const Dc
         }
         if (o.progress) progress_end();
         finish(out, n, sb, su, z != NULL);
-        if (o.permutations > 0) permutation_test_tiles(&out->p_value, &vs[0], &vs[1], &o, &s);
+        if (o.permutations > 0) permutation_test_tiles(&out->p_value, &vs[0], &vs[1], margin(sb, su, &o), &o, &s);
         scratch_free(&s);
     }
     for (int v = 0; v < nv; v++) var_free(&vs[v]);

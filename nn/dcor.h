@@ -35,6 +35,18 @@ typedef struct {
     int progress;      // 1: report the tile sweeps and the permutations (base/progress.h);
                        // `deconfound dcor` does, training's dCor report not (its line is the training's)
 } DcorOptions;
+// The permutation test counts replicate k when T_k >= T_0 - tie * sqrt(S_xx S_yy), i.e. when
+// its dCor^2 is at least the observed's minus `tie` (S_uu = <C_u, C_u>, the same for every
+// permutation, bounds |T| by Cauchy-Schwarz). Statistics that are mathematically equal (ties,
+// the rule with discrete data: one-hot sites, balanced tables) are summed in an order that
+// depends on the permutation, the tiles and the ranks, and land either side of T_0 by
+// rounding (measured 1e-19..4e-17 of the scale in double); the margin makes them ties at any
+// rank count and tile size. It is orders above that rounding, and as far below any difference
+// in dCor^2 that means something. With `single` the distances themselves move by ~1e-7 with
+// the tiling, hence the wider margin.
+#define DCOR_TIE 1e-9
+#define DCOR_TIE_SINGLE 1e-6
+
 // Defaults: tile 512, double precision, biased test statistic, no permutations, one rank.
 DcorOptions dcor_options_default(void);
 

@@ -203,7 +203,42 @@ static void test_permutations(void) {
     free(x); free(y);
 }
 
-// The p-value is exactly (1 + #{k : T(x, y o perm_k) >= T(x, y)}) / (1 + P) with perm_k the
+// Discrete data tie: a balanced table of a one-hot x (2 columns: the tiled path) and a binary
+// y has dCov^2 = 0 exactly, so every replicate is >= it and p = 1; replicates equal to the
+// observed statistic are summed in other orders by other tilings. The p-value (both
+// statistics) is the same at every tile size, and 1 for the biased one.
+static void test_permutation_ties(void) {
+    Rng g;
+    rng_seed(&g, 5);
+    enum { N = 40 };
+    double x[N * 2], y[N];
+    int order[N];
+    rng_permutation(&g, order, N);
+    for (int i = 0; i < N; i++) {  // (a, y) = (0,0), (0,1), (1,0), (1,1), ten samples each
+        int a = order[i] % 2, b = order[i] / 2 % 2;
+        x[i * 2] = a; x[i * 2 + 1] = 1 - a; y[i] = b;
+    }
+    DcorVar vx = { x, N, 2 }, vy = { y, N, 1 };
+    for (int unbiased = 0; unbiased < 2; unbiased++) {
+        double p0 = NAN;
+        const int tiles[] = { 1, 3, 7, 16, 64 };
+        for (int t = 0; t < 5; t++) {
+            DcorOptions o = dcor_options_default();
+            o.permutations = 199;
+            o.unbiased = unbiased;
+            o.tile = tiles[t];
+            DcorResult r;
+            DfError err;
+            CU_ASSERT_FATAL(dcor_compute(&r, &vx, &vy, NULL, &o, &err) == 0);
+            if (t == 0) p0 = r.p_value;
+            if (r.p_value != p0) printf("\n  unbiased %d, tile %d: p %.4f, tile 1: %.4f\n", unbiased, tiles[t], r.p_value, p0);
+            CU_ASSERT(r.p_value == p0);
+            if (!unbiased) CU_ASSERT(r.p_value == 1.0);
+        }
+    }
+}
+
+// The p-value is exactly (1 + #{k : T(x, y o perm_k) >= T(x, y) - margin}) / (1 + P) with perm_k the
 // documented permutations, recomputed here with the naive reference, for the tiled and
 // the one-dimensional paths and both statistics.
 static void test_permutations_exact(void) {
@@ -224,7 +259,8 @@ static void test_permutations_exact(void) {
                 rng_permutation(&r, perm, n);
                 for (int i = 0; i < n; i++) yp[i] = y[perm[i]];
                 dcor_naive(&rep, &vx, &vp, NULL);
-                ge += unbiased ? rep.dcov2_u >= obs.dcov2_u : rep.dcov2 >= obs.dcov2;
+                // dCor^2's denominator is the same for every permutation: the margin in its units
+                ge += unbiased ? rep.dcor2_u >= obs.dcor2_u - DCOR_TIE : rep.dcor2 >= obs.dcor2 - DCOR_TIE;
             }
             DcorOptions o = dcor_options_default();
             o.permutations = P;
@@ -493,6 +529,7 @@ int main(void) {
     CU_add_test(s, "O(n log n) path == tiled path", test_fast_vs_tiles);
     CU_add_test(s, "permutation test", test_permutations);
     CU_add_test(s, "permutation p-values, recomputed", test_permutations_exact);
+    CU_add_test(s, "permutation p-values with ties", test_permutation_ties);
     CU_add_test(s, "per-group values", test_groups);
     CU_add_test(s, "float input == double input", test_float_input);
     CU_add_test(s, "FILE:DATASET[:COLUMN]", test_read_spec);
