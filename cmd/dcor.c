@@ -27,11 +27,13 @@ static const char *dcor_help =
     "one column by 0-based index or by name from the dataset's `columns` attribute\n"
     "(feats.h5:meta:age). Rows are samples. A column the dataset's `kinds` attribute calls\n"
     "categorical (a shard's or eval's /meta: site, sex) is one-hot coded for --x, --y and\n"
-    "--given, as the training report codes it, so its codes' order means nothing.\n"
+    "--given, picked or inside a whole dataset (--given feats.h5:meta), as the training\n"
+    "report codes it, so its codes' order means nothing.\n"
     "\n"
     "  --unbiased         the bias-corrected form is required (n < 4 is an error) and is the\n"
     "                     permutation-test statistic (default: the biased dCov^2)\n"
-    "  --permutations N   permutation test of independence of x and y (p = (1 + #{T_k >= T}) / (1 + N))\n"
+    "  --permutations N   permutation test of independence of x and y (p = (1 + #{T_k >= T}) / (1 + N);\n"
+    "                     a replicate within 1e-9 of the observed dCor^2 counts as a tie, 1e-6 with --single)\n"
     "  --seed S           seed of the permutations (default 1)\n"
     "  --tile T           tile edge in samples (default 512); results do not depend on it\n"
     "  --single           Gram matrices in float (sgemm): about 2x faster, distances to ~1e-7\n"
@@ -54,18 +56,21 @@ typedef struct {
     const char *spec;
 } Arr;
 
-// Reads a variable; a categorical column becomes its one-hot matrix unless `codes` (--by).
+// Reads a variable; each categorical column (the picked one, or any of a whole dataset)
+// becomes its one-hot columns unless `codes` (--by).
 static void read_arr(Arr *a, const char *opt, const char *spec, int codes) {
     DfError err;
-    int categorical;
+    int *categorical, any = 0;
     a->spec = spec;
     if (features_read_spec_kind(spec, &a->x, &a->n, &a->d, &categorical, &err))
         df_die_collective(DF_EXIT_INPUT, "dcor: %s %s", opt, err.msg);
-    if (categorical && !codes) {
+    for (int j = 0; j < a->d; j++) any |= categorical[j];
+    if (any && !codes) {
         double *v = a->x;
-        a->x = dcor_one_hot(v, a->n, &a->d);
+        a->x = dcor_one_hot_columns(v, a->n, a->d, categorical, &a->d);
         free(v);
     }
+    free(categorical);
 }
 
 static void random_arrays(Arr *x, Arr *y, const char *spec, uint64_t seed) {

@@ -53,32 +53,33 @@ static int find_column(hid_t ds, const char *file, const char *dset, const char 
     return idx;
 }
 
-// Whether entry `pick` of ds's comma-separated `kinds` attribute is "categorical" (0 without
-// the attribute); -1 with err when it cannot be read.
-static int column_is_categorical(hid_t ds, const char *file, int pick, DfError *err) {
+// flags (cols): 1 where ds's comma-separated `kinds` attribute says "categorical" (all 0
+// without the attribute); -1 with err when it cannot be read.
+static int read_categorical(int *flags, hid_t ds, const char *file, int cols, DfError *err) {
+    for (int j = 0; j < cols; j++) flags[j] = 0;
     if (!h5_attr_exists(ds, "kinds")) return 0;
     char *kinds = h5_attr_read_string(ds, file, "kinds", err);
     if (!kinds) return -1;
-    int j = 0, categorical = 0;
-    for (char *s = kinds, *save = NULL, *tok; (tok = strtok_r(s, ",", &save)); s = NULL, j++)
-        if (j == pick) categorical = strcmp(tok, "categorical") == 0;
+    int j = 0;
+    for (char *s = kinds, *save = NULL, *tok; (tok = strtok_r(s, ",", &save)) && j < cols; s = NULL, j++)
+        flags[j] = strcmp(tok, "categorical") == 0;
     free(kinds);
-    return categorical;
+    return 0;
 }
 
 int features_read_spec(const char *spec, double **x, int *n, int *d, DfError *err) {
-    int categorical;
-    return features_read_spec_kind(spec, x, n, d, &categorical, err);
+    return features_read_spec_kind(spec, x, n, d, NULL, err);
 }
 
-int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int *categorical, DfError *err) {
+int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int **categorical, DfError *err) {
     char *file = NULL, *dset = NULL, *col = NULL;
     *x = NULL;
-    *categorical = 0;
+    if (categorical) *categorical = NULL;
     if (split_spec(spec, &file, &dset, &col, err)) return -1;
     int rc = -1;
     hid_t f = -1, ds = -1, sp = -1, ty = -1;
     double *buf = NULL;
+    int *flags = NULL;
     if ((f = h5_open_read(file, err)) < 0) goto done;
     if (!h5_exists(f, dset)) { df_err(err, "%s: no dataset '%s'", file, dset); goto done; }
     if ((ds = H5Dopen2(f, dset, H5P_DEFAULT)) < 0) { df_err(err, "%s: '%s' is not a dataset", file, dset); goto done; }
@@ -99,8 +100,10 @@ int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int *c
     if (col) {
         if (nd != 2) { df_err(err, "%s: %s is 1-D; a column can only be picked from a 2-D dataset", file, dset); goto done; }
         if ((pick = find_column(ds, file, dset, col, cols, err)) < 0) goto done;
-        if ((*categorical = column_is_categorical(ds, file, pick, err)) < 0) goto done;
     }
+    flags = xmalloc((size_t)cols * sizeof(int));
+    if (nd == 2 && read_categorical(flags, ds, file, cols, err)) goto done;
+    if (nd == 1) flags[0] = 0;
     buf = xmalloc((size_t)rows * cols * sizeof(double));
     if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         df_err(err, "%s: %s: read failed", file, dset);
@@ -108,10 +111,12 @@ int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int *c
     }
     if (pick >= 0) {
         for (int i = 0; i < rows; i++) buf[i] = buf[(size_t)i * cols + pick];
+        flags[0] = flags[pick];
         cols = 1;
     }
     *x = buf;
     buf = NULL;
+    if (categorical) { *categorical = flags; flags = NULL; }
     *n = rows;
     *d = cols;
     rc = 0;
@@ -120,7 +125,7 @@ done:
     if (sp >= 0) H5Sclose(sp);
     if (ds >= 0) H5Dclose(ds);
     if (f >= 0) H5Fclose(f);
-    free(buf); free(file); free(dset); free(col);
+    free(buf); free(flags); free(file); free(dset); free(col);
     return rc;
 }
 

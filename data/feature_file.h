@@ -23,9 +23,10 @@
 // Reads the array named by `spec` into a new buffer *x (n, d), caller frees. Errors name
 // the spec and the problem (missing file or dataset, wrong rank or type, bad column).
 int features_read_spec(const char *spec, double **x, int *n, int *d, DfError *err);
-// The same, and *categorical = 1 when a picked COLUMN is "categorical" in the dataset's
-// `kinds` attribute (a shard's or features file's /meta), else 0.
-int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int *categorical, DfError *err);
+// The same, and (when categorical is non-NULL) *categorical, a new (d) array, caller frees:
+// 1 for a column the dataset's `kinds` attribute calls "categorical" (a shard's or features
+// file's /meta), else 0 -- the picked COLUMN's, or every column's of a whole 2-D dataset.
+int features_read_spec_kind(const char *spec, double **x, int *n, int *d, int **categorical, DfError *err);
 
 typedef struct {
     int n;                     // samples

@@ -940,6 +940,34 @@ double *dcor_one_hot(const double *v, int n, int *n_levels) {
     return Y;
 }
 
+double *dcor_one_hot_columns(const double *x, int n, int d, const int *categorical, int *d_out) {
+    // The output's width first, then each column copied or expanded into its place.
+    double **hot = xcalloc((size_t)d, sizeof(double *));
+    double *col = xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    int *width = xmalloc(sizeof(int) * (size_t)d), w = 0;
+    for (int j = 0; j < d; j++) {
+        width[j] = 1;
+        if (categorical && categorical[j]) {
+            for (int i = 0; i < n; i++) col[i] = x[(size_t)i * d + j];
+            hot[j] = dcor_one_hot(col, n, &width[j]);
+        }
+        w += width[j];
+    }
+    double *Y = xmalloc(sizeof(double) * (size_t)(n ? n : 1) * (size_t)w);
+    for (int i = 0; i < n; i++) {
+        double *row = Y + (size_t)i * w;
+        for (int j = 0; j < d; j++) {
+            if (hot[j]) memcpy(row, hot[j] + (size_t)i * width[j], sizeof(double) * (size_t)width[j]);
+            else row[0] = x[(size_t)i * d + j];
+            row += width[j];
+        }
+    }
+    for (int j = 0; j < d; j++) free(hot[j]);
+    free(hot); free(col); free(width);
+    *d_out = w;
+    return Y;
+}
+
 int dcor_compute(DcorResult *out, const DcorVar *x, const DcorVar *y, const DcorVar *z, const DcorOptions *opt,
                  DfError *err) {
     return compute(out, x, y, z, NULL, opt, err);

@@ -83,6 +83,9 @@ int dcor_by_group(DcorGroups *out, const DcorVar *x, const DcorVar *y, const Dco
 // distinct value of v (n), in order of first appearance, so the codes' order and spacing
 // mean nothing. Returns the (n, *n_levels) matrix, caller frees.
 double *dcor_one_hot(const double *v, int n, int *n_levels);
+// x (n, d) with every column whose categorical[j] is 1 replaced, in place, by its one-hot
+// columns (dcor_one_hot); other columns kept. Returns the (n, *d_out) matrix, caller frees.
+double *dcor_one_hot_columns(const double *x, int n, int d, const int *categorical, int *d_out);
 
 // Naive reference (O(n^2) memory: full distance matrices, explicit double and U-centring),
 // for tests only; double input (x) only.

@@ -56,6 +56,10 @@ for np in 1 2 3; do
 done >"$WORK/tie-p.txt"
 check "ties: one p-value at 1-3 ranks, tiles 5 and 512 ($(sort -u "$WORK/tie-p.txt" | tr '\n' ' '))" \
     eval '[ "$(wc -l <"$WORK/tie-p.txt")" = 6 ] && [ "$(sort -u "$WORK/tie-p.txt" | wc -l)" = 1 ]'
+# A whole /meta (age, sex, site): its categorical columns one-hot coded in place, as a
+# picked one is: 1 + 2 + 3 columns.
+"$DF" dcor --x "$tie:meta" --y "$tie:labels" --json --quiet >"$WORK/meta.json"
+check "a whole /meta: sex and site one-hot coded (d_x 6)" grep -q '"d_x": 6,' "$WORK/meta.json"
 
 # ---- eval -> dcor --------------------------------------------------------------------
 cfg="$top_srcdir/pipelines/quickstart.ini"

@@ -448,7 +448,30 @@ static void test_one_hot(void) {
     CU_ASSERT(fabs(a.dcor2_u - b.dcor2_u) < 1e-12 && a.dcor2_u > 0.1);
     CU_ASSERT_FATAL(dcor_compute(&c, &vx, &ca, NULL, &o, &err) == 0 && dcor_compute(&e, &vx, &cb, NULL, &o, &err) == 0);
     CU_ASSERT(fabs(c.dcor2_u - e.dcor2_u) > 0.01);  // numeric codes: the order matters
-    free(Ya); free(Yb);
+    // A whole (age, site) table: the categorical column expanded where it stands, the
+    // continuous one kept; dCor of x with it does not depend on the site codes either.
+    double t[4 * 2] = { 50, 1, 60, 0, 70, 1, 80, 2 }, ta[N * 2], tb[N * 2];
+    const int kinds[2] = { 0, 1 };
+    int width = 0;
+    double *T = dcor_one_hot_columns(t, 4, 2, kinds, &width);
+    const double want_t[4 * 4] = { 50, 1, 0, 0, 60, 0, 1, 0, 70, 1, 0, 0, 80, 0, 0, 1 };
+    CU_ASSERT_FATAL(width == 4);
+    for (int k = 0; k < 16; k++) CU_ASSERT(T[k] == want_t[k]);
+    free(T);
+    for (int i = 0; i < N; i++) {
+        ta[i * 2] = tb[i * 2] = rng_normal(&r);
+        ta[i * 2 + 1] = codes[i];
+        tb[i * 2 + 1] = recoded[i];
+    }
+    int wa, wb;
+    double *Ta = dcor_one_hot_columns(ta, N, 2, kinds, &wa), *Tb = dcor_one_hot_columns(tb, N, 2, kinds, &wb);
+    DcorVar za = { Ta, N, wa }, zb = { Tb, N, wb };
+    CU_ASSERT_FATAL(dcor_compute(&a, &vx, &za, NULL, &o, &err) == 0 && dcor_compute(&b, &vx, &zb, NULL, &o, &err) == 0);
+    CU_ASSERT(wa == 4 && wb == 4 && fabs(a.dcor2_u - b.dcor2_u) < 1e-12 && a.dcor2_u > 0.05);
+    DcorVar ra = { ta, N, 2 }, rb = { tb, N, 2 };  // the codes as numbers: they matter
+    CU_ASSERT_FATAL(dcor_compute(&c, &vx, &ra, NULL, &o, &err) == 0 && dcor_compute(&e, &vx, &rb, NULL, &o, &err) == 0);
+    CU_ASSERT(fabs(c.dcor2_u - e.dcor2_u) > 0.005);
+    free(Ta); free(Tb); free(Ya); free(Yb);
 }
 
 // FILE:DATASET[:COLUMN] specs: types, ranks, column by index and by name, clear errors.
@@ -493,17 +516,21 @@ static void test_read_spec(void) {
     CU_ASSERT_FATAL(features_read_spec(spec, &x, &n, &d, &err) == 0);
     CU_ASSERT(d == 1 && x[3] == 50);
     free(x);
-    // the column's kind, from the `kinds` attribute; none without a picked column
-    int cat = -1;
+    // the columns' kinds, from the `kinds` attribute
+    int *cat;
     snprintf(spec, sizeof spec, "%s:meta:sex", path);
-    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat == 1);
-    free(x);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat[0] == 1);
+    free(x); free(cat);
     snprintf(spec, sizeof spec, "%s:meta:age", path);
-    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat == 0);
-    free(x);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat[0] == 0);
+    free(x); free(cat);
     snprintf(spec, sizeof spec, "%s:labels", path);
-    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat == 0);
-    free(x);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && cat[0] == 0);
+    free(x); free(cat);
+    // a whole dataset: every column's kind
+    snprintf(spec, sizeof spec, "%s:meta", path);
+    CU_ASSERT(features_read_spec_kind(spec, &x, &n, &d, &cat, &err) == 0 && d == 2 && cat[0] == 0 && cat[1] == 1);
+    free(x); free(cat);
     const char *bad[][2] = { { "meta:weight", "no column named 'weight'" }, { "meta:2", "out of range" },
                              { "nothere", "no dataset 'nothere'" }, { "cube", "3 dimensions" },
                              { "config", "not numeric" }, { "labels:0", "1-D" } };
