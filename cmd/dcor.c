@@ -64,6 +64,15 @@ static void read_arr(Arr *a, const char *opt, const char *spec, int codes) {
     a->spec = spec;
     if (features_read_spec_kind(spec, &a->x, &a->n, &a->d, &categorical, &err))
         df_die_collective(DF_EXIT_INPUT, "dcor: %s %s", opt, err.msg);
+    // Here, where the file, the dataset and the column are known (dcor_compute would name a
+    // row of its own matrix: the one-hot or picked column's index there).
+    for (size_t k = 0; k < (size_t)a->n * a->d; k++)
+        if (!isfinite(a->x[k])) {
+            char column[48] = "";
+            if (a->d > 1) snprintf(column, sizeof column, ", column %zu", k % (size_t)a->d);
+            df_die_collective(DF_EXIT_INPUT, "dcor: %s %s: sample %zu%s is %g; values must be finite", opt, spec,
+                              k / (size_t)a->d, column, a->x[k]);
+        }
     for (int j = 0; j < a->d; j++) any |= categorical[j];
     if (any && !codes) {
         double *v = a->x;

@@ -188,6 +188,14 @@ bad "missing file" "nothere.h5" dcor --x "$WORK/nothere.h5:x" --y "$f:labels"
 bad "unknown column" "no column named 'weight'" dcor --x "$f:features/fc" --y "$f:meta:weight"
 bad "sample counts differ" "has 30 samples but --x" dcor --x "$f:features/fc" --y "$WORK/a/shard-00000.h5:labels"
 bad "n < 4 with --unbiased" "at least 4" dcor --random 3,2 --unbiased
+cp "$tie" "$WORK/inf.h5" && "$top_builddir/tests/damage" "$WORK/inf.h5" meta 3 0 inf &&
+    cp "$tie" "$WORK/nan.h5" && "$top_builddir/tests/damage" "$WORK/nan.h5" meta 5 2 nan
+bad "an infinite value: the file, dataset, column and sample" "inf.h5:meta:age: sample 3 is inf" \
+    dcor --x "$WORK/inf.h5:meta:age" --y "$WORK/inf.h5:labels"
+bad "an infinite value in a whole dataset: its column" "inf.h5:meta: sample 3, column 0 is inf" \
+    dcor --x "$WORK/inf.h5:labels" --y "$WORK/inf.h5:meta"
+bad "a NaN group code" "by .*nan.h5:meta:site: sample 5 is nan" \
+    dcor --x "$WORK/nan.h5:meta:age" --y "$WORK/nan.h5:labels" --by "$WORK/nan.h5:meta:site"
 bad "eval: unknown layer" "no layer named 'fc9'" eval "$cfg" "${small[@]}" --checkpoint "$WORK/run/checkpoint.h5" \
     --data "$shards" --features fc9 --out "$WORK/x.h5"
 check "eval: nothing written on error" [ ! -e "$WORK/x.h5" ]
