@@ -17,7 +17,9 @@ static const char *compare_help =
     "accuracy, balanced accuracy, worst-group accuracy, ROC AUC (binary tasks), and the\n"
     "bias-corrected dCor² of each confounder at the last dCor report, all at each run's last\n"
     "epoch. With two or more methods, a paired Wilcoxon signed-rank test of each method against\n"
-    "the first one over the folds (or seeds) both ran follows, with its n (table and markdown).\n"
+    "the first one over the folds (or seeds) both ran follows, with its n (table and markdown):\n"
+    "two runs pair when their fold, split_seed and seed are the same. A run given twice (or a\n"
+    "folder of runs and one of them, or a copy) is refused: it would count twice.\n"
     "\n"
     "A RUNDIR without run.json that holds run directories (as `deconfound cv` writes: fold-0,\n"
     "fold-1, ...) stands for all of them.\n"
@@ -44,11 +46,22 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+// dir appended to list, unless it is already there under any spelling (the same device and
+// inode): a run given twice, or a folder of runs and one of them, would count twice.
+static void add_run(char ***list, int *n, const char *dir) {
+    struct stat st, other;
+    if (stat(dir, &st) == 0)
+        for (int i = 0; i < *n; i++)
+            if (stat((*list)[i], &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino)
+                df_die(DF_EXIT_INPUT, "compare: %s is given twice (also as %s); give each run once", dir, (*list)[i]);
+    *list = xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
+    (*list)[(*n)++] = xstrdup(dir);
+}
+
 // A RUNDIR, or the run directories inside a folder of them, appended to list.
 static void add_runs(char ***list, int *n, const char *dir) {
     if (is_run_dir(dir)) {
-        *list = xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
-        (*list)[(*n)++] = xstrdup(dir);
+        add_run(list, n, dir);
         return;
     }
     DIR *d = opendir(dir);
@@ -60,8 +73,7 @@ static void add_runs(char ***list, int *n, const char *dir) {
         char sub[1024];
         snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
         if (!is_run_dir(sub)) continue;
-        *list = xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
-        (*list)[(*n)++] = xstrdup(sub);
+        add_run(list, n, sub);
     }
     closedir(d);
     if (*n == before) df_die(DF_EXIT_INPUT, "compare: %s: not a run directory (no run.json) and holds none", dir);
@@ -91,6 +103,7 @@ int cmd_compare(int argc, char **argv) {
     DfError err;
     for (int i = 0; i < n; i++)
         if (compare_read_run(&runs[i], dirs[i], &err)) df_die(DF_EXIT_INPUT, "compare: %s", err.msg);
+    if (compare_check_runs(runs, n, &err)) df_die(DF_EXIT_INPUT, "compare: %s", err.msg);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);

@@ -22,7 +22,7 @@ static char *settings_of(RunSummary *r, const Ini *ini) {
     char *out = NULL;
     size_t len = 0;
     FILE *o = open_memstream(&out, &len);
-    long seed = 0, fold = 0, kfold = 0;
+    long seed = 0, fold = 0, kfold = 0, split_seed = 0;
     for (int i = 0; i < ini->n; i++) {
         const IniSection *sec = &ini->sections[i];
         int k = 1;  // the how-manieth section of this name
@@ -37,14 +37,18 @@ static char *settings_of(RunSummary *r, const Ini *ini) {
             if (!strcmp(full, "train.seed")) seed = atol(en->value);
             if (!strcmp(full, "data.fold")) fold = atol(en->value);
             if (!strcmp(full, "data.kfold")) kfold = atol(en->value);
+            if (!strcmp(full, "data.split_seed")) split_seed = atol(en->value);
             int skip = 0;
             for (int q = 0; repetition_keys[q]; q++) skip |= strcmp(repetition_keys[q], full) == 0;
             if (!skip) fprintf(o, "%s=%s\n", full, en->value);
         }
     }
     fclose(o);
-    if (kfold >= 2) snprintf(r->pair_key, sizeof r->pair_key, "fold=%ld", fold);
-    else snprintf(r->pair_key, sizeof r->pair_key, "seed=%ld", seed);
+    // Runs pair up when they repeat the protocol the same way: the same data split (fold,
+    // split_seed) and the same seed. Pairing on the fold alone paired a repeated CV's runs of
+    // one fold (other seeds) with one and the same run of the other method.
+    if (kfold >= 2) snprintf(r->pair_key, sizeof r->pair_key, "fold %ld, split_seed %ld, seed %ld", fold, split_seed, seed);
+    else snprintf(r->pair_key, sizeof r->pair_key, "seed %ld, split_seed %ld", seed, split_seed);
     return out;
 }
 
@@ -349,6 +353,15 @@ static void print_tests(FILE *f, const Method *m, int n_m, const RunSummary *run
     free(cells);
     free(x);
     free(y);
+}
+
+int compare_check_runs(const RunSummary *runs, int n, DfError *err) {
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (strcmp(runs[i].settings, runs[j].settings) == 0 && strcmp(runs[i].pair_key, runs[j].pair_key) == 0)
+                return df_err(err, "%s and %s are one method run the same way (%s): the same run twice, "
+                                   "which would count it twice; give one of them", runs[i].dir, runs[j].dir, runs[i].pair_key);
+    return 0;
 }
 
 void compare_runs(FILE *f, RunSummary *runs, int n, CompareFormat format) {

@@ -95,10 +95,10 @@ check "compare: csv with mean and sd columns" bash -c "head -1 cmp.csv | grep -q
 # The paired test against values worked out by hand: five folds, method B better than A by
 # 1, 2, 3, 4 and 5 points. All five differences positive and distinct: V = 1+2+3+4+5 = 15,
 # and the exact two-sided p = 2 x P(V = 15) = 2 / 2^5 = 0.0625 (R: wilcox.test gives the same).
-fake() {  # fake DIR LR FOLD ACC
+fake() {  # fake DIR LR FOLD ACC [SEED]
     mkdir -p "$1"
     printf '{\n  "config": "m.ini",\n  "status": "finished"\n}\n' >"$1/run.json"
-    printf '[data]\nkfold = 5\nfold = %s\n[train]\nlr = %s\nseed = 1\n' "$3" "$2" >"$1/config.ini"
+    printf '[data]\nkfold = 5\nfold = %s\n[train]\nlr = %s\nseed = %s\n' "$3" "$2" "${5:-1}" >"$1/config.ini"
     printf 'epoch,val_acc,val_bal_acc,val_worst_group,val_worst_group_acc,val_auc\n3,%s,%s,site=A,0.5,\n' "$4" "$4" >"$1/metrics.csv"
 }
 for f in 0 1 2 3 4; do fake "$WORK/hand/a$f" 0.1 $f 0.7$f; fake "$WORK/hand/b$f" 0.2 $f 0.7$((f * 2 + 1)); done
@@ -107,6 +107,28 @@ for f in 0 1 2 3 4; do fake "$WORK/hand/a$f" 0.1 $f 0.7$f; fake "$WORK/hand/b$f"
 cat hand.txt
 check "paired test by hand: n 5, median +3.0 points, V 15, p 0.0625" grep -q 'accuracy %  *5  *+3.0  *15  *0.0625' hand.txt
 check "paired test pairs by fold" grep -q 'over the folds both ran' hand.txt
+# A repeated cross-validation: the five folds again with seed 2, where A scores 10 points
+# lower and B is better by 6..10 points. Runs pair by fold and seed: ten differences 1..10
+# points, V = 55, p = 2 / 2^10 = 0.00195. (Paired by the fold alone, a seed-2 run of B met
+# a seed-1 run of A.)
+for f in 0 1 2 3 4; do fake "$WORK/hand/c$f" 0.1 $f 0.6$f 2; fake "$WORK/hand/d$f" 0.2 $f 0.$((66 + f * 2)) 2; done
+"$DF" compare "$WORK"/hand/[ac]* "$WORK"/hand/[bd]* >rep.txt 2>&1
+cat rep.txt
+check "repeated CV: pairs by fold and seed: n 10, median +5.5, V 55, p 0.00195" \
+    grep -q 'accuracy %  *10  *+5.5  *55  *0.00195' rep.txt
+# The same run twice (named twice, a folder of runs and one of them, or a copy) would count
+# twice: refused, nothing written.
+"$DF" compare "$WORK/hand/a0" "$WORK/hand/b0" "$WORK/hand/a0" --out twice.md >twice1.log 2>&1
+st=$?
+check "compare: a run given twice: status 2, named" eval '[ $st = 2 ] && grep -q "hand/a0 is given twice" twice1.log && [ ! -e twice.md ]'
+"$DF" compare "$WORK/hand" "$WORK/hand/b3" >twice2.log 2>&1
+st=$?
+check "compare: a folder of runs and one of them: status 2" eval '[ $st = 2 ] && grep -q "hand/b3 is given twice" twice2.log'
+cp -r "$WORK/hand/a2" "$WORK/a2copy"
+"$DF" compare "$WORK"/hand/a* "$WORK/a2copy" >twice3.log 2>&1
+st=$?
+check "compare: a copy of a run: status 2, both named" eval '[ $st = 2 ] && grep -q "hand/a2 and .*a2copy are one method run the same way" twice3.log'
+cat twice1.log twice2.log twice3.log
 
 # compare: bad input -- exit 2, the file and problem named, nothing written
 "$DF" compare "$WORK/nothing-here" >bad1.log 2>&1
