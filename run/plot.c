@@ -118,6 +118,7 @@ static int load_metrics(PlotRun *r, DfError *err) {
         double *v = k < M_PLOTTED ? (r->m[k] = xmalloc(sizeof(double) * (size_t)t.nrows)) : scratch;
         int col = csv_column(&t, metric_cols[k].name);
         double lo = metric_cols[k].fraction ? 0 : -INFINITY, hi = metric_cols[k].fraction ? 1 : INFINITY;
+        if (k == M_EPOCH) lo = 1, hi = 1e9;  // as compare reads it: gnuplot fails on an x range of 1e300
         for (int i = 0; i < t.nrows; i++) v[i] = NAN;
         if (col >= 0) rc = csv_numbers(&t, col, lo, hi, v, err);
         else if (metric_cols[k].required) rc = df_err(err, "%s: no column '%s' in the header", path, metric_cols[k].name);
@@ -166,7 +167,7 @@ static int load_dcor(PlotRun *r, DfError *err) {
     epoch = xmalloc(sizeof(double) * ((size_t)t.nrows + 1));
     value = xmalloc(sizeof(double) * ((size_t)t.nrows + 1));
     // The bias-corrected dCor^2 is a correlation of U-centred distance matrices: in [-1, 1].
-    if (csv_numbers(&t, c[0], -INFINITY, INFINITY, epoch, err) || csv_numbers(&t, c[4], -1, 1, value, err)) goto out;
+    if (csv_numbers(&t, c[0], 1, 1e9, epoch, err) || csv_numbers(&t, c[4], -1, 1, value, err)) goto out;
     for (int i = 0; i < t.nrows; i++) {
         if (isnan(epoch[i])) { df_err(err, "%s:%d: epoch: empty", path, t.line[i]); goto out; }
         if (strcmp(csv_cell(&t, i, c[3]), "all") != 0 || isnan(value[i])) continue;

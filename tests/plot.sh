@@ -119,6 +119,10 @@ classification_run "$WORK/frac" 0.8
 sed -i '3s/"site=B",[0-9.]*/"site=B",1.25/' "$WORK/frac/metrics.csv"
 expect_status "an accuracy above 1" 2 "frac/metrics.csv:3: val_worst_group_acc: 1.25 is outside \[0, 1\]" "$WORK/frac/plot.png" \
     "$DF" plot "$WORK/frac"
+classification_run "$WORK/big" 0.8
+sed -i '3s/^[0-9]*,/1e300,/' "$WORK/big/metrics.csv"
+expect_status "an epoch of 1e300" 2 "big/metrics.csv:3: epoch: 1e300 is outside \\[1, 1e\\+09\\]" "$WORK/big/plot.png" \
+    "$DF" plot "$WORK/big"
 classification_run "$WORK/dc" 0.8
 echo '13,feat,age,all,high' >>"$WORK/dc/dcor.csv"
 expect_status "a malformed dcor.csv" 2 "dc/dcor.csv:[0-9]+: dcor2_u: 'high' is not a number" "$WORK/dc/plot.png" "$DF" plot "$WORK/dc"
