@@ -23,7 +23,7 @@ static const char *export_help =
     "harmonize -- or packed ones -- open over the subject's original scan in any viewer.\n"
     "Samples of shards without that record (synthetic data) keep the shard's grid, unit voxels.\n"
     "A sample of several channels is a 4D file. Samples are split over the MPI ranks; DIR is\n"
-    "written whole or not at all.\n";
+    "written whole or not at all: every shard is read before DIR is made.\n";
 
 void output_folder_begin(const char *out, const char *cmd, char tmp[1200]) {
     char msg[1400] = "";
@@ -32,7 +32,7 @@ void output_folder_begin(const char *out, const char *cmd, char tmp[1200]) {
         struct stat st;
         snprintf(tmp, 1200, "%s.tmp-%ld", out, (long)getpid());
         if (stat(out, &st) == 0) rc = 1, snprintf(msg, sizeof msg, "%s: %s: already exists", cmd, out);
-        else if (mkdir(tmp, 0755) != 0) rc = 1, snprintf(msg, sizeof msg, "%s: %s: cannot create: %s", cmd, tmp, strerror(errno));
+        else if (mkdir(tmp, 0755) != 0) rc = 1, snprintf(msg, sizeof msg, "%s: %s: cannot create: %s", cmd, out, strerror(errno));
     }
     dist_bcast(&rc, sizeof rc, 0);
     if (rc) df_die_collective(DF_EXIT_INPUT, "%s", msg);
@@ -50,17 +50,41 @@ void output_folder_abandon(const char *tmp) {
     if (dist_rank() == 0) df_remove_tree(tmp);
 }
 
+// Collective: 0 when rc == 0 on every rank; else -1 on every rank with err holding the
+// message of the lowest failing rank (as pack and the loader agree), so it is printed once.
+static int agree(int rc, DfError *err) {
+    double flag = rc ? (double)(dist_size() - dist_rank()) : 0.0;
+    dist_allreduce_max_f64(&flag, 1);
+    if (flag == 0) return 0;
+    dist_bcast(err->msg, sizeof err->msg, dist_size() - (int)flag);
+    return -1;
+}
+
 long export_to_folder(const char *out, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
                       int n_subjects, const char *cmd) {
+    DfError err = { "" };
+    // every shard read before the folder exists: a file that is not a shard, or a sample with
+    // no usable geometry, stops the command with nothing written
+    if (agree(dist_rank() == 0 ? export_check(paths, n_paths, &err) : 0, &err))
+        df_die_collective(DF_EXIT_INPUT, "%s: %s", cmd, err.msg);
     char tmp[1200];
     output_folder_begin(out, cmd, tmp);
-    DfError err;
     long written = 0;
-    double flag = export_shards(tmp, suffix, paths, n_paths, subjects, n_subjects, dist_rank(), dist_size(), &written, &err) ? 1 : 0;
+    int rc = export_shards(tmp, suffix, paths, n_paths, subjects, n_subjects, dist_rank(), dist_size(), &written, &err);
+    if (agree(rc, &err)) {
+        // a sample that cannot be read or a file that cannot be written (a full disk): the
+        // folder is removed, as every writer here does, rather than kept under a name the user
+        // never gave -- a half folder on a full disk would keep the disk full. The message names
+        // the file as it would have been, DIR/<name>, not the temporary folder.
+        char msg[sizeof err.msg];
+        size_t n = strlen(tmp);
+        if (strncmp(err.msg, tmp, n) == 0 && err.msg[n] == '/') snprintf(msg, sizeof msg, "%s%s", out, err.msg + n);
+        else snprintf(msg, sizeof msg, "%s", err.msg);
+        output_folder_abandon(tmp);
+        df_die_collective(DF_EXIT_INPUT, "%s: %s", cmd, msg);
+    }
     double total = (double)written;
-    dist_allreduce_max_f64(&flag, 1);
     dist_allreduce_sum_f64(&total, 1);
-    if (flag) df_die(DF_EXIT_FAIL, "%s: %s", cmd, err.msg);  // the failing rank's message (the temporary folder stays for a look)
     output_folder_commit(tmp, out, cmd);
     return (long)total;
 }

@@ -60,6 +60,29 @@ int export_sample(const char *dir, const char *name, const char *suffix, const c
     return rc;
 }
 
+int export_check(char *const *paths, int n_paths, DfError *err) {
+    for (int f = 0; f < n_paths; f++) {
+        Cohort h;
+        if (shard_read_header(paths[f], &h, err)) return -1;
+        int rc = 0;
+        for (int i = 0; i < h.n && h.affine && rc == 0; i++) {
+            const int32_t *d = h.source_dims + (size_t)i * 3;
+            char who[300];
+            cohort_sample_name(who, sizeof who, i, h.subjects ? h.subjects[i] : NULL);
+            float probe = 0, one = 0;  // one voxel to one voxel: prep_to_source's own check, nothing more
+            int dims1[3] = { 1, 1, 1 };
+            if (d[0] < 1 || d[1] < 1 || d[2] < 1)
+                rc = df_err(err, "%s: %s, source_dims: %d x %d x %d is not an image's size", paths[f], who, d[0], d[1], d[2]);
+            else if (prep_to_source(&probe, &one, 1, 1, 1, h.affine + (size_t)i * 16, h.source_affine + (size_t)i * 16, dims1))
+                rc = df_err(err, "%s: %s: the packed grid's affine (/affine) is singular: it cannot be taken back to its source",
+                            paths[f], who);
+        }
+        cohort_free(&h);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int export_shards(const char *dir, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
                   int n_subjects, int rank, int nranks, long *written, DfError *err) {
     *written = 0;

@@ -25,6 +25,12 @@ int export_grid(const char *file, const float *x, Shape sh, const double *affine
 int export_sample(const char *dir, const char *name, const char *suffix, const char *path, const Cohort *header, int i,
                   DfError *err);
 
+// Every shard readable as one (its header) and every sample's geometry usable: source
+// dimensions of at least one voxel, a packed grid's affine that can be inverted (as
+// prep_to_source needs). What export_shards would otherwise find only after its output
+// folder exists. -1 with err naming the shard (and the sample).
+int export_check(char *const *paths, int n_paths, DfError *err);
+
 // This rank's share of every sample of the shards (sample k of all, in order, when k % nranks
 // == rank) into dir, named by export_sample_names over all of them; subjects, if any are
 // given (n_subjects > 0), restrict the samples written. *written gets this rank's count.

@@ -123,7 +123,6 @@ expect_fail "variants: unknown variant" "--only: unknown variant 'mixed'" "$DF" 
 mkdir -p "$WORK/vout" && touch "$WORK/vout/only-bg.h5"
 expect_fail "variants: an existing file" "vout/only-bg.h5 already exists" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/vout" --only original,only-bg
 check "variants: nothing written beside the existing file" test ! -e "$WORK/vout/original.h5"
-
 # A full disk (a 64 KB tmpfs; needs root): one message naming the file and "No space left on
 # device", exit 2, no file and no temporary left. The shard sizes sweep where the disk fills:
 # in a dataset's data, at its close, and at the file's last metadata (HDF5 1.10 crashed at
@@ -156,6 +155,16 @@ else
         rm -rf "${full:?}"/*
     done
     disk_full "NIfTI volumes" n/sub-00004.nii.gz "$DF" synth mri3d --nifti --out "$full/n" --n 64 --shape 16,16,16
+    # export at 2 ranks: the ranks agree on the failure (one message, the failing rank's, naming
+    # the file under --out, not the temporary folder), and the temporary folder is removed
+    "$DF" synth mri3d --out "$WORK/exsrc" --n 64 --shape 16,16,16 >/dev/null
+    mpi 2 "$DF" export "$WORK/exsrc" --out "$full/e" >/dev/null 2>"$WORK/err.txt"; st=$?
+    check "full disk, export at 2 ranks: exit 2 (got $st)" [ $st = 2 ] || cat "$WORK/err.txt"
+    check "full disk, export at 2 ranks: one message naming the file in --out and the reason" \
+        bash -c "[ \$(grep -c . '$WORK/err.txt') = 1 ] && grep -q '^deconfound: export: $full/e/sample-[0-9]*.nii.gz: write failed: No space left on device\$' '$WORK/err.txt'" ||
+        cat "$WORK/err.txt"
+    check "full disk, export at 2 ranks: nothing left" [ -z "$(ls -A "$full")" ] || ls -A "$full"
+    rm -rf "${full:?}"/*
     # a run directory on a disk 16 KB from full: config.ini, run.json and log.txt fit, the
     # epoch's metrics (stdio, df_write_file_atomic) do not
     head -c $((48 * 1024)) /dev/zero >"$WORK/filler" && cp "$WORK/filler" "$full/filler"
@@ -213,6 +222,24 @@ sed 's/^v3\.nii,/nan.nii,/' "$WORK/vals/m.csv" >"$WORK/vals/nan.csv"
 expect_fail "values: pack, a NIfTI with a NaN voxel" "nan.csv:5: .*nan.nii: voxel 21 is NaN or infinite" \
     "$DF" pack --manifest "$WORK/vals/nan.csv" --out "$WORK/runs"
 
+# export reads every shard before it makes --out: a file that is not a shard, a damaged one,
+# a sample whose packed grid has no place in space (a singular /affine) -- one message, at 1
+# and 2 ranks, no folder and no temporary one
+no_tmp() { check "$1: no temporary folder left" bash -c "! ls -d '$WORK'/runs.tmp-* 2>/dev/null"; }
+expect_fail "export: not an HDF5 file" "^deconfound: export: .*vals/v0.nii: not an HDF5 file" \
+    "$DF" export "$WORK/vals/v0.nii" --out "$WORK/runs"
+no_tmp "export: not an HDF5 file"
+head -c 3000 "$good_shard" >"$WORK/vals/trunc.h5"
+expect_fail "export: a truncated shard, 2 ranks" "^deconfound: export: .*vals/trunc.h5: " \
+    "${MPI2[@]}" "$DF" export "$WORK/vals/trunc.h5" --out "$WORK/runs"
+no_tmp "export: a truncated shard"
+damaged affine affine 1 1 1 0
+expect_fail "export: a singular affine, 2 ranks" \
+    "^deconfound: export: .*vals/affine.h5: sample 1 \(subject sub-01\): the packed grid's affine \(/affine\) is singular" \
+    "${MPI2[@]}" "$DF" export "$WORK/vals/affine.h5" --out "$WORK/runs"
+no_tmp "export: a singular affine"
+expect_fail "export: --out in a missing folder, named as given" "^deconfound: export: $WORK/nowhere/ex: cannot create: No such file or directory\$" \
+    "$DF" export "$good_shard" --out "$WORK/nowhere/ex"
 # 2. metadata: NaN, and categorical values that are not level numbers (with and without names)
 damaged meta meta 3 0 nan
 shard_ini "$WORK/vals/meta.h5"

@@ -8,6 +8,7 @@
 //   damage SHARD voxel SAMPLE INDEX VALUE   /images[SAMPLE] at C-order offset INDEX of (C,D,H,W) = VALUE
 //   damage SHARD columns TEXT               /meta's `columns` attribute = TEXT ("age,age")
 //   damage FILE.nii nifti INDEX             a 4x4x4 float32 NIfTI-1 ramp with voxel INDEX NaN (-1: none)
+//   damage SHARD affine SAMPLE ROW COL VALUE  /affine[SAMPLE, ROW, COL] = VALUE (the packed grid's place)
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -102,8 +103,22 @@ static int nifti_with_nan(const char *path, long index) {
     return 0;
 }
 
+// /affine[SAMPLE, ROW, COL] = VALUE: a shard whose packed grid has no place in space (0 on
+// the diagonal makes the affine singular), as pack never writes one.
+static int edit_affine(const char *path, char **argv) {
+    double v;
+    if (number(argv[6], &v)) return die("bad arguments (see tests/damage.c)", "affine");
+    hsize_t start[3] = { strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), strtoul(argv[5], NULL, 10) };
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) return die("cannot open for writing", path);
+    int rc = write_one(f, path, "affine", start, H5T_NATIVE_DOUBLE, &v);
+    if (H5Fclose(f) < 0) rc = die("closing failed", path);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[2], "nifti")) return nifti_with_nan(argv[1], atol(argv[3]));
+    if (argc == 7 && !strcmp(argv[2], "affine")) return edit_affine(argv[1], argv);
     if (argc < 4) return die("usage: damage FILE meta|label|voxel|columns|nifti ... (see tests/damage.c)", "damage");
     return edit_shard(argv[1], argc, argv);
 }
