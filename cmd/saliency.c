@@ -36,7 +36,8 @@ static const char *saliency_help =
     "over the ranks; DIR is written whole or not at all.\n"
     "\n"
     "--region MASK.nii (any grid; placed by its affine) also prints how much of the mean map\n"
-    "lies inside the mask, against the mask's share of the volume: where the network looks.\n";
+    "lies inside the mask, against the mask's share of the volume: where the network looks. It\n"
+    "needs shards packed from NIfTI files (their grid's place in space).\n";
 
 typedef struct {
     const char *config, *checkpoint, *data, *out, *region;
@@ -173,13 +174,10 @@ static void sal_visit(void *arg, const Net *net, const Batch *b) {
     progress_update((double)DF_MIN(v->n, (b->step + 1) * v->global_batch));
 }
 
-// --region: the mean map's mass inside the mask, against the mask's share of the volume.
-static void report_region(const char *mask, const float *mean, Shape sh, const double *grid, const char *data) {
+// --region: the mean map's mass inside the mask (`in`, on the packed grid), against the mask's
+// share of the volume.
+static void report_region(const char *mask, const float *mean, Shape sh, const uint8_t *in) {
     size_t V = shape_spatial(sh);
-    if (!grid) df_die(DF_EXIT_INPUT, "saliency: --region: %s was not packed from NIfTI files: its grid has no place in space", data);
-    uint8_t *in = xmalloc(V);
-    DfError err;
-    if (prep_mask_on_grid(in, mask, sh.d, sh.h, sh.w, grid, &err)) df_die(DF_EXIT_INPUT, "saliency: --region: %s", err.msg);
     double inside = 0, total = 0, voxels = 0;
     for (size_t v = 0; v < V; v++) {
         total += mean[v];
@@ -188,7 +186,6 @@ static void report_region(const char *mask, const float *mean, Shape sh, const d
     printf("region %s: %.1f %% of the mean saliency in %.1f %% of the volume (%.2f times its share)\n", mask,
            total > 0 ? 100 * inside / total : 0.0, 100 * voxels / (double)V,
            voxels > 0 && total > 0 ? (inside / total) / (voxels / (double)V) : 0.0);
-    free(in);
 }
 
 int cmd_saliency(int argc, char **argv) {
@@ -201,16 +198,27 @@ int cmd_saliency(int argc, char **argv) {
     if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, SPLIT_ALL, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "saliency: %s", err.msg);
     SampleInfo *info = sample_info(&in, &a);
-    if (a.region) {  // a mask that cannot be read stops the job before any map is computed
-        uint8_t probe[1];
-        double unit[16] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 };
-        if (prep_mask_on_grid(probe, a.region, 1, 1, 1, unit, &err)) df_die_collective(DF_EXIT_INPUT, "saliency: --region: %s", err.msg);
+    Shape sh = in.net.in_shape;
+    size_t V = shape_spatial(sh);
+    const double *grid = NULL;  // the packed grid's place: any written sample's (they share it)
+    for (long i = 0; i < in.ds.cohort.n && !grid; i++) if (info[i].selected && info[i].has_geo) grid = info[i].affine;
+    uint8_t *region = NULL;  // --region on the packed grid (rank 0's, which reports it)
+    if (a.region) {  // the mask and the data's place in space, before any map is computed or written
+        // every rank read the same headers: they all see the same grid, or none
+        if (!grid)
+            df_die_collective(DF_EXIT_INPUT, "saliency: --region: %s was not packed from NIfTI files: its grid has no place in space",
+                              a.data);
+        int rc = 0;
+        if (dist_rank() == 0) {
+            region = xmalloc(V);
+            rc = prep_mask_on_grid(region, a.region, sh.d, sh.h, sh.w, grid, &err);
+        }
+        dist_bcast(&rc, sizeof rc, 0);
+        if (rc) df_die_collective(DF_EXIT_INPUT, "saliency: --region: %s", err.msg);
     }
     char tmp[1200];
     output_folder_begin(a.out, "saliency", tmp);
     net_enable_input_grad(&in.net);
-    Shape sh = in.net.in_shape;
-    size_t V = shape_spatial(sh);
     SalVisit v = { &a, info, tmp, sh, df_alloc_floats((size_t)a.batch * V), xcalloc(V, sizeof(double)), 0,
                    in.ds.cohort.n, (long)a.batch * dist_size() };
     progress_begin("saliency", "samples", 0, (double)v.n);
@@ -224,14 +232,12 @@ int cmd_saliency(int argc, char **argv) {
     if (dist_rank() == 0) {
         float *mean = xmalloc(sizeof(float) * V);
         for (size_t i = 0; i < V; i++) mean[i] = (float)(v.count > 0 ? v.sum[i] / v.count : 0.0);
-        const double *grid = NULL;  // the packed grid's place: any written sample's (they share it)
-        for (long i = 0; i < v.n && !grid; i++) if (info[i].selected && info[i].has_geo) grid = info[i].affine;
         char path[1300];
         Shape one = sh;
         one.c = 1;
         snprintf(path, sizeof path, "%s/mean_saliency-%s.nii.gz", tmp, saliency_method_names[a.sc.method]);
         if (export_grid(path, mean, one, grid, NULL, NULL, &err)) df_die(DF_EXIT_INPUT, "saliency: %s", err.msg);
-        if (a.region) report_region(a.region, mean, sh, grid, a.data);
+        if (a.region) report_region(a.region, mean, sh, region);
         free(mean);
     }
     output_folder_commit(tmp, a.out, "saliency");
@@ -241,6 +247,7 @@ int cmd_saliency(int argc, char **argv) {
                a.out);
     free(v.maps);
     free(v.sum);
+    free(region);
     free(info);
     infer_setup_free(&in);
     free(a.sets);

@@ -240,6 +240,18 @@ expect_fail "export: a singular affine, 2 ranks" \
 no_tmp "export: a singular affine"
 expect_fail "export: --out in a missing folder, named as given" "^deconfound: export: $WORK/nowhere/ex: cannot create: No such file or directory\$" \
     "$DF" export "$good_shard" --out "$WORK/nowhere/ex"
+# saliency --region needs the packed grid's place in space: data not packed from NIfTI (here
+# synthetic) is refused before any map is written, at 1 and 2 ranks alike (no MPI_ABORT)
+"$DF" synth mri3d --out "$WORK/vals/nogeo" --n 16 --shape 8,8,8 >/dev/null
+check "a network trained on synthetic data" "$DF" train "$good" --set "train.out_dir=$WORK/vals/nogeo-run" --quiet
+for np in 1 2; do
+    expect_fail "saliency --region on data without geometry, $np rank(s)" \
+        "^deconfound: saliency: --region: .*vals/nogeo was not packed from NIfTI files" \
+        timeout 120 "$MPIEXEC" $MPI_FLAGS -np $np "$DF" saliency "$good" --checkpoint "$WORK/vals/nogeo-run/checkpoint.h5" \
+        --data "$WORK/vals/nogeo" --region "$WORK/vals/v0.nii" --out "$WORK/runs" --quiet
+    no_tmp "saliency --region on data without geometry, $np rank(s)"
+done
+
 # 2. metadata: NaN, and categorical values that are not level numbers (with and without names)
 damaged meta meta 3 0 nan
 shard_ini "$WORK/vals/meta.h5"
