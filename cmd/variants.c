@@ -1,6 +1,8 @@
 // variants.c: `deconfound variants`: a test shard's Background Challenge variants
 // (data/bgvariant.h), one shard each, for measuring how much a network looks at the background.
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +19,7 @@ static const char *variants_help =
     "  DIR/original.h5     the samples as they are\n"
     "  DIR/mixed-same.h5   each foreground on the background of another sample of its class\n"
     "  DIR/mixed-rand.h5   each foreground on the background of a random other sample\n"
-    "  DIR/only-bg.h5      each foreground blanked to V (--fill, default 0)\n"
+    "  DIR/only-bg.h5      each foreground blanked to V (--fill, a finite number; default 0)\n"
     "Labels, metadata and masks are kept; the foreground's values are kept bit for bit. Evaluate\n"
     "a checkpoint on each (`deconfound eval --accuracy-by` or `predict`); BG-gap = accuracy on\n"
     "mixed-same - accuracy on mixed-rand. The pairs depend only on --seed (default 1). DIR is\n"
@@ -54,7 +56,13 @@ static int parse_args(VariantsArgs *a, int argc, char **argv) {
             char *end;
             errno = 0;
             a->fill = strtof(v, &end);
-            if (errno || end == v || *end) cli_usage_error(cmd, "--fill: '%s' is not a number", v);
+            if (end == v || *end) cli_usage_error(cmd, "--fill: '%s' is not a number", v);
+            // a number beyond a float's range overflows to infinity (errno ERANGE); one too small
+            // for it underflows towards 0, which is the value meant
+            if (errno == ERANGE && isinf(a->fill))
+                cli_usage_error(cmd, "--fill: %s is out of range for a float32 voxel (|V| at most %.1e)", v, FLT_MAX);
+            // NaN or infinity would write shards every reader refuses (shard values are finite)
+            if (!isfinite(a->fill)) cli_usage_error(cmd, "--fill: %s is not a finite number", v);
         } else if (argv[i][0] == '-') cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else if (!a->in) a->in = argv[i];
         else cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);

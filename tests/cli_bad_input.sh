@@ -123,6 +123,13 @@ expect_fail "variants: unknown variant" "--only: unknown variant 'mixed'" "$DF" 
 mkdir -p "$WORK/vout" && touch "$WORK/vout/only-bg.h5"
 expect_fail "variants: an existing file" "vout/only-bg.h5 already exists" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/vout" --only original,only-bg
 check "variants: nothing written beside the existing file" test ! -e "$WORK/vout/original.h5"
+# --fill must be a value a shard can hold: finite, within a float's range
+for v in nan inf -inf; do
+    expect_fail "variants: --fill $v" "--fill: $v is not a finite number" "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/runs" --fill $v
+done
+expect_fail "variants: --fill beyond a float" "--fill: 1e39 is out of range for a float32" \
+    "$DF" variants "$WORK/clips/shard-00000.h5" --out "$WORK/runs" --fill 1e39
+
 # A full disk (a 64 KB tmpfs; needs root): one message naming the file and "No space left on
 # device", exit 2, no file and no temporary left. The shard sizes sweep where the disk fills:
 # in a dataset's data, at its close, and at the file's last metadata (HDF5 1.10 crashed at
