@@ -107,6 +107,13 @@ static int check_header(const char *path, const RawHeader *h, int64_t *nvox, DfE
     }
     if (!isfinite(h->vox_offset) || h->vox_offset < 0 || h->vox_offset > 1e12)
         return df_err(err, "%s: header vox_offset = %g is not a valid data offset", path, h->vox_offset);
+    // A single-file NIfTI's data follow the header and the 4 extension bytes. The library would
+    // clamp a smaller offset to the header's size and read the extension flag as voxel 0.
+    int single = h->version == 1 ? memcmp(h->n1.magic, "n+1", 4) == 0 : memcmp(h->n2.magic, "n+2", 4) == 0;
+    int first = h->version == 1 ? 352 : 544;
+    if (single && h->vox_offset < first)
+        return df_err(err, "%s: header vox_offset = %g: the data of a single-file NIfTI-%d start at byte %d or later (after the "
+                      "%d-byte header and 4 extension bytes)", path, h->vox_offset, h->version, first, first - 4);
     *nvox = n;
     return 0;
 }
@@ -128,6 +135,18 @@ static void axis_codes(const double A[4][4], char out[4]) {
         used_vox[bv] = used_world[bw] = 1;
         out[bv] = A[bw][bv] > 0 ? pos[bw] : neg[bw];
     }
+}
+
+const char *nii_affine_problem(const NiiVolume *v) {
+    const double(*A)[4] = (const double(*)[4])v->affine;
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            if (!isfinite(A[r][c])) return "is not finite";
+    double len = 1;  // the product of the column lengths bounds |det| (Hadamard)
+    for (int c = 0; c < 3; c++) len *= sqrt(A[0][c] * A[0][c] + A[1][c] * A[1][c] + A[2][c] * A[2][c]);
+    double det = A[0][0] * (A[1][1] * A[2][2] - A[1][2] * A[2][1]) - A[0][1] * (A[1][0] * A[2][2] - A[1][2] * A[2][0]) +
+                 A[0][2] * (A[1][0] * A[2][1] - A[1][1] * A[2][0]);
+    return fabs(det) > 1e-6 * len && len > 0 ? NULL : "is singular";
 }
 
 static void fill_from_nim(NiiVolume *v, const RawHeader *h, const nifti_image *nim) {

@@ -35,11 +35,17 @@ typedef struct {
 
 // Reads the header (with_data = 0) or header and data. Checks: the file exists and is a
 // NIfTI-1/2 header in either byte order; dim[0] in 1..7; every dim >= 1; at most
-// NII_MAX_VOXELS voxels; a supported datatype whose bitpix matches; vox_offset sane; for an
+// NII_MAX_VOXELS voxels; a supported datatype whose bitpix matches; vox_offset sane (in a
+// single-file .nii past the header and its 4 extension bytes: >= 352, NIfTI-2 >= 544); for an
 // uncompressed file, that it holds all the voxel data the header describes (truncation);
 // for a compressed file, that the data decompress completely.
 int nii_read(const char *path, NiiVolume *v, int with_data, DfError *err);
 void nii_free(NiiVolume *v);
+// NULL when v->affine is finite and invertible, else what is wrong with it ("is not finite",
+// "is singular"): such a volume has no place in world space (its orient has '?' letters).
+// Singular means |det| <= 1e-6 x the product of the column lengths (Hadamard's bound): the
+// voxel axes are (nearly) coplanar or one has length 0, whatever the voxel size.
+const char *nii_affine_problem(const NiiVolume *v);
 // "uint8", "int16", ... or NULL for an unsupported code.
 const char *nii_datatype_name(int datatype);
 

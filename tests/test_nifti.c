@@ -128,6 +128,30 @@ static void test_orientation(void) {
     nii_free(&v);
 }
 
+// nii_affine_problem: a voxel-to-world affine that is not finite or singular (all zeros, a zero
+// row, two parallel columns) is named; a good one of any voxel size, oblique or not, is not.
+static void test_affine_problem(void) {
+    const double cases[][12] = {
+        { 2, 0, 0, -8, 0, 2, 0, -9, 0, 0, 2, -10 },         // fine
+        { 0.001, 0, 0, 0, 0, 0.001, 0, 0, 0, 0, 0.001, 0 },  // tiny voxels: fine
+        { 2, 1, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0 },              // oblique: fine
+        { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },              // all zeros
+        { 2, 0, 0, -8, 0, 2, 0, -9, 0, 0, 0, 0 },            // srow_z zero (rank 2)
+        { 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0 },              // i and j parallel
+        { NAN, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0 },            // NaN
+        { 1, 0, 0, INFINITY, 0, 1, 0, 0, 0, 0, 1, 0 },       // infinite offset
+    };
+    const char *want[] = { NULL, NULL, NULL, "is singular", "is singular", "is singular", "is not finite", "is not finite" };
+    for (int k = 0; k < 8; k++) {
+        NiiVolume v = { 0 };
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 4; c++) v.affine[r][c] = cases[k][r * 4 + c];
+        v.affine[3][3] = 1;
+        const char *got = nii_affine_problem(&v);
+        CU_ASSERT(want[k] ? got && strcmp(got, want[k]) == 0 : got == NULL);
+    }
+}
+
 // The affine goes into the qform as well as the sform (synth brain's sites: flips and axis
 // orders), and pixdim left at zero takes its column lengths. Read back through the library's
 // own parser, which builds qto_xyz from the quaternion alone.
@@ -216,6 +240,32 @@ static void test_bad_files(void) {
     v = 1234; expect_error(patched("unknowndt.nii", 70, &v, 2), "datatype 1234");
     char magic[4] = { 'x', 'y', 'z', 0 };
     expect_error(patched("magic.nii", 344, magic, 4), "magic");
+    // vox_offset inside the header of a single-file .nii: the library clamps it to 348 and reads
+    // the extension bytes as voxel 0 (nibabel refuses: "vox offset too low").
+    float off = 0;
+    expect_error(patched("voxoff0.nii", 108, &off, 4), "vox_offset = 0: the data of a single-file NIfTI-1 start at byte 352");
+    off = 348;
+    expect_error(patched("voxoff348.nii", 108, &off, 4), "vox_offset = 348");
+    off = 352;
+    NiiVolume ok;
+    DfError e = { "" };
+    CU_ASSERT_EQUAL(nii_read(patched("voxoff352.nii", 108, &off, 4), &ok, 1, &e), 0);
+    nii_free(&ok);
+    {  // NIfTI-2: the 540-byte header and 4 extension bytes; vox_offset an int64 at byte 168
+        int64_t d2[8] = { 3, 4, 4, 4, 1, 1, 1, 1 };
+        float z[64] = { 0 };
+        NiiWriteSpec s2 = { .version = 2, .datatype = DT_INT16 };
+        memcpy(s2.dims, d2, sizeof d2);
+        const char *p2 = tu_path("voxoff540.nii");
+        CU_ASSERT_EQUAL(nii_write(p2, &s2, z, &e), 0);
+        int64_t off2 = 540;
+        FILE *f2 = fopen(p2, "r+b");
+        CU_ASSERT_FATAL(f2 != NULL);
+        fseek(f2, 168, SEEK_SET);
+        fwrite(&off2, sizeof off2, 1, f2);
+        fclose(f2);
+        expect_error(p2, "vox_offset = 540: the data of a single-file NIfTI-2 start at byte 544");
+    }
 
     // Truncated data: the header says 128 bytes of voxels after offset 352.
     const char *t = patched("trunc.nii", 0, NULL, 0);
@@ -381,6 +431,7 @@ int main(void) {
     CU_add_test(s, "header only", test_header_only);
     CU_add_test(s, "orientation codes from the sform", test_orientation);
     CU_add_test(s, "the affine in the qform too; pixdim from it", test_qform);
+    CU_add_test(s, "affines that are not finite or singular are named", test_affine_problem);
     CU_add_test(s, "bad files: missing, not NIfTI, absurd dims, datatype, magic, truncated", test_bad_files);
     CU_add_test(s, "a .nii.gz claiming 16 GB in a few bytes: an error, not 16 GB allocated", test_gz_claiming_huge_volume);
     CU_add_test(s, "nibabel's real files against nibabel's statistics", test_nibabel_files);
