@@ -12,6 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+// The most voxels along one axis of a volume read (and of one resampled to --spacing); the
+// messages say 4096.
+#define PREP_MAX_AXIS 4096
+
 const char *const pack_norm_names[] = { "none", "zscore", "minmax", NULL };
 const char *const pack_fit_names[] = { "crop", "resize", NULL };
 const char *const pack_4d_names[] = { "channels", "frames", NULL };
@@ -98,14 +102,20 @@ static void grid_compose_axes(Grid *g, const double scale[3], const double shift
 }
 
 // Reorientation to RAS+: for world axis w (x, y, z), the voxel axis perm[w] (0 = i, 1 = j,
-// 2 = k) that points along it and whether it points the negative way.
-static void ras_perm(const char *orient, int perm[3], int flip[3]) {
+// 2 = k) that points along it and whether it points the negative way. -1 (and the identity)
+// unless orient names each world axis once: "RA?" (a singular affine) or "RRS" have no RAS+.
+static int ras_perm(const char *orient, int perm[3], int flip[3]) {
+    int seen[3] = { 0 };
     for (int a = 0; a < 3; a++) {
         char c = orient[a];
-        int w = (c == 'R' || c == 'L') ? 0 : (c == 'A' || c == 'P') ? 1 : 2;
+        int w = (c == 'R' || c == 'L') ? 0 : (c == 'A' || c == 'P') ? 1 : (c == 'S' || c == 'I') ? 2 : -1;
+        if (w < 0 || seen[w]++) break;
         perm[w] = a;
         flip[w] = c == 'L' || c == 'P' || c == 'I';
     }
+    if (seen[0] == 1 && seen[1] == 1 && seen[2] == 1) return 0;
+    for (int w = 0; w < 3; w++) perm[w] = w, flip[w] = 0;
+    return -1;
 }
 
 // Step 1 (layout) from a header; x filled when v->data is present.
@@ -115,7 +125,7 @@ static int layout(const PrepConfig *cfg, const char *path, const NiiVolume *v, G
     if (extra != 1) return df_err(err, "%s: %d-dimensional image (dims 5-7 = %lld x %lld x %lld): only 3D and 4D are supported", path,
                                   v->ndim, (long long)v->dim[5], (long long)v->dim[6], (long long)v->dim[7]);
     int64_t nx = v->dim[1], ny = v->dim[2], nz = v->dim[3], nt = v->dim[4];
-    if (nx > 4096 || ny > 4096 || nz > 4096) return df_err(err, "%s: %lldx%lldx%lld voxels per volume: too large", path, (long long)nx, (long long)ny, (long long)nz);
+    if (nx > PREP_MAX_AXIS || ny > PREP_MAX_AXIS || nz > PREP_MAX_AXIS) return df_err(err, "%s: %lldx%lldx%lld voxels per volume: too large", path, (long long)nx, (long long)ny, (long long)nz);
     memset(g, 0, sizeof *g);
     if (cfg->four_d == PACK_4D_FRAMES) {
         if (nz > 4) return df_err(err, "%s: as a clip (4d = frames) dim[3] holds the colour planes (1 to 4), not %lld", path, (long long)nz);
@@ -133,6 +143,15 @@ static int layout(const PrepConfig *cfg, const char *path, const NiiVolume *v, G
         if (nt > 64) return df_err(err, "%s: %lld volumes in the 4th dimension: at most 64 channels (use 4d = frames for clips)", path, (long long)nt);
         g->C = (int)nt; g->D = (int)nz; g->H = (int)ny; g->W = (int)nx;
         g->sd = v->pixdim[3]; g->sh = v->pixdim[2]; g->sw = v->pixdim[1];
+        // Every geometric step composes into the affine, and the packed grid's affine is what
+        // takes outputs back to the subject (export): without an invertible one there is no way
+        // back, nor a way to RAS+.
+        const char *bad = nii_affine_problem(v);
+        if (bad) return df_err(err, "%s: its voxel-to-world affine (sform, else qform) %s", path, bad);
+        int perm[3], flip[3];
+        if (cfg->reorient && ras_perm(v->orient, perm, flip))
+            return df_err(err, "%s: its orientation cannot be told from its affine (axis codes %s); --no-reorient "
+                          "(reorient = false) keeps the stored axes", path, v->orient);
         g->has_affine = 1;
         memcpy(g->A, v->affine, sizeof g->A);
         if (v->data) {
@@ -149,7 +168,7 @@ static int layout(const PrepConfig *cfg, const char *path, const NiiVolume *v, G
 // Step 2: permute/flip the spatial axes to RAS+.
 static void reorient(Grid *g, const char *orient) {
     int perm[3], flip[3];
-    ras_perm(orient, perm, flip);
+    if (ras_perm(orient, perm, flip)) return;  // refused by layout(): never reached
     int n[3] = { g->W, g->H, g->D };          // voxel axes i, j, k
     double sp[3] = { g->sw, g->sh, g->sd };
     int W2 = n[perm[0]], H2 = n[perm[1]], D2 = n[perm[2]];
@@ -278,20 +297,45 @@ static void crop_pad(Grid *g, int D2, int H2, int W2) {
     g->D = D2; g->H = H2; g->W = W2;
 }
 
-// Steps 2-4 on a grid; orient NULL for an HDF5 clip (no orientation, no millimetres).
-static void geometry(const PrepConfig *cfg, Grid *g, const char *orient) {
+// The grid of step 3, from the header's voxel sizes: refused before anything is allocated
+// when an axis is not finite, rounds to no voxel, or exceeds what a source may have
+// (PREP_MAX_AXIS), or the whole exceeds NII_MAX_VOXELS values (8 GiB of floats, the largest
+// volume nii_read accepts; also what keeps every index within an int per axis).
+static int spacing_grid(const PrepConfig *cfg, const Grid *g, const char *path, int out[3], DfError *err) {
+    double n[3] = { g->D * g->sd / cfg->spacing, g->H * g->sh / cfg->spacing, g->W * g->sw / cfg->spacing };
+    if (cfg->four_d == PACK_4D_FRAMES) n[0] = g->D;  // frames are not resampled in time
+    const char *why = NULL;
+    double total = g->C;
+    for (int a = 0; a < 3; a++) {
+        double r = round(n[a]);
+        if (!isfinite(n[a])) why = "not a finite size";
+        else if (r < 1) why = "less than one voxel along an axis";
+        else if (r > PREP_MAX_AXIS) why = "more than 4096 voxels along an axis";
+        if (why) break;
+        out[a] = (int)r;
+        total *= r;
+    }
+    if (!why && total > (double)NII_MAX_VOXELS) why = "more than 2^31 values";
+    if (!why) return 0;
+    return df_err(err, "%s: resampling its %dx%dx%d voxels (D,H,W) of %gx%gx%g mm to spacing %g mm gives %.4gx%.4gx%.4g: %s "
+                  "(a wrong voxel size pixdim in the header, or spacing?)", path, g->D, g->H, g->W, g->sd, g->sh, g->sw,
+                  cfg->spacing, n[0], n[1], n[2], why);
+}
+
+// Steps 2-4 on a grid; orient NULL for an HDF5 clip (no orientation, no millimetres: cannot
+// fail).
+static int geometry(const PrepConfig *cfg, Grid *g, const char *orient, const char *path, DfError *err) {
     if (orient && cfg->reorient && cfg->four_d != PACK_4D_FRAMES) reorient(g, orient);
     if (orient && cfg->spacing > 0) {
-        int D2 = DF_MAX(1, (int)lround(g->D * g->sd / cfg->spacing));
-        int H2 = DF_MAX(1, (int)lround(g->H * g->sh / cfg->spacing));
-        int W2 = DF_MAX(1, (int)lround(g->W * g->sw / cfg->spacing));
-        if (cfg->four_d == PACK_4D_FRAMES) D2 = g->D;  // frames are not resampled in time
-        resample_to(g, D2, H2, W2);
+        int n[3];
+        if (spacing_grid(cfg, g, path, n, err)) return -1;
+        resample_to(g, n[0], n[1], n[2]);
     }
     if (cfg->shape[0] > 0) {
         if (cfg->fit == PACK_FIT_RESIZE) resample_to(g, cfg->shape[0], cfg->shape[1], cfg->shape[2]);
         else crop_pad(g, cfg->shape[0], cfg->shape[1], cfg->shape[2]);
     }
+    return 0;
 }
 
 // Step 1 for an HDF5 clip: the grid (C, D = T, H, W), pixels of unit size.
@@ -309,7 +353,7 @@ int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err
     if (h5clip_is_ref(path)) {
         Grid g;
         if (clip_grid(cfg, path, 0, &g, err)) return -1;
-        geometry(cfg, &g, NULL);
+        geometry(cfg, &g, NULL, path, err);
         *out = (Shape){ g.C, g.D, g.H, g.W };
         return 0;
     }
@@ -317,10 +361,8 @@ int prep_shape(const PrepConfig *cfg, const char *path, Shape *out, DfError *err
     if (nii_read(path, &v, 0, err)) return -1;
     Grid g;
     int rc = layout(cfg, path, &v, &g, err);
-    if (rc == 0) {
-        geometry(cfg, &g, v.orient);
-        *out = (Shape){ g.C, g.D, g.H, g.W };
-    }
+    if (rc == 0) rc = geometry(cfg, &g, v.orient, path, err);
+    if (rc == 0) *out = (Shape){ g.C, g.D, g.H, g.W };
     nii_free(&v);
     return rc;
 }
@@ -332,8 +374,7 @@ int prep_geometry(const PrepConfig *cfg, const char *path, PrepGeometry *geo, Df
     if (nii_read(path, &v, 0, err)) return -1;
     Grid g;
     int rc = layout(cfg, path, &v, &g, err);
-    if (rc == 0 && g.has_affine) {
-        geometry(cfg, &g, v.orient);
+    if (rc == 0 && g.has_affine && (rc = geometry(cfg, &g, v.orient, path, err)) == 0) {
         geo->has = 1;
         memcpy(geo->affine, g.A, sizeof geo->affine);
         memcpy(geo->source_affine, v.affine, sizeof geo->source_affine);
@@ -462,7 +503,64 @@ static int clip_mask_load(const PrepConfig *cfg, const char *path, const Grid *g
         return -1;
     }
     Grid mg = { .C = 1, .D = m.T, .H = m.H, .W = m.W, .sd = 1.0, .sh = 1.0, .sw = 1.0, .x = m.data };
-    geometry(cfg, &mg, NULL);
+    geometry(cfg, &mg, NULL, mask_path, err);
+    size_t V = (size_t)mg.D * mg.H * mg.W;
+    uint8_t *mask = xmalloc(V);
+    for (size_t i = 0; i < V; i++) mask[i] = mg.x[i] >= 0.5f;
+    free(mg.x);
+    *mout = mask;
+    return 0;
+}
+
+// A NIfTI mask belongs to its image's grid: the same voxels (dims 1-3, one volume) and, when
+// the image has a place in world space (has_affine), at the same places. The two affines may
+// differ by rounding (float32 srows, a qform's quaternion): where they put a voxel may differ
+// by at most 1/100 of the image's smallest voxel (the difference of two affines is affine, so
+// it is largest at a corner of the grid). v, mv: headers.
+static int nifti_mask_fits(const NiiVolume *v, const char *path, int has_affine, const NiiVolume *mv, const char *mask_path,
+                           DfError *err) {
+    int64_t n[3] = { v->dim[1], v->dim[2], v->dim[3] };
+    if (mv->dim[1] != n[0] || mv->dim[2] != n[1] || mv->dim[3] != n[2] || mv->nvox != n[0] * n[1] * n[2])
+        return df_err(err, "%s: mask is %lldx%lldx%lld (%lld voxels) but %s is %lldx%lldx%lld", mask_path, (long long)mv->dim[1],
+                      (long long)mv->dim[2], (long long)mv->dim[3], (long long)mv->nvox, path, (long long)n[0], (long long)n[1],
+                      (long long)n[2]);
+    if (!has_affine) return 0;
+    const char *bad = nii_affine_problem(mv);
+    if (bad) return df_err(err, "%s: its voxel-to-world affine (sform, else qform) %s", mask_path, bad);
+    double gap = 0, vox = INFINITY;
+    for (int c = 0; c < 3; c++)
+        vox = fmin(vox, sqrt(v->affine[0][c] * v->affine[0][c] + v->affine[1][c] * v->affine[1][c] + v->affine[2][c] * v->affine[2][c]));
+    for (int corner = 0; corner < 8; corner++) {
+        double p[3], d2 = 0;
+        for (int a = 0; a < 3; a++) p[a] = (corner >> a) & 1 ? (double)(n[a] - 1) : 0.0;
+        for (int r = 0; r < 3; r++) {
+            double d = v->affine[r][3] - mv->affine[r][3];
+            for (int c = 0; c < 3; c++) d += (v->affine[r][c] - mv->affine[r][c]) * p[c];
+            d2 += d * d;
+        }
+        gap = fmax(gap, sqrt(d2));
+    }
+    if (gap <= 0.01 * vox) return 0;
+    return df_err(err, "%s: mask is not on the grid of %s: their affines place a voxel %.3g mm apart (more than 1/100 of its "
+                  "%.3g mm voxel)", mask_path, path, gap, vox);
+}
+
+// A NIfTI mask through the image's steps 2-4 (v: the image's header), foreground where >= 0.5.
+static int nifti_mask_load(const PrepConfig *cfg, const NiiVolume *v, const char *path, int has_affine, const char *mask_path,
+                           uint8_t **mout, DfError *err) {
+    NiiVolume mv;
+    if (nii_read(mask_path, &mv, 1, err)) return -1;
+    PrepConfig mc = *cfg;
+    mc.four_d = PACK_4D_CHANNELS;
+    Grid mg = { .x = NULL };
+    if (nifti_mask_fits(v, path, has_affine, &mv, mask_path, err) || layout(&mc, mask_path, &mv, &mg, err)) {
+        nii_free(&mv);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)mv.nvox; i++) mg.x[i] = mg.x[i] > 0 ? 1.0f : 0.0f;
+    int rc = geometry(&mc, &mg, mv.orient, mask_path, err);
+    nii_free(&mv);
+    if (rc) { free(mg.x); return -1; }
     size_t V = (size_t)mg.D * mg.H * mg.W;
     uint8_t *mask = xmalloc(V);
     for (size_t i = 0; i < V; i++) mask[i] = mg.x[i] >= 0.5f;
@@ -479,7 +577,7 @@ int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, fl
         Grid g;
         if (clip_grid(cfg, path, 1, &g, err)) return -1;
         if (mask_path && clip_mask_load(cfg, path, &g, mask_path, mout, err)) { free(g.x); return -1; }
-        geometry(cfg, &g, NULL);
+        geometry(cfg, &g, NULL, path, err);
         normalise(cfg, &g, NULL);  // over the whole clip: a clip's mask marks the actor, not where the data are
         *xout = g.x;
         *shape = (Shape){ g.C, g.D, g.H, g.W };
@@ -494,34 +592,15 @@ int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, fl
         }
     Grid g;
     if (layout(cfg, path, &v, &g, err)) { nii_free(&v); return -1; }
-    int nx = (int)v.dim[1], ny = (int)v.dim[2], nz = (int)v.dim[3];
-    char orient[4];
-    memcpy(orient, v.orient, 4);
-    nii_free(&v);
-    geometry(cfg, &g, orient);
+    free(v.data);  // the grid has a copy; the header stays for the mask
+    v.data = NULL;
     uint8_t *mask = NULL;
-    if (mask_path) {
-        NiiVolume mv;
-        if (nii_read(mask_path, &mv, 1, err)) { free(g.x); return -1; }
-        if (mv.dim[1] != nx || mv.dim[2] != ny || mv.dim[3] != nz || mv.nvox != (int64_t)nx * ny * nz) {
-            df_err(err, "%s: mask is %lldx%lldx%lld (%lld voxels) but %s is %dx%dx%d", mask_path, (long long)mv.dim[1],
-                   (long long)mv.dim[2], (long long)mv.dim[3], (long long)mv.nvox, path, nx, ny, nz);
-            nii_free(&mv);
-            free(g.x);
-            return -1;
-        }
-        PrepConfig mc = *cfg;
-        mc.four_d = PACK_4D_CHANNELS;
-        Grid mg;
-        layout(&mc, mask_path, &mv, &mg, err);  // 3D: cannot fail
-        for (size_t i = 0; i < (size_t)mv.nvox; i++) mg.x[i] = mg.x[i] > 0 ? 1.0f : 0.0f;
-        geometry(&mc, &mg, mv.orient);
-        nii_free(&mv);
-        size_t V = (size_t)mg.D * mg.H * mg.W;
-        mask = xmalloc(V);
-        for (size_t i = 0; i < V; i++) mask[i] = mg.x[i] >= 0.5f;
-        free(mg.x);
+    if (geometry(cfg, &g, v.orient, path, err) || (mask_path && nifti_mask_load(cfg, &v, path, g.has_affine, mask_path, &mask, err))) {
+        nii_free(&v);
+        free(g.x);
+        return -1;
     }
+    nii_free(&v);
     normalise(cfg, &g, mask);
     *xout = g.x;
     *mout = mask;
@@ -567,6 +646,17 @@ static int clip_mask_check(const PrepConfig *cfg, const char *path, const char *
     return 0;
 }
 
+// A NIfTI mask on its image's grid (nifti_mask_fits), from the headers.
+static int nifti_mask_check(const PrepConfig *cfg, const char *path, const char *mask_path, DfError *err) {
+    NiiVolume v, mv;
+    if (nii_read(path, &v, 0, err)) return -1;
+    int rc = nii_read(mask_path, &mv, 0, err);
+    if (rc == 0) rc = nifti_mask_fits(&v, path, cfg->four_d != PACK_4D_FRAMES, &mv, mask_path, err);
+    nii_free(&mv);  // cleared by a failed nii_read: freeing it again is harmless
+    nii_free(&v);
+    return rc;
+}
+
 // Every header, on every rank: cheap, and it finds bad files before anything is written,
 // identically on every rank. *shape: what every sample comes out as.
 static int check_headers(const PackConfig *cfg, const Manifest *m, Shape *shape, DfError *err) {
@@ -587,6 +677,7 @@ static int check_headers(const PackConfig *cfg, const Manifest *m, Shape *shape,
             if (ms.c != 1 || ms.d != s.d || ms.h != s.h || ms.w != s.w)
                 return df_err(err, "%s:%d: mask %s comes out (%d,%d,%d,%d), the image (1,%d,%d,%d)", m->origin, m->line[i],
                               m->masks[i], ms.c, ms.d, ms.h, ms.w, s.d, s.h, s.w);
+            if (nifti_mask_check(&cfg->prep, m->paths[i], m->masks[i], err)) return at_row(cfg, m, i, err);
         }
         if (i == 0) *shape = s;
         else if (s.c != shape->c || s.d != shape->d || s.h != shape->h || s.w != shape->w)
@@ -607,12 +698,27 @@ static int make_out_dir(const PackConfig *cfg, char *tmp, size_t n, DfError *err
             char *t = df_temp_name(cfg->out);
             snprintf(tmp, n, "%s", t);
             free(t);
-            if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+            if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", cfg->out, strerror(errno));
         }
     }
     if (agree(rc, err)) return -1;
     dist_bcast(tmp, n, 0);
     return 0;
+}
+
+// The temporary directory's name in a message becomes OUT's: the user knows the directory
+// they named, not ours (a shard's write error names its file in the temporary directory).
+static void name_out(DfError *err, const char *tmp, const char *out) {
+    size_t n = strlen(tmp), from = 0;
+    char *at;
+    while (n && (at = strstr(err->msg + from, tmp)) != NULL) {
+        char msg[sizeof err->msg];
+        size_t pre = (size_t)(at - err->msg);
+        snprintf(msg, sizeof msg, "%.*s%s%s", (int)pre, err->msg, out, at + n);
+        snprintf(err->msg, sizeof err->msg, "%s", msg);
+        from = pre + strlen(out);
+        if (from >= strlen(err->msg)) break;
+    }
 }
 
 // Rank 0's cohort for rows [a, b): everything but the images and masks.
@@ -760,12 +866,14 @@ int pack_run(const PackConfig *cfg, DfError *err) {
             char path[4200];
             snprintf(path, sizeof path, "%s/shard-%05d.h5", tmp, s);
             rc = shard_write(path, &c, err);
+            if (rc) name_out(err, tmp, cfg->out);
         }
         if (rank == 0) cohort_free(&c);
         if (agree(rc, err)) goto fail;
     }
     rc = 0;
-    if (rank == 0 && rename(tmp, cfg->out) != 0) rc = df_err(err, "%s: cannot rename %s into place: %s", cfg->out, tmp, strerror(errno));
+    if (rank == 0 && rename(tmp, cfg->out) != 0)
+        rc = df_err(err, "%s: cannot rename the finished temporary directory into place: %s", cfg->out, strerror(errno));
     if (agree(rc, err)) goto fail;
     progress_end();
     if (rank == 0 && cfg->verbose) print_summary(cfg, &m, &report, shape, nshards);

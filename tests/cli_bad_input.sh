@@ -172,6 +172,9 @@ else
         cat "$WORK/err.txt"
     check "full disk, export at 2 ranks: nothing left" [ -z "$(ls -A "$full")" ] || ls -A "$full"
     rm -rf "${full:?}"/*
+    # pack writes into a temporary directory beside --out: the message names --out's shard
+    "$DF" synth mri3d --nifti --out "$WORK/nii16" --n 16 --shape 16,16,16 >/dev/null
+    disk_full "pack" p/shard-00000.h5 "$DF" pack --manifest "$WORK/nii16/subjects.csv" --out "$full/p" --quiet
     # a run directory on a disk 16 KB from full: config.ini, run.json and log.txt fit, the
     # epoch's metrics (stdio, df_write_file_atomic) do not
     head -c $((48 * 1024)) /dev/zero >"$WORK/filler" && cp "$WORK/filler" "$full/filler"
@@ -240,7 +243,7 @@ head -c 3000 "$good_shard" >"$WORK/vals/trunc.h5"
 expect_fail "export: a truncated shard, 2 ranks" "^deconfound: export: .*vals/trunc.h5: " \
     "${MPI2[@]}" "$DF" export "$WORK/vals/trunc.h5" --out "$WORK/runs"
 no_tmp "export: a truncated shard"
-damaged affine affine 1 1 1 0
+damaged affine grid 1 1 1 0
 expect_fail "export: a singular affine, 2 ranks" \
     "^deconfound: export: .*vals/affine.h5: sample 1 \(subject sub-01\): the packed grid's affine \(/affine\) is singular" \
     "${MPI2[@]}" "$DF" export "$WORK/vals/affine.h5" --out "$WORK/runs"

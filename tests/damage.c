@@ -7,8 +7,13 @@
 //   damage SHARD label SAMPLE VALUE         /labels[SAMPLE] = VALUE (an int32)
 //   damage SHARD voxel SAMPLE INDEX VALUE   /images[SAMPLE] at C-order offset INDEX of (C,D,H,W) = VALUE
 //   damage SHARD columns TEXT               /meta's `columns` attribute = TEXT ("age,age")
-//   damage FILE.nii nifti INDEX             a 4x4x4 float32 NIfTI-1 ramp with voxel INDEX NaN (-1: none)
-//   damage SHARD affine SAMPLE ROW COL VALUE  /affine[SAMPLE, ROW, COL] = VALUE (the packed grid's place)
+//   damage FILE.nii nifti INDEX             a 4x4x4 float32 NIfTI-1 ramp with voxel INDEX NaN (-1: none, all: every one)
+//   damage FILE.nii affine X0 X1 X2 X3 Y0 .. Z3   the ramp with this voxel-to-world affine (rows
+//                                           1-3; nan, 0 rows ...) as sform and qform; pixdim
+//                                           the column lengths (1 where 0 or not finite)
+//   damage FILE.nii voxoffset N VERSION     the ramp as NIfTI-VERSION (1 or 2), its header's
+//                                           vox_offset then set to N (the data stay at 352/544)
+//   damage SHARD grid SAMPLE ROW COL VALUE  /affine[SAMPLE, ROW, COL] = VALUE (the packed grid's place)
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -92,12 +97,24 @@ static int edit_shard(const char *path, int argc, char **argv) {
     return rc;
 }
 
-static int nifti_with_nan(const char *path, long index) {
+// The 4x4x4 float32 ramp, voxel `index` NaN (-1: none, -2: all), NIfTI-`version`, with
+// `affine` (12 values, or NULL: 1 mm voxels).
+static int nifti_ramp(const char *path, long index, int version, const double *affine) {
     float x[64];
-    for (int i = 0; i < 64; i++) x[i] = (float)i;
-    if (index < -1 || index >= 64) return die("the index must be -1..63", path);
+    for (int i = 0; i < 64; i++) x[i] = index == -2 ? NAN : (float)i;
+    if (index < -2 || index >= 64) return die("the index must be -1..63 or all", path);
     if (index >= 0) x[index] = NAN;
-    NiiWriteSpec sp = { .version = 1, .datatype = NII_DT_FLOAT32, .dims = { 3, 4, 4, 4, 1, 1, 1, 1 } };
+    NiiWriteSpec sp = { .version = version, .datatype = NII_DT_FLOAT32, .dims = { 3, 4, 4, 4, 1, 1, 1, 1 } };
+    double A[16] = { 0 };
+    if (affine) {
+        memcpy(A, affine, 12 * sizeof(double));
+        A[15] = 1;
+        sp.affine = A;
+        for (int c = 0; c < 3; c++) {
+            double len = sqrt(A[c] * A[c] + A[4 + c] * A[4 + c] + A[8 + c] * A[8 + c]);
+            sp.pixdim[c + 1] = isfinite(len) && len > 0 ? len : 1;
+        }
+    }
     DfError err;
     if (nii_write(path, &sp, x, &err)) return die(err.msg, path);
     return 0;
@@ -107,7 +124,7 @@ static int nifti_with_nan(const char *path, long index) {
 // the diagonal makes the affine singular), as pack never writes one.
 static int edit_affine(const char *path, char **argv) {
     double v;
-    if (number(argv[6], &v)) return die("bad arguments (see tests/damage.c)", "affine");
+    if (number(argv[6], &v)) return die("bad arguments (see tests/damage.c)", "grid");
     hsize_t start[3] = { strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), strtoul(argv[5], NULL, 10) };
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (f < 0) return die("cannot open for writing", path);
@@ -116,9 +133,34 @@ static int edit_affine(const char *path, char **argv) {
     return rc;
 }
 
+// The header's vox_offset rewritten in place (host byte order, as nii_write wrote it): a float
+// at byte 108 of a NIfTI-1 header, an int64 at byte 168 of a NIfTI-2 one.
+static int set_vox_offset(const char *path, double offset, int version) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return die("cannot open for writing", path);
+    float f32 = (float)offset;
+    int64_t i64 = (int64_t)offset;
+    int ok = fseek(f, version == 1 ? 108 : 168, SEEK_SET) == 0 &&
+             (version == 1 ? fwrite(&f32, sizeof f32, 1, f) : fwrite(&i64, sizeof i64, 1, f)) == 1;
+    if (fclose(f) != 0) ok = 0;
+    return ok ? 0 : die("cannot rewrite vox_offset", path);
+}
+
 int main(int argc, char **argv) {
-    if (argc >= 4 && !strcmp(argv[2], "nifti")) return nifti_with_nan(argv[1], atol(argv[3]));
-    if (argc == 7 && !strcmp(argv[2], "affine")) return edit_affine(argv[1], argv);
-    if (argc < 4) return die("usage: damage FILE meta|label|voxel|columns|nifti ... (see tests/damage.c)", "damage");
+    if (argc == 4 && !strcmp(argv[2], "nifti")) return nifti_ramp(argv[1], strcmp(argv[3], "all") ? atol(argv[3]) : -2, 1, NULL);
+    if (argc == 15 && !strcmp(argv[2], "affine")) {
+        double A[12];
+        for (int i = 0; i < 12; i++)
+            if (number(argv[3 + i], &A[i])) return die("the affine's 12 values must be numbers (nan allowed)", argv[3 + i]);
+        return nifti_ramp(argv[1], -1, 1, A);
+    }
+    if (argc == 5 && !strcmp(argv[2], "voxoffset")) {
+        double off;
+        int version = atoi(argv[4]);
+        if (number(argv[3], &off) || (version != 1 && version != 2)) return die("usage: damage FILE voxoffset N 1|2", argv[1]);
+        return nifti_ramp(argv[1], -1, version, NULL) || set_vox_offset(argv[1], off, version);
+    }
+    if (argc == 7 && !strcmp(argv[2], "grid")) return edit_affine(argv[1], argv);
+    if (argc < 4) return die("usage: damage FILE meta|label|voxel|columns|nifti|affine|voxoffset|grid ... (see tests/damage.c)", "damage");
     return edit_shard(argv[1], argc, argv);
 }

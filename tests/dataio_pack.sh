@@ -61,6 +61,49 @@ expect_fail "existing output directory" "p1: already exists" "$WORK/nonexistent"
 expect_fail "bad option" "pack: --shape needs 1 or 3 values" "$WORK/o" "$DF" pack --manifest "$M" --out "$WORK/o" --shape 1,2
 "$DF" pack --help | grep -q "usage: deconfound pack" && pass "pack --help" || fail "pack --help"
 
+# Volumes without a place in world space (tests/damage writes them; no Python in CI): an
+# all-zero sform, one of rank 2, one with a NaN. pack crashed on the first and third (exit
+# 139, its temporary directory left) and packed the second for export to refuse later; each
+# is now one message naming the manifest row and the file, exit 2, nothing left.
+DAMAGE="$top_builddir/tests/damage"
+G="$WORK/geo"
+mkdir -p "$G"
+"$DAMAGE" "$G/ok.nii" affine 2 0 0 -8 0 2 0 -9 0 0 2 -10 || fail "damage affine"
+"$DAMAGE" "$G/zero.nii" affine 0 0 0 0 0 0 0 0 0 0 0 0
+"$DAMAGE" "$G/rank2.nii" affine 2 0 0 -8 0 2 0 -9 0 0 0 0
+"$DAMAGE" "$G/nan.nii" affine nan 0 0 -8 0 2 0 -9 0 0 2 -10
+"$DAMAGE" "$G/huge.nii" affine 1e30 0 0 0 0 1e30 0 0 0 0 1e30 0
+"$DAMAGE" "$G/shifted.nii" affine 2 0 0 32 0 2 0 -9 0 0 2 -10  # ok.nii's grid 40 mm to the right
+for f in zero rank2 nan; do printf 'path,label\nok.nii,0\n%s.nii,1\n' $f >"$G/$f.csv"; done
+expect_fail "pack: an all-zero sform" "zero.csv:3: .*zero.nii: its voxel-to-world affine \(sform, else qform\) is singular$" \
+    "$WORK/o" "$DF" pack --manifest "$G/zero.csv" --out "$WORK/o"
+expect_fail "pack: a sform of rank 2 (2 ranks)" "rank2.csv:3: .*rank2.nii: its voxel-to-world affine .* is singular$" \
+    "$WORK/o" mpi 2 "$DF" pack --manifest "$G/rank2.csv" --out "$WORK/o"
+expect_fail "pack: a NaN in the sform (2 ranks)" "nan.csv:3: .*nan.nii: its voxel-to-world affine .* is not finite$" \
+    "$WORK/o" mpi 2 "$DF" pack --manifest "$G/nan.csv" --out "$WORK/o" --no-reorient
+# --spacing: the resampled grid is checked before anything is allocated (0.001 mm asked for
+# 11.5e9 floats; a pixdim of 1e30 overflowed into a 1x1x1 sample)
+printf 'path,label\nok.nii,0\n' >"$G/ok.csv"
+printf 'path,label\nhuge.nii,0\n' >"$G/huge.csv"
+expect_fail "pack --spacing 0.001" "ok.csv:2: .*ok.nii: resampling its 4x4x4 voxels \(D,H,W\) of 2x2x2 mm to spacing 0.001 mm gives 8000x8000x8000: more than 4096 voxels along an axis" \
+    "$WORK/o" "$DF" pack --manifest "$G/ok.csv" --out "$WORK/o" --spacing 0.001
+expect_fail "pack --spacing 1 of voxels of 1e30 mm (2 ranks)" "huge.csv:2: .*huge.nii: resampling .* of 1e\+30x1e\+30x1e\+30 mm .*: more than 4096 voxels" \
+    "$WORK/o" mpi 2 "$DF" pack --manifest "$G/huge.csv" --out "$WORK/o" --spacing 1
+# a mask of the image's dims but 40 mm away is not on its grid
+printf 'path,label,mask\nok.nii,0,ok.nii\nok.nii,1,shifted.nii\n' >"$G/mask.csv"
+expect_fail "pack: a mask on another grid" "mask.csv:3: .*shifted.nii: mask is not on the grid of .*ok.nii: their affines place a voxel 40 mm apart" \
+    "$WORK/o" "$DF" pack --manifest "$G/mask.csv" --out "$WORK/o"
+# an output directory that cannot be made is named as given, not as pack's temporary
+expect_fail "pack: --out in a missing folder" "pack: $WORK/nodir/o: cannot create: No such file or directory$" \
+    "$WORK/nodir/o" "$DF" pack --manifest "$G/ok.csv" --out "$WORK/nodir/o"
+# vox_offset inside the header of a single-file NIfTI: the data would start at the extension bytes
+"$DAMAGE" "$G/vo1.nii" voxoffset 0 1
+"$DAMAGE" "$G/vo2.nii" voxoffset 540 2
+expect_fail "info: NIfTI-1 vox_offset 0" "vo1.nii: header vox_offset = 0: the data of a single-file NIfTI-1 start at byte 352 or later" \
+    "$WORK/o" "$DF" info "$G/vo1.nii"
+printf 'path,label\nvo2.nii,0\n' >"$G/vo.csv"
+expect_fail "pack: NIfTI-2 vox_offset 540" "vo.csv:2: .*vo2.nii: header vox_offset = 540: the data of a single-file NIfTI-2 start at byte 544" \
+    "$WORK/o" "$DF" pack --manifest "$G/vo.csv" --out "$WORK/o"
 # info on NIfTI files.
 "$DF" info "$WORK/nii/sub-00000.nii.gz" --json >"$WORK/info.json"
 check "info --json on NIfTI" grep -q '"dims": \[12, 12, 12\], "pixdim": \[1.5, 1.5, 1.5\], "datatype": "float32"' "$WORK/info.json"

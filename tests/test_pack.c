@@ -472,6 +472,108 @@ static void expect_pack_error(const char *csv_text, const char *needle, PackConf
     CU_ASSERT_EQUAL(leftovers(), 0);
 }
 
+// A 4x4x4 volume (x, or a mask of every other voxel when x is NULL) with the voxel-to-world
+// affine's rows 1-3 `aff` (sform and qform), pixdim its column lengths (1 where 0 or not finite).
+static void write_affine(const char *name, const double aff[12], const float *x) {
+    double A[16] = { 0 };
+    memcpy(A, aff, 12 * sizeof(double));
+    A[15] = 1;
+    float mk[64];
+    for (int i = 0; i < 64; i++) mk[i] = (float)(i % 2);
+    NiiWriteSpec sp = { .version = 1, .datatype = x ? DT_FLOAT32 : DT_UINT8, .affine = A };
+    for (int c = 0; c < 3; c++) {
+        double len = sqrt(A[c] * A[c] + A[4 + c] * A[4 + c] + A[8 + c] * A[8 + c]);
+        sp.pixdim[c + 1] = isfinite(len) && len > 0 ? len : 1;
+    }
+    int64_t d4[8] = { 3, 4, 4, 4, 1, 1, 1, 1 };
+    memcpy(sp.dims, d4, sizeof d4);
+    DfError err;
+    CU_ASSERT_EQUAL(nii_write(tu_path(name), &sp, x ? x : mk, &err), 0);
+}
+
+// Volumes without a place in world space (an affine all zeros, of rank 2, with a NaN; issue:
+// pack crashed on reading an uninitialised axis permutation), or whose axis codes are not a
+// permutation of RAS (reorienting needs one; --no-reorient does not), and grids that
+// --spacing would make absurd (refused before any allocation): one message naming the file.
+static void test_pack_bad_geometry(void) {
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)i;
+    const double id[12] = { 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0 }, zero[12] = { 0 };
+    const double rank2[12] = { 2, 0, 0, -8, 0, 2, 0, -9, 0, 0, 0, 0 }, nan_aff[12] = { NAN, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0 };
+    const double oblique[12] = { 2, 1, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0 };  // invertible, axis codes R?S
+    const double huge[12] = { 1e30, 0, 0, 0, 0, 1e30, 0, 0, 0, 0, 1e30, 0 };
+    write_affine("g_ok.nii", id, x);
+    write_affine("g_zero.nii", zero, x);
+    write_affine("g_rank2.nii", rank2, x);
+    write_affine("g_nan.nii", nan_aff, x);
+    write_affine("g_oblique.nii", oblique, x);
+    write_affine("g_huge.nii", huge, x);
+    expect_pack_error("path,label\ng_ok.nii,0\ng_zero.nii,1\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label\ng_ok.nii,0\ng_zero.nii,1\n", "g_zero.nii: its voxel-to-world affine (sform, else qform) is singular", NULL);
+    expect_pack_error("path,label\ng_rank2.nii,0\ng_ok.nii,1\n", "g_rank2.nii: its voxel-to-world affine (sform, else qform) is singular", NULL);
+    expect_pack_error("path,label\ng_nan.nii,0\n", "g_nan.nii: its voxel-to-world affine (sform, else qform) is not finite", NULL);
+    PackConfig keep = plain_cfg(NULL, NULL);  // without reorientation too: export needs the affine
+    expect_pack_error("path,label\ng_zero.nii,0\n", "is singular", &keep);
+    keep.prep.reorient = 1;
+    expect_pack_error("path,label\ng_oblique.nii,0\n", "g_oblique.nii: its orientation cannot be told from its affine (axis codes R?S)", &keep);
+    write_text(tu_path("obl.csv"), "path,label\ng_oblique.nii,0\n");
+    PackConfig cfg = plain_cfg(tu_path("obl.csv"), tu_path("obl_out"));
+    DfError err = { "" };
+    CU_ASSERT_EQUAL(pack_run(&cfg, &err), 0);  // reorient = 0: the stored axes, the affine as it is
+
+    PackConfig sp = plain_cfg(NULL, NULL);
+    sp.prep.spacing = 0.0009;  // 4444 voxels along each axis
+    expect_pack_error("path,label\ng_ok.nii,0\n", "g_ok.nii: resampling its 4x4x4 voxels (D,H,W) of 1x1x1 mm to spacing 0.0009 mm gives "
+                      "4444x4444x4444: more than 4096 voxels along an axis", &sp);
+    sp.prep.spacing = 0.001;   // 4000^3 > 2^31 values
+    expect_pack_error("path,label\ng_ok.nii,0\n", "4000x4000x4000: more than 2^31 values", &sp);
+    sp.prep.spacing = 100;     // 4 mm across: 0.04 voxels
+    expect_pack_error("path,label\ng_ok.nii,0\n", "0.04x0.04x0.04: less than one voxel along an axis", &sp);
+    sp.prep.spacing = 1;       // 4e30 voxels: once lround's overflow into a 1x1x1 sample
+    expect_pack_error("path,label\ng_huge.nii,0\n", "g_huge.nii: resampling its 4x4x4 voxels (D,H,W) of 1e+30x1e+30x1e+30 mm", &sp);
+}
+
+// A manifest's mask is on its image's grid: the same dims and the same affine, up to 1/100 of
+// a voxel (rounding); one shifted by 40 mm, or a millimetre, is refused naming both files.
+static void test_pack_mask_grid(void) {
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)i;
+    const double img[12] = { 2, 0, 0, -8, 0, 2, 0, -9, 0, 0, 2, -10 };
+    double m[12];
+    write_affine("mg_img.nii", img, x);
+    memcpy(m, img, sizeof m);
+    write_affine("mg_same.nii", m, NULL);
+    m[3] += 0.005;  // 1/400 of a 2 mm voxel: the same grid
+    write_affine("mg_close.nii", m, NULL);
+    m[3] = img[3] + 40;
+    write_affine("mg_shift40.nii", m, NULL);
+    memcpy(m, img, sizeof m);
+    m[10] = 2.02;  // 1% larger along k: the far corner 3 x 0.02 = 0.06 mm off
+    write_affine("mg_scaled.nii", m, NULL);
+    m[10] = NAN;
+    write_affine("mg_nan.nii", m, NULL);
+    write_text(tu_path("mg.csv"), "path,label,mask\nmg_img.nii,0,mg_same.nii\nmg_img.nii,1,mg_close.nii\n");
+    PackConfig cfg = plain_cfg(tu_path("mg.csv"), tu_path("mg_out"));
+    DfError err = { "" };
+    int rc = pack_run(&cfg, &err);
+    if (rc) fprintf(stderr, "  %s\n", err.msg);
+    CU_ASSERT_EQUAL(rc, 0);
+    expect_pack_error("path,label,mask\nmg_img.nii,0,mg_same.nii\nmg_img.nii,1,mg_shift40.nii\n",
+                      "mg_shift40.nii: mask is not on the grid of ", NULL);
+    expect_pack_error("path,label,mask\nmg_img.nii,0,mg_same.nii\nmg_img.nii,1,mg_shift40.nii\n", "bad.csv:3: ", NULL);
+    expect_pack_error("path,label,mask\nmg_img.nii,0,mg_shift40.nii\n", "mg_img.nii: their affines place a voxel 40 mm apart", NULL);
+    expect_pack_error("path,label,mask\nmg_img.nii,0,mg_scaled.nii\n", "voxel 0.06 mm apart (more than 1/100 of its 2 mm voxel)", NULL);
+    expect_pack_error("path,label,mask\nmg_img.nii,0,mg_nan.nii\n", "mg_nan.nii: its voxel-to-world affine (sform, else qform) is not finite", NULL);
+    // training straight from the manifest reads the masks with prep_load: the same check
+    float *xo;
+    uint8_t *mo;
+    Shape sh;
+    PrepConfig pc = { .reorient = 1 };
+    CU_ASSERT_EQUAL(prep_load(&pc, tu_path("mg_img.nii"), tu_path("mg_shift40.nii"), &xo, &mo, &sh, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "mg_shift40.nii: mask is not on the grid of"));
+    CU_ASSERT(xo == NULL && mo == NULL);
+}
+
 static void test_pack_errors(void) {
     DfError err;
     float x[64];
@@ -502,6 +604,11 @@ static void test_pack_errors(void) {
     CU_ASSERT_EQUAL(pack_run(&cfg, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "already exists"));
     rmdir(tu_path("bad_out"));
+    // An output directory that cannot be made: the message names it, not pack's temporary.
+    cfg = plain_cfg(tu_path("bad.csv"), tu_path("no_such_dir/out"));
+    CU_ASSERT_EQUAL(pack_run(&cfg, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "no_such_dir/out: cannot create: No such file or directory"));
+    CU_ASSERT(strstr(err.msg, ".tmp.") == NULL);
     // Mixed shapes are fine with --shape.
     write_text(tu_path("mix.csv"), "path,label\nok.nii,0\nother.nii,1\n");
     cfg = plain_cfg(tu_path("mix.csv"), tu_path("mix_out"));
@@ -820,6 +927,8 @@ int main(void) {
     CU_add_test(s, "4D as channels and as clips", test_pack_4d);
     CU_add_test(s, "resampling, reorientation, crop/pad, zscore", test_preprocessing);
     CU_add_test(s, "bad inputs: message, nothing left behind", test_pack_errors);
+    CU_add_test(s, "bad geometry: singular or NaN affines, no orientation, absurd spacing", test_pack_bad_geometry);
+    CU_add_test(s, "a mask on its image's grid: dims and affine", test_pack_mask_grid);
     CU_add_test(s, "HDF5 clips: layouts, dtypes, bare files, bad clips", test_h5clip);
     CU_add_test(s, "HDF5 clips with masks written by h5py: both layouts, geometry, errors", test_clip_masks);
     s = CU_add_suite("subjects", NULL, NULL);
