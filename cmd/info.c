@@ -13,14 +13,22 @@ static const char *info_help =
     "usage: deconfound info PATH [--json]\n"
     "\n"
     "For a NIfTI file (.nii, .nii.gz, .hdr): NIfTI version, dimensions, voxel size, datatype,\n"
-    "byte order, scaling, orientation (axis codes, e.g. RAS) and min/max/mean of the scaled data\n"
-    "(JSON keys dims, pixdim, datatype, min, max, mean, ...).\n"
+    "byte order, scaling, orientation (axis codes, e.g. RAS; '?' where the voxel-to-world affine\n"
+    "is singular or not finite, which is said), min/max/mean of the scaled data (JSON keys dims,\n"
+    "pixdim, datatype, min, max, mean, affine, affine_problem, ...).\n"
+    "JSON has no NaN or infinity: such a number is written as null.\n"
     "For a shard: sample count and shape, label balance, and a summary of each metadata\n"
     "column (mean/sd/min/max for continuous ones, level counts for categorical ones), and where\n"
     "the samples came from when pack recorded it (a BIDS dataset: JSON key source).\n"
     "For a checkpoint: epoch, step, and each layer's parameters with their shapes.\n";
 
 static void json_string(const char *s);
+
+// A number in JSON, which has no NaN or infinity: those are written as null.
+static void json_number(double x, int digits) {
+    if (isfinite(x)) printf("%.*g", digits, x);
+    else fputs("null", stdout);
+}
 
 static void describe_shard(const char *path, int json) {
     Cohort c;
@@ -57,8 +65,9 @@ static void describe_shard(const char *path, int json) {
         double mean = sum / c.n, sd = sqrt(fmax(0.0, sq / c.n - mean * mean));
         const char *kind = c.kinds[j] == META_CATEGORICAL ? "categorical" : "continuous";
         if (json) {
-            printf("%s{\"name\": \"%s\", \"kind\": \"%s\", \"mean\": %.6g, \"sd\": %.6g, \"min\": %.6g, \"max\": %.6g}",
-                   j ? ", " : "", c.columns[j], kind, mean, sd, lo, hi);
+            printf("%s{\"name\": \"%s\", \"kind\": \"%s\", \"mean\": ", j ? ", " : "", c.columns[j], kind);
+            json_number(mean, 6), printf(", \"sd\": "), json_number(sd, 6), printf(", \"min\": "), json_number(lo, 6);
+            printf(", \"max\": "), json_number(hi, 6), printf("}");
         } else if (c.kinds[j] == META_CATEGORICAL) {
             printf("  %-12s categorical:", c.columns[j]);
             for (int level = (int)lo; level <= (int)hi && level - (int)lo < 64; level++) {
@@ -130,21 +139,30 @@ static void describe_nifti(const char *path, int json) {
         if (!isfinite(x)) { nonfinite++; continue; }
         lo = fmin(lo, x); hi = fmax(hi, x); sum += x;
     }
-    double mean = v.nvox > nonfinite ? sum / (double)(v.nvox - nonfinite) : NAN;
+    int none = v.nvox == nonfinite;  // no finite voxel
+    double mean = none ? NAN : sum / (double)(v.nvox - nonfinite);
+    const char *bad = nii_affine_problem(&v);  // "is singular", ...: pack refuses such a volume
     if (json) {
         printf("{\"path\": ");
         json_string(path);
         printf(", \"kind\": \"nifti\", \"version\": %d, \"dims\": [", v.version);
         for (int i = 1; i <= v.ndim; i++) printf("%s%lld", i > 1 ? ", " : "", (long long)v.dim[i]);
         printf("], \"pixdim\": [");
-        for (int i = 1; i <= v.ndim; i++) printf("%s%.9g", i > 1 ? ", " : "", v.pixdim[i]);
+        for (int i = 1; i <= v.ndim; i++) printf("%s", i > 1 ? ", " : ""), json_number(v.pixdim[i], 9);
         printf("], \"datatype\": \"%s\", \"byte_order\": \"%s\", \"scl_slope\": %.9g, \"scl_inter\": %.9g, "
-               "\"orientation\": \"%s\", \"min\": %.9g, \"max\": %.9g, \"mean\": %.9g, \"nonfinite\": %ld, \"affine\": [",
-               nii_datatype_name(v.datatype), v.big_endian ? "big" : "little", v.slope, v.inter, v.orient, lo, hi, mean,
-               nonfinite);
-        for (int r = 0; r < 3; r++)  // voxel -> world mm (sform, else qform), rows 1-3
-            printf("%s[%.9g, %.9g, %.9g, %.9g]", r ? ", " : "", v.affine[r][0], v.affine[r][1], v.affine[r][2], v.affine[r][3]);
-        printf("]}\n");
+               "\"orientation\": \"%s\", \"min\": ", nii_datatype_name(v.datatype), v.big_endian ? "big" : "little", v.slope,
+               v.inter, v.orient);
+        // no finite voxel: min, max and mean are null
+        json_number(none ? NAN : lo, 9), printf(", \"max\": "), json_number(none ? NAN : hi, 9), printf(", \"mean\": ");
+        json_number(mean, 9), printf(", \"nonfinite\": %ld, \"affine\": [", nonfinite);
+        for (int r = 0; r < 3; r++) {  // voxel -> world mm (sform, else qform), rows 1-3
+            for (int c = 0; c < 4; c++) printf("%s", c ? ", " : r ? ", [" : "["), json_number(v.affine[r][c], 9);
+            printf("]");
+        }
+        printf("], \"affine_problem\": ");
+        if (bad) json_string(bad);
+        else fputs("null", stdout);
+        printf("}\n");
     } else {
         printf("%s: NIfTI-%d, %s-endian %s, dims", path, v.version, v.big_endian ? "big" : "little",
                nii_datatype_name(v.datatype));
@@ -152,10 +170,14 @@ static void describe_nifti(const char *path, int json) {
         printf(", voxel size");
         for (int i = 1; i <= DF_MIN(v.ndim, 3); i++) printf("%s%.4g", i > 1 ? " x " : " ", v.pixdim[i]);
         printf(" mm, orientation %s\n", v.orient);
+        if (bad) printf("the voxel-to-world affine (sform, else qform) %s: no place in world space (pack refuses it)\n", bad);
         if (v.slope != 1.0 || v.inter != 0.0) printf("scaling: value = raw * %.9g + %.9g\n", v.slope, v.inter);
-        printf("scaled data: min %.6g max %.6g mean %.6g", lo, hi, mean);
-        if (nonfinite) printf(" (%ld non-finite voxels left out)", nonfinite);
-        printf("\n");
+        if (none) printf("scaled data: no finite voxel (%ld NaN or infinite)\n", nonfinite);
+        else {
+            printf("scaled data: min %.6g max %.6g mean %.6g", lo, hi, mean);
+            if (nonfinite) printf(" (%ld non-finite voxels left out)", nonfinite);
+            printf("\n");
+        }
     }
     nii_free(&v);
 }

@@ -104,6 +104,14 @@ expect_fail "info: NIfTI-1 vox_offset 0" "vo1.nii: header vox_offset = 0: the da
 printf 'path,label\nvo2.nii,0\n' >"$G/vo.csv"
 expect_fail "pack: NIfTI-2 vox_offset 540" "vo.csv:2: .*vo2.nii: header vox_offset = 540: the data of a single-file NIfTI-2 start at byte 544" \
     "$WORK/o" "$DF" pack --manifest "$G/vo.csv" --out "$WORK/o"
+# info: JSON has no NaN or infinity; they are null (a NaN in the affine; no finite voxel)
+"$DAMAGE" "$G/allnan.nii" nifti all
+"$DF" info "$G/nan.nii" --json >"$G/nan.json"; "$DF" info "$G/allnan.nii" --json >"$G/allnan.json"
+check "info --json: a NaN affine entry is null" grep -q '"affine": \[\[null, 0, 0, -8\], \[0, 2, 0, -9\], \[0, 0, 2, -10\]\], "affine_problem": "is not finite"}$' "$G/nan.json"
+check "info --json: no finite voxel gives null min, max, mean" grep -q '"min": null, "max": null, "mean": null, "nonfinite": 64,' "$G/allnan.json"
+check "info --json: no bare nan or inf" bash -c "! sed 's/\"[^\"]*\"//g' '$G/nan.json' '$G/allnan.json' | grep -Eiq 'nan|inf'"
+check "info: a singular affine is said" bash -c "'$DF' info '$G/rank2.nii' | grep -qx 'the voxel-to-world affine (sform, else qform) is singular: no place in world space (pack refuses it)'"
+
 # info on NIfTI files.
 "$DF" info "$WORK/nii/sub-00000.nii.gz" --json >"$WORK/info.json"
 check "info --json on NIfTI" grep -q '"dims": \[12, 12, 12\], "pixdim": \[1.5, 1.5, 1.5\], "datatype": "float32"' "$WORK/info.json"
