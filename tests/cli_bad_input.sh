@@ -12,6 +12,7 @@ expect_fail() {
     if ! grep -Eq -- "$pattern" "$err"; then fail "$name: message does not match /$pattern/:"; cat "$err"; return; fi
     if [ "$(grep -c . "$err")" != 1 ]; then fail "$name: expected exactly one message line"; cat "$err"; return; fi
     if [ -e "$WORK/runs" ]; then fail "$name: wrote output despite the error"; rm -rf "$WORK/runs"; return; fi
+    if ls -a "$WORK" | grep -Eq "$tmp_names"; then fail "$name: left a temporary behind: $(ls -a "$WORK" | grep -E "$tmp_names")"; return; fi
     pass "$name"
 }
 

@@ -61,8 +61,11 @@ expect_rewrite_error() {
     check "$name: nothing written" [ -z "$(ls -A "$WORK/$name")" ]
 }
 
+# The program's temporary names: .NAME.tmp.PID (files and pack's folder), OUT.tmp-PID
+# (export's and saliency's folders), .NAME.TAG.tmp (residualize's and harmonize's shards).
+tmp_names='\.tmp([.-]|$)'
 # expect_fail NAME PATTERN OUTDIR CMD...: exit status 2, one stderr line matching PATTERN,
-# OUTDIR absent afterwards and no temporary directory beside it.
+# OUTDIR absent afterwards and no temporary file or folder beside it.
 expect_fail() {
     local name=$1 pattern=$2 out=$3; shift 3
     local err="$WORK/err.txt" status
@@ -70,7 +73,7 @@ expect_fail() {
     if [ "$status" != 2 ]; then fail "$name: exit status $status, expected 2"; cat "$err"; return; fi
     if ! grep -Eq -- "$pattern" "$err"; then fail "$name: message does not match /$pattern/:"; cat "$err"; return; fi
     if [ "$(grep -c . "$err")" != 1 ]; then fail "$name: expected exactly one message line"; cat "$err"; return; fi
-    if [ -e "$out" ] || ls -a "$(dirname "$out")" | grep -q '\.tmp\.'; then fail "$name: left output behind"; return; fi
+    if [ -e "$out" ] || ls -a "$(dirname "$out")" | grep -Eq "$tmp_names"; then fail "$name: left output behind"; return; fi
     pass "$name"
 }
 

@@ -64,7 +64,7 @@ png_ok() {
     [ "$(wc -c <"$1")" -gt 20000 ] || { echo "$1: $(wc -c <"$1") bytes"; return 1; }
 }
 # no_leftovers DIR: no temporary PNG or script folder left in DIR
-no_leftovers() { ! ls -a "$1" | grep -q '^\.plot\.\|\.tmp\.'; }
+no_leftovers() { ! ls -a "$1" | grep -Eq "^\.plot\.|$tmp_names"; }
 
 if command -v "${DECONFOUND_GNUPLOT:-gnuplot}" >/dev/null; then
     "$DF" plot "$WORK/baseline" >"$WORK/one.log" 2>&1
