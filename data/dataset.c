@@ -185,10 +185,19 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int load_shards(Dataset *ds, const char *source, size_t cache_bytes, int cache_mode, DfError *err) {
+// where: "FILE:LINE: [data] source" when the list came from a config, for the list's own
+// errors (an empty item, a shard listed twice, a missing file), or NULL.
+static int load_shards(Dataset *ds, const char *source, const char *where, size_t cache_bytes, int cache_mode, DfError *err) {
     char **paths = NULL;
     int np = 0, rc = -1;
-    if (shard_list_source(source, &paths, &np, err)) goto done;
+    if (shard_list_source(source, &paths, &np, err)) {
+        if (where) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            df_err(err, "%s: %s", where, msg);
+        }
+        goto done;
+    }
     Cohort *c = &ds->cohort;
     memset(c, 0, sizeof *c);
     ds->files = xcalloc((size_t)np, sizeof(DatasetFile));
@@ -228,7 +237,7 @@ int dataset_from_shards(Dataset *ds, const char *sources, DfError *err) {
     memset(ds, 0, sizeof *ds);
     snprintf(ds->source, sizeof ds->source, "%s", sources);
     ds->prefetch = 2;
-    if (load_shards(ds, sources, (size_t)4096 << 20, 0, err)) { dataset_free(ds); return -1; }
+    if (load_shards(ds, sources, NULL, (size_t)4096 << 20, 0, err)) { dataset_free(ds); return -1; }
     return 0;
 }
 
@@ -415,7 +424,9 @@ static int load_source(Dataset *ds, const char *source, const Ini *ini, IniSecti
         ManifestSettings ms;
         return manifest_settings_from_ini(&ms, ini, s, err) || load_manifest(ds, source, &ms, err) ? -1 : 0;
     }
-    return load_shards(ds, source, (size_t)cache_mb << 20, cache_mode, err);
+    char where[640];
+    ini_where_key(ini, s, "source", where, sizeof where);
+    return load_shards(ds, source, where, (size_t)cache_mb << 20, cache_mode, err);
 }
 
 // The split: from a file, the source's own (biased-fmnist: its training images, validated on

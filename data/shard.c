@@ -599,52 +599,121 @@ static int ends_with_h5(const char *s) {
     return n >= 3 && strcmp(s + n - 3, ".h5") == 0;
 }
 
+// One shard of a source list: its path, the list item it came from (1-based) and whether
+// that item was a directory, and the file's identity.
+typedef struct {
+    char *path;
+    int item, from_dir;
+    dev_t dev;
+    ino_t ino;
+} Listed;
+
+static void add_listed(Listed **v, int *n, int *cap, char *path, int item, int from_dir, const struct stat *st) {
+    if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *v = xrealloc(*v, sizeof(Listed) * (size_t)*cap); }
+    (*v)[(*n)++] = (Listed){ path, item, from_dir, st->st_dev, st->st_ino };
+}
+
 // Shard paths of one source item: the file itself, or a directory's *.h5 files (sorted).
-static int list_item(const char *item, char ***paths, int *n, int *cap, DfError *err) {
+static int list_item(const char *item, int k, Listed **v, int *n, int *cap, DfError *err) {
     struct stat st;
     if (stat(item, &st) != 0) return df_err(err, "%s: cannot open: %s", item, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
-        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
-        (*paths)[(*n)++] = xstrdup(item);
+        add_listed(v, n, cap, xstrdup(item), k, 0, &st);
         return 0;
     }
     DIR *d = opendir(item);
     if (!d) return df_err(err, "%s: cannot list: %s", item, strerror(errno));
-    int before = *n;
+    char **names = NULL;
+    int m = 0, mcap = 0, rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || !ends_with_h5(e->d_name)) continue;  // skips .tmp files
-        if (*n == *cap) { *cap = *cap ? 2 * *cap : 16; *paths = xrealloc(*paths, sizeof(char *) * (size_t)*cap); }
+        if (m == mcap) { mcap = mcap ? 2 * mcap : 16; names = xrealloc(names, sizeof(char *) * (size_t)mcap); }
         size_t len = strlen(item) + strlen(e->d_name) + 2;
-        char *p = xmalloc(len);
-        snprintf(p, len, "%s/%s", item, e->d_name);
-        (*paths)[(*n)++] = p;
+        names[m] = xmalloc(len);
+        snprintf(names[m++], len, "%s/%s", item, e->d_name);
     }
     closedir(d);
-    if (*n == before) return df_err(err, "%s: directory holds no .h5 shards", item);
-    qsort(*paths + before, (size_t)(*n - before), sizeof(char *), cmp_str);
-    return 0;
+    if (m == 0) rc = df_err(err, "%s: directory holds no .h5 shards", item);
+    qsort(names, (size_t)m, sizeof(char *), cmp_str);
+    for (int i = 0; i < m; i++) {
+        if (rc == 0 && stat(names[i], &st) != 0) rc = df_err(err, "%s: cannot open: %s", names[i], strerror(errno));
+        if (rc == 0) add_listed(v, n, cap, names[i], k, 1, &st);
+        else free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int cmp_identity(const void *a, const void *b) {
+    const Listed *x = a, *y = b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return (x->item > y->item) - (x->item < y->item);  // then list order (qsort is not stable)
+}
+
+// 0, or -1 naming the first file (in list order) that is a file listed before: by device and
+// inode, so another spelling of the path, a symbolic or hard link, or a directory holding a
+// file also named on its own are all caught. The list is the same on every rank, and so is
+// the answer. Its samples would be read twice, and could land in training and validation both.
+static int check_once(const char *source, const Listed *v, int n, DfError *err) {
+    if (n < 2) return 0;
+    Listed *s = xmalloc(sizeof(Listed) * (size_t)n);
+    for (int i = 0; i < n; i++) { s[i] = v[i]; s[i].item = i; }  // item: position in the list, for now
+    qsort(s, (size_t)n, sizeof(Listed), cmp_identity);
+    int second = -1, first = -1;  // the earliest repeat, and the first listing of its file
+    for (int i = 1; i < n; i++)
+        if (s[i].dev == s[i - 1].dev && s[i].ino == s[i - 1].ino && (second < 0 || s[i].item < second)) {
+            int a = i - 1;
+            while (a > 0 && s[a - 1].dev == s[i].dev && s[a - 1].ino == s[i].ino) a--;
+            second = s[i].item;
+            first = s[a].item;
+        }
+    free(s);
+    if (second < 0) return 0;
+    const Listed *a = &v[first], *b = &v[second];
+    char from_a[64] = "", from_b[64] = "";
+    if (a->from_dir) snprintf(from_a, sizeof from_a, ", from a directory");
+    if (b->from_dir) snprintf(from_b, sizeof from_b, ", from a directory");
+    return df_err(err, "%s: this shard is listed twice in '%s' (item %d%s, and as '%s' in item %d%s): each shard may be named "
+                  "once, or its samples are read twice and can land in both training and validation",
+                  a->path, source, a->item, from_a, b->path, b->item, from_b);
 }
 
 int shard_list_source(const char *source, char ***paths, int *n, DfError *err) {
-    char *copy = xstrdup(source), *save = NULL;
-    int cap = 0, rc = 0;
+    Listed *v = NULL;
+    int m = 0, cap = 0, rc = 0, k = 0;
     *paths = NULL;
     *n = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        size_t len = strlen(tok);
-        while (len > 0 && tok[len - 1] == ' ') tok[--len] = 0;
-        if (!*tok) rc = df_err(err, "'%s': an empty item in the list of shards", source);
-        else rc = list_item(tok, paths, n, &cap, err);
+    // Items between commas, spaces around them trimmed; an empty one (",," or a comma at
+    // an end) is an error rather than skipped: it is likely a path lost in editing.
+    for (const char *p = source; rc == 0;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) p++, len--;
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        k++;
+        if (len == 0 && (comma || k > 1))
+            rc = df_err(err, "'%s': item %d of the list of shards is empty (two commas in a row, or one at an end?)", source, k);
+        else if (len == 0)
+            rc = df_err(err, "no shards named (an empty list: expected shard files or directories, comma-separated)");
+        else {
+            char *item = xmalloc(len + 1);
+            memcpy(item, p, len);
+            item[len] = '\0';
+            rc = list_item(item, k, &v, &m, &cap, err);
+            free(item);
+        }
+        if (!comma) break;
+        p = comma + 1;
     }
-    free(copy);
-    if (rc == 0 && *n == 0) rc = df_err(err, "'%s': no shards named", source);
-    if (rc) {
-        for (int i = 0; i < *n; i++) free((*paths)[i]);
-        free(*paths);
-        *paths = NULL;
-        *n = 0;
-    }
+    if (rc == 0) rc = check_once(source, v, m, err);
+    if (rc == 0) {
+        *paths = xmalloc(sizeof(char *) * (size_t)m);
+        for (int i = 0; i < m; i++) (*paths)[i] = v[i].path;
+        *n = m;
+    } else
+        for (int i = 0; i < m; i++) free(v[i].path);
+    free(v);
     return rc;
 }

@@ -44,7 +44,8 @@ int shard_read_masks(const char *path, int start, int count, uint8_t *masks, DfE
 // The shard files of a source list ("a.h5, dir, b.h5"): each item a file, or a directory's
 // *.h5 files in name order (hidden ones -- temporary files -- skipped). *paths (n of them;
 // the caller frees each and the array). -1 with err naming the item that is missing, an
-// empty directory, or an empty list.
+// empty directory, an empty item ("a.h5,,b.h5") or list, or a file listed twice (compared by
+// device and inode: another spelling, a link, a file also inside a listed directory).
 int shard_list_source(const char *source, char ***paths, int *n, DfError *err);
 
 // Where each sample's bytes lie in the file, for a reader that bypasses HDF5 (the loader's

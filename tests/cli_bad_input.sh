@@ -61,6 +61,23 @@ expect_fail "out of range" "range.ini:(10|15): .*out" "$DF" train "$WORK/range.i
 
 printf '[data]\nsource = %s/missing.h5\n[train]\nout_dir = %s/runs\n[linear]\nout = 2\n' "$WORK" "$WORK" >"$WORK/nodata.ini"
 expect_fail "missing shard" "missing.h5" "$DF" train "$WORK/nodata.ini"
+# a shard listed twice (itself and through its folder, or a symbolic link to it): refused on
+# every rank alike, naming it, by train, predict/eval --data and residualize; an empty item or
+# an empty list names the config's key
+"$DF" synth mri3d --out "$WORK/dup" --n 16 --shape 8,8,8 >/dev/null
+ln -s "$WORK/dup/shard-00000.h5" "$WORK/dup-link.h5"
+expect_fail "a shard listed twice" "nodata.ini: --set data.source: \[data\] source: $WORK/dup/shard-00000.h5: this shard is listed twice" \
+    mpi 2 "$DF" train "$WORK/nodata.ini" --set "data.source=$WORK/dup/shard-00000.h5,$WORK/dup"
+expect_fail "a shard listed twice, through a symbolic link" "$WORK/dup/shard-00000.h5: this shard is listed twice .*dup-link.h5" \
+    "$DF" train "$WORK/nodata.ini" --set "data.source=$WORK/dup,$WORK/dup-link.h5"
+expect_fail "a shard listed twice, predict" "shard-00000.h5: this shard is listed twice" \
+    "$DF" predict "$WORK/nodata.ini" --checkpoint "$WORK/none.h5" --data "$WORK/dup,$WORK/dup/../dup/shard-00000.h5" --out "$WORK/runs"
+expect_rewrite_error dup_residualize "shard-00000.h5: this shard is listed twice" 2 residualize \
+    --train "$WORK/dup,$WORK/dup-link.h5" --remove site
+expect_fail "an empty item in the shards" "nodata.ini: --set data.source: \[data\] source: .*item 2 of the list of shards is empty" \
+    "$DF" train "$WORK/nodata.ini" --set "data.source=$WORK/dup,,$WORK/missing.h5"
+sed 's|^source = .*|source =|' "$WORK/nodata.ini" >"$WORK/nosource.ini"
+expect_fail "an empty source" "nosource.ini:2: \[data\] source: no shards named" "$DF" train "$WORK/nosource.ini"
 
 # a field of 5000 characters: the message keeps the file and line, and the problem at its end
 long=$(head -c 5000 /dev/zero | tr '\0' 7)

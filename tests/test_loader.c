@@ -8,6 +8,7 @@
 //   - subject-level splits, stratified k-fold, a test split;
 //   - mdn2d / video / biased-fmnist generators (the latter skipped without the IDX files).
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,6 +41,24 @@ static Dataset *load(const char *text) {
     }
     ini_free(&ini);
     return ds;
+}
+
+// dataset_from_config fails with a message holding every one of the NULL-ended strings.
+static void expect_load_error(const char *text, ...) {
+    Ini ini;
+    DfError err = { "" };
+    Dataset ds;
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, text, "bad.ini", &err), 0);
+    CU_ASSERT_EQUAL(dataset_from_config(&ds, &ini, &err), -1);
+    ini_free(&ini);
+    va_list ap;
+    va_start(ap, text);
+    for (const char *want; (want = va_arg(ap, const char *));)
+        if (!strstr(err.msg, want)) {
+            fprintf(stderr, "\n  '%s' not in: %s\n", want, err.msg);
+            CU_FAIL("message");
+        }
+    va_end(ap);
 }
 
 static void drop(Dataset *ds) {
@@ -298,6 +317,34 @@ static void test_disk_reads(void) {
     Dataset *mem2 = load(text);
     CU_ASSERT_PTR_NOT_NULL_FATAL(mem2);
     CU_ASSERT_EQUAL(mem2->in_memory, 1);
+    // A shard named twice -- twice as itself, by another spelling, through a symbolic link,
+    // or also in a directory listed -- is refused, naming it: its samples would otherwise be
+    // read twice and could sit in training and validation both. So is an empty item.
+    char s0[600], s1[600], ln[600];
+    snprintf(s0, sizeof s0, "%s/shard-00000.h5", tp("shards"));
+    snprintf(s1, sizeof s1, "%s/shard-00001.h5", tp("shards"));
+    snprintf(ln, sizeof ln, "%s", tp("link.h5"));
+    CU_ASSERT_EQUAL(symlink(s1, ln), 0);
+    snprintf(text, sizeof text, "[data]\nsource = %s, %s\n", s0, tp("shards"));
+    expect_load_error(text, "bad.ini:2: [data] source: ", s0, "listed twice", NULL);
+    snprintf(text, sizeof text, "[data]\nsource = %s,%s/./shard-00000.h5\n", s0, tp("shards"));
+    expect_load_error(text, s0, "listed twice", "/./shard-00000.h5", NULL);
+    snprintf(text, sizeof text, "[data]\nsource = %s,%s,%s\n", s0, s1, ln);
+    expect_load_error(text, s1, "listed twice", "link.h5' in item 3", NULL);
+    snprintf(text, sizeof text, "[data]\nsource = %s,%s\n", tp("shards"), tp("shards"));
+    expect_load_error(text, s0, "listed twice", NULL);
+    snprintf(text, sizeof text, "[data]\nsource = %s,,%s\n", s0, s1);
+    expect_load_error(text, "bad.ini:2: [data] source: ", "item 2 of the list of shards is empty", NULL);
+    snprintf(text, sizeof text, "[data]\nsource = %s,\n", s0);
+    expect_load_error(text, "item 2 of the list of shards is empty", NULL);
+    expect_load_error("[data]\nsource =\n", "bad.ini:2: [data] source: no shards named", NULL);
+    expect_load_error("[data]\nsource = ,\n", "bad.ini:2: [data] source: ", "item 1 of the list of shards is empty", NULL);
+    Dataset inf;  // the inference path (predict, eval --data) too
+    CU_ASSERT_EQUAL(dataset_from_shards(&inf, tp("shards"), &err), 0);
+    dataset_free(&inf);
+    snprintf(text, sizeof text, "%s,%s", ln, tp("shards"));
+    CU_ASSERT_EQUAL(dataset_from_shards(&inf, text, &err), -1);
+    CU_ASSERT(strstr(err.msg, ln) && strstr(err.msg, "listed twice"));
     // Same split (unique subjects: the sample-level split), same epochs.
     CU_ASSERT_EQUAL(disk->n_train, mem->n_train);
     CU_ASSERT_EQUAL(memcmp(disk->train_idx, mem->train_idx, sizeof(int) * (size_t)mem->n_train), 0);
