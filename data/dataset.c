@@ -23,10 +23,12 @@ static int cmp_by_subject(const void *a, const void *b) {
 
 // ---- splits ------------------------------------------------------------------------------
 
-void dataset_split(Dataset *ds, const SplitConfig *sc) {
+int dataset_split(Dataset *ds, const SplitConfig *sc, DfError *err) {
     const Cohort *c = &ds->cohort;
     int n = c->n;
     free(ds->train_idx); free(ds->val_idx); free(ds->test_idx);
+    ds->train_idx = ds->val_idx = ds->test_idx = NULL;
+    ds->n_train = ds->n_val = ds->n_test = 0;
     // Units: subjects (all samples of one subject move together), or samples.
     int *unit_of = xmalloc(sizeof(int) * (size_t)n), n_units = 0;
     int *unit_first = xmalloc(sizeof(int) * (size_t)n);
@@ -71,17 +73,49 @@ void dataset_split(Dataset *ds, const SplitConfig *sc) {
     rng_seed_stream(&rng, sc->seed, 0x5b1175, 0);
     rng_permutation(&rng, perm, n_units);
     int *where = xmalloc(sizeof(int) * (size_t)n_units);  // 0 train, 1 val, 2 test
+    int n_rest = 0;  // units outside the test split
     for (int t = 0; t < n_units; t++) {
         int u = perm[t], s = stratum[u];
         int qtest = (int)(sc->test_fraction * count[s] + 0.5);
         if (taken_test[s] < qtest) { where[u] = 2; taken_test[s]++; continue; }
+        n_rest++;
         if (sc->kfold >= 2) {
-            where[u] = pos[s]++ % sc->kfold == sc->fold ? 1 : 0;
+            where[u] = 0;  // dealt below
         } else {
             int qval = (int)(sc->val_fraction * count[s] + 0.5);
             if (taken_val[s] < qval) { where[u] = 1; taken_val[s]++; }
             else where[u] = 0;
         }
+    }
+    int rc = 0, ids = c->subjects != NULL;  // real ids, not a shard's stand-ins ("#12")
+    for (int f = 0; f < ds->n_files; f++) ids &= ds->files[f].subjects;
+    if (sc->kfold > n_rest) {
+        // A fold with no one in it would validate on nothing, and its run report nothing.
+        rc = df_err(err, "kfold = %d, but the data hold %d %s%s: a validation fold would be empty (kfold can be at most %d)", sc->kfold,
+                    n_rest, ids ? "subjects" : "samples (no subject ids: each sample is its own subject)",
+                    n_rest < n_units ? " outside the test split" : "", n_rest);
+    } else if (sc->kfold >= 2) {
+        // The folds are dealt like cards, one stratum after another, each stratum's subjects
+        // in their permuted order, the deal going on where the previous stratum's stopped:
+        // every stratum is spread over the folds evenly (counts differing by at most 1), and
+        // so are all subjects (fold sizes differing by at most 1). pos[s]: where stratum s
+        // starts in that order.
+        for (int u = 0; u < n_units; u++)
+            if (where[u] != 2) pos[stratum[u]]++;
+        for (int s = 0, start = 0; s < n_strata; s++) {
+            int k = pos[s];
+            pos[s] = start;
+            start += k;
+        }
+        for (int t = 0; t < n_units; t++) {
+            int u = perm[t];
+            if (where[u] != 2) where[u] = pos[stratum[u]]++ % sc->kfold == sc->fold ? 1 : 0;
+        }
+    }
+    if (rc) {
+        free(unit_of); free(unit_first); free(stratum); free(skey); free(count); free(taken_test); free(taken_val);
+        free(pos); free(perm); free(where);
+        return -1;
     }
     ds->train_idx = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
     ds->val_idx = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
@@ -95,6 +129,7 @@ void dataset_split(Dataset *ds, const SplitConfig *sc) {
     }
     free(unit_of); free(unit_first); free(stratum); free(skey); free(count); free(taken_test); free(taken_val);
     free(pos); free(perm); free(where);
+    return 0;
 }
 
 // A fixed split from a file (split_file): CSV with columns subject and split.
@@ -451,8 +486,11 @@ static int make_split(Dataset *ds, SplitConfig *sc, const char *stratify, const 
     }
     if (split_file) return dataset_split_file(ds, split_file, err);
     if (!predefined) {
-        dataset_split(ds, sc);
-        return 0;
+        if (dataset_split(ds, sc, err) == 0) return 0;
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        ini_where(ini, s, "kfold", where, sizeof where);
+        return df_err(err, "%s: [data] %s", where, msg);
     }
     ds->train_idx = xmalloc(sizeof(int) * (size_t)c->n);
     ds->val_idx = xmalloc(sizeof(int) * (size_t)c->n);

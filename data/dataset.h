@@ -73,7 +73,9 @@ typedef struct {
     int stratify_column;  // cohort meta column (categorical) stratified on besides the label, or -1
     int kfold, fold;      // kfold >= 2: validation = fold `fold` (0-based) of kfold
 } SplitConfig;
-void dataset_split(Dataset *ds, const SplitConfig *sc);
+// -1 (err: "kfold = K, but the data hold N subjects ...") when kfold exceeds the subjects
+// outside the test split: a validation fold would be empty.
+int dataset_split(Dataset *ds, const SplitConfig *sc, DfError *err);
 // A fixed, published split ([data] split_file): a CSV (data/csv.h dialect) with columns
 // `subject` and `split` (train, val -- or validation -- or test; other columns ignored)
 // assigns each subject of ds->cohort, all its samples together. Errors name the file and

@@ -153,6 +153,12 @@ mpi 2 "$DF" cv "$cfg" --folds 3 --out "$WORK/cv" "${tiny[@]}" >cv2.log 2>&1
 check "cv again: the finished folds are kept" bash -c "[ \$(grep -c 'finished earlier' cv2.log) = 3 ] && ! grep -q 'done: train loss' cv2.log"
 "$DF" cv "$cfg" --folds 1 >cv3.log 2>&1
 check "cv: --folds 1 is refused (status 2)" bash -c "[ $? = 2 ] && grep -q -- '--folds' cv3.log"
+# more folds than samples: refused before any training, naming kfold and the count (a fold
+# would validate on nothing), on every rank alike
+mpi 2 "$DF" cv "$cfg" --folds 5 --out "$WORK/cv5" "${tiny[@]}" --set data.n=4 >cv4.log 2>&1
+check "cv: 5 folds of 4 samples are refused (status 2, one message)" bash -c "[ $? = 2 ] &&
+    [ \$(grep -c 'kfold = 5, but the data hold 4 samples .*a validation fold would be empty' cv4.log) = 1 ] && ! grep -q 'done: train loss' cv4.log" ||
+    cat cv4.log
 
 # plots at the end of a run; without gnuplot the run still succeeds and says so once
 if command -v gnuplot >/dev/null; then

@@ -453,7 +453,8 @@ static void check_partition(const Dataset *ds) {
 static void test_splits(void) {
     Dataset *ds = fake(300, 3);  // 100 subjects of 3 samples
     SplitConfig sc = { .val_fraction = 0.2, .test_fraction = 0.1, .seed = 5, .stratify_column = 0 };
-    dataset_split(ds, &sc);
+    DfError err = { "" };
+    CU_ASSERT_EQUAL(dataset_split(ds, &sc, &err), 0);
     check_partition(ds);
     CU_ASSERT(abs(ds->n_test - 30) <= 9);  // ~10 subjects, rounding per stratum
     CU_ASSERT(abs(ds->n_val - 54) <= 12);
@@ -463,7 +464,7 @@ static void test_splits(void) {
     int *in_val = xcalloc(300, sizeof(int));
     for (int fold = 0; fold < 5; fold++) {
         SplitConfig kf = { .test_fraction = 0.1, .seed = 5, .stratify_column = 0, .kfold = 5, .fold = fold };
-        dataset_split(ds, &kf);
+        CU_ASSERT_EQUAL_FATAL(dataset_split(ds, &kf, &err), 0);
         check_partition(ds);
         CU_ASSERT_EQUAL(ds->n_test, nt);
         CU_ASSERT_EQUAL(memcmp(ds->test_idx, test0, sizeof(int) * (size_t)nt), 0);
@@ -486,6 +487,51 @@ static void test_splits(void) {
     free(test0);
     dataset_free(ds);
     free(ds);
+    // k-fold sizes: the folds are dealt one stratum after another, the deal going on where the
+    // last stratum stopped, so the folds' sizes differ by at most 1, and so do each stratum's
+    // counts in the folds (6 strata here: 3 labels x 2 sites, of a few subjects each).
+    static const int sizes[] = { 7, 16, 23, 100 }, ks[] = { 2, 3, 5, 7 };
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            Dataset *f = fake(sizes[a], 1);
+            int K = ks[b], lo = sizes[a], hi = 0, slo[6], shi[6], seen = 0;
+            for (int q = 0; q < 6; q++) slo[q] = sizes[a], shi[q] = 0;
+            for (int fold = 0; fold < K; fold++) {
+                SplitConfig kf = { .seed = 5, .stratify_column = 0, .kfold = K, .fold = fold };
+                if (K > sizes[a]) {  // more folds than subjects: refused, none left empty
+                    CU_ASSERT_EQUAL(dataset_split(f, &kf, &err), -1);
+                    CU_ASSERT(strstr(err.msg, "kfold = ") && strstr(err.msg, "subjects") && strstr(err.msg, "empty"));
+                    break;
+                }
+                CU_ASSERT_EQUAL_FATAL(dataset_split(f, &kf, &err), 0);
+                check_partition(f);
+                seen += f->n_val;
+                lo = DF_MIN(lo, f->n_val), hi = DF_MAX(hi, f->n_val);
+                int per[6] = { 0 };
+                for (int i = 0; i < f->n_val; i++) {
+                    int v = f->val_idx[i];
+                    per[f->cohort.labels[v] * 2 + (int)f->cohort.meta[v]]++;
+                }
+                for (int q = 0; q < 6; q++) slo[q] = DF_MIN(slo[q], per[q]), shi[q] = DF_MAX(shi[q], per[q]);
+            }
+            if (K <= sizes[a]) {
+                CU_ASSERT_EQUAL(seen, sizes[a]);
+                CU_ASSERT(lo >= 1 && hi - lo <= 1);
+                for (int q = 0; q < 6; q++) CU_ASSERT(shi[q] - slo[q] <= 1);
+            }
+            dataset_free(f);
+            free(f);
+        }
+    // More folds than the subjects outside the test split.
+    Dataset *few = fake(10, 2);  // 5 subjects
+    SplitConfig k5 = { .test_fraction = 0.2, .seed = 5, .kfold = 5, .fold = 0, .stratify_column = -1 };
+    CU_ASSERT_EQUAL(dataset_split(few, &k5, &err), -1);
+    CU_ASSERT(strstr(err.msg, "kfold = 5, but the data hold ") && strstr(err.msg, "subjects outside the test split"));
+    k5.test_fraction = 0;
+    CU_ASSERT_EQUAL(dataset_split(few, &k5, &err), 0);
+    CU_ASSERT_EQUAL(few->n_val, 2);  // one subject of 2 samples
+    dataset_free(few);
+    free(few);
     // Without subject ids and with val only, the split is the original sample-level one.
     Dataset *a = load("[data]\nsource = synth:mri3d\nn = 40\nshape = 8\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
@@ -494,12 +540,23 @@ static void test_splits(void) {
     drop(a);
     // Bad split keys are rejected with file:line.
     Ini ini;
-    DfError err = { "" };
     Dataset d;
     ini_parse_string(&ini, "[data]\nsource = synth:mri3d\nkfold = 5\nfold = 5\n", "bad.ini", &err);
     CU_ASSERT_EQUAL(dataset_from_config(&d, &ini, &err), -1);
     CU_ASSERT(strstr(err.msg, "bad.ini:") && strstr(err.msg, "fold"));
     ini_free(&ini);
+    expect_load_error("[data]\nsource = synth:mri3d\nn = 4\nshape = 8\nkfold = 5\nfold = 1\n", "bad.ini:5: [data] kfold = 5, but the data hold 4 samples",
+                      "a validation fold would be empty (kfold can be at most 4)", NULL);
+    // 16 samples stratified on label and site (6 strata) in 3 folds: 6, 5 and 5 validate
+    // (each stratum used to start at fold 0: 8, 5 and 3).
+    for (int fold = 0; fold < 3; fold++) {
+        char text[160];
+        snprintf(text, sizeof text, "[data]\nsource = synth:mri3d\nn = 16\nshape = 8\nstratify = label,site\nkfold = 3\nfold = %d\n", fold);
+        Dataset *k3 = load(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k3);
+        CU_ASSERT_EQUAL(k3->n_val, fold == 0 ? 6 : 5);
+        drop(k3);
+    }
     ini_parse_string(&ini, "[data]\nsource = synth:mri3d\nflip = x\n", "bad.ini", &err);
     CU_ASSERT_EQUAL(dataset_from_config(&d, &ini, &err), -1);
     CU_ASSERT(strstr(err.msg, "flip") != NULL);
