@@ -378,27 +378,63 @@ static int manifest_paths(Manifest *m, const ManifestCells *c, DfError *err) {
     return 0;
 }
 
+// Why s is not a number, for messages: "" for a word, or that it is one strtod reads but
+// not as a finite double ("inf", "1e400").
+static const char *not_number_why(const char *s) {
+    char *end;
+    (void)strtod(s, &end);
+    return end != s && *end == '\0' ? " (infinite, or beyond the range of a double)" : "";
+}
+
+// A column mixing numbers and words: which value to blame. The kind most of its rows hold is
+// taken as meant (numbers on a tie: a word in a numeric column -- a typo, a placeholder -- is
+// the usual slip), and the first value of the other kind is the odd one. *odd: its row; *other:
+// the first row of the majority kind, for the message. Returns 1 when the odd one is a word.
+static int odd_one(int n_num, int n_word, int first_num, int first_word, int *odd, int *other) {
+    int word = n_num >= n_word;
+    *odd = word ? first_word : first_num;
+    *other = word ? first_num : first_word;
+    return word;
+}
+
 // Labels: all non-negative integers (class indices), or all names (numbered in sorted order).
+// A mix names its odd value (odd_one) and the first of the others.
 static int manifest_labels(Manifest *m, const ManifestCells *c, DfError *err) {
     const CsvTable *t = c->t;
     const char *name = t->header[c->label];
-    char at[1200];
+    char at[1200], at2[1200];
     for (int i = 0; i < m->n; i++)  // "NaN" or "NA" would otherwise become a class of its own
         if (csv_is_missing(csv_cell(t, i, c->label)))
             return df_err(err, "%s: %s: missing value", cell_at(c, i, c->label, at, sizeof at), name);
-    int int_labels = 1;
-    for (int i = 0; i < m->n && int_labels; i++) {
-        long v;
-        int_labels = df_parse_long(csv_cell(t, i, c->label), &v) == 0;
-    }
+    int n_num = 0, n_word = 0, first_num = -1, first_word = -1, first_frac = -1;
     for (int i = 0; i < m->n; i++) {
         const char *v = csv_cell(t, i, c->label);
+        long x;
+        if (is_number(v)) {
+            if (n_num++ == 0) first_num = i;
+            if (first_frac < 0 && df_parse_long(v, &x) != 0) first_frac = i;  // 1.5, 1e3, 0x10: numbers, not indices
+        } else if (n_word++ == 0) first_word = i;
+    }
+    if (n_num > 0 && n_word > 0) {
+        int odd, other, word = odd_one(n_num, n_word, first_num, first_word, &odd, &other);
+        cell_at(c, odd, c->label, at, sizeof at);
+        cell_at(c, other, c->label, at2, sizeof at2);
+        const char *v = csv_cell(t, odd, c->label), *w = csv_cell(t, other, c->label);
+        if (word)
+            return df_err(err, "%s: %s: '%s' is not a class index%s, but %d of the %d labels %s'%s' at %s): use class "
+                          "indices 0, 1, ... or names throughout", at, name, v, not_number_why(v), n_num, m->n, n_num == 1 ? "is a number (" : "are numbers (the first ", w, at2);
+        return df_err(err, "%s: %s: '%s' is a number, but %d of the %d labels %s'%s' at %s): use class indices 0, "
+                      "1, ... or names throughout", at, name, v, n_word, m->n, n_word == 1 ? "is a name (" : "are names (the first ", w, at2);
+    }
+    if (first_frac >= 0)
+        return df_err(err, "%s: %s: '%s' is not a class index (labels are whole numbers 0, 1, ..., or names)",
+                      cell_at(c, first_frac, c->label, at, sizeof at), name, csv_cell(t, first_frac, c->label));
+    int int_labels = n_word == 0;
+    for (int i = 0; i < m->n && int_labels; i++) {
         long x = 0;
-        if (int_labels && df_parse_long(v, &x) == 0 && (x < 0 || x > 1000000))
+        df_parse_long(csv_cell(t, i, c->label), &x);
+        if (x < 0 || x > 1000000)
             return df_err(err, "%s: %s: %ld is not a class index (0, 1, ...)", cell_at(c, i, c->label, at, sizeof at), name, x);
-        if (!int_labels && is_number(v))
-            return df_err(err, "%s: %s: '%s' is a number but other labels are names (use class indices 0, 1, ... or names "
-                          "throughout)", cell_at(c, i, c->label, at, sizeof at), name, v);
         m->labels[i] = (int32_t)x;
     }
     if (int_labels) return 0;
@@ -409,19 +445,28 @@ static int manifest_labels(Manifest *m, const ManifestCells *c, DfError *err) {
 
 // The kind of an undeclared confounder column, from its values: numbers throughout ->
 // continuous (two distinct integers: categorical); names throughout -> categorical; a mix is
-// an error at the first odd value.
+// an error naming its odd value (odd_one: the first of the minority kind) and the first value
+// of the other kind, each with its file and line.
 static int infer_kind(const Manifest *m, const ManifestCells *c, int j, DfError *err) {
     const CsvTable *t = c->t;
-    int col = c->col[j], first_num = -1, first_str = -1;
+    int col = c->col[j], first_num = -1, first_str = -1, n_num = 0, n_str = 0;
     for (int i = 0; i < m->n; i++) {
-        if (is_number(csv_cell(t, i, col))) { if (first_num < 0) first_num = i; }
-        else if (first_str < 0) first_str = i;
+        if (is_number(csv_cell(t, i, col))) { if (n_num++ == 0) first_num = i; }
+        else if (n_str++ == 0) first_str = i;
     }
-    if (first_num >= 0 && first_str >= 0) {
-        int bad = first_num < first_str ? first_str : first_num;
-        char at[1200];
-        return df_err(err, "%s: %s: '%s' is not a number (other rows hold numbers; declare the column %s:categorical if it is one)",
-                      cell_at(c, bad, col, at, sizeof at), m->columns[j], csv_cell(t, bad, col), m->columns[j]);
+    if (n_num > 0 && n_str > 0) {
+        int odd, other, word = odd_one(n_num, n_str, first_num, first_str, &odd, &other);
+        char at[1200], at2[1200];
+        cell_at(c, odd, col, at, sizeof at);
+        cell_at(c, other, col, at2, sizeof at2);
+        const char *v = csv_cell(t, odd, col), *w = csv_cell(t, other, col);
+        if (word)
+            return df_err(err, "%s: %s: '%s' is not a number%s, but %d of the %d rows %s'%s' at %s); declare "
+                          "the column %s:categorical if it is one", at, m->columns[j], v, not_number_why(v), n_num, m->n, n_num == 1 ? "holds a number (" : "hold numbers (the first ",
+                          w, at2, m->columns[j]);
+        return df_err(err, "%s: %s: '%s' is a number, but %d of the %d rows %s'%s' at %s); declare the column "
+                      "%s:categorical if its values are categories", at, m->columns[j], v, n_str, m->n, n_str == 1 ? "holds a name (" : "hold names (the first ", w, at2,
+                      m->columns[j]);
     }
     if (first_str >= 0) return META_CATEGORICAL;
     double a = 0, b = 0;
@@ -453,8 +498,8 @@ static int manifest_confounder(Manifest *m, const ManifestCells *c, int j, DfErr
     }
     for (int i = 0; i < m->n; i++)
         if (df_parse_double(csv_cell(t, i, col), &m->meta[(size_t)i * m->k + j]) != 0)
-            return df_err(err, "%s: %s: '%s' is not a number (the column is continuous)", cell_at(c, i, col, at, sizeof at),
-                          m->columns[j], csv_cell(t, i, col));
+            return df_err(err, "%s: %s: '%s' is not a number%s (the column is continuous)", cell_at(c, i, col, at, sizeof at),
+                          m->columns[j], csv_cell(t, i, col), not_number_why(csv_cell(t, i, col)));
     return 0;
 }
 

@@ -228,7 +228,10 @@ static void test_read_sessions(void) {
         touch(d, *p);
     put(d, "participants.tsv", "participant_id\tlabel\tage\nsub-01\t0\t20\nsub-02\t1\t30\nsub-03\t1\t40\n");
     put(d, "sessions.json", "{\"age\": {\"Units\": \"months\"}}");
+    put(d, "sub-02/sub-02_sessions.json", "{\"age\": {\"Units\": \"years\"}}");
     put(d, "sub-01/sub-01_sessions.tsv", "session_id\tage\tscanner\nses-1\t240\tA\nses-2\t252\tB\n");
+    put(d, "sessions.json", "{\"age\": {\"Units\": \"months\"}}");
+    put(d, "sub-02/sub-02_sessions.json", "{\"age\": {\"Units\": \"years\"}}");
     put(d, "sub-02/sub-02_sessions.tsv", "session_id\tage\tscanner\nses-2\t31\tB\n");
     put(d, "sub-02/sub-02_sessions.json", "{\"age\": {\"Units\": \"years\"}}");
     BidsQuery q = query(d, "label", "age");
@@ -264,6 +267,18 @@ static void test_read_sessions(void) {
     q = query(d, "label", "age");
     CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "sub-02/sub-02_sessions.tsv:2: age: 'thirty' is not a number"));
+    // ... also when a number of another file comes later: the word is the odd one (most rows
+    // hold numbers), named in its sessions file, beside the first number, in participants.tsv.
+    put(d, "sub-01/sub-01_sessions.tsv", "session_id\tage\nses-1\tabc\n");
+    put(d, "sub-02/sub-02_sessions.tsv", "session_id\tage\nses-2\t31\n");
+    put(d, "sessions.json", "{}");  // no Units: those would declare the column continuous
+    put(d, "sub-02/sub-02_sessions.json", "{}");
+    CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "ses/sub-01/sub-01_sessions.tsv:2: age: 'abc' is not a number, but 4 of the 5 rows hold numbers "
+                                   "(the first '20' at ") && tu_contains(err.msg, "ses/participants.tsv:2)"));
+    put(d, "sub-01/sub-01_sessions.tsv", "session_id\tage\tscanner\nses-1\t240\tA\nses-2\t252\tB\n");
+    put(d, "sessions.json", "{\"age\": {\"Units\": \"months\"}}");
+    put(d, "sub-02/sub-02_sessions.json", "{\"age\": {\"Units\": \"years\"}}");
     put(d, "sub-02/sub-02_sessions.tsv", "session_id\tage\nses-2\t31\nses-2\t32\n");
     CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "sub-02_sessions.tsv:3: session_id 'ses-2' appears twice (first on line 2)"));

@@ -167,7 +167,16 @@ static void test_manifest(void) {
         { "path,label,age\na,0,30\nb,1,thirty\n", NULL, "m.csv:3: age: 'thirty' is not a number" },
         { "path,label,age:continuous\na,0,30\nb,1,old\n", NULL, "m.csv:3: age: 'old' is not a number" },
         { "path,label,age\na,-1,30\n", NULL, "m.csv:2: label: -1 is not a class index" },
-        { "path,label,age\na,AD,30\nb,1,30\n", NULL, "m.csv:3: label: '1' is a number" },
+        // A column mixing numbers and words names its odd value -- the first of the kind fewer
+        // rows hold (numbers win a tie) -- at its own line, and the first of the others.
+        { "path,label,age\na,0,abc\nb,1,40\n", NULL, "m.csv:2: age: 'abc' is not a number, but 1 of the 2 rows holds a number ('40' at " },
+        { "path,label,age\na,0,inf\nb,1,40\nc,1,41\n", NULL, "m.csv:2: age: 'inf' is not a number (infinite, or beyond the range of a double), but 2 of the 3 rows hold numbers (the first '40' at " },
+        { "path,label,age\na,0,1e400\nb,1,40\n", NULL, "m.csv:2: age: '1e400' is not a number (infinite" },
+        { "path,label,age:continuous\na,0,30\nb,1,-1e999\n", NULL, "m.csv:3: age: '-1e999' is not a number (infinite" },
+        { "path,label,site\na,0,A\nb,1,3\nc,0,B\n", NULL, "m.csv:3: site: '3' is a number, but 2 of the 3 rows hold names (the first 'A' at " },
+        { "path,label,age\na,0,30\nb,1.5,30\n", NULL, "m.csv:3: label: '1.5' is not a class index" },
+        { "path,label,age\na,AD,30\nb,1,30\n", NULL, "m.csv:2: label: 'AD' is not a class index, but 1 of the 2 labels is a number ('1' at " },
+        { "path,label,age\na,AD,30\nb,1,30\nc,CN,30\n", NULL, "m.csv:3: label: '1' is a number, but 2 of the 3 labels are names (the first 'AD' at " },
         { "path,label,age\n,0,30\n", NULL, "m.csv:2: path is empty" },
         { "path,label,age:weird\na,0,30\n", NULL, "unknown kind 'weird'" },
         { "path,label,age\na,0,30\n", "site", "names column 'site'" },
@@ -177,6 +186,7 @@ static void test_manifest(void) {
         write_text(p, bad[i].text);
         CU_ASSERT_EQUAL(manifest_read(&m, p, bad[i].cat, NULL, &err), -1);
         CU_ASSERT(tu_contains(err.msg, bad[i].needle));
+        if (!tu_contains(err.msg, bad[i].needle)) fprintf(stderr, "\n  got: %s\n", err.msg);
         CU_ASSERT(tu_contains(err.msg, "m.csv"));
     }
     CU_ASSERT_EQUAL(manifest_read(&m, tu_path("none.csv"), NULL, NULL, &err), -1);
