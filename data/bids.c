@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 // ---- small helpers ---------------------------------------------------------------------
 
@@ -59,9 +60,27 @@ static int is_dir(const char *path) { struct stat st; return stat(path, &st) == 
 static int is_file(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISREG(st.st_mode); }
 // Something is there (a folder in a file's place is then named by the reader, not "missing").
 static int exists(const char *path) { struct stat st; return stat(path, &st) == 0; }
+// A symbolic link leading nowhere: in a DataLad or git-annex dataset, a file whose content
+// was not fetched. It is not "no file": taking it so would drop a subject, or a sessions
+// table or sidecar, silently.
+static int dangling(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0;
+}
+
+// 0, or -1 when path is a dangling link: "PATH: WHAT is a broken symbolic link (to TARGET) ...".
+static int check_fetched(const char *path, const char *what, const char *more, DfError *err) {
+    if (!dangling(path)) return 0;
+    char target[1024];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    return df_err(err, "%s: %s is a broken symbolic link (to '%s')%s: its content is not here -- in a DataLad or git-annex "
+                  "dataset, fetch it first (datalad get, or git annex get)", path, what, target, more ? more : "");
+}
 
 // The entries of folder `path` whose names start with `prefix` (sorted), folders only or
-// regular files only (symbolic links followed). -1 when the folder cannot be opened.
+// regular files only (symbolic links followed; a dangling one is listed with the files, for
+// the caller to refuse). -1 when the folder cannot be opened.
 static int list_dir(const char *path, const char *prefix, int dirs, Strs *out) {
     memset(out, 0, sizeof *out);
     DIR *d = opendir(path);
@@ -70,7 +89,7 @@ static int list_dir(const char *path, const char *prefix, int dirs, Strs *out) {
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || e->d_name[0] == '.') continue;
         char *full = fmt("%s/%s", path, e->d_name);
-        if (dirs ? is_dir(full) : is_file(full)) strs_push(out, xstrdup(e->d_name));
+        if (dirs ? is_dir(full) : is_file(full) || dangling(full)) strs_push(out, xstrdup(e->d_name));
         free(full);
     }
     closedir(d);
@@ -245,8 +264,10 @@ static int table_read(Table *tb, const char *path, const char *id_col, const cha
     if (dup >= 0)
         return df_err(err, "%s:%d: %s '%s' appears twice (first on line %d)", path, t->line[tb->ids[dup].row], id_col,
                       tb->ids[dup].id, t->line[tb->ids[dup - 1].row]);
-    for (int i = 0; i < 2 && json_paths[i] && !tb->json_path; i++)
+    for (int i = 0; i < 2 && json_paths[i] && !tb->json_path; i++) {
+        if (check_fetched(json_paths[i], "the sidecar", NULL, err)) return -1;
         if (is_file(json_paths[i])) tb->json_path = xstrdup(json_paths[i]);
+    }
     if (!tb->json_path) return 0;
     if (json_read(&tb->json, tb->json_path, err)) return -1;
     if (tb->json.type != JSON_OBJECT)
@@ -408,8 +429,8 @@ static int read_sessions(Bids *B, DfError *err) {
         char *tsv = fmt("%s/%s/%s_sessions.tsv", dir, im->subject, im->subject);
         char *own = fmt("%s/%s/%s_sessions.json", dir, im->subject, im->subject), *root = fmt("%s/sessions.json", dir);
         const char *sidecars[2] = { own, root };
-        int rc = 0;
-        if (is_file(tsv)) {
+        int rc = check_fetched(tsv, "the sessions table", NULL, err);
+        if (rc == 0 && is_file(tsv)) {
             B->ses = xrealloc(B->ses, sizeof(Table) * (size_t)(B->n_ses + 1));
             rc = table_read(&B->ses[B->n_ses++], tsv, "session_id", "ses-", sidecars, "sessions.json", err);
             im->ses = B->n_ses - 1;
@@ -708,7 +729,8 @@ static int read_participants(Bids *B, DfError *err) {
     if (!is_dir(q->dir)) return df_err(err, "%s: not a folder (a BIDS dataset's root)", q->dir);
     char *tsv = fmt("%s/participants.tsv", q->dir), *json = fmt("%s/participants.json", q->dir);
     const char *sidecars[2] = { json, NULL };
-    int rc = exists(tsv) ? table_read(&B->part, tsv, "participant_id", "sub-", sidecars, "participants.json", err)
+    int rc = check_fetched(tsv, "the participants table", NULL, err) ? -1
+           : exists(tsv) ? table_read(&B->part, tsv, "participant_id", "sub-", sidecars, "participants.json", err)
                           : df_err(err, "%s: missing (pack --bids reads the label and the confounders from it)", tsv);
     free(tsv);
     free(json);
@@ -738,6 +760,26 @@ static int select_subjects(Bids *B, DfError *err) {
     return rc;
 }
 
+// An image of a selected participant that is a dangling link: an error even with
+// drop_missing (the image exists, its content was not fetched), naming the first and
+// counting the others.
+static int check_images_fetched(const Bids *B, DfError *err) {
+    int first = -1, count = 0;
+    for (int i = 0; i < B->n_img; i++) {
+        const Image *im = &B->img[i];
+        if (im->prow < 0 || !B->selected[im->prow]) continue;
+        char *full = fmt("%s/%s", B->q->dir, im->path);
+        if (dangling(full)) { count++; if (first < 0) first = i; }
+        free(full);
+    }
+    if (first < 0) return 0;
+    char *full = fmt("%s/%s", B->q->dir, B->img[first].path), *more = count > 1 ? fmt(" (and %d more images are)", count - 1) : NULL;
+    check_fetched(full, "the image", more, err);
+    free(full);
+    free(more);
+    return -1;
+}
+
 // No image at all (a wrong --suffix or --session): an error saying where they were sought.
 static int check_found(const Bids *B, DfError *err) {
     if (B->n_img) return 0;
@@ -760,7 +802,7 @@ int bids_read(Manifest *m, const BidsQuery *q, BidsReport *r, DfError *err) {
     Strs kinds[3] = { { 0 } };  // participants without an image, images without a participant, rows with n/a
     int n_rows = 0, rc = -1;
     if (read_participants(&B, err) || select_subjects(&B, err) || scan_images(&B, err) || check_found(&B, err) ||
-        check_ambiguous(&B, err) || read_sessions(&B, err) || check_columns(&B, err))
+        check_ambiguous(&B, err) || check_images_fetched(&B, err) || read_sessions(&B, err) || check_columns(&B, err))
         goto done;
     if (!(rows = gather_rows(&B, &n_rows, &kinds[2], err))) goto done;
     find_unmatched(&B, &kinds[0], &kinds[1]);

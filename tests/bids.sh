@@ -106,6 +106,19 @@ check "--drop-missing is recorded in the source" info_has "$WORK/d/shard-00000.h
 printf 'sub-01\nsub-05\n' >"$WORK/keep.txt"
 "$DF" pack --bids "$DS" --label group --confounders age,sex --subjects "$WORK/keep.txt" --out "$WORK/k" --quiet >/dev/null \
     && info_has "$WORK/k/shard-00000.h5" '"n": 2,' && pass "--subjects: only the listed participants' missing data counts" || fail "--subjects with --bids"
+# a dangling symbolic link (a DataLad/git-annex file not fetched) is no missing image: an error
+# even with --drop-missing, on every rank; a participant --subjects leaves out may have one
+mkdir -p "$DS/sub-04/anat" && ln -s /nonexistent/annex/objects/x.nii.gz "$DS/sub-04/anat/sub-04_T1w.nii.gz"
+expect_fail "an image not fetched (a broken symbolic link), --drop-missing" \
+    "miss/sub-04/anat/sub-04_T1w.nii.gz: the image is a broken symbolic link \(to '/nonexistent/annex/objects/x.nii.gz'\): .*datalad get" \
+    "$WORK/o" mpi 2 "$DF" pack --bids "$DS" --label group --confounders age,sex --drop-missing --out "$WORK/o"
+"$DF" pack --bids "$DS" --label group --confounders age,sex --subjects "$WORK/keep.txt" --out "$WORK/k2" --quiet >/dev/null \
+    && info_has "$WORK/k2/shard-00000.h5" '"n": 2,' && pass "--subjects: a participant left out may have an image not fetched" ||
+    fail "--subjects with an unfetched image of another participant"
+ln -s /nonexistent/participants.json "$DS/participants.json"
+expect_fail "a sidecar not fetched" "miss/participants.json: the sidecar is a broken symbolic link" \
+    "$WORK/o" "$DF" pack --bids "$DS" --label group --confounders age,sex --subjects "$WORK/keep.txt" --out "$WORK/o"
+rm "$DS/participants.json" "$DS/sub-04/anat/sub-04_T1w.nii.gz"
 printf 'sub-01\nsub-09\n' >"$WORK/keep2.txt"
 expect_fail "--subjects: an id participants.tsv lacks" "keep2.txt:2: subject 'sub-09' is not in .*miss/participants.tsv" "$WORK/o" \
     "$DF" pack --bids "$DS" --label group --confounders age,sex --subjects "$WORK/keep2.txt" --out "$WORK/o"

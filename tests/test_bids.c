@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "testutil.h"
 #include "data/bids.h"
 #include "data/json.h"
@@ -283,6 +284,35 @@ static void test_read_sessions(void) {
     CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "sub-02_sessions.tsv:3: session_id 'ses-2' appears twice (first on line 2)"));
     put(d, "sub-02/sub-02_sessions.tsv", "session_id\tage\nses-2\t31\n");
+    // A dangling symbolic link -- a DataLad or git-annex file not fetched -- is not "no file":
+    // a sessions table, a sidecar or an image so is an error naming it, even with drop_missing
+    // (an image would otherwise be a participant without one, dropped; a table or sidecar
+    // silently not applied).
+    char link[1024];
+    snprintf(link, sizeof link, "%s/sub-02/sub-02_sessions.tsv", d);
+    CU_ASSERT(remove(link) == 0 && symlink("/nonexistent/annex/key", link) == 0);
+    CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "ses/sub-02/sub-02_sessions.tsv: the sessions table is a broken symbolic link (to '/nonexistent/annex/key')"));
+    remove(link);
+    put(d, "sub-02/sub-02_sessions.tsv", "session_id\tage\nses-2\t31\n");
+    snprintf(link, sizeof link, "%s/sub-02/sub-02_sessions.json", d);
+    CU_ASSERT(remove(link) == 0 && symlink("/nonexistent/annex/key", link) == 0);
+    CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "ses/sub-02/sub-02_sessions.json: the sidecar is a broken symbolic link"));
+    remove(link);
+    put(d, "sub-02/sub-02_sessions.json", "{\"age\": {\"Units\": \"years\"}}");
+    snprintf(link, sizeof link, "%s/sub-03/ses-1/anat/sub-03_ses-1_T1w.nii.gz", d);
+    CU_ASSERT(remove(link) == 0 && symlink("/nonexistent/annex/key", link) == 0);
+    q.drop_missing = 1;
+    CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
+    CU_ASSERT(tu_contains(err.msg, "ses/sub-03/ses-1/anat/sub-03_ses-1_T1w.nii.gz: the image is a broken symbolic link") &&
+              tu_contains(err.msg, "datalad get"));
+    q.drop_missing = 0;
+    remove(link);
+    touch(d, "sub-03/ses-1/anat/sub-03_ses-1_T1w.nii.gz");
+    CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), 0);  // fetched: read as before
+    manifest_free(&m);
+    bids_report_free(&r);
     touch(d, "sub-02/ses-2/anat/sub-01_ses-2_T1w.nii.gz");
     CU_ASSERT_EQUAL(bids_read(&m, &q, &r, &err), -1);
     CU_ASSERT(tu_contains(err.msg, "sub-02/ses-2/anat/sub-01_ses-2_T1w.nii.gz: the name does not start with sub-02_ses-2_"));
