@@ -80,7 +80,10 @@ int ini_parse_string(Ini *ini, const char *text, const char *origin, DfError *er
     memset(ini, 0, sizeof *ini);
     ini->origin = xstrdup(origin);
     ini->text = xstrdup(text);
-    char *copy = xstrdup(text);
+    // A UTF-8 byte order mark (Windows editors write one) is not part of the first line: left
+    // in, it made "[data]" an invisible "expected 'key = value'". The CSV reader skips it too.
+    const char *body = (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB && (unsigned char)text[2] == 0xBF ? text + 3 : text;
+    char *copy = xstrdup(body);
     IniSection *cur = NULL;
     int lineno = 0, rc = 0;
     char *save = NULL;

@@ -52,6 +52,17 @@ static void test_ini_parse(void) {
     CU_ASSERT_EQUAL(ini_int(&ini, &ini.sections[1], "out", 0, 5, 100, &v, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "x.ini:6:"));
     ini_free(&ini);
+    // A UTF-8 byte order mark before the first line (Windows editors write one) is skipped, as
+    // the CSV reader skips it; the text is kept as given. Only at the very start.
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "\xEF\xBB\xBF[data]\nsource = synth:mri3d\n", "bom.ini", &err), 0);
+    CU_ASSERT_EQUAL(ini.n, 1);
+    CU_ASSERT_STRING_EQUAL(ini_str(ini_section(&ini, "data"), "source", NULL), "synth:mri3d");
+    CU_ASSERT_EQUAL(ini.sections[0].line, 1);
+    CU_ASSERT_EQUAL((unsigned char)ini.text[0], 0xEF);
+    ini_free(&ini);
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "\xEF\xBB\xBFn = 4\n", "bom.ini", &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "bom.ini:1: key 'n' outside any [section]");
+    CU_ASSERT_EQUAL(ini_parse_string(&ini, "[data]\n\xEF\xBB\xBF[train]\n", "bom.ini", &err), -1);
 }
 
 // A layer's name may hold '.' (the key follows the last one) and any case; a name that two
