@@ -50,28 +50,18 @@ void output_folder_abandon(const char *tmp) {
     if (dist_rank() == 0) df_remove_tree(tmp);
 }
 
-// Collective: 0 when rc == 0 on every rank; else -1 on every rank with err holding the
-// message of the lowest failing rank (as pack and the loader agree), so it is printed once.
-static int agree(int rc, DfError *err) {
-    double flag = rc ? (double)(dist_size() - dist_rank()) : 0.0;
-    dist_allreduce_max_f64(&flag, 1);
-    if (flag == 0) return 0;
-    dist_bcast(err->msg, sizeof err->msg, dist_size() - (int)flag);
-    return -1;
-}
-
 long export_to_folder(const char *out, const char *suffix, char *const *paths, int n_paths, const char *const *subjects,
                       int n_subjects, const char *cmd) {
     DfError err = { "" };
     // every shard read before the folder exists: a file that is not a shard, or a sample with
     // no usable geometry, stops the command with nothing written
-    if (agree(dist_rank() == 0 ? export_check(paths, n_paths, &err) : 0, &err))
+    if (dist_agree(dist_rank() == 0 ? export_check(paths, n_paths, &err) : 0, &err))
         df_die_collective(DF_EXIT_INPUT, "%s: %s", cmd, err.msg);
     char tmp[1200];
     output_folder_begin(out, cmd, tmp);
     long written = 0;
     int rc = export_shards(tmp, suffix, paths, n_paths, subjects, n_subjects, dist_rank(), dist_size(), &written, &err);
-    if (agree(rc, &err)) {
+    if (dist_agree(rc, &err)) {
         // a sample that cannot be read or a file that cannot be written (a full disk): the
         // folder is removed, as every writer here does, rather than kept under a name the user
         // never gave -- a half folder on a full disk would keep the disk full. The message names

@@ -536,23 +536,6 @@ int loader_begin_epoch_at(Loader *l, int epoch, int first_step) {
     return l->steps;
 }
 
-// Collective: rc is this rank's failure status for the step (0: none). A sample read on one
-// rank only -- a bad voxel, a read error -- must stop every rank at the same step, before the
-// step's collectives: every rank serves every step (its share may be empty), so every rank is
-// here. Returns the status of the lowest failing rank, whose message every rank then holds
-// in e; with one rank, rc itself.
-static int agree(int rc, DfError *e) {
-    int P = dist_size();
-    if (P == 1) return rc;
-    double who = rc ? (double)(P - dist_rank()) : 0.0;
-    dist_allreduce_max_f64(&who, 1);
-    if (who == 0.0) return 0;
-    int root = P - (int)who;
-    dist_bcast(e->msg, sizeof e->msg, root);
-    dist_bcast(&rc, sizeof rc, root);
-    return rc;
-}
-
 const Batch *loader_next(Loader *l, DfError *err) {
     double t0 = df_now();
     DF_ASSERT(l->epoch >= 0);  // loader_begin_epoch first
@@ -571,7 +554,10 @@ const Batch *loader_next(Loader *l, DfError *err) {
         pthread_mutex_unlock(&l->mu);
         rc = fill(l, b, s, &e);
     }
-    rc = agree(rc, &e);
+    // A sample read on one rank only -- a bad voxel, a read error -- must stop every rank at
+    // this step, before the step's collectives: every rank serves every step (its share may
+    // be empty), so every rank is here.
+    rc = dist_agree(rc, &e);
     l->wait += df_now() - t0;
     if (rc) {
         pthread_mutex_lock(&l->mu);  // every rank stops here, also one whose own share read well

@@ -610,17 +610,6 @@ int prep_load(const PrepConfig *cfg, const char *path, const char *mask_path, fl
 
 // ---- pack ----------------------------------------------------------------------------------
 
-// Collective: 0 when rc == 0 on every rank; else -1 on every rank with err holding the
-// message of the lowest failing rank.
-static int agree(int rc, DfError *err) {
-    double flag = rc ? (double)(dist_size() - dist_rank()) : 0.0;
-    dist_allreduce_max_f64(&flag, 1);
-    if (flag == 0) return 0;
-    int root = dist_size() - (int)flag;
-    dist_bcast(err->msg, sizeof err->msg, root);
-    return -1;
-}
-
 static char **dup_strings(char **s, int n) {
     if (!s || n == 0) return NULL;
     char **o = xmalloc(sizeof(char *) * (size_t)n);
@@ -701,7 +690,7 @@ static int make_out_dir(const PackConfig *cfg, char *tmp, size_t n, DfError *err
             if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", cfg->out, strerror(errno));
         }
     }
-    if (agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     dist_bcast(tmp, n, 0);
     return 0;
 }
@@ -765,7 +754,7 @@ static int load_rows(const PackConfig *cfg, const Manifest *m, Cohort *c, int a,
             free(x);
             free(mk);
         }
-        if ((rc = agree(rc, err))) break;
+        if ((rc = dist_agree(rc, err))) break;
         progress_update(DF_MIN(q + P, b));
         dist_gather_f32(round_buf, mine, have ? stride : 0);
         for (int r = 0; rank == 0 && r < P && q + r < b; r++) {
@@ -848,11 +837,11 @@ int pack_run(const PackConfig *cfg, DfError *err) {
     BidsReport report;
     memset(&m, 0, sizeof m);
     int rc = read_rows(cfg, &m, &report, err);
-    if (agree(rc, err)) { manifest_free(&m); bids_report_free(&report); return -1; }
+    if (dist_agree(rc, err)) { manifest_free(&m); bids_report_free(&report); return -1; }
     for (int i = 0; rank == 0 && cfg->verbose && i < report.n_dropped; i++) printf("%s\n", report.dropped[i]);
     char tmp[4096] = "";
     Shape shape = { 0, 0, 0, 0 };
-    if (agree(check_headers(cfg, &m, &shape, err), err) || make_out_dir(cfg, tmp, sizeof tmp, err)) goto fail;
+    if (dist_agree(check_headers(cfg, &m, &shape, err), err) || make_out_dir(cfg, tmp, sizeof tmp, err)) goto fail;
     int nshards = (m.n + cfg->shard_size - 1) / cfg->shard_size;
     progress_begin("pack", "volumes", 0, m.n);
     for (int s = 0; s < nshards; s++) {
@@ -869,12 +858,12 @@ int pack_run(const PackConfig *cfg, DfError *err) {
             if (rc) name_out(err, tmp, cfg->out);
         }
         if (rank == 0) cohort_free(&c);
-        if (agree(rc, err)) goto fail;
+        if (dist_agree(rc, err)) goto fail;
     }
     rc = 0;
     if (rank == 0 && rename(tmp, cfg->out) != 0)
         rc = df_err(err, "%s: cannot rename the finished temporary directory into place: %s", cfg->out, strerror(errno));
-    if (agree(rc, err)) goto fail;
+    if (dist_agree(rc, err)) goto fail;
     progress_end();
     if (rank == 0 && cfg->verbose) print_summary(cfg, &m, &report, shape, nshards);
     manifest_free(&m);

@@ -228,15 +228,6 @@ static int write_json(const char *dir, const SynthBrainConfig *cfg, double h, Df
 
 // ---- the run ----------------------------------------------------------------------------------
 
-// Every rank's rc agreed: -1 on every rank with the lowest failing rank's message.
-static int agree(int rc, DfError *err) {
-    double flag = rc ? (double)(dist_size() - dist_rank()) : 0.0;
-    dist_allreduce_max_f64(&flag, 1);
-    if (flag == 0) return 0;
-    dist_bcast(err->msg, sizeof err->msg, dist_size() - (int)flag);
-    return -1;
-}
-
 // Rank 0 refuses an existing folder and creates the temporary one; every rank gets its name.
 static int make_tmp(const char *out, char *tmp, size_t n, DfError *err) {
     int rc = 0;
@@ -250,7 +241,7 @@ static int make_tmp(const char *out, char *tmp, size_t n, DfError *err) {
             if (mkdir(tmp, 0755) != 0) rc = df_err(err, "%s: cannot create: %s", out, strerror(errno));
         }
     }
-    if (agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     dist_bcast(tmp, n, 0);
     return 0;
 }
@@ -278,9 +269,9 @@ static int write_all(const char *tmp, const BrainModel *m, const SynthBrainConfi
         rc = write_subject(tmp, m, cfg, &subj[i], i, err);
         progress_update(DF_MIN(cfg->n, ++done * P));
     }
-    if (agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     if (rank == 0) rc = write_tables(tmp, cfg, subj, err) || write_json(tmp, cfg, m->h, err) || write_region(tmp, m, err) ? -1 : 0;
-    if (agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     progress_end();
     return 0;
 }
@@ -293,13 +284,13 @@ int synth_brain_run(const SynthBrainConfig *cfg, DfError *err) {
     BrainSubject *subj = xcalloc((size_t)cfg->n, sizeof *subj);
     for (int i = 0; i < cfg->n; i++) draw_subject(&subj[i], cfg, i);
     int rc = -1;
-    if (make_tmp(cfg->out, tmp, sizeof tmp, err) || agree(brain_model_build(&m, &cfg->model, err), err) ||
+    if (make_tmp(cfg->out, tmp, sizeof tmp, err) || dist_agree(brain_model_build(&m, &cfg->model, err), err) ||
         write_all(tmp, &m, cfg, subj, err))
         goto done;
     rc = 0;
     if (dist_rank() == 0 && rename(tmp, cfg->out) != 0)
         rc = df_err(err, "%s: cannot rename %s into place: %s", cfg->out, tmp, strerror(errno));
-    if (agree(rc, err)) { rc = -1; goto done; }
+    if (dist_agree(rc, err)) { rc = -1; goto done; }
     tmp[0] = '\0';
     if (dist_rank() == 0 && cfg->verbose) print_summary(cfg, &m, subj);
     rc = 0;

@@ -142,6 +142,18 @@ void dist_bcast(void *buf, size_t bytes, int root) {
         MPI_CHECK(MPI_Bcast((char *)buf + o, (int)DF_MIN(CHUNK, bytes - o), MPI_BYTE, root, MPI_COMM_WORLD));
 }
 
+int dist_agree(int rc, DfError *err) {
+    int P = dist_size();
+    if (P == 1) return rc;
+    double who = rc ? (double)(P - dist_rank()) : 0.0;  // the lowest failing rank has the largest
+    dist_allreduce_max_f64(&who, 1);
+    if (who == 0.0) return 0;
+    int root = P - (int)who;
+    dist_bcast(err->msg, sizeof err->msg, root);
+    dist_bcast(&rc, sizeof rc, root);
+    return rc;
+}
+
 // Rank 0 gets every rank's `count` elements of `type` (size `size`) in rank order.
 static void gather_v(void *all, const void *mine, size_t count, MPI_Datatype type, size_t size) {
     if (g_size == 1) {

@@ -5,6 +5,7 @@
 #define DF_COMM_H
 #include <stddef.h>
 #include <stdint.h>
+#include "base/common.h"
 #include "base/reduce.h"
 
 // MPI_Init; installs the process hooks so df_die() ends every rank (MPI_Abort) and
@@ -21,6 +22,11 @@ void dist_allreduce_sum_f32(float *buf, size_t n);
 void dist_allreduce_sum_f64(double *buf, size_t n);
 void dist_allreduce_max_f64(double *buf, size_t n);
 void dist_bcast(void *buf, size_t bytes, int root);
+// Collective: every rank's failure status rc (0: none) agreed. Returns 0 when no rank failed;
+// else the status of the lowest failing rank, on every rank, with that rank's message in err
+// -- so that every rank stops at the same point, before the next collective, and the
+// message is printed once (df_die_collective). With one rank, rc itself.
+int dist_agree(int rc, DfError *err);
 // Rank 0 receives every rank's `count` floats concatenated in rank order into `all`
 // (only rank 0's `all` is used); counts may differ per rank.
 void dist_gather_f32(float *all, const float *mine, size_t count);
