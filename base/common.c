@@ -320,3 +320,9 @@ void df_remove_tree(const char *path) {
     closedir(d);
     rmdir(path);
 }
+
+int df_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}

@@ -89,6 +89,10 @@ const char *df_write_reason(const char *path);
 char *df_read_text_file(const char *path, size_t *len, DfError *err);
 // A temporary name beside `path` for an atomic write: "<dir>/.<base>.tmp.<pid>". Caller frees.
 char *df_temp_name(const char *path);
+// Whether a and b name one existing file (the same device and inode), however spelt: "./x",
+// "dir/../x", a symlink to it. 0 when either does not exist. Writers check an output path
+// against their inputs with it before any work (an output is renamed over its path).
+int df_same_file(const char *a, const char *b);
 
 // Strict number parsing (whole string must be consumed, no overflow). 0 on success.
 int df_parse_long(const char *s, long *out);

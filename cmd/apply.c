@@ -39,3 +39,16 @@ int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const
 }
 
 void apply_args_free(ApplyArgs *a) { free(a->sets); a->sets = NULL; }
+
+void apply_check_out(const ApplyArgs *a, const Dataset *ds, const char *cmd) {
+    // OUT.h5 is renamed over its path at the end: one of the inputs there would be lost, and
+    // a run's checkpoint with it. By file identity, so "./s.h5" or a symlink is caught too.
+    const char *hit = df_same_file(a->out, a->checkpoint) ? a->checkpoint : df_same_file(a->out, a->config) ? a->config : NULL;
+    for (int f = 0; f < ds->n_files && !hit; f++)
+        if (df_same_file(a->out, ds->files[f].path)) hit = ds->files[f].path;
+    double any = hit != NULL;
+    dist_allreduce_max_f64(&any, 1);  // every rank stops, even where the file system said otherwise
+    if (any != 0.0)
+        df_die_collective(DF_EXIT_INPUT, "%s: --out %s: the output would overwrite an input, %s (choose another --out)", cmd,
+                          a->out, hit ? hit : "one of them");
+}

@@ -5,6 +5,7 @@
 // with one message.
 #ifndef DF_APPLY_H
 #define DF_APPLY_H
+#include "data/dataset.h"
 
 typedef struct {
     const char *config, *checkpoint, *data, *out, *features;
@@ -22,4 +23,7 @@ typedef struct {
 // rank 0), else 0. `features`: whether --features is taken (and required).
 int apply_args_parse(ApplyArgs *a, int argc, char **argv, const char *cmd, const char *help, int features);
 void apply_args_free(ApplyArgs *a);
+// Collective: ends the job (exit 2, one message) when --out is one of the inputs -- the
+// checkpoint, CONFIG.ini or a shard of ds -- however it is spelt (df_same_file).
+void apply_check_out(const ApplyArgs *a, const Dataset *ds, const char *cmd);
 #endif

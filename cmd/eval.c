@@ -25,7 +25,8 @@ static const char *eval_help =
     "/meta (the shards', coded as the model was trained: levels and classes matched by name,\n"
     "the model's columns first; docs/formats.md). A level or class the model never saw is\n"
     "an error. Samples are split over the MPI ranks; a sample's features are the same bits at\n"
-    "any --batch and any rank count; the file is written atomically.\n"
+    "any --batch and any rank count; the file is written atomically and may not be one of the\n"
+    "inputs (the shards, the checkpoint, CONFIG.ini).\n"
     "  --split S     instead of --data: the samples of split S of CONFIG's own [data] (its\n"
     "                source, split settings and seeds, with --set), split as training split\n"
     "                them, in the order of the data; e.g. a confounder's dCor on the training\n"
@@ -125,6 +126,7 @@ int cmd_eval(int argc, char **argv) {
     InferSetup in;
     if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.split, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    apply_check_out(&a, &in.ds, "eval");
     int act[INFER_MAX_OUTPUTS];
     char names[INFER_MAX_OUTPUTS][64];
     int n_outputs = layer_outputs(&in.net, a.features, a.config, act, names);

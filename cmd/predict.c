@@ -16,7 +16,8 @@ static const char *predict_help =
     "Builds the network of CONFIG.ini, loads the parameters and BatchNorm statistics of the\n"
     "checkpoint, and writes OUT.h5 with dataset `logits` [N, outputs] (eval mode, input order)\n"
     "and `labels` [N] of every sample of the shards (files or directories, in the order given).\n"
-    "Samples are split over the MPI ranks. OUT.h5 is written atomically.\n"
+    "Samples are split over the MPI ranks. OUT.h5 is written atomically; it may not be one of\n"
+    "the inputs (the shards, the checkpoint, CONFIG.ini).\n"
     "Metadata levels and classes are matched to the model's by name; one the model never saw\n"
     "is an error. A sample's logits are the same bits at any --batch and any rank count.\n"
     "\n"
@@ -35,6 +36,7 @@ int cmd_predict(int argc, char **argv) {
     InferSetup in;
     if (infer_setup(&in, a.config, a.sets, a.n_sets, a.checkpoint, a.data, a.split, a.batch, &err))
         df_die_collective(DF_EXIT_INPUT, "%s", err.msg);
+    apply_check_out(&a, &in.ds, "predict");
     int out_act = in.net.n_layers, K = (int)shape_numel(in.net.out_shape);
     InferOutputs o;
     infer_outputs_init(&o, &in.net, &out_act, 1, in.n);

@@ -29,6 +29,7 @@ static const char *residualize_help =
     "  --keep COLS       columns kept in the fit but not removed ('label' is the class)\n"
     "  --apply SHARDS    a held-out set, adjusted with the training fit (repeatable)\n"
     "  --out DIR         an existing folder; each shard is written as DIR/<its file name>\n"
+    "                    (not the inputs' own folder: an input is never replaced)\n"
     "  --mask MASK.nii   fit only the mask's nonzero voxels (others are written as 0)\n"
     "  --grid RxC        ScaLAPACK process grid (default 1 x ranks, or more rows when a rank\n"
     "                    cannot hold 256 voxel columns of every subject)\n"

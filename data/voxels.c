@@ -204,8 +204,9 @@ int shard_out_init(ShardOut *o, const ShardRows *in, const char *dir, const char
     }
     for (int i = 0; i < o->n_shards; i++)
         for (int k = 0; k < in->n_shards; k++)
-            if (strcmp(o->final[i], in->paths[k]) == 0)
-                return df_err(err, "%s: the output would overwrite an input (choose another --out)", o->final[i]);
+            if (df_same_file(o->final[i], in->paths[k]))  // however either is spelt: "./a.h5", a symlink
+                return df_err(err, "%s: the output would overwrite an input, %s (choose another --out)", o->final[i],
+                              in->paths[k]);
     return 0;
 }
 

@@ -74,7 +74,8 @@ typedef struct {
     size_t span_cap;
 } ShardOut;
 
-// The output paths; -1 when two inputs share a base name or DIR is not a writable folder.
+// The output paths; -1 when two inputs share a base name, an output is one of the inputs
+// (the same file however spelt: `--out .` among them), or DIR is not a writable folder.
 int shard_out_init(ShardOut *o, const ShardRows *in, const char *dir, const char *tag, DfError *err);
 void shard_out_free(ShardOut *o);
 int shard_out_create(const ShardOut *o, const ShardRows *in, const char *what, DfError *err);

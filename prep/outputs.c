@@ -29,7 +29,15 @@ int prep_outputs_open(ShardOut *outs, const ShardRows *const *rows, int n, const
                     if (!strcmp(outs[s].final[a], outs[t].final[b]))
                         rc = df_err(err, "%s and %s: both would be written as %s", rows[t]->paths[b], rows[s]->paths[a],
                                     outs[s].final[a]);
-    if (rc) return -1;  // the same on every rank, and nothing created yet
+    // shard_out_init saw each set's outputs against its own inputs; these are the other sets'.
+    for (int s = 0; s < n && !rc; s++)
+        for (int t = 0; t < n && !rc; t++)
+            for (int a = 0; t != s && a < outs[s].n_shards && !rc; a++)
+                for (int b = 0; b < rows[t]->n_shards && !rc; b++)
+                    if (df_same_file(outs[s].final[a], rows[t]->paths[b]))
+                        rc = df_err(err, "%s: the output would overwrite an input, %s (choose another --out)",
+                                    outs[s].final[a], rows[t]->paths[b]);
+    if (prep_agree(rc, err)) return -1;  // nothing created yet
     if (dist_rank() == 0)
         for (int s = 0; s < n && !rc; s++) rc = shard_out_create(&outs[s], rows[s], what, err);
     if (prep_agree(rc, err)) return -1;

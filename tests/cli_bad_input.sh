@@ -225,6 +225,19 @@ shard_ini() { sed "s|^source = .*|source = $1\nval_fraction = 0.25|; /^n = /d; /
 shard_ini "$good_shard"
 check "values: the good shard trains" "$DF" train "$WORK/vals/t.ini" --quiet --set "train.out_dir=$WORK/vals/run"
 ckpt="$WORK/vals/run/checkpoint.h5"
+# predict/eval: --out one of the inputs (the shard, the checkpoint, CONFIG), however spelt or
+# through a symlink, is refused before any work, and the input stays as it was
+cp "$good_shard" "$WORK/vals/s.h5" && cp "$ckpt" "$WORK/vals/ck.h5" && ln -sf s.h5 "$WORK/vals/link.h5"
+expect_fail "predict: --out the shard" "predict: --out .*/vals/\.\./vals/s\.h5: the output would overwrite an input, .*/vals/s\.h5 \(choose another --out\)" \
+    "${MPI2[@]}" "$DF" predict "$WORK/vals/t.ini" --checkpoint "$WORK/vals/ck.h5" --data "$WORK/vals/s.h5" --out "$WORK/vals/../vals/s.h5"
+expect_fail "predict: --out the checkpoint" "predict: --out .*ck\.h5: the output would overwrite an input, .*/vals/ck\.h5" \
+    "$DF" predict "$WORK/vals/t.ini" --checkpoint "$WORK/vals/ck.h5" --data "$good_shard" --out "$WORK/vals/ck.h5"
+expect_fail "eval: --out a symlink to the shard" "eval: --out .*link\.h5: the output would overwrite an input, .*/vals/s\.h5" \
+    "$DF" eval "$WORK/vals/t.ini" --checkpoint "$WORK/vals/ck.h5" --data "$WORK/vals/s.h5" --features linear1 --out "$WORK/vals/link.h5"
+expect_fail "eval --split: --out CONFIG" "eval: --out .*t\.ini: the output would overwrite an input" \
+    "$DF" eval "$WORK/vals/t.ini" --checkpoint "$WORK/vals/ck.h5" --split val --features linear1 --out "$WORK/vals/t.ini"
+check "predict/eval: the inputs named by --out untouched" bash -c \
+    "cmp -s '$good_shard' '$WORK/vals/s.h5' && cmp -s '$ckpt' '$WORK/vals/ck.h5' && [ -L '$WORK/vals/link.h5' ] && grep -q '^\[conv3d\]' '$WORK/vals/t.ini'"
 
 # 1. a NaN or infinite voxel: found as the loader reads the sample, in memory or from disk
 # (pread or MPI-IO), on one rank or two; the run directory the run made is removed
