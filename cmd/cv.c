@@ -27,7 +27,10 @@ static const char *cv_help =
     "\n"
     "Run it again with the same --out to continue an interrupted cross-validation: a fold with\n"
     "a checkpoint resumes from it (refused if the configuration changed, as train --resume is),\n"
-    "a finished fold is left as it is. On a cluster, jobs/cv.sh runs the folds as a Slurm array.\n"
+    "a finished fold is left as it is if it trained exactly this fold (refused, exit 2, if its\n"
+    "config.ini differs: another CONFIG, --set or --folds; only where and how it reads the data,\n"
+    "threads, logging and checkpointing may differ). On a cluster, jobs/cv.sh runs the folds as\n"
+    "a Slurm array.\n"
     "\n"
     "  --folds K      folds (2..100)\n"
     "  --out DIR      the cross-validation's folder (default runs/<config name>-cv<K>-<date>-<time>)\n"
@@ -53,31 +56,74 @@ static int fold_finished(const char *dir) {
     return finished;
 }
 
-static int train_fold(const char *config, const char **sets, int n_sets, int K, int fold, const char *dir, int threads) {
+// A fold's training as `deconfound train` would be asked for it (its command line too, for
+// run.json): CONFIG with the user's --set, then data.kfold, data.fold and train.out_dir.
+typedef struct {
     char kfold[64], foldset[64], outset[1100], ckpt[1100];
-    snprintf(kfold, sizeof kfold, "data.kfold=%d", K);
-    snprintf(foldset, sizeof foldset, "data.fold=%d", fold);
-    snprintf(outset, sizeof outset, "train.out_dir=%s", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", dir);
-    const char **all = xcalloc((size_t)n_sets + 3, sizeof(char *));
-    char **argv = xcalloc(2 * ((size_t)n_sets + 3) + 4, sizeof(char *));
+    const char **all;
+    char **argv;
+    TrainArgs a;
+} Fold;
+
+static void fold_args(Fold *f, const char *config, const char **sets, int n_sets, int K, int fold, const char *dir,
+                      int threads) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->kfold, sizeof f->kfold, "data.kfold=%d", K);
+    snprintf(f->foldset, sizeof f->foldset, "data.fold=%d", fold);
+    snprintf(f->outset, sizeof f->outset, "train.out_dir=%s", dir);
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/checkpoint.h5", dir);
+    f->all = xcalloc((size_t)n_sets + 3, sizeof(char *));
+    f->argv = xcalloc(2 * ((size_t)n_sets + 3) + 4, sizeof(char *));
     int argc = 0;
-    argv[argc++] = "train";
-    argv[argc++] = (char *)config;
+    f->argv[argc++] = "train";
+    f->argv[argc++] = (char *)config;
     for (int i = 0; i < n_sets + 3; i++) {
-        all[i] = i < n_sets ? sets[i] : i == n_sets ? kfold : i == n_sets + 1 ? foldset : outset;
-        argv[argc++] = "--set";
-        argv[argc++] = (char *)all[i];
+        f->all[i] = i < n_sets ? sets[i] : i == n_sets ? f->kfold : i == n_sets + 1 ? f->foldset : f->outset;
+        f->argv[argc++] = "--set";
+        f->argv[argc++] = (char *)f->all[i];
     }
-    int resume = file_exists(ckpt);
-    if (resume) argv[argc++] = "--resume", argv[argc++] = ckpt;
-    TrainArgs a = { .config = config, .sets = all, .n_sets = n_sets + 3, .resume = resume ? ckpt : NULL,
-                    .threads = threads, .argc = argc, .argv = argv };
-    if (dist_rank() == 0) printf("==== fold %d/%d: %s%s\n", fold + 1, K, dir, resume ? " (resuming)" : ""), fflush(stdout);
-    int status = train_run(&a);
-    free(all);
-    free(argv);
-    return status;
+    int resume = file_exists(f->ckpt);
+    if (resume) f->argv[argc++] = "--resume", f->argv[argc++] = f->ckpt;
+    f->a = (TrainArgs){ .config = config, .sets = f->all, .n_sets = n_sets + 3, .resume = resume ? f->ckpt : NULL,
+                        .threads = threads, .argc = argc, .argv = f->argv };
+}
+
+static void fold_free(Fold *f) {
+    free(f->all);
+    free(f->argv);
+}
+
+static int train_fold(const Fold *f, int K, int fold, const char *dir) {
+    if (dist_rank() == 0) printf("==== fold %d/%d: %s%s\n", fold + 1, K, dir, f->a.resume ? " (resuming)" : ""), fflush(stdout);
+    return train_run(&f->a);
+}
+
+// A finished fold is kept only if it trained what this fold would: its config.ini (the
+// configuration as run, every default filled in) against this one -- another --folds,
+// --set or CONFIG is refused, naming the folder and the first difference.
+static void check_finished(const Fold *f, const char *dir) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    DfError err = { "" };
+    char *text = NULL;
+    long len = 0;
+    if (dist_rank() == 0) {
+        size_t n = 0;
+        text = df_read_text_file(path, &n, &err);
+        len = text ? (long)n : -1;
+    }
+    dist_bcast(&len, sizeof len, 0);
+    if (len < 0) {
+        dist_bcast(err.msg, sizeof err.msg, 0);
+        df_die_collective(DF_EXIT_INPUT, "cv: %s finished, but its configuration cannot be read (%s): to start afresh, give "
+                          "another --out or remove %s", dir, err.msg, dir);
+    }
+    if (dist_rank() != 0) text = xcalloc((size_t)len + 1, 1);
+    dist_bcast(text, (size_t)len + 1, 0);
+    if (train_same_config(&f->a, text, path, &err))
+        df_die_collective(DF_EXIT_INPUT, "cv: %s finished with another configuration than this fold's: %s. To start afresh, "
+                          "give another --out or remove %s", dir, err.msg, dir);
+    free(text);
 }
 
 // DIR/compare.md and DIR/compare.csv from the folds, and the table on stdout.
@@ -143,11 +189,15 @@ int cmd_cv(int argc, char **argv) {
         snprintf(fold_dir, sizeof fold_dir, "%s/fold-%d", dir, f);
         int done = dist_rank() == 0 ? fold_finished(fold_dir) : 0;
         dist_bcast(&done, sizeof done, 0);
+        Fold fold;
+        fold_args(&fold, config, sets, n_sets, K, f, fold_dir, threads);
         if (done) {
+            check_finished(&fold, fold_dir);
             if (dist_rank() == 0) printf("==== fold %d/%d: %s finished earlier\n", f + 1, K, fold_dir);
-            continue;
+        } else {
+            status = train_fold(&fold, K, f, fold_dir);
         }
-        status = train_fold(config, sets, n_sets, K, f, fold_dir, threads);
+        fold_free(&fold);
     }
     if (status == 0 && dist_rank() == 0) compare_folds(dir, K);
     free(sets);

@@ -19,4 +19,12 @@ extern const char *const resume_may_change[];
 // split. A checkpoint written before configurations were stored with their defaults is
 // compared on the keys both name.
 int resume_check_config(const Ini *now, const char *saved_text, const char *checkpoint, DfError *err);
+
+// A finished run stands for `now` (cv keeps a finished fold) only when it trained exactly
+// that: every setting compared as above, save the few that cannot change what is trained
+// (NULL-terminated: out_dir, checkpoint_every, log_every, threads, bucket_mb, profile,
+// check_every, and data.source, prefetch, read, cache, cache_mb). -1 with the first
+// difference in err, "WHERE: [section] key = value, but ORIGIN was trained with key = value".
+extern const char *const finished_may_change[];
+int resume_check_finished(const Ini *now, const char *saved_text, const char *origin, DfError *err);
 #endif

@@ -804,6 +804,17 @@ static void end_of_epoch(Trainer *t, int epoch, double lr, const double sums[TRA
     fflush(stdout);
 }
 
+int train_same_config(const TrainArgs *args, const char *saved_text, const char *origin, DfError *err) {
+    Trainer *t = xcalloc(1, sizeof *t);
+    t->args = *args;
+    t->args.resume = NULL;  // the schema from the data: only the configuration is compared
+    setup_config(t);        // every section read, so the defaults are recorded as training records them
+    int rc = resume_check_finished(&t->ini, saved_text, origin, err);
+    teardown(t);
+    free(t);
+    return rc;
+}
+
 // ---- the loop -----------------------------------------------------------------------------
 
 int train_run(const TrainArgs *args) {

@@ -51,4 +51,11 @@ typedef struct {
 // DF_EXIT_INTERRUPTED after a stop on SIGTERM/SIGUSR1 that wrote a checkpoint to resume
 // from. Bad input ends the job with status 2 and one message.
 int train_run(const TrainArgs *args);
+
+// Collective, trains nothing: 0 when the training `args` asks for is the one whose
+// configuration as run (a run directory's config.ini, a checkpoint's /config) is saved_text
+// (run/resume.h, resume_check_finished); else -1 with the first difference in err, naming
+// `origin` as what was trained with the other value. A bad configuration ends the job as
+// train_run would (status 2, one message).
+int train_same_config(const TrainArgs *args, const char *saved_text, const char *origin, DfError *err);
 #endif

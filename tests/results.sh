@@ -151,6 +151,19 @@ check "cv: the folds' validation splits differ" bash -c "! diff -q <(grep -o 'va
 check "cv: compare.md and compare.csv, one method over 3 folds" bash -c "grep -q '^| quickstart *| 3 ' $WORK/cv/compare.md && [ -s $WORK/cv/compare.csv ]"
 mpi 2 "$DF" cv "$cfg" --folds 3 --out "$WORK/cv" "${tiny[@]}" >cv2.log 2>&1
 check "cv again: the finished folds are kept" bash -c "[ \$(grep -c 'finished earlier' cv2.log) = 3 ] && ! grep -q 'done: train loss' cv2.log"
+# a finished fold stands only for the same training: another fold count or setting is refused
+# (status 2, one message naming the fold's folder and the difference), nothing trained or rewritten
+cp "$WORK/cv/compare.md" cmp-before.md
+mpi 2 "$DF" cv "$cfg" --folds 2 --out "$WORK/cv" "${tiny[@]}" >cv4.log 2>&1
+check "cv with another --folds over finished folds: status 2" [ $? = 2 ]
+check "cv with another --folds: one message, the fold's folder, kfold = 2 against 3, how to start afresh" bash -c \
+    "[ \$(grep -c . cv4.log) = 1 ] && grep -q 'cv: $WORK/cv/fold-0 finished with another configuration .*kfold = 2, but $WORK/cv/fold-0/config.ini was trained with kfold = 3. To start afresh, give another --out' cv4.log" ||
+    cat cv4.log
+"$DF" cv "$cfg" --folds 3 --out "$WORK/cv" "${tiny[@]}" --set conv3.out=7 --set train.lr=0.5 >cv5.log 2>&1
+check "cv with a changed layer and lr over finished folds: status 2, the first difference named" bash -c \
+    "[ $? = 2 ] && grep -q 'fold-0 finished with another configuration .*\[train\] lr = 0.5, but .*lr = 0.002' cv5.log" || cat cv5.log
+check "cv refused: nothing trained, the folds and compare.md as they were" bash -c \
+    "! grep -q 'done: train loss' cv4.log cv5.log && cmp -s cmp-before.md $WORK/cv/compare.md"
 "$DF" cv "$cfg" --folds 1 >cv3.log 2>&1
 check "cv: --folds 1 is refused (status 2)" bash -c "[ $? = 2 ] && grep -q -- '--folds' cv3.log"
 # more folds than samples: refused before any training, naming kfold and the count (a fold
