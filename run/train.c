@@ -377,6 +377,26 @@ static void check_config(Trainer *t) {
                               "last layer needs out >= %d", path, who, y, config, t->K, t->K - 1, y + 1);
         }
     }
+    if (t->tc.loss.kind == LOSS_BCE_LOGITS) {  // one logit, of label 1 against label 0
+        if (t->K != 1) {
+            const IniSection *last = NULL;
+            for (int i = 0; i < t->ini.n; i++)
+                if (layer_ops_find(t->ini.sections[i].name)) last = &t->ini.sections[i];
+            char where[512];
+            ini_where(&t->ini, last, "out", where, sizeof where);
+            df_die_collective(DF_EXIT_INPUT, "%s: [%s] %s: %d outputs, but [loss] type = bce_logits takes one (the logit of "
+                              "label 1): the last layer needs out = 1 (or use type = cross_entropy)", where,
+                              last ? last->name : "?", t->net.layers[t->net.n_layers - 1].name, t->K);
+        }
+        for (int i = 0; i < t->ds.cohort.n; i++) {
+            int y = t->ds.cohort.labels[i];
+            if (y == 0 || y == 1) continue;
+            char path[512], who[256];
+            dataset_sample_name(&t->ds, i, path, sizeof path, who, sizeof who);
+            df_die_collective(DF_EXIT_INPUT, "%s: %s: label %d, but [loss] type = bce_logits of %s takes binary labels (0 or "
+                              "1): use type = cross_entropy for more classes", path, who, y, config);
+        }
+    }
     if (t->ds.n_train < 1) df_die_collective(DF_EXIT_INPUT, "%s: the training split is empty", config);
     if (t->tc.train_eval_gap && t->ds.n_val < 1) {
         char where[512];

@@ -332,6 +332,14 @@ expect_fail "values: a label beyond the class names" "label.h5: sample 4 \(subje
 cp "$WORK/vals/synth/shard-00000.h5" "$WORK/vals/label.h5" && "$DAMAGE" "$WORK/vals/label.h5" label 11 2
 expect_fail "values: a label beyond the network's outputs" \
     "label.h5: sample 11: label 2, but the network of .*t.ini has 2 outputs \(classes 0..1\)" "$DF" train "$WORK/vals/t.ini"
+# [loss] type = bce_logits: one output, labels 0 or 1 (docs/config.md), checked before training
+(cat "$WORK/vals/t.ini"; printf '[loss]\ntype = bce_logits\n') >"$WORK/vals/bce.ini"
+expect_fail "values: bce_logits, a label not 0 or 1" \
+    "label.h5: sample 11: label 2, but \[loss\] type = bce_logits of .*bce.ini takes binary labels \(0 or 1\)" \
+    "${MPI2[@]}" "$DF" train "$WORK/vals/bce.ini" --set linear.out=1
+expect_fail "bce_logits: a last layer with out = 2" \
+    "bce.ini:[0-9]+: \[linear\] linear1: 2 outputs, but \[loss\] type = bce_logits takes one .*the last layer needs out = 1" \
+    "$DF" train "$WORK/vals/bce.ini" --set "data.source=$WORK/vals/synth/shard-00000.h5"
 
 expect_fail "bench --vs-1-thread on one thread" "--vs-1-thread needs --threads 2 or more \(this rank has 1\)" \
     "$DF" bench brnet3d --threads 1 --vs-1-thread
