@@ -2,6 +2,7 @@
 #include "run/infer.h"
 #include "data/checkpoint.h"
 #include "mpi/comm.h"
+#include "run/resume.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,27 @@ void infer_outputs_free(InferOutputs *o) {
     memset(o, 0, sizeof *o);
 }
 
+// CONFIG's network, built, is the checkpoint's. Its sections hold no key nothing read (a
+// typo is reported as train reports it) -- those the network reads, and [data] when it gave
+// the samples (`data_read`); [train], [loss] and the loss terms do not shape the outputs and
+// are not read here. And its layers and their settings are the ones the checkpoint stores
+// in /config: a setting without parameters (an activation, stride, pad, eps) would change
+// the outputs with every tensor still fitting.
+static int check_network(Ini *ini, const char *checkpoint, int data_read, DfError *err) {
+    for (int i = 0; i < ini->n; i++) {
+        IniSection *sec = &ini->sections[i];
+        if (layer_ops_find(sec->name) || (data_read && strcmp(sec->name, "data") == 0)) continue;
+        for (int j = 0; j < sec->n; j++) sec->entries[j].used = 1;
+    }
+    if (ini_check_unused(ini, err)) return -1;
+    char *saved = checkpoint_read_config(checkpoint, err);
+    if (!saved) return -1;
+    // (a checkpoint written without its configuration has nothing to compare)
+    int rc = saved[0] ? resume_check_network(ini, saved, checkpoint, ": the network must be the one trained", err) : 0;
+    free(saved);
+    return rc;
+}
+
 int infer_setup(InferSetup *s, const char *config, const char *const *sets, int n_sets, const char *checkpoint,
                 const char *data, int split, int batch, DfError *err) {
     memset(s, 0, sizeof *s);
@@ -83,6 +105,7 @@ int infer_setup(InferSetup *s, const char *config, const char *const *sets, int 
     s->schema = xmalloc(sizeof *s->schema);
     if (infer_schema(s->schema, &s->ds.cohort, checkpoint, data ? data : config, err)) return -1;
     if (net_build_meta(&s->net, &s->ini, s->ds.cohort.shape, batch, dist_reducer(), s->schema, err)) return -1;
+    if (check_network(&s->ini, checkpoint, !data, err)) return -1;
     if (checkpoint_load(checkpoint, &s->net, NULL, NULL, err)) return -1;
     int P = dist_size();
     LoaderConfig lc = { data ? SPLIT_ALL : split, batch * P, dist_rank(), P, 0, 0, 0, 0, s->ds.prefetch };

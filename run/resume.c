@@ -61,10 +61,10 @@ static int same_layer_sequence(const Ini *now, const Ini *saved, const char *ckp
     }
 }
 
-// The first difference of `now` from saved_text outside the keys of `may`, the message
-// ending with `why`.
-static int compare_config(const Ini *now, const char *saved_text, const char *ckpt, const char *const *may, const char *why,
-                          DfError *err) {
+// The first difference of `now` from saved_text outside the keys of `may` (and, with
+// layers_only, outside the layer sections), the message ending with `why`.
+static int compare_config(const Ini *now, const char *saved_text, const char *ckpt, const char *const *may, int layers_only,
+                          const char *why, DfError *err) {
     Ini saved;
     char origin[600];
     snprintf(origin, sizeof origin, "%s: config", ckpt);
@@ -74,6 +74,7 @@ static int compare_config(const Ini *now, const char *saved_text, const char *ck
     int resolved = strstr(saved_text, INI_RESOLVED_MARK) != NULL, rc = same_layer_sequence(now, &saved, ckpt, why, err);
     for (int i = 0; i < now->n && rc == 0; i++) {
         IniSection *s = &now->sections[i];
+        if (layers_only && !layer_ops_find(s->name)) continue;
         int k = 0;  // s is the k-th section of its name
         for (int j = 0; j < i; j++) k += strcmp(now->sections[j].name, s->name) == 0;
         IniSection *t = nth_section(&saved, s->name, k);
@@ -100,10 +101,15 @@ static int compare_config(const Ini *now, const char *saved_text, const char *ck
 }
 
 int resume_check_config(const Ini *now, const char *saved_text, const char *ckpt, DfError *err) {
-    return compare_config(now, saved_text, ckpt, resume_may_change,
+    return compare_config(now, saved_text, ckpt, resume_may_change, 0,
                           ": --resume continues the same training (docs/config.md lists what may change)", err);
 }
 
 int resume_check_finished(const Ini *now, const char *saved_text, const char *origin, DfError *err) {
-    return compare_config(now, saved_text, origin, finished_may_change, "", err);
+    return compare_config(now, saved_text, origin, finished_may_change, 0, "", err);
+}
+
+int resume_check_network(const Ini *now, const char *saved_text, const char *ckpt, const char *why, DfError *err) {
+    static const char *const none[] = { NULL };
+    return compare_config(now, saved_text, ckpt, none, 1, why, err);
 }

@@ -27,4 +27,11 @@ int resume_check_config(const Ini *now, const char *saved_text, const char *chec
 // difference in err, "WHERE: [section] key = value, but ORIGIN was trained with key = value".
 extern const char *const finished_may_change[];
 int resume_check_finished(const Ini *now, const char *saved_text, const char *origin, DfError *err);
+
+// The network alone, for applying a checkpoint (predict, eval, saliency): `now`'s layer
+// sections, built, against the checkpoint's -- the same layers in the same order, every
+// setting equal, those without parameters too (an activation, stride, pad, BatchNorm's eps),
+// which the tensors' shapes cannot tell; [data], [train], [loss] and the loss terms may
+// differ. -1 with the first difference in err, its message ending with `why`.
+int resume_check_network(const Ini *now, const char *saved_text, const char *ckpt, const char *why, DfError *err);
 #endif

@@ -238,6 +238,26 @@ expect_fail "eval --split: --out CONFIG" "eval: --out .*t\.ini: the output would
     "$DF" eval "$WORK/vals/t.ini" --checkpoint "$WORK/vals/ck.h5" --split val --features linear1 --out "$WORK/vals/t.ini"
 check "predict/eval: the inputs named by --out untouched" bash -c \
     "cmp -s '$good_shard' '$WORK/vals/s.h5' && cmp -s '$ckpt' '$WORK/vals/ck.h5' && [ -L '$WORK/vals/link.h5' ] && grep -q '^\[conv3d\]' '$WORK/vals/t.ini'"
+# predict/eval read CONFIG as train does: a key nothing reads is refused; and the network must
+# be the checkpoint's (its /config), settings without parameters too -- the tensors would
+# still fit and the outputs silently change. [train] and [data] may differ.
+expect_fail "predict: an unknown layer key" "t.ini: --set conv3d.strde: unknown key 'strde' in \[conv3d\]" \
+    "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --out "$WORK/runs" --set conv3d.strde=2
+expect_fail "eval: an unknown layer key" "t.ini: --set linear.bogus: unknown key 'bogus' in \[linear\]" \
+    "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --features linear1 --out "$WORK/runs" --set linear.bogus=1
+expect_fail "eval --split: an unknown [data] key" "t.ini: --set data.bogus: unknown key 'bogus' in \[data\]" \
+    "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" --split val --features linear1 --out "$WORK/runs" --set data.bogus=1
+sed 's/^\[relu\]$/[tanh]/' "$WORK/vals/t.ini" >"$WORK/vals/tanh.ini"
+expect_fail "predict: [tanh] where the checkpoint has [relu]" \
+    "tanh.ini:[0-9]+: the network differs from the one .*checkpoint.h5 was trained with: layer \[tanh\] where it has \[relu\]" \
+    "${MPI2[@]}" "$DF" predict "$WORK/vals/tanh.ini" --checkpoint "$ckpt" --data "$good_shard" --out "$WORK/runs"
+expect_fail "predict: another stride" "t.ini: --set conv3d.stride: \[conv3d\] stride = 2, but .*checkpoint.h5 was trained with" \
+    "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --out "$WORK/runs" --set conv3d.stride=2
+expect_fail "eval: another pad" "t.ini: --set conv3d.pad: \[conv3d\] pad = 1, but .*checkpoint.h5 was trained with" \
+    "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --features linear1 --out "$WORK/runs" --set conv3d.pad=1
+"$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --out "$WORK/vals/p.h5" --set train.lr=0.5 \
+    --set train.epochs=9 --set data.val_fraction=0.5 >"$WORK/out.txt" 2>&1
+check "predict: [train] and [data] may differ from the checkpoint's" [ $? = 0 ] || cat "$WORK/out.txt"
 
 # 1. a NaN or infinite voxel: found as the loader reads the sample, in memory or from disk
 # (pread or MPI-IO), on one rank or two; the run directory the run made is removed

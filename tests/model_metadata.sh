@@ -111,6 +111,6 @@ bad "a site the model never saw" "renum" "'site'" "'10'" -- \
 check "nothing written" [ ! -e x.h5 ]
 bad "predict, a site the model never saw" "'site'" "'10'" -- \
     predict cfg.ini --checkpoint run/checkpoint.h5 --data renum/shard-00000.h5 --out x.h5
-bad "a changed [mdn] design (sex for age: the same shapes)" "mdn1" "remove age, site=1" -- \
+bad "a changed [mdn] design (sex for age: the same shapes)" "mdn1 remove = sex,site, but run/checkpoint.h5 was trained with remove = age, site" -- \
     predict cfg.ini --set mdn1.remove=sex,site --checkpoint run/checkpoint.h5 --data all/shard-00000.h5 --out x.h5
 finish
