@@ -278,7 +278,9 @@ int df_parse_long(const char *s, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || *end != '\0') return -1;
+    if (*end != '\0' || end == s) return -1;
+    if (errno == ERANGE) return -2;  // digits, but more than a long holds
+    if (errno) return -1;
     *out = v;
     return 0;
 }
@@ -293,7 +295,11 @@ int df_parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end != '\0' || !isfinite(v)) return -1;
+    if (*end != '\0' || end == s) return -1;
+    // A number, but beyond a double: over DBL_MAX, or closer to 0 than DBL_MIN (strtod
+    // rounds 1e-320 to a subnormal and says ERANGE). "inf" and "nan" stay not numbers.
+    if (errno == ERANGE) return -2;
+    if (errno || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }

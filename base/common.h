@@ -94,7 +94,10 @@ char *df_temp_name(const char *path);
 // against their inputs with it before any work (an output is renamed over its path).
 int df_same_file(const char *a, const char *b);
 
-// Strict number parsing (whole string must be consumed, no overflow). 0 on success.
+// Strict number parsing (whole string must be consumed). 0 on success; -1 for what is not a
+// number (nor "inf" or "nan" for a double); -2 for a number beyond the type: a long's
+// range, or a double's magnitude over DBL_MAX or under DBL_MIN (1e-320). *out is untouched
+// unless 0.
 int df_parse_long(const char *s, long *out);
 int df_parse_double(const char *s, double *out);
 int df_parse_bool(const char *s, int *out);  // true/false/yes/no/1/0/on/off

@@ -207,6 +207,27 @@ int ini_apply_set(Ini *ini, const char *assignment, DfError *err) {
     for (char *p = s; *p; p++) *p = (char)tolower((unsigned char)*p);
     for (char *p = k; *p; p++) *p = (char)tolower((unsigned char)*p);
     IniSection *sect = ini_section(ini, s);
+    // A section type that repeats ([conv3d] twice) does not say which one is meant: refused,
+    // naming a layer name that does, rather than the first one changed silently.
+    int same = 0;
+    char lines[128] = "";
+    const char *named = NULL;
+    for (int i = 0; sect && i < ini->n; i++) {
+        if (strcmp(ini->sections[i].name, s) != 0) continue;
+        size_t at = strlen(lines);
+        if (at < sizeof lines - 16) snprintf(lines + at, sizeof lines - at, "%s%d", same ? ", " : "", ini->sections[i].line);
+        IniEntry *e = ini_entry(&ini->sections[i], "name");
+        if (e && !named) named = e->value;
+        same++;
+    }
+    if (same > 1) {
+        int rc = named ? df_err(err, "--set '%s': %s has %d [%s] sections (lines %s): name the layer meant, e.g. --set %s.%s=%s",
+                                assignment, ini->origin, same, s, lines, named, k, v)
+                       : df_err(err, "--set '%s': %s has %d [%s] sections (lines %s): give the layer meant a name (name = "
+                                "NAME) and --set NAME.%s=%s", assignment, ini->origin, same, s, lines, k, v);
+        free(value);
+        return rc;
+    }
     if (!sect) {  // a layer addressed by its name, in any case (as sections are)
         for (int i = 0; i < ini->n; i++) {
             IniEntry *e = ini_entry(&ini->sections[i], "name");
@@ -282,8 +303,9 @@ int ini_long(const Ini *ini, IniSection *s, const char *key, long def, long lo, 
     char where[640];
     ini_where_key(ini, s, key, where, sizeof where);
     long x;
-    if (df_parse_long(v, &x) != 0)
-        return df_err(err, "%s = '%s' is not an integer", where, v);
+    int rc = df_parse_long(v, &x);
+    if (rc == -2) return df_err(err, "%s = %s is out of range [%ld, %ld]", where, v, lo, hi);
+    if (rc != 0) return df_err(err, "%s = '%s' is not an integer", where, v);
     if (x < lo || x > hi)
         return df_err(err, "%s = %ld is out of range [%ld, %ld]", where, x, lo, hi);
     *out = x;
@@ -310,8 +332,13 @@ int ini_double(const Ini *ini, IniSection *s, const char *key, double def, doubl
     char where[640];
     ini_where_key(ini, s, key, where, sizeof where);
     double x;
-    if (df_parse_double(v, &x) != 0)
-        return df_err(err, "%s = '%s' is not a number", where, v);
+    int rc = df_parse_double(v, &x);
+    if (rc == -2) {  // a number, but no double holds it: too large, or too close to 0 (1e-320)
+        double r = strtod(v, NULL);
+        return df_err(err, "%s = %s is out of range: too %s for a double (allowed [%g, %g])", where, v,
+                      r > -1.0 && r < 1.0 ? "close to 0" : "large", lo, hi);
+    }
+    if (rc != 0) return df_err(err, "%s = '%s' is not a number", where, v);
     if (x < lo || x > hi)
         return df_err(err, "%s = %g is out of range [%g, %g]", where, x, lo, hi);
     *out = x;

@@ -39,8 +39,9 @@ void ini_free(Ini *ini);
 // ini_parse_file, then each "section.key=value" of sets[0..n_sets) (command-line --set).
 int ini_load(Ini *ini, const char *path, const char *const *sets, int n_sets, DfError *err);
 
-// Applies "section.key=value" (a command-line --set). The section is the first with that
-// header, or the layer section whose `name` key equals it. Missing keys are added. Section,
+// Applies "section.key=value" (a command-line --set). The section is the one with that
+// header (refused, -1, when several have it: [conv3d] twice), or the layer section whose
+// `name` key equals it. Missing keys are added. Section,
 // key and value are trimmed as a file's are; a value with a line break, or with ';' or '#'
 // after whitespace (a comment in a file), is refused (-1), as the configuration as run could
 // not hold it.

@@ -96,6 +96,11 @@ expect_fail "participants.tsv is a folder" "participants.tsv: cannot read: Is a 
 expect_fail "bad --set" "--set.*expected section.key=value" "$DF" train "$good" --set nodot
 expect_fail "--set unknown section" "no section or layer named 'bogus'" "$DF" train "$good" --set bogus.x=1
 expect_fail "--set unknown key" "unknown key 'epochz'" "$DF" train "$good" --set train.epochz=3
+expect_fail "--set a section type given three times" \
+    "--set 'conv3d.out=5': .*quickstart.ini has 3 \[conv3d\] sections \(lines [0-9, ]+\): name the layer meant, e.g. --set conv1.out=5" \
+    "$DF" train "$top_srcdir/pipelines/quickstart.ini" --set conv3d.out=5
+expect_fail "a number too close to 0 for a double" "good.ini: --set train.lr: \[train\] lr = 1e-320 is out of range: too close to 0" \
+    "$DF" train "$good" --set train.lr=1e-320
 expect_fail "unknown option" "unknown option '--frobnicate'" "$DF" train "$good" --frobnicate
 expect_fail "unknown command" "unknown command 'trian'" "$DF" trian
 expect_fail "predict without checkpoint" "missing --checkpoint" "$DF" predict "$good" --data x.h5 --out "$WORK/p.h5"

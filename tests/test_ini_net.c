@@ -29,6 +29,13 @@ static void test_ini_parse(void) {
     CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.n=5", &err), 0);
     CU_ASSERT_EQUAL(ini_apply_set(&ini, "nosuch.n=5", &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nosuch"));
+    // [conv3d] twice: which one is not said -- refused, nothing changed, the layer's name suggested
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "conv3d.out=5", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--set 'conv3d.out=5': x.ini has 2 [conv3d] sections (lines 5, 9): name the layer "
+                                           "meant, e.g. --set second.out=5"));
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[1], "out")->value, "4");
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[3], "out")->value, "16");
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "relu.x=1", &err), 0);  // one [relu]: that one
     // trimmed as a file line is; what a file could not hold is refused
     CU_ASSERT_EQUAL(ini_apply_set(&ini, " Second . out =  32 ", &err), 0);
     CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[3], "out")->value, "32");
@@ -51,6 +58,25 @@ static void test_ini_parse(void) {
     CU_ASSERT_EQUAL(v, 4);
     CU_ASSERT_EQUAL(ini_int(&ini, &ini.sections[1], "out", 0, 5, 100, &v, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "x.ini:6:"));
+    // a number no double (or long) holds is out of range, not "not a number"
+    double lr = 7;
+    long big;
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.lr=1e-320", &err), 0);
+    CU_ASSERT_EQUAL(ini_double(&ini, &ini.sections[0], "lr", 0.1, 0.0, 100.0, &lr, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "[data] lr = 1e-320 is out of range: too close to 0 for a double (allowed [0, 100])"));
+    CU_ASSERT_EQUAL(lr, 7);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.lr=-2e308", &err), 0);
+    CU_ASSERT_EQUAL(ini_double(&ini, &ini.sections[0], "lr", 0.1, 0.0, 100.0, &lr, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lr = -2e308 is out of range: too large for a double"));
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.lr=1e-3x", &err), 0);
+    CU_ASSERT_EQUAL(ini_double(&ini, &ini.sections[0], "lr", 0.1, 0.0, 100.0, &lr, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lr = '1e-3x' is not a number"));
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.lr=1e-300", &err), 0);
+    CU_ASSERT_EQUAL(ini_double(&ini, &ini.sections[0], "lr", 0.1, 0.0, 100.0, &lr, &err), 0);
+    CU_ASSERT_EQUAL(lr, 1e-300);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "data.steps=99999999999999999999", &err), 0);
+    CU_ASSERT_EQUAL(ini_long(&ini, &ini.sections[0], "steps", 1, 0, 100, &big, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "steps = 99999999999999999999 is out of range [0, 100]"));
     ini_free(&ini);
     // A UTF-8 byte order mark before the first line (Windows editors write one) is skipped, as
     // the CSV reader skips it; the text is kept as given. Only at the very start.
@@ -84,6 +110,13 @@ static void test_ini_set_names(void) {
     CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[2], "out")->value, "2");
     CU_ASSERT_EQUAL(ini_apply_set(&ini, "enc.Conv_1.=8", &err), -1);
     CU_ASSERT_EQUAL(ini_apply_set(&ini, ".out=8", &err), -1);
+    ini_free(&ini);
+    // a repeated type with no layer named: how to name one is said
+    CU_ASSERT_EQUAL_FATAL(ini_parse_string(&ini, "[dropout]\n[relu]\n[dropout]\np = 0.2\n", "two.ini", &err), 0);
+    CU_ASSERT_EQUAL(ini_apply_set(&ini, "dropout.p=0.5", &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "two.ini has 2 [dropout] sections (lines 1, 3): give the layer meant a name "
+                                           "(name = NAME) and --set NAME.p=0.5"));
+    CU_ASSERT_STRING_EQUAL(ini_entry(&ini.sections[2], "p")->value, "0.2");
     ini_free(&ini);
 }
 
