@@ -49,11 +49,9 @@ static int by_name(const void *a, const void *b) {
 // dir appended to list, unless it is already there under any spelling (the same device and
 // inode): a run given twice, or a folder of runs and one of them, would count twice.
 static void add_run(char ***list, int *n, const char *dir) {
-    struct stat st, other;
-    if (stat(dir, &st) == 0)
-        for (int i = 0; i < *n; i++)
-            if (stat((*list)[i], &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino)
-                df_die(DF_EXIT_INPUT, "compare: %s is given twice (also as %s); give each run once", dir, (*list)[i]);
+    for (int i = 0; i < *n; i++)
+        if (df_same_file(dir, (*list)[i]))
+            df_die(DF_EXIT_INPUT, "compare: %s is given twice (also as %s); give each run once", dir, (*list)[i]);
     *list = xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
     (*list)[(*n)++] = xstrdup(dir);
 }

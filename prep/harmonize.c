@@ -126,7 +126,7 @@ static int read_rows(double *y, Job *j, ShardRows *rows, long c0, long w, DfErro
     int rc = 0;
     long j0 = j->v0 + c0;
     for (long i = 0; i < rows->n && w > 0 && !rc; i++) rc = shard_rows_read(rows, &j->vs, i, j0, j0 + w, y + (size_t)i * w, err);
-    return prep_agree(rc, err);
+    return dist_agree(rc, err) ? -1 : 0;
 }
 
 // Writes y (n, w) as columns [c0, c0 + w) of this rank's share of every row. Collective.
@@ -134,14 +134,14 @@ static int write_rows(ShardOut *out, const double *y, Job *j, long n, long c0, l
     int rc = 0;
     long j0 = j->v0 + c0;
     for (long i = 0; i < n && w > 0 && !rc; i++) rc = shard_out_put(out, &j->vs, i, j0, j0 + w, y + (size_t)i * w, err);
-    return prep_agree(rc, err);
+    return dist_agree(rc, err) ? -1 : 0;
 }
 
 // Site indices and kept covariates of a set's rows; agreed over the ranks (a header read may
 // fail on one). Collective.
 static int rows_design(int *site, double **cov, const Job *j, const ShardRows *rows, DfError *err) {
     int rc = site_indices(site, j, rows, err) || !(*cov = covariates(j, rows, err)) ? -1 : 0;
-    return prep_agree(rc, err);
+    return dist_agree(rc, err) ? -1 : 0;
 }
 
 // Chunk k of set s: read (unless y still holds it), adjust with the chunk's slice of this
@@ -233,7 +233,7 @@ static int save_model(const Job *j, const int *site, DfError *err) {
         rc = combat_model_write(j->o->model, &all, err);
     }
     combat_model_free(&all);
-    return prep_agree(rc, err);
+    return dist_agree(rc, err) ? -1 : 0;
 }
 
 static void print_priors(const Job *j, const int *site) {
@@ -275,11 +275,11 @@ static int fit(Job *j, DfError *err) {
     CombatFit f;
     memset(&f, 0, sizeof f);
     rc = rows_design(site, &cov, j, tr, err);
-    if (!rc) rc = prep_agree(combat_fit_begin(&f, (int)tr->n, j->v, site, j->S, kc ? cov : NULL, kc, j->o->prior, err), err);
+    if (!rc) rc = dist_agree(combat_fit_begin(&f, (int)tr->n, j->v, site, j->S, kc ? cov : NULL, kc, j->o->prior, err), err) ? -1 : 0;
     for (long k = 0; k < j->chunks && !rc; k++) rc = fit_chunk(j, &f, k, err);
     if (!rc) {
         double t = df_now();
-        rc = prep_agree(combat_fit_finish(&j->part, &f, j->v0, j->vs.m, dist_reducer(), err), err);
+        rc = dist_agree(combat_fit_finish(&j->part, &f, j->v0, j->vs.m, dist_reducer(), err), err) ? -1 : 0;
         j->rep->seconds_fit += df_now() - t;
     }
     if (!rc) {

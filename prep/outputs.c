@@ -1,18 +1,9 @@
-// outputs.c: failure agreement and whole-or-nothing outputs of the voxel-wise baselines.
+// outputs.c: whole-or-nothing outputs of the voxel-wise baselines.
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "mpi/comm.h"
 #include "prep/outputs.h"
-
-int prep_agree(int rc, DfError *err) {
-    int P = dist_size();
-    double who = rc ? (double)(P - dist_rank()) : 0.0;
-    dist_allreduce_max_f64(&who, 1);
-    if (who == 0.0) return 0;
-    dist_bcast(err->msg, sizeof err->msg, P - (int)who);
-    return -1;
-}
 
 int prep_outputs_open(ShardOut *outs, const ShardRows *const *rows, int n, const char *dir, const char *cmd, const char *what,
                       DfError *err) {
@@ -37,21 +28,21 @@ int prep_outputs_open(ShardOut *outs, const ShardRows *const *rows, int n, const
                     if (df_same_file(outs[s].final[a], rows[t]->paths[b]))
                         rc = df_err(err, "%s: the output would overwrite an input, %s (choose another --out)",
                                     outs[s].final[a], rows[t]->paths[b]);
-    if (prep_agree(rc, err)) return -1;  // nothing created yet
+    if (dist_agree(rc, err)) return -1;  // nothing created yet
     if (dist_rank() == 0)
         for (int s = 0; s < n && !rc; s++) rc = shard_out_create(&outs[s], rows[s], what, err);
-    if (prep_agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     for (int s = 0; s < n && !rc; s++) rc = shard_out_open(&outs[s], err);
-    return prep_agree(rc, err);
+    return dist_agree(rc, err) ? -1 : 0;
 }
 
 int prep_outputs_commit(ShardOut *outs, int n, DfError *err) {
     int rc = 0;
     for (int s = 0; s < n; s++) rc |= shard_out_close(&outs[s], err);
-    if (prep_agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     if (dist_rank() == 0)
         for (int s = 0; s < n && !rc; s++) rc = shard_out_commit(&outs[s], err);
-    return prep_agree(rc, err);
+    return dist_agree(rc, err) ? -1 : 0;
 }
 
 void prep_outputs_free(ShardOut *outs, int n, int failed) {

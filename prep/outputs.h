@@ -5,9 +5,6 @@
 #define DF_PREP_OUTPUTS_H
 #include "data/voxels.h"
 
-// Collective, after a step where any rank may have failed on its own (a read, a write):
-// returns -1 on every rank if any failed, with the lowest failing rank's message in err.
-int prep_agree(int rc, DfError *err);
 // Collective. Outputs for n sets of shards into dir (base names unique across the sets),
 // created by rank 0 with `what` recorded in each (`derived_by`), then opened by every rank.
 // Temporary names carry `cmd` and rank 0's process id.

@@ -264,7 +264,7 @@ static int run_chunk(Job *j, long c0, long w, DfError *err) {
     shape_chunk(j, w);
     double t = df_now();
     for (int s = 0; s < j->n_sets && !rc; s++) rc = read_block(j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->sets[s].rows, &j->vs, c0, err);
-    if (prep_agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     rep->seconds_read += df_now() - t;
     t = df_now();
     Set *T = &j->sets[0];
@@ -279,7 +279,7 @@ static int run_chunk(Job *j, long c0, long w, DfError *err) {
     t = df_now();
     for (int s = 0; s < j->n_sets && !rc; s++)
         rc = write_block(&j->outs[s], j->sets[s].yl, &j->sets[s].Yd, &j->g, &j->vs, c0, err);
-    if (prep_agree(rc, err)) return -1;
+    if (dist_agree(rc, err)) return -1;
     rep->seconds_write += df_now() - t;
     return 0;
 }
@@ -340,7 +340,7 @@ static int run_job(Job *j, DfError *err) {
     allocate_blocks(j);
     print_plan(j);
     if (create_outputs(j, err)) return -1;
-    if (prep_agree(factor_design(j, err), err)) return -1;
+    if (dist_agree(factor_design(j, err), err)) return -1;
     progress_begin("residualize", "voxels", 0, (double)j->vs.m);  // every subject's, a chunk at a time
     for (long c0 = 0; c0 < j->vs.m; c0 += j->plan.chunk) {
         long w = DF_MIN(j->plan.chunk, j->vs.m - c0);
