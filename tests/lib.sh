@@ -80,3 +80,22 @@ expect_fail() {
 # nifti_geom FILE: a NIfTI file's dimensions and affine, as `deconfound info --json` gives them
 # (two files in the same space print the same line).
 nifti_geom() { "$DF" info "$1" --json | grep -o '"dims": \[[^]]*\]\|"affine": \[\[[^]]*\], \[[^]]*\], \[[^]]*\]\]' | tr '\n' ' '; }
+
+# own_folder_refused CMD ARGS...: residualize or harmonize of copies of $WORK's train1.h5,
+# train2.h5 and apply.h5 at 2 ranks, with --out the copies' own folder spelt "." from inside
+# it: refused with one message, the shards as they were, nothing else left there
+# (prep/outputs.c).
+own_folder_refused() {
+    local cmd=$1 df_abs status
+    shift
+    rm -rf "$WORK/own" && mkdir -p "$WORK/own" && cp "$WORK/train1.h5" "$WORK/train2.h5" "$WORK/apply.h5" "$WORK/own/"
+    df_abs=$(readlink -f "$DF")
+    (cd "$WORK/own" && timeout 120 "$MPIEXEC" $MPI_FLAGS -np 2 "$df_abs" "$cmd" --train train1.h5,train2.h5 --apply apply.h5 \
+        "$@" --out . >"$WORK/own.log" 2>&1)
+    status=$?
+    check "$cmd --out the inputs' folder: exit status 2 (got $status)" [ $status = 2 ]
+    check "$cmd --out the inputs' folder: one message, the output would overwrite an input, train1.h5" \
+        [ "$(grep -c "the output would overwrite an input, train1.h5" "$WORK/own.log")" = 1 ] || cat "$WORK/own.log"
+    check "$cmd --out the inputs' folder: the inputs untouched, nothing else there" bash -c \
+        "cd '$WORK' && cmp -s train1.h5 own/train1.h5 && cmp -s apply.h5 own/apply.h5 && [ \$(ls -A own | wc -l) = 3 ]"
+}
