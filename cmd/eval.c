@@ -36,8 +36,8 @@ static const char *eval_help =
     "  --threads N   OpenBLAS threads per rank (default 1: use ranks for more cores; other\n"
     "                thread counts may change the last bits)\n"
     "  --accuracy-by COLUMN   also print the classification accuracy over all samples, over\n"
-    "                the bias-aligned ones (COLUMN's value equals the class index, as colour k\n"
-    "                is class k's in Biased MNIST) and over the bias-conflicting ones\n"
+    "                the bias-aligned ones (COLUMN, categorical, equals the class index, as\n"
+    "                colour k is class k's in Biased MNIST) and over the bias-conflicting ones\n"
     "  --quiet       no progress (on a terminal an updating line, in a file a line every\n"
     "                DECONFOUND_PROGRESS_EVERY seconds, default 30); the results stay\n"
     "Then, e.g.:\n"
@@ -141,6 +141,9 @@ int cmd_eval(int argc, char **argv) {
             df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by %s: %s has no such metadata column", a.accuracy_by,
                                a.data ? a.data : a.config);
         if (!in.ds.cohort.labels) df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by: %s has no labels", a.data ? a.data : a.config);
+        if (!in.schema->categorical[v.col])
+            df_die_collective(DF_EXIT_INPUT, "eval: --accuracy-by %s: a continuous column; it takes a categorical one whose "
+                              "value is the class a sample is biased towards (e.g. colour, background)", a.accuracy_by);
     }
     progress_begin("eval", "samples", 0, (double)v.n);
     if (infer_run(&in.net, in.loader, eval_visit, &v, &err))  // agreed by every rank (loader.h)

@@ -519,9 +519,13 @@ int dataset_from_config(Dataset *ds, const Ini *cini, DfError *err) {
     const char *stratify = ini_str(s, "stratify", "label"), *split_file = ini_str(s, "split_file", NULL);
     int predefined;
     if (loader_config(ds, ini, s, err) || load_source(ds, source, ini, s, &predefined, err)) return -1;
-    if (ds->cohort.n < 2) return df_err(err, "%s: needs at least 2 samples", source);
-    if (cohort_check_values(&ds->cohort, source, err)) return -1;
-    return make_split(ds, &sc, stratify, split_file, predefined, ini, s, err);
+    // From here the data are loaded: a failure frees them (ds zeroed, so freeing it again is harmless).
+    int rc = 0;
+    if (ds->cohort.n < 2) rc = df_err(err, "%s: needs at least 2 samples", source);
+    else if (cohort_check_values(&ds->cohort, source, err)) rc = -1;
+    else rc = make_split(ds, &sc, stratify, split_file, predefined, ini, s, err);
+    if (rc) dataset_free(ds);
+    return rc;
 }
 
 void dataset_sample_name(const Dataset *ds, int idx, char *path, size_t np, char *who, size_t nw) {

@@ -118,6 +118,11 @@ int train_config_parse(TrainConfig *tc, const Ini *cini, const Cohort *cohort, c
         ini_where_key(ini, t, "accuracy_by", where, sizeof where);
         if (!schema || (tc->accuracy_by = meta_column(schema, ab)) < 0)
             return df_err(err, "%s = %s: the data have no such metadata column", where, ab);
+        // aligned means the column's value is the sample's class: a continuous column (age)
+        // never is, and would report NaN for the aligned samples
+        if (!schema->categorical[tc->accuracy_by])
+            return df_err(err, "%s = %s: a continuous column; accuracy_by takes a categorical one whose value is "
+                          "the class a sample is biased towards (e.g. colour, background)", where, ab);
     }
     return loss_config_parse(&tc->loss, ini, schema, err);
 }

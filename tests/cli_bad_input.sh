@@ -250,6 +250,12 @@ expect_fail "predict: an unknown layer key" "t.ini: --set conv3d.strde: unknown 
     "$DF" predict "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --out "$WORK/runs" --set conv3d.strde=2
 expect_fail "eval: an unknown layer key" "t.ini: --set linear.bogus: unknown key 'bogus' in \[linear\]" \
     "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --features linear1 --out "$WORK/runs" --set linear.bogus=1
+# accuracy_by: aligned means the column's value is the sample's class; a continuous column
+# (age) never is, and reported NaN
+expect_fail "train: accuracy_by a continuous column" "t.ini: --set train.accuracy_by: .*accuracy_by = age: a continuous column" \
+    "$DF" train "$WORK/vals/t.ini" --set train.accuracy_by=age --set "train.out_dir=$WORK/runs"
+expect_fail "eval: --accuracy-by a continuous column" "eval: --accuracy-by age: a continuous column" \
+    "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" --data "$good_shard" --features linear1 --out "$WORK/runs" --accuracy-by age
 expect_fail "eval --split: an unknown [data] key" "t.ini: --set data.bogus: unknown key 'bogus' in \[data\]" \
     "$DF" eval "$WORK/vals/t.ini" --checkpoint "$ckpt" --split val --features linear1 --out "$WORK/runs" --set data.bogus=1
 sed 's/^\[relu\]$/[tanh]/' "$WORK/vals/t.ini" >"$WORK/vals/tanh.ini"
