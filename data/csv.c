@@ -422,9 +422,11 @@ static int manifest_labels(Manifest *m, const ManifestCells *c, DfError *err) {
         const char *v = csv_cell(t, odd, c->label), *w = csv_cell(t, other, c->label);
         if (word)
             return df_err(err, "%s: %s: '%s' is not a class index%s, but %d of the %d labels %s'%s' at %s): use class "
-                          "indices 0, 1, ... or names throughout", at, name, v, not_number_why(v), n_num, m->n, n_num == 1 ? "is a number (" : "are numbers (the first ", w, at2);
+                          "indices 0, 1, ... or names throughout", at, name, v, not_number_why(v), n_num, m->n,
+                          n_num == 1 ? "is a number (" : "are numbers (the first ", w, at2);
         return df_err(err, "%s: %s: '%s' is a number, but %d of the %d labels %s'%s' at %s): use class indices 0, "
-                      "1, ... or names throughout", at, name, v, n_word, m->n, n_word == 1 ? "is a name (" : "are names (the first ", w, at2);
+                      "1, ... or names throughout", at, name, v, n_word, m->n,
+                      n_word == 1 ? "is a name (" : "are names (the first ", w, at2);
     }
     if (first_frac >= 0)
         return df_err(err, "%s: %s: '%s' is not a class index (labels are whole numbers 0, 1, ..., or names)",
@@ -462,11 +464,11 @@ static int infer_kind(const Manifest *m, const ManifestCells *c, int j, DfError 
         const char *v = csv_cell(t, odd, col), *w = csv_cell(t, other, col);
         if (word)
             return df_err(err, "%s: %s: '%s' is not a number%s, but %d of the %d rows %s'%s' at %s); declare "
-                          "the column %s:categorical if it is one", at, m->columns[j], v, not_number_why(v), n_num, m->n, n_num == 1 ? "holds a number (" : "hold numbers (the first ",
-                          w, at2, m->columns[j]);
+                          "the column %s:categorical if it is one", at, m->columns[j], v, not_number_why(v), n_num, m->n,
+                          n_num == 1 ? "holds a number (" : "hold numbers (the first ", w, at2, m->columns[j]);
         return df_err(err, "%s: %s: '%s' is a number, but %d of the %d rows %s'%s' at %s); declare the column "
-                      "%s:categorical if its values are categories", at, m->columns[j], v, n_str, m->n, n_str == 1 ? "holds a name (" : "hold names (the first ", w, at2,
-                      m->columns[j]);
+                      "%s:categorical if its values are categories", at, m->columns[j], v, n_str, m->n,
+                      n_str == 1 ? "holds a name (" : "hold names (the first ", w, at2, m->columns[j]);
     }
     if (first_str >= 0) return META_CATEGORICAL;
     double a = 0, b = 0;
