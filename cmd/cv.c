@@ -34,7 +34,8 @@ static const char *cv_help =
     "\n"
     "  --folds K      folds (2..100)\n"
     "  --out DIR      the cross-validation's folder (default runs/<config name>-cv<K>-<date>-<time>)\n"
-    "  --set s.k=v    override a config value for every fold; repeatable\n"
+    "  --set s.k=v    override a config value for every fold; repeatable (not data.kfold,\n"
+    "                 data.fold or train.out_dir, which cv sets from --folds and --out)\n"
     "  --threads N    OpenBLAS threads per rank\n"
     "  --quiet        no progress lines\n";
 
@@ -174,6 +175,14 @@ int cmd_cv(int argc, char **argv) {
     }
     if (!config) cli_usage_error(cmd, "missing CONFIG.ini");
     if (!K) cli_usage_error(cmd, "missing --folds K");
+    // cv sets these for every fold after the user's --set: a --set of them would be overridden
+    static const char *const own[][2] = { { "data.kfold", "--folds" }, { "data.fold", "the fold" }, { "train.out_dir", "--out" } };
+    for (int i = 0; i < n_sets; i++)
+        for (int k = 0; k < 3; k++) {
+            size_t n = strlen(own[k][0]);
+            if (strncmp(sets[i], own[k][0], n) == 0 && (sets[i][n] == '=' || sets[i][n] == ' '))
+                cli_usage_error(cmd, "--set %s: cv sets %s itself, from %s", sets[i], own[k][0], own[k][1]);
+        }
     progress_enable(dist_rank() == 0 && !quiet);
     char dir[512];
     if (out) snprintf(dir, sizeof dir, "%s", out);

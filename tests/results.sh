@@ -166,6 +166,11 @@ check "cv refused: nothing trained, the folds and compare.md as they were" bash 
     "! grep -q 'done: train loss' cv4.log cv5.log && cmp -s cmp-before.md $WORK/cv/compare.md"
 "$DF" cv "$cfg" --folds 1 >cv3.log 2>&1
 check "cv: --folds 1 is refused (status 2)" bash -c "[ $? = 2 ] && grep -q -- '--folds' cv3.log"
+for own in data.kfold=4 data.fold=1 "train.out_dir=$WORK/elsewhere"; do
+    "$DF" cv "$cfg" --folds 3 --set "$own" --out "$WORK/cv-own" >cv6.log 2>&1
+    check "cv: --set $own (cv sets it for every fold) is refused (status 2), nothing made" \
+        bash -c "[ $? = 2 ] && grep -q -- \"--set ${own%%=*}=.*: cv sets ${own%%=*} itself\" cv6.log && [ ! -e '$WORK/cv-own' ]"
+done
 # more folds than samples: refused before any training, naming kfold and the count (a fold
 # would validate on nothing), on every rank alike
 mpi 2 "$DF" cv "$cfg" --folds 5 --out "$WORK/cv5" "${tiny[@]}" --set data.n=4 >cv4.log 2>&1
