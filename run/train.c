@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 // ---- configuration ------------------------------------------------------------------------
 
@@ -503,6 +504,28 @@ static void print_header(const Trainer *t) {
 
 static void grads_ready(void *arg, size_t final_from) { gradsync_ready(arg, final_from); }
 
+// A fresh run (not --resume) in a folder that holds an earlier run (its run.json): that run's
+// records go first, so that none of them is read as this run's -- a dcor.csv of a run with a
+// dCor report beside a run without one (compare, plot), its log, its checkpoint. Only the
+// records a run writes (docs/formats.md, "The run directory"); anything else stays. Rank 0.
+// Returns 1 when it removed some.
+static int clear_earlier_run(const Trainer *t) {
+    static const char *const records[] = { "run.json",     "config.ini",    "log.txt",  "checkpoint.h5",
+                                           "metrics.csv",  "metrics.jsonl", "metrics.json", "dcor.csv",
+                                           "dcor.json",    "plot.png",      NULL };
+    const char *dir = t->tc.out_dir;
+    char path[700];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    struct stat st;
+    if (t->args.resume || stat(path, &st) != 0) return 0;
+    for (int i = 0; records[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, records[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            df_die(DF_EXIT_INPUT, "%s: cannot remove the earlier run's %s: %s", dir, records[i], strerror(errno));
+    }
+    return 1;
+}
+
 static void setup(Trainer *t, const TrainArgs *args) {
     t->args = *args;
     setup_config(t);
@@ -516,7 +539,9 @@ static void setup(Trainer *t, const TrainArgs *args) {
         t->made_dir = stat(t->tc.out_dir, &st) != 0;
         if (mkdir_p(t->tc.out_dir) != 0)
             df_die(DF_EXIT_INPUT, "%s: cannot create out_dir '%s': %s", t->args.config, t->tc.out_dir, strerror(errno));
+        int cleared = !t->made_dir && clear_earlier_run(t);
         start_records(t);
+        if (cleared) printf("run directory %s held an earlier run: its records were removed first\n", t->tc.out_dir);
         print_header(t);
     }
     int max_local = t->net.ctx.max_batch;

@@ -69,6 +69,19 @@ check "resume refused: no checkpoint written" [ ! -e "$WORK/r3/checkpoint.h5" ]
     --resume "$WORK/r1/checkpoint.h5" >"$WORK/r4.log" 2>&1
 check "resume with more epochs, another lr and out_dir: runs" grep -q "^epoch 10/10 done" "$WORK/r4.log" || cat "$WORK/r4.log"
 
+# A fresh run into a folder that holds an earlier run: the earlier run's records go first (a
+# dcor.csv of a run with a dCor report would otherwise sit beside a run without one, read as
+# its by compare and plot); files that are not a run's records stay.
+tiny=(--set data.n=32 --set data.shape=8,8,8 --set train.epochs=1)
+"$DF" train "$cfg" "${tiny[@]}" --set train.dcor_layer=conv3 --set "train.out_dir=$WORK/again" >/dev/null 2>&1
+echo "my notes" >"$WORK/again/notes.txt"
+check "again: the first run has a dCor report" [ -s "$WORK/again/dcor.csv" ]
+"$DF" train "$cfg" "${tiny[@]}" --set "train.out_dir=$WORK/again" >"$WORK/again.log" 2>&1
+check "again: the second run says it removed the earlier run's records" grep -q "held an earlier run: its records were removed" "$WORK/again.log"
+check "again: no dcor.csv or dcor.json of the earlier run" eval '[ ! -e "$WORK/again/dcor.csv" ] && [ ! -e "$WORK/again/dcor.json" ]'
+check "again: log.txt holds this run alone" eval '[ "$(grep -c "^run directory:" "$WORK/again/log.txt")" = 1 ]'
+check "again: other files stay" grep -q "my notes" "$WORK/again/notes.txt"
+
 # predict at 1 and 2 ranks: same logits, in input order
 "$DF" predict "$cfg" --set data.shape=16,16,16 --checkpoint "$run/checkpoint.h5" --data "$WORK/d1/shard-00000.h5" \
     --out "$WORK/p1.h5" >/dev/null
