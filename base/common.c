@@ -332,3 +332,16 @@ int df_same_file(const char *a, const char *b) {
     if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
+
+void df_err_rename(DfError *err, const char *from, const char *to) {
+    size_t n = strlen(from), at = 0;
+    char *hit;
+    while (n && (hit = strstr(err->msg + at, from)) != NULL) {
+        char msg[sizeof err->msg];
+        size_t pre = (size_t)(hit - err->msg);
+        snprintf(msg, sizeof msg, "%.*s%s%s", (int)pre, err->msg, to, hit + n);
+        snprintf(err->msg, sizeof err->msg, "%s", msg);
+        at = pre + strlen(to);
+        if (at >= strlen(err->msg)) break;
+    }
+}

@@ -89,6 +89,10 @@ const char *df_write_reason(const char *path);
 char *df_read_text_file(const char *path, size_t *len, DfError *err);
 // A temporary name beside `path` for an atomic write: "<dir>/.<base>.tmp.<pid>". Caller frees.
 char *df_temp_name(const char *path);
+// Every occurrence of `from` (a temporary name) in err's message replaced by `to` (the name
+// the user gave): a failure while writing into a temporary file or folder is reported as
+// the output the user knows.
+void df_err_rename(DfError *err, const char *from, const char *to);
 // Whether a and b name one existing file (the same device and inode), however spelt: "./x",
 // "dir/../x", a symlink to it. 0 when either does not exist. Writers check an output path
 // against their inputs with it before any work (an output is renamed over its path).

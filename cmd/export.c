@@ -66,12 +66,9 @@ long export_to_folder(const char *out, const char *suffix, char *const *paths, i
         // folder is removed, as every writer here does, rather than kept under a name the user
         // never gave -- a half folder on a full disk would keep the disk full. The message names
         // the file as it would have been, DIR/<name>, not the temporary folder.
-        char msg[sizeof err.msg];
-        size_t n = strlen(tmp);
-        if (strncmp(err.msg, tmp, n) == 0 && err.msg[n] == '/') snprintf(msg, sizeof msg, "%s%s", out, err.msg + n);
-        else snprintf(msg, sizeof msg, "%s", err.msg);
+        df_err_rename(&err, tmp, out);
         output_folder_abandon(tmp);
-        df_die_collective(DF_EXIT_INPUT, "%s: %s", cmd, msg);
+        df_die_collective(DF_EXIT_INPUT, "%s: %s", cmd, err.msg);
     }
     double total = (double)written;
     dist_allreduce_sum_f64(&total, 1);

@@ -387,8 +387,8 @@ static const char *not_number_why(const char *s) {
 }
 
 // A column mixing numbers and words: which value to blame. The kind most of its rows hold is
-// taken as meant (numbers on a tie: a word in a numeric column -- a typo, a placeholder -- is
-// the usual slip), and the first value of the other kind is the odd one. *odd: its row; *other:
+// taken as meant (numbers on a tie: a word in a numeric column -- a typo, or "unknown"
+// where NA was meant -- is the usual slip), and the first value of the other kind is the odd one. *odd: its row; *other:
 // the first row of the majority kind, for the message. Returns 1 when the odd one is a word.
 static int odd_one(int n_num, int n_word, int first_num, int first_word, int *odd, int *other) {
     int word = n_num >= n_word;

@@ -695,21 +695,6 @@ static int make_out_dir(const PackConfig *cfg, char *tmp, size_t n, DfError *err
     return 0;
 }
 
-// The temporary directory's name in a message becomes OUT's: the user knows the directory
-// they named, not ours (a shard's write error names its file in the temporary directory).
-static void name_out(DfError *err, const char *tmp, const char *out) {
-    size_t n = strlen(tmp), from = 0;
-    char *at;
-    while (n && (at = strstr(err->msg + from, tmp)) != NULL) {
-        char msg[sizeof err->msg];
-        size_t pre = (size_t)(at - err->msg);
-        snprintf(msg, sizeof msg, "%.*s%s%s", (int)pre, err->msg, out, at + n);
-        snprintf(err->msg, sizeof err->msg, "%s", msg);
-        from = pre + strlen(out);
-        if (from >= strlen(err->msg)) break;
-    }
-}
-
 // Rank 0's cohort for rows [a, b): everything but the images and masks.
 static void shard_cohort(Cohort *c, const PackConfig *cfg, const Manifest *m, int a, int b, Shape shape) {
     cohort_alloc(c, b - a, shape, m->k);
@@ -855,7 +840,7 @@ int pack_run(const PackConfig *cfg, DfError *err) {
             char path[4200];
             snprintf(path, sizeof path, "%s/shard-%05d.h5", tmp, s);
             rc = shard_write(path, &c, err);
-            if (rc) name_out(err, tmp, cfg->out);
+            if (rc) df_err_rename(err, tmp, cfg->out);  // the user knows the directory they named, not ours
         }
         if (rank == 0) cohort_free(&c);
         if (dist_agree(rc, err)) goto fail;

@@ -304,7 +304,7 @@ static void test_disk_reads(void) {
         CU_ASSERT_EQUAL_FATAL(shard_write(tp(name), &p, &err), 0);
         cohort_free(&p);
     }
-    char text[1024];
+    char text[2048];  // three paths of up to 600 bytes in one source line
     snprintf(text, sizeof text, "[data]\nsource = %s\ncache = disk\nval_fraction = 0.2\n", tp("shards"));
     Dataset *disk = load(text);
     CU_ASSERT_PTR_NOT_NULL_FATAL(disk);
